@@ -1,0 +1,1 @@
+"""Collectors: the sources of the bus. See :mod:`collectbus.collectors.base`."""
