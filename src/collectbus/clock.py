@@ -108,6 +108,22 @@ class FakeClock:
                 self._sleepers.remove(monotonic_deadline_ns)
                 heapq.heapify(self._sleepers)
 
+    def wait_until_asleep(self, count: int = 1, timeout_s: float = 5.0) -> bool:
+        """Block (in real time) until ``count`` threads sleep on deadlines not reached yet.
+
+        Right after advance(), a thread whose deadline passed still counts in
+        sleepers() until it wakes up. This waits until such threads have done
+        their work and gone back to sleep, e.g. a scheduler that handled a tick.
+        """
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while sum(1 for d in self._sleepers if d > self._mono) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+            return True
+
     def wait_for_sleepers(self, count: int, timeout_s: float = 5.0) -> bool:
         """Block (in real time) until ``count`` threads sleep on this clock."""
         deadline = time.monotonic() + timeout_s

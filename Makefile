@@ -1,0 +1,39 @@
+# collectbus: two commands on a fresh machine.
+#   make run    install into .venv and collect host metrics into ./collectbus.db
+#   make test   install into .venv and run every test (SQLite and PostgreSQL)
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+RUN_ARGS ?= --duration 15s --interval 1s
+
+.PHONY: install run test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/collectbus run $(RUN_ARGS)
+	$(BIN)/collectbus host --since 5m
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python bench/host_sample.py
+	$(BIN)/python bench/bus_publish.py
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/chunk_size.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info .mypy_cache .ruff_cache .pytest_cache

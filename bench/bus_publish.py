@@ -1,0 +1,124 @@
+"""Budget: publishing one result costs <= 100 ns per subscriber (DESIGN.md).
+
+Anchor: a bare ``deque.append`` of the same object, timed in the same run the
+same way (a Python loop calling a bound method), so the ratio says how many
+"appends" a publish costs per subscriber.
+
+Three cases, for 1, 4 and 16 subscribers of one collector:
+
+- ``full``: pull subscribers nobody reads, queues full, so every publish goes
+  through the ``drop_oldest`` eviction and counts a drop;
+- ``room``: pull subscribers with room to spare (the plain append path);
+- ``draining``: callback subscribers whose threads drain the queues while the
+  publisher runs; this includes waking sleeping consumers and sharing the GIL
+  with them, so it is the cost a real publisher sees.
+
+Each case is timed in several rounds and the best round counts (the least
+disturbed by the rest of the machine). ``marginal`` is the cost of one more
+subscriber, from the 1 and 16 subscriber figures: the part of publish() that
+grows with the subscribers, without the fixed cost of the call and its lock.
+
+    python bench/bus_publish.py
+    python bench/bus_publish.py --check   # exit 1 when the marginal cost is over budget
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from collections import deque
+
+from collectbus.bus.cache import Result
+from collectbus.bus.fanout import Fanout
+from collectbus.clock import SystemClock
+from collectbus.records import CollectionEvent
+
+BUDGET_NS = 100.0
+SUBSCRIBERS = (1, 4, 16)
+
+
+def sample_result() -> Result:
+    event = CollectionEvent(source="bench", host="h", started_ns=0, duration_ns=0, status="ok")
+    return Result(collector="bench", seq=1, tick_ns=0, records=(), event=event)
+
+
+def anchor_ns(n: int, rounds: int) -> float:
+    item = sample_result()
+    best = float("inf")
+    for _ in range(rounds):
+        queue: deque[Result] = deque(maxlen=1000)
+        append = queue.append
+        t0 = time.perf_counter_ns()
+        for _ in range(n):
+            append(item)
+        best = min(best, (time.perf_counter_ns() - t0) / n)
+    return best
+
+
+def publish_ns(case: str, subscribers: int, n: int, rounds: int) -> float:
+    """Best ns per publish per subscriber over ``rounds``."""
+    item = sample_result()
+    best = float("inf")
+    for _ in range(rounds):
+        fanout = Fanout(SystemClock(), warn_interval_s=3600.0)
+        if case == "draining":
+            for i in range(subscribers):
+                fanout.subscribe(lambda r: None, name=f"s{i}", maxsize=1000)
+        else:
+            size = 1000 if case == "full" else n + 1
+            for i in range(subscribers):
+                fanout.subscribe(name=f"s{i}", maxsize=size)
+            if case == "full":
+                for _ in range(1000):
+                    fanout.publish(item)
+        publish = fanout.publish
+        t0 = time.perf_counter_ns()
+        for _ in range(n):
+            publish(item)
+        elapsed = time.perf_counter_ns() - t0
+        best = min(best, elapsed / n / subscribers)
+        if case == "full":
+            assert all(s.dropped == 1000 + n - 1000 for s in fanout.subscriptions())
+        for sub, drained in fanout.close_all():
+            if not drained.wait(30):
+                raise SystemExit(f"subscriber {sub.name} did not drain")
+    return best
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--publishes", type=int, default=50_000, help="per round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--check", action="store_true", help="exit 1 when over budget")
+    args = parser.parse_args()
+
+    anchor = anchor_ns(args.publishes, args.rounds)
+    print(f"anchor: bare deque.append        {anchor:7.1f} ns")
+    print(f"budget: {BUDGET_NS:.0f} ns per subscriber per publish")
+    print()
+    print(f"{'case':<10} {'subs':>4} {'ns/pub/sub':>11} {'x anchor':>9}  budget")
+    marginals = {}
+    for case in ("full", "room", "draining"):
+        figures = {}
+        for subs in SUBSCRIBERS:
+            ns = publish_ns(case, subs, args.publishes, args.rounds)
+            figures[subs] = ns
+            verdict = "ok" if ns <= BUDGET_NS else "OVER"
+            print(f"{case:<10} {subs:>4} {ns:11.1f} {ns / anchor:9.2f}  {verdict}")
+        first, last = SUBSCRIBERS[0], SUBSCRIBERS[-1]
+        marginal = (figures[last] * last - figures[first] * first) / (last - first)
+        marginals[case] = marginal
+        verdict = "ok" if marginal <= BUDGET_NS else "OVER"
+        print(f"{case:<10} {'marginal':>4} {marginal:7.1f} {marginal / anchor:9.2f}  {verdict}")
+    over = [case for case, ns in marginals.items() if ns > BUDGET_NS and case != "draining"]
+    if args.check and over:
+        print(f"over budget: {', '.join(over)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    threading.current_thread().name = "bench"
+    sys.exit(main())

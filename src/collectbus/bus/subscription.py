@@ -1,0 +1,189 @@
+"""A subscriber of the bus: its bounded queue, its policy, its counters.
+
+The producer side (publish, the policies, the routes) is in
+:mod:`collectbus.bus.fanout`; this is the consumer side. The state of a
+subscription belongs to its :class:`~collectbus.bus.fanout.Fanout` and is
+guarded by the fanout's one lock, which is also the lock of the Condition a
+consumer sleeps on when its queue is empty.
+
+A callback subscriber gets a named daemon thread of its own; a callback that
+raises is logged and counted, and the thread goes on with the next result. A
+pull subscriber (no callback) is read with :meth:`Subscription.get` or by
+iterating. Those reads wait in real time, like :meth:`queue.Queue.get`: they
+are the consumer's own waits, not bus scheduling.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Literal
+
+from collectbus.bus.cache import Result
+from collectbus.errors import BusError
+
+if TYPE_CHECKING:
+    from collectbus.bus.fanout import Fanout
+
+log = logging.getLogger("collectbus.bus")
+
+Policy = Literal["drop_oldest", "drop_newest", "latest", "block"]
+POLICIES: tuple[Policy, ...] = ("drop_oldest", "drop_newest", "latest", "block")
+
+Callback = Callable[[Result], None]
+
+
+class Subscription:
+    """One subscriber: its queue, its policy and its counters.
+
+    Made by :meth:`CollectionBus.subscribe`. With a callback, a thread of its
+    own delivers the results; without one, read them with :meth:`get` or
+    ``for result in subscription``.
+    """
+
+    def __init__(
+        self,
+        fanout: Fanout,
+        *,
+        name: str,
+        callback: Callback | None,
+        collectors: frozenset[str] | None,
+        every_ns: int | None,
+        maxsize: int,
+        policy: Policy,
+        block_timeout_ns: int,
+    ) -> None:
+        self.name = name
+        self.policy: Policy = policy
+        self.maxsize = 1 if policy == "latest" else maxsize
+        self.collectors = collectors
+        self.every_ns = every_ns
+        self.block_timeout_ns = block_timeout_ns
+        self._fanout = fanout
+        self._callback = callback
+        self._cond = threading.Condition(fanout.lock)
+        self._evicting = policy in ("drop_oldest", "latest")
+        self._queue: deque[Result] = deque(maxlen=self.maxsize if self._evicting else None)
+        self._dropped = 0
+        self._delivered = 0
+        self._errors = 0
+        self._sleeping = 0  # consumers waiting on _cond
+        self._blocked = 0  # publishers waiting for room (policy "block")
+        self._space = threading.Event()
+        self._period: int | None = None  # last ``every`` period delivered
+        self._warned_ns: int | None = None
+        self._warned_drops = 0
+        self._closed = False
+        self._abandoned = False
+        self._finished = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ----------------------------------------------------------- public
+
+    @property
+    def dropped(self) -> int:
+        """Results lost to the queue policy (exact)."""
+        return self._dropped
+
+    @property
+    def delivered(self) -> int:
+        """Results handed to the consumer."""
+        return self._delivered
+
+    @property
+    def errors(self) -> int:
+        """Times the callback raised."""
+        return self._errors
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Receive no more results; those already queued are still delivered."""
+        self._fanout.remove(self)
+
+    def get(self, timeout: float | None = None) -> Result | None:
+        """The next result, waiting up to ``timeout`` real seconds (None: forever).
+
+        Returns None on timeout, or once the subscription is closed and empty.
+        """
+        if self._callback is not None:
+            raise BusError(f"subscriber {self.name!r}: a callback subscription cannot be read")
+        return self._take(timeout)
+
+    def __iter__(self) -> Iterator[Result]:
+        while (result := self.get()) is not None:
+            yield result
+
+    def __repr__(self) -> str:
+        return f"<Subscription {self.name!r} {self.policy} queued={self.queued}>"
+
+    # ------------------------------------------------------ consumer side
+
+    def _take(self, timeout: float | None) -> Result | None:
+        give_up = None if timeout is None else time.monotonic() + timeout
+        fanout = self._fanout
+        with self._cond:
+            while True:
+                if self._abandoned:
+                    return None
+                if self._queue:
+                    result = self._queue.popleft()
+                    self._delivered += 1
+                    if self._blocked:
+                        self._space.set()
+                    return result
+                if self._closed:
+                    return None
+                wait = None
+                if give_up is not None:
+                    wait = give_up - time.monotonic()
+                    if wait <= 0:
+                        return None
+                self._sleeping += 1
+                fanout.asleep += 1
+                try:
+                    self._cond.wait(wait)
+                finally:
+                    self._sleeping -= 1
+                    fanout.asleep -= 1
+
+    def _deliver(self, callback: Callback) -> None:
+        """The callback thread: one result at a time, until closed and drained."""
+        try:
+            while (result := self._take(None)) is not None:
+                try:
+                    callback(result)
+                except Exception as exc:  # the subscriber's bug must not stop its thread
+                    self._errors += 1
+                    log.error(
+                        "subscriber %s: callback raised %s: %s (result %s #%d)",
+                        self.name,
+                        type(exc).__name__,
+                        exc,
+                        result.collector,
+                        result.seq,
+                    )
+                    log.debug("subscriber %s: callback traceback", self.name, exc_info=True)
+        finally:
+            self._finished.set()
+
+    def _start(self) -> None:
+        if self._callback is None:
+            self._finished.set()
+            return
+        self._thread = threading.Thread(
+            target=self._deliver,
+            args=(self._callback,),
+            name=f"collectbus-sub-{self.name}",
+            daemon=True,
+        )
+        self._thread.start()

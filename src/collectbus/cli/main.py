@@ -1,0 +1,112 @@
+"""The ``collectbus`` command.
+
+Exit codes:
+
+- 0: success;
+- 1: the work failed (a collector, the database, the daemon);
+- 2: bad usage or configuration;
+- 3: ``daemon status``/``stop``: no daemon is running.
+
+Every error is one line on standard error, ``collectbus: error: ...``, with a
+hint on the next line when there is one; ``-v`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from collectbus import __version__
+from collectbus.cli.context import CliContext
+from collectbus.errors import CollectBusError, ConfigError
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_NOT_RUNNING = 3
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="collectbus")
+@click.option(
+    "--config",
+    "config_path",
+    metavar="PATH",
+    envvar="COLLECTBUS_CONFIG",
+    help="Config file (default: ./collectbus.toml, then ~/.config/collectbus/, then /etc/collectbus/).",
+)
+@click.option(
+    "--db",
+    "db_url",
+    metavar="URL",
+    help="Database URL: sqlite:///collectbus.db (default) or postgresql://user@host/db.",
+)
+@click.option("--proc-root", metavar="DIR", help="Read /proc files from DIR instead of /proc.")
+@click.option("-v", "--verbose", count=True, help="More logging; -vv for debug.")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    config_path: str | None,
+    db_url: str | None,
+    proc_root: str | None,
+    verbose: int,
+) -> None:
+    """collectbus: collect telemetry once, keep its history, answer the questions.
+
+    \b
+    Quick start:
+      collectbus run --duration 30s      collect host metrics into ./collectbus.db
+      collectbus host --since 5m         CPU, memory, disk and network rates
+      collectbus daemon start            keep collecting in the background
+    """
+    ctx.obj = CliContext(
+        config_path=config_path, db_url=db_url, proc_root=proc_root, verbose=verbose
+    )
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(
+        level=level, format="collectbus: %(levelname)s: %(message)s", stream=sys.stderr
+    )
+
+
+def _register() -> None:
+    from collectbus.cli import daemon, db, host, run
+
+    cli.add_command(run.run)
+    cli.add_command(run.collect)
+    cli.add_command(host.host)
+    cli.add_command(daemon.daemon)
+    cli.add_command(db.db)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI and turn errors into one line and an exit code."""
+    verbose = "-v" in (argv or sys.argv) or "-vv" in (argv or sys.argv)
+    try:
+        cli.main(args=argv, prog_name="collectbus", standalone_mode=False)
+    except click.exceptions.Exit as err:
+        sys.exit(err.exit_code)
+    except click.Abort:
+        click.echo("collectbus: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except CollectBusError as err:
+        if verbose:
+            logging.getLogger("collectbus").exception("details")
+        click.echo(f"collectbus: error: {err}", err=True)
+        if err.hint:
+            click.echo(f"  hint: {err.hint}", err=True)
+        sys.exit(EXIT_USAGE if isinstance(err, ConfigError) else EXIT_FAILED)
+    except KeyboardInterrupt:
+        click.echo("collectbus: interrupted", err=True)
+        sys.exit(130)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

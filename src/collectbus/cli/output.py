@@ -1,0 +1,120 @@
+"""Rendering rows as a table, JSON or CSV, and parsing time windows."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import math
+import re
+import sys
+from collections.abc import Mapping, Sequence
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+FORMATS = ("table", "json", "csv")
+
+format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+
+Row = Mapping[str, object]
+
+_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d|w)$")
+_REL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_time(value: str, *, now_ns: int) -> int:
+    """Nanoseconds since the epoch from ``10m`` (ago), an ISO time, ``now`` or epoch seconds."""
+    text = value.strip()
+    if text == "now":
+        return now_ns
+    if m := _RELATIVE.match(text):
+        return now_ns - int(float(m.group(1)) * _REL_UNITS[m.group(2)] * 1e9)
+    try:
+        return int(float(text) * 1e9)
+    except ValueError:
+        pass
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a time; use e.g. 15m, 2h, 2026-11-24T10:00, or epoch seconds"
+        ) from None
+    if when.tzinfo is None:
+        when = when.astimezone()
+    return int(when.timestamp() * 1e9)
+
+
+def iso(ns: int | None) -> str:
+    """A local ISO time with seconds, for tables."""
+    if ns is None:
+        return ""
+    return dt.datetime.fromtimestamp(ns / 1e9).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ""
+        return f"{value:,.2f}" if abs(value) < 1e15 else f"{value:.3g}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def _json_value(value: object) -> object:
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    return value
+
+
+def render(
+    rows: Sequence[Row],
+    fmt: str,
+    *,
+    columns: Sequence[str] | None = None,
+    title: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    console: Console | None = None,
+) -> None:
+    """Print rows in the chosen format to standard output.
+
+    ``headers`` gives shorter column titles for the table; JSON and CSV keep
+    the column names, which are stable.
+    """
+    cols = list(columns) if columns is not None else (list(rows[0]) if rows else [])
+    if fmt == "json":
+        data = [{c: _json_value(r.get(c)) for c in cols} for r in rows]
+        click.echo(json.dumps(data, indent=2, default=str))
+    elif fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({c: _json_value(r.get(c)) for c in cols})
+        click.echo(buf.getvalue(), nl=False)
+    else:
+        table = Table(title=title, show_edge=False, header_style="bold")
+        for c in cols:
+            table.add_column((headers or {}).get(c, c), justify="right" if rows and _numeric(rows[0].get(c)) else "left")
+        for r in rows:
+            table.add_row(*(_cell(r.get(c)) for c in cols))
+        if console is None:
+            # Piped output is read by people too (less, a log): never squeeze it to 80 columns.
+            console = Console(width=None if sys.stdout.isatty() else 200)
+        console.print(table)
+
+
+def _numeric(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -1,0 +1,168 @@
+"""``collectbus run`` (collect in the foreground) and ``collectbus collect`` (one sample now)."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from collectbus import codec
+from collectbus.cli.context import CliContext, pass_cli
+from collectbus.cli.output import FORMATS, render
+from collectbus.collectors.base import CollectContext
+from collectbus.collectors.host.collector import HostCollector
+from collectbus.config import parse_duration
+from collectbus.daemon import Pipeline, Summary
+from collectbus.errors import CollectError
+from collectbus.procfields import MEMINFO_COLUMNS
+from collectbus.records import HostSample
+
+
+def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
+
+
+@click.command()
+@click.option(
+    "--duration",
+    callback=_duration,
+    metavar="TIME",
+    help="Stop after TIME (30s, 5m); default: until Ctrl-C.",
+)
+@click.option(
+    "--interval",
+    callback=_duration,
+    metavar="TIME",
+    help="Host sample interval (default: its tier's, 10s).",
+)
+@click.option("--db", "db_url", metavar="URL", help="Database URL (overrides the global --db).")
+@pass_cli
+def run(
+    cli: CliContext, duration: float | None, interval: float | None, db_url: str | None
+) -> None:
+    """Collect in the foreground into the store, then print a summary."""
+    if db_url:
+        cli.db_url = db_url
+    config = cli.config()
+    pipeline = Pipeline(config, interval_s=interval)
+    stop = threading.Event()
+    err_console = Console(stderr=True)
+    click.echo(f"collecting into {pipeline.store.url}; Ctrl-C to stop", err=True)
+    try:
+        if duration is not None and err_console.is_terminal:
+            summary = _run_with_progress(pipeline, stop, duration, err_console)
+        else:
+            summary = pipeline.run(stop, duration)
+    except KeyboardInterrupt:
+        stop.set()
+        summary = pipeline.summary()
+    _print_summary(summary)
+    if summary.failed_writes:
+        sys.exit(1)
+
+
+def _run_with_progress(
+    pipeline: Pipeline, stop: threading.Event, duration: float, console: Console
+) -> Summary:
+    pipeline.start()
+    try:
+        with Progress(
+            TextColumn("collecting"),
+            BarColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("run", total=duration)
+            start = time.monotonic()
+            while not stop.wait(0.2):
+                elapsed = time.monotonic() - start
+                bar.update(task, completed=min(elapsed, duration))
+                if elapsed >= duration:
+                    break
+    finally:
+        pipeline.stop()
+    return pipeline.summary()
+
+
+def _print_summary(summary: Summary) -> None:
+    rows: list[dict[str, object]] = [
+        {"": "duration", "value": f"{summary.duration_s:.1f} s"},
+        {"": "collections stored", "value": summary.collections},
+        {"": "samples stored", "value": summary.samples},
+        {"": "collector errors", "value": summary.errors},
+        {"": "ticks skipped", "value": summary.skips},
+        {"": "results dropped", "value": summary.drops},
+        {"": "failed writes", "value": summary.failed_writes},
+        {"": "database", "value": summary.database},
+    ]
+    render(rows, "table", title="collectbus run")
+    click.echo("next: collectbus host --since 10m", err=True)
+
+
+@click.group()
+def collect() -> None:
+    """Collect one sample now and print it (nothing is stored)."""
+
+
+@collect.command("host")
+@click.option("--format", "fmt", type=click.Choice(FORMATS[:2]), default="table", show_default=True)
+@pass_cli
+def collect_host(cli: CliContext, fmt: str) -> None:
+    """Read /proc once and print the sample."""
+    config = cli.config()
+    collector = HostCollector(proc_root=config.collectors.host.proc_root)
+    ctx = CollectContext(host=config.host)
+    try:
+        (sample,) = collector.collect(ctx)
+    finally:
+        collector.close()
+    if not isinstance(sample, HostSample):
+        raise CollectError("host", "the host collector returned no sample")
+    for problem in ctx.problems:
+        click.echo(f"collectbus: warning: {problem}", err=True)
+    if fmt == "json":
+        click.echo(codec.dumps_json(sample))
+        return
+    render(_sample_rows(sample), "table", title=f"host sample: {sample.host}")
+
+
+def _sample_rows(sample: HostSample) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+
+    def add(section: str, name: str, value: object) -> None:
+        rows.append({"source": section, "metric": name, "value": value})
+
+    for cpu in sample.cpu:
+        total = sum(cpu[1:9])
+        label = "cpu" if cpu.cpu < 0 else f"cpu{cpu.cpu}"
+        add("stat", f"{label} busy ticks", total - cpu.idle - cpu.iowait)
+        add("stat", f"{label} total ticks", total)
+    if sample.mem is not None:
+        mem = dict(zip(MEMINFO_COLUMNS, sample.mem, strict=True))
+        for key in ("mem_total_bytes", "mem_available_bytes", "cached_bytes", "swap_free_bytes"):
+            add("meminfo", key, mem.get(key))
+    for disk in sample.disk:
+        add("diskstats", f"{disk.device} read bytes", disk.read_sectors * 512)
+        add("diskstats", f"{disk.device} written bytes", disk.write_sectors * 512)
+    for net in sample.net:
+        add("net/dev", f"{net.iface} rx bytes", net.rx_bytes)
+        add("net/dev", f"{net.iface} tx bytes", net.tx_bytes)
+    if sample.load is not None:
+        add(
+            "loadavg",
+            "load 1/5/15",
+            f"{sample.load.load1} {sample.load.load5} {sample.load.load15}",
+        )
+    for error in sample.errors:
+        add("error", "", error)
+    return rows

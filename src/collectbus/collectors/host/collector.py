@@ -1,0 +1,194 @@
+"""The Linux host collector: one :class:`~collectbus.records.HostSample` per collection.
+
+It reads six files under a procfs root: ``stat``, ``meminfo``, ``vmstat``,
+``diskstats``, ``net/dev`` and ``loadavg``. The files stay open between
+collections and are read with ``os.pread`` from offset 0, which makes the
+kernel generate them afresh; the read buffer is sized to the file and doubled
+when a read fills it. Parsing goes through the cached layouts of
+:mod:`.layouts` and :mod:`.keyvalues`, which give the same records as the pure parsers of
+:mod:`.parse`.
+
+A file that cannot be read or parsed is reported to the context, named in the
+sample's ``errors``, and left empty in the sample; the other files are still
+collected. Only when every file fails does ``collect`` raise.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Callable
+from contextlib import suppress
+from functools import partial
+from typing import TypeVar
+
+from collectbus.collectors.base import CollectContext
+from collectbus.collectors.host.keyvalues import MeminfoParser, VmstatParser
+from collectbus.collectors.host.layouts import DiskstatsParser, NetDevParser, StatParser
+from collectbus.collectors.host.parse import parse_loadavg
+from collectbus.errors import CollectError
+from collectbus.records import HostSample
+
+__all__ = ["SOURCES", "HostCollector", "ProcFile"]
+
+T = TypeVar("T")
+
+#: The files a sample is read from, relative to the procfs root.
+SOURCES = ("stat", "meminfo", "vmstat", "diskstats", "net/dev", "loadavg")
+
+# A descriptor that went stale is opened again once: EBADF (closed under us),
+# ESTALE and ENODEV (procfs or the mount behind it went away and came back).
+_REOPEN_ERRNOS = frozenset({errno.EBADF, errno.ESTALE, errno.ENODEV})
+
+# One page: enough for loadavg and for stat, meminfo and net/dev of a small
+# host. A larger buffer than the file costs time on every read (a 128 KiB one
+# makes loadavg 10x slower), so a buffer grows only when a read fills it.
+_FIRST_BUFFER = 4096
+
+
+class ProcFile:
+    """One /proc file, kept open and re-read from offset 0 with ``os.pread``."""
+
+    __slots__ = ("_fd", "_size", "path")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fd = -1
+        self._size = _FIRST_BUFFER
+
+    def read(self) -> bytes:
+        """The whole file as the kernel generates it now; CollectError if unreadable."""
+        try:
+            fd = self._fd if self._fd >= 0 else self._open()
+            try:
+                data = os.pread(fd, self._size, 0)
+            except OSError as err:
+                if err.errno not in _REOPEN_ERRNOS:
+                    raise
+                self._fd = -1
+                if err.errno != errno.EBADF:
+                    # Closed, not just dropped: with EBADF the number may
+                    # already belong to another file of this process.
+                    with suppress(OSError):
+                        os.close(fd)
+                fd = self._open()
+                data = os.pread(fd, self._size, 0)
+            # A read that fills the buffer may have been cut short: read the
+            # whole file again with twice the buffer, so that it stays one read
+            # of one consistent snapshot.
+            while len(data) >= self._size:
+                self._size *= 2
+                data = os.pread(fd, self._size, 0)
+        except OSError as err:
+            raise CollectError(self.path, f"cannot read: {err.strerror or err}") from err
+        return data
+
+    def fileno(self) -> int:
+        """The open descriptor, or -1 before the first read and after close()."""
+        return self._fd
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def _open(self) -> int:
+        self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        return self._fd
+
+
+class HostCollector:
+    """Collects stat, meminfo, vmstat, diskstats, net/dev and loadavg of one host.
+
+    ``proc_root`` is the procfs to read (the config key ``proc_root``; a
+    fixture tree in tests, ``/host/proc`` in a container). ``host`` overrides
+    the host name the bus gives in the context.
+    """
+
+    name = "host"
+
+    def __init__(
+        self, proc_root: str | os.PathLike[str] = "/proc", host: str | None = None
+    ) -> None:
+        self.proc_root = os.fspath(proc_root)
+        self.host = host
+        paths = [os.path.join(self.proc_root, source) for source in SOURCES]
+        self._files = [ProcFile(path) for path in paths]
+        self._stat = StatParser(paths[0])
+        self._meminfo = MeminfoParser(paths[1])
+        self._vmstat = VmstatParser(paths[2])
+        self._diskstats = DiskstatsParser(paths[3])
+        self._net_dev = NetDevParser(paths[4])
+        self._loadavg = partial(parse_loadavg, source=paths[5])
+        self._unknown_keys: dict[str, tuple[str, ...]] = {}
+
+    @property
+    def unknown_keys(self) -> dict[str, tuple[str, ...]]:
+        """Keys of meminfo and vmstat, at the last collection, that no column knows."""
+        return dict(self._unknown_keys)
+
+    @property
+    def full_parses(self) -> dict[str, int]:
+        """Reads per file that took the pure parser rather than a learnt layout.
+
+        One per file after the first collection; each later one is a layout
+        change (hot-plug) or a file the fast path cannot describe.
+        """
+        return {
+            "stat": self._stat.full_parses,
+            "meminfo": self._meminfo.full_parses,
+            "vmstat": self._vmstat.full_parses,
+            "diskstats": self._diskstats.full_parses,
+            "net/dev": self._net_dev.full_parses,
+        }
+
+    def collect(self, ctx: CollectContext) -> list[HostSample]:
+        """Read the six files once; return exactly one sample."""
+        time_ns = ctx.clock.time_ns()
+        errors: list[str] = []
+        stat_file, mem_file, vm_file, disk_file, net_file, load_file = self._files
+        stat = _read(stat_file, self._stat.parse, ctx, errors)
+        mem = _read(mem_file, self._meminfo.parse, ctx, errors)
+        vm = _read(vm_file, self._vmstat.parse, ctx, errors)
+        disk = _read(disk_file, self._diskstats.parse, ctx, errors)
+        net = _read(net_file, self._net_dev.parse, ctx, errors)
+        load = _read(load_file, self._loadavg, ctx, errors)
+        if len(errors) == len(SOURCES):
+            raise CollectError(
+                self.proc_root, f"none of the {len(SOURCES)} files could be read; {errors[0]}"
+            )
+        if mem is not None:
+            self._unknown_keys["meminfo"] = mem.unknown_keys
+        if vm is not None:
+            self._unknown_keys["vmstat"] = vm.unknown_keys
+        return [
+            HostSample(
+                host=self.host or ctx.host,
+                time_ns=time_ns,
+                cpu=stat[0] if stat is not None else (),
+                stat=stat[1] if stat is not None else None,
+                mem=mem.values if mem is not None else None,
+                vmstat=vm.values if vm is not None else None,
+                disk=disk or (),
+                net=net or (),
+                load=load,
+                errors=tuple(errors),
+            )
+        ]
+
+    def close(self) -> None:
+        """Close the open files; a later collect opens them again."""
+        for file in self._files:
+            file.close()
+
+
+def _read(
+    file: ProcFile, parse: Callable[[bytes], T], ctx: CollectContext, errors: list[str]
+) -> T | None:
+    """Read and parse one file; a failure is reported and gives None."""
+    try:
+        return parse(file.read())
+    except CollectError as err:
+        ctx.report(err)
+        errors.append(str(err))
+        return None

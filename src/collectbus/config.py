@@ -1,0 +1,240 @@
+"""Configuration: one TOML file, validated at start-up, with overrides.
+
+Where each setting comes from, highest first:
+
+1. command-line flags (``--db``, ``--proc-root``, ``--interval``, ...);
+2. environment variables (:data:`ENV_OVERRIDES`, e.g. ``COLLECTBUS_DB_URL``);
+3. the config file: ``--config PATH``, else ``$COLLECTBUS_CONFIG``, else the
+   first that exists of ``./collectbus.toml``, ``$XDG_CONFIG_HOME/collectbus/collectbus.toml``
+   (``~/.config/...``) and ``/etc/collectbus/collectbus.toml``;
+4. the defaults below.
+
+Only one file is read: the first found. Unknown keys are errors, and every
+error names the file and the dotted key. Durations are seconds, or strings
+such as ``"500ms"``, ``"10s"``, ``"5m"``, ``"1h"``, ``"7d"``.
+
+Secrets never come from the command line: a database password is read from
+``$COLLECTBUS_DB_PASSWORD`` or from the file named by ``store.password_file``
+and put into the URL in memory only; :func:`mask_url` hides it in every log.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from collectbus.errors import ConfigError
+
+DEFAULT_DB_URL = "sqlite:///collectbus.db"
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from a number or a string like ``"10s"``; raises ValueError."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or a string like '10s'")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION.match(value)):
+        seconds = float(m.group(1)) * _UNITS[m.group(2) or "s"]
+    else:
+        raise ValueError(f"{value!r} is not a duration (examples: 10, '500ms', '10s', '5m', '1h')")
+    if seconds <= 0:
+        raise ValueError("a duration must be positive")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BusConfig(_Section):
+    #: Interval of each tier, in seconds.
+    tiers: dict[str, Duration] = Field(
+        default_factory=lambda: {"inventory": 300.0, "system": 10.0, "fast": 1.0}
+    )
+    #: Each tick starts up to ``jitter`` x interval late, at random, so that
+    #: many hosts do not read and write in the same instant.
+    jitter: float = Field(default=0.0, ge=0.0, lt=1.0)
+    workers: int = Field(default=4, ge=1, le=64)
+    stop_deadline: Duration = 5.0
+
+
+class HostConfig(_Section):
+    enabled: bool = True
+    proc_root: str = "/proc"
+    tier: str = "system"
+    interval: Duration | None = None
+    timeout: Duration = 5.0
+
+
+class CollectorsConfig(_Section):
+    host: HostConfig = Field(default_factory=HostConfig)
+
+
+class StoreConfig(_Section):
+    url: str = DEFAULT_DB_URL
+    password_file: str | None = None
+    #: Samples older than this are compacted into chunks.
+    compact_after: Duration = 3600.0
+    #: How often the daemon runs compaction.
+    compact_every: Duration = 600.0
+    #: Bounded queue between the bus and the database writer.
+    queue_size: int = Field(default=10_000, ge=1)
+
+
+class DaemonConfig(_Section):
+    pid_file: str = "collectbus.pid"
+    log_file: str = "collectbus.log"
+
+
+class Config(_Section):
+    #: The name this host's records carry; the system host name by default.
+    host: str = Field(default_factory=socket.gethostname)
+    bus: BusConfig = Field(default_factory=BusConfig)
+    collectors: CollectorsConfig = Field(default_factory=CollectorsConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+
+    #: Where the settings came from, for ``collectbus config``-style reports.
+    source: str = "configuration"
+
+
+#: Environment variables and the dotted key each overrides.
+ENV_OVERRIDES: dict[str, str] = {
+    "COLLECTBUS_DB_URL": "store.url",
+    "COLLECTBUS_HOST": "host",
+    "COLLECTBUS_PROC_ROOT": "collectors.host.proc_root",
+    "COLLECTBUS_PID_FILE": "daemon.pid_file",
+    "COLLECTBUS_LOG_FILE": "daemon.log_file",
+}
+
+
+def candidate_files(env: Mapping[str, str]) -> list[Path]:
+    """The config files looked for, in order, when none is named."""
+    xdg = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return [
+        Path("collectbus.toml"),
+        Path(xdg) / "collectbus" / "collectbus.toml",
+        Path("/etc/collectbus/collectbus.toml"),
+    ]
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: object) -> None:
+    *parents, leaf = dotted.split(".")
+    node = data
+    for key in parents:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{dotted}: {key} must be a table")
+        node = child
+    node[leaf] = value
+
+
+def _format_validation(source: str, err: ValidationError) -> ConfigError:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return ConfigError(
+        f"{source}: {key}: {msg}{more}", hint="see the Configuration section of the README"
+    )
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    overrides: Mapping[str, object] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Config:
+    """Read, merge and validate the configuration.
+
+    ``overrides`` maps dotted keys to values from command-line flags; None
+    values are ignored, so a flag that was not given changes nothing.
+    """
+    env = os.environ if env is None else env
+    data: dict[str, Any] = {}
+    source = "configuration"
+    named = path or env.get("COLLECTBUS_CONFIG")
+    files = [Path(named)] if named else candidate_files(env)
+    for file in files:
+        if named or file.is_file():
+            try:
+                with file.open("rb") as fh:
+                    data = tomllib.load(fh)
+            except FileNotFoundError as err:
+                raise ConfigError(f"{file}: config file not found") from err
+            except OSError as err:
+                raise ConfigError(f"{file}: cannot read: {err.strerror}") from err
+            except tomllib.TOMLDecodeError as err:
+                raise ConfigError(f"{file}: invalid TOML: {err}") from err
+            source = str(file)
+            break
+    for var, dotted in ENV_OVERRIDES.items():
+        if env.get(var):
+            _set_dotted(data, dotted, env[var])
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(data, dotted, value)
+    data["source"] = source
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as err:
+        raise _format_validation(source, err) from err
+    _check_url(config.store.url, source)
+    return config
+
+
+def _check_url(url: str, source: str) -> None:
+    try:
+        parsed = make_url(url)
+    except ArgumentError as err:
+        raise ConfigError(
+            f"{source}: store.url: {mask_url(url)!r} is not a database URL",
+            hint="use sqlite:///path.db or postgresql://user@host/db",
+        ) from err
+    if parsed.password:
+        raise ConfigError(
+            f"{source}: store.url: a password in the URL would end up in logs and process lists",
+            hint="set COLLECTBUS_DB_PASSWORD or store.password_file instead",
+        )
+
+
+def database_url(config: Config, env: Mapping[str, str] | None = None) -> str:
+    """The store URL with its password filled in from the environment or a file."""
+    env = os.environ if env is None else env
+    password = env.get("COLLECTBUS_DB_PASSWORD")
+    if password is None and config.store.password_file:
+        try:
+            password = Path(config.store.password_file).read_text().strip()
+        except OSError as err:
+            raise ConfigError(
+                f"store.password_file: cannot read {config.store.password_file}: {err.strerror}"
+            ) from err
+    if not password:
+        return config.store.url
+    return make_url(config.store.url).set(password=password).render_as_string(hide_password=False)
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password replaced by ``***``."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return re.sub(r"://([^:/@]*):[^@]*@", r"://\1:***@", url)

@@ -1,0 +1,372 @@
+"""The store: SQLite or PostgreSQL, chosen by URL alone.
+
+``open(url)`` returns a :class:`Store`. A plain ``postgresql://`` URL uses
+psycopg 3; SQLite gets WAL, ``synchronous=NORMAL``, a busy timeout and foreign
+keys on every connection. Every database error leaves as a
+:class:`~collectbus.errors.StoreError` (or :class:`~collectbus.errors.SchemaError`)
+whose one-line message names the database, password masked.
+
+Transactions: one per :meth:`Store.write` call (one collection cycle). Write
+transactions on SQLite begin with ``BEGIN IMMEDIATE``, so a transaction that
+reads before it writes cannot fail half way on a lock upgrade. Reads that
+merge two tables run in one snapshot (``REPEATABLE READ`` on PostgreSQL; a
+read transaction is a snapshot in SQLite's WAL mode), so a concurrent
+compaction is seen either entirely or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
+
+import numpy.typing as npt
+from sqlalchemy import (
+    Connection,
+    Engine,
+    case,
+    create_engine,
+    event,
+    func,
+    insert,
+    inspect,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, make_url
+
+from collectbus.clock import Clock, SystemClock
+from collectbus.errors import StoreError
+from collectbus.records import CollectionEvent, HostSample, Record
+from collectbus.store.compact import CompactStats, compact_hour, hour_cutoff, pending
+from collectbus.store.dberrors import mapped_errors
+from collectbus.store.hostsamples import insert_rows, read_host, sample_rows
+from collectbus.store.migrate import current_revision, head_revision, upgrade
+from collectbus.store.schema import COUNTED_TABLES, WIDE_TABLES, collection_log, hosts, metadata
+
+DEFAULT_URL = "sqlite:///collectbus.db"
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+DEFAULT_COMPACT_AFTER_S = 3600.0
+
+
+def _parse(url: str) -> URL:
+    try:
+        parsed = make_url(url)
+    except (sa_exc.ArgumentError, ValueError) as err:
+        raise StoreError(
+            f"invalid database URL: {err}", hint="e.g. sqlite:///collectbus.db"
+        ) from err
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by ``***``."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (sa_exc.ArgumentError, ValueError):  # shown without its credentials
+        return url.split("@")[-1]
+
+
+def make_engine(url: str) -> Engine:
+    """A SQLAlchemy engine for ``url``, with collectbus's per-connection settings."""
+    parsed = _parse(url)
+    shown = parsed.render_as_string(hide_password=True)
+    backend = parsed.get_backend_name()
+    if backend == "postgresql" and parsed.get_driver_name() != "psycopg":
+        raise StoreError(
+            f"{shown}: only the psycopg 3 driver is supported",
+            hint="use postgresql:// or postgresql+psycopg://",
+        )
+    if backend not in ("sqlite", "postgresql"):
+        raise StoreError(f"{shown}: unsupported database", hint="use sqlite:// or postgresql://")
+    with mapped_errors(shown, "open"):
+        if backend == "postgresql":
+            return create_engine(parsed, pool_pre_ping=True)
+        engine = create_engine(parsed)
+    event.listen(engine, "connect", _sqlite_connect)
+    event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # SQLAlchemy emits BEGIN itself (_sqlite_begin); sqlite3's own implicit
+    # transactions would otherwise begin late and commit before DDL.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    mode = conn.get_execution_options().get("collectbus_begin", "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+class Store:
+    """Host samples and collection events in SQLite or PostgreSQL."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        compact_after_s: float = DEFAULT_COMPACT_AFTER_S,
+        clock: Clock | None = None,
+        use_copy: bool = True,
+    ) -> None:
+        self._engine = engine
+        self._url = engine.url.render_as_string(hide_password=True)
+        self._clock = clock or SystemClock()
+        self.compact_after_s = compact_after_s
+        #: PostgreSQL bulk path: COPY (True) or executemany (False, a benchmark anchor).
+        self.use_copy = use_copy
+        self._host_ids: dict[str, int] = {}
+
+    # ------------------------------------------------------------ basics
+
+    @property
+    def url(self) -> str:
+        """The database URL, password masked."""
+        return self._url
+
+    @property
+    def dialect(self) -> Literal["sqlite", "postgresql"]:
+        return "postgresql" if self._engine.dialect.name == "postgresql" else "sqlite"
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine, for plain SQL on the same database."""
+        return self._engine
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self, action: str, *, write: bool) -> Iterator[Connection]:
+        with mapped_errors(self._url, action), self._engine.connect() as conn:
+            if write and self.dialect == "sqlite":
+                conn.execution_options(collectbus_begin="IMMEDIATE")
+            if not write and self.dialect == "postgresql":
+                conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield conn
+
+    # ------------------------------------------------------------ schema
+
+    def migrate(self) -> None:
+        """Upgrade the schema to the newest revision (creating it if missing)."""
+        with self._transaction("migrate", write=True) as conn:
+            upgrade(conn)
+
+    def init(self) -> None:
+        """Create the schema; running it again is harmless (same as :meth:`migrate`)."""
+        self.migrate()
+
+    def status(self) -> dict[str, object]:
+        """Schema revision, the package's head revision and row counts per table."""
+        with self._transaction("status", write=False) as conn:
+            revision = current_revision(conn)
+            present = set(inspect(conn).get_table_names())
+            counts = {
+                name: conn.execute(
+                    select(func.count()).select_from(metadata.tables[name])
+                ).scalar_one()
+                for name in COUNTED_TABLES
+                if name in present
+            }
+        head = head_revision()
+        return {
+            "url": self._url,
+            "dialect": self.dialect,
+            "revision": revision,
+            "head": head,
+            "up_to_date": revision == head,
+            "tables": counts,
+        }
+
+    # ------------------------------------------------------------ writing
+
+    def write(self, records: Iterable[Record]) -> int:
+        """Store one collection cycle in one transaction; return the records stored.
+
+        HostSamples go to the wide tables and CollectionEvents to
+        ``collection_log``. If anything fails, nothing of the cycle is stored.
+        """
+        samples: list[HostSample] = []
+        events: list[CollectionEvent] = []
+        for record in records:
+            if isinstance(record, HostSample):
+                samples.append(record)
+            elif isinstance(record, CollectionEvent):
+                events.append(record)
+            else:
+                raise TypeError(f"the store cannot write {type(record).__name__}")
+        if not samples and not events:
+            return 0
+        with self._transaction("write", write=True) as conn:
+            host_ids = self._upsert_hosts(conn, samples)
+            copy = self.use_copy and self.dialect == "postgresql"
+            for table, rows in sample_rows(samples, host_ids).items():
+                insert_rows(conn, WIDE_TABLES[table], rows, copy=copy)
+            if events:
+                conn.execute(insert(collection_log), [_event_row(e) for e in events])
+        # Cached only once committed: a rolled-back insert leaves no stale id.
+        self._host_ids.update(host_ids)
+        return len(samples) + len(events)
+
+    def _upsert_hosts(self, conn: Connection, samples: list[HostSample]) -> dict[str, int]:
+        spans: dict[str, tuple[int, int]] = {}
+        for s in samples:
+            first, last = spans.get(s.host, (s.time_ns, s.time_ns))
+            spans[s.host] = (min(first, s.time_ns), max(last, s.time_ns))
+        ids: dict[str, int] = {}
+        c = hosts.c
+        for name, (first, last) in spans.items():
+            known = self._host_ids.get(name)
+            if known is not None:
+                conn.execute(
+                    update(hosts)
+                    .where(c.id == known, or_(c.first_seen_ns > first, c.last_seen_ns < last))
+                    .values(
+                        first_seen_ns=case((c.first_seen_ns > first, first), else_=c.first_seen_ns),
+                        last_seen_ns=case((c.last_seen_ns < last, last), else_=c.last_seen_ns),
+                    )
+                )
+                ids[name] = known
+                continue
+            dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+            stmt = dialect_insert(hosts).values(name=name, first_seen_ns=first, last_seen_ns=last)
+            new = stmt.excluded
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[c.name],
+                set_={
+                    "first_seen_ns": case(
+                        (c.first_seen_ns > new.first_seen_ns, new.first_seen_ns),
+                        else_=c.first_seen_ns,
+                    ),
+                    "last_seen_ns": case(
+                        (c.last_seen_ns < new.last_seen_ns, new.last_seen_ns),
+                        else_=c.last_seen_ns,
+                    ),
+                },
+            )
+            ids[name] = conn.execute(stmt.returning(c.id)).scalar_one()
+        return ids
+
+    # ------------------------------------------------------------ compaction
+
+    def compact(
+        self, *, now_ns: int | None = None, older_than_s: float | None = None
+    ) -> CompactStats:
+        """Move whole hours older than ``older_than_s`` (default: ``compact_after_s``)
+        into chunks; see :mod:`collectbus.store.compact`."""
+        now = self._clock.time_ns() if now_ns is None else now_ns
+        cutoff = hour_cutoff(now, self.compact_after_s if older_than_s is None else older_than_s)
+        stats = CompactStats(cutoff_ns=cutoff)
+        for wide in WIDE_TABLES.values():
+            with self._transaction("compact", write=False) as conn:
+                hours = pending(conn, wide, cutoff)
+            for host_id, hour_ns in hours:
+                with self._transaction(f"compact {wide.name}", write=True) as conn:
+                    stats += compact_hour(conn, wide, host_id, hour_ns)
+        return stats
+
+    # ------------------------------------------------------------ reading
+
+    def read_host(
+        self,
+        table: str,
+        *,
+        host: str | None = None,
+        since_ns: int | None = None,
+        until_ns: int | None = None,
+    ) -> dict[str, npt.NDArray[Any]]:
+        """One wide table's rows, recent and compacted, for ``since_ns <= time_ns < until_ns``.
+
+        ``table`` is ``host_cpu``, ``host_stat``, ``host_mem``, ``host_vmstat``,
+        ``host_disk``, ``host_net`` or ``host_load`` (the ``host_`` may be left
+        out). The columns are ``host``, ``time_ns``, the device key if any and
+        the values, sorted by host, device and time; nullable columns are
+        ``numpy.ma.MaskedArray``.
+        """
+        name = table if table.startswith("host_") else f"host_{table}"
+        wide = WIDE_TABLES.get(name)
+        if wide is None:
+            raise ValueError(f"unknown host table {table!r}; one of {', '.join(WIDE_TABLES)}")
+        with self._transaction(f"read {name}", write=False) as conn:
+            return read_host(conn, wide, host=host, since_ns=since_ns, until_ns=until_ns)
+
+    def hosts(self) -> list[dict[str, object]]:
+        """Every known host: ``id``, ``name``, ``first_seen_ns``, ``last_seen_ns``."""
+        with self._transaction("read hosts", write=False) as conn:
+            rows = conn.execute(select(hosts).order_by(hosts.c.name)).mappings().all()
+        return [dict(row) for row in rows]
+
+    def collection_log(
+        self, *, since_ns: int | None = None, limit: int | None = None
+    ) -> list[dict[str, object]]:
+        """Collections started at or after ``since_ns``, oldest first; the newest
+        ``limit`` of them if a limit is given."""
+        c = collection_log.c
+        query = select(collection_log).order_by(c.started_ns.desc(), c.id.desc())
+        if since_ns is not None:
+            query = query.where(c.started_ns >= since_ns)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._transaction("read collection_log", write=False) as conn:
+            rows = conn.execute(query).mappings().all()
+        return [dict(row) for row in reversed(rows)]
+
+
+def _event_row(event: CollectionEvent) -> dict[str, object]:
+    return {
+        "source": event.source,
+        "host": event.host,
+        "started_ns": event.started_ns,
+        "duration_ns": event.duration_ns,
+        "status": event.status,
+        "records": event.records,
+        "error": event.error,
+        "stale": event.stale,
+    }
+
+
+def open(
+    url: str | None = None,
+    *,
+    migrate: bool = True,
+    compact_after_s: float = DEFAULT_COMPACT_AFTER_S,
+    clock: Clock | None = None,
+    use_copy: bool = True,
+) -> Store:
+    """Open the store at ``url`` (default ``sqlite:///collectbus.db``, relative to
+    the working directory) and, unless ``migrate=False``, bring its schema to the
+    newest revision."""
+    engine = make_engine(url or DEFAULT_URL)
+    store = Store(engine, compact_after_s=compact_after_s, clock=clock, use_copy=use_copy)
+    try:
+        if migrate:
+            store.migrate()
+        else:
+            with store._transaction("connect", write=False) as conn:
+                conn.exec_driver_sql("SELECT 1")
+    except BaseException:
+        store.close()
+        raise
+    return store

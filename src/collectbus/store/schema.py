@@ -1,0 +1,171 @@
+"""The store's tables, as SQLAlchemy Core ``Table`` objects.
+
+Host samples live in two layers (DESIGN.md, "Store"):
+
+- **wide tables**, one per /proc source, whose columns are the fields of the
+  matching row type in :mod:`collectbus.records` (or the key lists in
+  :mod:`collectbus.procfields`). One row is one host, one tick and, where it
+  applies, one device. Plain SQL and Grafana read them directly.
+- **host_chunks**: the same rows once older than ``compact_after``, compressed
+  per host, source table and hour by :mod:`collectbus.store.chunks`.
+
+This module is built from the record layouts, so it is always the live
+contract; the migrations in ``migrations/versions`` keep a frozen copy, and a
+test checks that a migrated database matches these definitions.
+"""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from collectbus.procfields import MEMINFO_COLUMNS, VMSTAT_COLUMNS
+from collectbus.records import CpuRow, DiskRow, LoadRow, NetRow, StatRow
+
+# Deterministic constraint names, so that migrations can refer to them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+# SQLite only makes an INTEGER PRIMARY KEY an alias of the rowid (and so
+# auto-incrementing); PostgreSQL gets a 64-bit identity.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+hosts = Table(
+    "hosts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("first_seen_ns", BigInteger, nullable=False),
+    Column("last_seen_ns", BigInteger, nullable=False),
+)
+
+collection_log = Table(
+    "collection_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("source", Text, nullable=False),
+    Column("host", Text, nullable=False),
+    Column("started_ns", BigInteger, nullable=False),
+    Column("duration_ns", BigInteger, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("records", Integer, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("stale", Boolean, nullable=False),
+    Index(None, "started_ns"),
+)
+
+Kind = Literal["int", "float", "text"]
+
+
+@dataclass(frozen=True, slots=True)
+class WideTable:
+    """One wide table: its name, key column and value columns with their kinds."""
+
+    name: str
+    #: The device column (``cpu``, ``device``, ``iface``), or None for one row per tick.
+    key: str | None
+    #: Every column after ``host_id`` and ``time_ns``, in record order.
+    columns: tuple[str, ...]
+    kinds: tuple[Kind, ...]
+    nullable: frozenset[str]
+    table: Table
+
+    def kind(self, column: str) -> Kind:
+        return self.kinds[self.columns.index(column)]
+
+
+def _kinds_of(row_type: type) -> tuple[tuple[str, Kind, bool], ...]:
+    """(field, kind, nullable) of each field of a record row type."""
+    hints = typing.get_type_hints(row_type)
+    out: list[tuple[str, Kind, bool]] = []
+    for name in row_type._fields:  # type: ignore[attr-defined]
+        args = typing.get_args(hints[name]) or (hints[name],)
+        base = next(a for a in args if a is not type(None))
+        kind: Kind = "text" if base is str else "float" if base is float else "int"
+        out.append((name, kind, type(None) in args))
+    return tuple(out)
+
+
+def _wide(name: str, key: str | None, fields: tuple[tuple[str, Kind, bool], ...]) -> WideTable:
+    sql_type = {"int": BigInteger, "float": Double, "text": Text}
+    table = Table(
+        name,
+        metadata,
+        Column("host_id", Integer, ForeignKey("hosts.id"), nullable=False),
+        Column("time_ns", BigInteger, nullable=False),
+        *(Column(f, sql_type[k](), nullable=n) for f, k, n in fields),
+        # The only index: the recent layer holds about ``compact_after`` (1 h)
+        # of rows, so a time-range scan filtered by host is all that reads and
+        # compaction need, and new rows append at the right edge of this one
+        # B-tree. A per-series (host, device) index would cost every insert
+        # (DESIGN.md: no per-series index on these tables).
+        Index(None, "time_ns"),
+    )
+    return WideTable(
+        name=name,
+        key=key,
+        columns=tuple(f for f, _, _ in fields),
+        kinds=tuple(k for _, k, _ in fields),
+        nullable=frozenset(f for f, _, n in fields if n),
+        table=table,
+    )
+
+
+# meminfo and vmstat depend on the kernel, so every column may be NULL.
+_Fields = tuple[tuple[str, Kind, bool], ...]
+_MEM_FIELDS: _Fields = tuple((c, "int", True) for c in MEMINFO_COLUMNS)
+_VMSTAT_FIELDS: _Fields = tuple((c, "int", True) for c in VMSTAT_COLUMNS)
+
+WIDE_TABLES: dict[str, WideTable] = {
+    w.name: w
+    for w in (
+        _wide("host_cpu", "cpu", _kinds_of(CpuRow)),
+        _wide("host_stat", None, _kinds_of(StatRow)),
+        _wide("host_mem", None, _MEM_FIELDS),
+        _wide("host_vmstat", None, _VMSTAT_FIELDS),
+        _wide("host_disk", "device", _kinds_of(DiskRow)),
+        _wide("host_net", "iface", _kinds_of(NetRow)),
+        _wide("host_load", None, _kinds_of(LoadRow)),
+    )
+}
+
+host_chunks = Table(
+    "host_chunks",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("host_id", Integer, ForeignKey("hosts.id"), nullable=False),
+    Column("source", Text, nullable=False),  # the wide table's name
+    Column("hour_start_ns", BigInteger, nullable=False),
+    Column("first_ns", BigInteger, nullable=False),
+    Column("last_ns", BigInteger, nullable=False),
+    Column("n_rows", Integer, nullable=False),
+    Column("encoding", Integer, nullable=False),  # chunks.ENCODING_VERSION
+    Column("payload", LargeBinary, nullable=False),
+    # Also the index that reads by host, source and time use.
+    UniqueConstraint("host_id", "source", "hour_start_ns", "first_ns"),
+)
+
+#: Tables whose row counts ``Store.status()`` reports.
+COUNTED_TABLES: tuple[str, ...] = ("hosts", "collection_log", *WIDE_TABLES, "host_chunks")

@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from collectbus.config import database_url, load_config, mask_url, parse_duration
+from collectbus.errors import ConfigError
+
+
+def test_defaults_without_any_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = load_config(env={"XDG_CONFIG_HOME": str(tmp_path / "none")})
+    assert config.store.url == "sqlite:///collectbus.db"
+    assert config.bus.tiers == {"inventory": 300.0, "system": 10.0, "fast": 1.0}
+    assert config.collectors.host.proc_root == "/proc"
+
+
+def test_lookup_order_flag_over_env_over_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "collectbus.toml").write_text(
+        'host = "from-file"\n[store]\nurl = "sqlite:///file.db"\n[collectors.host]\ninterval = "2s"\n'
+    )
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "none")}
+    config = load_config(env=env)
+    assert config.source == "collectbus.toml"
+    assert (config.host, config.store.url, config.collectors.host.interval) == (
+        "from-file",
+        "sqlite:///file.db",
+        2.0,
+    )
+    env["COLLECTBUS_DB_URL"] = "sqlite:///env.db"
+    assert load_config(env=env).store.url == "sqlite:///env.db"
+    flags = {"store.url": "sqlite:///flag.db", "host": None}
+    config = load_config(env=env, overrides=flags)
+    assert config.store.url == "sqlite:///flag.db"
+    assert config.host == "from-file"
+
+
+def test_user_config_used_when_no_local_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    user = tmp_path / "xdg" / "collectbus"
+    user.mkdir(parents=True)
+    (user / "collectbus.toml").write_text('host = "from-user"\n')
+    config = load_config(env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")})
+    assert config.host == "from-user"
+    assert config.source.endswith("collectbus.toml")
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[store]\nurll = 1\n", "store.urll: unknown key"),
+        ('[collectors.host]\ninterval = "soon"\n', "collectors.host.interval"),
+        ("[bus]\njitter = 2.0\n", "bus.jitter"),
+        ("[bus\n", "invalid TOML"),
+        ('[store]\nurl = "postgresql://u:secret@h/db"\n', "password in the URL"),
+    ],
+)
+def test_errors_name_the_file_and_key(tmp_path: Path, toml: str, message: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_config(path, env={})
+    assert str(path) in str(info.value)
+    assert "secret" not in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_named_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.toml", env={})
+
+
+def test_password_from_env_or_file_never_from_url(tmp_path: Path) -> None:
+    config = load_config(env={"COLLECTBUS_DB_URL": "postgresql://app@db/metrics"})
+    url = database_url(config, env={"COLLECTBUS_DB_PASSWORD": "s3cret"})
+    assert url == "postgresql://app:s3cret@db/metrics"
+    assert "s3cret" not in mask_url(url)
+    secret = tmp_path / "pw"
+    secret.write_text("fromfile\n")
+    path = tmp_path / "c.toml"
+    path.write_text(f'[store]\nurl = "postgresql://app@db/metrics"\npassword_file = "{secret}"\n')
+    assert database_url(load_config(path, env={}), env={}) == "postgresql://app:fromfile@db/metrics"
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        (10, 10.0),
+        (0.5, 0.5),
+        ("500ms", 0.5),
+        ("10s", 10.0),
+        ("5m", 300.0),
+        ("1h", 3600.0),
+        ("7d", 604800.0),
+    ],
+)
+def test_parse_duration(text: object, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["", "10x", "-1s", 0, True, "1.2.3s"])
+def test_parse_duration_rejects(bad: object) -> None:
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(bad)
