@@ -14,9 +14,12 @@ what they accept. This is that ring buffer, with a choice of policy:
                  collection; later results of the same collector wait behind
                  it, in order. Other collectors and subscribers go on.
 
-Every lost result is counted, exactly, and a warning is logged at most once
-per subscriber per :data:`DROP_WARNING_INTERVAL_S` of bus time, with the number
-of drops since the previous one.
+Every lost result is counted, exactly. Warnings are rate-limited on the bus
+clock: at most one pass per :data:`DROP_WARNING_INTERVAL_S` warns every
+subscriber that dropped since its previous warning, with the count. So each
+subscriber gets at most one warning per interval, the first drop of all is
+reported at once, and a later first drop within at most one interval;
+closing a subscription reports what is left.
 
 How publish() stays cheap (budget: 100 ns per subscriber, ``bench/bus_publish.py``):
 
@@ -25,11 +28,13 @@ How publish() stays cheap (budget: 100 ns per subscriber, ``bench/bus_publish.py
   pops while publish() looks at a queue, "the queue was full" really means
   "one result was dropped": the counts are exact.
 - ``drop_oldest`` and ``latest`` queues are ``deque(maxlen=...)``, which evicts
-  in C.
+  in C. Plain ``drop_oldest`` subscribers (the default) are served by an inline
+  loop; the other policies and ``every`` go through one method call per publish.
+- A dropping publish reads the clock once, for the warning rate limit.
 - The routes (which subscribers get which collector) are precomputed tuples,
   rebuilt only when a subscriber comes or goes.
-- A consumer with nothing to do waits on a Condition over that same lock;
-  publish() notifies only consumers that are actually asleep.
+- A consumer with nothing to do sleeps on a lock of its own; publish() wakes
+  only consumers that are actually asleep, with one ``release()``.
 
 The consumer side (queues, callback threads, pull reads) is in
 :mod:`collectbus.bus.subscription`.
@@ -40,7 +45,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
 from collectbus.bus.cache import Result
@@ -61,14 +66,14 @@ DROP_WARNING_INTERVAL_S = 10.0
 class _Route(NamedTuple):
     """The subscribers of one collector, grouped so publish() branches once per group."""
 
+    #: Plain ``drop_oldest`` subscribers (no ``every``), with their queue and size.
     evicting: tuple[tuple[deque[Result], int, Subscription], ...]
-    refusing: tuple[tuple[deque[Result], int, Subscription], ...]
-    blocking: tuple[Subscription, ...]
-    paced: tuple[Subscription, ...]  # with ``every``: any policy, filtered first
+    #: Everyone else: other policies, or ``every``.
+    others: tuple[Subscription, ...]
     everyone: tuple[Subscription, ...]
 
 
-_EMPTY_ROUTE = _Route((), (), (), (), ())
+_EMPTY_ROUTE = _Route((), (), ())
 
 
 class Fanout:
@@ -93,6 +98,8 @@ class Fanout:
         self._routes: dict[str, _Route] = {}
         #: Consumers asleep on an empty queue, over all subscriptions (lock held).
         self.asleep = 0
+        #: No drop warnings before this (monotonic); None: none given yet.
+        self._next_warning_ns: int | None = None
 
     # ------------------------------------------------------ membership
 
@@ -144,9 +151,9 @@ class Fanout:
                 del self._subs[sub.name]
                 self._closed.append(sub)
             self._routes = {}
-            sub._cond.notify_all()
+            sub._wake(everyone=True)
             sub._space.set()
-            pending = self._pending_warning(sub, force=True)
+            pending = self._unreported(sub)  # its last word, whatever the rate limit
         self._warn([pending] if pending else [])
         self._changed()
 
@@ -177,7 +184,7 @@ class Fanout:
         """Stop ``sub``'s consumer after its current result; what is queued stays."""
         with self.lock:
             sub._abandoned = True
-            sub._cond.notify_all()
+            sub._wake(everyone=True)
 
     # --------------------------------------------------------- publish
 
@@ -185,71 +192,80 @@ class Fanout:
         """Offer ``result`` to every subscriber of its collector; never waits,
         except for subscribers with the ``block`` policy (after all others)."""
         lock = self.lock
-        waiting: list[Subscription] | None = None
-        pending: list[tuple[Subscription, int]] | None = None
+        waiting: Sequence[Subscription] = ()
+        pending: Sequence[tuple[Subscription, int]] = ()
         lock.acquire()
         try:
-            route = self._routes.get(result.collector)
-            if route is None:
-                route = self._route(result.collector)
+            try:
+                evicting, others, everyone = self._routes[result.collector]
+            except KeyError:
+                evicting, others, everyone = self._route(result.collector)
             dropped = False
-            for queue, size, sub in route.evicting:
+            for queue, size, sub in evicting:  # the common case, kept inline
                 if len(queue) == size:  # the append below evicts the oldest
                     sub._dropped += 1
                     dropped = True
                 queue.append(result)
-            for queue, size, sub in route.refusing:
-                if len(queue) >= size:
-                    sub._dropped += 1
-                    dropped = True
-                else:
-                    queue.append(result)
-            for sub in route.blocking:
-                if len(sub._queue) < sub.maxsize:
-                    sub._queue.append(result)
-                else:
-                    waiting = [sub] if waiting is None else [*waiting, sub]
-            for sub in route.paced:
-                outcome = self._offer_paced(sub, result)
-                if outcome == _DROPPED:
-                    dropped = True
-                elif outcome == _FULL:
-                    waiting = [sub] if waiting is None else [*waiting, sub]
-            if self.asleep:
-                for sub in route.everyone:
-                    if sub._sleeping:
-                        sub._cond.notify()
-            if dropped:
-                pending = self._due_warnings(route.everyone)
+            if others or dropped or self.asleep:  # one test for all the rarer work
+                waiting, pending = self._rest(result, others, everyone, dropped=dropped)
         finally:
             lock.release()
         if pending:
             self._warn(pending)
-        if waiting:
-            for sub in waiting:
-                self._put_blocking(sub, result)
+        for sub in waiting:
+            self._put_blocking(sub, result)
 
-    def _offer_paced(self, sub: Subscription, result: Result) -> int:
-        """The slow path, with lock held: ``every`` filter, then the policy."""
-        assert sub.every_ns is not None
-        period = result.tick_ns // sub.every_ns
-        if period == sub._period:
-            return _FILTERED
-        sub._period = period
-        queue = sub._queue
-        if sub._evicting:
-            outcome = _DROPPED if len(queue) == sub.maxsize else _QUEUED
-            if outcome == _DROPPED:
+    def _rest(
+        self,
+        result: Result,
+        others: tuple[Subscription, ...],
+        everyone: tuple[Subscription, ...],
+        *,
+        dropped: bool,
+    ) -> tuple[list[Subscription], list[tuple[Subscription, int]]]:
+        """(lock held) The rest of publish(): other policies, wake-ups, warnings.
+
+        Returns the "block" subscribers to wait for, and the warnings to log.
+        """
+        waiting: list[Subscription] = []
+        if others and self._offer_others(others, result, waiting):
+            dropped = True
+        if self.asleep:
+            for sub in everyone:
+                if sub._waiters:
+                    sub._wake()
+        return waiting, self._due_warnings() if dropped else []
+
+    def _offer_others(
+        self, subs: tuple[Subscription, ...], result: Result, waiting: list[Subscription]
+    ) -> bool:
+        """(lock held) Every policy but a plain drop_oldest; True if one dropped.
+
+        Subscribers with ``every`` first keep only the first result whose tick
+        falls in a new period. "block" subscribers with a full queue go to
+        ``waiting``.
+        """
+        dropped = False
+        for sub in subs:
+            if sub.every_ns is not None:
+                period = result.tick_ns // sub.every_ns
+                if period == sub._period:
+                    continue
+                sub._period = period
+            queue = sub._queue
+            if sub._evicting:
+                if len(queue) == sub.maxsize:
+                    sub._dropped += 1
+                    dropped = True
+                queue.append(result)
+            elif len(queue) < sub.maxsize:
+                queue.append(result)
+            elif sub.policy == "block":
+                waiting.append(sub)
+            else:
                 sub._dropped += 1
-            queue.append(result)
-            return outcome
-        if len(queue) < sub.maxsize:
-            queue.append(result)
-            return _QUEUED
-        if sub.policy == "block":
-            return _FULL
-        sub._dropped += 1
-        return _DROPPED
+                dropped = True
+        return dropped
 
     def _put_blocking(self, sub: Subscription, result: Result) -> None:
         """Wait (bus clock) up to the subscriber's block_timeout for room."""
@@ -258,12 +274,12 @@ class Fanout:
             with self.lock:
                 if len(sub._queue) < sub.maxsize and not sub._closed:
                     sub._queue.append(result)
-                    if sub._sleeping:
-                        sub._cond.notify()
+                    if sub._waiters:
+                        sub._wake()
                     return
                 if sub._closed or self._clock.monotonic_ns() >= give_up:
                     sub._dropped += 1
-                    pending = self._pending_warning(sub)
+                    pending = self._due_warnings()
                     break
                 sub._space.clear()
                 sub._blocked += 1
@@ -272,17 +288,15 @@ class Fanout:
             finally:
                 with self.lock:
                     sub._blocked -= 1
-        self._warn([pending] if pending else [])
+        self._warn(pending)
 
     def _route(self, collector: str) -> _Route:
         """Build (lock held) and remember the route of ``collector``."""
         subs = [s for s in self._subs.values() if s.collectors is None or collector in s.collectors]
-        plain = [s for s in subs if s.every_ns is None]
+        plain = [s for s in subs if s.every_ns is None and s.policy == "drop_oldest"]
         route = _Route(
-            evicting=tuple((s._queue, s.maxsize, s) for s in plain if s._evicting),
-            refusing=tuple((s._queue, s.maxsize, s) for s in plain if s.policy == "drop_newest"),
-            blocking=tuple(s for s in plain if s.policy == "block"),
-            paced=tuple(s for s in subs if s.every_ns is not None),
+            evicting=tuple((s._queue, s.maxsize, s) for s in plain),
+            others=tuple(s for s in subs if s not in plain),
             everyone=tuple(subs),
         )
         if not subs:
@@ -292,27 +306,28 @@ class Fanout:
 
     # --------------------------------------------------- drop warnings
 
-    def _due_warnings(self, subs: Iterable[Subscription]) -> list[tuple[Subscription, int]]:
-        pending = []
-        for sub in subs:
-            item = self._pending_warning(sub)
-            if item is not None:
-                pending.append(item)
-        return pending
+    def _due_warnings(self) -> list[tuple[Subscription, int]]:
+        """(lock held) After a drop: collect the warnings due, at most once per interval.
 
-    def _pending_warning(
-        self, sub: Subscription, *, force: bool = False
-    ) -> tuple[Subscription, int] | None:
-        """(lock held) The drops to warn about now, if the rate limit allows."""
-        unreported = sub._dropped - sub._warned_drops
-        if not unreported:
-            return None
+        One check of the clock per dropping publish, and one pass over the
+        subscribers per interval: so each subscriber gets at most one warning
+        per interval, and the hot path stays cheap while queues overflow.
+        """
         now = self._clock.monotonic_ns()
-        if not force and sub._warned_ns is not None and now - sub._warned_ns < self._warn_ns:
+        if self._next_warning_ns is not None and now < self._next_warning_ns:
+            return []
+        self._next_warning_ns = now + self._warn_ns
+        pending = [self._unreported(sub) for sub in self._subs.values()]
+        return [item for item in pending if item is not None]
+
+    @staticmethod
+    def _unreported(sub: Subscription) -> tuple[Subscription, int] | None:
+        """(lock held) The drops of ``sub`` not warned about yet, now marked warned."""
+        count = sub._dropped - sub._warned_drops
+        if not count:
             return None
-        sub._warned_ns = now
         sub._warned_drops = sub._dropped
-        return sub, unreported
+        return sub, count
 
     def _warn(self, pending: Iterable[tuple[Subscription, int]]) -> None:
         for sub, count in pending:
@@ -355,7 +370,3 @@ class Fanout:
     def _changed(self) -> None:
         if self._on_change is not None:
             self._on_change()
-
-
-# Outcomes of _offer_paced.
-_QUEUED, _DROPPED, _FILTERED, _FULL = range(4)

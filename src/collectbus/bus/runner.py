@@ -167,10 +167,19 @@ class Runner:
         return self.wait(state, flight)
 
     def submit(self, state: CollectorState, flight: Flight) -> None:
-        """Run the new ``flight`` on a pool thread."""
+        """Run the new ``flight`` on a pool thread.
+
+        When the bus stopped meanwhile (no pool), the flight is settled as an
+        error at once, so that nobody waits for it and the collector is free.
+        """
         with self._lock:
             state.runs += 1
-        self._pool.submit(partial(self._run, state, flight))
+        try:
+            self._pool.submit(partial(self._run, state, flight))
+        except BusError as err:
+            wall = self._clock.time_ns()
+            self._cache.settle(flight, self._failed(state, flight, "error", str(err), wall, 0))
+            self._cache.end(flight)
 
     def wait(self, state: CollectorState, flight: Flight) -> Result:
         """Wait for ``flight``; declare it timed out if its deadline passes first."""

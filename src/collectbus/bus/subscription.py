@@ -3,8 +3,8 @@
 The producer side (publish, the policies, the routes) is in
 :mod:`collectbus.bus.fanout`; this is the consumer side. The state of a
 subscription belongs to its :class:`~collectbus.bus.fanout.Fanout` and is
-guarded by the fanout's one lock, which is also the lock of the Condition a
-consumer sleeps on when its queue is empty.
+guarded by the fanout's one lock; a consumer pops under it, and decides
+under it to sleep when its queue is empty.
 
 A callback subscriber gets a named daemon thread of its own; a callback that
 raises is logged and counted, and the thread goes on with the next result. A
@@ -20,13 +20,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 from collectbus.bus.cache import Result
 from collectbus.errors import BusError
-
-if TYPE_CHECKING:
-    from collectbus.bus.fanout import Fanout
 
 log = logging.getLogger("collectbus.bus")
 
@@ -34,6 +31,17 @@ Policy = Literal["drop_oldest", "drop_newest", "latest", "block"]
 POLICIES: tuple[Policy, ...] = ("drop_oldest", "drop_newest", "latest", "block")
 
 Callback = Callable[[Result], None]
+
+
+class Hub(Protocol):
+    """What a subscription needs of its :class:`~collectbus.bus.fanout.Fanout`."""
+
+    #: Guards every queue and counter of every subscription.
+    lock: threading.Lock
+    #: Consumers asleep on an empty queue, over all subscriptions (lock held).
+    asleep: int
+
+    def remove(self, sub: Subscription) -> None: ...
 
 
 class Subscription:
@@ -46,7 +54,7 @@ class Subscription:
 
     def __init__(
         self,
-        fanout: Fanout,
+        fanout: Hub,
         *,
         name: str,
         callback: Callback | None,
@@ -64,17 +72,16 @@ class Subscription:
         self.block_timeout_ns = block_timeout_ns
         self._fanout = fanout
         self._callback = callback
-        self._cond = threading.Condition(fanout.lock)
         self._evicting = policy in ("drop_oldest", "latest")
         self._queue: deque[Result] = deque(maxlen=self.maxsize if self._evicting else None)
         self._dropped = 0
         self._delivered = 0
         self._errors = 0
-        self._sleeping = 0  # consumers waiting on _cond
+        #: One lock per consumer asleep on the empty queue; releasing it wakes it.
+        self._waiters: list[threading.Lock] = []
         self._blocked = 0  # publishers waiting for room (policy "block")
         self._space = threading.Event()
         self._period: int | None = None  # last ``every`` period delivered
-        self._warned_ns: int | None = None
         self._warned_drops = 0
         self._closed = False
         self._abandoned = False
@@ -129,9 +136,18 @@ class Subscription:
     # ------------------------------------------------------ consumer side
 
     def _take(self, timeout: float | None) -> Result | None:
+        """Pop the next result, sleeping (real time) while the queue is empty.
+
+        A consumer sleeps on a lock of its own, registered under the fanout
+        lock; a publisher wakes it by releasing that lock, which costs far less
+        than a :class:`threading.Condition`. Everything that decides to sleep
+        or to wake happens under the fanout lock, so no wake-up is lost.
+        """
         give_up = None if timeout is None else time.monotonic() + timeout
         fanout = self._fanout
-        with self._cond:
+        lock = fanout.lock
+        lock.acquire()
+        try:
             while True:
                 if self._abandoned:
                     return None
@@ -143,18 +159,33 @@ class Subscription:
                     return result
                 if self._closed:
                     return None
-                wait = None
+                wait = -1.0
                 if give_up is not None:
                     wait = give_up - time.monotonic()
                     if wait <= 0:
                         return None
-                self._sleeping += 1
+                waiter = threading.Lock()
+                waiter.acquire()
+                self._waiters.append(waiter)
                 fanout.asleep += 1
+                lock.release()
                 try:
-                    self._cond.wait(wait)
+                    waiter.acquire(timeout=wait)
                 finally:
-                    self._sleeping -= 1
+                    lock.acquire()
+                if waiter in self._waiters:  # timed out: nobody woke it
+                    self._waiters.remove(waiter)
                     fanout.asleep -= 1
+        finally:
+            lock.release()
+
+    def _wake(self, *, everyone: bool = False) -> None:
+        """(fanout lock held) Wake one sleeping consumer, or all of them."""
+        while self._waiters:
+            self._waiters.pop(0).release()
+            self._fanout.asleep -= 1
+            if not everyone:
+                return
 
     def _deliver(self, callback: Callback) -> None:
         """The callback thread: one result at a time, until closed and drained."""

@@ -49,7 +49,7 @@ def status(cli: CliContext, fmt: str) -> None:
         store.close()
     rows: list[dict[str, object]] = [
         {"item": "database", "value": store.url},
-        {"item": "revision", "value": info.get("revision")},
+        {"item": "revision", "value": info.get("revision") or "none: run collectbus db init"},
         {"item": "head", "value": info.get("head")},
     ]
     counts = info.get("tables") or {}

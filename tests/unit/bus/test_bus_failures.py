@@ -29,7 +29,7 @@ def test_failures_back_off_doubling_to_the_cap_and_a_success_resets(
     assert good.event.status == "ok"
     collector.fail_with = OSError("no such file")
 
-    ran_at = []  # seconds at which a collection ran (and failed)
+    ran_at: list[int] = []  # seconds at which a collection ran (and failed)
     for t in range(1, 23):
         tick(clock)
         if bus.health().collector("c").runs > len(ran_at) + 1:

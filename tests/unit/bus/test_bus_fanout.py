@@ -106,10 +106,12 @@ def test_counts_are_exact_with_concurrent_publishers_and_a_consumer(fanout: Fano
 
     consumer = threading.Thread(target=consume)
     consumer.start()
-    publishers = [
-        threading.Thread(target=lambda: [fanout.publish(result()) for _ in range(2000)])
-        for _ in range(4)
-    ]
+
+    def produce() -> None:
+        for _ in range(2000):
+            fanout.publish(result())
+
+    publishers = [threading.Thread(target=produce) for _ in range(4)]
     for p in publishers:
         p.start()
     for p in publishers:
@@ -157,7 +159,10 @@ def test_a_slow_callback_does_not_stall_another_subscriber(fanout: Fanout) -> No
         if len(fast) == 5:
             done.set()
 
-    slow = fanout.subscribe(lambda r: gate.wait(GUARD_S), name="slow")
+    def stuck(r: Result) -> None:
+        gate.wait(GUARD_S)
+
+    slow = fanout.subscribe(stuck, name="slow")
     fanout.subscribe(record, name="fast")
     for seq in range(1, 6):
         fanout.publish(result(seq=seq))

@@ -73,7 +73,11 @@ def test_stop_gives_up_at_its_deadline_and_reports_the_leftovers(
     stuck = ScriptedCollector("stuck")
     stuck.gate.clear()
     bus.add(stuck, tier="fast", timeout=100)
-    bus.subscribe(lambda r: gate.wait(GUARD_S), name="slow", collectors=["c"])
+
+    def stuck_callback(r: Result) -> None:
+        gate.wait(GUARD_S)
+
+    bus.subscribe(stuck_callback, name="slow", collectors=["c"])
     for _ in range(4):
         bus.collect_now("c")
     bus.start()  # the first tick starts "stuck", which never returns
@@ -133,7 +137,11 @@ def test_health_reports_collectors_and_subscribers_as_plain_json(
     for n in range(4):
         if n:
             tick(clock)
-        wait_until(lambda n=n: sub.dropped + sub.queued == n + 1, "the result")
+
+        def arrived(count: int = n + 1) -> bool:
+            return sub.dropped + sub.queued == count
+
+        wait_until(arrived, "the result")
     health = bus.health()
     c = health.collector("c")
     assert (c.runs, c.ok, c.errors, c.skips, c.lag_ns, c.busy) == (4, 4, 0, 0, 0, False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from tests.unit.bus.bus_doubles import GUARD_S, ScriptedCollector, seconds, tick
 
-from collectbus.bus import CollectionBus
+from collectbus.bus import CollectionBus, Result, Subscription
 from collectbus.clock import FakeClock
 from collectbus.errors import BusError
 
@@ -163,10 +163,7 @@ def test_constructor_validates_tiers_and_jitter() -> None:
     assert intervals == {"a": 0.5, "b": 300.0}
 
 
-def _drain(sub: object) -> list:  # type: ignore[type-arg]
-    from collectbus.bus import Subscription
-
-    assert isinstance(sub, Subscription)
+def _drain(sub: Subscription) -> list[Result]:
     out = []
     while (r := sub.get(timeout=0)) is not None:
         out.append(r)

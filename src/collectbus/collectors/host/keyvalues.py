@@ -4,10 +4,11 @@ Their lines are ``Key: value [kB]`` and ``key value``, keys that the
 :mod:`collectbus.procfields` columns put in a fixed order. The fast path checks
 a file by its skeleton (the file with its digits deleted) and by its key
 tokens. The skeleton fixes every byte but the digits, so each key stays on its
-line; a key is the first token of its line and has a byte that is not a digit,
-so with every key pinned at its position each line keeps its count of tokens,
-and the tokens between the keys are the values. That costs less than pinning
-the line ends as :mod:`.layouts` does, in the largest file of a sample.
+line; a key starts its line (no blank before it, which learning checks) and
+has a byte that is not a digit, so with every key pinned at its position each
+line keeps its count of tokens, and the tokens between the keys are the
+values. That costs less than pinning the line ends as :mod:`.layouts` does, in
+the largest file of a sample.
 """
 
 from __future__ import annotations
@@ -26,6 +27,15 @@ __all__ = ["MeminfoParser", "VmstatParser"]
 IntGetter = Callable[[list[int | None]], tuple[int | None, ...]]
 
 _DIGITS = b"0123456789"
+
+
+def _keys_start_lines(data: bytes) -> bool:
+    """True when no line is blank or starts with a blank, so each starts with its key.
+
+    Then no digits can stand as a token of their own before a key: in the
+    skeleton nothing but the key's first byte follows a newline.
+    """
+    return all(line[:1] and not line[:1].isspace() for line in data.split(b"\n")[:-1])
 
 
 def _column_order(file_keys: list[bytes], column_keys: list[bytes]) -> IntGetter | None:
@@ -72,6 +82,8 @@ class MeminfoParser(CachedParser[KeyValues, _MeminfoLayout]):
         return parse.parse_meminfo_detail(data, self.source)
 
     def _learn(self, data: bytes, result: KeyValues) -> _MeminfoLayout | None:
+        if not _keys_start_lines(data):
+            return None
         keys: list[bytes] = []
         pinned: list[int] = []
         values: list[int] = []
@@ -135,7 +147,11 @@ class VmstatParser(CachedParser[KeyValues, _VmstatLayout]):
     def _learn(self, data: bytes, result: KeyValues) -> _VmstatLayout | None:
         tokens = data.split()
         keys = tokens[0::2]
-        if len(keys) < 2 or not all(key.translate(None, _DIGITS) for key in keys):
+        if (
+            len(keys) < 2
+            or not _keys_start_lines(data)
+            or not all(key.translate(None, _DIGITS) for key in keys)
+        ):
             return None
         return _VmstatLayout(
             skeleton=data.translate(None, _DIGITS),

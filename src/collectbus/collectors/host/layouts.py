@@ -46,7 +46,7 @@ Getter = Callable[[list[bytes]], tuple[bytes, ...]]
 _RELEARN_AFTER = 64
 
 # What a fast path may raise when the file does not fit its layout after all.
-_MISFIT = (ValueError, IndexError, TypeError)
+_MISFIT = (ValueError, IndexError)
 
 # What a newline becomes before splitting: a token of its own. A file that
 # holds this byte already never takes a fast path (/proc text never does).

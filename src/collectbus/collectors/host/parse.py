@@ -85,7 +85,7 @@ def _int(token: bytes, source: str, line: int, what: str) -> int:
 _CPU_COLUMNS = 10
 _CPU_MIN_COLUMNS = 4
 
-# One-number lines, all present since Linux 2.6.0 (man 5 proc).
+# One-number lines, all printed since Linux 2.6.0 (man 5 proc).
 _STAT_SCALARS = (b"ctxt", b"btime", b"processes", b"procs_running", b"procs_blocked")
 # Lines of many numbers whose first is the total: intr (since 2.4) and softirq
 # (since 2.6.31, so an older kernel gets 0). The per-IRQ numbers are not read.
@@ -124,19 +124,11 @@ def parse_stat(data: bytes, source: str = "stat") -> tuple[tuple[CpuRow, ...], S
             ticks = [_int(t, source, number, _text(key)) for t in fields[1 : 1 + _CPU_COLUMNS]]
             ticks += [0] * (_CPU_COLUMNS - len(ticks))
             cpus.append(CpuRow(cpu, *ticks))
-        elif key in _STAT_SCALARS:
-            if len(fields) != 2:
-                raise ParseError(
-                    source, number, f"{_text(key)}: expected one number, got {len(fields) - 1}"
-                )
+        elif key in _STAT_SCALARS or key in _STAT_TOTALS:
             if key in found:
                 raise ParseError(source, number, f"second {_text(key)!r} line")
-            found[key] = _int(fields[1], source, number, _text(key))
-        elif key in _STAT_TOTALS:
-            if len(fields) < 2:
-                raise ParseError(source, number, f"{_text(key)}: no total")
-            if key in found:
-                raise ParseError(source, number, f"second {_text(key)!r} line")
+            if len(fields) < 2 or (len(fields) > 2 and key in _STAT_SCALARS):
+                raise ParseError(source, number, f"{_text(key)}: {len(fields) - 1} numbers")
             found[key] = _int(fields[1], source, number, _text(key))
     if -1 not in seen_cpus:
         raise ParseError(source, None, "no aggregate 'cpu' line")

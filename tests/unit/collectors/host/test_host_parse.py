@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,8 @@ def oracle(fc_dir: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((fc_dir / "psutil_oracle.json").read_text())
     assert data["meta"]["SC_CLK_TCK"] == CLK_TCK
     assert data["meta"]["page_size"] == PAGE_SIZE
-    return data["psutil"]
+    psutil: dict[str, Any] = data["psutil"]
+    return psutil
 
 
 def read(directory: Path, name: str) -> bytes:
@@ -83,7 +85,7 @@ def test_meminfo_matches_psutil_virtual_memory(fc_dir: Path, oracle: dict[str, A
     before = parse_meminfo(read(fc_dir, "meminfo"))
     after = parse_meminfo(read(fc_dir, "meminfo.after"))
     vmem = oracle["virtual_memory"]
-    derived = {
+    derived: dict[str, Callable[[tuple[int | None, ...]], int]] = {
         "total": lambda v: mem(v, "MemTotal"),
         "available": lambda v: mem(v, "MemAvailable"),
         "free": lambda v: mem(v, "MemFree"),
