@@ -107,7 +107,10 @@ def render(
     else:
         table = Table(title=title, show_edge=False, header_style="bold")
         for c in cols:
-            table.add_column((headers or {}).get(c, c), justify="right" if rows and _numeric(rows[0].get(c)) else "left")
+            table.add_column(
+                (headers or {}).get(c, c),
+                justify="right" if rows and _numeric(rows[0].get(c)) else "left",
+            )
         for r in rows:
             table.add_row(*(_cell(r.get(c)) for c in cols))
         if console is None:
