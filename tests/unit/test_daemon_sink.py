@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from collectbus.bus import Result
 from collectbus.clock import NS_PER_S, FakeClock
 from collectbus.daemon import StoreSink
 from collectbus.records import CollectionEvent
+from collectbus.store import Store
 from collectbus.store import open as open_store
 from collectbus.testing import make_host_sample
 
@@ -33,6 +36,23 @@ def _result(seq: int, time_ns: int, *, stale: bool = False) -> Result:
     )
 
 
+class Env:
+    def __init__(self, tmp_path: Path) -> None:
+        self.url = f"sqlite:///{tmp_path / 's.db'}"
+        self.clock = FakeClock(start_ns=START_NS)
+        self.store: Store = open_store(self.url, clock=self.clock)
+        self.sink = StoreSink(
+            self.store, clock=self.clock, compact_after_s=3600, compact_every_s=600
+        )
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[Env]:
+    e = Env(tmp_path)
+    yield e
+    e.store.close()
+
+
 def _count(url: str, table: str) -> int:
     engine = sa.create_engine(url)
     try:
@@ -42,58 +62,37 @@ def _count(url: str, table: str) -> int:
         engine.dispose()
 
 
-def test_writes_each_collection_and_compacts_on_schedule(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 's.db'}"
-    clock = FakeClock(start_ns=START_NS)
-    store = open_store(url, clock=clock)
-    sink = StoreSink(store, clock=clock, compact_after_s=3600, compact_every_s=600)
-    try:
-        for i in range(10):
-            sink(_result(i + 1, START_NS + i * NS_PER_S))
-        assert sink.written_collections == 10
-        assert sink.compactions == 0
-        assert _count(url, "host_chunks") == 0
-        # Two hours later the first samples are old enough, and the next write compacts.
-        clock.advance(2 * 3600 * NS_PER_S)
-        sink(_result(11, clock.time_ns()))
-        assert sink.compactions == 1
-        assert _count(url, "host_chunks") > 0
-        assert _count(url, "host_cpu") == 3  # only the newest sample's rows stay wide
-        assert _count(url, "collection_log") == 11
-    finally:
-        store.close()
+def test_writes_each_collection_and_compacts_on_schedule(env: Env) -> None:
+    for i in range(10):
+        env.sink(_result(i + 1, START_NS + i * NS_PER_S))
+    assert env.sink.written_collections == 10
+    assert env.sink.compactions == 0
+    assert _count(env.url, "host_chunks") == 0
+    # Two hours later the first samples are old enough, and the next write compacts.
+    env.clock.advance(2 * 3600 * NS_PER_S)
+    env.sink(_result(11, env.clock.time_ns()))
+    assert env.sink.compactions == 1
+    assert _count(env.url, "host_chunks") > 0
+    assert _count(env.url, "host_cpu") == 3  # only the newest sample's rows stay wide
+    assert _count(env.url, "collection_log") == 11
 
 
-def test_stale_result_logs_the_failure_without_repeating_samples(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 's.db'}"
-    clock = FakeClock(start_ns=START_NS)
-    store = open_store(url, clock=clock)
-    sink = StoreSink(store, clock=clock, compact_after_s=3600, compact_every_s=600)
-    try:
-        sink(_result(1, START_NS))
-        sink(_result(2, START_NS + NS_PER_S, stale=True))
-    finally:
-        store.close()
-    assert _count(url, "collection_log") == 2
-    assert _count(url, "host_mem") == 1
+def test_stale_result_logs_the_failure_without_repeating_samples(env: Env) -> None:
+    env.sink(_result(1, START_NS))
+    env.sink(_result(2, START_NS + NS_PER_S, stale=True))
+    assert _count(env.url, "collection_log") == 2
+    assert _count(env.url, "host_mem") == 1
 
 
-def test_a_failed_write_is_counted_and_earlier_data_stays(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 's.db'}"
-    clock = FakeClock(start_ns=START_NS)
-    store = open_store(url, clock=clock)
-    sink = StoreSink(store, clock=clock, compact_after_s=3600, compact_every_s=600)
-    try:
-        sink(_result(1, START_NS))
-        with store.engine.begin() as conn:
-            # Fill the database: no page may be added any more.
-            pages = conn.execute(sa.text("PRAGMA page_count")).scalar_one()
-            conn.execute(sa.text(f"PRAGMA max_page_count = {pages}"))
-        for i in range(2, 40):
-            sink(_result(i, START_NS + i * NS_PER_S))
-        assert sink.failed_writes > 0
-        assert sink.last_error is not None
-        assert "full" in sink.last_error
-    finally:
-        store.close()
-    assert _count(url, "host_mem") >= 1
+def test_a_failed_write_is_counted_and_earlier_data_stays(env: Env) -> None:
+    env.sink(_result(1, START_NS))
+    with env.store.engine.begin() as conn:
+        # Fill the database: no page may be added any more.
+        pages = conn.execute(sa.text("PRAGMA page_count")).scalar_one()
+        conn.execute(sa.text(f"PRAGMA max_page_count = {pages}"))
+    for i in range(2, 40):
+        env.sink(_result(i, START_NS + i * NS_PER_S))
+    assert env.sink.failed_writes > 0
+    assert env.sink.last_error is not None
+    assert "full" in env.sink.last_error
+    assert _count(env.url, "host_mem") >= 1
