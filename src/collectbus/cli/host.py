@@ -8,7 +8,7 @@ import time
 import click
 
 from collectbus.cli.context import CliContext, pass_cli
-from collectbus.cli.output import format_option, iso, parse_time, render
+from collectbus.cli.output import format_option, iso, iso_utc, parse_time, render
 
 #: Columns shown, in order; the JSON and CSV outputs carry raw numbers.
 COLUMNS = (
@@ -84,17 +84,24 @@ def host(cli: CliContext, since: str, until: str, host_name: str | None, fmt: st
         if fmt == "json":
             click.echo("[]")
         return
-    records = frame.to_dict("records")
     rows: list[dict[str, object]] = []
-    for rec in records:
+    for rec in frame.to_dict("records"):
         row: dict[str, object] = {str(k): v for k, v in rec.items()}
-        row["time"] = iso(int(rec["time_ns"])) if fmt == "table" else int(rec["time_ns"])
+        time_ns = int(rec["time_ns"])
+        row["time_ns"] = time_ns
+        for col in frame.columns:
+            value = row[str(col)]
+            if str(col).endswith("_bytes") and isinstance(value, float) and not math.isnan(value):
+                row[str(col)] = int(value)  # sizes are whole bytes; NaN made the column float
         if fmt == "table":
+            row["time"] = iso(time_ns)
             for col in COLUMNS:
                 if col.endswith("_bytes"):
                     row[col] = _human_bytes(row.get(col), per_s=False)
                 elif col.endswith("_per_s"):
                     row[col] = _human_bytes(row.get(col), per_s=True)
+        else:
+            row["time"] = iso_utc(time_ns)
         rows.append(row)
-    columns = COLUMNS if fmt == "table" else ("time", *[c for c in frame.columns if c != "time_ns"])
+    columns = COLUMNS if fmt == "table" else ("time", *frame.columns)
     render(rows, fmt, columns=columns, headers=HEADERS)

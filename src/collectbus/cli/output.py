@@ -61,6 +61,12 @@ def iso(ns: int | None) -> str:
     return dt.datetime.fromtimestamp(ns / 1e9).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
+def iso_utc(ns: int) -> str:
+    """An RFC 3339 UTC time with milliseconds, for JSON and CSV."""
+    when = dt.datetime.fromtimestamp(ns / 1e9, tz=dt.UTC)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def _cell(value: object) -> str:
     if value is None:
         return ""
