@@ -28,9 +28,9 @@ from typing import Any
 
 from collectbus.bus import CollectionBus, Result
 from collectbus.clock import NS_PER_S, Clock, SystemClock
-from collectbus.collectors.host.collector import HostCollector
 from collectbus.config import Config, database_url, mask_url
 from collectbus.errors import DaemonError, StoreError
+from collectbus.plugins import load_collector
 from collectbus.store import Store
 from collectbus.store import open as open_store
 
@@ -125,7 +125,7 @@ class Pipeline:
         host_cfg = config.collectors.host
         if host_cfg.enabled:
             self.bus.add(
-                HostCollector(proc_root=host_cfg.proc_root),
+                load_collector("host")(proc_root=host_cfg.proc_root),
                 tier=host_cfg.tier,
                 interval=interval_s or host_cfg.interval,
                 timeout=host_cfg.timeout,
