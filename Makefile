@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bus_publish.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/chunk_size.py
+	$(BIN)/python bench/calls_overhead.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .mypy_cache .ruff_cache .pytest_cache

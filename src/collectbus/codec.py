@@ -18,6 +18,7 @@ import msgpack
 
 from collectbus.errors import ParseError
 from collectbus.records import (
+    CallRecord,
     CollectionEvent,
     CpuRow,
     DiskRow,
@@ -33,6 +34,7 @@ JsonValue = None | bool | int | float | str | list["JsonValue"] | dict[str, "Jso
 RECORD_TYPES: dict[str, type[Record]] = {
     "HostSample": HostSample,
     "CollectionEvent": CollectionEvent,
+    "CallRecord": CallRecord,
 }
 
 # Fields whose values are rows (NamedTuple) or tuples of rows, per record type.

@@ -6,22 +6,16 @@ with the configured collectors, and one subscriber, :class:`StoreSink`, that
 writes every collection (its records and its ``collection_log`` entry) to the
 store in one transaction, and compacts old samples from time to time.
 
-The PID file is JSON and records the PID, host, user and start time, so a
-second ``start`` can tell "already running" from a stale file left by a
-killed daemon (or one on another host sharing the folder).
+:func:`run_daemon` holds the PID file's lock (:mod:`collectbus.pidfile`) for
+as long as it runs.
 """
 
 from __future__ import annotations
 
-import contextlib
-import getpass
-import json
 import logging
 import os
 import signal
-import socket
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +23,8 @@ from typing import Any
 from collectbus.bus import CollectionBus, Result
 from collectbus.clock import NS_PER_S, Clock, SystemClock
 from collectbus.config import Config, database_url, mask_url
-from collectbus.errors import DaemonError, StoreError
+from collectbus.errors import StoreError
+from collectbus.pidfile import PidLock
 from collectbus.plugins import load_collector
 from collectbus.store import Store
 from collectbus.store import open as open_store
@@ -180,111 +175,25 @@ class Pipeline:
         )
 
 
-# ------------------------------------------------------------------ PID file
-
-
-@dataclass(frozen=True, slots=True)
-class PidInfo:
-    pid: int
-    host: str
-    user: str
-    started: float
-    database: str
-
-    @property
-    def local(self) -> bool:
-        return self.host == socket.gethostname()
-
-
-def read_pid_file(path: Path) -> PidInfo | None:
-    """The PID file's content, or None when there is none."""
-    try:
-        data = json.loads(path.read_text())
-        return PidInfo(
-            pid=int(data["pid"]),
-            host=str(data["host"]),
-            user=str(data["user"]),
-            started=float(data["started"]),
-            database=str(data.get("database", "")),
-        )
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise DaemonError(
-            f"{path}: unreadable PID file ({err})", hint=f"remove {path} if no daemon is running"
-        ) from err
-
-
-def process_alive(pid: int) -> bool:
-    """True when ``pid`` runs and is not a zombie."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    # The state is the first field after the parenthesised command name.
-    return stat[stat.rfind(")") + 2 :][:1] != "Z"
-
-
-def write_pid_file(path: Path, database: str) -> None:
-    """Create the PID file for this process; refuse if a live daemon owns it."""
-    existing = read_pid_file(path)
-    if existing is not None and existing.pid != os.getpid():
-        if not existing.local:
-            raise DaemonError(
-                f"{path}: belongs to a daemon on host {existing.host} (pid {existing.pid})",
-                hint="use another pid_file on shared folders",
-            )
-        if process_alive(existing.pid):
-            raise DaemonError(f"already running (pid {existing.pid}, started by {existing.user})")
-        log.warning("removing stale PID file %s (pid %d is gone)", path, existing.pid)
-        path.unlink(missing_ok=True)
-    info = {
-        "pid": os.getpid(),
-        "host": socket.gethostname(),
-        "user": getpass.getuser(),
-        "started": time.time(),
-        "database": database,
-    }
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(info) + "\n")
-    try:
-        # link() fails if another daemon created the file in the meantime.
-        os.link(tmp, path)
-    except FileExistsError as err:
-        raise DaemonError(f"{path}: another daemon started at the same time") from err
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def run_daemon(config: Config) -> int:
     """Run the pipeline in this process until SIGTERM or SIGINT."""
-    pid_path = Path(config.daemon.pid_file)
-    pipeline = Pipeline(config)
-    write_pid_file(pid_path, mask_url(pipeline.store.url))
     stop = threading.Event()
 
     def _on_signal(signum: int, _frame: object) -> None:
         log.info("received %s, stopping", signal.Signals(signum).name)
         stop.set()
 
+    # Signals first: a SIGTERM that comes while the store opens still stops cleanly.
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    log.info(
-        "collectbus daemon started, pid %d, database %s", os.getpid(), mask_url(pipeline.store.url)
-    )
+    url = database_url(config)
+    lock = PidLock(Path(config.daemon.pid_file), mask_url(url))
     try:
+        pipeline = Pipeline(config)
+        log.info("collectbus daemon started, pid %d, database %s", os.getpid(), mask_url(url))
         summary = pipeline.run(stop)
     finally:
-        with contextlib.suppress(OSError):
-            info = read_pid_file(pid_path)
-            if info is not None and info.pid == os.getpid():
-                pid_path.unlink()
+        lock.release()
     log.info(
         "collectbus daemon stopped: %d collections, %d write failures",
         summary.collections,

@@ -158,4 +158,35 @@ class CollectionEvent:
     details: tuple[tuple[str, str], ...] = field(default=())
 
 
-Record = HostSample | CollectionEvent
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallRecord:
+    """One call of a handler wrapped by :class:`collectbus.calls.CallCollector`.
+
+    ``started_ns`` is wall-clock time; ``elapsed_ns`` was measured on the
+    monotonic performance counter. A failed call has ``error_type`` (the
+    exception's qualified class name), its message and a short traceback
+    (innermost frames, ``file:line in function``, no source lines). ``args``
+    and ``result`` are truncated text, present only when the collector
+    captures them; a record never holds a live reference to either.
+    """
+
+    handler: str
+    qualname: str
+    host: str
+    pid: int
+    thread_id: int
+    started_ns: int
+    elapsed_ns: int
+    error_type: str | None = None
+    error_message: str | None = None
+    traceback: str | None = None
+    args: str | None = None
+    result: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the call returned (or its generator was exhausted or closed)."""
+        return self.error_type is None
+
+
+Record = HostSample | CollectionEvent | CallRecord

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -29,8 +30,16 @@ def test_start_status_stop(tmp_path: Path, env: dict[str, str]) -> None:
         assert info["user"]
         status = collectbus("daemon", "status", "--format", "json", cwd=tmp_path, env=env)
         assert status.returncode == 0, status.stderr
-        items = {row["item"]: row["value"] for row in json.loads(status.stdout)}
+        items = json.loads(status.stdout)
         assert items["state"] == "running"
+        deadline = time.monotonic() + 30
+        while not items["latest_collections"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+            status = collectbus("daemon", "status", "--format", "json", cwd=tmp_path, env=env)
+            items = json.loads(status.stdout)
+        # The daemon collects and writes: its first collection is in the store.
+        assert items["latest_collections"][0]["source"] == "host"
+        assert items["latest_collections"][0]["status"] == "ok"
         assert items["pid"] == info["pid"]
 
         again = collectbus("daemon", "start", cwd=tmp_path, env=env)

@@ -5,9 +5,14 @@ or a 32-bit counter wraps. The rules, in order, for one step ``prev -> cur``:
 
 1. ``reset`` (boot time changed, device gone in between, first sample): no delta;
 2. ``cur >= prev``: ``cur - prev``;
-3. ``cur < prev`` and ``prev < 2**32`` and ``cur - prev + 2**32 >= 0``: a 32-bit
-   counter wrapped (some drivers still keep 32-bit net counters): ``cur - prev + 2**32``;
-4. otherwise an unexplained reset: no delta.
+3. ``clamp`` (CPU ticks): ``0``. ``man 5 proc`` warns that iowait, and on some
+   kernels idle, can go backwards a little; psutil clamps such steps to zero;
+4. ``prev < 2**32`` and the wrapped increase ``cur - prev + 2**32`` is below
+   ``2**31``: a 32-bit counter wrapped (some drivers still keep 32-bit net
+   counters). A larger "increase" is far likelier a re-created device whose
+   counter restarted from a smaller value than a counter that ran through
+   more than half its range in one step;
+5. otherwise an unexplained reset: no delta.
 """
 
 from __future__ import annotations
@@ -16,10 +21,12 @@ import numpy as np
 import numpy.typing as npt
 
 WRAP_32 = 2**32
+#: The largest increase across a wrap that is still read as a wrap.
+MAX_WRAPPED_INCREASE = 2**31
 
 
 def counter_delta(
-    prev: npt.ArrayLike, cur: npt.ArrayLike, reset_mask: npt.ArrayLike
+    prev: npt.ArrayLike, cur: npt.ArrayLike, reset_mask: npt.ArrayLike, *, clamp: bool = False
 ) -> npt.NDArray[np.float64]:
     """The increase of each counter from ``prev`` to ``cur``; NaN where unknown."""
     before = np.asarray(prev, dtype=np.int64)
@@ -27,8 +34,12 @@ def counter_delta(
     reset = np.asarray(reset_mask, dtype=bool)
     delta = after - before
     backwards = delta < 0
-    wrapped = backwards & (before < WRAP_32) & (delta + WRAP_32 >= 0)
     out = delta.astype(np.float64)
-    out[wrapped] += WRAP_32
-    out[(backwards & ~wrapped) | reset] = np.nan
+    if clamp:
+        out[backwards] = 0.0
+    else:
+        wrapped = backwards & (before < WRAP_32) & (delta + WRAP_32 < MAX_WRAPPED_INCREASE)
+        out[wrapped] += WRAP_32
+        out[backwards & ~wrapped] = np.nan
+    out[reset] = np.nan
     return out

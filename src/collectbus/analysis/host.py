@@ -108,8 +108,13 @@ def step_resets(frame: pd.DataFrame, key: str | None) -> npt.NDArray[np.bool_]:
     return reset
 
 
-def counter_rates(frame: pd.DataFrame, key: str | None, counters: dict[str, str]) -> pd.DataFrame:
-    """Per-row rates ``{output: per-second rate of column}``, keyed by host and time."""
+def counter_rates(
+    frame: pd.DataFrame, key: str | None, counters: dict[str, str], *, clamp: bool = False
+) -> pd.DataFrame:
+    """Per-row rates ``{output: per-second rate of column}``, keyed by host and time.
+
+    ``clamp`` makes a counter that went backwards count as zero (CPU ticks).
+    """
     reset = step_resets(frame, key)
     time_ns = frame["time_ns"].to_numpy(dtype=np.int64)
     seconds = np.full(len(frame), np.nan)
@@ -118,13 +123,13 @@ def counter_rates(frame: pd.DataFrame, key: str | None, counters: dict[str, str]
     for name, column in counters.items():
         values = frame[column].to_numpy(dtype=np.int64)
         previous = np.concatenate([values[:1], values[:-1]])
-        out[name] = counter_delta(previous, values, reset) / seconds
+        out[name] = counter_delta(previous, values, reset, clamp=clamp) / seconds
     return out
 
 
 def _cpu(cpu: pd.DataFrame) -> pd.DataFrame:
     total = cpu[cpu["cpu"] == -1].reset_index(drop=True)
-    deltas = counter_rates(total, None, {f: f for f in _CPU_FIELDS})
+    deltas = counter_rates(total, None, {f: f for f in _CPU_FIELDS}, clamp=True)
     all_ticks = deltas[list(_CPU_FIELDS)].sum(axis=1, skipna=False)
     busy = all_ticks - deltas["idle"] - deltas["iowait"]
     out = deltas[_KEYS].copy()

@@ -347,6 +347,7 @@ class CollectionBus:
                         self._runner.expire(self._entries[flight.collector], flight, now)
                 for entry, tick, due in self._due(now):
                     self._fire(entry, tick, due, now)
+                self._fanout.check_drops()  # warnings about plain subscribers' drops
                 self._clock.sleep_until(self._next_wake_ns(now), self._wake)
         finally:
             self._ticker_done.set()

@@ -1,10 +1,13 @@
 """A subscriber of the bus: its bounded queue, its policy, its counters.
 
 The producer side (publish, the policies, the routes) is in
-:mod:`collectbus.bus.fanout`; this is the consumer side. The state of a
-subscription belongs to its :class:`~collectbus.bus.fanout.Fanout` and is
-guarded by the fanout's one lock; a consumer pops under it, and decides
-under it to sleep when its queue is empty.
+:mod:`collectbus.bus.fanout` and :mod:`collectbus.bus.routes`; this is the
+consumer side. The state of a subscription belongs to its
+:class:`~collectbus.bus.fanout.Fanout` and is guarded by the fanout's lock,
+except the queue of a plain subscriber (``drop_oldest`` or ``latest``, no
+``every``): publish() appends to it without the lock (``deque.append`` is
+atomic under the GIL), and a consumer pops from it, counts, and decides to
+sleep under the lock.
 
 A callback subscriber gets a named daemon thread of its own; a callback that
 raises is logged and counted, and the thread goes on with the next result. A
@@ -23,6 +26,7 @@ from collections.abc import Callable, Iterator
 from typing import Literal, Protocol
 
 from collectbus.bus.cache import Result
+from collectbus.bus.routes import Bell, Feed, Routes, Target, in_flight
 from collectbus.errors import BusError
 
 log = logging.getLogger("collectbus.bus")
@@ -32,16 +36,20 @@ POLICIES: tuple[Policy, ...] = ("drop_oldest", "drop_newest", "latest", "block")
 
 Callback = Callable[[Result], None]
 
+#: How often (real seconds) the consumer of a closed subscription looks again
+#: while a publish begun before close() may still add to its queue.
+STRAGGLER_POLL_S = 0.001
+
 
 class Hub(Protocol):
     """What a subscription needs of its :class:`~collectbus.bus.fanout.Fanout`."""
 
     #: Guards every queue and counter of every subscription.
     lock: threading.Lock
-    #: Consumers asleep on an empty queue, over all subscriptions (lock held).
-    asleep: int
 
     def remove(self, sub: Subscription) -> None: ...
+
+    def dropped(self, sub: Subscription) -> int: ...
 
 
 class Subscription:
@@ -73,8 +81,16 @@ class Subscription:
         self._fanout = fanout
         self._callback = callback
         self._evicting = policy in ("drop_oldest", "latest")
+        #: Fed by publish() without the lock; its drops are derived (see routes).
+        self._plain = self._evicting and every_ns is None
         self._queue: deque[Result] = deque(maxlen=self.maxsize if self._evicting else None)
+        self._put: Target = self._queue.append
+        #: Other policies: every drop, counted under the lock. Plain: the highest
+        #: count derived so far (so that it never goes down).
         self._dropped = 0
+        self._offered = 0  # plain: offered through feeds already folded
+        self._feeds: list[Feed] = []
+        self._bells: list[Bell] = []
         self._delivered = 0
         self._errors = 0
         #: One lock per consumer asleep on the empty queue; releasing it wakes it.
@@ -92,8 +108,12 @@ class Subscription:
 
     @property
     def dropped(self) -> int:
-        """Results lost to the queue policy (exact)."""
-        return self._dropped
+        """Results lost to the queue policy (exact once no publish is under way,
+        see :mod:`collectbus.bus.fanout`)."""
+        return self._fanout.dropped(self)
+
+    def wants(self, collector: str) -> bool:
+        return self.collectors is None or collector in self.collectors
 
     @property
     def delivered(self) -> int:
@@ -138,54 +158,48 @@ class Subscription:
     def _take(self, timeout: float | None) -> Result | None:
         """Pop the next result, sleeping (real time) while the queue is empty.
 
-        A consumer sleeps on a lock of its own, registered under the fanout
-        lock; a publisher wakes it by releasing that lock, which costs far less
-        than a :class:`threading.Condition`. Everything that decides to sleep
-        or to wake happens under the fanout lock, so no wake-up is lost.
+        Pops, counts and decisions to sleep happen under the fanout lock; a
+        plain queue also grows without it (publish()). A consumer about to
+        sleep registers a lock of its own and rings the bells of its routes
+        (:meth:`Routes.doze <collectbus.bus.routes.Routes.doze>`), then looks
+        at the queue once more: a publish appends before it looks at the bell,
+        so either this second look sees the result, or the publisher sees the
+        bell and releases the lock. No wake-up is lost.
         """
         give_up = None if timeout is None else time.monotonic() + timeout
-        fanout = self._fanout
-        lock = fanout.lock
+        queue = self._queue
+        lock = self._fanout.lock
         lock.acquire()
         try:
             while True:
                 if self._abandoned:
                     return None
-                if self._queue:
-                    result = self._queue.popleft()
+                if queue:  # only consumers pop, under the lock: it stays non-empty
+                    result = queue.popleft()
                     self._delivered += 1
                     if self._blocked:
                         self._space.set()
                     return result
-                if self._closed:
-                    return None
                 wait = -1.0
-                if give_up is not None:
-                    wait = give_up - time.monotonic()
-                    if wait <= 0:
+                if self._closed:
+                    if not (self._plain and in_flight(self)):
                         return None
-                waiter = threading.Lock()
-                waiter.acquire()
-                self._waiters.append(waiter)
-                fanout.asleep += 1
-                lock.release()
-                try:
-                    waiter.acquire(timeout=wait)
-                finally:
-                    lock.acquire()
-                if waiter in self._waiters:  # timed out: nobody woke it
-                    self._waiters.remove(waiter)
-                    fanout.asleep -= 1
+                    wait = STRAGGLER_POLL_S  # a publish begun before close() may still add
+                if give_up is not None:
+                    left = give_up - time.monotonic()
+                    if left <= 0:
+                        return None
+                    wait = left if wait < 0 else min(wait, left)
+                waiter = Routes.doze(self)
+                if not queue:
+                    lock.release()
+                    try:
+                        waiter.acquire(timeout=wait)
+                    finally:
+                        lock.acquire()
+                Routes.undoze(self, waiter)  # unless a publisher woke it already
         finally:
             lock.release()
-
-    def _wake(self, *, everyone: bool = False) -> None:
-        """(fanout lock held) Wake one sleeping consumer, or all of them."""
-        while self._waiters:
-            self._waiters.pop(0).release()
-            self._fanout.asleep -= 1
-            if not everyone:
-                return
 
     def _deliver(self, callback: Callback) -> None:
         """The callback thread: one result at a time, until closed and drained."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import signal
@@ -14,9 +15,10 @@ from pathlib import Path
 import click
 
 from collectbus.cli.context import CliContext, pass_cli
-from collectbus.cli.output import format_option, render
-from collectbus.daemon import PidInfo, process_alive, read_pid_file, run_daemon
-from collectbus.errors import DaemonError
+from collectbus.cli.output import format_option, iso, render
+from collectbus.daemon import run_daemon
+from collectbus.errors import DaemonError, StoreError
+from collectbus.pidfile import PidInfo, running, wait_released
 
 EXIT_NOT_RUNNING = 3
 
@@ -31,19 +33,26 @@ def _pid_path(cli: CliContext) -> Path:
 
 
 def _live(path: Path) -> PidInfo | None:
-    info = read_pid_file(path)
-    if info is None:
+    info = running(path)
+    if info is None and not path.exists():
         return None
-    if not info.local:
-        raise DaemonError(
-            f"{path}: belongs to a daemon on host {info.host} (pid {info.pid})",
-            hint="run this command on that host",
-        )
-    if process_alive(info.pid):
-        return info
-    click.echo(f"collectbus: removing stale PID file {path} (pid {info.pid} is gone)", err=True)
-    path.unlink(missing_ok=True)
-    return None
+    return info
+
+
+def _not_running(fmt: str = "table") -> None:
+    if fmt == "json":
+        click.echo('{"state": "stopped"}')
+    click.echo("not running", err=True)
+    sys.exit(EXIT_NOT_RUNNING)
+
+
+def _start_error(log_path: Path) -> str:
+    """The daemon's own one-line error from its log, or its last line."""
+    lines = log_path.read_text(errors="replace").strip().splitlines() if log_path.exists() else []
+    errors = [line for line in lines if line.startswith("collectbus: error:")]
+    if errors:
+        return errors[-1].removeprefix("collectbus: error:").strip()
+    return lines[-1] if lines else "no output"
 
 
 @daemon.command()
@@ -55,23 +64,29 @@ def start(cli: CliContext, wait: float) -> None:
     """Start the daemon in the background."""
     config = cli.config()
     path = _pid_path(cli)
-    running = _live(path)
-    if running is not None:
+    current = _live(path)
+    if current is not None:
         raise DaemonError(
-            f"already running (pid {running.pid}, started by {running.user} on {running.host})",
+            f"already running (pid {current.pid}, started by {current.user} on {current.host})",
             hint="collectbus daemon stop, then start again",
         )
+    # Check the database here, where the error can be shown, not only in the log.
+    cli.open_store().close()
     argv = [sys.executable, "-m", "collectbus"]
     if cli.config_path:
         argv += ["--config", str(Path(cli.config_path).absolute())]
     if cli.db_url:
         argv += ["--db", cli.db_url]
     if cli.proc_root:
-        argv += ["--proc-root", cli.proc_root]
+        argv += ["--proc-root", str(Path(cli.proc_root).absolute())]
     argv += ["-v", "daemon", "run"]
     log_path = Path(config.daemon.log_file).absolute()
     env = {**os.environ, "COLLECTBUS_PID_FILE": str(path), "COLLECTBUS_LOG_FILE": str(log_path)}
-    with log_path.open("ab") as log_file:
+    try:
+        log_file = log_path.open("ab")
+    except OSError as err:
+        raise DaemonError(f"{log_path}: cannot open the log file: {err.strerror}") from err
+    with log_file:
         proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
@@ -82,13 +97,14 @@ def start(cli: CliContext, wait: float) -> None:
         )
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
-        info = read_pid_file(path)
+        info = running(path)
         if info is not None and info.pid == proc.pid:
             click.echo(f"started (pid {proc.pid}); log: {log_path}")
             return
         if proc.poll() is not None:
-            tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
-            raise DaemonError(f"the daemon exited at start: {tail[0]}", hint=f"see {log_path}")
+            raise DaemonError(
+                f"the daemon exited at start: {_start_error(log_path)}", hint=f"see {log_path}"
+            )
         time.sleep(0.05)
     raise DaemonError(f"the daemon did not come up within {wait:g} s", hint=f"see {log_path}")
 
@@ -101,16 +117,14 @@ def stop(cli: CliContext, timeout: float) -> None:
     path = _pid_path(cli)
     info = _live(path)
     if info is None:
-        click.echo("not running", err=True)
-        sys.exit(EXIT_NOT_RUNNING)
+        _not_running()
+        return
+    # The PID is the lock holder's own (it wrote the file under the lock), so
+    # this signal cannot reach a process that merely reused an old PID.
     os.kill(info.pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not process_alive(info.pid):
-            path.unlink(missing_ok=True)
-            click.echo(f"stopped (pid {info.pid})")
-            return
-        time.sleep(0.05)
+    if wait_released(path, timeout):
+        click.echo(f"stopped (pid {info.pid})")
+        return
     raise DaemonError(
         f"pid {info.pid} is still running {timeout:g} s after SIGTERM",
         hint=f"kill -KILL {info.pid}; committed data is safe",
@@ -125,25 +139,58 @@ def status(cli: CliContext, fmt: str) -> None:
     path = _pid_path(cli)
     info = _live(path)
     if info is None:
-        click.echo("not running", err=True)
-        sys.exit(EXIT_NOT_RUNNING)
+        _not_running(fmt)
+        return
     started = dt.datetime.fromtimestamp(info.started).astimezone().isoformat(timespec="seconds")
-    rows: list[dict[str, object]] = [
-        {"item": "state", "value": "running"},
-        {"item": "pid", "value": info.pid},
-        {"item": "host", "value": info.host},
-        {"item": "user", "value": info.user},
-        {"item": "started", "value": started},
-        {"item": "uptime", "value": f"{time.time() - info.started:.0f} s"},
-        {"item": "database", "value": info.database},
-        {"item": "pid file", "value": str(path)},
-    ]
-    render(rows, fmt, columns=("item", "value"))
+    state: dict[str, object] = {
+        "state": "running",
+        "pid": str(info.pid),
+        "host": info.host,
+        "user": info.user,
+        "started": started,
+        "uptime_s": round(time.time() - info.started),
+        "database": info.database,
+        "pid_file": str(path),
+    }
+    latest: list[dict[str, object]] = []
+    try:
+        store = cli.open_store(migrate=False)
+        try:
+            latest = store.collection_log(limit=5)
+        finally:
+            store.close()
+    except StoreError as err:
+        click.echo(f"collectbus: warning: cannot read the latest collections: {err}", err=True)
+    if fmt == "json":
+        state["pid"] = info.pid
+        state["latest_collections"] = latest
+        click.echo(json.dumps(state, indent=2, default=str))
+        return
+    render([{"item": k, "value": v} for k, v in state.items()], fmt, columns=("item", "value"))
+    if latest and fmt == "table":
+        rows = [
+            {
+                "started": iso(int(str(r["started_ns"]))),
+                "source": r["source"],
+                "status": r["status"],
+                "records": r["records"],
+                "ms": int(str(r["duration_ns"])) / 1e6,
+                "error": r["error"],
+            }
+            for r in latest
+        ]
+        render(rows, "table", title="latest collections")
 
 
 @daemon.command("run")
 @pass_cli
 def run_foreground(cli: CliContext) -> None:
     """Run the daemon in the foreground (for systemd or a container)."""
+    root = logging.getLogger()
+    for handler in root.handlers:
+        # A long-running log needs its times.
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s collectbus: %(levelname)s: %(message)s")
+        )
     logging.getLogger("collectbus").setLevel(logging.INFO)
     sys.exit(run_daemon(cli.config()))

@@ -59,6 +59,7 @@ def cli(
       collectbus run --duration 30s      collect host metrics into ./collectbus.db
       collectbus host --since 5m         CPU, memory, disk and network rates
       collectbus daemon start            keep collecting in the background
+      collectbus calls --stats           recorded Python calls, per handler
     """
     ctx.obj = CliContext(
         config_path=config_path, db_url=db_url, proc_root=proc_root, verbose=verbose
@@ -67,14 +68,17 @@ def cli(
     logging.basicConfig(
         level=level, format="collectbus: %(levelname)s: %(message)s", stream=sys.stderr
     )
+    # Alembic tells at INFO what it assumes about each database: noise here.
+    logging.getLogger("alembic").setLevel(max(level, logging.WARNING))
 
 
 def _register() -> None:
-    from collectbus.cli import daemon, db, host, run
+    from collectbus.cli import calls, daemon, db, host, run
 
     cli.add_command(run.run)
     cli.add_command(run.collect)
     cli.add_command(host.host)
+    cli.add_command(calls.calls)
     cli.add_command(daemon.daemon)
     cli.add_command(db.db)
 

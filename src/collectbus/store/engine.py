@@ -40,7 +40,8 @@ from sqlalchemy.engine import URL, make_url
 
 from collectbus.clock import Clock, SystemClock
 from collectbus.errors import StoreError
-from collectbus.records import CollectionEvent, HostSample, Record
+from collectbus.records import CallRecord, CollectionEvent, HostSample, Record
+from collectbus.store.calls import call_rows, insert_calls, read_call_timings, read_calls
 from collectbus.store.compact import CompactStats, compact_hour, hour_cutoff, pending
 from collectbus.store.dberrors import mapped_errors
 from collectbus.store.hostsamples import insert_rows, read_host, sample_rows
@@ -113,7 +114,7 @@ def _sqlite_begin(conn: Connection) -> None:
 
 
 class Store:
-    """Host samples and collection events in SQLite or PostgreSQL."""
+    """Host samples, collection events and recorded calls in SQLite or PostgreSQL."""
 
     def __init__(
         self,
@@ -205,19 +206,23 @@ class Store:
     def write(self, records: Iterable[Record]) -> int:
         """Store one collection cycle in one transaction; return the records stored.
 
-        HostSamples go to the wide tables and CollectionEvents to
-        ``collection_log``. If anything fails, nothing of the cycle is stored.
+        HostSamples go to the wide tables, CollectionEvents to
+        ``collection_log`` and CallRecords to ``calls``. If anything fails,
+        nothing of the cycle is stored.
         """
         samples: list[HostSample] = []
         events: list[CollectionEvent] = []
+        recorded_calls: list[CallRecord] = []
         for record in records:
             if isinstance(record, HostSample):
                 samples.append(record)
             elif isinstance(record, CollectionEvent):
                 events.append(record)
+            elif isinstance(record, CallRecord):
+                recorded_calls.append(record)
             else:
                 raise TypeError(f"the store cannot write {type(record).__name__}")
-        if not samples and not events:
+        if not samples and not events and not recorded_calls:
             return 0
         with self._transaction("write", write=True) as conn:
             host_ids = self._upsert_hosts(conn, samples)
@@ -226,9 +231,10 @@ class Store:
                 insert_rows(conn, WIDE_TABLES[table], rows, copy=copy)
             if events:
                 conn.execute(insert(collection_log), [_event_row(e) for e in events])
+            insert_calls(conn, call_rows(recorded_calls), copy=copy)
         # Cached only once committed: a rolled-back insert leaves no stale id.
         self._host_ids.update(host_ids)
-        return len(samples) + len(events)
+        return len(samples) + len(events) + len(recorded_calls)
 
     def _upsert_hosts(self, conn: Connection, samples: list[HostSample]) -> dict[str, int]:
         spans: dict[str, tuple[int, int]] = {}
@@ -332,6 +338,19 @@ class Store:
         with self._transaction("read collection_log", write=False) as conn:
             rows = conn.execute(query).mappings().all()
         return [dict(row) for row in reversed(rows)]
+
+    def calls(self, **window: Any) -> list[dict[str, object]]:
+        """Recorded calls; the arguments are those of
+        :func:`collectbus.store.calls.read_calls` (handler, time window, errors,
+        slowest, limit)."""
+        with self._transaction("read calls", write=False) as conn:
+            return read_calls(conn, **window)
+
+    def call_timings(self, **window: Any) -> dict[str, npt.NDArray[Any]]:
+        """Handler, start, elapsed time and error flag of recorded calls as
+        NumPy columns; see :func:`collectbus.store.calls.read_call_timings`."""
+        with self._transaction("read calls", write=False) as conn:
+            return read_call_timings(conn, **window)
 
 
 def _event_row(event: CollectionEvent) -> dict[str, object]:

@@ -9,6 +9,8 @@ Host samples live in two layers (DESIGN.md, "Store"):
 - **host_chunks**: the same rows once older than ``compact_after``, compressed
   per host, source table and hour by :mod:`collectbus.store.chunks`.
 
+Recorded calls go to **calls**, one row per call (:mod:`collectbus.store.calls`).
+
 This module is built from the record layouts, so it is always the live
 contract; the migrations in ``migrations/versions`` keep a frozen copy, and a
 test checks that a migrated database matches these definitions.
@@ -167,5 +169,28 @@ host_chunks = Table(
     UniqueConstraint("host_id", "source", "hour_start_ns", "first_ns"),
 )
 
+calls = Table(
+    "calls",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("host", Text, nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("thread_id", BigInteger, nullable=False),
+    Column("handler", Text, nullable=False),
+    Column("qualname", Text, nullable=False),
+    Column("started_ns", BigInteger, nullable=False),
+    Column("elapsed_ns", BigInteger, nullable=False),
+    # NULL for a call that returned.
+    Column("error_type", Text, nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("traceback", Text, nullable=True),
+    # NULL unless the collector captured them (already truncated text).
+    Column("args", Text, nullable=True),
+    Column("result", Text, nullable=True),
+    # Reads are by time window, and by handler within a window.
+    Index(None, "started_ns"),
+    Index(None, "handler", "started_ns"),
+)
+
 #: Tables whose row counts ``Store.status()`` reports.
-COUNTED_TABLES: tuple[str, ...] = ("hosts", "collection_log", *WIDE_TABLES, "host_chunks")
+COUNTED_TABLES: tuple[str, ...] = ("hosts", "collection_log", *WIDE_TABLES, "host_chunks", "calls")

@@ -72,10 +72,9 @@ def test_steady_rates_use_the_actual_sample_times(store: Store) -> None:
 
 
 def _with_net(sample: HostSample, rx_bytes: int) -> HostSample:
-    eth = [
-        dataclasses.replace(sample.net[1]) if False else sample.net[1]._replace(rx_bytes=rx_bytes)
-    ]
-    return dataclasses.replace(sample, net=(sample.net[0], *eth))
+    return dataclasses.replace(
+        sample, net=(sample.net[0], sample.net[1]._replace(rx_bytes=rx_bytes))
+    )
 
 
 def test_a_32_bit_wrap_is_counted_and_a_large_drop_is_a_reset(store: Store) -> None:
@@ -88,6 +87,29 @@ def test_a_32_bit_wrap_is_counted_and_a_large_drop_is_a_reset(store: Store) -> N
     assert rx[2] == 2**40 - 500  # plain growth
     assert np.isnan(rx[3])  # backwards from above 2**32: a reset
     assert rx[4] == 100
+
+
+def test_small_drop_of_a_net_counter_is_a_reset_not_a_wrap(store: Store) -> None:
+    for i, rx in enumerate([1_000_000, 999_000, 1_099_000]):
+        store.write([_with_net(make_host_sample("a", T0 + i * S), rx)])
+    rx = rates(store)["net_rx_bytes_per_s"].tolist()
+    assert np.isnan(rx[1])  # a re-created interface, not 4 GiB in one second
+    assert rx[2] == 100_000
+
+
+def test_iowait_going_back_is_clamped_not_a_wrap(store: Store) -> None:
+    first = make_host_sample("a", T0)
+    second = make_host_sample("a", T0 + S)
+    total = second.cpu[0]
+    # iowait one tick lower than before: ``man 5 proc`` says this can happen.
+    second = dataclasses.replace(
+        second, cpu=(total._replace(iowait=first.cpu[0].iowait - 1), *second.cpu[1:])
+    )
+    store.write([first])
+    store.write([second])
+    row = rates(store).iloc[1]
+    assert row["cpu_iowait_percent"] == 0.0
+    assert 30.0 < row["cpu_percent"] < 60.0  # the fake host is 40 % busy
 
 
 def test_a_reboot_gives_no_rate_for_that_step(store: Store) -> None:

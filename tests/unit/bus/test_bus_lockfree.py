@@ -1,0 +1,295 @@
+"""Plain subscribers are fed without a lock: counts, order and wake-ups under threads.
+
+These tests race real threads on purpose; what they check holds for every
+interleaving (exact counts once publishers are done, FIFO, no lost wake-up),
+so they pass or fail regardless of timing. Nothing here asserts a duration.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from tests.unit.bus.bus_doubles import GUARD_S, ScriptedCollector, result, seconds, tick, wait_until
+
+from collectbus.bus import CollectionBus
+from collectbus.bus.cache import Result
+from collectbus.bus.fanout import Fanout
+from collectbus.bus.routes import Feed, Routes, in_flight
+from collectbus.bus.subscription import Subscription
+from collectbus.clock import FakeClock
+
+PUBLISHERS = 4
+PER_PUBLISHER = 3000
+# seq = publisher * SEQ_BASE + n: who published it, and in which order.
+SEQ_BASE = 1_000_000
+
+
+@pytest.fixture
+def racy() -> Iterator[None]:
+    """Switch threads every few bytecodes instead of every 5 ms, so that the
+    races these tests are about happen often rather than almost never."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(before)
+
+
+def _publish_all(fanout: Fanout, collectors: tuple[str, ...] = ("c",)) -> list[threading.Thread]:
+    def produce(p: int) -> None:
+        for n in range(PER_PUBLISHER):
+            fanout.publish(result(collectors[n % len(collectors)], seq=p * SEQ_BASE + n))
+
+    threads = [threading.Thread(target=produce, args=(p,)) for p in range(PUBLISHERS)]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def _join(threads: list[threading.Thread]) -> None:
+    for t in threads:
+        t.join(GUARD_S * 3)
+        assert not t.is_alive()
+
+
+def _assert_fifo_and_unique(seqs: list[int]) -> None:
+    assert len(seqs) == len(set(seqs)), "a result was delivered twice"
+    last: dict[int, int] = {}
+    for seq in seqs:
+        publisher, n = divmod(seq, SEQ_BASE)
+        assert n > last.get(publisher, -1), "results of one publisher out of order"
+        last[publisher] = n
+
+
+def test_counts_are_exact_once_publishers_are_done_with_every_kind_of_consumer(
+    clock: FakeClock,
+    racy: None,
+) -> None:
+    fanout = Fanout(clock)
+    got: list[int] = []
+    slow = fanout.subscribe(lambda r: got.append(r.seq), name="callback", maxsize=40)
+    pulled = fanout.subscribe(name="pulled", maxsize=25, collectors=["a"])
+    latest = fanout.subscribe(name="latest", policy="latest")
+    newest = fanout.subscribe(name="newest", maxsize=30, policy="drop_newest")
+    taken: list[list[int]] = [[], []]
+    stop = threading.Event()
+
+    def read(into: list[int]) -> None:  # two readers share one pull subscription
+        while not stop.is_set() or pulled.queued:
+            r = pulled.get(timeout=0.01)
+            if r is not None:
+                into.append(r.seq)
+
+    readers = [threading.Thread(target=read, args=(t,)) for t in taken]
+    for t in readers:
+        t.start()
+    seen: list[int] = []  # dropped, read while everything runs: it never goes down
+    sampler = threading.Thread(
+        target=lambda: [seen.append(slow.dropped) for _ in range(300)]  # type: ignore[func-returns-value]
+    )
+    sampler.start()
+    _join(_publish_all(fanout, collectors=("a", "b")))
+    sampler.join(GUARD_S)
+    assert seen == sorted(seen)
+
+    total = PUBLISHERS * PER_PUBLISHER
+    # Publishers are done, consumers still run: the figures of one health() add up.
+    for h in fanout.health():
+        sent = total // 2 if h.name == "pulled" else total
+        assert h.delivered + h.dropped + h.queued == sent, h
+    stop.set()
+    _join(readers)
+    for sub, drained in fanout.close_all():
+        assert drained.wait(GUARD_S), sub.name
+
+    assert slow.delivered + slow.dropped == total
+    assert (slow.queued, slow.delivered) == (0, len(got))
+    _assert_fifo_and_unique(got)
+    assert pulled.delivered + pulled.dropped + pulled.queued == total // 2
+    assert pulled.delivered == len(taken[0]) + len(taken[1])
+    for part in taken:
+        _assert_fifo_and_unique(part)
+    both = taken[0] + taken[1]
+    assert len(both) == len(set(both)), "two readers got the same result"
+    assert (latest.dropped, latest.queued) == (total - 1, 1)
+    assert (newest.dropped, newest.queued) == (total - 30, 30)
+
+
+def test_a_sleeping_consumer_is_never_left_asleep(clock: FakeClock, racy: None) -> None:
+    """Hand results over one at a time: a lost wake-up would hang a round."""
+    fanout = Fanout(clock)
+    sub = fanout.subscribe(name="s", maxsize=1)
+    got = threading.Event()
+    received: list[int] = []
+
+    def read() -> None:
+        while (r := sub.get(timeout=GUARD_S)) is not None:
+            received.append(r.seq)
+            got.set()
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    for n in range(3000):
+        if n % 3 == 1:
+            time.sleep(0)  # let the reader get further on its way to sleep
+        elif n % 3 == 2:
+            time.sleep(0.0001)  # and let it fall asleep
+        got.clear()
+        fanout.publish(result(seq=n))
+        assert got.wait(GUARD_S), f"the reader was not woken for result {n}"
+    sub.close()
+    reader.join(GUARD_S)
+    assert received == list(range(3000))
+    assert sub.dropped == 0
+
+
+def test_a_publish_between_the_last_look_and_falling_asleep_is_not_missed(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worst moment for a publish: the consumer found its queue empty and
+    is about to register as asleep, so the publish sees no bell. The consumer
+    must notice the result when it looks again, after registering."""
+    fanout = Fanout(clock)
+    sub = fanout.subscribe(name="s")
+    fanout.publish(result(seq=0))  # builds the route, so that publish needs no lock
+    assert sub.get(timeout=0) is not None
+    doze = Routes.doze
+    slipped: list[bool] = []
+
+    def publish_then_doze(member: Subscription) -> threading.Lock:
+        if not slipped:
+            slipped.append(True)
+            fanout.publish(result(seq=1))  # appends, finds no bell, wakes nobody
+        return doze(member)
+
+    monkeypatch.setattr(Routes, "doze", staticmethod(publish_then_doze))
+    got: list[Result | None] = []
+    reader = threading.Thread(target=lambda: got.append(sub.get()))
+    reader.start()
+    reader.join(GUARD_S)
+    if reader.is_alive():  # the result sits in the queue and its reader sleeps on
+        fanout.publish(result(seq=2))
+        reader.join(GUARD_S)
+        pytest.fail("the reader slept through a result")
+    assert slipped
+    assert got[0] is not None
+    assert got[0].seq == 1
+
+
+def test_subscribers_coming_and_going_keep_the_counts_exact(clock: FakeClock, racy: None) -> None:
+    fanout = Fanout(clock)
+    keep = fanout.subscribe(name="keep", maxsize=10)
+    publishers = _publish_all(fanout)
+    churned = []
+    for n in range(40):  # each one closes while publishers still run
+        received: list[int] = []
+        sub = fanout.subscribe(received.append, name=f"t{n}", maxsize=5)  # type: ignore[arg-type]
+        time.sleep(0.001)
+        sub.close()
+        churned.append((sub, received))
+    _join(publishers)
+    for sub, received in churned:
+        assert sub._finished.wait(GUARD_S)
+        # Nothing was left behind by a publish that raced close().
+        assert (sub.queued, sub.delivered) == (0, len(received))
+    assert keep.delivered + keep.dropped + keep.queued == PUBLISHERS * PER_PUBLISHER
+    fanout.health()
+    assert len(fanout._routes._feeds) <= 1  # every retired counter was folded
+
+
+def test_plain_drops_are_warned_about_lazily_and_rate_limited(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    fanout = Fanout(clock)
+    sub = fanout.subscribe(name="s", maxsize=1)
+    with caplog.at_level(logging.WARNING, logger="collectbus.bus"):
+        for n in range(5):
+            fanout.publish(result(seq=n))
+        assert caplog.records == []  # publish() itself never looks
+        fanout.check_drops()
+        for n in range(3):
+            fanout.publish(result(seq=n))
+        clock.advance(seconds(9.9))
+        fanout.check_drops()  # within the interval: no warning
+        clock.advance(seconds(0.1))
+        fanout.health()  # health() looks too
+        for n in range(2):
+            fanout.publish(result(seq=n))
+        sub.close()  # closing reports what is left, whatever the rate limit
+    assert [r.getMessage() for r in caplog.records] == [
+        "subscriber s: dropped 4 result(s) since the last warning "
+        "(policy drop_oldest, maxsize 1, 4 dropped in all)",
+        "subscriber s: dropped 3 result(s) since the last warning "
+        "(policy drop_oldest, maxsize 1, 7 dropped in all)",
+        "subscriber s: dropped 2 result(s) since the last warning "
+        "(policy drop_oldest, maxsize 1, 9 dropped in all)",
+    ]
+    assert (sub.dropped, sub.queued) == (9, 1)
+
+
+def test_the_running_bus_warns_about_plain_drops_by_itself(
+    bus: CollectionBus,
+    clock: FakeClock,
+    collector: ScriptedCollector,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bus.add(collector, tier="fast")
+    sub = bus.subscribe(name="s", maxsize=1)
+    with caplog.at_level(logging.WARNING, logger="collectbus.bus"):
+        bus.start()
+        wait_until(lambda: sub.queued == 1, "the first result")
+        tick(clock)
+        wait_until(lambda: sub.dropped == 1, "the second result, evicting the first")
+        collector.gate.clear()  # the next collection publishes nothing yet
+        tick(clock)  # the scheduler looks for drops each time it wakes up
+        collector.gate.set()
+    warnings = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+    assert warnings[0] == (
+        "subscriber s: dropped 1 result(s) since the last warning "
+        "(policy drop_oldest, maxsize 1, 1 dropped in all)"
+    )
+
+
+def test_a_feed_is_final_once_nothing_can_count_through_it() -> None:
+    feed = Feed((), set())
+    held = feed.count  # as a hot tuple or a running publish holds it
+    for _ in range(3):
+        next(held)
+    assert (feed.published(), feed.final()) == (3, False)
+    del held
+    assert feed.final()
+
+
+def test_a_closed_subscriber_is_in_flight_while_a_publish_holds_its_queue(
+    clock: FakeClock,
+) -> None:
+    fanout = Fanout(clock)
+    sub = fanout.subscribe(name="s")
+    fanout.publish(result())
+    assert in_flight(sub)  # its live route holds its append
+    sub.close()
+    assert not in_flight(sub)
+    put = sub._put  # a publish that fetched the route before close()
+    assert in_flight(sub)
+    del put
+    assert not in_flight(sub)
+
+
+def test_closing_while_a_publish_is_still_appending_delivers_its_result(
+    clock: FakeClock,
+) -> None:
+    fanout = Fanout(clock)
+    got: list[Result] = []
+    sub = fanout.subscribe(got.append, name="s")
+    straggler = sub._put  # as a publish that fetched the route before close()
+    sub.close()
+    assert not sub._finished.wait(0.02)  # its consumer waits for the straggler
+    straggler(result(seq=7))
+    del straggler
+    assert sub._finished.wait(GUARD_S)
+    assert [r.seq for r in got] == [7]
+    assert (sub.delivered, sub.queued) == (1, 0)
