@@ -28,13 +28,22 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from collectbus.errors import ConfigError
 
 DEFAULT_DB_URL = "sqlite:///collectbus.db"
+SUPPORTED_DATABASES = ("sqlite", "postgresql")
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -110,8 +119,20 @@ class Config(_Section):
     store: StoreConfig = Field(default_factory=StoreConfig)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
 
-    #: Where the settings came from, for ``collectbus config``-style reports.
-    source: str = "configuration"
+    #: Where the settings came from (a file name, or "defaults").
+    _source: str = PrivateAttr(default="defaults")
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+    @model_validator(mode="after")
+    def _tier_exists(self) -> Config:
+        tier = self.collectors.host.tier
+        if tier not in self.bus.tiers:
+            known = ", ".join(sorted(self.bus.tiers))
+            raise ValueError(f"collectors.host.tier: unknown tier {tier!r} (known: {known})")
+        return self
 
 
 #: Environment variables and the dotted key each overrides.
@@ -145,15 +166,21 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: object) -> None:
     node[leaf] = value
 
 
-def _format_validation(source: str, err: ValidationError) -> ConfigError:
+def _format_validation(
+    source: str, origins: Mapping[str, str], err: ValidationError
+) -> ConfigError:
     first = err.errors()[0]
     key = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    msg = first["msg"]
+    msg = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         msg = "unknown key"
+    if not first["loc"] and ": " in msg:
+        # A check across keys names its key in the message.
+        key, _, msg = msg.partition(": ")
     more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    where = origins.get(key, source)
     return ConfigError(
-        f"{source}: {key}: {msg}{more}", hint="see the Configuration section of the README"
+        f"{where}: {key}: {msg}{more}", hint="see the Configuration section of the README"
     )
 
 
@@ -170,7 +197,7 @@ def load_config(
     """
     env = os.environ if env is None else env
     data: dict[str, Any] = {}
-    source = "configuration"
+    source = "defaults"
     named = path or env.get("COLLECTBUS_CONFIG")
     files = [Path(named)] if named else candidate_files(env)
     for file in files:
@@ -186,29 +213,39 @@ def load_config(
                 raise ConfigError(f"{file}: invalid TOML: {err}") from err
             source = str(file)
             break
+    # Which layer set each overridden key, so that an error blames the right one.
+    origins: dict[str, str] = {}
     for var, dotted in ENV_OVERRIDES.items():
         if env.get(var):
             _set_dotted(data, dotted, env[var])
+            origins[dotted] = f"environment variable {var}"
     for dotted, value in (overrides or {}).items():
         if value is not None:
             _set_dotted(data, dotted, value)
-    data["source"] = source
+            origins[dotted] = "command line"
     try:
         config = Config.model_validate(data)
     except ValidationError as err:
-        raise _format_validation(source, err) from err
-    _check_url(config.store.url, source)
+        raise _format_validation(source, origins, err) from err
+    _check_url(config.store.url, origins.get("store.url", source))
+    config._source = source
     return config
 
 
 def _check_url(url: str, source: str) -> None:
     try:
         parsed = make_url(url)
-    except ArgumentError as err:
+        parsed.port  # noqa: B018 -- parsing the port is what raises on "host:abc"
+    except (ArgumentError, ValueError) as err:
         raise ConfigError(
             f"{source}: store.url: {mask_url(url)!r} is not a database URL",
             hint="use sqlite:///path.db or postgresql://user@host/db",
         ) from err
+    if parsed.get_backend_name() not in SUPPORTED_DATABASES:
+        raise ConfigError(
+            f"{source}: store.url: {parsed.get_backend_name()!r} databases are not supported",
+            hint="use sqlite:///path.db or postgresql://user@host/db",
+        )
     if parsed.password:
         raise ConfigError(
             f"{source}: store.url: a password in the URL would end up in logs and process lists",
@@ -236,5 +273,5 @@ def mask_url(url: str) -> str:
     """The URL with any password replaced by ``***``."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return re.sub(r"://([^:/@]*):[^@]*@", r"://\1:***@", url)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import signal
 import time
 from pathlib import Path
@@ -79,39 +80,45 @@ def _committed(url: str) -> tuple[int, int, int]:
 def test_sigkill_during_collection_keeps_every_committed_sample(
     tmp_path: Path, store_url: str
 ) -> None:
+    """Kill a collecting process again and again, at random moments of its work."""
     env = collectbus_env(tmp_path, store_url)
-    proc = start_collectbus("run", "--interval", "100ms", cwd=tmp_path, env=env)
-    try:
-        deadline = time.monotonic() + 60
-        seen = (0, 0, 0)
-        while time.monotonic() < deadline:
-            time.sleep(0.3)
-            try:
-                seen = _committed(store_url)
-            except sa.exc.OperationalError:
-                continue  # the schema is being created
-            except sa.exc.ProgrammingError:
-                continue
-            if seen[0] >= 10:
-                break
-        assert seen[0] >= 10, f"no collections were committed: {seen}"
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
+    rng = random.Random(20261124)
+    seen = (0, 0, 0)
+    for _ in range(5):
+        # 20 ms ticks keep a write transaction open a good part of the time.
+        proc = start_collectbus("run", "--interval", "20ms", cwd=tmp_path, env=env)
+        try:
+            deadline = time.monotonic() + 60
+            target = seen[0] + 5
+            while time.monotonic() < deadline:
+                time.sleep(0.05)
+                try:
+                    seen = _committed(store_url)
+                except (sa.exc.OperationalError, sa.exc.ProgrammingError):
+                    continue  # the schema is being created
+                if seen[0] >= target:
+                    break
+            assert seen[0] >= target, f"no new collections were committed: {seen}"
+            time.sleep(rng.uniform(0, 0.1))
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate(timeout=30)
+        assert proc.returncode == -signal.SIGKILL
 
-    store = open_store(store_url)
-    try:
-        assert store.status()["revision"] == store.status()["head"]
-    finally:
-        store.close()
-    logged, cpu_ticks, mem_rows = _committed(store_url)
-    # Everything seen before the kill is still there, and each logged
-    # collection has its sample: log entry and rows commit together.
-    assert logged >= seen[0]
-    assert logged == cpu_ticks == mem_rows
-    if store_url.startswith("sqlite"):
-        engine = sa.create_engine(store_url)
-        with engine.connect() as conn:
-            assert conn.execute(sa.text("PRAGMA integrity_check")).scalar_one() == "ok"
-        engine.dispose()
+        store = open_store(store_url)
+        try:
+            status = store.status()
+            assert status["revision"] == status["head"]
+        finally:
+            store.close()
+        logged, cpu_ticks, mem_rows = _committed(store_url)
+        # Everything seen before the kill is still there, and each logged
+        # collection has its sample: log entry and rows commit together.
+        assert logged >= seen[0]
+        assert logged == cpu_ticks == mem_rows
+        seen = (logged, cpu_ticks, mem_rows)
+        if store_url.startswith("sqlite"):
+            engine = sa.create_engine(store_url)
+            with engine.connect() as conn:
+                assert conn.execute(sa.text("PRAGMA integrity_check")).scalar_one() == "ok"
+            engine.dispose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from collectbus.cli.context import CliContext, pass_cli
-from collectbus.cli.output import format_option, render
+from collectbus.cli.output import duration_option, format_option, render
 
 
 @click.group()
@@ -61,20 +61,21 @@ def status(cli: CliContext, fmt: str) -> None:
 @db.command("compact")
 @click.option(
     "--older-than",
-    default=None,
+    callback=duration_option,
     metavar="TIME",
     help="Compact samples older than TIME (default: store.compact_after).",
 )
 @pass_cli
-def compact(cli: CliContext, older_than: str | None) -> None:
+def compact(cli: CliContext, older_than: float | None) -> None:
     """Compact old host samples into chunks now."""
-    from collectbus.config import parse_duration
-
     config = cli.config()
-    seconds = parse_duration(older_than) if older_than else config.store.compact_after
+    seconds = older_than if older_than is not None else config.store.compact_after
     store = cli.open_store()
     try:
         stats = store.compact(older_than_s=seconds)
     finally:
         store.close()
-    click.echo(f"compacted: {stats}")
+    click.echo(
+        f"compacted {stats.rows:,} rows into {stats.chunks:,} chunks "
+        f"({stats.merged:,} merged into existing ones), {stats.payload_bytes:,} bytes"
+    )

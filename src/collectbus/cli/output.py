@@ -29,7 +29,27 @@ format_option = click.option(
 Row = Mapping[str, object]
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d|w)$")
+_LATEST_S = 253_402_300_800  # 10000-01-01T00:00:00Z
 _REL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+#: The shortest interval a command accepts: below it, reading /proc is all the host does.
+MIN_INTERVAL_S = 0.01
+
+
+def duration_option(_ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """A click callback: seconds from ``30s``, ``5m``, ``500ms``."""
+    if value is None:
+        return None
+    from collectbus.config import parse_duration
+
+    try:
+        seconds = parse_duration(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
+    if param.name == "interval" and seconds < MIN_INTERVAL_S:
+        raise click.BadParameter(f"an interval is at least {MIN_INTERVAL_S * 1000:g} ms")
+    return seconds
 
 
 def parse_time(value: str, *, now_ns: int) -> int:
@@ -38,20 +58,26 @@ def parse_time(value: str, *, now_ns: int) -> int:
     if text == "now":
         return now_ns
     if m := _RELATIVE.match(text):
-        return now_ns - int(float(m.group(1)) * _REL_UNITS[m.group(2)] * 1e9)
-    try:
-        return int(float(text) * 1e9)
-    except ValueError:
-        pass
-    try:
-        when = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is not a time; use e.g. 15m, 2h, 2026-11-24T10:00, or epoch seconds"
-        ) from None
-    if when.tzinfo is None:
-        when = when.astimezone()
-    return int(when.timestamp() * 1e9)
+        result = now_ns - int(float(m.group(1)) * _REL_UNITS[m.group(2)] * 1e9)
+    else:
+        try:
+            seconds = float(text)
+        except ValueError:
+            try:
+                when = dt.datetime.fromisoformat(text)
+            except ValueError:
+                raise click.BadParameter(
+                    f"{value!r} is not a time; use e.g. 15m, 2h, 2026-11-24T10:00, or epoch seconds"
+                ) from None
+            if when.tzinfo is None:
+                when = when.astimezone()
+            seconds = when.timestamp()
+        if not 0 <= seconds < _LATEST_S:
+            raise click.BadParameter(f"{value!r} is not a time between 1970 and 9999")
+        result = int(seconds * 1e9)
+    if result < 0:
+        raise click.BadParameter(f"{value!r} reaches back before 1970")
+    return result
 
 
 def iso(ns: int | None) -> str:

@@ -12,35 +12,25 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from collectbus import codec
 from collectbus.cli.context import CliContext, pass_cli
-from collectbus.cli.output import FORMATS, render
+from collectbus.cli.output import FORMATS, duration_option, render
 from collectbus.collectors.base import CollectContext
 from collectbus.collectors.host.collector import HostCollector
-from collectbus.config import parse_duration
 from collectbus.daemon import Pipeline, Summary
 from collectbus.errors import CollectError
 from collectbus.procfields import MEMINFO_COLUMNS
 from collectbus.records import HostSample
 
 
-def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return parse_duration(value)
-    except ValueError as err:
-        raise click.BadParameter(str(err)) from None
-
-
 @click.command()
 @click.option(
     "--duration",
-    callback=_duration,
+    callback=duration_option,
     metavar="TIME",
     help="Stop after TIME (30s, 5m); default: until Ctrl-C.",
 )
 @click.option(
     "--interval",
-    callback=_duration,
+    callback=duration_option,
     metavar="TIME",
     help="Host sample interval (default: its tier's, 10s).",
 )
@@ -66,7 +56,8 @@ def run(
         stop.set()
         summary = pipeline.summary()
     _print_summary(summary)
-    if summary.failed_writes:
+    if summary.failed_writes or summary.collections == 0 or summary.samples == 0:
+        # Nothing (or not everything) reached the database: a script must notice.
         sys.exit(1)
 
 
@@ -106,7 +97,8 @@ def _print_summary(summary: Summary) -> None:
         {"": "database", "value": summary.database},
     ]
     render(rows, "table", title="collectbus run")
-    click.echo("next: collectbus host --since 10m", err=True)
+    if summary.samples:
+        click.echo("next: collectbus host --since 10m", err=True)
 
 
 @click.group()

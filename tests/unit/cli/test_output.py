@@ -47,3 +47,9 @@ def test_render_json_csv_table(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "1.50" in out
     assert "x" in out
+
+
+@pytest.mark.parametrize("bad", ["inf", "nan", "1e30", "-5", "99999999999d"])
+def test_parse_time_rejects_out_of_range(bad: str) -> None:
+    with pytest.raises(click.BadParameter):
+        parse_time(bad, now_ns=NOW)
