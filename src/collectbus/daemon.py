@@ -16,9 +16,9 @@ import logging
 import os
 import signal
 import threading
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from collectbus.bus import CollectionBus, Result
 from collectbus.clock import NS_PER_S, Clock, SystemClock
@@ -26,6 +26,7 @@ from collectbus.config import Config, database_url, mask_url
 from collectbus.errors import StoreError
 from collectbus.pidfile import PidLock
 from collectbus.plugins import load_collector
+from collectbus.records import Record
 from collectbus.store import Store
 from collectbus.store import open as open_store
 
@@ -36,39 +37,64 @@ class StoreSink:
     """A bus subscriber that writes each collection to the store.
 
     One collection is one transaction: a crash loses at most the collection
-    being written. A write that fails (full disk, database down) is logged in
-    one line and counted; the bus goes on, and earlier data stays committed.
+    being written. A write that fails (database locked or restarting, disk
+    full) is logged in one line and counted, and the collection waits in a
+    bounded retry buffer, oldest first, to be written before the next one, so
+    a database that is away for a while loses nothing. When the buffer is full
+    its oldest collection is dropped and counted in ``lost_collections``, as
+    Telegraf's output buffer does.
     """
 
     def __init__(
-        self, store: Store, *, clock: Clock, compact_after_s: float, compact_every_s: float
+        self,
+        store: Store,
+        *,
+        clock: Clock,
+        compact_after_s: float,
+        compact_every_s: float,
+        retry_buffer: int = 1000,
     ) -> None:
         self.store = store
         self.clock = clock
         self.compact_after_s = compact_after_s
         self.compact_every_ns = int(compact_every_s * NS_PER_S)
         self._next_compact_ns = clock.monotonic_ns() + self.compact_every_ns
+        self._pending: deque[tuple[Record, ...]] = deque()
+        self._retry_buffer = retry_buffer
         self.written_collections = 0
         self.written_records = 0
         self.failed_writes = 0
+        self.lost_collections = 0
         self.last_error: str | None = None
         self.compactions = 0
+
+    @property
+    def pending(self) -> int:
+        """Collections waiting to be written again."""
+        return len(self._pending)
 
     def __call__(self, result: Result) -> None:
         if result.stale:
             # A stale result repeats data that is stored already; keep only its log entry.
-            batch: tuple[Any, ...] = (result.event,)
+            batch: tuple[Record, ...] = (result.event,)
         else:
             batch = (*result.records, result.event)
-        try:
-            self.store.write(batch)
-        except StoreError as err:
-            self.failed_writes += 1
-            self.last_error = str(err)
-            log.error("store: %s", err)
-            return
-        self.written_collections += 1
-        self.written_records += len(batch) - 1
+        if len(self._pending) >= self._retry_buffer:
+            self._pending.popleft()
+            self.lost_collections += 1
+        self._pending.append(batch)
+        while self._pending:
+            head = self._pending[0]
+            try:
+                self.store.write(head)
+            except StoreError as err:
+                self.failed_writes += 1
+                self.last_error = str(err)
+                log.error("store: %s (%d collections wait to be written)", err, len(self._pending))
+                return
+            self._pending.popleft()
+            self.written_collections += 1
+            self.written_records += len(head) - 1
         if self.clock.monotonic_ns() >= self._next_compact_ns:
             self._next_compact_ns = self.clock.monotonic_ns() + self.compact_every_ns
             self.compact()
@@ -93,6 +119,8 @@ class Summary:
     skips: int
     drops: int
     failed_writes: int
+    #: Collections still waiting in the retry buffer, or dropped from it.
+    unwritten: int
     database: str
 
 
@@ -171,6 +199,7 @@ class Pipeline:
             skips=sum(c.skips + c.backoff_skips for c in collectors),
             drops=sum(s.dropped for s in health.subscribers),
             failed_writes=self.sink.failed_writes,
+            unwritten=self.sink.pending + self.sink.lost_collections,
             database=mask_url(self.store.url),
         )
 

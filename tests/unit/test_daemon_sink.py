@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from collectbus.bus import Result
 from collectbus.clock import NS_PER_S, FakeClock
 from collectbus.daemon import StoreSink
+from collectbus.errors import StoreError
 from collectbus.records import CollectionEvent
 from collectbus.store import Store
 from collectbus.store import open as open_store
@@ -96,3 +97,29 @@ def test_a_failed_write_is_counted_and_earlier_data_stays(env: Env) -> None:
     assert env.sink.last_error is not None
     assert "full" in env.sink.last_error
     assert _count(env.url, "host_mem") >= 1
+    waiting = env.sink.pending
+    assert waiting > 0
+    # Room again: the waiting collections are written, oldest first, before the next.
+    with env.store.engine.begin() as conn:
+        conn.execute(sa.text("PRAGMA max_page_count = 1073741823"))
+    env.sink(_result(40, START_NS + 40 * NS_PER_S))
+    assert env.sink.pending == 0
+    assert env.sink.lost_collections == 0
+    assert _count(env.url, "host_mem") == 40
+    assert _count(env.url, "collection_log") == 40
+
+
+def test_the_retry_buffer_is_bounded_and_counts_what_it_drops(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sink = StoreSink(
+        env.store, clock=env.clock, compact_after_s=3600, compact_every_s=600, retry_buffer=3
+    )
+
+    def away(records: object) -> int:
+        raise StoreError("database is away")
+
+    monkeypatch.setattr(env.store, "write", away)
+    for i in range(10):
+        sink(_result(i + 1, START_NS + i * NS_PER_S))
+    assert (sink.pending, sink.lost_collections, sink.failed_writes) == (3, 7, 10)

@@ -56,7 +56,7 @@ def run(
         stop.set()
         summary = pipeline.summary()
     _print_summary(summary)
-    if summary.failed_writes or summary.collections == 0 or summary.samples == 0:
+    if summary.unwritten or summary.samples == 0:
         # Nothing (or not everything) reached the database: a script must notice.
         sys.exit(1)
 
@@ -93,7 +93,8 @@ def _print_summary(summary: Summary) -> None:
         {"": "collector errors", "value": summary.errors},
         {"": "ticks skipped", "value": summary.skips},
         {"": "results dropped", "value": summary.drops},
-        {"": "failed writes", "value": summary.failed_writes},
+        {"": "failed writes (retried)", "value": summary.failed_writes},
+        {"": "collections not written", "value": summary.unwritten},
         {"": "database", "value": summary.database},
     ]
     render(rows, "table", title="collectbus run")
