@@ -89,6 +89,9 @@ def publish_ns(case: str, subscribers: int, n: int, rounds: int) -> float:
         for sub, drained in fanout.close_all():
             if not drained.wait(30):
                 raise SystemExit(f"subscriber {sub.name} did not drain")
+        sent = n + (1000 if case == "full" else 0)
+        for h in fanout.health():  # every result is accounted for, exactly
+            assert h.delivered + h.dropped + h.queued == sent, h
     return best
 
 

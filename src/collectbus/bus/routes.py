@@ -86,7 +86,7 @@ class Feed:
 
     def final(self) -> bool:
         """No route and no publish can count through this feed any more."""
-        return True
+        return sys.getrefcount(self.count) <= _HELD_ONCE
 
 
 def in_flight(sub: Member) -> bool:

@@ -119,6 +119,22 @@ def test_counts_are_exact_once_publishers_are_done_with_every_kind_of_consumer(
     assert (newest.dropped, newest.queued) == (total - 30, 30)
 
 
+def test_dropped_never_runs_ahead_of_the_real_evictions(clock: FakeClock, racy: None) -> None:
+    """With room for everything nothing is ever evicted, so every reading,
+    even in the middle of a publish, must say 0."""
+    fanout = Fanout(clock)
+    sub = fanout.subscribe(name="s", maxsize=PUBLISHERS * PER_PUBLISHER)
+    readings: list[int] = []
+    publishers = _publish_all(fanout)
+    while any(p.is_alive() for p in publishers):
+        readings.append(sub.dropped)
+        readings.extend(h.dropped for h in fanout.health())
+    _join(publishers)
+    assert readings
+    assert set(readings) == {0}
+    assert (sub.dropped, sub.queued) == (0, PUBLISHERS * PER_PUBLISHER)
+
+
 def test_a_sleeping_consumer_is_never_left_asleep(clock: FakeClock, racy: None) -> None:
     """Hand results over one at a time: a lost wake-up would hang a round."""
     fanout = Fanout(clock)
