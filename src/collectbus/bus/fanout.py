@@ -169,15 +169,21 @@ class Fanout:
         with self.lock:
             return list(self._subs.values())
 
-    def fastest_every_ns(self, collector: str) -> int | None:
-        """The shortest ``every`` any open subscriber of ``collector`` asked for."""
+    def pace_ns(self, collector: str, own_ns: int) -> int:
+        """How often ``collector`` must run for its subscribers.
+
+        The shortest ``every`` they ask for; a subscriber that asks for none
+        takes every result, at the collector's own interval ``own_ns`` (also
+        used when nobody subscribes). So a slow subscriber never slows the
+        collector down for the others.
+        """
         with self.lock:
             paces = [
-                s.every_ns
+                own_ns if s.every_ns is None else s.every_ns
                 for s in self._subs.values()
-                if s.every_ns is not None and s.wants(collector)
+                if s.wants(collector)
             ]
-        return min(paces) if paces else None
+        return min(paces) if paces else own_ns
 
     def close_all(self) -> list[tuple[Subscription, threading.Event]]:
         """Close every subscription; each comes with an event set once its

@@ -78,7 +78,7 @@ class BusHealth:
     """The whole bus at one moment."""
 
     host: str
-    #: ``new``, ``running`` or ``stopped``.
+    #: ``new``, ``running``, ``stopped``, or ``failed`` (the scheduler thread died; see the log).
     state: str
     collectors: tuple[CollectorHealth, ...]
     subscribers: tuple[SubscriberHealth, ...]

@@ -77,6 +77,9 @@ class CollectorState:
     last_error: str | None = None
     last_duration_ns: int | None = None
     lag_ns: int | None = None
+    #: The problems of the last partial collection, so that a file that stays
+    #: broken is logged once, not at every tick.
+    known_problems: frozenset[str] = frozenset()
     #: Held while a result of this collector is published, so that its results
     #: go out in order even though the collector is free again meanwhile.
     publish_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -374,8 +377,16 @@ class Runner:
             if result.stale:
                 state.stale_served += 1
             backoff_s = state.backoff_ns / NS_PER_S
-        for problem in problems:
+            messages = list(dict.fromkeys(str(p) for p in problems)) if status == "partial" else []
+            current = frozenset(messages)
+            new_problems = [m for m in messages if m not in state.known_problems]
+            cleared = status == "ok" and bool(state.known_problems)
+            if status in ("ok", "partial"):
+                state.known_problems = current
+        for problem in new_problems:
             log.warning("collector %s: partial collection: %s", state.name, problem)
+        if cleared:
+            log.info("collector %s: complete again", state.name)
         if status not in GOOD_STATUSES:
             log.error(
                 "collector %s %s: %s; backing off %gs, %s",

@@ -146,7 +146,7 @@ class CollectionBus:
             backoff_initial_ns=int(backoff_initial * NS_PER_S),
             backoff_max_ns=int(backoff_max * NS_PER_S),
         )
-        entry.interval_ns = self._fanout.fastest_every_ns(name) or entry.base_ns
+        entry.interval_ns = self._fanout.pace_ns(name, entry.base_ns)
         with self._lock:
             if self._state == "stopped":
                 raise BusError(f"collector {name!r}: the bus is stopped")
@@ -327,7 +327,7 @@ class CollectionBus:
         """Subscribers came or went: recompute every collector's interval."""
         with self._lock:
             entries = list(self._entries.values())
-        planned = [(e, self._fanout.fastest_every_ns(e.name) or e.base_ns) for e in entries]
+        planned = [(e, self._fanout.pace_ns(e.name, e.base_ns)) for e in entries]
         with self._lock:
             now = self._clock.monotonic_ns()
             for entry, interval in planned:
@@ -349,6 +349,13 @@ class CollectionBus:
                     self._fire(entry, tick, due, now)
                 self._fanout.check_drops()  # warnings about plain subscribers' drops
                 self._clock.sleep_until(self._next_wake_ns(now), self._wake)
+        except BaseException:
+            # A bug here would stop every collection in silence: say so, loudly,
+            # and let health() show it, then let the thread die with the error.
+            log.critical("bus scheduler stopped by an internal error", exc_info=True)
+            with self._lock:
+                self._state = "failed"
+            raise
         finally:
             self._ticker_done.set()
 

@@ -12,6 +12,13 @@ and a cap on the output kept, and maps every failure to one clear error:
 - it exits non-zero (``check=True``): :class:`~collectbus.errors.CommandFailed`
   with the exit code and the last lines of stderr;
 - it prints more than ``max_output`` bytes: it is killed, :class:`~collectbus.errors.CollectError`.
+
+The deadline covers the whole run: writing stdin (through the same loop as the
+reads, so a command that never reads its input cannot block it), reading the
+output, and waiting for the command to exit after it closed its output. A
+command that exits is done even if a process it left behind (``ssh`` with
+``ControlPersist``) still holds its pipes: what it wrote is read, for at most
+a short grace period, and the result returned.
 """
 
 from __future__ import annotations
@@ -33,6 +40,11 @@ DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_MAX_OUTPUT = 256 * 1024 * 1024
 STDERR_TAIL_BYTES = 4096
 _CHUNK = 65536
+# After the command exits, how long to read what is left in pipes that a
+# process it left behind keeps open.
+_EXIT_GRACE_NS = 200_000_000
+# How often to look whether the command exited, where no pidfd tells.
+_POLL_S = 0.05
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -135,46 +147,113 @@ class LocalRunner:
         started_ns: int,
         limit_s: float,
     ) -> tuple[bytes, bytes]:
-        deadline_ns = started_ns + int(limit_s * 1e9)
+        """Feed stdin, read stdout and stderr until the command exits; kill it at the deadline.
+
+        Returns once the command has exited and its output is read: at once
+        when both pipes are at their end, and otherwise when stdout is at its
+        end and stderr has nothing more to read, or ``_EXIT_GRACE_NS`` after
+        the exit, whichever is first.
+        """
         assert proc.stdout is not None
         assert proc.stderr is not None
-        if proc.stdin is not None:
-            # Inputs are small (a job id list, a script); writing before reading
-            # cannot dead-lock below the pipe buffer size.
-            with contextlib.suppress(BrokenPipeError):
-                proc.stdin.write(stdin or b"")
-            proc.stdin.close()
+        deadline_ns = started_ns + int(limit_s * 1e9)
+        pending = memoryview(stdin or b"")
         out: list[bytes] = []
         err = bytearray()
         size = 0
-        with selectors.DefaultSelector() as sel:
-            sel.register(proc.stdout, selectors.EVENT_READ, "out")
-            sel.register(proc.stderr, selectors.EVENT_READ, "err")
-            while sel.get_map():
-                left = (deadline_ns - time.monotonic_ns()) / 1e9
-                if left <= 0:
-                    _kill_group(proc)
-                    raise CommandTimeout(command, limit_s)
-                for key, _ in sel.select(timeout=left):
-                    chunk = os.read(key.fd, _CHUNK)
-                    if not chunk:
-                        sel.unregister(key.fileobj)
-                        continue
-                    if key.data == "out":
-                        size += len(chunk)
-                        if size > self.max_output:
-                            _kill_group(proc)
-                            raise CollectError(
-                                command,
-                                f"printed more than {self.max_output} bytes; killed",
-                                hint="raise the output cap, or narrow the query",
-                            )
-                        out.append(chunk)
+        exit_fd = _exit_fd(proc.pid)
+        exited_ns = 0  # when the command was seen to have exited; 0 while it runs
+        stdout_open = True
+        try:
+            with selectors.DefaultSelector() as sel:
+                sel.register(proc.stdout, selectors.EVENT_READ, "out")
+                sel.register(proc.stderr, selectors.EVENT_READ, "err")
+                if proc.stdin is not None:
+                    if pending:
+                        os.set_blocking(proc.stdin.fileno(), False)
+                        sel.register(proc.stdin, selectors.EVENT_WRITE, "in")
                     else:
-                        err += chunk
-                        if len(err) > 2 * STDERR_TAIL_BYTES:
-                            del err[:-STDERR_TAIL_BYTES]
+                        _close_stdin(proc, None)
+                if exit_fd >= 0:
+                    sel.register(exit_fd, selectors.EVENT_READ, "exit")
+                pipes = 2
+                while True:
+                    now = time.monotonic_ns()
+                    if exited_ns:
+                        if not pipes or now >= exited_ns + _EXIT_GRACE_NS:
+                            break
+                        # All it wrote is in the pipes: once stdout is at its
+                        # end, take what stderr holds but do not wait for more.
+                        wait_s = (exited_ns + _EXIT_GRACE_NS - now) / 1e9 if stdout_open else 0.0
+                    elif now >= deadline_ns:
+                        _kill_group(proc)
+                        raise CommandTimeout(command, limit_s)
+                    else:
+                        wait_s = (deadline_ns - now) / 1e9
+                        if exit_fd < 0:
+                            wait_s = min(wait_s, _POLL_S)
+                    events = sel.select(timeout=wait_s)
+                    if exited_ns and not events:
+                        break
+                    look = exit_fd < 0
+                    for key, _ in events:
+                        if key.data == "exit":
+                            sel.unregister(exit_fd)
+                            look = True
+                        elif key.data == "in":
+                            try:
+                                pending = pending[os.write(key.fd, pending[:_CHUNK]) :]
+                            except BlockingIOError:
+                                continue
+                            except BrokenPipeError:  # it will not read the rest
+                                pending = pending[:0]
+                            if not pending:
+                                _close_stdin(proc, sel)
+                        else:
+                            chunk = os.read(key.fd, _CHUNK)
+                            if not chunk:
+                                sel.unregister(key.fileobj)
+                                pipes -= 1
+                                if key.data == "out":
+                                    stdout_open = False
+                            elif key.data == "out":
+                                size += len(chunk)
+                                if size > self.max_output:
+                                    _kill_group(proc)
+                                    raise CollectError(
+                                        command,
+                                        f"printed more than {self.max_output} bytes; killed",
+                                        hint="raise the output cap, or narrow the query",
+                                    )
+                                out.append(chunk)
+                            else:
+                                err += chunk
+                                if len(err) > 2 * STDERR_TAIL_BYTES:
+                                    del err[:-STDERR_TAIL_BYTES]
+                    if look and not exited_ns and proc.poll() is not None:
+                        exited_ns = time.monotonic_ns()
+                        if proc.stdin is not None and not proc.stdin.closed:
+                            _close_stdin(proc, sel)
+        finally:
+            if exit_fd >= 0:
+                os.close(exit_fd)
         return b"".join(out), bytes(err)
+
+
+def _exit_fd(pid: int) -> int:
+    """A descriptor that turns readable when ``pid`` exits (a pidfd); -1 where there is none."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):  # before Linux 5.3: poll every _POLL_S
+        return -1
+
+
+def _close_stdin(proc: subprocess.Popen[bytes], sel: selectors.BaseSelector | None) -> None:
+    assert proc.stdin is not None
+    if sel is not None:
+        sel.unregister(proc.stdin)
+    with contextlib.suppress(BrokenPipeError):
+        proc.stdin.close()
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

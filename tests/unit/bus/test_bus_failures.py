@@ -162,6 +162,32 @@ def test_a_caller_waiting_in_get_declares_the_timeout_itself(
     bus.stop()
 
 
+def test_a_problem_that_persists_is_logged_once_until_it_clears(
+    bus: CollectionBus,
+    clock: FakeClock,
+    collector: ScriptedCollector,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    broken = ParseError("/proc/meminfo", 5, "expected 'Key: value kB'")
+    collector.problems = [broken]
+    bus.add(collector, tier="fast")
+    sub = bus.subscribe(name="s")
+    with caplog.at_level(logging.INFO, logger="collectbus.bus"):
+        bus.start()
+        statuses = [_next(sub).event.status]
+        for n in range(5):
+            if n == 2:
+                collector.problems = []  # the file is readable again
+            if n == 3:
+                collector.problems = [broken]  # and broken again
+            tick(clock)
+            statuses.append(_next(sub).event.status)
+    assert statuses == ["partial", "partial", "partial", "ok", "partial", "partial"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "collectbus.bus"]
+    warning = "collector c: partial collection: /proc/meminfo:5: expected 'Key: value kB'"
+    assert messages == [warning, "collector c: complete again", warning]
+
+
 def test_problems_reported_by_the_collector_make_a_partial_result(
     bus: CollectionBus,
     clock: FakeClock,

@@ -120,6 +120,26 @@ def test_the_collector_runs_at_the_fastest_rate_a_subscriber_asks_for(
     assert bus.health().subscriber("slow").dropped == 0
 
 
+def test_a_slow_subscriber_never_slows_the_collector_for_the_others(
+    bus: CollectionBus, clock: FakeClock, collector: ScriptedCollector
+) -> None:
+    bus.add(collector, tier="fast")  # 1 s
+    everything = bus.subscribe(name="store")  # takes every result
+    slow = bus.subscribe(name="console", every=10.0)
+    start = clock.time_ns()
+    bus.start()
+    ticks = []
+    for n in range(20):
+        if n:
+            tick(clock)
+        got = everything.get(timeout=GUARD_S)
+        assert got is not None
+        ticks.append(got.tick_ns)
+    assert ticks == [start + n * seconds(1) for n in range(20)]
+    assert bus.health().collector("c").interval_s == 1.0
+    assert [r.tick_ns for r in _drain(slow)] == [start, start + seconds(10)]
+
+
 def test_closing_the_fast_subscriber_replans_to_the_slower_rate(
     bus: CollectionBus, clock: FakeClock, collector: ScriptedCollector
 ) -> None:

@@ -204,6 +204,119 @@ def test_a_growing_file_gets_a_larger_buffer(tmp_path: Path) -> None:
     file.close()
 
 
+PAGE = 4096
+
+
+def seq_file_reads(monkeypatch: pytest.MonkeyPatch, *, most: int = PAGE) -> list[int]:
+    """Make ``os.pread`` read regular files as a kernel seq_file reads /proc.
+
+    Each read returns whole lines that fit in a buffer of ``most`` bytes (the
+    seq_file buffer is one page), so a read is short well before the end of a
+    long file. Returns the sizes of the reads, as they happen.
+    """
+    real_pread = os.pread
+    sizes: list[int] = []
+
+    def pread(fd: int, size: int, offset: int) -> bytes:
+        whole = real_pread(fd, 1 << 20, 0)
+        chunk = b""
+        for line in whole[offset:].splitlines(keepends=True):
+            if chunk and (len(chunk) >= size or len(chunk) + len(line) >= most):
+                break
+            chunk += line
+        sizes.append(len(chunk[:size]))
+        return chunk[:size]
+
+    monkeypatch.setattr(os, "pread", pread)
+    return sizes
+
+
+def counted_preads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the calls of ``os.pread``; returns the sizes they asked for."""
+    real_pread = os.pread
+    asked: list[int] = []
+
+    def pread(fd: int, size: int, offset: int) -> bytes:
+        asked.append(size)
+        return real_pread(fd, size, offset)
+
+    monkeypatch.setattr(os, "pread", pread)
+    return asked
+
+
+def net_dev_of(fc_dir: Path, count: int) -> bytes:
+    """A net/dev of ``count`` interfaces, shaped as the recorded one."""
+    lines = (fc_dir / "net_dev").read_bytes().splitlines(keepends=True)
+    header, eth0 = lines[:2], lines[-1]
+    name, counters = eth0.split(b":", 1)
+    assert name.strip() == b"eth0"
+    rows = [b"%6s:%s" % (b"veth%d" % i, counters) for i in range(count)]
+    return b"".join(header + rows)
+
+
+def test_net_dev_read_in_short_pages_is_whole(
+    monkeypatch: pytest.MonkeyPatch, ctx: CollectContext, proc_root: Path, fc_dir: Path
+) -> None:
+    # 81 interfaces: about 10 KB, which the kernel gives one page at a time,
+    # the first read short of a page (4,013 bytes of 10,163 on a real host).
+    data = net_dev_of(fc_dir, 81)
+    (proc_root / "net" / "dev").write_bytes(data)
+    sizes = seq_file_reads(monkeypatch)
+    collector = HostCollector(proc_root)
+    try:
+        for _ in range(2):  # the first read, then one with the grown buffer
+            sizes.clear()
+            sample = only(collector.collect(ctx))
+            assert sample.errors == ()
+            assert [row.iface for row in sample.net] == [f"veth{i}" for i in range(81)]
+            assert sample.net == parse_net_dev(data)
+            assert PAGE - 200 < max(sizes) < PAGE  # short reads, yet not the end
+    finally:
+        collector.close()
+    assert ctx.problems == []
+
+
+def test_reads_cut_anywhere_give_the_whole_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    path = tmp_path / "stat"
+    data = b"".join(b"cpu%d 1 2 3 4 5 6 7 8 9 10\n" % i for i in range(1000))
+    path.write_bytes(data)
+    real_pread = os.pread
+    monkeypatch.setattr(
+        os, "pread", lambda fd, size, offset: real_pread(fd, min(size, 4000), offset)
+    )
+    file = ProcFile(str(path))
+    assert file.read() == data
+    assert file.read() == data
+    file.close()
+
+
+@pytest.mark.parametrize(
+    ("length", "longest_record", "preads"),
+    [
+        (27, 1024, 1),  # loadavg: one short read is the end
+        (3_000, 1024, 1),  # shorter than a page less the longest record
+        (3_950, 1024, 2),  # maybe a page cut short: confirm with a pread of 0 bytes
+        (3_950, 128, 1),  # vmstat: its short lines leave less room unused
+        (10_000, 1024, 2),  # after the buffer has grown: one read, one to confirm
+    ],
+)
+def test_preads_per_read(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, length: int, longest_record: int, preads: int
+) -> None:
+    path = tmp_path / "file"
+    data = (b"x" * 39 + b"\n") * (length // 40) + b"y" * (length % 40)
+    path.write_bytes(data)
+    file = ProcFile(str(path), longest_record=longest_record)
+    assert file.read() == data  # the first read grows the buffer if it must
+    asked = counted_preads(monkeypatch)
+    assert file.read() == data
+    assert len(asked) == preads
+    assert asked[0] > length
+    file.close()
+
+
 def test_a_descriptor_closed_behind_its_back_is_reopened(tmp_path: Path) -> None:
     path = tmp_path / "loadavg"
     path.write_bytes(b"0.00 0.01 0.05 1/99 123\n")
