@@ -105,7 +105,7 @@ class CollectionBus:
             pool=self._pool,
             publish=self._fanout.publish,
         )
-        self._state: Literal["new", "running", "stopped"] = "new"
+        self._state: Literal["new", "running", "stopped", "failed"] = "new"
         self._origin_ns = 0
         self._wake = threading.Event()
         self._stopping = threading.Event()
