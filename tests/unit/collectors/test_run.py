@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from collectbus.collectors import run
 from collectbus.collectors.run import LocalRunner
 from collectbus.errors import CollectError, CommandFailed, CommandTimeout
 
@@ -158,3 +159,17 @@ def test_background_process_holding_stderr_keeps_the_failure_and_its_tail(
         assert info.value.returncode == 255
     finally:
         _kill_left_behind(marker)
+
+
+def test_without_pidfd_the_exit_is_polled(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(run, "_exit_fd", lambda pid: -1)  # as before Linux 5.3
+    marker = tmp_path / "pid"
+    try:
+        result = LocalRunner(timeout=10).run(
+            ["sh", "-c", f"sleep 60 & echo $! > {marker}; echo ok"]
+        )
+        assert result.stdout == b"ok\n"
+    finally:
+        _kill_left_behind(marker)
+    with pytest.raises(CommandTimeout):
+        LocalRunner(timeout=0.5).run(["sh", "-c", "exec >&- 2>&-; exec sleep 60"])
