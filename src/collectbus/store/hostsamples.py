@@ -26,7 +26,7 @@ from collectbus.procfields import MEMINFO_COLUMNS, VMSTAT_COLUMNS
 from collectbus.records import HostSample
 from collectbus.store.chunks import ChunkFormatError, decode_chunk
 from collectbus.store.dberrors import DriverError
-from collectbus.store.schema import WideTable, host_chunks, hosts
+from collectbus.store.schema import HOUR_NS, WideTable, host_chunks, hosts
 
 Columns = dict[str, npt.NDArray[Any]]
 RowTuple = tuple[object, ...]
@@ -208,10 +208,17 @@ def read_host(
             chunk_query = chunk_query.where(host_chunks.c.host_id == host_id)
         if since_ns is not None:
             query = query.where(t.c.time_ns >= since_ns)
-            chunk_query = chunk_query.where(host_chunks.c.last_ns >= since_ns)
+            # A chunk holds one hour: the bound on hour_start_ns lets the
+            # (host_id, source, hour_start_ns) index skip the hours before.
+            chunk_query = chunk_query.where(
+                host_chunks.c.hour_start_ns > since_ns - HOUR_NS,
+                host_chunks.c.last_ns >= since_ns,
+            )
         if until_ns is not None:
             query = query.where(t.c.time_ns < until_ns)
-            chunk_query = chunk_query.where(host_chunks.c.first_ns < until_ns)
+            chunk_query = chunk_query.where(
+                host_chunks.c.hour_start_ns < until_ns, host_chunks.c.first_ns < until_ns
+            )
         rows = conn.execute(query).all()
         if rows:
             parts.append(rows_to_columns(wide, [r[1:] for r in rows]))

@@ -40,6 +40,9 @@ from sqlalchemy import (
 from collectbus.procfields import MEMINFO_COLUMNS, VMSTAT_COLUMNS
 from collectbus.records import CpuRow, DiskRow, LoadRow, NetRow, StatRow
 
+#: Chunks hold one host, one table and one hour of samples.
+HOUR_NS = 3600 * 1_000_000_000
+
 # Deterministic constraint names, so that migrations can refer to them.
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
