@@ -144,7 +144,7 @@ def status(cli: CliContext, fmt: str) -> None:
     started = dt.datetime.fromtimestamp(info.started).astimezone().isoformat(timespec="seconds")
     state: dict[str, object] = {
         "state": "running",
-        "pid": str(info.pid),
+        "pid": info.pid,
         "host": info.host,
         "user": info.user,
         "started": started,
@@ -162,11 +162,11 @@ def status(cli: CliContext, fmt: str) -> None:
     except StoreError as err:
         click.echo(f"collectbus: warning: cannot read the latest collections: {err}", err=True)
     if fmt == "json":
-        state["pid"] = info.pid
         state["latest_collections"] = latest
         click.echo(json.dumps(state, indent=2, default=str))
         return
-    render([{"item": k, "value": v} for k, v in state.items()], fmt, columns=("item", "value"))
+    rows = [{"item": k, "value": str(v) if k == "pid" else v} for k, v in state.items()]
+    render(rows, fmt, columns=("item", "value"))
     if latest and fmt == "table":
         rows = [
             {

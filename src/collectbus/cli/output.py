@@ -93,7 +93,11 @@ def iso_utc(ns: int) -> str:
     return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _cell(value: object) -> str:
+#: Integer columns that are identifiers, not amounts: no thousands separator.
+_IDENTIFIERS = frozenset({"pid", "id", "seq", "job_id"})
+
+
+def _cell(value: object, column: str = "") -> str:
     if value is None:
         return ""
     if isinstance(value, float):
@@ -101,7 +105,7 @@ def _cell(value: object) -> str:
             return ""
         return f"{value:,.2f}" if abs(value) < 1e15 else f"{value:.3g}"
     if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
+        return str(value) if column in _IDENTIFIERS else f"{value:,}"
     return str(value)
 
 
@@ -144,7 +148,7 @@ def render(
                 justify="right" if rows and _numeric(rows[0].get(c)) else "left",
             )
         for r in rows:
-            table.add_row(*(_cell(r.get(c)) for c in cols))
+            table.add_row(*(_cell(r.get(c), c) for c in cols))
         if console is None:
             # Piped output is read by people too (less, a log): never squeeze it to 80 columns.
             console = Console(width=None if sys.stdout.isatty() else 200)
