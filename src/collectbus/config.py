@@ -41,6 +41,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from collectbus.errors import ConfigError
+from collectbus.urls import mask_url
 
 DEFAULT_DB_URL = "sqlite:///collectbus.db"
 SUPPORTED_DATABASES = ("sqlite", "postgresql")
@@ -267,11 +268,3 @@ def database_url(config: Config, env: Mapping[str, str] | None = None) -> str:
     if not password:
         return config.store.url
     return make_url(config.store.url).set(password=password).render_as_string(hide_password=False)
-
-
-def mask_url(url: str) -> str:
-    """The URL with any password replaced by ``***``."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except (ArgumentError, ValueError):
-        return re.sub(r"://([^:/@]*):[^@]*@", r"://\1:***@", url)

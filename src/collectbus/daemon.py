@@ -22,13 +22,14 @@ from pathlib import Path
 
 from collectbus.bus import CollectionBus, Result
 from collectbus.clock import NS_PER_S, Clock, SystemClock
-from collectbus.config import Config, database_url, mask_url
+from collectbus.config import Config, database_url
 from collectbus.errors import StoreError
 from collectbus.pidfile import PidLock
 from collectbus.plugins import load_collector
 from collectbus.records import Record
 from collectbus.store import Store
 from collectbus.store import open as open_store
+from collectbus.urls import mask_url
 
 log = logging.getLogger("collectbus.daemon")
 

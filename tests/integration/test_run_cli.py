@@ -122,3 +122,24 @@ def test_sigkill_during_collection_keeps_every_committed_sample(
             with engine.connect() as conn:
                 assert conn.execute(sa.text("PRAGMA integrity_check")).scalar_one() == "ok"
             engine.dispose()
+
+
+def test_reading_a_missing_database_creates_nothing(tmp_path: Path) -> None:
+    env = collectbus_env(tmp_path, f"sqlite:///{tmp_path / 'typo.db'}")
+    for args in (("host",), ("db", "status"), ("calls",)):
+        result = collectbus(*args, cwd=tmp_path, env=env)
+        assert result.returncode == 1, args
+        assert "no such database file" in result.stderr
+    assert not (tmp_path / "typo.db").exists()
+
+
+def test_reading_a_database_without_collectbus_tables(tmp_path: Path) -> None:
+    other = tmp_path / "other.db"
+    engine = sa.create_engine(f"sqlite:///{other}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE t (x INTEGER)"))
+    engine.dispose()
+    env = collectbus_env(tmp_path, f"sqlite:///{other}")
+    result = collectbus("host", cwd=tmp_path, env=env)
+    assert result.returncode == 1
+    assert "no collectbus data here" in result.stderr

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from collectbus.config import database_url, load_config, mask_url, parse_duration
+from collectbus.config import database_url, load_config, parse_duration
 from collectbus.errors import ConfigError
+from collectbus.urls import mask_url
 
 
 def test_defaults_without_any_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

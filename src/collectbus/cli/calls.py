@@ -113,7 +113,7 @@ def calls(
     until_ns = parse_time(until, now_ns=now)
     if since_ns >= until_ns:
         raise click.BadParameter("--since must be before --until")
-    store = cli.open_store()
+    store = cli.read_store()
     try:
         if show_stats:
             timings = store.call_timings(handler=handler, since_ns=since_ns, until_ns=until_ns)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import click
+from sqlalchemy.engine import make_url
 
 from collectbus.config import Config, database_url, load_config
+from collectbus.errors import StoreError
 from collectbus.store import Store
 from collectbus.store import open as open_store
+from collectbus.urls import mask_url
 
 
 @dataclass
@@ -33,7 +37,27 @@ class CliContext:
         return self._config
 
     def open_store(self, *, migrate: bool = True) -> Store:
+        """The store, its schema brought up to date (for commands that write)."""
         return open_store(database_url(self.config()), migrate=migrate)
+
+    def read_store(self, *, check_schema: bool = True) -> Store:
+        """The store, for commands that only read: nothing is created or migrated."""
+        url = database_url(self.config())
+        parsed = make_url(url)
+        file = parsed.database if parsed.get_backend_name() == "sqlite" else None
+        if file not in (None, "", ":memory:") and not Path(str(file)).exists():
+            raise StoreError(
+                f"{mask_url(url)}: no such database file",
+                hint="check --db, or collect first: collectbus run --duration 30s",
+            )
+        store = open_store(url, migrate=False)
+        try:
+            if check_schema:
+                store.check_schema()
+        except BaseException:
+            store.close()
+            raise
+        return store
 
 
 pass_cli = click.make_pass_decorator(CliContext, ensure=True)

@@ -154,7 +154,7 @@ def status(cli: CliContext, fmt: str) -> None:
     }
     latest: list[dict[str, object]] = []
     try:
-        store = cli.open_store(migrate=False)
+        store = cli.read_store()
         try:
             latest = store.collection_log(limit=5)
         finally:

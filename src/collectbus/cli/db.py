@@ -42,7 +42,7 @@ def migrate(cli: CliContext) -> None:
 @pass_cli
 def status(cli: CliContext, fmt: str) -> None:
     """Schema revision and row counts."""
-    store = cli.open_store(migrate=False)
+    store = cli.read_store(check_schema=False)
     try:
         info = store.status()
     finally:

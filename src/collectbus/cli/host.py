@@ -71,7 +71,7 @@ def host(cli: CliContext, since: str, until: str, host_name: str | None, fmt: st
     until_ns = parse_time(until, now_ns=now)
     if since_ns >= until_ns:
         raise click.BadParameter("--since must be before --until")
-    store = cli.open_store()
+    store = cli.read_store()
     try:
         frame = rates(store, host=host_name, since_ns=since_ns, until_ns=until_ns)
     finally:

@@ -39,7 +39,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 
 from collectbus.clock import Clock, SystemClock
-from collectbus.errors import StoreError
+from collectbus.errors import SchemaError, StoreError
 from collectbus.records import CallRecord, CollectionEvent, HostSample, Record
 from collectbus.store.calls import call_rows, insert_calls, read_call_timings, read_calls
 from collectbus.store.compact import CompactStats, compact_hour, hour_cutoff, pending
@@ -63,14 +63,6 @@ def _parse(url: str) -> URL:
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed
-
-
-def mask_url(url: str) -> str:
-    """The URL with its password replaced by ``***``."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except (sa_exc.ArgumentError, ValueError):  # shown without its credentials
-        return url.split("@")[-1]
 
 
 def make_engine(url: str) -> Engine:
@@ -178,6 +170,26 @@ class Store:
     def init(self) -> None:
         """Create the schema; running it again is harmless (same as :meth:`migrate`)."""
         self.migrate()
+
+    def check_schema(self) -> None:
+        """Raise :class:`SchemaError` unless the schema is at the newest revision.
+
+        For readers, which never migrate: a mistyped path or an old database
+        gets a clear error instead of "no such table".
+        """
+        with self._transaction("read the schema revision", write=False) as conn:
+            revision = current_revision(conn)
+        head = head_revision()
+        if revision is None:
+            raise SchemaError(
+                f"{self._url}: no collectbus data here",
+                hint="check --db, or collect: collectbus run",
+            )
+        if revision != head:
+            raise SchemaError(
+                f"{self._url}: schema at revision {revision}, this collectbus needs {head}",
+                hint="collectbus db migrate",
+            )
 
     def status(self) -> dict[str, object]:
         """Schema revision, the package's head revision and row counts per table."""
