@@ -8,7 +8,6 @@ statistics per handler (``--stats``).
 
 from __future__ import annotations
 
-import time
 from typing import Any, cast
 
 import click
@@ -17,7 +16,7 @@ import numpy.typing as npt
 
 from collectbus.calls.stats import group, stats_row
 from collectbus.cli.context import CliContext, pass_cli
-from collectbus.cli.output import format_option, iso, iso_utc, parse_time, render
+from collectbus.cli.output import format_option, iso, iso_utc, render, time_window
 
 CALL_COLUMNS = (
     "time",
@@ -108,11 +107,7 @@ def calls(
     """
     if show_stats and slowest is not None:
         raise click.UsageError("--stats and --slowest do not go together")
-    now = time.time_ns()
-    since_ns = parse_time(since, now_ns=now)
-    until_ns = parse_time(until, now_ns=now)
-    if since_ns >= until_ns:
-        raise click.BadParameter("--since must be before --until")
+    since_ns, until_ns = time_window(since, until)
     store = cli.read_store()
     try:
         if show_stats:

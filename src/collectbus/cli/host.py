@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import math
-import time
 
 import click
 
 from collectbus.cli.context import CliContext, pass_cli
-from collectbus.cli.output import format_option, iso, iso_utc, parse_time, render
+from collectbus.cli.output import format_option, iso, iso_utc, render, time_window
 
 #: Columns shown, in order; the JSON and CSV outputs carry raw numbers.
 COLUMNS = (
@@ -66,11 +65,7 @@ def host(cli: CliContext, since: str, until: str, host_name: str | None, fmt: st
     """
     from collectbus.analysis.host import rates
 
-    now = time.time_ns()
-    since_ns = parse_time(since, now_ns=now)
-    until_ns = parse_time(until, now_ns=now)
-    if since_ns >= until_ns:
-        raise click.BadParameter("--since must be before --until")
+    since_ns, until_ns = time_window(since, until)
     store = cli.read_store()
     try:
         frame = rates(store, host=host_name, since_ns=since_ns, until_ns=until_ns)

@@ -9,6 +9,7 @@ import json
 import math
 import re
 import sys
+import time
 from collections.abc import Mapping, Sequence
 
 import click
@@ -78,6 +79,16 @@ def parse_time(value: str, *, now_ns: int) -> int:
     if result < 0:
         raise click.BadParameter(f"{value!r} reaches back before 1970")
     return result
+
+
+def time_window(since: str, until: str) -> tuple[int, int]:
+    """``--since`` and ``--until`` as nanoseconds, checked to be in order."""
+    now = time.time_ns()
+    since_ns = parse_time(since, now_ns=now)
+    until_ns = parse_time(until, now_ns=now)
+    if since_ns >= until_ns:
+        raise click.BadParameter("--since must be before --until")
+    return since_ns, until_ns
 
 
 def iso(ns: int | None) -> str:
