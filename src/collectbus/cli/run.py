@@ -13,10 +13,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from collectbus import codec
 from collectbus.cli.context import CliContext, pass_cli
 from collectbus.cli.output import FORMATS, duration_option, render
-from collectbus.collectors.base import CollectContext
-from collectbus.collectors.host.collector import HostCollector
+from collectbus.collectors.base import CollectContext, close_collector
 from collectbus.daemon import Pipeline, Summary
 from collectbus.errors import CollectError
+from collectbus.plugins import load_collector
 from collectbus.procfields import MEMINFO_COLUMNS
 from collectbus.records import HostSample
 
@@ -113,12 +113,12 @@ def collect() -> None:
 def collect_host(cli: CliContext, fmt: str) -> None:
     """Read /proc once and print the sample."""
     config = cli.config()
-    collector = HostCollector(proc_root=config.collectors.host.proc_root)
+    collector = load_collector("host")(proc_root=config.collectors.host.proc_root)
     ctx = CollectContext(host=config.host)
     try:
         (sample,) = collector.collect(ctx)
     finally:
-        collector.close()
+        close_collector(collector)
     if not isinstance(sample, HostSample):
         raise CollectError("host", "the host collector returned no sample")
     for problem in ctx.problems:

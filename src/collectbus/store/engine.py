@@ -326,7 +326,7 @@ class Store:
         name = table if table.startswith("host_") else f"host_{table}"
         wide = WIDE_TABLES.get(name)
         if wide is None:
-            raise ValueError(f"unknown host table {table!r}; one of {', '.join(WIDE_TABLES)}")
+            raise StoreError(f"unknown host table {table!r}; one of {', '.join(WIDE_TABLES)}")
         with self._transaction(f"read {name}", write=False) as conn:
             return read_host(conn, wide, host=host, since_ns=since_ns, until_ns=until_ns)
 
