@@ -18,7 +18,7 @@ from collectbus.cli.context import CliContext, pass_cli
 from collectbus.cli.output import format_option, iso, render
 from collectbus.daemon import run_daemon
 from collectbus.errors import DaemonError, StoreError
-from collectbus.pidfile import PidInfo, running, wait_released
+from collectbus.pidfile import running, wait_released
 
 EXIT_NOT_RUNNING = 3
 
@@ -30,13 +30,6 @@ def daemon() -> None:
 
 def _pid_path(cli: CliContext) -> Path:
     return Path(cli.config().daemon.pid_file).absolute()
-
-
-def _live(path: Path) -> PidInfo | None:
-    info = running(path)
-    if info is None and not path.exists():
-        return None
-    return info
 
 
 def _not_running(fmt: str = "table") -> None:
@@ -64,7 +57,7 @@ def start(cli: CliContext, wait: float) -> None:
     """Start the daemon in the background."""
     config = cli.config()
     path = _pid_path(cli)
-    current = _live(path)
+    current = running(path)
     if current is not None:
         raise DaemonError(
             f"already running (pid {current.pid}, started by {current.user} on {current.host})",
@@ -115,7 +108,7 @@ def start(cli: CliContext, wait: float) -> None:
 def stop(cli: CliContext, timeout: float) -> None:
     """Stop the daemon with SIGTERM; it writes what it holds and exits."""
     path = _pid_path(cli)
-    info = _live(path)
+    info = running(path)
     if info is None:
         _not_running()
         return
@@ -137,7 +130,7 @@ def stop(cli: CliContext, timeout: float) -> None:
 def status(cli: CliContext, fmt: str) -> None:
     """Whether the daemon runs, since when, and its latest collections."""
     path = _pid_path(cli)
-    info = _live(path)
+    info = running(path)
     if info is None:
         _not_running(fmt)
         return

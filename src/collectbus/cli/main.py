@@ -24,7 +24,6 @@ from collectbus.errors import CollectBusError, ConfigError
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-EXIT_NOT_RUNNING = 3
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -88,7 +87,8 @@ _register()
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and turn errors into one line and an exit code."""
-    verbose = "-v" in (argv or sys.argv) or "-vv" in (argv or sys.argv)
+    args = argv if argv is not None else sys.argv[1:]
+    verbose = any(a in ("-v", "-vv", "--verbose") for a in args)
     try:
         cli.main(args=argv, prog_name="collectbus", standalone_mode=False)
     except click.exceptions.Exit as err:
