@@ -23,10 +23,14 @@ from collectbus.records import (
     CpuRow,
     DiskRow,
     HostSample,
+    JobRecord,
     LoadRow,
     NetRow,
+    NodeRecord,
+    QueueRecord,
     Record,
     StatRow,
+    SystemRecord,
 )
 
 JsonValue = None | bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"]
@@ -35,6 +39,10 @@ RECORD_TYPES: dict[str, type[Record]] = {
     "HostSample": HostSample,
     "CollectionEvent": CollectionEvent,
     "CallRecord": CallRecord,
+    "JobRecord": JobRecord,
+    "NodeRecord": NodeRecord,
+    "QueueRecord": QueueRecord,
+    "SystemRecord": SystemRecord,
 }
 
 # Fields whose values are rows (NamedTuple) or tuples of rows, per record type.

@@ -189,4 +189,139 @@ class CallRecord:
         return self.error_type is None
 
 
-Record = HostSample | CollectionEvent | CallRecord
+# ---------------------------------------------------------------- scheduler
+#
+# One scheduler-neutral model for PBS Pro/OpenPBS and Slurm. ``state`` is the
+# neutral state (see JOB_STATES); ``native_state`` keeps the scheduler's own
+# letter or word. Times are UTC nanoseconds, None when the scheduler has not
+# set them. ``raw_json`` is the entity exactly as the scheduler described it,
+# re-serialised as JSON, so nothing it said is lost to the model.
+
+JOB_STATES = (
+    "queued",  # waiting to be eligible or to start (PBS Q, W, T; Slurm PENDING)
+    "held",  # held by a user, an operator or the system (PBS H; Slurm held PENDING)
+    "running",  # PBS R, E, B (array with running subjobs); Slurm RUNNING, COMPLETING
+    "suspended",  # PBS S, U; Slurm SUSPENDED, STOPPED
+    "completed",  # finished with exit status 0
+    "failed",  # finished with a non-zero exit status or a node failure
+    "cancelled",  # deleted or cancelled, before or while running
+    "timeout",  # killed at its walltime limit (PBS Exit_status -29; Slurm TIMEOUT)
+    "disappeared",  # gone from the scheduler with no end seen by collectbus
+    "unknown",
+)
+"""Neutral job states. The last four before ``unknown`` are final states."""
+
+FINAL_JOB_STATES = frozenset({"completed", "failed", "cancelled", "timeout"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobRecord:
+    """One job as one collection saw it.
+
+    A job is identified by ``(cluster, job_id, submit_ns)``: schedulers reuse
+    ids (Slurm after a clean start, PBS after its sequence wraps).
+    ``eligible_seconds`` is PBS's own accrued ``eligible_time``; Slurm has no
+    such figure. ``exit_status`` is the job's exit code, ``exit_signal`` the
+    signal that killed it; PBS's negative codes are kept as they are.
+    """
+
+    cluster: str
+    scheduler: str
+    job_id: str
+    submit_ns: int | None
+    observed_ns: int
+    state: str
+    native_state: str
+    substate: str | None = None
+    name: str | None = None
+    user: str | None = None
+    account: str | None = None
+    queue: str | None = None
+    priority: int | None = None
+    array_parent: str | None = None
+    exec_hosts: tuple[str, ...] = ()
+    exec_vnode: str | None = None
+    nodes_requested: int | None = None
+    cpus_requested: int | None = None
+    gpus_requested: int | None = None
+    mem_requested_bytes: int | None = None
+    walltime_requested_seconds: int | None = None
+    walltime_used_seconds: int | None = None
+    cpu_used_seconds: int | None = None
+    mem_used_bytes: int | None = None
+    eligible_ns: int | None = None
+    eligible_seconds: int | None = None
+    start_ns: int | None = None
+    end_ns: int | None = None
+    exit_status: int | None = None
+    exit_signal: int | None = None
+    comment: str | None = None
+    raw_json: str = "{}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeRecord:
+    """One compute node (or PBS vnode) as one collection saw it.
+
+    ``state`` is neutral: ``idle``, ``mixed``, ``allocated``, ``down``,
+    ``drained``, ``offline``, ``reserved`` or ``unknown``; ``native_state``
+    keeps the scheduler's own text (``job-busy``, ``IDLE+DRAIN``, ...).
+    """
+
+    cluster: str
+    scheduler: str
+    node: str
+    observed_ns: int
+    state: str
+    native_state: str
+    partitions: tuple[str, ...] = ()
+    cpus_total: int | None = None
+    cpus_allocated: int | None = None
+    gpus_total: int | None = None
+    gpus_allocated: int | None = None
+    mem_total_bytes: int | None = None
+    mem_allocated_bytes: int | None = None
+    jobs: tuple[str, ...] = ()
+    comment: str | None = None
+    raw_json: str = "{}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueRecord:
+    """One queue (PBS) or partition (Slurm) as one collection saw it.
+
+    ``state_counts`` holds the scheduler's count of jobs per native state
+    (PBS ``state_count``), as pairs in the scheduler's order.
+    """
+
+    cluster: str
+    scheduler: str
+    queue: str
+    observed_ns: int
+    enabled: bool | None = None
+    started: bool | None = None
+    jobs_total: int | None = None
+    jobs_queued: int | None = None
+    jobs_running: int | None = None
+    jobs_held: int | None = None
+    state_counts: tuple[tuple[str, int], ...] = ()
+    raw_json: str = "{}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SystemRecord:
+    """The scheduler server as a whole (PBS ``qstat -B``; Slurm's cluster)."""
+
+    cluster: str
+    scheduler: str
+    server: str
+    observed_ns: int
+    server_state: str | None = None
+    jobs_total: int | None = None
+    state_counts: tuple[tuple[str, int], ...] = ()
+    raw_json: str = "{}"
+
+
+Record = (
+    HostSample | CollectionEvent | CallRecord | JobRecord | NodeRecord | QueueRecord | SystemRecord
+)

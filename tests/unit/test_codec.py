@@ -11,9 +11,14 @@ from collectbus.records import (
     CpuRow,
     DiskRow,
     HostSample,
+    JobRecord,
     LoadRow,
     NetRow,
+    NodeRecord,
+    QueueRecord,
+    Record,
     StatRow,
+    SystemRecord,
 )
 
 counters = st.integers(min_value=0, max_value=2**63 - 1)
@@ -53,14 +58,63 @@ events = st.builds(
     details=st.lists(st.tuples(names, names), max_size=3).map(tuple),
 )
 
+optional_ns = st.none() | counters
+optional_count = st.none() | st.integers(-(2**31), 2**31)
+state_counts = st.lists(st.tuples(names, st.integers(0, 10**6)), max_size=3).map(tuple)
+jobs = st.builds(
+    JobRecord,
+    cluster=names,
+    scheduler=st.sampled_from(["pbs", "slurm"]),
+    job_id=names,
+    submit_ns=optional_ns,
+    observed_ns=counters,
+    state=names,
+    native_state=names,
+    exec_hosts=st.lists(names, max_size=3).map(tuple),
+    exit_status=optional_count,
+    eligible_seconds=optional_count,
+    raw_json=names,
+)
+nodes = st.builds(
+    NodeRecord,
+    cluster=names,
+    scheduler=names,
+    node=names,
+    observed_ns=counters,
+    state=names,
+    native_state=names,
+    partitions=st.lists(names, max_size=2).map(tuple),
+    jobs=st.lists(names, max_size=2).map(tuple),
+    mem_total_bytes=optional_ns,
+)
+queues = st.builds(
+    QueueRecord,
+    cluster=names,
+    scheduler=names,
+    queue=names,
+    observed_ns=counters,
+    enabled=st.none() | st.booleans(),
+    jobs_total=optional_count,
+    state_counts=state_counts,
+)
+systems = st.builds(
+    SystemRecord,
+    cluster=names,
+    scheduler=names,
+    server=names,
+    observed_ns=counters,
+    state_counts=state_counts,
+)
+records = samples | events | jobs | nodes | queues | systems
 
-@given(samples | events)
-def test_json_round_trip(record: HostSample | CollectionEvent) -> None:
+
+@given(records)
+def test_json_round_trip(record: Record) -> None:
     assert codec.loads_json(codec.dumps_json(record)) == record
 
 
-@given(samples | events)
-def test_msgpack_round_trip(record: HostSample | CollectionEvent) -> None:
+@given(records)
+def test_msgpack_round_trip(record: Record) -> None:
     assert codec.loads_msgpack(codec.dumps_msgpack(record)) == record
 
 
