@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from typing import Literal
 
-from collectbus.collectors.base import CollectContext
+from collectbus.collectors.base import CollectContext, Collector
 from collectbus.collectors.run import CommandResult, CommandRunner, LocalRunner
 from collectbus.collectors.slurm.parse import (
     filter_jobs,
@@ -44,6 +44,7 @@ from collectbus.collectors.slurm.text import (
     parse_scontrol_partitions,
     with_job_counts,
 )
+from collectbus.config import SlurmConfig
 from collectbus.errors import CollectError, CommandFailed
 from collectbus.records import FINAL_JOB_STATES, JobRecord, Record, SystemRecord
 
@@ -52,6 +53,8 @@ __all__ = [
     "SlurmNodesCollector",
     "SlurmPartitionsCollector",
     "SlurmSettings",
+    "collectors_from_config",
+    "settings_from_config",
 ]
 
 Accounting = Literal["auto", "slurmdbd", "jobcomp", "none"]
@@ -89,6 +92,36 @@ class SlurmSettings:
     #: Keep only these users' jobs / jobs in these states (neutral or Slurm's); empty keeps all.
     users: tuple[str, ...] = ()
     states: tuple[str, ...] = ()
+
+
+def settings_from_config(config: SlurmConfig) -> SlurmSettings:
+    """The settings of the ``[collectors.slurm]`` section."""
+    return SlurmSettings(
+        cluster=config.cluster,
+        bin_dir=config.bin_dir,
+        ssh_host=config.ssh_host,
+        timeout_s=config.timeout,
+        accounting=config.accounting,
+        sacct_lookback_s=config.sacct_lookback,
+        users=tuple(config.users),
+        states=tuple(config.states),
+    )
+
+
+def collectors_from_config(
+    config: SlurmConfig, *, runner: CommandRunner | None = None
+) -> list[tuple[Collector, float]]:
+    """The three collectors of ``[collectors.slurm]``, each with its interval in seconds.
+
+    A collector may run up to three commands (the jobs collector: squeue, sacct
+    and, once, scontrol), so give it a bus timeout of about three command timeouts.
+    """
+    settings = settings_from_config(config)
+    return [
+        (SlurmJobsCollector(settings, runner=runner), config.jobs_interval),
+        (SlurmNodesCollector(settings, runner=runner), config.nodes_interval),
+        (SlurmPartitionsCollector(settings, runner=runner), config.partitions_interval),
+    ]
 
 
 class _SlurmCommands:
