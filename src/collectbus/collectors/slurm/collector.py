@@ -41,6 +41,7 @@ from collectbus.collectors.slurm.parse import (
 )
 from collectbus.collectors.slurm.text import (
     parse_sacct_completion,
+    parse_sacct_exit_codes,
     parse_scontrol_partitions,
     with_job_counts,
 )
@@ -205,7 +206,7 @@ class SlurmJobsCollector:
         live = filter_jobs(live, users=settings.users, states=settings.states)
         records: list[Record] = list(live)
         records.append(_listing_mark(cluster, live, now, result.command))
-        finished = self._finished(ctx, now, cluster)
+        finished = self.finished_jobs(ctx, cluster=cluster)
         seen = {(j.job_id, j.submit_ns) for j in live}
         seen_ids = {j.job_id for j in live}
         for job in filter_jobs(finished, users=settings.users, states=settings.states):
@@ -217,10 +218,17 @@ class SlurmJobsCollector:
             records.append(job)
         return records
 
-    def _finished(self, ctx: CollectContext, now: int, cluster: str) -> list[JobRecord]:
-        """Finished jobs from accounting; a failure is reported, not raised."""
+    def finished_jobs(self, ctx: CollectContext, *, cluster: str | None = None) -> list[JobRecord]:
+        """The jobs that finished since the last good query, from accounting.
+
+        The first query looks back ``sacct_lookback_s``; each later one starts
+        where the last good one did, less a margin. A failure is reported to
+        ``ctx`` (the collection turns ``partial``) and the window stays put.
+        """
         if self._mode == "none":
             return []
+        now = ctx.clock.time_ns()
+        cluster = cluster or self._cmd.cluster(ctx)
         since = self._window(now)
         try:
             if self._mode in ("auto", "slurmdbd"):
@@ -252,9 +260,35 @@ class SlurmJobsCollector:
         result = self._cmd.run(
             ctx, "sacct", "--json", "-a", "-S", since, "-E", "now", "-s", SACCT_FINAL_STATES
         )
-        return parse_sacct_json(
+        jobs = parse_sacct_json(
             result.stdout, source=result.command, cluster=cluster, observed_ns=now
         )
+        if any(
+            j.state == "failed" and j.exit_status is None and j.exit_signal is None for j in jobs
+        ):
+            jobs = self._exit_codes(ctx, since, jobs)
+        return jobs
+
+    def _exit_codes(
+        self, ctx: CollectContext, since: str, jobs: list[JobRecord]
+    ) -> list[JobRecord]:
+        """Fill in the exit status that ``sacct --json`` of Slurm 22.05 loses, from its text output."""
+        try:
+            result = self._cmd.run(
+                ctx, "sacct", "-a", "-X", "-P", "-S", since, "-E", "now",
+                "-s", SACCT_FINAL_STATES, "-o", "JobID,Submit,ExitCode",
+            )  # fmt: skip
+            codes = parse_sacct_exit_codes(result.stdout, source=result.command, tz=_local_tz())
+        except CollectError as err:
+            ctx.report(err)
+            return jobs
+        out = []
+        for job in jobs:
+            code = codes.get((job.job_id, job.submit_ns))
+            if job.exit_status is None and job.exit_signal is None and code is not None:
+                job = replace(job, exit_status=code[0], exit_signal=code[1])
+            out.append(job)
+        return out
 
     def _sacct_completion(
         self, ctx: CollectContext, since: str, now: int, cluster: str

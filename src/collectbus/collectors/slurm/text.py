@@ -41,6 +41,7 @@ __all__ = [
     "parse_keyvalue_lines",
     "parse_pipe_table",
     "parse_sacct_completion",
+    "parse_sacct_exit_codes",
     "parse_scontrol_jobs",
     "parse_scontrol_partitions",
     "parse_squeue_pipe",
@@ -282,6 +283,24 @@ def parse_sacct_completion(
         except (KeyError, ValueError) as err:
             raise ParseError(source, i + 2, _describe(err)) from err
     return records
+
+
+def parse_sacct_exit_codes(
+    data: bytes, *, source: str = "sacct -P -o JobID,Submit,ExitCode", tz: tzinfo = UTC
+) -> dict[tuple[str, int | None], tuple[int | None, int | None]]:
+    """(exit status, signal) by (job id, submit time) from ``sacct -X -P -o JobID,Submit,ExitCode``.
+
+    ``sacct --json`` of Slurm 22.05 loses a non-zero exit status; its text
+    output keeps it (``3:0``).
+    """
+    codes = {}
+    for i, row in enumerate(parse_pipe_table(data, source)):
+        try:
+            key = (row["JobID"], text_time_ns(row["Submit"], tz))
+            codes[key] = decode_exit_pair(row["ExitCode"])
+        except (KeyError, ValueError) as err:
+            raise ParseError(source, i + 2, _describe(err)) from err
+    return codes
 
 
 def parse_squeue_pipe(

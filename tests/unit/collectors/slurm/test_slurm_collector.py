@@ -31,12 +31,15 @@ FAKES = TESTS / "fakes" / "slurm"
 DATA = TESTS / "data" / "slurm"
 
 
-def _runner(squeue: str = "ok", sacct: str = "json", timeout: float = 10.0) -> LocalRunner:
+def _runner(
+    squeue: str = "ok", sacct: str = "json", timeout: float = 10.0, sacct_text: str = "ok"
+) -> LocalRunner:
     env = {
         **os.environ,
         "FAKE_SLURM_DATA": str(DATA),
         "FAKE_SLURM_MODE": squeue,
         "FAKE_SACCT_MODE": sacct,
+        "FAKE_SACCT_TEXT": sacct_text,
     }
     return LocalRunner(timeout=timeout, env=env)
 
@@ -150,6 +153,21 @@ def test_a_bad_squeue_on_the_bus_is_one_failed_collection_never_a_listing(
         bus.stop()
 
 
+def test_exit_status_lost_by_sacct_json_comes_from_its_text_output(ctx: CollectContext) -> None:
+    collector = SlurmJobsCollector(_settings(), runner=_runner())
+    failed = _jobs(collector.collect(ctx))["8"]
+    assert (failed.state, failed.exit_status, failed.exit_signal) == ("failed", 3, None)
+    assert ctx.problems == []
+
+
+def test_exit_status_query_failing_leaves_it_unknown(ctx: CollectContext) -> None:
+    collector = SlurmJobsCollector(_settings(), runner=_runner(sacct_text="fail"))
+    failed = _jobs(collector.collect(ctx))["8"]
+    assert (failed.state, failed.exit_status) == ("failed", None)
+    (problem,) = ctx.problems
+    assert "JobID,Submit,ExitCode: exited with status 1" in str(problem)
+
+
 def test_failed_sacct_is_a_partial_collection_with_a_complete_listing(ctx: CollectContext) -> None:
     collector = SlurmJobsCollector(_settings(), runner=_runner(sacct="fail"))
     records = collector.collect(ctx)
@@ -173,13 +191,13 @@ def test_accounting_window_starts_at_the_last_good_query(ctx: CollectContext) ->
     collector = SlurmJobsCollector(_settings(sacct_lookback_s=600), runner=runner)
     collector.collect(ctx)
     collector.collect(ctx)  # the failed query did not move the window
-    windows = [c[c.index("-S") + 1] for c in calls if c[0].endswith("sacct")]
+    windows = [c[c.index("-S") + 1] for c in calls if "--json" in c and c[0].endswith("sacct")]
     assert windows == ["now-600seconds", "now-600seconds"]
     assert runner.env is not None
     runner.env["FAKE_SACCT_MODE"] = "json"
     collector.collect(ctx)
     collector.collect(ctx)
-    windows = [c[c.index("-S") + 1] for c in calls if c[0].endswith("sacct")]
+    windows = [c[c.index("-S") + 1] for c in calls if "--json" in c and c[0].endswith("sacct")]
     assert windows[2] == "now-600seconds"
     seconds = int(windows[3].removeprefix("now-").removesuffix("seconds"))
     assert 120 <= seconds < 600  # since the last good query, with a margin
