@@ -13,7 +13,9 @@ Facts of Slurm 22.05 (OpenAPI plugin v0.0.38) that the parsers rely on:
   reports ``SUCCESS``/0 for a job that exited 3 (FAILED). A FAILED job with a zero
   status therefore gets ``exit_status=None`` (not known), never 0;
 - ``time_limit`` is minutes, null when unlimited;
-- ``squeue --json`` and ``sinfo --json`` ignore ``-t``, ``-u`` and ``-j``: use :func:`filter_jobs`.
+- ``squeue --json`` and ``sinfo --json`` ignore ``-t``, ``-u`` and ``-j``: use :func:`filter_jobs`;
+- ``sacct --json`` that finds no job reports the error 9003 "Nothing found" (exit status 0),
+  which is an empty answer, not a failure.
 
 Job ids are Slurm's own display form: ``"12"``; an array task ``"9_3"`` (with
 ``array_parent="9"``); the array's pending remainder ``"9_[4-10]"``; a
@@ -75,8 +77,10 @@ def load_json(data: bytes, source: str, key: str) -> tuple[JsonObject, list[Json
     if not _is_object(doc):
         raise ParseError(source, None, f"expected a JSON object, got {type(doc).__name__}")
     errors = doc.get("errors")
-    if isinstance(errors, list) and errors:
-        raise ParseError(source, None, f"Slurm reported errors: {_one_line(errors[0])}")
+    if isinstance(errors, list):
+        errors = [e for e in errors if not _nothing_found(e)]
+        if errors:
+            raise ParseError(source, None, f"Slurm reported errors: {_one_line(errors[0])}")
     items = doc.get(key)
     if not isinstance(items, list):
         raise ParseError(source, None, f"no {key!r} list in the document")
@@ -396,6 +400,11 @@ def _str(value: object) -> str | None:
 
 def _raw(entity: JsonObject) -> str:
     return json.dumps(entity, sort_keys=True, separators=(",", ":"))
+
+
+def _nothing_found(error: object) -> bool:
+    """sacct's "Nothing found with query" (ESLURM_REST_EMPTY_RESULT, 9003): an empty answer."""
+    return _is_object(error) and error.get("error_number") == 9003
 
 
 def _one_line(value: object) -> str:

@@ -188,6 +188,12 @@ def test_sacct_reused_ids_differ_by_submit_time() -> None:
     assert never_ran.walltime_requested_seconds == 60
 
 
+def test_sacct_nothing_found_is_no_job() -> None:
+    data = _read("sacct_json_22.05.8_nothing_found.json")
+    assert b"Nothing found with query" in data
+    assert parse_sacct_json(data, cluster="c", observed_ns=OBSERVED) == []
+
+
 def test_sacct_signal_is_decoded() -> None:
     doc = json.loads(_read("sacct_json_22.05.8.json"))
     job = doc["jobs"][1]
