@@ -261,6 +261,6 @@ case "${1:-}" in
   start) do_start ;;
   stop) do_stop ;;
   status) do_status ;;
-  env) echo "SLURM_CONF=$SLURM_CONF" ;;
+  env) printf 'SLURM_CONF=%q\n' "$SLURM_CONF" ;;
   *) echo "usage: $0 start|stop|status|env" >&2; exit 2 ;;
 esac
