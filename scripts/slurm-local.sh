@@ -101,8 +101,6 @@ JobAcctGatherFrequency=5
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 SchedulerType=sched/backfill
-# a pending job is looked at within a second of a change
-SchedulerParameters=sched_min_interval=100000
 MpiDefault=none
 ReturnToService=2
 AccountingStorageType=accounting_storage/slurmdbd

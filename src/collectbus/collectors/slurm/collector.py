@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 import shlex
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
@@ -33,8 +34,8 @@ from typing import Literal
 
 from collectbus.collectors.base import CollectContext, Collector
 from collectbus.collectors.run import CommandResult, CommandRunner, LocalRunner
+from collectbus.collectors.slurm.filters import filter_jobs
 from collectbus.collectors.slurm.parse import (
-    filter_jobs,
     parse_sacct_json,
     parse_sinfo_json,
     parse_squeue_json,
@@ -282,9 +283,13 @@ class SlurmJobsCollector:
         except CollectError as err:
             ctx.report(err)
             return jobs
+        # By (id, submit time); by id alone when the id is unique in the window
+        # (a login node in another time zone prints another local time).
+        ids = Counter(job_id for job_id, _ in codes)
+        by_id = {job_id: code for (job_id, _), code in codes.items() if ids[job_id] == 1}
         out = []
         for job in jobs:
-            code = codes.get((job.job_id, job.submit_ns))
+            code = codes.get((job.job_id, job.submit_ns), by_id.get(job.job_id))
             if job.exit_status is None and job.exit_signal is None and code is not None:
                 job = replace(job, exit_status=code[0], exit_signal=code[1])
             out.append(job)

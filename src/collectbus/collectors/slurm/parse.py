@@ -13,7 +13,8 @@ Facts of Slurm 22.05 (OpenAPI plugin v0.0.38) that the parsers rely on:
   reports ``SUCCESS``/0 for a job that exited 3 (FAILED). A FAILED job with a zero
   status therefore gets ``exit_status=None`` (not known), never 0;
 - ``time_limit`` is minutes, null when unlimited;
-- ``squeue --json`` and ``sinfo --json`` ignore ``-t``, ``-u`` and ``-j``: use :func:`filter_jobs`;
+- ``squeue --json`` and ``sinfo --json`` ignore ``-t``, ``-u`` and ``-j``: filter the records
+  with :func:`collectbus.collectors.slurm.filters.filter_jobs`;
 - ``sacct --json`` that finds no job reports the error 9003 "Nothing found" (exit status 0),
   which is an empty answer, not a failure.
 
@@ -29,7 +30,7 @@ and the line and column; an entry of the wrong shape names its index.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from typing import TypeGuard
 
 from collectbus.collectors.slurm.states import (
@@ -48,7 +49,6 @@ from collectbus.errors import ParseError
 from collectbus.records import JobRecord, NodeRecord
 
 __all__ = [
-    "filter_jobs",
     "load_json",
     "parse_sacct_json",
     "parse_sinfo_json",
@@ -299,31 +299,6 @@ def _sacct_exit(exit_code: JsonObject, state: str) -> tuple[int | None, int | No
     if code == 0 and state != "completed":
         return None, None  # Slurm 22.05 reports SUCCESS for a job that exited non-zero
     return code, None
-
-
-# ------------------------------------------------------------------ filters
-
-
-def filter_jobs(
-    jobs: Iterable[JobRecord],
-    *,
-    users: Sequence[str] = (),
-    states: Sequence[str] = (),
-    job_ids: Sequence[str] = (),
-) -> list[JobRecord]:
-    """The jobs of these users, in these states, with these ids; an empty filter keeps all.
-
-    ``states`` may name neutral states (``held``) or Slurm's (``PENDING``).
-    ``job_ids`` match a job's id or its array parent (``9`` keeps ``9_1``, ``9_2``).
-    """
-    user_set, state_set, id_set = set(users), {s.lower() for s in states}, set(job_ids)
-    return [
-        job
-        for job in jobs
-        if (not user_set or job.user in user_set)
-        and (not state_set or job.state in state_set or job.native_state.lower() in state_set)
-        and (not id_set or job.job_id in id_set or job.array_parent in id_set)
-    ]
 
 
 # ------------------------------------------------------------------ helpers

@@ -160,6 +160,12 @@ def test_exit_status_lost_by_sacct_json_comes_from_its_text_output(ctx: CollectC
     assert ctx.problems == []
 
 
+def test_exit_status_matched_by_id_when_the_times_differ(ctx: CollectContext) -> None:
+    collector = SlurmJobsCollector(_settings(), runner=_runner(sacct_text="shifted"))
+    failed = _jobs(collector.collect(ctx))["8"]
+    assert (failed.state, failed.exit_status) == ("failed", 3)
+
+
 def test_exit_status_query_failing_leaves_it_unknown(ctx: CollectContext) -> None:
     collector = SlurmJobsCollector(_settings(), runner=_runner(sacct_text="fail"))
     failed = _jobs(collector.collect(ctx))["8"]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from collectbus.collectors.slurm.filters import filter_jobs
 from collectbus.collectors.slurm.parse import (
-    filter_jobs,
     parse_sacct_json,
     parse_sinfo_json,
     parse_squeue_json,

@@ -14,6 +14,7 @@ from collectbus.collectors.slurm.text import (
     parse_keyvalue_lines,
     parse_pipe_table,
     parse_sacct_completion,
+    parse_sacct_exit_codes,
     parse_scontrol_jobs,
     parse_scontrol_partitions,
     parse_squeue_pipe,
@@ -134,6 +135,18 @@ def test_sacct_completion_has_no_submit_time() -> None:
         75,
     )
     assert jobs[3].cpus_requested == 2
+
+
+def test_sacct_exit_codes_by_id_and_submit_time() -> None:
+    text = b"JobID|Submit|ExitCode\n2|2026-11-24T05:19:22|3:0\n9_1|1795497736|0:0\n6|2026-11-24T05:19:22|0:15\n"
+    codes = parse_sacct_exit_codes(text)
+    assert codes == {
+        ("2", SUBMIT): (3, None),
+        ("9_1", 1795497736 * NS): (0, None),
+        ("6", SUBMIT): (None, 15),
+    }
+    with pytest.raises(ParseError, match=r"^sacct -P -o JobID,Submit,ExitCode:2: missing column"):
+        parse_sacct_exit_codes(b"JobID|Submit\n2|2026-11-24T05:19:22\n")
 
 
 def test_squeue_pipe_format() -> None:
