@@ -246,7 +246,7 @@ do_status() {
     if alive "$f"; then echo "$(basename "$f" .pid): running (pid $(cat "$f"))"; fi
   done
   if node_ready; then
-    echo "node: $(sinfo -h -N -o '%N %T')"
+    echo "node: $(sinfo -h -N -o '%N %T' | sort -u)"
   else
     echo "node: not answering"
     rc=1

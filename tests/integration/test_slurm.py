@@ -14,6 +14,7 @@ are skipped with the reason, except when ``CI=true``: then they fail.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -297,3 +298,26 @@ def test_finished_jobs_from_accounting_agree_with_squeue(run: Run) -> None:
     failed = from_sacct[run.ids["fail"]]
     # sacct --json of 22.05 loses the 3; the collector takes it from sacct's text output
     assert (failed.exit_status, failed.exit_signal) == (3, None)
+
+
+def test_the_script_reports_the_running_cluster_and_starts_idempotently(
+    slurm_env: dict[str, str],
+) -> None:
+    script = Path(__file__).resolve().parents[2] / "scripts" / "slurm-local.sh"
+    printed = _run(slurm_env, str(script), "env").strip()
+    if printed != f"SLURM_CONF={slurm_env['SLURM_CONF']}":
+        pytest.skip(f"this Slurm was not started by {script.name} with its defaults ({printed})")
+    status = _run(slurm_env, str(script), "status")
+    assert re.search(r"^node: localhost (idle|mixed|allocated)$", status, re.MULTILINE), status
+    if os.geteuid() != 0:
+        pytest.skip("starting Slurm needs root")
+    again = subprocess.run(
+        [str(script), "start"],
+        env=slurm_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert again.returncode == 0, again.stderr
+    assert "already running" in again.stderr

@@ -115,8 +115,8 @@ def collectors_from_config(
 ) -> list[tuple[Collector, float]]:
     """The three collectors of ``[collectors.slurm]``, each with its interval in seconds.
 
-    A collector may run up to three commands (the jobs collector: squeue, sacct
-    and, once, scontrol), so give it a bus timeout of about three command timeouts.
+    The jobs collector may run four commands (squeue, sacct twice and, once,
+    scontrol), so give it a bus timeout of a few command timeouts.
     """
     settings = settings_from_config(config)
     return [
