@@ -374,7 +374,7 @@ def _str(value: object) -> str | None:
 
 
 def _raw(entity: JsonObject) -> str:
-    return json.dumps(entity, sort_keys=True, separators=(",", ":"))
+    return json.dumps(entity, separators=(",", ":"), ensure_ascii=False, check_circular=False)
 
 
 def _nothing_found(error: object) -> bool:
