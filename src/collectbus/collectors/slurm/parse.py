@@ -301,7 +301,7 @@ def _sacct_exit(exit_code: JsonObject, state: str) -> tuple[int | None, int | No
     return code, None
 
 
-# ------------------------------------------------------------------ helpers
+# ------------------------------------------------------------- internals
 
 
 def _job_id(raw: object, array_job: int, task: object, job: JsonObject) -> str:

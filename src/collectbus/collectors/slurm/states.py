@@ -1,4 +1,4 @@
-"""Slurm's words, mapped to collectbus's neutral ones; pure helpers shared by the parsers.
+"""Slurm's words, mapped to collectbus's neutral ones; pure functions shared by the parsers.
 
 Job states are those of ``man squeue`` (JOB STATE CODES) and ``man sacct``
 (JOB STATE CODES); node states those of ``man sinfo`` (NODE STATE CODES).

@@ -351,7 +351,7 @@ def parse_squeue_pipe(
     return records
 
 
-# ------------------------------------------------------------------ helpers
+# ------------------------------------------------------------- internals
 
 
 def _lines(data: bytes, source: str) -> list[str]:
