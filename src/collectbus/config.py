@@ -26,7 +26,7 @@ import socket
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -92,8 +92,33 @@ class HostConfig(_Section):
     timeout: Duration = 5.0
 
 
+class SlurmConfig(_Section):
+    """``[collectors.slurm]``: the Slurm jobs, nodes and partitions collectors."""
+
+    enabled: bool = False
+    #: The name records carry; unset takes Slurm's ClusterName.
+    cluster: str | None = None
+    #: The folder of squeue, sinfo, sacct and scontrol; unset looks them up in PATH.
+    bin_dir: str | None = None
+    #: Run the commands on this host through ssh (BatchMode), e.g. a login node.
+    ssh_host: str | None = None
+    #: How long each command may run.
+    timeout: Duration = 30.0
+    jobs_interval: Duration = 60.0
+    nodes_interval: Duration = 300.0
+    partitions_interval: Duration = 900.0
+    #: Where finished jobs come from: auto, slurmdbd (sacct --json), jobcomp (sacct -c), none.
+    accounting: Literal["auto", "slurmdbd", "jobcomp", "none"] = "auto"
+    #: How far back the first accounting query looks.
+    sacct_lookback: Duration = 3600.0
+    #: Keep only these users' jobs, and jobs in these states; empty keeps all.
+    users: list[str] = Field(default_factory=list)
+    states: list[str] = Field(default_factory=list)
+
+
 class CollectorsConfig(_Section):
     host: HostConfig = Field(default_factory=HostConfig)
+    slurm: SlurmConfig = Field(default_factory=SlurmConfig)
 
 
 class StoreConfig(_Section):

@@ -1,0 +1,393 @@
+"""Pure parsers of Slurm's JSON output: bytes in, records out.
+
+- ``squeue --json``  -> :class:`~collectbus.records.JobRecord` (pending, running, and
+  finished jobs still within ``MinJobAge``);
+- ``sinfo --json``   -> :class:`~collectbus.records.NodeRecord` (Slurm 22.05 lists nodes only);
+- ``sacct --json``   -> :class:`~collectbus.records.JobRecord` from the accounting database.
+
+Facts of Slurm 22.05 (OpenAPI plugin v0.0.38) that the parsers rely on:
+
+- times are epoch seconds, and 0 (or null) means unset;
+- ``exit_code`` in ``squeue --json`` is the raw wait status: 768 is exit 3, 15 is SIGTERM;
+- ``sacct --json`` gives ``exit_code`` as ``{"status", "return_code", "signal"}``, and
+  reports ``SUCCESS``/0 for a job that exited 3 (FAILED). A FAILED job with a zero
+  status therefore gets ``exit_status=None`` (not known), never 0;
+- ``time_limit`` is minutes, null when unlimited;
+- ``squeue --json`` and ``sinfo --json`` ignore ``-t``, ``-u`` and ``-j``: filter the records
+  with :func:`collectbus.collectors.slurm.filters.filter_jobs`;
+- ``sacct --json`` that finds no job reports the error 9003 "Nothing found" (exit status 0),
+  which is an empty answer, not a failure.
+
+Job ids are Slurm's own display form: ``"12"``; an array task ``"9_3"`` (with
+``array_parent="9"``); the array's pending remainder ``"9_[4-10]"``; a
+heterogeneous component ``"20+1"``. A job is identified by
+``(cluster, job_id, submit_ns)``, since a clean start of slurmctld reuses ids.
+
+Malformed JSON raises :class:`~collectbus.errors.ParseError` naming the command
+and the line and column; an entry of the wrong shape names its index.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TypeGuard
+
+from collectbus.collectors.slurm.states import (
+    NS_PER_S,
+    decode_wait_status,
+    epoch_ns,
+    expand_hostlist,
+    job_state,
+    memory_bytes,
+    node_state,
+    substate,
+    tres_int,
+    tres_map,
+)
+from collectbus.errors import ParseError
+from collectbus.records import JobRecord, NodeRecord
+
+__all__ = [
+    "load_json",
+    "parse_sacct_json",
+    "parse_sinfo_json",
+    "parse_squeue_json",
+]
+
+JsonObject = Mapping[str, object]
+MIB = 1 << 20
+SCHEDULER = "slurm"
+
+
+def load_json(data: bytes, source: str, key: str) -> tuple[JsonObject, list[JsonObject]]:
+    """The whole document and its list under ``key``; ParseError if either is malformed.
+
+    A document whose ``errors`` list is not empty (Slurm reports a failed query
+    there, with exit status 0 at times) is an error too.
+    """
+    try:
+        doc = json.loads(data)
+    except json.JSONDecodeError as err:
+        raise ParseError(
+            source, err.lineno, f"invalid JSON at column {err.colno} (byte {err.pos}): {err.msg}"
+        ) from err
+    except UnicodeDecodeError as err:
+        raise ParseError(source, None, f"not UTF-8 at byte {err.start}") from err
+    if not _is_object(doc):
+        raise ParseError(source, None, f"expected a JSON object, got {type(doc).__name__}")
+    errors = doc.get("errors")
+    if isinstance(errors, list):
+        errors = [e for e in errors if not _nothing_found(e)]
+        if errors:
+            raise ParseError(source, None, f"Slurm reported errors: {_one_line(errors[0])}")
+    items = doc.get(key)
+    if not isinstance(items, list):
+        raise ParseError(source, None, f"no {key!r} list in the document")
+    for i, item in enumerate(items):
+        if not _is_object(item):
+            raise ParseError(source, None, f"{key}[{i}] is not an object")
+    return doc, list(items)
+
+
+# ------------------------------------------------------------------ squeue
+
+
+def parse_squeue_json(
+    data: bytes, *, source: str = "squeue --json", cluster: str | None, observed_ns: int
+) -> list[JobRecord]:
+    """Every job ``squeue --json`` lists. ``cluster`` None takes the jobs' own ``cluster``."""
+    _, items = load_json(data, source, "jobs")
+    records = []
+    for i, job in enumerate(items):
+        try:
+            records.append(_squeue_job(job, cluster, observed_ns))
+        except (KeyError, TypeError, ValueError) as err:
+            raise ParseError(source, None, f"jobs[{i}]: {_describe(err)}") from err
+    return records
+
+
+def _squeue_job(job: JsonObject, cluster: str | None, observed_ns: int) -> JobRecord:
+    native = _str(job["job_state"]) or ""
+    reason = _str(job.get("state_reason"))
+    state = job_state(native, reason)
+    start_ns = epoch_ns(job.get("start_time"))
+    end_ns = epoch_ns(job.get("end_time"))
+    finished = state in ("completed", "failed", "cancelled", "timeout")
+    exit_status = exit_signal = None
+    if finished:
+        exit_status, exit_signal = decode_wait_status(_int(job.get("exit_code")) or 0)
+    array_job = _int(job.get("array_job_id")) or 0
+    used = None
+    if start_ns is not None:
+        # A running job's end_time is when its time limit will end it.
+        until = end_ns if finished and end_ns is not None else observed_ns
+        used = max(0, (until - start_ns) // NS_PER_S)
+    tres = tres_map(_str(job.get("tres_req_str")) or "")
+    cpus = _int(job.get("cpus"))
+    nodes = _int(job.get("node_count"))
+    return JobRecord(
+        cluster=cluster or _str(job.get("cluster")) or SCHEDULER,
+        scheduler=SCHEDULER,
+        job_id=_job_id(job["job_id"], array_job, job.get("array_task_id"), job),
+        submit_ns=epoch_ns(job.get("submit_time")),
+        observed_ns=observed_ns,
+        state=state,
+        native_state=native,
+        substate=substate(reason),
+        name=_str(job.get("name")),
+        user=_str(job.get("user_name")),
+        account=_str(job.get("account")),
+        queue=_str(job.get("partition")),
+        priority=_int(job.get("priority")),
+        array_parent=str(array_job) if array_job else None,
+        exec_hosts=expand_hostlist(_str(job.get("nodes")) or ""),
+        nodes_requested=nodes,
+        cpus_requested=cpus,
+        gpus_requested=_gpus(tres),
+        mem_requested_bytes=_squeue_memory(job, tres, cpus, nodes),
+        walltime_requested_seconds=_minutes(job.get("time_limit")),
+        walltime_used_seconds=used,
+        eligible_ns=epoch_ns(job.get("eligible_time")),
+        start_ns=start_ns,
+        end_ns=end_ns,
+        exit_status=exit_status,
+        exit_signal=exit_signal,
+        comment=_str(job.get("comment")),
+        raw_json=_raw(job),
+    )
+
+
+def _squeue_memory(
+    job: JsonObject, tres: dict[str, str], cpus: int | None, nodes: int | None
+) -> int | None:
+    per_node = _int(job.get("memory_per_node"))
+    if per_node:
+        return per_node * MIB * (nodes or 1)
+    per_cpu = _int(job.get("memory_per_cpu"))
+    if per_cpu:
+        return per_cpu * MIB * (cpus or 1)
+    return memory_bytes(tres["mem"]) if "mem" in tres else None
+
+
+# ------------------------------------------------------------------- sinfo
+
+
+def parse_sinfo_json(
+    data: bytes, *, source: str = "sinfo --json", cluster: str, observed_ns: int
+) -> list[NodeRecord]:
+    """Every node ``sinfo --json`` lists."""
+    _, items = load_json(data, source, "nodes")
+    records = []
+    for i, node in enumerate(items):
+        try:
+            records.append(_sinfo_node(node, cluster, observed_ns))
+        except (KeyError, TypeError, ValueError) as err:
+            raise ParseError(source, None, f"nodes[{i}]: {_describe(err)}") from err
+    return records
+
+
+def _sinfo_node(node: JsonObject, cluster: str, observed_ns: int) -> NodeRecord:
+    base = _str(node["state"]) or "unknown"
+    flags = tuple(str(f) for f in _list(node.get("state_flags")))
+    native = "+".join((base.upper(), *(f.upper() for f in flags)))
+    tres_used = tres_map(_str(node.get("tres_used")) or "")
+    tres = tres_map(_str(node.get("tres")) or "")
+    real_mb = _int(node.get("real_memory"))
+    alloc_mb = _int(node.get("alloc_memory"))
+    return NodeRecord(
+        cluster=cluster,
+        scheduler=SCHEDULER,
+        node=_str(node["name"]) or "",
+        observed_ns=observed_ns,
+        state=node_state(base, flags),
+        native_state=native,
+        partitions=tuple(str(p) for p in _list(node.get("partitions"))),
+        cpus_total=_int(node.get("cpus")),
+        cpus_allocated=_int(node.get("alloc_cpus")),
+        gpus_total=_gpus(tres),
+        gpus_allocated=_gpus(tres_used),
+        mem_total_bytes=real_mb * MIB if real_mb is not None else None,
+        mem_allocated_bytes=alloc_mb * MIB if alloc_mb is not None else None,
+        comment=_str(node.get("reason")) or _str(node.get("comment")),
+        raw_json=_raw(node),
+    )
+
+
+# ------------------------------------------------------------------- sacct
+
+
+def parse_sacct_json(
+    data: bytes, *, source: str = "sacct --json", cluster: str | None, observed_ns: int
+) -> list[JobRecord]:
+    """Every job ``sacct --json`` returns (its steps stay in ``raw_json``)."""
+    _, items = load_json(data, source, "jobs")
+    records = []
+    for i, job in enumerate(items):
+        try:
+            records.append(_sacct_job(job, cluster, observed_ns))
+        except (KeyError, TypeError, ValueError) as err:
+            raise ParseError(source, None, f"jobs[{i}]: {_describe(err)}") from err
+    return records
+
+
+def _sacct_job(job: JsonObject, cluster: str | None, observed_ns: int) -> JobRecord:
+    state_obj = _obj(job["state"])
+    native = _str(state_obj.get("current")) or ""
+    reason = _str(state_obj.get("reason"))
+    state = job_state(native, reason)
+    times = _obj(job.get("time"))
+    array = _obj(job.get("array"))
+    array_job = _int(array.get("job_id")) or 0
+    task: object = array.get("task_id")
+    exit_status, exit_signal = _sacct_exit(_obj(job.get("exit_code")), state)
+    required = _obj(job.get("required"))
+    tres = {
+        str(_obj(t).get("type")): _obj(t).get("count")
+        for t in _list(_obj(job.get("tres")).get("requested"))
+    }
+    mem_mb = _int(tres.get("mem")) or _int(required.get("memory"))
+    total = _obj(times.get("total"))
+    cpu_used = None
+    if "seconds" in total:
+        cpu_used = (_int(total.get("seconds")) or 0) + round(
+            (_int(total.get("microseconds")) or 0) / 1e6
+        )
+    started = epoch_ns(times.get("start"))
+    comment = _obj(job.get("comment"))
+    return JobRecord(
+        cluster=cluster or _str(job.get("cluster")) or SCHEDULER,
+        scheduler=SCHEDULER,
+        job_id=_job_id(job["job_id"], array_job, task, {"array_task_string": array.get("task")}),
+        submit_ns=epoch_ns(times.get("submission")),
+        observed_ns=observed_ns,
+        state=state,
+        native_state=native,
+        substate=substate(reason),
+        name=_str(job.get("name")),
+        user=_str(job.get("user")),
+        account=_str(job.get("account")),
+        queue=_str(job.get("partition")),
+        priority=_int(job.get("priority")),
+        array_parent=str(array_job) if array_job else None,
+        exec_hosts=expand_hostlist(_str(job.get("nodes")) or ""),
+        nodes_requested=_int(tres.get("node")),
+        cpus_requested=_int(required.get("CPUs")) or _int(tres.get("cpu")),
+        gpus_requested=_int(tres.get("gres/gpu")) or _int(tres.get("gpu")),
+        mem_requested_bytes=mem_mb * MIB if mem_mb else None,
+        walltime_requested_seconds=_minutes(times.get("limit")),
+        walltime_used_seconds=_int(times.get("elapsed")) if started is not None else None,
+        cpu_used_seconds=cpu_used,
+        eligible_ns=epoch_ns(times.get("eligible")),
+        start_ns=started,
+        end_ns=epoch_ns(times.get("end")),
+        exit_status=exit_status,
+        exit_signal=exit_signal,
+        comment=_str(comment.get("job")),
+        raw_json=_raw(job),
+    )
+
+
+def _sacct_exit(exit_code: JsonObject, state: str) -> tuple[int | None, int | None]:
+    """(exit status, signal) of sacct's exit_code object; see the module docstring."""
+    if state not in ("completed", "failed", "cancelled", "timeout"):
+        return None, None
+    status = _str(exit_code.get("status")) or ""
+    if status == "SIGNALED":
+        return None, _int(_obj(exit_code.get("signal")).get("signal_id"))
+    code = _int(exit_code.get("return_code"))
+    if code == 0 and state != "completed":
+        return None, None  # Slurm 22.05 reports SUCCESS for a job that exited non-zero
+    return code, None
+
+
+# ------------------------------------------------------------- internals
+
+
+def _job_id(raw: object, array_job: int, task: object, job: JsonObject) -> str:
+    job_id = _int(raw)
+    if job_id is None:
+        raise ValueError(f"job_id {raw!r} is not an integer")
+    if array_job:
+        task_id = _int(task)
+        if task_id is not None:
+            return f"{array_job}_{task_id}"
+        pending = _str(job.get("array_task_string"))
+        if pending:
+            return f"{array_job}_[{pending}]"
+    het = _int(job.get("het_job_id")) or 0
+    if het:
+        return f"{het}+{_int(job.get('het_job_offset')) or 0}"
+    return str(job_id)
+
+
+def _gpus(tres: Mapping[str, str]) -> int | None:
+    for key in ("gres/gpu", "gpu"):
+        if key in tres:
+            return tres_int(dict(tres), key)
+    return None
+
+
+def _minutes(value: object) -> int | None:
+    minutes = _int(value)
+    return minutes * 60 if minutes is not None else None
+
+
+def _is_object(value: object) -> TypeGuard[JsonObject]:
+    return isinstance(value, dict)
+
+
+def _obj(value: object) -> JsonObject:
+    if value is None:
+        return {}
+    if not _is_object(value):
+        raise TypeError(f"expected an object, got {type(value).__name__}")
+    return value
+
+
+def _list(value: object) -> list[object]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise TypeError(f"expected a list, got {type(value).__name__}")
+    return value
+
+
+def _int(value: object) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    raise TypeError(f"expected an integer, got {value!r}")
+
+
+def _str(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {value!r}")
+    return value or None
+
+
+def _raw(entity: JsonObject) -> str:
+    return json.dumps(entity, separators=(",", ":"), ensure_ascii=False, check_circular=False)
+
+
+def _nothing_found(error: object) -> bool:
+    """sacct's "Nothing found with query" (ESLURM_REST_EMPTY_RESULT, 9003): an empty answer."""
+    return _is_object(error) and error.get("error_number") == 9003
+
+
+def _one_line(value: object) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else value
+    return " ".join(text.split())[:200]
+
+
+def _describe(err: Exception) -> str:
+    if isinstance(err, KeyError):
+        return f"missing key {err.args[0]!r}"
+    return str(err)
