@@ -1,0 +1,74 @@
+"""Incremental job parsing gives exactly the records of a full parse."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from tests.fakes.pbs.scenario import pbs_dumps
+
+from collectbus.collectors.pbs.incremental import IncrementalJobs
+from collectbus.collectors.pbs.parse import parse_qstat_jobs
+
+DATA = Path(__file__).resolve().parents[3] / "data" / "pbs"
+ZONE = ZoneInfo("America/Chicago")
+JOB_FILES = sorted(DATA.glob("qstat_fx_json__*.json"))
+
+
+@pytest.mark.parametrize("path", JOB_FILES, ids=lambda p: p.name)
+def test_recorded_listings_split_per_job_and_match_a_full_parse(path: Path) -> None:
+    payload = path.read_bytes()
+    full = parse_qstat_jobs(payload, cluster="c", zone=ZONE, observed_ns=1)
+    jobs = IncrementalJobs(cluster="c", zone=ZONE)
+    first = jobs.parse(payload, 1)
+    assert not jobs.full  # PBS's own layout: the per-job path was taken
+    assert (jobs.parsed, jobs.reused) == (len(full.records), 0)
+    assert first.records == full.records
+    assert first.server == full.server
+    again = jobs.parse(payload, 2)
+    assert (jobs.parsed, jobs.reused) == (0, len(full.records))
+    assert [r.observed_ns for r in again.records] == [2] * len(full.records)
+    assert [r.raw_json for r in again.records] == [r.raw_json for r in full.records]
+
+
+def test_only_changed_jobs_are_parsed_again() -> None:
+    doc = json.loads((DATA / "qstat_fx_json__alcf_aurora_pbs_monitor_567e020.json").read_bytes())
+    jobs = IncrementalJobs(cluster="c", zone=ZONE)
+    jobs.parse(pbs_dumps(doc), 1)
+    first_id = next(iter(doc["Jobs"]))
+    doc["Jobs"][first_id]["job_state"] = "Q"
+    doc["Jobs"][first_id]["substate"] = 10
+    changed = jobs.parse(pbs_dumps(doc), 2)
+    assert (jobs.parsed, jobs.reused) == (1, 7)
+    assert changed.records[0].state == "queued"
+    assert (
+        changed.records
+        == parse_qstat_jobs(pbs_dumps(doc), cluster="c", zone=ZONE, observed_ns=2).records
+    )
+
+
+def test_quirks_and_other_layouts_take_the_full_parse() -> None:
+    jobs = IncrementalJobs(cluster="c", zone=ZONE)
+    for name in ("leading_zero_number_issue1255.json", "invalid_escape_issue2049.json"):
+        parsed = jobs.parse((DATA / "quirks" / name).read_bytes(), 1)
+        assert jobs.full
+        assert parsed.repairs
+        assert len(parsed.records) == 1
+    compact = json.dumps(json.loads((JOB_FILES[0]).read_bytes())).encode()
+    parsed = jobs.parse(compact, 1)
+    assert jobs.full
+    assert len(parsed.records) == 8
+
+
+def test_a_duplicated_key_inside_a_job_is_not_lost_on_the_fast_path() -> None:
+    payload = (
+        b'{\n    "pbs_server":"s",\n    "Jobs":{\n        "1.s":{\n'
+        b'            "job_state":"Q",\n            "job_state":"R"\n        }\n    }\n}\n'
+    )
+    jobs = IncrementalJobs(cluster="c", zone=ZONE)
+    parsed = jobs.parse(payload, 1)
+    assert jobs.full
+    assert parsed.repairs.duplicate_keys == ["job_state"]
+    assert parsed.records[0].native_state == "R"  # the last value, as PBS meant it
