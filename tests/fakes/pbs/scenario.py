@@ -30,9 +30,13 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from collectbus.collectors.pbs.collector import PbsJobsCollector
+from collectbus.collectors.run import LocalRunner
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "pbs"
 FAKES = Path(__file__).resolve().parent
@@ -111,6 +115,19 @@ class Scenario:
         if step not in self.steps:
             raise ValueError(f"no step {step!r} (steps: {', '.join(self.steps)})")
         (self.root / "current").write_text(step)
+
+    def jobs_collector(self, **settings: Any) -> PbsJobsCollector:
+        """A ``pbs-jobs`` collector on the fake, with history on, in the server's zone."""
+        options: dict[str, Any] = {
+            "bin_dir": str(FAKES),
+            "server": SERVER,
+            "cluster": "metacentrum",
+            "timezone": ZONE,
+            "history": True,
+            "runner": LocalRunner(env={**os.environ, **self.env}),
+        }
+        options.update(settings)
+        return PbsJobsCollector(**options)
 
     def output(self, step: str) -> bytes:
         """What ``qstat -x -f -F json`` prints at ``step``."""
