@@ -135,6 +135,7 @@ class _PbsCollector:
         ssh_command: str = "ssh",
         timezone: str | None = None,
         history: bool = False,
+        renew_unchanged: bool = True,
         timeout: float = 30.0,
         spool_dir: str | None = "pbs-spool",
         runner: CommandRunner | None = None,
@@ -145,6 +146,8 @@ class _PbsCollector:
         self.ssh_host = ssh_host
         #: Jobs only: run ``qstat -x`` (the server keeps job history).
         self.history = history
+        #: Jobs only: give unchanged jobs fresh records (see IncrementalJobs.renew).
+        self.renew_unchanged = renew_unchanged
         self.timeout = timeout
         self.spool_dir = spool_dir
         self.zone = server_zone(timezone)
@@ -239,7 +242,9 @@ class PbsJobsCollector(_PbsCollector):
     def jobs_parser(self) -> IncrementalJobs:
         """The parser that remembers the last listing (see :mod:`.incremental`)."""
         if self._jobs is None:
-            self._jobs = IncrementalJobs(cluster=self.cluster, zone=self.zone)
+            self._jobs = IncrementalJobs(
+                cluster=self.cluster, zone=self.zone, renew=self.renew_unchanged
+            )
         return self._jobs
 
     def argv(self) -> list[str]:

@@ -20,8 +20,13 @@ Duplicate keys are never lost: when an object names a key more than once, the
 key's value becomes the list of every value in document order, and the key is
 named in the repairs. A strict parser would keep only the last one.
 
-The fast path is one ``json.loads`` (with a C-level duplicate check through
-``object_pairs_hook``); the repairs run only when it fails. :func:`loads_pbs`
+The fast path is one plain ``json.loads``. A strict parser keeps only the
+last of duplicated keys without a word, so the keys it kept are counted and
+compared with the ``":`` in the bytes (every key is followed by one): when the
+document has fewer keys than that, it is read again with an
+``object_pairs_hook`` that keeps every value (a ``":`` inside a string value
+costs that second read too, never a wrong result). The repairs run only when
+the plain parse fails. :func:`loads_pbs`
 returns the document and the list of repairs, so the collector can say what it
 repaired in ``collection_log``. Repairs that may have dropped content (text
 around the JSON) are marked lossy: a listing read through one is not complete.
@@ -34,7 +39,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["JsonRepairError", "Repairs", "loads_pbs", "pairs_hook"]
+__all__ = ["JsonRepairError", "Repairs", "count_keys", "loads_checked", "loads_pbs", "pairs_hook"]
 
 JsonValue = dict[str, "JsonValue"] | list["JsonValue"] | str | int | float | bool | None
 
@@ -176,6 +181,27 @@ def _repair_tokens(text: str, repairs: Repairs) -> str:
     return fixed
 
 
+def count_keys(value: object) -> int:
+    """Keys of every object in a parsed document."""
+    if isinstance(value, dict):
+        return len(value) + sum(count_keys(v) for v in value.values() if isinstance(v, dict | list))
+    if isinstance(value, list):
+        return sum(count_keys(v) for v in value if isinstance(v, dict | list))
+    return 0
+
+
+def loads_checked(data: bytes, duplicates: list[str]) -> object:
+    """``json.loads``, read again keeping duplicated keys when the bytes hold more keys.
+
+    Raises what ``json.loads`` raises. ``duplicates`` receives the keys seen
+    more than once.
+    """
+    doc = json.loads(data)
+    if count_keys(doc) != data.count(b'":'):
+        doc = json.loads(data, object_pairs_hook=pairs_hook(duplicates))
+    return doc
+
+
 def loads_pbs(data: bytes) -> tuple[dict[str, JsonValue], Repairs]:
     """Parse one PBS JSON payload; repair it if a strict parse fails.
 
@@ -185,7 +211,7 @@ def loads_pbs(data: bytes) -> tuple[dict[str, JsonValue], Repairs]:
     """
     repairs = Repairs()
     try:
-        doc = json.loads(data, object_pairs_hook=pairs_hook(repairs.duplicate_keys))
+        doc = loads_checked(data, repairs.duplicate_keys)
     except (ValueError, UnicodeDecodeError):
         repairs.duplicate_keys.clear()
         text = _repair_tokens(_strip_text(_decode(data, repairs), repairs), repairs)

@@ -72,3 +72,15 @@ def test_a_duplicated_key_inside_a_job_is_not_lost_on_the_fast_path() -> None:
     assert jobs.full
     assert parsed.repairs.duplicate_keys == ["job_state"]
     assert parsed.records[0].native_state == "R"  # the last value, as PBS meant it
+
+
+def test_without_renewal_unchanged_jobs_are_the_same_objects() -> None:
+    doc = json.loads((DATA / "qstat_fx_json__alcf_aurora_pbs_monitor_head.json").read_bytes())
+    jobs = IncrementalJobs(cluster="c", zone=ZONE, renew=False)
+    first = jobs.parse(pbs_dumps(doc), 1).records
+    held_id = next(k for k, v in doc["Jobs"].items() if v["job_state"] == "H")
+    doc["Jobs"][held_id]["job_state"] = "Q"
+    second = jobs.parse(pbs_dumps(doc), 2).records
+    same = [a is b for a, b in zip(first, second, strict=True)]
+    assert same == [r.job_id != held_id for r in second]
+    assert {r.observed_ns for r in second} == {1, 2}

@@ -100,3 +100,17 @@ def test_what_cannot_be_repaired_raises_with_the_position(payload: bytes) -> Non
     with pytest.raises(JsonRepairError) as info:
         loads_pbs(payload)
     assert str(info.value)
+
+
+def test_a_key_separator_inside_a_string_is_not_taken_for_a_duplicate() -> None:
+    payload = b'{"Jobs":{"1.s":{"comment":"said \\":\\" twice\\":","job_state":"Q"}}}'
+    doc, repairs = loads_pbs(payload)
+    assert doc == json.loads(payload)
+    assert not repairs
+
+
+def test_a_duplicate_nested_in_a_list_is_found() -> None:
+    payload = b'{"nodes":{"n1":{"jobs":[{"a":1,"a":2}]}}}'
+    doc, repairs = loads_pbs(payload)
+    assert doc == {"nodes": {"n1": {"jobs": [{"a": [1, 2]}]}}}
+    assert repairs.duplicate_keys == ["a"]
