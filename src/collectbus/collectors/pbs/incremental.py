@@ -48,6 +48,10 @@ _END = b"\n        }\n    }\n}"
 _CLOSE = b"\n        }}"
 
 
+#: A job's slice in the last listing, its record, and the problems met reading it.
+_Seen = tuple[bytes, JobRecord, tuple[str, ...]]
+
+
 class IncrementalJobs:
     """Parses successive job listings of one server, reusing unchanged jobs.
 
@@ -66,7 +70,7 @@ class IncrementalJobs:
         self.zone = zone
         self.renew = renew
         self._jobs = JobParser(cluster=cluster, zone=zone)
-        self._cache: dict[bytes, tuple[bytes, JobRecord]] = {}
+        self._cache: dict[bytes, _Seen] = {}
         self.parsed = 0
         self.reused = 0
         self.full = False
@@ -102,7 +106,7 @@ class IncrementalJobs:
         if isinstance(header, dict) and isinstance(header.get("pbs_server"), str):
             out.server = header["pbs_server"]
         old = self._cache
-        new: dict[bytes, tuple[bytes, JobRecord]] = {}
+        new: dict[bytes, _Seen] = {}
         records = out.records
         find, startswith = payload.find, payload.startswith
         parsed = 0
@@ -121,6 +125,8 @@ class IncrementalJobs:
                         return None  # a job id listed twice: let the full parse show it
                     new[key] = seen
                     records.append(_renew(seen[1], observed_ns) if self.renew else seen[1])
+                    for problem in seen[2]:  # a value that was unreadable still is
+                        out.problem(problem)
                     if after == end:
                         break
                     pos = after + len(_SEPARATOR)
@@ -129,10 +135,13 @@ class IncrementalJobs:
             if after < 0:
                 after = end
             piece = payload[pos:after]
-            record = self._parse_one(piece, observed_ns, out)
+            own: Parsed[JobRecord] = Parsed()
+            record = self._parse_one(piece, observed_ns, own)
             if record is None or key in new:
                 return None
-            new[key] = (piece, record)
+            for problem in own.problems:
+                out.problem(problem)
+            new[key] = (piece, record, tuple(own.problems))
             records.append(record)
             parsed += 1
             if after == end:

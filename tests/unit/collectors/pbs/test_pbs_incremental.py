@@ -84,3 +84,16 @@ def test_without_renewal_unchanged_jobs_are_the_same_objects() -> None:
     same = [a is b for a, b in zip(first, second, strict=True)]
     assert same == [r.job_id != held_id for r in second]
     assert {r.observed_ns for r in second} == {1, 2}
+
+
+def test_an_unreadable_value_is_reported_again_while_it_stays() -> None:
+    doc = json.loads((DATA / "qstat_fx_json__metacentrum_running_job.json").read_bytes())
+    job = next(iter(doc["Jobs"].values()))
+    job["stime"] = "not a time"
+    jobs = IncrementalJobs(cluster="c", zone=ZONE)
+    for observed in (1, 2):
+        parsed = jobs.parse(pbs_dumps(doc), observed)
+        assert parsed.problem_count == 1
+        assert "stime: 'not a time' is not a PBS time" in parsed.problems[0]
+        assert parsed.records[0].start_ns is None
+    assert jobs.reused == 1
