@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -21,7 +22,13 @@ from collectbus.collectors.pbs.collector import (
     PbsQueuesCollector,
     PbsServerCollector,
 )
-from collectbus.collectors.pbs.parse import parse_qstat_jobs
+from collectbus.collectors.pbs.parse import (
+    Parsed,
+    parse_pbsnodes,
+    parse_qstat_jobs,
+    parse_qstat_queues,
+    parse_qstat_server,
+)
 from collectbus.collectors.run import LocalRunner
 from collectbus.errors import CollectError, CommandFailed, CommandTimeout, ParseError
 from tests.fakes.pbs.scenario import FAKES, stage
@@ -84,6 +91,64 @@ def test_history_asks_for_finished_jobs_and_keeps_them(tmp_path: Path) -> None:
     assert records["6631289"].state == "completed"
     assert records["4905472"].state == "held"
     assert c.clock.time_ns() == records["6631289"].observed_ns
+
+
+OTHER_FILES = [
+    (
+        "queues",
+        "Queue",
+        PbsQueuesCollector,
+        parse_qstat_queues,
+        "qstat_Qf_json__alcf_aurora_pbs_monitor.json",
+    ),
+    ("queues", "Queue", PbsQueuesCollector, parse_qstat_queues, "qstat_Qf_json__ncar_casper.json"),
+    ("queues", "Queue", PbsQueuesCollector, parse_qstat_queues, "qstat_Qf_json__ncar_derecho.json"),
+    (
+        "server",
+        "Server",
+        PbsServerCollector,
+        parse_qstat_server,
+        "qstat_Bf_json__alcf_aurora_pbs_monitor.json",
+    ),
+    (
+        "nodes",
+        "nodes",
+        PbsNodesCollector,
+        parse_pbsnodes,
+        "pbsnodes_av_json__0nebody_pbs_exporter_node.json",
+    ),
+    (
+        "nodes",
+        "nodes",
+        PbsNodesCollector,
+        parse_pbsnodes,
+        "pbsnodes_av_json__0nebody_pbs_exporter_vnode.json",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "section", "collector", "parse", "name"), OTHER_FILES, ids=[f[-1] for f in OTHER_FILES]
+)
+def test_each_recorded_queue_server_and_node_listing_replays_whole(
+    kind: str,
+    section: str,
+    collector: type[PbsQueuesCollector | PbsServerCollector | PbsNodesCollector],
+    parse: Callable[..., Parsed[object]],
+    name: str,
+    tmp_path: Path,
+) -> None:
+    env = stage(tmp_path, kind, DATA / name)
+    c = ctx()
+    records = collector(bin_dir=str(FAKES), runner=runner(env)).collect(c)
+    payload = (DATA / name).read_bytes()
+    assert records == parse(payload, cluster="pbs", observed_ns=c.clock.time_ns()).records
+    assert [
+        getattr(r, "queue", None) or getattr(r, "server", None) or getattr(r, "node", None)
+        for r in records
+    ] == list(json.loads(payload)[section])
+    assert c.problems == []
+    assert "repaired" not in dict(c.details)
 
 
 def test_queues_server_and_nodes_replay(tmp_path: Path) -> None:

@@ -100,3 +100,20 @@ def test_each_step_output_is_what_the_fake_prints(scenario: Scenario) -> None:
         scenario.activate(name)
         payload = collector.runner.run(collector.argv()).stdout
         assert payload == scenario.output(name)
+
+
+def test_walking_the_steps_gives_one_event_per_step(scenario: Scenario, bus: CollectionBus) -> None:
+    results = dict(scenario.walk(lambda: bus.collect_now("pbs-jobs")))
+    assert list(results) == ["queued", "running", "finished", "down", "recovered"]
+    statuses = {step: r.event.status for step, r in results.items()}
+    assert statuses == {
+        "queued": "ok",
+        "running": "ok",
+        "finished": "ok",
+        "down": "error",
+        "recovered": "ok",
+    }
+    listings = {step: dict(r.event.details).get("listing") for step, r in results.items()}
+    assert listings["down"] is None
+    assert {v for k, v in listings.items() if k != "down"} == {"complete"}
+    assert [len(r.records) for r in results.values()] == [2, 2, 2, 2, 3]

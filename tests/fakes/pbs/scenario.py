@@ -23,7 +23,9 @@ The collector runs with ``history`` on, so the fake answers ``qstat -x -f``:
 =============  ==========================================================
 
 Use :func:`build_scenario` to write the steps under a folder and
-:meth:`Scenario.activate` to move the fake to a step; :data:`STEPS` lists them.
+:meth:`Scenario.activate` to move the fake to a step (or :meth:`Scenario.walk`
+to go through them all); :data:`STEPS` lists them. ``Scenario.jobs_collector()``
+gives a ``pbs-jobs`` collector set up for it.
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ from __future__ import annotations
 import copy
 import json
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from collectbus.collectors.pbs.collector import PbsJobsCollector
 from collectbus.collectors.run import LocalRunner
@@ -46,6 +49,7 @@ JOB_A = f"12860476.{SERVER}"
 JOB_B = f"12860477.{SERVER}"
 JOB_C = f"12860478.{SERVER}"
 STEPS = ("queued", "running", "finished", "down", "recovered")
+T = TypeVar("T")
 
 # Attributes a job gets only once it runs (PBS RG, "Job Attributes").
 _RUN_ONLY = ("exec_host", "exec_host2", "exec_vnode", "stime", "comment", "run_count")
@@ -128,6 +132,12 @@ class Scenario:
         }
         options.update(settings)
         return PbsJobsCollector(**options)
+
+    def walk(self, collect: Callable[[], T]) -> Iterator[tuple[str, T]]:
+        """Activate each step in turn and yield it with what ``collect()`` gave there."""
+        for step in self.steps:
+            self.activate(step)
+            yield step, collect()
 
     def output(self, step: str) -> bytes:
         """What ``qstat -x -f -F json`` prints at ``step``."""
