@@ -7,6 +7,7 @@ collectors run PBS's clients; see ``tests/fakes/pbs``.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -327,3 +328,18 @@ def test_the_fake_refuses_output_formats_other_than_json(tmp_path: Path) -> None
     result = runner(env).run([str(FAKES / "qstat"), "-f"], check=False)
     assert result.returncode == 2
     assert "usage" in result.stderr_tail
+
+
+def test_a_lasting_quirk_is_logged_once_and_noted_every_time(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    env = stage(tmp_path, "jobs", QUIRKS / "leading_zero_number_issue1255.json")
+    jobs = PbsJobsCollector(bin_dir=str(FAKES), runner=runner(env))
+    contexts = [ctx(), ctx()]
+    with caplog.at_level(logging.INFO, logger="collectbus.collectors.pbs"):
+        for c in contexts:
+            jobs.collect(c)
+    assert [r.getMessage().split(": ", 1)[1] for r in caplog.records] == [
+        "repaired the JSON: quoted 1 bare values that are not JSON (005)"
+    ]
+    assert all("repaired" in dict(c.details) for c in contexts)

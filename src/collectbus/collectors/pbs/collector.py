@@ -150,6 +150,7 @@ class _PbsCollector:
         self.renew_unchanged = renew_unchanged
         self.timeout = timeout
         self.spool_dir = spool_dir
+        self._last_repair = ""
         self.zone = server_zone(timezone)
         runner = runner or LocalRunner(timeout=timeout)
         self.runner: CommandRunner = (
@@ -198,7 +199,9 @@ class _PbsCollector:
         if parsed.repairs:
             text = parsed.repairs.describe()
             ctx.detail("repaired", text)
-            log.info("%s: repaired the JSON: %s", label, text)
+            if text != self._last_repair:  # once while the same quirk lasts, not every tick
+                log.info("%s: repaired the JSON: %s", label, text)
+        self._last_repair = parsed.repairs.describe() if parsed.repairs else ""
         if parsed.problem_count:
             more = parsed.problem_count - len(parsed.problems)
             tail = f" (and {more} more)" if more else ""
