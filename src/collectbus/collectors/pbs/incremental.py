@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import operator
+from collections.abc import Callable
 from datetime import tzinfo
 
 from collectbus.collectors.pbs.jsonfix import loads_checked
@@ -165,23 +165,46 @@ class IncrementalJobs:
         ((job_id, attrs),) = one.items()
         if not isinstance(attrs, dict):
             return None
-        return self._jobs.job(job_id, attrs, observed_ns, out)
+        return self._jobs.job(job_id, attrs, observed_ns, out, raw=_compact(piece))
 
 
-_FIELDS = tuple(f.name for f in dataclasses.fields(JobRecord))
-_VALUES = operator.attrgetter(*_FIELDS)
-_set = object.__setattr__
+def _compact(piece: bytes) -> str:
+    """A job's slice as compact JSON, for ``raw_json``, without encoding it again.
 
-
-def _renew(record: JobRecord, observed_ns: int) -> JobRecord:
-    """``record`` as seen again at ``observed_ns``.
-
-    The same as ``dataclasses.replace(record, observed_ns=...)``, three times
-    faster: the values come from a record already built, so ``__init__`` is
-    skipped.
+    The slice parsed as strict JSON, so no string in it holds a raw newline:
+    every newline is PBS's layout, and the spaces after it its indentation.
+    Removing both gives the text ``json.dumps(attrs, separators=(",", ":"))``
+    gives for what PBS prints (checked on the recorded outputs), and valid
+    JSON of the same content in any case, at a fraction of the cost.
     """
-    new: JobRecord = object.__new__(JobRecord)
-    for name, value in zip(_FIELDS, _VALUES(record), strict=True):
-        _set(new, name, value)
-    _set(new, "observed_ns", observed_ns)
-    return new
+    text = piece[piece.index(b'":{') + 2 :] + _CLOSE[:-1]
+    return b"".join([line.lstrip() for line in text.split(b"\n")]).decode()
+
+
+def _make_renew() -> Callable[[JobRecord, int], JobRecord]:
+    """Build ``_renew``: one line per field, each written through its slot's descriptor.
+
+    The same as ``dataclasses.replace(record, observed_ns=...)``, about three
+    times faster than a loop of ``object.__setattr__`` and six times faster
+    than ``replace``: the values come from a record already built, so
+    ``__init__`` and its checks are skipped. Generated from the dataclass's
+    fields (as :mod:`dataclasses` builds ``__init__``), so it follows them.
+    """
+    names = [f.name for f in dataclasses.fields(JobRecord)]
+    scope: dict[str, object] = {f"set_{n}": getattr(JobRecord, n).__set__ for n in names}
+    scope["new"], scope["JobRecord"] = object.__new__, JobRecord
+    body = "".join(
+        f"    set_{n}(out, observed_ns)\n"
+        if n == "observed_ns"
+        else f"    set_{n}(out, record.{n})\n"
+        for n in names
+    )
+    source = f"def renew(record, observed_ns):\n    out = new(JobRecord)\n{body}    return out\n"
+    exec(source, scope)  # our own text, built from the dataclass's field names
+    renew = scope["renew"]
+    assert callable(renew)
+    return renew
+
+
+#: ``record`` as seen again at ``observed_ns``.
+_renew = _make_renew()

@@ -61,8 +61,12 @@ class Parsed(Generic[R]):
             self.problems.append(text)
 
 
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
+
+
 def _raw(value: Mapping[str, JsonValue]) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """An entity as compact JSON: ``raw_json``."""
+    return _ENCODE(value)
 
 
 class _Entity:
@@ -157,8 +161,15 @@ class JobParser:
         return f.parse_time(_str(value), self.zone)
 
     def job(
-        self, job_id: str, attrs: Mapping[str, JsonValue], observed_ns: int, out: Parsed[R]
+        self,
+        job_id: str,
+        attrs: Mapping[str, JsonValue],
+        observed_ns: int,
+        out: Parsed[R],
+        *,
+        raw: str | None = None,
     ) -> JobRecord:
+        """The record of one job; ``raw`` is its compact JSON when the caller has it."""
         e = _Entity(job_id, attrs, out)
         letter = e.get("job_state", _str) or "?"
         substate = e.get("substate", _substate)
@@ -202,7 +213,7 @@ class JobParser:
             exit_status=status,
             exit_signal=f.exit_signal(status),
             comment=e.get("comment", _str),
-            raw_json=_raw(attrs),
+            raw_json=_raw(attrs) if raw is None else raw,
         )
 
 

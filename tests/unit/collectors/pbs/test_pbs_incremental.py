@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -9,8 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from tests.fakes.pbs.scenario import pbs_dumps
 
-from collectbus.collectors.pbs.incremental import IncrementalJobs
+from collectbus.collectors.pbs.incremental import IncrementalJobs, _renew
 from collectbus.collectors.pbs.parse import parse_qstat_jobs
+from collectbus.records import JobRecord
 
 DATA = Path(__file__).resolve().parents[3] / "data" / "pbs"
 ZONE = ZoneInfo("America/Chicago")
@@ -97,3 +99,13 @@ def test_an_unreadable_value_is_reported_again_while_it_stays() -> None:
         assert "stime: 'not a time' is not a PBS time" in parsed.problems[0]
         assert parsed.records[0].start_ns is None
     assert jobs.reused == 1
+
+
+def test_renewing_a_record_changes_only_its_observation_time() -> None:
+    values = {f.name: f"v{i}" for i, f in enumerate(dataclasses.fields(JobRecord))}
+    record = JobRecord(**values)  # type: ignore[arg-type]
+    renewed = _renew(record, 99)
+    assert renewed == dataclasses.replace(record, observed_ns=99)
+    assert renewed is not record
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        renewed.state = "x"  # type: ignore[misc]
