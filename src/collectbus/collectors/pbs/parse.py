@@ -72,12 +72,12 @@ def _raw(value: Mapping[str, JsonValue]) -> str:
 class _Entity:
     """One entity's attributes, read through converters that note what fails."""
 
-    __slots__ = ("attrs", "name", "out")
+    __slots__ = ("attrs", "name", "problem")
 
     def __init__(self, name: str, attrs: Mapping[str, JsonValue], out: Parsed[R]) -> None:
         self.name = name
         self.attrs = attrs
-        self.out: Parsed[object] = out  # type: ignore[assignment]
+        self.problem = out.problem
 
     def get(self, key: str, convert: Callable[[JsonValue], T], sub: str | None = None) -> T | None:
         attrs = self.attrs
@@ -93,7 +93,7 @@ class _Entity:
             return convert(value)
         except (ValueError, TypeError) as err:
             where = f"{sub}.{key}" if sub else key
-            self.out.problem(f"{self.name}: {where}: {err}")
+            self.problem(f"{self.name}: {where}: {err}")
             return None
 
 
@@ -124,7 +124,8 @@ def _substate(value: JsonValue) -> str:
 def _section(
     doc: Mapping[str, JsonValue], key: str, out: Parsed[R]
 ) -> list[tuple[str, Mapping[str, JsonValue]]]:
-    out.server = doc.get("pbs_server") if isinstance(doc.get("pbs_server"), str) else None  # type: ignore[assignment]
+    server = doc.get("pbs_server")
+    out.server = server if isinstance(server, str) else None
     section = doc.get(key)
     if section is None:
         out.has_section = False
