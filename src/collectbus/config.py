@@ -27,6 +27,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -35,6 +36,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from sqlalchemy.engine import make_url
@@ -116,9 +118,58 @@ class SlurmConfig(_Section):
     states: list[str] = Field(default_factory=list)
 
 
+class PbsIntervals(_Section):
+    """How often each PBS entity is collected."""
+
+    jobs: Duration = 60.0
+    nodes: Duration = 300.0
+    queues: Duration = 900.0
+    server: Duration = 900.0
+
+
+class PbsConfig(_Section):
+    """PBS Professional / OpenPBS (``collectors/pbs/README.md``)."""
+
+    enabled: bool = False
+    #: The name records carry, so that several clusters share one database.
+    cluster: str = "pbs"
+    #: Folder of qstat and pbsnodes; None: found on the PATH (of the login node).
+    bin_dir: str | None = None
+    #: The PBS server to ask (``qstat @server``); None: the clients' default.
+    server: str | None = None
+    #: Run the commands on this host with ``ssh -o BatchMode=yes``.
+    ssh_host: str | None = None
+    ssh_command: str = "ssh"
+    #: The server keeps job history (``job_history_enable``): use ``qstat -x``.
+    history: bool = False
+    #: The zone the server prints its times in (IANA name); None: the local zone.
+    timezone: str | None = None
+    #: Deadline of each command.
+    timeout: Duration = 30.0
+    #: Where output that cannot be read even after repair is kept.
+    spool_dir: str | None = "pbs-spool"
+    tier: str = "inventory"
+    intervals: PbsIntervals = Field(default_factory=PbsIntervals)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError) as err:
+                raise ValueError(f"unknown time zone {value!r} (an IANA name)") from err
+        return value
+
+    def settings(self) -> dict[str, str | bool | float | None]:
+        """The keyword arguments of the PBS collectors."""
+        return self.model_dump(exclude={"enabled", "tier", "intervals"})
+
+
 class CollectorsConfig(_Section):
     host: HostConfig = Field(default_factory=HostConfig)
     slurm: SlurmConfig = Field(default_factory=SlurmConfig)
+    pbs: PbsConfig = Field(default_factory=PbsConfig)
 
 
 class StoreConfig(_Section):
@@ -158,6 +209,10 @@ class Config(_Section):
         if tier not in self.bus.tiers:
             known = ", ".join(sorted(self.bus.tiers))
             raise ValueError(f"collectors.host.tier: unknown tier {tier!r} (known: {known})")
+        pbs_tier = self.collectors.pbs.tier
+        if self.collectors.pbs.enabled and pbs_tier not in self.bus.tiers:
+            known = ", ".join(sorted(self.bus.tiers))
+            raise ValueError(f"collectors.pbs.tier: unknown tier {pbs_tier!r} (known: {known})")
         return self
 
 

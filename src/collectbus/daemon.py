@@ -33,6 +33,9 @@ from collectbus.urls import mask_url
 
 log = logging.getLogger("collectbus.daemon")
 
+#: The bus gives a PBS collection this long past its command's timeout.
+PBS_TIMEOUT_MARGIN_S = 10.0
+
 
 class StoreSink:
     """A bus subscriber that writes each collection to the store.
@@ -154,6 +157,16 @@ class Pipeline:
                 interval=interval_s or host_cfg.interval,
                 timeout=host_cfg.timeout,
             )
+        pbs_cfg = config.collectors.pbs
+        if pbs_cfg.enabled:
+            for entity, every in pbs_cfg.intervals.model_dump().items():
+                self.bus.add(
+                    load_collector(f"pbs-{entity}")(**pbs_cfg.settings()),
+                    tier=pbs_cfg.tier,
+                    interval=every,
+                    # Past the command's own deadline, so that its clearer error wins.
+                    timeout=pbs_cfg.timeout + PBS_TIMEOUT_MARGIN_S,
+                )
         self.sink = StoreSink(
             self.store,
             clock=self.clock,

@@ -247,7 +247,7 @@ class Runner:
             duration = clock.monotonic_ns() - started
             if failure is None:
                 result = self._succeeded(
-                    state, flight, records, ctx.problems, started_wall, duration
+                    state, flight, records, ctx.problems, started_wall, duration, ctx.details
                 )
             else:
                 text = _describe(failure)
@@ -299,6 +299,7 @@ class Runner:
         problems: list[CollectError],
         started_ns: int,
         duration_ns: int,
+        details: list[tuple[str, str]] | None = None,
     ) -> Result:
         event = CollectionEvent(
             source=state.name,
@@ -308,6 +309,7 @@ class Runner:
             status="partial" if problems else "ok",
             records=len(records),
             error="; ".join(str(p) for p in problems) or None,
+            details=tuple(details or ()),
         )
         return Result(
             collector=state.name,

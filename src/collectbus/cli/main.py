@@ -81,6 +81,10 @@ def _register() -> None:
     cli.add_command(daemon.daemon)
     cli.add_command(db.db)
 
+    from collectbus.cli import pbs
+
+    run.collect.add_command(pbs.collect_pbs)
+
 
 _register()
 

@@ -33,10 +33,17 @@ class CollectContext:
     deadline_ns: int | None = None
     #: Problems reported during this collection (partial failures).
     problems: list[CollectError] = field(default_factory=list)
+    #: Facts about this collection for ``CollectionEvent.details`` (key, value).
+    details: list[tuple[str, str]] = field(default_factory=list)
 
     def report(self, error: CollectError) -> None:
         """Record a failed part of the collection; the rest goes on."""
         self.problems.append(error)
+
+    def detail(self, key: str, value: str) -> None:
+        """Note a fact about this collection (what was repaired, whether a listing
+        was complete); the bus puts it in the collection's event."""
+        self.details.append((key, value))
 
 
 @runtime_checkable
