@@ -81,6 +81,11 @@ def _register() -> None:
     cli.add_command(daemon.daemon)
     cli.add_command(db.db)
 
+    from collectbus.cli import record, report
+
+    cli.add_command(record.record)
+    cli.add_command(report.report)
+
 
 _register()
 
