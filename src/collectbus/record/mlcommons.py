@@ -131,6 +131,9 @@ def is_error_sample(sample: HostSample) -> bool:
 def _error_key(message: str) -> str:
     """The source an error names (``diskstats``), else ``collection``."""
     where = message.partition(": ")[0]
+    head, colon, line = where.rpartition(":")
+    if colon and line.isdigit():
+        where = head  # "host:/proc/net/dev:3" names line 3 of net/dev
     for source in SOURCES:
         if where.endswith("/" + source):
             return source.replace("net/dev", "netdev")

@@ -87,6 +87,28 @@ class _LocalHost:
         self._collector.close()
 
 
+class _QuietFailures(logging.Filter):
+    """Keeps the bus from logging every failed round of the recorder's collectors.
+
+    The recorder logs the first failure of each host itself, and the recovery;
+    every failed round is in the result (an error sample) anyway.
+    """
+
+    def __init__(self, collectors: frozenset[str]) -> None:
+        super().__init__()
+        self.collectors = collectors
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        return not (
+            record.levelno >= logging.ERROR
+            and isinstance(args, tuple)
+            and args
+            and args[0] in self.collectors
+            and str(record.msg).startswith("collector %s %s:")
+        )
+
+
 class Recorder:
     """Samples every host at every tick between :meth:`start` and :meth:`stop`.
 
@@ -141,10 +163,12 @@ class Recorder:
         self._dropped = dict.fromkeys(self.hosts, 0)
         self._errors = {h: HostErrors() for h in self.hosts}
         self._last_seen_ns = dict.fromkeys(self.hosts, -1)
+        self._failing: dict[str, bool] = {}
         self._warned_full = False
         self._bus: CollectionBus | None = None
         self._control_dir: str | None = None
         self._host_of: dict[str, str] = {}
+        self._quiet = _QuietFailures(frozenset())
         self.store_errors = 0
         self._start_ns = 0
         self._end_ns = 0
@@ -194,6 +218,8 @@ class Recorder:
                 backoff_initial=_NO_BACKOFF_S,
                 backoff_max=_NO_BACKOFF_S,
             )
+        self._quiet = _QuietFailures(frozenset(self._host_of))
+        logging.getLogger("collectbus.bus").addFilter(self._quiet)
         bus.subscribe(self._on_result, name="record", maxsize=100_000, policy="block")
         if self._store is not None:
             bus.subscribe(self._write, name="store", maxsize=100_000, policy="drop_oldest")
@@ -216,6 +242,7 @@ class Recorder:
             self._end_ns = self.clock.time_ns()
             bus.stop(deadline=self.timeout + 2 * _BUS_GRACE_S)
             self._state = "stopped"
+            logging.getLogger("collectbus.bus").removeFilter(self._quiet)
             if self._control_dir is not None:
                 shutil.rmtree(self._control_dir, ignore_errors=True)
         self.result = self.snapshot()
@@ -303,11 +330,19 @@ class Recorder:
             if not message.startswith(host):
                 message = f"{host}: {message}"
             samples = [HostSample(host=host, time_ns=event.started_ns, errors=(message,))]
+        failed = event.status not in GOOD_STATUSES or result.stale
         with self._lock:
             self._last_seen_ns[host] = self.clock.monotonic_ns()
-            if event.status not in GOOD_STATUSES:
+            was_failing = self._failing.get(host, False)
+            self._failing[host] = failed
+            if failed:
                 count = self._errors[host].count + 1
                 self._errors[host] = HostErrors(count=count, last=samples[0].errors[0])
+        if failed and not was_failing:
+            log.warning("record: %s (error samples until it answers again)", samples[0].errors[0])
+        elif was_failing and not failed:
+            log.warning("record: %s answers again", host)
+        with self._lock:
             kept = self._samples[host]
             full = len(kept) + len(samples) - self.max_samples
             if full > 0:

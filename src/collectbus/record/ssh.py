@@ -88,7 +88,7 @@ def ssh_argv(opts: SshOptions, host: str, *, connect_timeout_s: float) -> list[s
         "ControlMaster=auto",
         f"ControlPath={opts.control_dir}/%C",
         f"ControlPersist={opts.control_persist_s}",
-        f"ConnectTimeout={max(1, round(connect_timeout_s))}",
+        f"ConnectTimeout={max(1, int(connect_timeout_s))}",
         "ServerAliveInterval=5",
         "ServerAliveCountMax=2",
         *opts.options,
@@ -309,6 +309,7 @@ class SshHostCollector:
         self.backoff_max_ns = int(backoff_max_s * NS_PER_S)
         self.failures = 0
         self.reconnects = 0
+        self._opened = False
         self._retry_at_ns = 0
         self._last_error = ""
 
@@ -325,8 +326,9 @@ class SshHostCollector:
                     f"not connected, next attempt in {wait_s:.1f} s; last error: {self._last_error}",
                 )
             try:
-                if self.failures:
+                if self._opened:
                     self.reconnects += 1
+                self._opened = True
                 self.session.open(deadline)
             except CollectError as err:
                 self._failed(err)

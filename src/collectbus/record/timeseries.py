@@ -181,8 +181,8 @@ def _iso_ns(text: object) -> int:
 def write(data: TimeSeriesData, path: str | os.PathLike[str]) -> Path:
     """Write the result file atomically (a temporary file renamed into place)."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             json.dump(data.to_dict(), out, indent=1)
