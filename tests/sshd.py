@@ -11,6 +11,7 @@ to be passed with ``ssh -F``.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import shutil
@@ -144,10 +145,8 @@ class ThrowawaySshd:
     def stop(self) -> None:
         """Stop sshd by the PID in its PidFile, and close the blackhole."""
         if self.pid is not None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
         if self._proc is not None:
             try:
                 self._proc.wait(10)

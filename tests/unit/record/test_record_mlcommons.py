@@ -23,7 +23,11 @@ def test_a_recorded_sample_survives_json_and_back(proc_root: Path) -> None:
     collector = HostCollector(proc_root=proc_root, host="node1")
     (sample,) = collector.collect(CollectContext(host="here"))
     collector.close()
-    assert sample.cpu and sample.mem and sample.disk and sample.net and sample.errors == ()
+    assert sample.cpu
+    assert sample.mem
+    assert sample.disk
+    assert sample.net
+    assert sample.errors == ()
     doc = json.loads(json.dumps(sample_to_dict(sample)))
     assert sample_from_dict(doc, source="t") == sample
 

@@ -66,7 +66,10 @@ def test_a_malformed_and_a_missing_file_are_named_and_the_rest_is_kept(
         collector.close()
     assert sample.mem is None
     assert sample.load is None
-    assert sample.cpu and sample.disk and sample.net and sample.vmstat
+    assert sample.cpu
+    assert sample.disk
+    assert sample.net
+    assert sample.vmstat
     assert len(sample.errors) == 2
     meminfo_error, loadavg_error = sample.errors
     assert meminfo_error.startswith(f"node1:{proc_root}/meminfo:")
@@ -86,7 +89,7 @@ def test_a_host_that_never_answers_fails_its_round_with_its_name(
             collector.collect(CollectContext(host="here"))
         assert not collector.session.alive  # killed, not left behind
         # The first retry is at the next round; after that the wait doubles.
-        with pytest.raises(CollectError, match="^slow: no answer in time"):
+        with pytest.raises(CollectError, match=r"^slow: no answer in time"):
             collector.collect(CollectContext(host="here"))
         with pytest.raises(CollectError, match=r"^slow: not connected, next attempt in \d+\.\d s"):
             collector.collect(CollectContext(host="here"))
@@ -123,7 +126,7 @@ def test_a_session_that_ends_fails_the_round_naming_the_host(
     os.killpg(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
     try:
-        with pytest.raises(CollectError, match="^node1: session (closed|ended)"):
+        with pytest.raises(CollectError, match=r"^node1: session (closed|ended)"):
             session.sample(time.monotonic_ns() + 10 * 10**9)
     finally:
         session.kill()
@@ -132,12 +135,12 @@ def test_a_session_that_ends_fails_the_round_naming_the_host(
 def test_a_missing_ssh_program_is_one_line_naming_the_host(tmp_path: Path, proc_root: Path) -> None:
     opts = SshOptions(control_dir=str(tmp_path), command=str(tmp_path / "no-such-ssh"))
     session = SshSession("node1", opts)
-    with pytest.raises(CollectError, match="^node1: cannot run .*no-such-ssh: No such file"):
+    with pytest.raises(CollectError, match=r"^node1: cannot run .*no-such-ssh: No such file"):
         session.open(10**18)
 
 
 def test_split_frames_rejects_output_before_the_first_marker() -> None:
     token = "0123456789abcdef"
     assert split_frames(f"\n{token} stat\ncpu 1\n".encode(), token, "h") == {"stat": b"cpu 1\n"}
-    with pytest.raises(ParseError, match="^h:1: output before the first file marker"):
+    with pytest.raises(ParseError, match=r"^h:1: output before the first file marker"):
         split_frames(f"motd\n{token} stat\ncpu 1\n".encode(), token, "h")
