@@ -21,6 +21,7 @@ import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import BinaryIO
 
 SSHD_CANDIDATES = ("/usr/sbin/sshd", "/usr/local/sbin/sshd")
 
@@ -53,6 +54,7 @@ class ThrowawaySshd:
         self.ssh_config = root / "ssh_config"
         self._proc: subprocess.Popen[bytes] | None = None
         self._blackhole: socket.socket | None = None
+        self._log: BinaryIO | None = None
 
     def __enter__(self) -> ThrowawaySshd:
         self.start()
@@ -98,11 +100,12 @@ class ThrowawaySshd:
         if os.geteuid() == 0:
             # Debian's sshd wants its privilege separation folder when started as root.
             Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        self._log = (root / "sshd.log").open("wb")
         self._proc = subprocess.Popen(
             [self.sshd, "-D", "-e", "-f", str(config)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
-            stderr=open(root / "sshd.log", "wb"),  # noqa: SIM115  closed with the process
+            stderr=self._log,
         )
         self._blackhole = socket.socket()
         self._blackhole.bind(("127.0.0.1", 0))
@@ -155,6 +158,8 @@ class ThrowawaySshd:
                 self._proc.wait()
         if self._blackhole is not None:
             self._blackhole.close()
+        if self._log is not None:
+            self._log.close()
 
 
 def _accepts(port: int) -> bool:
