@@ -68,7 +68,11 @@ def test_two_ssh_hosts_and_a_dead_one(sshd: ThrowawaySshd) -> None:
             assert sample.stat is not None
             assert sample.stat.boot_time_s == btime
             assert len(sample.cpu) == (os.cpu_count() or 0) + 1
-            assert sample.mem and sample.vmstat and sample.disk and sample.net and sample.load
+            assert sample.mem
+            assert sample.vmstat
+            assert sample.disk
+            assert sample.net
+            assert sample.load
             assert sample.errors == ()
         assert [s.time_ns for s in good] == sorted(s.time_ns for s in good)
     dead = data.samples_by_host["dead"]
