@@ -164,6 +164,7 @@ class Recorder:
         self._errors = {h: HostErrors() for h in self.hosts}
         self._last_seen_ns = dict.fromkeys(self.hosts, -1)
         self._failing: dict[str, bool] = {}
+        self._good: dict[str, int] = {}
         self._warned_full = False
         self._bus: CollectionBus | None = None
         self._control_dir: str | None = None
@@ -189,6 +190,11 @@ class Recorder:
     def end_time(self) -> int | None:
         """Wall time of stop(), in nanoseconds; None while recording."""
         return self._end_ns if self._state == "stopped" else None
+
+    @property
+    def ssh_control_dir(self) -> str | None:
+        """The folder of the ControlMaster sockets, while SSH hosts are recorded."""
+        return self._control_dir
 
     @property
     def collection_method(self) -> str:
@@ -259,6 +265,11 @@ class Recorder:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+    def samples_seen(self, host: str) -> int:
+        """Good samples of ``host`` so far, dropped ones included (cheap, for progress)."""
+        with self._lock:
+            return self._good.get(host, 0)
 
     def snapshot(self) -> TimeSeriesData:
         """What has been recorded so far (the whole recording once stopped)."""
@@ -335,6 +346,8 @@ class Recorder:
             self._last_seen_ns[host] = self.clock.monotonic_ns()
             was_failing = self._failing.get(host, False)
             self._failing[host] = failed
+            if not failed:
+                self._good[host] = self._good.get(host, 0) + len(samples)
             if failed:
                 count = self._errors[host].count + 1
                 self._errors[host] = HostErrors(count=count, last=samples[0].errors[0])
