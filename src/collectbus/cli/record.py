@@ -177,6 +177,8 @@ def _summary(data: TimeSeriesData, path: Path, store: Store | None, recorder: Re
         line = f"collectbus: {host}: {good} samples"
         if errors is not None and errors.count:
             line += f", {errors.count} failed rounds; last: {errors.last}"
+        if data.skipped_by_host.get(host):
+            line += f", {data.skipped_by_host[host]} rounds skipped (still busy)"
         if data.dropped_by_host.get(host):
             line += f", {data.dropped_by_host[host]} oldest dropped (--max-samples)"
         click.echo(line, err=True)

@@ -18,6 +18,10 @@ hosts' samples of the round are unaffected. The bus's own backoff is turned
 off: the SSH collector paces its reconnects itself and says so in each
 failed round.
 
+A round that comes while a host's previous round still runs (a host slower
+than the interval, or a connection attempt that runs into its timeout) is
+skipped for that host; skipped rounds are counted per host in the result.
+
 Memory is bounded: each host keeps its newest ``max_samples`` samples; older
 ones are dropped, counted per host, and the first drop is logged once.
 
@@ -165,6 +169,7 @@ class Recorder:
         self._last_seen_ns = dict.fromkeys(self.hosts, -1)
         self._failing: dict[str, bool] = {}
         self._good: dict[str, int] = {}
+        self._skipped: dict[str, int] = {}
         self._warned_full = False
         self._bus: CollectionBus | None = None
         self._control_dir: str | None = None
@@ -247,6 +252,10 @@ class Recorder:
         finally:
             self._end_ns = self.clock.time_ns()
             bus.stop(deadline=self.timeout + 2 * _BUS_GRACE_S)
+            for row in bus.health().collectors:
+                skipped = row.skips + row.backoff_skips + row.missed
+                if skipped:
+                    self._skipped[self._host_of[row.name]] = skipped
             self._state = "stopped"
             logging.getLogger("collectbus.bus").removeFilter(self._quiet)
             if self._control_dir is not None:
@@ -287,6 +296,7 @@ class Recorder:
             hosts_requested=self.hosts,
             errors_by_host=errors,
             dropped_by_host=dropped,
+            skipped_by_host=dict(self._skipped),
         )
 
     # ------------------------------------------------------------ internals

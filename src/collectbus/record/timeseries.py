@@ -16,7 +16,8 @@ these too:
 collectbus adds one object, ``collectbus``, which MLCommons ignores: the exact
 start and end (``*_ns``), failed rounds per host with the last error
 (``errors_by_host``), samples dropped by the ``max_samples`` cap
-(``dropped_samples``, and per host), and the command that ran with its exit
+(``dropped_samples``, and per host), rounds skipped because a host's
+previous round was still running (``skipped_by_host``), and the command that ran with its exit
 code when ``collectbus record`` ran one.
 """
 
@@ -66,6 +67,8 @@ class TimeSeriesData:
     hosts_requested: tuple[str, ...]
     errors_by_host: Mapping[str, HostErrors] = field(default_factory=dict)
     dropped_by_host: Mapping[str, int] = field(default_factory=dict)
+    #: Rounds a host missed because its previous round was still running.
+    skipped_by_host: Mapping[str, int] = field(default_factory=dict)
     command: tuple[str, ...] | None = None
     exit_code: int | None = None
 
@@ -111,6 +114,7 @@ class TimeSeriesData:
             },
             "dropped_samples": self.dropped_samples,
             "dropped_by_host": dict(self.dropped_by_host),
+            "skipped_by_host": dict(self.skipped_by_host),
         }
         if self.command is not None:
             extras["command"] = list(self.command)
@@ -160,6 +164,9 @@ class TimeSeriesData:
                 },
                 dropped_by_host={
                     str(h): int(n) for h, n in (extras.get("dropped_by_host") or {}).items()
+                },
+                skipped_by_host={
+                    str(h): int(n) for h, n in (extras.get("skipped_by_host") or {}).items()
                 },
                 command=tuple(extras["command"]) if "command" in extras else None,
                 exit_code=extras.get("exit_code"),

@@ -146,7 +146,7 @@ def _header(data: ReportData, span_s: float) -> str:
     ]
     if data.command is not None:
         status = "" if data.exit_code is None else f" → exit code {data.exit_code}"
-        lines.append(f"<p>command: <code>{escape(' '.join(data.command))}</code>{status}</p>")
+        lines.append(f"<p>command: <code>{escape(shlex.join(data.command))}</code>{status}</p>")
     lines.append(f"<p>from {escape(data.source)}</p>")
     return "<header>" + "\n".join(lines) + "</header>"
 
