@@ -21,6 +21,7 @@ import pytest
 from collectbus.collectors.host.parse import parse_stat
 from collectbus.record import Recorder
 from collectbus.record.mlcommons import is_error_sample
+from collectbus.store import open as open_store
 from tests.integration.cli_helpers import collectbus, collectbus_env
 from tests.sshd import ThrowawaySshd, find_sshd
 
@@ -118,3 +119,15 @@ def test_the_cli_completes_with_a_dead_host_and_names_it(
         s["errors"]["collection"].startswith("dead: ") for s in doc["samples_by_host"]["dead"]
     )
     assert "dead: " in done.stderr  # the failure is named on the terminal too
+    store = open_store(f"sqlite:///{tmp_path / 'cb.db'}", migrate=False)
+    try:
+        log = store.collection_log()
+        stored_hosts = {row["name"] for row in store.hosts()}
+    finally:
+        store.close()
+    assert stored_hosts == {"h1", "h2"}
+    failed = [row for row in log if row["host"] == "dead"]
+    assert failed
+    assert {row["status"] for row in failed} <= {"error", "timeout"}
+    assert all(str(row["error"]).startswith("dead: ") for row in failed)
+    assert {row["status"] for row in log if row["host"] == "h1"} == {"ok"}

@@ -15,6 +15,7 @@ import pandas as pd
 from collectbus.cli.context import CliContext, pass_cli
 from collectbus.cli.output import time_window
 from collectbus.errors import RecordError
+from collectbus.record.mlcommons import is_error_sample
 from collectbus.record.timeseries import TimeSeriesData, hosts_in_order, load
 from collectbus.report.html import CHARTS, HostSummary, ReportData, render
 
@@ -106,9 +107,18 @@ def _from_recording(
         )
         for h in hosts
     }
+    failures = {
+        h: [
+            (s.time_ns - data.start_time_ns) / 1e9
+            for s in data.samples_by_host.get(h, ())
+            if is_error_sample(s)
+        ]
+        for h in hosts
+    }
     return ReportData(
         title=title or f"Host metrics: {', '.join(hosts)}",
         source=Path(source).name,
+        failures=failures,
         start_ns=data.start_time_ns,
         end_ns=data.end_time_ns,
         hosts=hosts,
@@ -142,6 +152,7 @@ def _from_store(
     start_ns = int(frame["time_ns"].min())
     end_ns = int(frame["time_ns"].max())
     summaries = {}
+    failures = {}
     for h in hosts:
         failed = [
             row
@@ -150,6 +161,7 @@ def _from_store(
             and row["status"] in _FAILED
             and int(str(row["started_ns"])) < until_ns
         ]
+        failures[h] = [(int(str(row["started_ns"])) - start_ns) / 1e9 for row in failed]
         summaries[h] = HostSummary(
             samples=int((frame["host"] == h).sum()),
             failed_rounds=len(failed),
@@ -163,4 +175,5 @@ def _from_store(
         hosts=hosts,
         series=_series(frame, hosts, start_ns),
         summaries=summaries,
+        failures=failures,
     )

@@ -32,6 +32,9 @@ class Chart:
     y_max: float | None = None
 
 
+#: The chart on which failed rounds are marked.
+_MARKED = "cpu_percent"
+
 #: The charts of a report, in page order.
 CHARTS = (
     Chart("cpu_percent", "CPU busy", "%", 100.0),
@@ -66,6 +69,8 @@ class ReportData:
     hosts: tuple[str, ...]
     series: Mapping[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]]
     summaries: Mapping[str, HostSummary] = field(default_factory=dict)
+    #: Per host, the failed rounds (seconds since the start), marked on the CPU chart.
+    failures: Mapping[str, Sequence[float]] = field(default_factory=dict)
     interval_s: float | None = None
     command: tuple[str, ...] | None = None
     exit_code: int | None = None
@@ -94,6 +99,7 @@ section.card h2{font-size:15px;margin:0 0 4px;font-weight:600}
  gap:4px 16px}
 .legend .stats{color:#5b6475}
 .empty{color:#5b6475;font-size:13px;padding:20px 0}
+.legend .failed{color:#b42318}
 svg .plot{fill:#fbfcfd}
 svg .grid{stroke:#e4e7ec;stroke-width:1}
 svg .axisline{stroke:#8a94a6;stroke-width:1}
@@ -197,11 +203,20 @@ def _chart_card(chart: Chart, data: ReportData, colors: Mapping[str, str], span_
         text = (
             f"mean {_fmt(stats[0])}, peak {_fmt(stats[1])} {escape(unit)}" if stats else "no data"
         )
+        failed = len(data.failures.get(host, ())) if chart.column == _MARKED else 0
+        if failed:
+            text += f' · <span class="failed">{failed} failed round{"s" if failed != 1 else ""} ▼</span>'
+
         legend.append(
             f'<li><span class="swatch" style="background:{colors[host]}"></span>'
             f'{escape(host)} <span class="stats">{text}</span></li>'
         )
     has_data = any(math.isfinite(v) for line in lines for v in line.ys)
+    marks = (
+        [(x, colors[host]) for host in data.hosts for x in data.failures.get(host, ())]
+        if chart.column == _MARKED
+        else []
+    )
     body = (
         line_chart(
             lines,
@@ -209,6 +224,7 @@ def _chart_card(chart: Chart, data: ReportData, colors: Mapping[str, str], span_
             unit=unit,
             y_max=chart.y_max,
             aria_label=f"{chart.title} per host over time, in {unit}",
+            marks=marks,
         )
         if has_data
         else '<div class="empty">no data for this chart (it needs two samples of a host)</div>'

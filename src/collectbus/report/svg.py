@@ -112,8 +112,13 @@ def line_chart(
     unit: str,
     y_max: float | None = None,
     aria_label: str = "",
+    marks: Sequence[tuple[float, str]] = (),
 ) -> str:
-    """An SVG line chart; ``y_max`` fixes the top of the y axis (100 for percent)."""
+    """An SVG line chart; ``y_max`` fixes the top of the y axis (100 for percent).
+
+    ``marks`` are ``(x, colour)`` pairs drawn as short ticks under the plot:
+    the rounds in which a host failed.
+    """
     finite = [y for line in lines for y in line.ys if math.isfinite(y)]
     top = y_max if y_max is not None else (max(finite) if finite else 1.0)
     bottom = min(0.0, min(finite)) if finite else 0.0
@@ -166,6 +171,11 @@ def line_chart(
         f'<line x1="{_LEFT}" x2="{WIDTH - _RIGHT}" y1="{_TOP + plot_h}" y2="{_TOP + plot_h}" '
         'class="axisline"/>'
     )
+    for x, color in marks:
+        out.append(
+            f'<path d="M{px(x):.1f} {_TOP + plot_h - 1} l-4 -8 h8 z" fill="{color}" '
+            'stroke="#b42318" stroke-width="1" class="failed"/>'
+        )
     out.append(
         f'<line x1="{_LEFT}" x2="{_LEFT}" y1="{_TOP}" y2="{_TOP + plot_h}" class="axisline"/>'
     )

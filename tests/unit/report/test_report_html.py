@@ -110,3 +110,11 @@ def test_time_ticks_and_labels() -> None:
 )
 def test_byte_units_are_binary(kind: str, peak: float, unit: str, divisor: float) -> None:
     assert scale_unit(kind, peak) == (unit, divisor)
+
+
+def test_failed_rounds_are_marked_on_the_cpu_chart_only() -> None:
+    data = _data()
+    fields = {f: getattr(data, f) for f in data.__dataclass_fields__}
+    page = render(ReportData(**{**fields, "failures": {"node<2>": [0.5, 2.5]}}))
+    assert page.count('class="failed"/>') == 2
+    assert page.count("2 failed rounds") == 1
