@@ -82,11 +82,23 @@ def test_the_cap_keeps_the_newest_samples_and_counts_the_rest(tmp_path: Path) ->
     assert "oldest dropped" in done.stderr
 
 
-def test_sigterm_is_passed_on_and_the_result_still_written(tmp_path: Path) -> None:
+CHILD = (
+    "import pathlib, signal, sys, time\n"
+    "signal.signal(signal.SIGINT, lambda *_: sys.exit(42))\n"
+    "signal.signal(signal.SIGTERM, lambda *_: sys.exit(43))\n"
+    "pathlib.Path('started').touch()\n"
+    "time.sleep(60)\n"
+)
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 42), (signal.SIGTERM, 43)])
+def test_a_signal_is_passed_on_and_the_result_still_written(
+    tmp_path: Path, sig: signal.Signals, code: int
+) -> None:
     started = tmp_path / "started"
-    script = f"trap 'exit 42' TERM; touch {started}; sleep 60 & wait"
     proc = start_collectbus(
-        "record", "--no-store", "--interval=0.1s", f"--out={tmp_path}", "--", "sh", "-c", script,
+        "record", "--no-store", "--interval=0.1s", f"--out={tmp_path}",
+        "--", sys.executable, "-c", CHILD,
         cwd=tmp_path, env=collectbus_env(tmp_path, f"sqlite:///{tmp_path / 'cb.db'}"),
     )  # fmt: skip
     try:
@@ -94,16 +106,16 @@ def test_sigterm_is_passed_on_and_the_result_still_written(tmp_path: Path) -> No
         while not started.exists() and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.02)
         assert started.exists(), proc.stderr.read() if proc.stderr else ""
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         _, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 42, stderr
-    assert "passed SIGTERM on to sh" in stderr
+    assert proc.returncode == code, stderr
+    assert f"passed {sig.name} on to {sys.executable}" in stderr
     doc = _result(tmp_path)
-    assert doc["collectbus"]["exit_code"] == 42  # type: ignore[index]
+    assert doc["collectbus"]["exit_code"] == code  # type: ignore[index]
     assert doc["num_samples"] >= 1  # type: ignore[operator]
 
 
