@@ -160,3 +160,12 @@ def test_a_bad_interval_is_a_usage_error(tmp_path: Path, interval: str) -> None:
     )  # fmt: skip
     assert done.returncode == 2
     assert "--interval" in done.stderr
+
+
+def test_an_ssh_option_without_a_value_is_a_usage_error(tmp_path: Path) -> None:
+    done = collectbus(
+        "record", "--hosts=node1", "--ssh-option=Port", "--", "true",
+        cwd=tmp_path, env=collectbus_env(tmp_path, f"sqlite:///{tmp_path / 'x.db'}"),
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "'Port' is not KEY=VALUE" in done.stderr

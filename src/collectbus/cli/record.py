@@ -104,6 +104,10 @@ def record(
       collectbus report results/timeseries-*.json --html report.html
     """
     hosts = parse_hosts(hosts_arg) if hosts_arg else None
+    for option in ssh_options:
+        key, equals, value = option.partition("=")
+        if not equals or not key.strip() or not value.strip():
+            raise click.BadParameter(f"{option!r} is not KEY=VALUE", param_hint="--ssh-option")
     if ssh_config is not None and not Path(ssh_config).is_file():
         raise RecordError(f"--ssh-config {ssh_config}: no such file")
     store = None if no_store else cli.open_store()

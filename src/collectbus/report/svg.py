@@ -183,6 +183,32 @@ def line_chart(
     return "\n".join(out)
 
 
+def _decimated(run: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """At most two points per pixel column: the lowest and the highest, in time order.
+
+    A long recording then draws as fast as a short one, and every spike stays.
+    """
+    if len(run) <= 2 * (WIDTH - _LEFT - _RIGHT):
+        return run
+    out: list[tuple[float, float]] = []
+    column: list[tuple[float, float]] = []
+    for point in run:
+        if column and int(point[0]) != int(column[0][0]):
+            out.extend(_extremes(column))
+            column = []
+        column.append(point)
+    out.extend(_extremes(column))
+    return out
+
+
+def _extremes(column: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    low = min(column, key=lambda p: p[1])
+    high = max(column, key=lambda p: p[1])
+    if low is high:
+        return [low]
+    return [low, high] if column.index(low) < column.index(high) else [high, low]
+
+
 def _series(line: Line, px: Callable[[float], float], py: Callable[[float], float]) -> list[str]:
     runs: list[list[tuple[float, float]]] = [[]]
     for x, y in zip(line.xs, line.ys, strict=True):
@@ -192,7 +218,7 @@ def _series(line: Line, px: Callable[[float], float], py: Callable[[float], floa
             runs.append([])
     dash = ' stroke-dasharray="6 4"' if line.dashed else ""
     out = []
-    for run in runs:
+    for run in (_decimated(r) for r in runs):
         if len(run) == 1:
             ((x, y),) = run
             out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{line.color}"/>')

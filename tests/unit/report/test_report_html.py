@@ -119,3 +119,16 @@ def test_failed_rounds_are_marked_on_the_cpu_chart_only() -> None:
     page = render(ReportData(**{**fields, "failures": {"node<2>": [0.5, 2.5]}}))
     assert page.count('class="failed"/>') == 2
     assert page.count("2 failed rounds") == 1
+
+
+def test_a_long_series_keeps_at_most_two_points_per_pixel_and_its_spikes() -> None:
+    n = 100_000
+    ys = [10.0] * n
+    ys[54_321] = 99.0  # one spike among many flat samples
+    svg = line_chart(
+        [Line("h", [i / 10 for i in range(n)], ys, "#123456")], span_s=n / 10, unit="%"
+    )
+    (points,) = re.findall(r'points="([^"]+)"', svg)
+    assert len(points.split()) <= 2 * 482
+    ys_drawn = {float(p.split(",")[1]) for p in points.split()}
+    assert len(ys_drawn) == 2  # the flat line and the spike's top
