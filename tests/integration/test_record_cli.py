@@ -50,14 +50,19 @@ def test_exit_code_passes_through_and_the_result_is_stored(store_url: str, tmp_p
     assert {row["status"] for row in log} == {"ok"}
 
 
-def test_no_store_writes_no_database(tmp_path: Path) -> None:
+def test_no_store_writes_no_database_and_the_configured_name_is_used(tmp_path: Path) -> None:
     db = tmp_path / "cb.db"
+    env = collectbus_env(tmp_path, f"sqlite:///{db}")
+    env["COLLECTBUS_HOST"] = "bench-client-7"
     done = collectbus(
-        "record", "--no-store", f"--out={tmp_path}", "--", "true",
-        cwd=tmp_path, env=collectbus_env(tmp_path, f"sqlite:///{db}"),
-    )  # fmt: skip
+        "record", "--no-store", f"--out={tmp_path}", "--", "true", cwd=tmp_path, env=env
+    )
     assert done.returncode == 0, done.stderr
-    assert _result(tmp_path)["num_samples"] >= 1  # type: ignore[operator]
+    doc = _result(tmp_path)
+    assert doc["num_samples"] >= 1  # type: ignore[operator]
+    assert doc["hosts_requested"] == ["bench-client-7"]
+    assert doc["hosts_collected"] == ["bench-client-7"]
+    assert doc["collection_method"] == "local"
     assert not db.exists()
 
 

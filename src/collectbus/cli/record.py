@@ -110,6 +110,7 @@ def record(
             raise click.BadParameter(f"{option!r} is not KEY=VALUE", param_hint="--ssh-option")
     if ssh_config is not None and not Path(ssh_config).is_file():
         raise RecordError(f"--ssh-config {ssh_config}: no such file")
+    config = cli.config()
     store = None if no_store else cli.open_store()
     try:
         recorder = Recorder(
@@ -118,7 +119,8 @@ def record(
             max_samples=max_samples,
             timeout=timeout,
             store=store,
-            proc_root=cli.config().collectors.host.proc_root,
+            proc_root=config.collectors.host.proc_root,
+            local_names=(config.host,),
             ssh_config=ssh_config,
             ssh_options=ssh_options,
         )

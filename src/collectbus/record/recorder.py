@@ -71,10 +71,11 @@ _NO_BACKOFF_S = 1e-9
 _BUS_GRACE_S = 1.0
 
 
-def is_local(host: str) -> bool:
-    """True for this machine: ``localhost``, its loopback addresses, or its host name."""
+def is_local(host: str, also: Sequence[str] = ()) -> bool:
+    """True for this machine: ``localhost``, its loopback addresses, its host
+    name, or one of the names in ``also`` (the configured ``host`` name)."""
     name = socket.gethostname()
-    return host in LOCAL_NAMES or host in (name, name.partition(".")[0])
+    return host in LOCAL_NAMES or host in (name, name.partition(".")[0]) or host in also
 
 
 class _LocalHost:
@@ -116,7 +117,8 @@ class _QuietFailures(logging.Filter):
 class Recorder:
     """Samples every host at every tick between :meth:`start` and :meth:`stop`.
 
-    ``hosts`` defaults to this machine. ``timeout`` bounds each host's round
+    ``hosts`` defaults to this machine, named ``local_names[0]`` if given, else
+    by its host name; ``local_names`` are read through procfs like ``localhost``. ``timeout`` bounds each host's round
     (default: the interval, at least 1 s). ``ssh_config`` is an ``ssh -F``
     file, ``ssh_options`` are extra ``-o`` settings. A Recorder records once:
     starting it again after stop() raises :class:`~collectbus.errors.RecordError`.
@@ -136,6 +138,7 @@ class Recorder:
         ssh_config: str | None = None,
         ssh_options: Sequence[str] = (),
         reconnect_backoff_max: float = 60.0,
+        local_names: Sequence[str] = (),
         clock: Clock | None = None,
     ) -> None:
         if interval <= 0:
@@ -144,7 +147,9 @@ class Recorder:
             raise RecordError(f"max_samples must be at least 1, got {max_samples}")
         if timeout is not None and timeout <= 0:
             raise RecordError(f"timeout must be positive, got {timeout:g} s")
-        names = [h.strip() for h in (hosts if hosts is not None else [socket.gethostname()])]
+        self.local_names = tuple(local_names)
+        default = [self.local_names[0] if self.local_names else socket.gethostname()]
+        names = [h.strip() for h in (hosts if hosts is not None else default)]
         if not names or any(not h or any(c.isspace() for c in h) for h in names):
             raise RecordError(f"hosts: need one or more names without spaces, got {list(names)}")
         self.hosts = tuple(dict.fromkeys(names))
@@ -203,7 +208,7 @@ class Recorder:
 
     @property
     def collection_method(self) -> str:
-        return "local" if all(is_local(h) for h in self.hosts) else "ssh"
+        return "local" if all(is_local(h, self.local_names) for h in self.hosts) else "ssh"
 
     def start(self) -> None:
         """Start sampling; the first round is now."""
@@ -302,7 +307,7 @@ class Recorder:
     # ------------------------------------------------------------ internals
 
     def _collector(self, host: str) -> _LocalHost | SshHostCollector:
-        if is_local(host):
+        if is_local(host, self.local_names):
             return _LocalHost(host, self._proc_root)
         if self._control_dir is None:
             # Short and private: a socket path must stay under 108 bytes.

@@ -132,3 +132,19 @@ def test_a_recorder_records_once() -> None:
 def test_bad_settings_are_refused(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(RecordError, match=message):
         Recorder(**kwargs)  # type: ignore[arg-type]
+
+
+def test_the_configured_host_name_is_read_locally(proc_root: Path) -> None:
+    clock = FakeClock()
+    rec = Recorder(
+        interval=1.0, clock=clock, proc_root=str(proc_root), local_names=("bench-client-7",)
+    )
+    assert rec.hosts == ("bench-client-7",)
+    assert rec.collection_method == "local"
+    rec.start()
+    wait_for(lambda: _seen(rec) == 1, "first round")
+    data = rec.stop()
+    (sample,) = data.samples_by_host["bench-client-7"]
+    assert sample.host == "bench-client-7"
+    assert sample.errors == ()
+    assert rec.ssh_control_dir is None  # no SSH at all
