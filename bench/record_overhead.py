@@ -11,8 +11,8 @@ Rows, all measured in this run:
 - an SSH host: a Recorder of one host reached through a throw-away sshd on
   127.0.0.1 (started as the tests start it), split into the collectbus side
   (this process, its ssh client and the ControlMaster process) and the remote
-  side (sshd's session processes, the sh loop and its cat, read from the
-  server's cumulative child times once the session has ended). Connection
+  side (sshd's session processes and the remote loop, python3 here, read from
+  the server's cumulative child times once the session has ended). Connection
   set-up is included, spread over the samples. Without sshd the row is
   skipped with the reason.
 
@@ -158,7 +158,7 @@ def main() -> int:
             f"  SSH host, collectbus side (+ ssh, master)    {here:8.1f} us   {here / anchor:5.2f}x"
         )
         print(
-            f"  SSH host, remote side (sshd, sh, cat)        {remote:8.1f} us   {remote / anchor:5.2f}x"
+            f"  SSH host, remote side (sshd, its loop)       {remote:8.1f} us   {remote / anchor:5.2f}x"
         )
         print(f"  ({n} SSH samples at {args.interval:g} s; connection set-up included)")
     return 0

@@ -44,7 +44,7 @@ def test_two_ssh_hosts_and_a_dead_one(sshd: ThrowawaySshd) -> None:
     rec = Recorder(
         ["h1", "h2", "dead", "localhost"],
         interval=0.5,
-        timeout=1.5,
+        timeout=3.0,
         ssh_config=str(sshd.ssh_config),
     )
     with rec:
@@ -95,7 +95,7 @@ def test_the_cli_completes_with_a_dead_host_and_names_it(
         "record",
         f"--hosts=@{hosts}",
         "--interval=0.5s",
-        "--timeout=1s",
+        "--timeout=3s",
         f"--ssh-config={sshd.ssh_config}",
         f"--out={tmp_path}",
         "--",
@@ -130,4 +130,5 @@ def test_the_cli_completes_with_a_dead_host_and_names_it(
     assert failed
     assert {row["status"] for row in failed} <= {"error", "timeout"}
     assert all(str(row["error"]).startswith("dead: ") for row in failed)
-    assert {row["status"] for row in log if row["host"] == "h1"} == {"ok"}
+    h1_errors = [row["error"] for row in log if row["host"] == "h1" and row["status"] != "ok"]
+    assert not h1_errors

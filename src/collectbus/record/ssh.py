@@ -4,13 +4,11 @@ Each remote host gets ONE ``ssh`` process for the whole recording, started
 with ``BatchMode=yes`` (never a password prompt) and a ControlMaster socket in
 a private folder (``ControlPersist``), so that a reconnect reuses the
 authenticated connection when there still is one. The remote command is a
-POSIX ``sh`` loop (:func:`remote_script`): it reads one request line (a
+small loop (:mod:`collectbus.record.remote`): it reads one request line (a
 sequence number) on stdin and answers with the six /proc files of a host
 sample, each preceded by a marker line ``<token> <file>``, then
 ``<token> done <seq>``. The token is random per session, so no /proc content
-can be mistaken for a marker. One ``cat`` per sample reads all six files
-(the markers are small files the loop writes once into a temporary folder),
-so a sample costs the remote host one fork.
+can be mistaken for a marker.
 
 The bytes go through the same pure parsers as the local collector
 (:mod:`collectbus.collectors.host.parse`). A file that is missing or malformed
@@ -30,7 +28,6 @@ import contextlib
 import os
 import secrets
 import selectors
-import shlex
 import signal
 import subprocess
 from collections.abc import Callable, Mapping
@@ -48,10 +45,11 @@ from collectbus.collectors.host.parse import (
     parse_stat,
     parse_vmstat_detail,
 )
-from collectbus.errors import CollectError, ParseError
+from collectbus.errors import CollectError
+from collectbus.record.remote import remote_command, split_frames
 from collectbus.records import HostSample
 
-__all__ = ["SshHostCollector", "SshOptions", "SshSession", "remote_script", "split_frames"]
+__all__ = ["SshHostCollector", "SshOptions", "SshSession", "sample_from_frames"]
 
 T = TypeVar("T")
 
@@ -76,6 +74,8 @@ class SshOptions:
     options: tuple[str, ...] = ()
     proc_root: str = "/proc"
     control_persist_s: int = 10
+    #: Let the remote loop be python3 when the host has it (no fork per sample).
+    python: bool = True
 
 
 def ssh_argv(opts: SshOptions, host: str, *, connect_timeout_s: float) -> list[str]:
@@ -97,44 +97,6 @@ def ssh_argv(opts: SshOptions, host: str, *, connect_timeout_s: float) -> list[s
         argv += ["-o", setting]
     argv.append(host)
     return argv
-
-
-def remote_script(token: str, proc_root: str = "/proc") -> str:
-    """The POSIX sh loop run on the remote host (see the module docstring)."""
-    lines = [
-        f"t={token}",
-        'd=$(mktemp -d) || { echo "$t cannot create a temporary folder" >&2; exit 1; }',
-        "trap 'rm -rf \"$d\"' EXIT",
-        "trap 'exit 1' HUP INT TERM PIPE",
-    ]
-    cat_args = []
-    for i, source in enumerate(SOURCES):
-        lines.append(f'printf \'\\n%s %s\\n\' "$t" {shlex.quote(source)} >"$d/{i}"')
-        cat_args += [f'"$d/{i}"', shlex.quote(f"{proc_root}/{source}")]
-    lines += [
-        "printf '%s ready\\n' \"$t\"",
-        "while read -r n; do",
-        '  [ "$n" = q ] && exit 0',
-        f"  cat {' '.join(cat_args)}",
-        '  printf \'\\n%s done %s\\n\' "$t" "$n"',
-        "done",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def split_frames(data: bytes, token: str, source: str) -> dict[str, bytes]:
-    """The files of one answer: ``{file: bytes}``; ParseError if the framing is wrong."""
-    marker = b"\n" + token.encode() + b" "
-    parts = data.split(marker)
-    if parts[0]:
-        raise ParseError(source, 1, "output before the first file marker")
-    frames: dict[str, bytes] = {}
-    for part in parts[1:]:
-        name, newline, content = part.partition(b"\n")
-        if not newline:
-            raise ParseError(source, None, f"a file marker without its line end: {name[:40]!r}")
-        frames[name.decode("utf-8", "backslashreplace")] = content
-    return frames
 
 
 class SshSession:
@@ -166,7 +128,7 @@ class SshSession:
         self._token = secrets.token_hex(8)
         timeout_s = max(0.0, (deadline_ns - self.clock.monotonic_ns()) / NS_PER_S)
         argv = ssh_argv(self.opts, self.host, connect_timeout_s=timeout_s)
-        argv.append("exec sh -c " + shlex.quote(remote_script(self._token, self.opts.proc_root)))
+        argv.append(remote_command(self._token, self.opts.proc_root, python=self.opts.python))
         try:
             proc = subprocess.Popen(
                 argv,

@@ -19,22 +19,33 @@ from collectbus.collectors.host.parse import (
     parse_vmstat,
 )
 from collectbus.errors import CollectError, ParseError
-from collectbus.record.ssh import SshHostCollector, SshOptions, SshSession, split_frames
+from collectbus.record.remote import split_frames
+from collectbus.record.ssh import SshHostCollector, SshOptions, SshSession
 
 from .conftest import FC
 
 
-def _opts(tmp_path: Path, fake_ssh: Path, proc_root: Path) -> SshOptions:
-    return SshOptions(control_dir=str(tmp_path), command=str(fake_ssh), proc_root=str(proc_root))
+def _opts(tmp_path: Path, fake_ssh: Path, proc_root: Path, python: bool = True) -> SshOptions:
+    return SshOptions(
+        control_dir=str(tmp_path), command=str(fake_ssh), proc_root=str(proc_root), python=python
+    )
 
 
+LOOPS = pytest.mark.parametrize("python", [True, False], ids=["python3-loop", "sh-loop"])
+
+
+@LOOPS
 def test_a_sample_over_the_session_equals_the_pure_parsers(
-    tmp_path: Path, fake_ssh: Path, proc_root: Path
+    tmp_path: Path, fake_ssh: Path, proc_root: Path, python: bool
 ) -> None:
-    collector = SshHostCollector("node1", _opts(tmp_path, fake_ssh, proc_root), timeout_s=10)
+    opts = _opts(tmp_path, fake_ssh, proc_root, python)
+    collector = SshHostCollector("node1", opts, timeout_s=10)
     try:
         first = collector.collect(CollectContext(host="here"))[0]
         second = collector.collect(CollectContext(host="here"))[0]
+        # The stand-in execs the remote command: the session process is the loop itself.
+        argv0 = Path(f"/proc/{collector.session.pid}/cmdline").read_bytes().split(b"\0")[0]
+        assert (b"python3" in argv0) == python
     finally:
         collector.close()
     cpu, stat = parse_stat((FC / "stat").read_bytes())
@@ -52,13 +63,15 @@ def test_a_sample_over_the_session_equals_the_pure_parsers(
     assert collector.reconnects == 0
 
 
+@LOOPS
 def test_a_malformed_and_a_missing_file_are_named_and_the_rest_is_kept(
-    tmp_path: Path, fake_ssh: Path, proc_root: Path
+    tmp_path: Path, fake_ssh: Path, proc_root: Path, python: bool
 ) -> None:
     edge = FC.parent / "edge"
     (proc_root / "meminfo").write_bytes((edge / "meminfo_malformed").read_bytes())
     (proc_root / "loadavg").unlink()
-    collector = SshHostCollector("node1", _opts(tmp_path, fake_ssh, proc_root), timeout_s=10)
+    opts = _opts(tmp_path, fake_ssh, proc_root, python)
+    collector = SshHostCollector("node1", opts, timeout_s=10)
     ctx = CollectContext(host="here")
     try:
         (sample,) = collector.collect(ctx)
