@@ -96,3 +96,7 @@ class BusError(CollectBusError):
 
 class DaemonError(CollectBusError):
     """The daemon could not be started, found or stopped."""
+
+
+class RecordError(CollectBusError):
+    """A recording (``collectbus record``) was misused or its result is unreadable."""

@@ -72,18 +72,17 @@ def cli(
 
 
 def _register() -> None:
-    from collectbus.cli import calls, daemon, db, host, run
+    from collectbus.cli import calls, daemon, db, host, pbs, record, report, run
 
     cli.add_command(run.run)
     cli.add_command(run.collect)
+    run.collect.add_command(pbs.collect_pbs)
     cli.add_command(host.host)
+    cli.add_command(record.record)
+    cli.add_command(report.report)
     cli.add_command(calls.calls)
     cli.add_command(daemon.daemon)
     cli.add_command(db.db)
-
-    from collectbus.cli import pbs
-
-    run.collect.add_command(pbs.collect_pbs)
 
 
 _register()

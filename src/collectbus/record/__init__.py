@@ -1,0 +1,14 @@
+"""Recording host metrics of many hosts while something runs (``collectbus record``).
+
+:class:`Recorder` samples this host through procfs and other hosts over SSH,
+on the ticks of one bus; :class:`TimeSeriesData` is the result, written as a
+JSON file in the shape of MLCommons storage's ``TimeSeriesData``
+(:mod:`collectbus.record.timeseries`).
+"""
+
+from __future__ import annotations
+
+from collectbus.record.recorder import Recorder, is_local
+from collectbus.record.timeseries import HostErrors, TimeSeriesData, load, write
+
+__all__ = ["HostErrors", "Recorder", "TimeSeriesData", "is_local", "load", "write"]

@@ -1,0 +1,221 @@
+"""The result of a recording: :class:`TimeSeriesData`, and its JSON file.
+
+The file has the shape of MLCommons storage's ``TimeSeriesData``
+(``mlpstorage/rules/models.py``), so that tools reading those results read
+these too:
+
+- ``collection_interval_seconds``, ``start_time`` and ``end_time``
+  (``YYYY-MM-DDTHH:MM:SSZ``, UTC), ``collection_method`` (``local`` when every
+  host is this one, else ``ssh``), ``hosts_requested``;
+- ``samples_by_host``: per host, its samples in time order, each in the shape
+  of :mod:`collectbus.record.mlcommons` (a failed round is a sample with only
+  ``errors``);
+- ``num_samples``: the number of samples in ``samples_by_host``, all hosts
+  together; ``hosts_collected``: the hosts with at least one good sample.
+
+collectbus adds one object, ``collectbus``, which MLCommons ignores: the exact
+start and end (``*_ns``), failed rounds per host with the last error
+(``errors_by_host``), samples dropped by the ``max_samples`` cap
+(``dropped_samples``, and per host), rounds skipped because a host's
+previous round was still running (``skipped_by_host``), and the command that ran with its exit
+code when ``collectbus record`` ran one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from collectbus.errors import RecordError
+from collectbus.record.mlcommons import (
+    is_error_sample,
+    iso_seconds,
+    sample_from_dict,
+    sample_to_dict,
+)
+from collectbus.records import HostSample
+
+__all__ = ["FORMAT", "HostErrors", "TimeSeriesData", "load", "write"]
+
+#: The value of ``collectbus.format`` in a result file.
+FORMAT = "collectbus-timeseries/1"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostErrors:
+    """The rounds in which one host failed as a whole."""
+
+    count: int = 0
+    last: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimeSeriesData:
+    """Every sample of every host of one recording, oldest first per host."""
+
+    collection_interval_seconds: float
+    start_time_ns: int
+    end_time_ns: int
+    samples_by_host: Mapping[str, tuple[HostSample, ...]]
+    collection_method: str
+    hosts_requested: tuple[str, ...]
+    errors_by_host: Mapping[str, HostErrors] = field(default_factory=dict)
+    dropped_by_host: Mapping[str, int] = field(default_factory=dict)
+    #: Rounds a host missed because its previous round was still running.
+    skipped_by_host: Mapping[str, int] = field(default_factory=dict)
+    command: tuple[str, ...] | None = None
+    exit_code: int | None = None
+
+    @property
+    def start_time(self) -> str:
+        return iso_seconds(self.start_time_ns)
+
+    @property
+    def end_time(self) -> str:
+        return iso_seconds(self.end_time_ns)
+
+    @property
+    def num_samples(self) -> int:
+        """Samples of all hosts together, failed rounds included (as MLCommons counts)."""
+        return sum(len(samples) for samples in self.samples_by_host.values())
+
+    @property
+    def hosts_collected(self) -> tuple[str, ...]:
+        """The requested hosts with at least one good sample."""
+        return tuple(
+            host
+            for host in self.hosts_requested
+            if any(not is_error_sample(s) for s in self.samples_by_host.get(host, ()))
+        )
+
+    @property
+    def dropped_samples(self) -> int:
+        """Samples dropped, oldest first, to keep at most ``max_samples`` per host."""
+        return sum(self.dropped_by_host.values())
+
+    def good_samples(self, host: str) -> tuple[HostSample, ...]:
+        """The host's samples without its failed rounds."""
+        return tuple(s for s in self.samples_by_host.get(host, ()) if not is_error_sample(s))
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON document (see the module docstring)."""
+        extras: dict[str, object] = {
+            "format": FORMAT,
+            "start_time_ns": self.start_time_ns,
+            "end_time_ns": self.end_time_ns,
+            "errors_by_host": {
+                host: {"count": e.count, "last": e.last} for host, e in self.errors_by_host.items()
+            },
+            "dropped_samples": self.dropped_samples,
+            "dropped_by_host": dict(self.dropped_by_host),
+            "skipped_by_host": dict(self.skipped_by_host),
+        }
+        if self.command is not None:
+            extras["command"] = list(self.command)
+            extras["exit_code"] = self.exit_code
+        return {
+            "collection_interval_seconds": self.collection_interval_seconds,
+            "start_time": self.start_time,
+            "end_time": self.end_time,
+            "num_samples": self.num_samples,
+            "samples_by_host": {
+                host: [sample_to_dict(s) for s in samples]
+                for host, samples in self.samples_by_host.items()
+            },
+            "collection_method": self.collection_method,
+            "hosts_requested": list(self.hosts_requested),
+            "hosts_collected": list(self.hosts_collected),
+            "collectbus": extras,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "result") -> TimeSeriesData:
+        """Read a document written by :meth:`to_dict` (or by MLCommons storage)."""
+        try:
+            extras = data.get("collectbus") or {}
+            by_host = data["samples_by_host"]
+            samples = {
+                str(host): tuple(
+                    sample_from_dict(s, source=f"{source}: samples_by_host.{host}[{i}]")
+                    for i, s in enumerate(items)
+                )
+                for host, items in by_host.items()
+            }
+            start_ns = extras.get("start_time_ns")
+            end_ns = extras.get("end_time_ns")
+            return cls(
+                collection_interval_seconds=float(data["collection_interval_seconds"]),
+                start_time_ns=int(start_ns)
+                if start_ns is not None
+                else _iso_ns(data["start_time"]),
+                end_time_ns=int(end_ns) if end_ns is not None else _iso_ns(data["end_time"]),
+                samples_by_host=samples,
+                collection_method=str(data.get("collection_method", "unknown")),
+                hosts_requested=tuple(str(h) for h in data.get("hosts_requested", samples)),
+                errors_by_host={
+                    str(h): HostErrors(count=int(e["count"]), last=e.get("last"))
+                    for h, e in (extras.get("errors_by_host") or {}).items()
+                },
+                dropped_by_host={
+                    str(h): int(n) for h, n in (extras.get("dropped_by_host") or {}).items()
+                },
+                skipped_by_host={
+                    str(h): int(n) for h, n in (extras.get("skipped_by_host") or {}).items()
+                },
+                command=tuple(extras["command"]) if "command" in extras else None,
+                exit_code=extras.get("exit_code"),
+            )
+        except RecordError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise RecordError(
+                f"{source}: not a time-series result: {type(err).__name__}: {err}",
+                hint="a result file of collectbus record, or MLCommons storage's TimeSeriesData",
+            ) from err
+
+
+def _iso_ns(text: object) -> int:
+    when = dt.datetime.strptime(str(text), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    return int(when.timestamp()) * 1_000_000_000
+
+
+def write(data: TimeSeriesData, path: str | os.PathLike[str]) -> Path:
+    """Write the result file atomically (a temporary file renamed into place)."""
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(data.to_dict(), out, indent=1)
+            out.write("\n")
+        os.replace(tmp, target)
+    except OSError as err:
+        raise RecordError(f"{target}: cannot write the result: {err.strerror or err}") from err
+    return target
+
+
+def load(path: str | os.PathLike[str]) -> TimeSeriesData:
+    """Read a result file; RecordError naming the file if it is missing or malformed."""
+    source = os.fspath(path)
+    try:
+        with open(source, encoding="utf-8") as f:
+            data = json.load(f)
+    except OSError as err:
+        raise RecordError(f"{source}: cannot read: {err.strerror or err}") from err
+    except json.JSONDecodeError as err:
+        raise RecordError(f"{source}:{err.lineno}: not JSON: {err.msg}") from err
+    if not isinstance(data, dict):
+        raise RecordError(f"{source}: not a time-series result: the document is not an object")
+    return TimeSeriesData.from_dict(data, source=source)
+
+
+def hosts_in_order(data: TimeSeriesData) -> Sequence[str]:
+    """Requested hosts first, then any other host that has samples."""
+    extra = [h for h in data.samples_by_host if h not in data.hosts_requested]
+    return [*data.hosts_requested, *extra]

@@ -1,0 +1,176 @@
+"""collectbus record -- CMD, as a user runs it: a real subprocess, a real database."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from collectbus.store import open as open_store
+from tests.integration.cli_helpers import collectbus, collectbus_env, start_collectbus
+
+
+def _result(folder: Path) -> dict[str, object]:
+    (path,) = folder.glob("timeseries-*.json")
+    doc: dict[str, object] = json.loads(path.read_text())
+    return doc
+
+
+def test_exit_code_passes_through_and_the_result_is_stored(store_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    done = collectbus(
+        "record", "--interval=0.2s", f"--out={out}", "--", "sh", "-c", "exit 7",
+        cwd=tmp_path, env=collectbus_env(tmp_path, store_url),
+    )  # fmt: skip
+    assert done.returncode == 7, done.stderr
+    doc = _result(out)
+    assert doc["num_samples"] >= 1  # type: ignore[operator]
+    assert doc["collection_method"] == "local"
+    (host,) = doc["hosts_requested"]  # type: ignore[misc]
+    assert doc["hosts_collected"] == [host]
+    samples = doc["samples_by_host"][host]  # type: ignore[index]
+    assert samples[0]["hostname"] == host
+    assert {"timestamp", "diskstats", "vmstat", "meminfo", "loadavg", "netdev", "cpu"} <= set(
+        samples[0]
+    )
+    assert doc["collectbus"]["command"] == ["sh", "-c", "exit 7"]  # type: ignore[index]
+    assert doc["collectbus"]["exit_code"] == 7  # type: ignore[index]
+    store = open_store(store_url, migrate=False)
+    try:
+        cpu = store.read_host("cpu", host=host)
+        log = store.collection_log()
+    finally:
+        store.close()
+    assert len(set(cpu["time_ns"].tolist())) == len(samples)
+    assert [row["host"] for row in log] == [host] * len(samples)
+    assert {row["status"] for row in log} == {"ok"}
+
+
+def test_no_store_writes_no_database_and_the_configured_name_is_used(tmp_path: Path) -> None:
+    db = tmp_path / "cb.db"
+    env = collectbus_env(tmp_path, f"sqlite:///{db}")
+    env["COLLECTBUS_HOST"] = "bench-client-7"
+    done = collectbus(
+        "record", "--no-store", f"--out={tmp_path}", "--", "true", cwd=tmp_path, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    doc = _result(tmp_path)
+    assert doc["num_samples"] >= 1  # type: ignore[operator]
+    assert doc["hosts_requested"] == ["bench-client-7"]
+    assert doc["hosts_collected"] == ["bench-client-7"]
+    assert doc["collection_method"] == "local"
+    assert not db.exists()
+
+
+def test_the_cap_keeps_the_newest_samples_and_counts_the_rest(tmp_path: Path) -> None:
+    done = collectbus(
+        "record", "--no-store", "--interval=0.05s", "--max-samples=2", f"--out={tmp_path}",
+        "--", sys.executable, "-c", "import time; time.sleep(1)",
+        cwd=tmp_path, env=collectbus_env(tmp_path, f"sqlite:///{tmp_path / 'cb.db'}"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    doc = _result(tmp_path)
+    (host,) = doc["hosts_requested"]  # type: ignore[misc]
+    kept = doc["samples_by_host"][host]  # type: ignore[index]
+    assert len(kept) == 2
+    dropped = doc["collectbus"]["dropped_by_host"][host]  # type: ignore[index]
+    assert dropped >= 1
+    assert doc["collectbus"]["dropped_samples"] == dropped  # type: ignore[index]
+    # The newest were kept: they end at the end of the recording.
+    end_ns = doc["collectbus"]["end_time_ns"]  # type: ignore[index]
+    start_ns = doc["collectbus"]["start_time_ns"]  # type: ignore[index]
+    assert kept[-1]["time_ns"] - start_ns > (end_ns - start_ns) / 2
+    assert "oldest dropped" in done.stderr
+
+
+CHILD = (
+    "import pathlib, signal, sys, time\n"
+    "signal.signal(signal.SIGINT, lambda *_: sys.exit(42))\n"
+    "signal.signal(signal.SIGTERM, lambda *_: sys.exit(43))\n"
+    "pathlib.Path('started').touch()\n"
+    "time.sleep(60)\n"
+)
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 42), (signal.SIGTERM, 43)])
+def test_a_signal_is_passed_on_and_the_result_still_written(
+    tmp_path: Path, sig: signal.Signals, code: int
+) -> None:
+    started = tmp_path / "started"
+    proc = start_collectbus(
+        "record", "--no-store", "--interval=0.1s", f"--out={tmp_path}",
+        "--", sys.executable, "-c", CHILD,
+        cwd=tmp_path, env=collectbus_env(tmp_path, f"sqlite:///{tmp_path / 'cb.db'}"),
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        assert started.exists(), proc.stderr.read() if proc.stderr else ""
+        proc.send_signal(sig)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == code, stderr
+    assert f"passed {sig.name} on to {sys.executable}" in stderr
+    doc = _result(tmp_path)
+    assert doc["collectbus"]["exit_code"] == code  # type: ignore[index]
+    assert doc["num_samples"] >= 1  # type: ignore[operator]
+
+
+def test_a_command_that_cannot_run_exits_127_with_a_result(tmp_path: Path) -> None:
+    done = collectbus(
+        "record", "--no-store", f"--out={tmp_path}", "--", "no-such-program-xyz",
+        cwd=tmp_path, env=collectbus_env(tmp_path, f"sqlite:///{tmp_path / 'cb.db'}"),
+    )  # fmt: skip
+    assert done.returncode == 127
+    assert "collectbus: error: no-such-program-xyz: cannot run: No such file" in done.stderr
+    assert _result(tmp_path)["collectbus"]["exit_code"] == 127  # type: ignore[index]
+
+
+def test_a_bad_host_list_is_one_line_and_nothing_runs(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    done = collectbus(
+        "record", f"--hosts=@{tmp_path / 'missing'}", "--", "touch", str(marker),
+        cwd=tmp_path, env=collectbus_env(tmp_path, f"sqlite:///{tmp_path / 'cb.db'}"),
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[0] == (
+        f"collectbus: error: {tmp_path / 'missing'}: cannot read the host list: "
+        "No such file or directory"
+    )
+    assert not marker.exists()
+    assert not list(tmp_path.glob("timeseries-*.json"))
+
+
+def test_without_a_command_it_is_a_usage_error(tmp_path: Path) -> None:
+    done = collectbus(
+        "record", cwd=tmp_path, env=collectbus_env(tmp_path, f"sqlite:///{tmp_path / 'x.db'}")
+    )
+    assert done.returncode == 2
+    assert "Missing argument" in done.stderr
+
+
+@pytest.mark.parametrize("interval", ["0s", "soon"])
+def test_a_bad_interval_is_a_usage_error(tmp_path: Path, interval: str) -> None:
+    done = collectbus(
+        "record", f"--interval={interval}", "--", "true",
+        cwd=tmp_path, env=collectbus_env(tmp_path, f"sqlite:///{tmp_path / 'x.db'}"),
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "--interval" in done.stderr
+
+
+def test_an_ssh_option_without_a_value_is_a_usage_error(tmp_path: Path) -> None:
+    done = collectbus(
+        "record", "--hosts=node1", "--ssh-option=Port", "--", "true",
+        cwd=tmp_path, env=collectbus_env(tmp_path, f"sqlite:///{tmp_path / 'x.db'}"),
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "'Port' is not KEY=VALUE" in done.stderr
