@@ -1,0 +1,127 @@
+"""How far an id-ordered table can be read without missing a row committed late.
+
+Each metric source reads only the rows past the last id it counted, so every
+row is counted exactly once and counters never go down, whatever retention
+deletes below that id. The catch is the *upper* end of each read: the highest
+id that is certainly final.
+
+- **SQLite** has one writer at a time, and a row's id is given inside the
+  writer's transaction, so the rows a reader sees are always a prefix of the
+  ids: the highest visible id is safe.
+- **PostgreSQL** hands ids out before commit. With several writers, id 11 can
+  commit after id 12 has been read; a watermark moved to 12 would skip 11 for
+  ever (DESIGN.md, "Known pitfalls"). So the watermark is held below the
+  oldest transaction still in progress: each read first notes, in a short
+  statement of its own, the highest visible id and the snapshot's ``xmax``;
+  the read itself then runs in a new snapshot. Once that snapshot's ``xmin``
+  has reached a noted ``xmax``, every transaction that could still own an id
+  up to the noted one has ended, and those ids are final. When a transaction
+  stays open longer (anywhere on the server, since ``xmin`` is cluster-wide),
+  the watermark waits, for at most ``max_hold_s`` (a safety window), then
+  moves on.
+
+  A writer could take an id from the sequence and be given its transaction id
+  only a moment later; a read that falls in that moment would not see it as in
+  progress. collectbus writes a row in the statement that takes its id, so the
+  window is the length of one insert.
+
+Ids that go backwards (SQLite reuses ids once every row above them is deleted,
+a sequence that was reset) are detected when the highest id falls below the
+watermark: the watermark restarts from zero, and the rows then present, all
+new, are counted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Table, func, select
+
+from collectbus.clock import NS_PER_S, Clock
+
+log = logging.getLogger("collectbus.serve")
+
+#: How long a noted id waits for the transactions open at the time to end.
+DEFAULT_MAX_HOLD_S = 30.0
+
+_SNAPSHOT_XMAX = "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
+_SNAPSHOT_XMIN = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+
+
+@dataclass(frozen=True, slots=True)
+class _Mark:
+    """The highest visible id at one moment, and what had to end for it to be final."""
+
+    top: int
+    xmax: int
+    noted_ns: int
+
+
+class Watermark:
+    """The id below which one table has been counted, and the next safe bound.
+
+    Use :meth:`note` in its own short transaction, then :meth:`bound` as the
+    first statement of the read transaction; count the rows with
+    ``low < id <= bound``, and :meth:`advance` to ``bound`` once they are
+    counted. Not thread-safe: its source serialises scrapes.
+    """
+
+    def __init__(self, table: Table, *, clock: Clock, max_hold_s: float = DEFAULT_MAX_HOLD_S):
+        self.table = table
+        self.clock = clock
+        self.max_hold_ns = int(max_hold_s * NS_PER_S)
+        #: Every row with an id up to here has been counted.
+        self.low = 0
+        self._marks: deque[_Mark] = deque(maxlen=256)
+
+    def _top(self, conn: Connection) -> int:
+        top = conn.execute(select(func.max(self.table.c.id))).scalar_one()
+        return int(top or 0)
+
+    def note(self, conn: Connection) -> None:
+        """PostgreSQL: note the highest visible id and the snapshot's xmax."""
+        if conn.dialect.name != "postgresql":
+            return
+        xmax = int(conn.exec_driver_sql(_SNAPSHOT_XMAX).scalar_one())
+        top = self._top(conn)
+        if top > self.low:
+            self._marks.append(_Mark(top=top, xmax=xmax, noted_ns=self.clock.monotonic_ns()))
+
+    def bound(self, conn: Connection) -> int:
+        """The highest id that is final in this transaction's snapshot (>= ``low``)."""
+        top = self._top(conn)
+        if top < self.low:
+            log.warning(
+                "%s: the highest id went back from %d to %d (rows deleted and ids reused, "
+                "or the sequence reset); counting from the start again",
+                self.table.name,
+                self.low,
+                top,
+            )
+            self.low = 0
+            self._marks.clear()
+        if conn.dialect.name != "postgresql":
+            return top
+        xmin = int(conn.exec_driver_sql(_SNAPSHOT_XMIN).scalar_one())
+        now = self.clock.monotonic_ns()
+        bound = self.low
+        while self._marks:
+            mark = self._marks[0]
+            if mark.xmax > xmin and now - mark.noted_ns < self.max_hold_ns:
+                break
+            if mark.xmax > xmin:
+                log.warning(
+                    "%s: a transaction has stayed open for %.0f s; counting up to id %d anyway",
+                    self.table.name,
+                    (now - mark.noted_ns) / NS_PER_S,
+                    mark.top,
+                )
+            bound = max(bound, min(mark.top, top))
+            self._marks.popleft()
+        return bound
+
+    def advance(self, bound: int) -> None:
+        """Every row up to ``bound`` has been counted."""
+        self.low = max(self.low, bound)
