@@ -16,6 +16,14 @@ from collectbus.errors import StoreError
 from collectbus.store import Store
 
 
+def scrub(store: Store, err: StoreError) -> str:
+    """The error on one line. Store errors name the database by its masked URL
+    already; a password that a driver might echo back is masked too."""
+    text = " ".join(str(err).split())
+    password = store.engine.url.password
+    return text.replace(str(password), "***") if password else text
+
+
 class ApiError(Exception):
     """A request the API answers with an error status and a JSON message."""
 
@@ -68,7 +76,7 @@ def health(store: Store, pipeline: Pipeline | None) -> tuple[int, dict[str, obje
     try:
         doc["store"] = store.status()
     except StoreError as err:
-        doc["store"] = {"url": store.url, "error": str(err)}
+        doc["store"] = {"url": store.url, "error": scrub(store, err)}
         doc["status"] = "unavailable"
         status = 503
     if pipeline is None:

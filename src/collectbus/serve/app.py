@@ -35,14 +35,13 @@ from prometheus_client.exposition import choose_encoder
 from collectbus.clock import Clock, SystemClock
 from collectbus.daemon import Pipeline
 from collectbus.errors import StoreError
-from collectbus.serve.api import ApiError, health, host_rates
+from collectbus.serve.api import ApiError, health, host_rates, scrub
 from collectbus.serve.bushealth import BusHealthSource
 from collectbus.serve.callstats import CallStatsSource, CollectionsSource
 from collectbus.serve.hostrates import DEFAULT_WINDOW_S, HostRatesSource
 from collectbus.serve.source import MetricSource, metrics_registry
 from collectbus.serve.watermark import DEFAULT_MAX_HOLD_S
 from collectbus.store import Store
-from collectbus.urls import mask_url
 
 log = logging.getLogger("collectbus.serve")
 
@@ -113,7 +112,7 @@ class ServeApp:
             try:
                 body = encoder(self.registry)
             except StoreError as err:
-                message = f"collectbus: metrics unavailable: {mask_url(str(err))}"
+                message = f"collectbus: metrics unavailable: {scrub(self.store, err)}"
                 log.warning("%s", message)
                 return Response(503, TEXT, (message + "\n").encode())
         return Response(200, content_type, body)
@@ -142,7 +141,7 @@ class ServeApp:
             return _error(err.status, str(err))
         except StoreError as err:
             log.warning("%s: %s", parts.path, err)
-            return _error(503, mask_url(str(err)))
+            return _error(503, scrub(self.store, err))
 
 
 class _Handler(BaseHTTPRequestHandler):
