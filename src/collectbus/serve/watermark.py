@@ -11,17 +11,20 @@ id that is certainly final.
 - **PostgreSQL** hands ids out before commit. With several writers, id 11 can
   commit after id 12 has been read; a watermark moved to 12 would skip 11 for
   ever (DESIGN.md, "Known pitfalls"). So the watermark is held below the
-  oldest transaction still in progress: each read first notes, in a short
-  statement of its own, the highest visible id and the snapshot's ``xmax``;
-  the read itself then runs in a new snapshot. Once that snapshot's ``xmin``
-  has reached a noted ``xmax``, every transaction that could still own an id
-  up to the noted one has ended, and those ids are final. When a transaction
-  stays open longer (anywhere on the server, since ``xmin`` is cluster-wide),
-  the watermark waits, for at most ``max_hold_s`` (a safety window), then
-  moves on.
+  oldest transaction still in progress: each read first *notes*, in a short
+  statement of its own, the highest visible id and the transactions then in
+  progress in this database (their ids, from ``pg_locks``); the read itself
+  then runs in a new snapshot. Once none of the noted transactions is in that
+  snapshot's list of transactions in progress (``pg_snapshot_xip``), every
+  transaction that could own an id up to the noted one has ended, and those
+  ids are final. Transactions in other databases of the server cannot write
+  to this table and are not waited for (``pg_snapshot_xmin`` alone is
+  server-wide, so any long transaction anywhere would hold the counters
+  back). When a writer stays open longer than ``max_hold_s`` (a safety
+  window), the watermark moves on without it.
 
   A writer could take an id from the sequence and be given its transaction id
-  only a moment later; a read that falls in that moment would not see it as in
+  only a moment later; a note that falls in that moment would not see it as in
   progress. collectbus writes a row in the statement that takes its id, so the
   window is the length of one insert.
 
@@ -46,8 +49,15 @@ log = logging.getLogger("collectbus.serve")
 #: How long a noted id waits for the transactions open at the time to end.
 DEFAULT_MAX_HOLD_S = 30.0
 
-_SNAPSHOT_XMAX = "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
-_SNAPSHOT_XMIN = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+# Transactions (with a transaction id) in progress in this database now.
+_WRITERS_HERE = (
+    "SELECT l.transactionid::text::bigint FROM pg_locks l"
+    " JOIN pg_stat_activity a ON a.pid = l.pid"
+    " WHERE l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted"
+    " AND a.datname = current_database()"
+)
+# Transactions in progress in this transaction's snapshot, as 32-bit ids (as pg_locks has them).
+_IN_SNAPSHOT = "SELECT pg_snapshot_xip(pg_current_snapshot())::text::bigint %% 4294967296"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +65,7 @@ class _Mark:
     """The highest visible id at one moment, and what had to end for it to be final."""
 
     top: int
-    xmax: int
+    writers: frozenset[int]
     noted_ns: int
 
 
@@ -81,13 +91,13 @@ class Watermark:
         return int(top or 0)
 
     def note(self, conn: Connection) -> None:
-        """PostgreSQL: note the highest visible id and the snapshot's xmax."""
+        """PostgreSQL: note the highest visible id and the writers in progress here."""
         if conn.dialect.name != "postgresql":
             return
-        xmax = int(conn.exec_driver_sql(_SNAPSHOT_XMAX).scalar_one())
         top = self._top(conn)
+        writers = frozenset(int(x) for x in conn.exec_driver_sql(_WRITERS_HERE).scalars())
         if top > self.low:
-            self._marks.append(_Mark(top=top, xmax=xmax, noted_ns=self.clock.monotonic_ns()))
+            self._marks.append(_Mark(top=top, writers=writers, noted_ns=self.clock.monotonic_ns()))
 
     def bound(self, conn: Connection) -> int:
         """The highest id that is final in this transaction's snapshot (>= ``low``)."""
@@ -104,14 +114,15 @@ class Watermark:
             self._marks.clear()
         if conn.dialect.name != "postgresql":
             return top
-        xmin = int(conn.exec_driver_sql(_SNAPSHOT_XMIN).scalar_one())
+        running = frozenset(int(x) for x in conn.exec_driver_sql(_IN_SNAPSHOT).scalars())
         now = self.clock.monotonic_ns()
         bound = self.low
         while self._marks:
             mark = self._marks[0]
-            if mark.xmax > xmin and now - mark.noted_ns < self.max_hold_ns:
+            waiting = bool(mark.writers & running)
+            if waiting and now - mark.noted_ns < self.max_hold_ns:
                 break
-            if mark.xmax > xmin:
+            if waiting:
                 log.warning(
                     "%s: a transaction has stayed open for %.0f s; counting up to id %d anyway",
                     self.table.name,
