@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, Select, Table, case, func, select
+from sqlalchemy import ColumnElement, Engine, Select, Table, bindparam, case, func, select
 
 from collectbus.clock import NS_PER_S, Clock
 from collectbus.serve.watermark import DEFAULT_MAX_HOLD_S, Watermark
@@ -121,10 +121,12 @@ class Tally:
         self.buckets_s = tuple(buckets_s)
         self._bounds_ns = [round(b * NS_PER_S) for b in self.buckets_s]
         self.watermark = Watermark(table, clock=clock, max_hold_s=max_hold_s)
+        self._select = self._query()
         self._totals: dict[Key, Totals] = {}
         self._lock = threading.Lock()
 
-    def _query(self, low: int, bound: int) -> Select[Any]:
+    def _query(self) -> Select[Any]:
+        """The ``GROUP BY`` over ``low < id <= bound`` (built once; bound parameters)."""
         d = self.duration_ns
         columns: list[ColumnElement[Any]] = [
             *self.keys,
@@ -138,7 +140,7 @@ class Tally:
         return (
             select(*columns)
             .select_from(self.table)
-            .where(id_ > low, id_ <= bound)
+            .where(id_ > bindparam("low"), id_ <= bindparam("bound"))
             .group_by(*self.keys)
         )
 
@@ -155,7 +157,9 @@ class Tally:
                 with conn.begin():
                     bound = self.watermark.bound(conn)
                     low = self.watermark.low
-                    rows = conn.execute(self._query(low, bound)).all() if bound > low else []
+                    rows = []
+                    if bound > low:
+                        rows = list(conn.execute(self._select, {"low": low, "bound": bound}))
         new: dict[Key, Totals] = {}
         for row in rows:
             values = tuple(row)
