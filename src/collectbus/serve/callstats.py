@@ -9,8 +9,9 @@
   ``collectbus_last_collection_timestamp_seconds{source}``.
 
 Both count each row exactly once (:mod:`collectbus.serve.tally`): the counters
-are true monotonic counters from the moment the server started, and the
-histograms observe each row once, however often they are scraped.
+start from the rows present at the server's first scrape and only grow from
+there, and the histograms observe each row once, however often they are
+scraped. A restart of the server is a counter reset, as for any exporter.
 """
 
 from __future__ import annotations
@@ -63,13 +64,13 @@ class CallStatsSource:
         return (
             CounterMetricFamily(
                 "collectbus_calls_total",
-                "Recorded calls stored since this server started, by handler and outcome "
-                "(ok: returned, error: raised).",
+                "Recorded calls in the store by handler and outcome (ok: returned, "
+                "error: raised); each row counted once, from the server's first scrape on.",
                 labels=["handler", "outcome"],
             ),
             HistogramMetricFamily(
                 "collectbus_call_duration_seconds",
-                "Wall time of the recorded calls stored since this server started.",
+                "Wall time of the recorded calls in the store; each row observed once.",
                 labels=["handler"],
             ),
         )
@@ -121,13 +122,13 @@ class CollectionsSource:
         return (
             CounterMetricFamily(
                 "collectbus_collections_total",
-                "Collections logged since this server started, by source and status "
-                "(ok, partial, error, timeout).",
+                "Logged collections by source and status (ok, partial, error, timeout); "
+                "each row counted once, from the server's first scrape on.",
                 labels=["source", "status"],
             ),
             HistogramMetricFamily(
                 "collectbus_collection_duration_seconds",
-                "Duration of the collections logged since this server started.",
+                "Duration of the logged collections; each row observed once.",
                 labels=["source"],
             ),
             GaugeMetricFamily(
