@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -294,3 +295,24 @@ def test_a_database_that_goes_away_gives_503_and_counting_resumes(
             code = served.stop()
             proxy.close()
     assert code == 0, "".join(served.stderr)
+
+
+def test_bad_listen_address_missing_database_and_busy_port(tmp_path: Path, sqlite_url: str) -> None:
+    env = collectbus_env(tmp_path, sqlite_url)
+    bad = collectbus("serve", "--listen", "localhost", cwd=tmp_path, env=env)
+    assert bad.returncode == 2
+    assert "is not HOST:PORT" in bad.stderr
+
+    missing = collectbus("serve", "--listen", "127.0.0.1:0", cwd=tmp_path, env=env)
+    assert missing.returncode == 1
+    assert missing.stderr.startswith(f"collectbus: error: {sqlite_url}: no such database file")
+
+    open_store(sqlite_url).close()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        busy = collectbus("serve", "--listen", f"127.0.0.1:{port}", cwd=tmp_path, env=env)
+    assert busy.returncode == 1
+    assert f"collectbus: error: cannot listen on 127.0.0.1:{port}: " in busy.stderr
+    assert "Traceback" not in busy.stderr
