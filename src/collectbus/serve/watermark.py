@@ -23,10 +23,13 @@ id that is certainly final.
   back). When a writer stays open longer than ``max_hold_s`` (a safety
   window), the watermark moves on without it.
 
-  A writer could take an id from the sequence and be given its transaction id
-  only a moment later; a note that falls in that moment would not see it as in
-  progress. collectbus writes a row in the statement that takes its id, so the
-  window is the length of one insert.
+  One gap is left by that alone: a writer takes an id from the sequence a
+  moment before it is given its transaction id, and in that moment it is
+  invisible to ``pg_locks`` and to snapshots. So a noted id is *sealed* only
+  by a later note, taken at least ``settle_s`` after it, whose writers are
+  added to the ones to wait for: by then such a writer has its transaction id.
+  With scrapes some seconds apart, the rows a scrape first sees are counted
+  by the next one.
 
 Ids that go backwards (SQLite reuses ids once every row above them is deleted,
 a sequence that was reset) are detected when the highest id falls below the
@@ -48,6 +51,8 @@ log = logging.getLogger("collectbus.serve")
 
 #: How long a noted id waits for the transactions open at the time to end.
 DEFAULT_MAX_HOLD_S = 30.0
+#: How much later a second note must be taken to seal a noted id.
+DEFAULT_SETTLE_S = 1.0
 
 # Transactions (with a transaction id) in progress in this database now.
 _WRITERS_HERE = (
@@ -60,13 +65,15 @@ _WRITERS_HERE = (
 _IN_SNAPSHOT = "SELECT pg_snapshot_xip(pg_current_snapshot())::text::bigint %% 4294967296"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Mark:
-    """The highest visible id at one moment, and what had to end for it to be final."""
+    """The highest visible id at one moment, and what has to end for it to be final."""
 
     top: int
     writers: frozenset[int]
     noted_ns: int
+    #: A note at least ``settle_s`` later has added its writers.
+    sealed: bool = False
 
 
 class Watermark:
@@ -78,10 +85,18 @@ class Watermark:
     counted. Not thread-safe: its source serialises scrapes.
     """
 
-    def __init__(self, table: Table, *, clock: Clock, max_hold_s: float = DEFAULT_MAX_HOLD_S):
+    def __init__(
+        self,
+        table: Table,
+        *,
+        clock: Clock,
+        max_hold_s: float = DEFAULT_MAX_HOLD_S,
+        settle_s: float = DEFAULT_SETTLE_S,
+    ):
         self.table = table
         self.clock = clock
         self.max_hold_ns = int(max_hold_s * NS_PER_S)
+        self.settle_ns = int(settle_s * NS_PER_S)
         #: Every row with an id up to here has been counted.
         self.low = 0
         self._marks: deque[_Mark] = deque(maxlen=256)
@@ -96,8 +111,13 @@ class Watermark:
             return
         top = self._top(conn)
         writers = frozenset(int(x) for x in conn.exec_driver_sql(_WRITERS_HERE).scalars())
-        if top > self.low:
-            self._marks.append(_Mark(top=top, writers=writers, noted_ns=self.clock.monotonic_ns()))
+        now = self.clock.monotonic_ns()
+        for mark in self._marks:
+            if not mark.sealed and now - mark.noted_ns >= self.settle_ns:
+                mark.writers |= writers
+                mark.sealed = True
+        if top > self.low and (not self._marks or top > self._marks[-1].top):
+            self._marks.append(_Mark(top=top, writers=writers, noted_ns=now))
 
     def bound(self, conn: Connection) -> int:
         """The highest id that is final in this transaction's snapshot (>= ``low``)."""
@@ -119,7 +139,7 @@ class Watermark:
         bound = self.low
         while self._marks:
             mark = self._marks[0]
-            waiting = bool(mark.writers & running)
+            waiting = not mark.sealed or bool(mark.writers & running)
             if waiting and now - mark.noted_ns < self.max_hold_ns:
                 break
             if waiting:
