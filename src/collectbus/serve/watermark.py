@@ -14,8 +14,8 @@ id that is certainly final.
   oldest transaction still in progress: each read first *notes*, in a short
   statement of its own, the highest visible id and the transactions then in
   progress in this database (their ids, from ``pg_locks``); the read itself
-  then runs in a new snapshot. Once none of the noted transactions is in that
-  snapshot's list of transactions in progress (``pg_snapshot_xip``), every
+  then runs in a new snapshot. Once every noted transaction has ended for
+  that snapshot (below its ``xmax`` and not in ``pg_snapshot_xip``), every
   transaction that could own an id up to the noted one has ended, and those
   ids are final. Transactions in other databases of the server cannot write
   to this table and are not waited for (``pg_snapshot_xmin`` alone is
@@ -61,8 +61,26 @@ _WRITERS_HERE = (
     " WHERE l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted"
     " AND a.datname = current_database()"
 )
-# Transactions in progress in this transaction's snapshot, as 32-bit ids (as pg_locks has them).
-_IN_SNAPSHOT = "SELECT pg_snapshot_xip(pg_current_snapshot())::text::bigint %% 4294967296"
+# This transaction's snapshot: its xmax, and the transactions it sees in progress.
+_SNAPSHOT = (
+    "SELECT pg_snapshot_xmax(s)::text::bigint,"
+    " array(SELECT pg_snapshot_xip(s)::text::bigint)"
+    " FROM (SELECT pg_current_snapshot() AS s) AS snapshot"
+)
+_XID_MOD = 2**32
+
+
+def _ended(xid: int, xmax: int, in_progress: frozenset[int]) -> bool:
+    """Whether the 32-bit transaction id ``xid`` (as ``pg_locks`` gives it) had
+    ended in a snapshot with this ``xmax`` and these transactions in progress.
+
+    A transaction at or past ``xmax`` is in the snapshot's future: it has not
+    ended for it, though it is not in the list (PostgreSQL reuses a snapshot
+    while no transaction ends, so its xmax can be older than the writer).
+    Compared modulo 2**32, as PostgreSQL compares transaction ids.
+    """
+    before_xmax = (xid - xmax) % _XID_MOD >= 2**31
+    return before_xmax and xid not in in_progress
 
 
 @dataclass(slots=True)
@@ -134,12 +152,14 @@ class Watermark:
             self._marks.clear()
         if conn.dialect.name != "postgresql":
             return top
-        running = frozenset(int(x) for x in conn.exec_driver_sql(_IN_SNAPSHOT).scalars())
+        xmax8, xip8 = conn.exec_driver_sql(_SNAPSHOT).one()
+        xmax = int(xmax8) % _XID_MOD
+        in_progress = frozenset(int(x) % _XID_MOD for x in xip8)
         now = self.clock.monotonic_ns()
         bound = self.low
         while self._marks:
             mark = self._marks[0]
-            waiting = not mark.sealed or bool(mark.writers & running)
+            waiting = not mark.sealed or not all(_ended(w, xmax, in_progress) for w in mark.writers)
             if waiting and now - mark.noted_ns < self.max_hold_ns:
                 break
             if waiting:

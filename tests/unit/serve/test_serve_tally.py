@@ -15,6 +15,7 @@ from collectbus.clock import NS_PER_S, FakeClock, SystemClock
 from collectbus.records import CallRecord, CollectionEvent
 from collectbus.serve.callstats import CallStatsSource, CollectionsSource
 from collectbus.serve.tally import DURATION_BUCKETS_S, Tally, Totals
+from collectbus.serve.watermark import _ended
 from collectbus.store import Store
 from collectbus.store import open as open_store
 from collectbus.store.calls import COLUMNS, call_rows, insert_calls
@@ -244,15 +245,16 @@ def test_a_writer_with_an_id_but_no_transaction_id_yet_is_waited_for(postgres_ur
     later id commits and is noted, and only then does the writer insert."""
     with open_store(postgres_url) as store:
         source = CallStatsSource(store, clock=SystemClock())
+        with store.engine.begin() as conn:  # the id, taken with no transaction id of the writer's
+            early_id = conn.execute(
+                sa.text("SELECT nextval(pg_get_serial_sequence('calls', 'id'))")
+            ).scalar_one()
+        with store.engine.begin() as conn:
+            _insert(conn, 1)  # a later id, committed
+        assert sum(t.count for t in source.tally.update().values()) == 0  # not sealed yet
         late = store.engine.connect()
         try:
             tx = late.begin()
-            early_id = late.execute(
-                sa.text("SELECT nextval(pg_get_serial_sequence('calls', 'id'))")
-            ).scalar_one()
-            with store.engine.begin() as conn:
-                _insert(conn, 1)  # a later id, committed
-            assert sum(t.count for t in source.tally.update().values()) == 0  # not sealed yet
             row = dict(zip(COLUMNS, call_rows(_calls(0, 1))[0], strict=True))
             late.execute(sa.insert(calls).values(id=early_id, **row))  # now it has a transaction id
             counts = [sum(t.count for t in source.tally.update().values())]
@@ -264,3 +266,20 @@ def test_a_writer_with_an_id_but_no_transaction_id_yet_is_waited_for(postgres_ur
         finally:
             late.close()
         assert sum(t.count for t in settled(source.tally).values()) == 2
+
+
+@pytest.mark.parametrize(
+    ("xid", "xmax", "in_progress", "ended"),
+    [
+        (100, 200, frozenset(), True),
+        (100, 200, frozenset({100}), False),  # listed as in progress
+        (200, 200, frozenset(), False),  # at xmax: in the snapshot's future
+        (250, 200, frozenset(), False),  # past xmax: a reused, older snapshot
+        (2**32 - 5, 10, frozenset(), True),  # before xmax across the 32-bit wrap
+        (5, 2**32 - 10, frozenset(), False),  # after xmax across the wrap
+    ],
+)
+def test_transaction_ids_compare_as_postgresql_compares_them(
+    xid: int, xmax: int, in_progress: frozenset[int], ended: bool
+) -> None:
+    assert _ended(xid, xmax, in_progress) is ended
