@@ -34,6 +34,7 @@ from collectbus.clock import SystemClock
 from collectbus.serve import metrics_registry
 from collectbus.serve.callstats import CallStatsSource
 from collectbus.serve.tally import DURATION_BUCKETS_S
+from collectbus.serve.watermark import DEFAULT_SETTLE_S
 from collectbus.store import Store
 from collectbus.store import open as open_store
 from collectbus.store.bulk import RowTuple
@@ -108,28 +109,48 @@ def measure(label: str, url: str, rows: int, new: int, rounds: int, naive_rounds
         print(f"{label}: {rows:,} calls stored in {time.perf_counter() - t:.1f} s")
         source = CallStatsSource(store, clock=SystemClock())
         registry = metrics_registry([source])
+
+        def let_a_scrape_see_them() -> None:
+            # PostgreSQL counts the rows a scrape has seen at the next scrape at
+            # least DEFAULT_SETTLE_S later (serve.watermark): let one scrape see
+            # them and wait, so that the scrape timed next is the one that counts.
+            if store.dialect == "postgresql":
+                generate_latest(registry)
+                time.sleep(DEFAULT_SETTLE_S + 0.1)
+
+        let_a_scrape_see_them()
         first = timed(lambda: generate_latest(registry))
         print(f"{label}: first scrape, every row counted once: {first * 1e3:,.0f} ms")
         ours: list[float] = []
         naive: list[float] = []
         stored = rows
+
+        def counted() -> int:
+            return sum(t.count for t in source.tally.totals().values())
+
         for i in range(max(rounds, naive_rounds)):
             fill(store, stored, new)
             stored += new
             if i < rounds:
+                let_a_scrape_see_them()
+                before = counted()
                 ours.append(timed(lambda: generate_latest(registry)))
+                if counted() - before != new:
+                    print(f"{label}: a timed scrape counted {counted() - before}, not {new}")
+                    raise SystemExit(1)
             if i < naive_rounds:
                 naive.append(timed(lambda: naive_scrape(store)))
         # Both must have seen every row (a check, not a timing).
-        counted = sum(t.count for t in source.tally.update().values())
+        let_a_scrape_see_them()
+        source.tally.update()
         _, naive_total = naive_scrape(store)
-        if counted != stored or naive_total != stored:
-            print(f"{label}: MISMATCH: {counted=} {naive_total=} {stored=}", file=sys.stderr)
+        if counted() != stored or naive_total != stored:
+            print(f"{label}: MISMATCH: {counted()=} {naive_total=} {stored=}", file=sys.stderr)
             raise SystemExit(1)
         ours_ms = statistics.median(ours) * 1e3
         naive_ms = statistics.median(naive) * 1e3
         print(
-            f"{label}: scrape with {new:,} new rows at {stored:,}: collectbus {ours_ms:.2f} ms "
+            f"{label}: scrape counting {new:,} new rows at {stored:,}: collectbus {ours_ms:.2f} ms "
             f"(median of {len(ours)}), naive re-observing exporter {naive_ms:,.0f} ms "
             f"(median of {len(naive)})"
         )

@@ -174,6 +174,11 @@ class Tally:
             new.setdefault(self.labels(values[:n_keys]), Totals()).add(totals)
         return bound, new
 
+    def totals(self) -> dict[Key, Totals]:
+        """A copy of the totals as they stand, without reading the table."""
+        with self._lock:
+            return {k: v.copy() for k, v in self._totals.items()}
+
     def update(self) -> dict[Key, Totals]:
         """Add the rows committed since the last update; return a copy of the totals.
 
