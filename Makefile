@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/slurm_parse.py
 	$(BIN)/python bench/pbs_scale.py
 	$(BIN)/python bench/record_overhead.py
+	$(BIN)/python bench/serve_scrape.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -73,6 +73,7 @@ def cli(
 
 def _register() -> None:
     from collectbus.cli import calls, daemon, db, host, pbs, record, report, run
+    from collectbus.cli import serve as serve_cmd
 
     cli.add_command(run.run)
     cli.add_command(run.collect)
@@ -83,6 +84,7 @@ def _register() -> None:
     cli.add_command(calls.calls)
     cli.add_command(daemon.daemon)
     cli.add_command(db.db)
+    cli.add_command(serve_cmd.serve)
 
 
 _register()

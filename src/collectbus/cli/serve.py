@@ -1,0 +1,146 @@
+"""``collectbus serve``: Prometheus ``/metrics`` and the JSON API over HTTP."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from http.server import ThreadingHTTPServer
+from typing import TYPE_CHECKING
+
+import click
+from sqlalchemy.engine import make_url
+
+from collectbus.cli.context import CliContext, pass_cli
+from collectbus.cli.output import duration_option
+from collectbus.errors import CollectBusError
+
+if TYPE_CHECKING:
+    from collectbus.daemon import Pipeline
+
+log = logging.getLogger("collectbus.serve")
+
+DEFAULT_LISTEN = "127.0.0.1:9469"
+#: A server that scrapes a database must not hang on a server that does not answer.
+PG_CONNECT_TIMEOUT_S = 5
+
+
+def _listen(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise click.BadParameter(f"{value!r} is not HOST:PORT (e.g. {DEFAULT_LISTEN})")
+    return host, int(port)
+
+
+def _with_connect_timeout(url: str) -> str | None:
+    """The URL with a connect timeout, if it is PostgreSQL's and has none."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql" or "connect_timeout" in parsed.query:
+        return None
+    timeout = str(PG_CONNECT_TIMEOUT_S)
+    return parsed.update_query_dict({"connect_timeout": timeout}).render_as_string(
+        hide_password=False
+    )
+
+
+@click.command()
+@click.option(
+    "--listen",
+    default=DEFAULT_LISTEN,
+    show_default=True,
+    callback=_listen,
+    metavar="HOST:PORT",
+    help="Address to serve on; port 0 picks a free port.",
+)
+@click.option(
+    "--collect/--no-collect",
+    default=False,
+    show_default=True,
+    help="Also run the bus with the host collector, writing to the store.",
+)
+@click.option(
+    "--interval",
+    callback=duration_option,
+    metavar="TIME",
+    help="With --collect: host sample interval (default: its tier's).",
+)
+@click.option(
+    "--rates-window",
+    default="5m",
+    show_default=True,
+    callback=duration_option,
+    metavar="TIME",
+    help="Host rate gauges use the samples of this last window.",
+)
+@pass_cli
+def serve(
+    cli: CliContext,
+    listen: tuple[str, int],
+    collect: bool,
+    interval: float | None,
+    rates_window: float,
+) -> None:
+    """Serve Prometheus /metrics and a JSON API (/api/health, /api/hosts/HOST/rates).
+
+    Counters count each stored call and collection once, so they only grow,
+    whatever retention deletes. Stop with Ctrl-C or SIGTERM.
+    """
+    from collectbus.clock import SystemClock
+    from collectbus.daemon import Pipeline
+    from collectbus.serve import ServeApp, default_sources, make_server
+    from collectbus.store import Store
+
+    timed = _with_connect_timeout(cli.config().store.url)
+    config = cli.config(**{"store.url": timed}) if timed else cli.config()
+    pipeline: Pipeline | None = None
+    store: Store
+    if collect:
+        pipeline = Pipeline(config, interval_s=interval)
+        store = pipeline.store
+    else:
+        store = cli.read_store()
+    try:
+        clock = pipeline.clock if pipeline is not None else SystemClock()
+        sources = default_sources(
+            store, clock=clock, pipeline=pipeline, rates_window_s=rates_window
+        )
+        app = ServeApp(store, sources=sources, pipeline=pipeline, clock=clock)
+        host, port = listen
+        try:
+            server = make_server(app, host, port)
+        except OSError as err:
+            raise CollectBusError(
+                f"cannot listen on {host}:{port}: {err.strerror or err}",
+                hint="choose another address with --listen",
+            ) from err
+        try:
+            _serve_until_signal(server, pipeline, store.url)
+        finally:
+            server.server_close()
+    finally:
+        if pipeline is not None:
+            pipeline.stop()
+        else:
+            store.close()
+
+
+def _serve_until_signal(server: ThreadingHTTPServer, pipeline: Pipeline | None, db: str) -> None:
+    """Serve (and collect) until SIGTERM or SIGINT."""
+
+    def _on_signal(signum: int, _frame: object) -> None:
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        # shutdown() waits for serve_forever() to return: not from its own thread.
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    host, port = server.server_address[:2]
+    if pipeline is not None:
+        pipeline.start()
+    click.echo(
+        f"collectbus: serving http://{host!s}:{port}/metrics and /api/ from {db}"
+        + (", collecting" if pipeline is not None else ""),
+        err=True,
+    )
+    server.serve_forever()

@@ -1,0 +1,183 @@
+"""``collectbus serve``: Prometheus ``/metrics`` and a JSON API over HTTP.
+
+Routes (GET only):
+
+- ``/metrics``: every metric source (:mod:`collectbus.serve.source`) through
+  one fresh ``prometheus_client`` registry, in the text format or OpenMetrics,
+  as the ``Accept`` header asks;
+- ``/api/health``: the store's status and, when the server collects, the
+  bus's health and the store writer's counters;
+- ``/api/hosts/<host>/rates?since=5m&until=now``: the rows that
+  ``collectbus host --format json`` prints.
+
+A database that cannot be read at request time gives a ``503`` whose body is
+one line naming the database (password masked); the server keeps running, and
+the sources keep their counts, so the next scrape after recovery carries on
+with no counter going down. Unknown paths get a ``404``; every API error is
+JSON, ``{"error": "..."}``.
+
+The server is the standard library's :class:`ThreadingHTTPServer`; it binds to
+127.0.0.1 unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from prometheus_client.exposition import choose_encoder
+
+from collectbus.clock import Clock, SystemClock
+from collectbus.daemon import Pipeline
+from collectbus.errors import StoreError
+from collectbus.serve.api import ApiError, health, host_rates, scrub
+from collectbus.serve.bushealth import BusHealthSource
+from collectbus.serve.callstats import CallStatsSource, CollectionsSource
+from collectbus.serve.hostrates import DEFAULT_WINDOW_S, HostRatesSource
+from collectbus.serve.source import MetricSource, metrics_registry
+from collectbus.serve.watermark import DEFAULT_MAX_HOLD_S
+from collectbus.store import Store
+
+log = logging.getLogger("collectbus.serve")
+
+JSON = "application/json"
+TEXT = "text/plain; charset=utf-8"
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    content_type: str
+    body: bytes
+
+
+def _json(status: int, document: object) -> Response:
+    return Response(status, JSON, (json.dumps(document, default=str) + "\n").encode())
+
+
+def _error(status: int, message: str) -> Response:
+    return _json(status, {"error": message})
+
+
+def default_sources(
+    store: Store,
+    *,
+    clock: Clock,
+    pipeline: Pipeline | None = None,
+    rates_window_s: float = DEFAULT_WINDOW_S,
+    max_hold_s: float = DEFAULT_MAX_HOLD_S,
+) -> list[MetricSource]:
+    """Calls, collections and host rates from the store; the bus's health if it runs here."""
+    sources: list[MetricSource] = [
+        CallStatsSource(store, clock=clock, max_hold_s=max_hold_s),
+        CollectionsSource(store, clock=clock, max_hold_s=max_hold_s),
+        HostRatesSource(store, clock=clock, window_s=rates_window_s),
+    ]
+    if pipeline is not None:
+        sources.append(BusHealthSource(pipeline.bus.health))
+    return sources
+
+
+class ServeApp:
+    """What the server answers, independent of HTTP plumbing."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        sources: Sequence[MetricSource] | None = None,
+        pipeline: Pipeline | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.store = store
+        self.pipeline = pipeline
+        self.clock = clock or SystemClock()
+        self.sources = (
+            list(sources)
+            if sources is not None
+            else default_sources(store, clock=self.clock, pipeline=pipeline)
+        )
+        self.registry = metrics_registry(self.sources)
+        # One scrape at a time: two at once would only queue on the sources' locks.
+        self._scrape = threading.Lock()
+
+    def metrics(self, accept: str) -> Response:
+        encoder, content_type = choose_encoder(accept)
+        with self._scrape:
+            try:
+                body = encoder(self.registry)
+            except StoreError as err:
+                message = f"collectbus: metrics unavailable: {scrub(self.store, err)}"
+                log.warning("%s", message)
+                return Response(503, TEXT, (message + "\n").encode())
+        return Response(200, content_type, body)
+
+    def handle(self, method: str, target: str, accept: str = "") -> Response:
+        """Answer one request: ``method`` and the request target (path and query)."""
+        parts = urlsplit(target)
+        path = parts.path.rstrip("/") or "/"
+        segments = [unquote(s) for s in path.strip("/").split("/")]
+        known = path in ("/metrics", "/api/health") or (
+            len(segments) == 4 and segments[:2] == ["api", "hosts"] and segments[3] == "rates"
+        )
+        if not known:
+            return _error(404, f"no such path: {parts.path}; try /metrics or /api/health")
+        if method not in ("GET", "HEAD"):
+            return _error(405, f"{method} is not allowed on {parts.path}; use GET")
+        if path == "/metrics":
+            return self.metrics(accept)
+        try:
+            if path == "/api/health":
+                status, doc = health(self.store, self.pipeline)
+                return _json(status, doc)
+            query = dict(parse_qsl(parts.query, keep_blank_values=True))
+            return _json(200, host_rates(self.store, segments[2], query))
+        except ApiError as err:
+            return _error(err.status, str(err))
+        except StoreError as err:
+            log.warning("%s: %s", parts.path, err)
+            return _error(503, scrub(self.store, err))
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def _answer(self) -> None:
+        try:
+            response = self.server.app.handle(
+                self.command, self.path, self.headers.get("Accept", "")
+            )
+        except Exception:
+            # A bug, not bad input: the client gets a 500, the log the traceback.
+            log.exception("%s %s failed", self.command, self.path)
+            response = _error(500, "internal error; see the server's log")
+        self.send_response(response.status)
+        self.send_header("Content-Type", response.content_type)
+        self.send_header("Content-Length", str(len(response.body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = _answer
+
+    def log_message(self, format: str, *args: object) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], app: ServeApp) -> None:
+        self.app = app
+        super().__init__(address, _Handler)
+
+
+def make_server(app: ServeApp, host: str = "127.0.0.1", port: int = 9469) -> ThreadingHTTPServer:
+    """An HTTP server for ``app``, bound (port 0: any free port) but not serving yet."""
+    return _Server((host, port), app)

@@ -1,0 +1,318 @@
+"""``collectbus serve`` as a user runs it: a real subprocess, scraped over HTTP."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from collectbus.clock import NS_PER_S
+from collectbus.records import CallRecord, CollectionEvent
+from collectbus.store import Store
+from collectbus.store import open as open_store
+from tests.integration.cli_helpers import collectbus, collectbus_env, start_collectbus
+from tests.integration.tcp_proxy import TcpProxy
+from tests.unit.serve.serve_helpers import Samples, counters, parse, promtool_check, value
+
+pytestmark = pytest.mark.slow
+
+T0 = 1_700_000_000 * NS_PER_S
+HANDLERS = ("get_user", "db.query", "render")
+SOURCES = ("host", "pbs")
+STATUSES = ("ok", "error", "timeout")
+
+
+class Served:
+    """A running ``collectbus serve``, its address and its standard error."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self.stderr: list[str] = []
+        self._ready = threading.Event()
+        self.base = ""
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        if not self._ready.wait(60):
+            self.stop()
+            raise AssertionError("collectbus serve did not start: " + "".join(self.stderr))
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.stderr.append(line)
+            if "serving http://" in line and not self._ready.is_set():
+                self.base = line.split("serving ")[1].split("/metrics")[0]
+                self._ready.set()
+        self._ready.set()
+
+    def get(self, path: str) -> tuple[int, str, str]:
+        try:
+            with urllib.request.urlopen(self.base + path, timeout=60) as response:
+                return response.status, response.headers["Content-Type"], response.read().decode()
+        except urllib.error.HTTPError as err:
+            return err.code, err.headers["Content-Type"], err.read().decode()
+
+    def scrape(self) -> str:
+        status, ctype, body = self.get("/metrics")
+        assert status == 200, body + "\n" + "".join(self.stderr)
+        assert ctype.startswith("text/plain; version=0.0.4")
+        return body
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=60)
+        self._reader.join(timeout=10)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        return code
+
+
+def _serve(tmp_path: Path, db_url: str, *args: str, **env_extra: str) -> Served:
+    env = collectbus_env(tmp_path, db_url)
+    env.update(env_extra)
+    return Served(
+        start_collectbus("serve", "--listen", "127.0.0.1:0", *args, cwd=tmp_path, env=env)
+    )
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    with open_store(store_url) as s:
+        yield s
+
+
+def _write(
+    store: Store, start: int, n: int
+) -> tuple[Counter[tuple[str, str]], Counter[tuple[str, str]]]:
+    """n calls and n collections; what each label set gets."""
+    calls = [
+        CallRecord(
+            handler=HANDLERS[i % 3],
+            qualname="app.f",
+            host="h",
+            pid=1,
+            thread_id=1,
+            started_ns=T0 + i,
+            elapsed_ns=(i % 97 + 1) * 37_000,
+            error_type="ValueError" if i % 7 == 0 else None,
+        )
+        for i in range(start, start + n)
+    ]
+    events = [
+        CollectionEvent(
+            source=SOURCES[i % 2],
+            host="h",
+            started_ns=T0 + i * NS_PER_S,
+            duration_ns=(i % 13 + 1) * 1_000_000,
+            status=STATUSES[i % 3],
+        )
+        for i in range(start, start + n)
+    ]
+    store.write([*calls, *events])
+    return (
+        Counter((c.handler, "ok" if c.error_type is None else "error") for c in calls),
+        Counter((e.source, e.status) for e in events),
+    )
+
+
+def _total(samples: Samples, name: str) -> float:
+    return sum(v for (n, _), v in samples.items() if n == name)
+
+
+def _scrape_until(served: Served, calls: int, collections: int) -> Samples:
+    """Scrape until every stored row is counted (PostgreSQL may hold new rows
+    back for a scrape or two while writers are in progress); never past them."""
+    seen: list[tuple[float, float]] = []
+    for _ in range(150):
+        samples = parse(served.scrape())
+        got = (
+            _total(samples, "collectbus_calls_total"),
+            _total(samples, "collectbus_collections_total"),
+        )
+        seen.append(got)
+        assert got[0] <= calls, seen
+        assert got[1] <= collections, seen
+        if got == (calls, collections):
+            return samples
+        time.sleep(0.2)
+    raise AssertionError(f"counters never reached {(calls, collections)}: {seen[-5:]}")
+
+
+def _no_counter_went_down(before: Samples, after: Samples) -> None:
+    for key, old in counters(before).items():
+        assert after.get(key, 0.0) >= old, key
+
+
+def test_counters_count_each_row_once_and_never_go_down(tmp_path: Path, store: Store) -> None:
+    _write(store, 0, 120)
+    served = _serve(tmp_path, store.engine.url.render_as_string(hide_password=False))
+    try:
+        base = _scrape_until(served, 120, 120)
+        # Scraped again with no new rows: the very same counters.
+        text = served.scrape()
+        assert counters(parse(text)) == counters(base)
+        assert counters(parse(served.scrape())) == counters(base)
+        promtool_check(text)
+
+        n = 250
+        new_calls, new_collections = _write(store, 120, n)
+        grown = _scrape_until(served, 120 + n, 120 + n)
+        for (handler, outcome), k in new_calls.items():
+            key = {"handler": handler, "outcome": outcome}
+            assert (
+                value(grown, "collectbus_calls_total", **key)
+                == value(base, "collectbus_calls_total", **key) + k
+            )
+        for handler in HANDLERS:
+            k = sum(v for (h, _), v in new_calls.items() if h == handler)
+            name = "collectbus_call_duration_seconds_count"
+            assert value(grown, name, handler=handler) == value(base, name, handler=handler) + k
+        for (source, status), k in new_collections.items():
+            key = {"source": source, "status": status}
+            assert (
+                value(grown, "collectbus_collections_total", **key)
+                == value(base, "collectbus_collections_total", **key) + k
+            )
+        name = "collectbus_collection_duration_seconds_count"
+        assert _total(grown, name) == _total(base, name) + n
+        assert _total(grown, "collectbus_call_duration_seconds_count") == 120 + n
+        _no_counter_went_down(base, grown)
+
+        # Retention deletes the oldest rows: no counter goes down.
+        with store.engine.begin() as conn:
+            for table in ("calls", "collection_log"):
+                conn.execute(
+                    sa.text(f"DELETE FROM {table} WHERE id <= (SELECT max(id) - 20 FROM {table})")
+                )
+        after = parse(served.scrape())
+        assert counters(after) == counters(grown)
+        promtool_check(served.scrape())
+    finally:
+        code = served.stop()
+    assert code == 0, "".join(served.stderr)
+
+
+def test_collect_exposes_the_bus_and_the_api_matches_the_cli(
+    tmp_path: Path, store_url: str
+) -> None:
+    served = _serve(tmp_path, store_url, "--collect", "--interval", "0.5s", COLLECTBUS_HOST="node7")
+    since = str(time.time() - 60)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            samples = parse(served.scrape())
+            stored = value(samples, "collectbus_collections_total", source="host", status="ok")
+            if (
+                stored >= 4
+                and ("collectbus_host_cpu_busy_ratio", frozenset({("host", "node7")})) in samples
+            ):
+                break
+            assert time.monotonic() < deadline, served.stderr
+            time.sleep(0.3)
+        assert value(samples, "collectbus_bus_collector_runs_total", collector="host") >= stored
+        assert value(samples, "collectbus_bus_subscriber_delivered_total", subscriber="store") >= 1
+        assert 0 <= value(samples, "collectbus_host_cpu_busy_ratio", host="node7") <= 1
+        promtool_check(served.scrape())
+
+        status, ctype, body = served.get("/api/health")
+        assert (status, ctype) == (200, "application/json")
+        health = json.loads(body)
+        assert health["bus"]["state"] == "running"
+        assert health["bus"]["collectors"]["host"]["runs"] >= 1
+        assert health["store"]["tables"]["collection_log"] >= 1
+
+        until = str(time.time())
+        status, ctype, body = served.get(f"/api/hosts/node7/rates?since={since}&until={until}")
+        assert (status, ctype) == (200, "application/json")
+        env = collectbus_env(tmp_path, store_url)
+        cli = collectbus(
+            "host",
+            "--host",
+            "node7",
+            "--since",
+            since,
+            "--until",
+            until,
+            "--format",
+            "json",
+            cwd=tmp_path,
+            env=env,
+        )
+        assert cli.returncode == 0, cli.stderr
+        assert json.loads(body) == json.loads(cli.stdout)
+        assert len(json.loads(body)) >= 2
+    finally:
+        code = served.stop()
+    assert code == 0, "".join(served.stderr)
+
+
+@pytest.mark.postgres
+def test_a_database_that_goes_away_gives_503_and_counting_resumes(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    url = make_url(postgres_url)
+    proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432))
+    via_proxy = url.set(port=proxy.port).render_as_string(hide_password=False)
+    with open_store(postgres_url) as store:
+        _write(store, 0, 40)
+        served = _serve(tmp_path, via_proxy, COLLECTBUS_DB_PASSWORD="s3cret")
+        try:
+            before = _scrape_until(served, 40, 40)
+
+            proxy.cut()
+            status, ctype, body = served.get("/metrics")
+            assert status == 503
+            assert ctype.startswith("text/plain")
+            assert body.count("\n") == 1
+            assert f"postgres:***@127.0.0.1:{proxy.port}/{url.database}" in body
+            assert "s3cret" not in body
+            status, _, health = served.get("/api/health")
+            assert status == 503
+            assert "s3cret" not in health
+            assert served.get("/nowhere")[0] == 404  # still serving
+            assert served.proc.poll() is None
+
+            _write(store, 40, 25)  # written while the server cannot see the database
+            proxy.restore()
+            after = _scrape_until(served, 65, 65)
+            _no_counter_went_down(before, after)
+            assert "metrics unavailable" in "".join(served.stderr)
+        finally:
+            code = served.stop()
+            proxy.close()
+    assert code == 0, "".join(served.stderr)
+
+
+def test_bad_listen_address_missing_database_and_busy_port(tmp_path: Path, sqlite_url: str) -> None:
+    env = collectbus_env(tmp_path, sqlite_url)
+    bad = collectbus("serve", "--listen", "localhost", cwd=tmp_path, env=env)
+    assert bad.returncode == 2
+    assert "is not HOST:PORT" in bad.stderr
+
+    missing = collectbus("serve", "--listen", "127.0.0.1:0", cwd=tmp_path, env=env)
+    assert missing.returncode == 1
+    assert missing.stderr.startswith(f"collectbus: error: {sqlite_url}: no such database file")
+
+    open_store(sqlite_url).close()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        busy = collectbus("serve", "--listen", f"127.0.0.1:{port}", cwd=tmp_path, env=env)
+    assert busy.returncode == 1
+    assert f"collectbus: error: cannot listen on 127.0.0.1:{port}: " in busy.stderr
+    assert "Traceback" not in busy.stderr

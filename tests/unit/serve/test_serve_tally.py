@@ -1,0 +1,285 @@
+"""Each stored row is counted once, in real SQLite and PostgreSQL databases."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+from collectbus.clock import NS_PER_S, FakeClock, SystemClock
+from collectbus.records import CallRecord, CollectionEvent
+from collectbus.serve.callstats import CallStatsSource, CollectionsSource
+from collectbus.serve.tally import DURATION_BUCKETS_S, Tally, Totals
+from collectbus.serve.watermark import _ended
+from collectbus.store import Store
+from collectbus.store import open as open_store
+from collectbus.store.calls import COLUMNS, call_rows, insert_calls
+from collectbus.store.schema import calls
+
+T0 = 1_700_000_000 * NS_PER_S
+HANDLERS = ("get_user", "db.query", "render")
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    with open_store(store_url) as s:
+        yield s
+
+
+def _calls(start: int, n: int) -> list[CallRecord]:
+    """n calls over three handlers, every fifth one failing, durations from 50 µs to 20 s."""
+    rng = np.random.default_rng(start)
+    elapsed = (10 ** rng.uniform(4.7, 10.3, n)).astype(np.int64)
+    return [
+        CallRecord(
+            handler=HANDLERS[(start + i) % 3],
+            qualname="app.handler",
+            host="h",
+            pid=1,
+            thread_id=1,
+            started_ns=T0 + (start + i) * 1000,
+            elapsed_ns=int(elapsed[i]),
+            error_type="ValueError" if (start + i) % 5 == 0 else None,
+        )
+        for i in range(n)
+    ]
+
+
+def _expected(records: list[CallRecord]) -> dict[tuple[str, str], Totals]:
+    """Totals computed here from the records alone, independently of the SQL."""
+    bounds = np.array([round(b * NS_PER_S) for b in DURATION_BUCKETS_S])
+    out: dict[tuple[str, str], Totals] = {}
+    for r in records:
+        key = (r.handler, "ok" if r.error_type is None else "error")
+        item = out.setdefault(key, Totals(buckets=[0] * len(bounds)))
+        item.count += 1
+        item.sum_ns += r.elapsed_ns
+        item.buckets = [
+            n + int(r.elapsed_ns <= b) for n, b in zip(item.buckets, bounds, strict=True)
+        ]
+    return out
+
+
+def settled(tally: Tally) -> dict[tuple[str, ...], Totals]:
+    """The totals once every row now in the table is counted.
+
+    On PostgreSQL the watermark waits for the transactions in progress on the
+    server (other databases' too) to end, so that can take a few updates.
+    """
+    with tally.engine.connect() as conn:
+        top = conn.execute(sa.select(sa.func.max(tally.table.c.id))).scalar_one() or 0
+    for _ in range(400):
+        totals = tally.update()
+        if tally.watermark.low >= top:
+            return totals
+        time.sleep(0.05)
+    raise AssertionError(f"{tally.table.name}: the watermark stayed below id {top}")
+
+
+def _plain(
+    totals: dict[tuple[str, ...], Totals],
+) -> dict[tuple[str, ...], tuple[int, int, list[int]]]:
+    return {k: (t.count, t.sum_ns, t.buckets) for k, t in totals.items()}
+
+
+def test_each_row_is_counted_once_however_often_it_is_read(store: Store) -> None:
+    source = CallStatsSource(store, clock=SystemClock())
+    first = _calls(0, 500)
+    store.write(first)
+    assert _plain(settled(source.tally)) == _plain(_expected(first))
+    assert _plain(source.tally.update()) == _plain(_expected(first))  # no new rows: no change
+    more = _calls(500, 300)
+    store.write(more)
+    assert _plain(settled(source.tally)) == _plain(_expected(first + more))
+
+
+def test_deleted_rows_take_nothing_back(store: Store) -> None:
+    source = CallStatsSource(store, clock=SystemClock())
+    rows = _calls(0, 200)
+    store.write(rows)
+    before = _plain(settled(source.tally))
+    with store.engine.begin() as conn:  # retention: the oldest half goes
+        conn.execute(sa.text("DELETE FROM calls WHERE id <= (SELECT max(id) FROM calls) - 100"))
+    assert _plain(source.tally.update()) == before
+    more = _calls(200, 50)
+    store.write(more)
+    assert _plain(settled(source.tally)) == _plain(_expected(rows + more))
+
+
+def test_collections_count_once_and_keep_the_latest_end(store: Store) -> None:
+    source = CollectionsSource(store, clock=SystemClock())
+    events = [
+        CollectionEvent(
+            source="host" if i % 4 else "pbs",
+            host="h",
+            started_ns=T0 + i * NS_PER_S,
+            duration_ns=(i + 1) * 1_000_000,
+            status="ok" if i % 3 else "error",
+        )
+        for i in range(40)
+    ]
+    store.write(events)
+    totals = settled(source.tally)
+    for (src, status), item in totals.items():
+        mine = [e for e in events if (e.source, e.status) == (src, status)]
+        assert item.count == len(mine)
+        assert item.sum_ns == sum(e.duration_ns for e in mine)
+        assert item.last_end_ns == max(e.started_ns + e.duration_ns for e in mine)
+    assert sum(t.count for t in totals.values()) == 40
+    assert source.tally.update().keys() == totals.keys()
+
+
+def test_sqlite_ids_reused_after_every_row_was_deleted_are_new_rows(sqlite_url: str) -> None:
+    with open_store(sqlite_url) as store:
+        source = CallStatsSource(store, clock=SystemClock())
+        store.write(_calls(0, 5))
+        assert sum(t.count for t in source.tally.update().values()) == 5
+        with store.engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM calls"))
+        store.write(_calls(5, 3))  # SQLite gives ids 1..3 again
+        assert sum(t.count for t in source.tally.update().values()) == 8
+
+
+def _insert(conn: sa.Connection, start: int) -> None:
+    insert_calls(conn, call_rows(_calls(start, 1)), copy=False)
+
+
+@pytest.mark.postgres
+def test_a_row_committed_late_is_not_skipped(postgres_url: str) -> None:
+    """PostgreSQL hands ids out before commit: id 1 may commit after id 2 was read."""
+    with open_store(postgres_url) as store:
+        source = CallStatsSource(store, clock=SystemClock())
+        late = store.engine.connect()
+        try:
+            tx = late.begin()
+            _insert(late, 0)  # takes id 1, not committed yet
+            with store.engine.begin() as conn:
+                _insert(conn, 1)  # takes id 2, committed
+            assert sum(t.count for t in source.tally.update().values()) == 0  # held back
+            tx.commit()
+        finally:
+            late.close()
+        # Counted once a later note has sealed the noted id (a second on): it
+        # must reach 2, and never pass it.
+        counts = [sum(t.count for t in source.tally.update().values())]
+        for _ in range(400):
+            if counts[-1] == 2:
+                break
+            time.sleep(0.05)
+            counts.append(sum(t.count for t in source.tally.update().values()))
+        assert counts[-1] == 2
+        assert max(counts) == 2
+
+
+@pytest.mark.postgres
+def test_a_transaction_open_past_the_safety_window_is_passed(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = FakeClock()
+    with open_store(postgres_url) as store:
+        source = CallStatsSource(store, clock=clock, max_hold_s=30)
+        late = store.engine.connect()
+        try:
+            tx = late.begin()
+            _insert(late, 0)
+            with store.engine.begin() as conn:
+                _insert(conn, 1)
+            assert sum(t.count for t in source.tally.update().values()) == 0
+            clock.advance(31 * NS_PER_S)
+            with caplog.at_level(logging.WARNING, logger="collectbus.serve"):
+                assert sum(t.count for t in source.tally.update().values()) == 1
+            assert "stayed open for 31 s" in caplog.text
+            tx.rollback()
+        finally:
+            late.close()
+
+
+def test_concurrent_writers_committing_out_of_order_are_counted_exactly(store: Store) -> None:
+    """Writers hold their transactions open for a while after taking ids, so
+    commits come out of id order; counting while they write must neither skip
+    nor repeat a row."""
+    source = CallStatsSource(store, clock=SystemClock())
+    writers, transactions, rows_each = 4, 15, 3
+    rng = np.random.default_rng(7)
+    pauses = rng.uniform(0, 0.02, size=(writers, transactions))
+    errors: list[BaseException] = []
+
+    def write(w: int) -> None:
+        try:
+            for t in range(transactions):
+                with store.engine.connect() as conn:
+                    if store.dialect == "sqlite":
+                        conn.execution_options(collectbus_begin="IMMEDIATE")
+                    with conn.begin():
+                        start = (w * transactions + t) * rows_each
+                        insert_calls(conn, call_rows(_calls(start, rows_each)), copy=False)
+                        time.sleep(pauses[w, t])
+        except BaseException as err:
+            errors.append(err)
+            raise
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
+    for thread in threads:
+        thread.start()
+    seen = [0]
+    while any(thread.is_alive() for thread in threads):
+        seen.append(sum(t.count for t in source.tally.update().values()))
+        time.sleep(0.005)
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert seen == sorted(seen)  # never down
+    final = sum(t.count for t in settled(source.tally).values())
+    assert final == writers * transactions * rows_each
+
+
+@pytest.mark.postgres
+def test_a_writer_with_an_id_but_no_transaction_id_yet_is_waited_for(postgres_url: str) -> None:
+    """A writer takes its id from the sequence a moment before PostgreSQL gives
+    it a transaction id; here that moment is stretched: the id is taken, a
+    later id commits and is noted, and only then does the writer insert."""
+    with open_store(postgres_url) as store:
+        source = CallStatsSource(store, clock=SystemClock())
+        with store.engine.begin() as conn:  # the id, taken with no transaction id of the writer's
+            early_id = conn.execute(
+                sa.text("SELECT nextval(pg_get_serial_sequence('calls', 'id'))")
+            ).scalar_one()
+        with store.engine.begin() as conn:
+            _insert(conn, 1)  # a later id, committed
+        assert sum(t.count for t in source.tally.update().values()) == 0  # not sealed yet
+        late = store.engine.connect()
+        try:
+            tx = late.begin()
+            row = dict(zip(COLUMNS, call_rows(_calls(0, 1))[0], strict=True))
+            late.execute(sa.insert(calls).values(id=early_id, **row))  # now it has a transaction id
+            counts = [sum(t.count for t in source.tally.update().values())]
+            for _ in range(40):  # past the settle time: the note seals with the writer in it
+                time.sleep(0.05)
+                counts.append(sum(t.count for t in source.tally.update().values()))
+            assert counts == [0] * len(counts)
+            tx.commit()
+        finally:
+            late.close()
+        assert sum(t.count for t in settled(source.tally).values()) == 2
+
+
+@pytest.mark.parametrize(
+    ("xid", "xmax", "in_progress", "ended"),
+    [
+        (100, 200, frozenset(), True),
+        (100, 200, frozenset({100}), False),  # listed as in progress
+        (200, 200, frozenset(), False),  # at xmax: in the snapshot's future
+        (250, 200, frozenset(), False),  # past xmax: a reused, older snapshot
+        (2**32 - 5, 10, frozenset(), True),  # before xmax across the 32-bit wrap
+        (5, 2**32 - 10, frozenset(), False),  # after xmax across the wrap
+    ],
+)
+def test_transaction_ids_compare_as_postgresql_compares_them(
+    xid: int, xmax: int, in_progress: frozenset[int], ended: bool
+) -> None:
+    assert _ended(xid, xmax, in_progress) is ended
