@@ -19,10 +19,10 @@ import msgpack
 from collectbus.errors import ParseError
 from collectbus.records import (
     CallRecord,
+    CgroupRow,
     CollectionEvent,
     CpuRow,
     DiskRow,
-    CgroupRow,
     HostInventory,
     HostSample,
     JobRecord,

@@ -402,5 +402,10 @@ class SystemRecord:
 Record = (
     HostSample
     | HostInventory
-    | CollectionEvent | CallRecord | JobRecord | NodeRecord | QueueRecord | SystemRecord
+    | CollectionEvent
+    | CallRecord
+    | JobRecord
+    | NodeRecord
+    | QueueRecord
+    | SystemRecord
 )

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.unit.collectors.host.conftest import fixture_collector
 
 from collectbus.clock import FakeClock
 from collectbus.collectors.base import CollectContext, Collector
@@ -22,7 +23,6 @@ from collectbus.collectors.host.parse import (
 )
 from collectbus.errors import CollectError, ParseError
 from collectbus.records import HostSample
-from tests.unit.collectors.host.conftest import fixture_collector
 
 T0 = 1_700_000_000 * 10**9
 
