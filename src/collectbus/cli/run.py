@@ -14,7 +14,7 @@ from collectbus import codec
 from collectbus.cli.context import CliContext, pass_cli
 from collectbus.cli.output import FORMATS, duration_option, render
 from collectbus.collectors.base import CollectContext, close_collector
-from collectbus.daemon import Pipeline, Summary
+from collectbus.daemon import Pipeline, Summary, host_collector_options
 from collectbus.errors import CollectError
 from collectbus.plugins import load_collector
 from collectbus.procfields import MEMINFO_COLUMNS
@@ -113,7 +113,7 @@ def collect() -> None:
 def collect_host(cli: CliContext, fmt: str) -> None:
     """Read /proc once and print the sample."""
     config = cli.config()
-    collector = load_collector("host")(proc_root=config.collectors.host.proc_root)
+    collector = load_collector("host")(**host_collector_options(config))
     ctx = CollectContext(host=config.host)
     try:
         (sample,) = collector.collect(ctx)

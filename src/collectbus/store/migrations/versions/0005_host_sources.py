@@ -32,7 +32,29 @@ _PSI = (
     ("full_total_us", sa.BigInteger, True),
 )
 _UPTIME = (("uptime_s", sa.Double, False), ("idle_s", sa.Double, False))
-_CGROUP_COUNTERS = ["cpu_usage_usec", "cpu_user_usec", "cpu_system_usec", "cpu_nr_periods", "cpu_nr_throttled", "cpu_throttled_usec", "cpu_max_quota_us", "cpu_max_period_us", "memory_current_bytes", "memory_max_bytes", "memory_anon_bytes", "memory_file_bytes", "memory_kernel_bytes", "memory_shmem_bytes", "memory_pgfault", "memory_pgmajfault", "io_rbytes", "io_wbytes", "io_rios", "io_wios", "pids_current"]
+_CGROUP_COUNTERS = [
+    "cpu_usage_usec",
+    "cpu_user_usec",
+    "cpu_system_usec",
+    "cpu_nr_periods",
+    "cpu_nr_throttled",
+    "cpu_throttled_usec",
+    "cpu_max_quota_us",
+    "cpu_max_period_us",
+    "memory_current_bytes",
+    "memory_max_bytes",
+    "memory_anon_bytes",
+    "memory_file_bytes",
+    "memory_kernel_bytes",
+    "memory_shmem_bytes",
+    "memory_pgfault",
+    "memory_pgmajfault",
+    "io_rbytes",
+    "io_wbytes",
+    "io_rios",
+    "io_wios",
+    "pids_current",
+]
 _CGROUP = (("cgroup", sa.Text, False), *((c, sa.BigInteger, True) for c in _CGROUP_COUNTERS))
 
 _WIDE = (("host_psi", _PSI), ("host_uptime", _UPTIME), ("host_cgroup", _CGROUP))
