@@ -72,7 +72,7 @@ def _floats(frame: pd.DataFrame, column: str) -> npt.NDArray[np.float64]:
     return frame[column].to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def _with_boot_time(frame: pd.DataFrame, stat: pd.DataFrame) -> pd.DataFrame:
+def with_boot_time(frame: pd.DataFrame, stat: pd.DataFrame) -> pd.DataFrame:
     """Add each row's boot time: the host's latest ``host_stat`` row at or before it."""
     boot = stat[[*_KEYS, "boot_time_s"]].astype({"time_ns": "int64"})
     boot["boot_time_s"] = _floats(boot, "boot_time_s")
@@ -199,7 +199,7 @@ def rates(
     def counters(name: str) -> pd.DataFrame:
         frame = table(name)
         frame["_order"] = np.arange(len(frame))
-        return _with_boot_time(frame, stat)
+        return with_boot_time(frame, stat)
 
     parts = [
         _cpu(counters("host_cpu")),
