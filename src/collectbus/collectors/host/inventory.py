@@ -24,6 +24,8 @@ __all__ = [
     "parse_mounts",
     "parse_os_release",
     "parse_osrelease",
+    "parse_partitions",
+    "parse_proc_version",
 ]
 
 JsonScalar = str | int | float | bool | None
@@ -182,3 +184,35 @@ def parse_mounts(data: bytes, source: str = "self/mounts") -> list[dict[str, Jso
             "read_only": "ro" in options.split(","),
         }
     return list(mounts.values())
+
+
+def parse_proc_version(data: bytes, source: str = "version") -> str:
+    """The kernel release from /proc/version (``Linux version 6.18.44 (...) #1 SMP ...``)."""
+    fields = data.split()
+    if len(fields) < 3 or fields[:2] != [b"Linux", b"version"]:
+        raise ParseError(
+            source,
+            1,
+            f"expected 'Linux version RELEASE ...': {_shown(data[:60].decode('utf-8', 'replace'))}",
+        )
+    return fields[2].decode("utf-8", "backslashreplace")
+
+
+def parse_partitions(data: bytes, source: str = "partitions") -> list[dict[str, JsonScalar]]:
+    """/proc/partitions: name, major, minor and size in bytes (``#blocks`` are 1 KiB)."""
+    lines = data.decode("utf-8", "backslashreplace").split("\n")
+    if not lines or lines[0].split() != ["major", "minor", "#blocks", "name"]:
+        raise ParseError(source, 1, "expected the header 'major minor #blocks name'")
+    out: list[dict[str, JsonScalar]] = []
+    for number, line in enumerate(lines[1:], 2):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 4:
+            raise ParseError(source, number, f"expected 4 fields, got {len(fields)}")
+        try:
+            major, minor, blocks = int(fields[0]), int(fields[1]), int(fields[2])
+        except ValueError as err:
+            raise ParseError(source, number, f"not an integer: {_shown(line)}") from err
+        out.append({"name": fields[3], "major": major, "minor": minor, "size_bytes": blocks * 1024})
+    return out
