@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from tests.unit.collectors.host.conftest import fixture_collector
 
 from collectbus.collectors.base import CollectContext
 from collectbus.collectors.host.cgroup import (
@@ -23,7 +24,6 @@ from collectbus.collectors.host.cgroupfiles import CgroupReader
 from collectbus.collectors.host.parse_system import parse_pressure, parse_uptime
 from collectbus.errors import ParseError
 from collectbus.records import CgroupRow, PsiRow, UptimeRow
-from tests.unit.collectors.host.conftest import fixture_collector
 
 CGROUP = Path(__file__).resolve().parents[3] / "data" / "cgroup"
 
@@ -111,7 +111,8 @@ def test_cgroup_row_of_a_container() -> None:
     ctx = CollectContext(host="c")
     row = reader.read(ctx, errors)
     reader.close()
-    assert errors == [] and ctx.problems == []
+    assert errors == []
+    assert ctx.problems == []
     assert row == CgroupRow(
         "/docker/abc",
         84213370,
@@ -170,7 +171,8 @@ def test_a_malformed_cgroup_file_is_one_error_and_the_rest_is_kept(
     ctx = CollectContext(host="c")
     row = reader.read(ctx, errors)
     reader.close()
-    assert len(errors) == 1 and len(ctx.problems) == 1
+    assert len(errors) == 1
+    assert len(ctx.problems) == 1
     assert errors[0].startswith(str(directory / file))
     assert "\n" not in errors[0]
     assert re.search(message, errors[0])
@@ -182,7 +184,8 @@ def test_a_malformed_cgroup_file_is_one_error_and_the_rest_is_kept(
 def test_cgroup_row_leaves_unread_files_none() -> None:
     row = cgroup_row("/", pids_current=3)
     assert row.pids_current == 3
-    assert row.cpu_usage_usec is None and row.io_rbytes is None
+    assert row.cpu_usage_usec is None
+    assert row.io_rbytes is None
 
 
 def test_own_cgroup_and_container_detection() -> None:
@@ -244,13 +247,15 @@ def test_collector_reads_psi_uptime_and_the_cgroup(full_tree: Path, tmp_path: Pa
         [again] = collector.collect(ctx)
     finally:
         collector.close()
-    assert sample.errors == () and ctx.problems == []
+    assert sample.errors == ()
+    assert ctx.problems == []
     assert [row.resource for row in sample.psi] == ["cpu", "memory", "io"]
     assert sample.uptime == UptimeRow(222.35, 356.69)
     assert sample.cgroup is not None
     assert sample.cgroup.cgroup == "/system.slice/docker-4f3c1b2a.scope"
     assert sample.cgroup.memory_max_bytes == 1073741824
-    assert again.psi == sample.psi and again.cgroup == sample.cgroup
+    assert again.psi == sample.psi
+    assert again.cgroup == sample.cgroup
 
 
 def test_cgroup_off_and_auto_outside_a_container(full_tree: Path, tmp_path: Path) -> None:
@@ -282,7 +287,9 @@ def test_malformed_psi_is_one_error_and_the_rest_of_the_sample_is_kept(
     )
     assert [row.resource for row in sample.psi] == ["cpu", "io"]
     assert sample.uptime is not None
-    assert sample.cpu and sample.mem is not None and sample.disk
+    assert sample.cpu
+    assert sample.mem is not None
+    assert sample.disk
 
 
 def test_a_malformed_cgroup_file_in_the_collector(full_tree: Path, tmp_path: Path) -> None:
@@ -297,5 +304,6 @@ def test_a_malformed_cgroup_file_in_the_collector(full_tree: Path, tmp_path: Pat
         collector.close()
     assert len(sample.errors) == 1
     assert sample.errors[0].startswith(f"{own / 'memory.max'}:1: expected one integer")
-    assert sample.cgroup is not None and sample.cgroup.memory_current_bytes == 536346624
+    assert sample.cgroup is not None
+    assert sample.cgroup.memory_current_bytes == 536346624
     assert len(sample.psi) == 3
