@@ -23,6 +23,7 @@ Which devices count (a name heuristic for now; a better filter comes later):
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import reduce
 
 import numpy as np
@@ -194,6 +195,11 @@ def rates(
     def table(name: str) -> pd.DataFrame:
         return samples(store, name, host=host, since_ns=since_ns, until_ns=until_ns)
 
+    return rates_from_tables(table)
+
+
+def rates_from_tables(table: Callable[[str], pd.DataFrame]) -> pd.DataFrame:
+    """:func:`rates` over any source of tables (a store, samples in memory)."""
     stat = table("host_stat")
 
     def counters(name: str) -> pd.DataFrame:
