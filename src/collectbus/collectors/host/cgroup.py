@@ -165,21 +165,26 @@ def in_container(
     return (path is not None and path != "/") or exists("/.dockerenv") or "container" in env
 
 
-def cgroup_dir(cgroup_root: str, self_cgroup: bytes | None) -> str | None:
+def cgroup_dir(
+    cgroup_root: str, self_cgroup: bytes | None, *, limits_only: bool = False
+) -> str | None:
     """The directory of this process's own v2 cgroup under ``cgroup_root``, or None.
 
     With a private cgroup namespace (Docker's default on v2) the path is ``/``
     and the mounted root is the container's own cgroup; without one, the path
     names it under the root. A hybrid host mounts v2 at ``unified/``.
+    ``limits_only`` asks for a cgroup with limits files (``cpu.max`` or
+    ``memory.max``): the host's root cgroup has none, and its figures are the
+    host's own, which /proc gives already (cgroup-v2.rst: "the root cgroup ...
+    doesn't have the interface files").
     """
     path = own_cgroup_path(self_cgroup) if self_cgroup is not None else "/"
     if path is None:
         return None
+    markers = ("cpu.max", "memory.max") if limits_only else ("cgroup.controllers", "cpu.stat")
     for root in (cgroup_root, os.path.join(cgroup_root, "unified")):
         candidate = os.path.normpath(os.path.join(root, path.lstrip("/")))
         for where in (candidate, root):
-            if os.path.exists(os.path.join(where, "cgroup.controllers")) or os.path.exists(
-                os.path.join(where, "cpu.stat")
-            ):
+            if any(os.path.exists(os.path.join(where, marker)) for marker in markers):
                 return where
     return None

@@ -23,7 +23,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 from functools import partial
-from typing import Literal, TypeVar
+from typing import Generic, Literal, TypeVar
 
 from collectbus.collectors.base import CollectContext
 from collectbus.collectors.host.cgroup import cgroup_dir, in_container, own_cgroup_path
@@ -103,6 +103,10 @@ class HostCollector:
             (ProcFile(os.path.join(pressure, r)), r)
             for r in (PSI_RESOURCES if os.path.isdir(pressure) else ())
         ]
+        self._psi_parsers = [
+            (file, _Unchanged(partial(parse_pressure, resource=resource, source=file.path)))
+            for file, resource in self._psi
+        ]
         self._cgroup = self._cgroup_reader(
             cgroup, os.fspath(cgroup_root), os.environ if env is None else env
         )
@@ -120,13 +124,13 @@ class HostCollector:
             self_cgroup = None
         if mode == "auto" and not in_container(self_cgroup, env, os.path.exists):
             return None
-        directory = cgroup_dir(cgroup_root, self_cgroup)
+        directory = cgroup_dir(cgroup_root, self_cgroup, limits_only=mode == "auto")
         if directory is None:
             if mode == "on":
                 # Read anyway: each sample then names the missing files.
                 directory = cgroup_root
             else:
-                log.info("host: in a container, but no cgroup v2 under %s", cgroup_root)
+                log.info("host: in a container, but no cgroup v2 of its own under %s", cgroup_root)
                 return None
         name = (own_cgroup_path(self_cgroup) if self_cgroup else None) or "/"
         return CgroupReader(directory, name, only_existing=mode == "auto")
@@ -201,10 +205,8 @@ class HostCollector:
             else None
         )
         psi: list[PsiRow] = []
-        for file, resource in self._psi:
-            row = _read(
-                file, partial(parse_pressure, resource=resource, source=file.path), ctx, errors
-            )
+        for file, parse_psi in self._psi_parsers:
+            row = _read(file, parse_psi, ctx, errors)
             if row is not None:
                 psi.append(row)
         cgroup = self._cgroup.read(ctx, errors) if self._cgroup is not None else None
@@ -238,6 +240,30 @@ class HostCollector:
             self._uptime_file.close()
         if self._cgroup is not None:
             self._cgroup.close()
+
+
+class _Unchanged(Generic[T]):
+    """A parser that returns its last row again when the bytes did not change.
+
+    A PSI file's averages move every 2 s (``PSI_FREQ``, kernel/sched/psi.c)
+    and its totals only while tasks stall, so on most reads the bytes are
+    those of the last read: comparing them costs far less than parsing.
+    """
+
+    __slots__ = ("_data", "_parse", "_row")
+
+    def __init__(self, parse: Callable[[bytes], T]) -> None:
+        self._parse = parse
+        self._data = b""
+        self._row: T | None = None
+
+    def __call__(self, data: bytes) -> T:
+        row = self._row
+        if row is not None and data == self._data:
+            return row
+        row = self._parse(data)
+        self._data, self._row = data, row
+        return row
 
 
 def _read(

@@ -6,6 +6,8 @@ Like :mod:`.parse`, nothing here does I/O, and malformed content raises
 
 from __future__ import annotations
 
+import re
+
 from collectbus.errors import ParseError
 from collectbus.records import PsiRow, UptimeRow
 
@@ -42,8 +44,38 @@ def _psi_line(line: bytes, source: str, number: int) -> tuple[float, float, floa
         raise ParseError(source, number, f"not a number: {_shown(line)}") from err
 
 
+# The whole file as the kernel prints it (psi_show: "%s avg10=%lu.%02lu avg60=...
+# total=%llu\n"); a file that does not match goes to the line-by-line parser.
+_PSI_FILE = re.compile(
+    rb"some avg10=(\d+\.\d+) avg60=(\d+\.\d+) avg300=(\d+\.\d+) total=(\d+)\n"
+    rb"full avg10=(\d+\.\d+) avg60=(\d+\.\d+) avg300=(\d+\.\d+) total=(\d+)\n"
+)
+
+
 def parse_pressure(data: bytes, resource: str, source: str = "pressure") -> PsiRow:
-    """Parse one /proc/pressure file; ``full`` is None when the file has no such line."""
+    """Parse one /proc/pressure file; ``full`` is None when the file has no such line.
+
+    The usual two-line file is matched whole by one regular expression;
+    anything else is parsed line by line, which names a malformed line.
+    """
+    match = _PSI_FILE.fullmatch(data)
+    if match is None:
+        return _parse_pressure_lines(data, resource, source)
+    a10, a60, a300, total, f10, f60, f300, full_total = match.groups()
+    return PsiRow(
+        resource,
+        float(a10),
+        float(a60),
+        float(a300),
+        int(total),
+        float(f10),
+        float(f60),
+        float(f300),
+        int(full_total),
+    )
+
+
+def _parse_pressure_lines(data: bytes, resource: str, source: str) -> PsiRow:
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
