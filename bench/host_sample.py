@@ -72,11 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"collectbus could not read {args.proc_root}: {ctx.problems[0]}")
         return 1
 
-    extras = ["uptime"] if collector._uptime_file is not None else []
-    extras += [f"pressure/{r}" for _, r in collector._psi]
-    if collector.cgroup_dir is not None:
-        extras.append(f"cgroup {collector.cgroup_dir}")
-    print(f"sources: the six files + {', '.join(extras) or 'nothing else'}")
+    print(f"files per sample: {' '.join(collector.sources)}")
 
     ours: list[float] = []
     theirs: list[float] = []

@@ -77,6 +77,11 @@ class CgroupReader:
         )
         return None if len(errors) - before == len(self._files) else row
 
+    @property
+    def paths(self) -> list[str]:
+        """The files read each sample."""
+        return [f.path for f in self._files.values()]
+
     def close(self) -> None:
         for file in self._files.values():
             file.close()

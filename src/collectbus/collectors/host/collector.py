@@ -160,6 +160,17 @@ class HostCollector:
         return self.filter.cap("net", kept)
 
     @property
+    def sources(self) -> list[str]:
+        """Every file read per sample, in order (the cgroup files when a cgroup is read)."""
+        files = [f.path for f in self._files]
+        if self._uptime_file is not None:
+            files.append(self._uptime_file.path)
+        files += [f.path for f, _ in self._psi]
+        if self._cgroup is not None:
+            files += self._cgroup.paths
+        return files
+
+    @property
     def cgroup_dir(self) -> str | None:
         """The cgroup directory read each sample, or None."""
         return self._cgroup.directory if self._cgroup is not None else None

@@ -307,3 +307,39 @@ def test_a_malformed_cgroup_file_in_the_collector(full_tree: Path, tmp_path: Pat
     assert sample.cgroup is not None
     assert sample.cgroup.memory_current_bytes == 536346624
     assert len(sample.psi) == 3
+
+
+def test_auto_reads_only_a_cgroup_with_limits(tmp_path: Path) -> None:
+    # The root cgroup (a hybrid host's unified/ here) has cpu.stat but no limits.
+    (tmp_path / "unified").mkdir()
+    (tmp_path / "unified" / "cpu.stat").write_bytes(b"usage_usec 1\n")
+    assert cgroup_dir(str(tmp_path), b"0::/\n") == str(tmp_path / "unified")
+    assert cgroup_dir(str(tmp_path), b"0::/\n", limits_only=True) is None
+    (tmp_path / "unified" / "memory.max").write_bytes(b"max\n")
+    assert cgroup_dir(str(tmp_path), b"0::/\n", limits_only=True) == str(tmp_path / "unified")
+
+
+def test_the_fast_psi_path_equals_the_line_parser(fc_dir: Path, edge_dir: Path) -> None:
+    from collectbus.collectors.host.parse_system import _parse_pressure_lines
+
+    for path in (fc_dir / "pressure_cpu", fc_dir / "pressure_io", edge_dir / "pressure_cpu_5_4"):
+        data = path.read_bytes()
+        assert parse_pressure(data, "x") == _parse_pressure_lines(data, "x", "s")
+
+
+def test_collector_lists_its_sources(full_tree: Path) -> None:
+    collector = fixture_collector(full_tree)
+    names = [Path(p).relative_to(full_tree).as_posix() for p in collector.sources]
+    collector.close()
+    assert names == [
+        "stat",
+        "meminfo",
+        "vmstat",
+        "diskstats",
+        "net/dev",
+        "loadavg",
+        "uptime",
+        "pressure/cpu",
+        "pressure/memory",
+        "pressure/io",
+    ]
