@@ -156,6 +156,16 @@ def _sample_rows(sample: HostSample) -> list[dict[str, object]]:
             "load 1/5/15",
             f"{sample.load.load1} {sample.load.load5} {sample.load.load15}",
         )
+    if sample.uptime is not None:
+        add("uptime", "up seconds", sample.uptime.uptime_s)
+    for psi in sample.psi:
+        add(f"pressure/{psi.resource}", "some avg10 %", psi.some_avg10)
+        add(f"pressure/{psi.resource}", "full avg10 %", psi.full_avg10)
+    if sample.cgroup is not None:
+        cg = sample.cgroup
+        add("cgroup", f"{cg.cgroup} cpu usage us", cg.cpu_usage_usec)
+        add("cgroup", f"{cg.cgroup} memory current bytes", cg.memory_current_bytes)
+        add("cgroup", f"{cg.cgroup} memory max bytes", cg.memory_max_bytes or "max")
     for error in sample.errors:
         add("error", "", error)
     return rows
