@@ -65,7 +65,7 @@ def make_host_sample(
     disks: tuple[str, ...] = ("sda", "sda1", "nvme0n1", "loop0"),
     ifaces: tuple[str, ...] = ("lo", "eth0"),
     boot_time_s: int | None = None,
-    psi: bool = True,
+    psi: bool = False,
     cgroup: bool = False,
 ) -> HostSample:
     """A full sample of ``host`` at ``time_ns``, counters counted from ``boot_time_s``.

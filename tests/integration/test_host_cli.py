@@ -26,8 +26,8 @@ def env(tmp_path: Path) -> dict[str, str]:
         for i in range(18):
             store.write(
                 [
-                    make_host_sample("a", start + i * 10 * S),
-                    make_host_sample("b", start + i * 10 * S),
+                    make_host_sample("a", start + i * 10 * S, psi=True),
+                    make_host_sample("b", start + i * 10 * S, psi=True),
                 ]
             )
         for host, threads in (("a", 2), ("b", 8)):

@@ -56,7 +56,7 @@ def test_only_changes_are_stored(store: Store) -> None:
 
 
 def test_new_sources_are_stored_and_compacted(store: Store) -> None:
-    samples = [make_host_sample("a", T0 + i * S, cgroup=True) for i in range(5)]
+    samples = [make_host_sample("a", T0 + i * S, psi=True, cgroup=True) for i in range(5)]
     for sample in samples:
         store.write([sample])
     store.compact(now_ns=T0 + 5 * 3600 * S, older_than_s=0)

@@ -38,7 +38,7 @@ def store(store_url: str) -> Iterator[Store]:
 
 def _samples(hosts: Sequence[str], start_ns: int, count: int, step_s: int) -> list[HostSample]:
     return [
-        make_host_sample(h, start_ns + i * step_s * S, cgroup=True)
+        make_host_sample(h, start_ns + i * step_s * S, psi=True, cgroup=True)
         for i in range(count)
         for h in hosts
     ]
@@ -241,7 +241,7 @@ def test_a_late_row_is_merged_into_its_hours_chunk(store: Store) -> None:
     samples = _samples(["a"], T0, 360, 10)
     store.write(samples)
     store.compact(now_ns=T0 + 3 * HOUR_NS)
-    late = make_host_sample("a", T0 + 5 * S, cgroup=True)
+    late = make_host_sample("a", T0 + 5 * S, psi=True, cgroup=True)
     store.write([late])
     stats = store.compact(now_ns=T0 + 3 * HOUR_NS)
     assert (stats.chunks, stats.merged) == (len(WIDE_TABLES), len(WIDE_TABLES))
