@@ -41,6 +41,7 @@ __all__ = [
     "psi",
     "sample_tables",
     "store_tables",
+    "uptime",
 ]
 
 Tables = Callable[[str], pd.DataFrame]
@@ -271,3 +272,27 @@ def cgroup(tables: Tables) -> pd.DataFrame:
     for column in ("memory_current_bytes", "memory_max_bytes", "pids_current"):
         out[column] = frame[column].to_numpy(dtype=np.float64, na_value=np.nan)
     return out
+
+
+def uptime(tables: Tables) -> pd.DataFrame:
+    """Seconds up (/proc/uptime), the boot time (/proc/stat ``btime``) and the idle share.
+
+    ``idle_percent`` is the idle time of all CPUs over the step, against the
+    step's length times the CPUs (the ``cpuN`` lines of the same tick).
+    """
+    up = tables("host_uptime")
+    out = up[_KEYS].copy()
+    out["uptime_s"] = up["uptime_s"].to_numpy(dtype=np.float64)
+    stat = tables("host_stat")[[*_KEYS, "boot_time_s"]].astype({"time_ns": "int64"})
+    out = out.merge(stat, on=_KEYS, how="left")
+    cpus = tables("host_cpu")
+    count = cpus[cpus["cpu"] >= 0].groupby(_KEYS).size().rename("cpus").reset_index()
+    out = out.merge(count, on=_KEYS, how="left")
+    frame = up.copy()
+    frame["_order"] = np.arange(len(frame))
+    frame = with_boot_time(frame, tables("host_stat"))
+    idle_ms = (frame["idle_s"] * 1000).round().astype("int64")
+    frame["idle_ms"] = idle_ms
+    idle = counter_rates(frame, None, {"idle_ms_per_s": "idle_ms"})
+    out["idle_percent"] = (idle["idle_ms_per_s"].to_numpy() / 10 / out["cpus"]).clip(0.0, 100.0)
+    return out.drop(columns="cpus")

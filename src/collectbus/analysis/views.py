@@ -21,6 +21,7 @@ FAMILIES: dict[str, tuple[Callable[[families.Tables], pd.DataFrame], str | None,
     "mem": (families.mem, None, "memory; swap in/out, page faults, OOM kills"),
     "psi": (families.psi, None, "pressure stall information"),
     "cgroup": (families.cgroup, "cgroup", "the container's own cgroup"),
+    "uptime": (families.uptime, None, "uptime, boot time and the idle share"),
     "load": (
         lambda t: t("host_load")[["host", "time_ns", "load1", "load5", "load15"]],
         None,

@@ -77,7 +77,7 @@ def _metrics(value: str) -> list[str]:
     default="summary",
     show_default=True,
     metavar="FAMILIES",
-    help="Comma-separated: summary, cpu, percpu, disk, net, mem, psi, cgroup, load.",
+    help="Comma-separated: summary, cpu, percpu, disk, net, mem, psi, cgroup, uptime, load.",
 )
 @click.option(
     "--every",

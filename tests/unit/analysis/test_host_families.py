@@ -216,3 +216,17 @@ def test_psi_without_full_has_no_full_figures() -> None:
     assert psi["psi_cpu_some_percent"] == 25.0
     assert np.isnan(psi["psi_cpu_full_percent"])
     assert psi["psi_cpu_some_avg10"] == 0.12
+
+
+def test_uptime_boot_time_and_idle_share() -> None:
+    first = make_host_sample("h", T0, psi=True)
+    second = make_host_sample("h", T0 + 10 * S, psi=True)
+    out = families.uptime(families.sample_tables([first, second]))
+    assert second.uptime is not None
+    assert second.stat is not None
+    row = _at(out, T0 + 10 * S)
+    assert row["uptime_s"] == second.uptime.uptime_s
+    assert row["boot_time_s"] == second.stat.boot_time_s
+    # make_host_sample's idle grows 1.5 s per second over 2 CPUs: 75 %.
+    assert row["idle_percent"] == pytest.approx(75.0)
+    assert np.isnan(_at(out, T0)["idle_percent"])
