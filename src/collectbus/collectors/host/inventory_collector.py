@@ -22,7 +22,6 @@ import errno
 import json
 import os
 from collections.abc import Callable
-from typing import TypeVar
 
 from collectbus.collectors.base import CollectContext
 from collectbus.collectors.host.inventory import (
@@ -36,9 +35,6 @@ from collectbus.errors import CollectError, ParseError
 from collectbus.records import HostInventory
 
 __all__ = ["InventoryCollector", "read_disks", "read_nics"]
-
-T = TypeVar("T")
-Json = JsonScalar | list["Json"] | dict[str, "Json"]
 
 
 def _read_bytes(path: str) -> bytes:
@@ -142,12 +138,8 @@ class InventoryCollector:
         self.os_release = os_release
         self.host = host
 
-    def _part(
-        self,
-        read: Callable[[], T],
-        ctx: CollectContext,
-        errors: list[CollectError],
-    ) -> T | None:
+    @staticmethod
+    def _part(read: Callable[[], object], errors: list[CollectError]) -> object:
         try:
             return read()
         except CollectError as err:
@@ -161,8 +153,11 @@ class InventoryCollector:
         raise CollectError(self.os_release[0], "cannot read: no os-release file")
 
     def _listing(
-        self, read: Callable[[str, list[CollectError]], T], where: str, errors: list[CollectError]
-    ) -> T:
+        self,
+        read: Callable[[str, list[CollectError]], list[dict[str, JsonScalar]]],
+        where: str,
+        errors: list[CollectError],
+    ) -> list[dict[str, JsonScalar]]:
         try:
             return read(self.sys_root, errors)
         except OSError as err:
@@ -177,22 +172,19 @@ class InventoryCollector:
         mounts = os.path.join(proc, "self", "mounts")
         block = os.path.join(self.sys_root, "block")
         net = os.path.join(self.sys_root, "class", "net")
-        parts: dict[str, Json] = {}
-        values: dict[str, object] = {
-            "cpu": self._part(lambda: parse_cpuinfo(_read_bytes(cpuinfo), cpuinfo), ctx, errors),
-            "os": self._part(self._os, ctx, errors),
-            "kernel": self._part(
-                lambda: {"release": parse_osrelease(_read_bytes(osrelease), osrelease)},
-                ctx,
-                errors,
-            ),
-            "disks": self._part(lambda: self._listing(read_disks, block, errors), ctx, errors),
-            "nics": self._part(lambda: self._listing(read_nics, net, errors), ctx, errors),
-            "mounts": self._part(lambda: parse_mounts(_read_bytes(mounts), mounts), ctx, errors),
+        readers: dict[str, Callable[[], object]] = {
+            "cpu": lambda: parse_cpuinfo(_read_bytes(cpuinfo), cpuinfo),
+            "os": self._os,
+            "kernel": lambda: {"release": parse_osrelease(_read_bytes(osrelease), osrelease)},
+            "disks": lambda: self._listing(read_disks, block, errors),
+            "nics": lambda: self._listing(read_nics, net, errors),
+            "mounts": lambda: parse_mounts(_read_bytes(mounts), mounts),
         }
-        for key, value in values.items():
+        parts: dict[str, object] = {}
+        for key, read in readers.items():
+            value = self._part(read, errors)
             if value is not None:
-                parts[key] = value  # type: ignore[assignment]
+                parts[key] = value
         if not parts:
             raise CollectError(proc, f"no part of the inventory could be read; {errors[0]}")
         for err in errors:
