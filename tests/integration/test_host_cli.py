@@ -103,3 +103,17 @@ def test_inventory(tmp_path: Path, env: dict[str, str]) -> None:
     assert one.returncode == 0, one.stderr
     assert "1/8/8" in one.stdout
     assert " a " not in one.stdout
+
+
+@pytest.mark.slow
+def test_run_stores_the_inventory_of_this_host(tmp_path: Path) -> None:
+    env = collectbus_env(tmp_path, f"sqlite:///{tmp_path / 'run.db'}")
+    env["COLLECTBUS_HOST"] = "here"
+    run = collectbus("run", "--duration", "2s", "--interval", "500ms", cwd=tmp_path, env=env)
+    assert run.returncode == 0, run.stderr
+    result = collectbus("host", "inventory", "--format", "json", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    [inventory] = json.loads(result.stdout)
+    assert inventory["host"] == "here"
+    assert inventory["cpu"]["threads"] >= 1
+    assert any(nic["name"] == "lo" for nic in inventory["nics"])
