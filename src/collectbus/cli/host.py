@@ -164,7 +164,10 @@ def _rows(frame: pd.DataFrame, fmt: str) -> list[dict[str, object]]:
         if fmt == "table":
             row["time"] = iso(time_ns)
             for col in row:
-                if col.endswith("_bytes"):
+                boot = row.get(col)
+                if col == "boot_time_s" and isinstance(boot, float) and not math.isnan(boot):
+                    row[col] = iso(int(boot * 1e9))
+                elif col.endswith("_bytes"):
                     row[col] = _human_bytes(row.get(col), per_s=False)
                 elif col.endswith("_bytes_per_s"):
                     row[col] = _human_bytes(row.get(col), per_s=True)
