@@ -165,7 +165,7 @@ def _rows(frame: pd.DataFrame, fmt: str) -> list[dict[str, object]]:
             row["time"] = iso(time_ns)
             for col in row:
                 boot = row.get(col)
-                if col == "boot_time_s" and isinstance(boot, int | float) and boot == boot:
+                if col == "boot_time_s" and isinstance(boot, int | float) and not math.isnan(boot):
                     row[col] = iso(int(boot * 1e9))
                 elif col.endswith("_bytes"):
                     row[col] = _human_bytes(row.get(col), per_s=False)
