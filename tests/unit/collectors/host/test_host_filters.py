@@ -109,3 +109,22 @@ def test_filter_without_sysfs_decides_by_pattern_only() -> None:
     assert not chooser.keep_disk("zram0", 252, 0)
     assert not chooser.keep_disk("ram0", 1, 0)
     assert chooser.keep_net("lo")
+
+
+def test_a_device_plugged_in_is_filtered_like_the_others(edge_dir: Path) -> None:
+    from collectbus.collectors.host.layouts import DiskstatsParser
+    from collectbus.records import DiskRow
+
+    def select(rows: tuple[DiskRow, ...]) -> list[int]:
+        return [i for i, row in enumerate(rows) if not row.device.startswith(("loop", "zram"))]
+
+    data = (edge_dir / "diskstats_filters").read_bytes()
+    parser = DiskstatsParser("diskstats", select)
+    plugged = data + b"   7       1 loop1 1 0 8 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
+    plugged += b"   8      16 sdb 5 0 40 1 0 0 0 0 0 1 1 0 0 0 0 0 0\n"
+    for version in (data, data, plugged, plugged, data):
+        expected = tuple(
+            r for r in parse_diskstats(version) if r.device[:4] not in ("loop", "zram")
+        )
+        assert parser.parse(version) == expected
+    assert parser.full_parses == 3  # the first read and each change of layout
