@@ -1,5 +1,10 @@
 """Budget: one full host sample <= 120 us of CPU, and <= 0.5x psutil's cost.
 
+A full sample is the six files (stat, meminfo, vmstat, diskstats, net/dev,
+loadavg) and the periodic sources read with them: uptime, the three PSI files
+when the kernel has them, and the cgroup v2 files when running in a container
+with a cgroup of its own. The inventory is a tier of its own and not counted.
+
 Anchor: psutil, in the same run, reading what a sample holds:
 ``cpu_times(percpu=True)``, ``virtual_memory()``, ``swap_memory()``,
 ``disk_io_counters(perdisk=True)``, ``net_io_counters(pernic=True)`` and
@@ -66,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     if ctx.problems:
         print(f"collectbus could not read {args.proc_root}: {ctx.problems[0]}")
         return 1
+
+    print(f"files per sample: {' '.join(collector.sources)}")
 
     ours: list[float] = []
     theirs: list[float] = []

@@ -19,18 +19,22 @@ import msgpack
 from collectbus.errors import ParseError
 from collectbus.records import (
     CallRecord,
+    CgroupRow,
     CollectionEvent,
     CpuRow,
     DiskRow,
+    HostInventory,
     HostSample,
     JobRecord,
     LoadRow,
     NetRow,
     NodeRecord,
+    PsiRow,
     QueueRecord,
     Record,
     StatRow,
     SystemRecord,
+    UptimeRow,
 )
 
 JsonValue = None | bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"]
@@ -43,6 +47,7 @@ RECORD_TYPES: dict[str, type[Record]] = {
     "NodeRecord": NodeRecord,
     "QueueRecord": QueueRecord,
     "SystemRecord": SystemRecord,
+    "HostInventory": HostInventory,
 }
 
 # Fields whose values are rows (NamedTuple) or tuples of rows, per record type.
@@ -52,6 +57,9 @@ _ROW_FIELDS: dict[str, Callable[..., tuple[object, ...]]] = {
     "disk": DiskRow,
     "net": NetRow,
     "load": LoadRow,
+    "psi": PsiRow,
+    "uptime": UptimeRow,
+    "cgroup": CgroupRow,
 }
 
 

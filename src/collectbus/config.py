@@ -42,6 +42,7 @@ from pydantic import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from collectbus.collectors.host.filters import DEFAULT_DISK_EXCLUDE, DEFAULT_MAX_DEVICES
 from collectbus.errors import ConfigError
 from collectbus.urls import mask_url
 
@@ -92,6 +93,35 @@ class HostConfig(_Section):
     tier: str = "system"
     interval: Duration | None = None
     timeout: Duration = 5.0
+    #: sysfs, where the disk filter asks whether a device is a partition.
+    sys_root: str = "/sys"
+    #: cgroup v2 files of the collector's own cgroup: in a container ("auto"), always, never.
+    cgroup: Literal["auto", "on", "off"] = "auto"
+    cgroup_root: str = "/sys/fs/cgroup"
+    #: Regular expressions on device names (searched); see collectors/host/filters.py.
+    disk_include: list[str] = Field(default_factory=list)
+    disk_exclude: list[str] = Field(default_factory=lambda: list(DEFAULT_DISK_EXCLUDE))
+    disk_partitions: bool = False
+    net_include: list[str] = Field(default_factory=list)
+    net_exclude: list[str] = Field(default_factory=list)
+    #: The most disks, and the most interfaces, collected; past it: dropped, counted, logged once.
+    max_devices: int = Field(default=DEFAULT_MAX_DEVICES, ge=1)
+
+    @field_validator("disk_include", "disk_exclude", "net_include", "net_exclude")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as err:
+                raise ValueError(f"{pattern!r} is not a regular expression: {err}") from err
+        return value
+
+
+class HostInventoryConfig(_Section):
+    enabled: bool = True
+    tier: str = "inventory"
+    timeout: Duration = 10.0
 
 
 class SlurmConfig(_Section):
@@ -170,6 +200,7 @@ class CollectorsConfig(_Section):
     host: HostConfig = Field(default_factory=HostConfig)
     slurm: SlurmConfig = Field(default_factory=SlurmConfig)
     pbs: PbsConfig = Field(default_factory=PbsConfig)
+    host_inventory: HostInventoryConfig = Field(default_factory=HostInventoryConfig)
 
 
 class StoreConfig(_Section):
@@ -213,6 +244,12 @@ class Config(_Section):
         if self.collectors.pbs.enabled and pbs_tier not in self.bus.tiers:
             known = ", ".join(sorted(self.bus.tiers))
             raise ValueError(f"collectors.pbs.tier: unknown tier {pbs_tier!r} (known: {known})")
+        inventory = self.collectors.host_inventory
+        if inventory.enabled and inventory.tier not in self.bus.tiers:
+            known = ", ".join(sorted(self.bus.tiers))
+            raise ValueError(
+                f"collectors.host_inventory.tier: unknown tier {inventory.tier!r} (known: {known})"
+            )
         return self
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from collectbus.bus import CollectionBus, Result
 from collectbus.clock import NS_PER_S, Clock, SystemClock
+from collectbus.collectors.host.filters import FilterConfig
 from collectbus.config import Config, database_url
 from collectbus.errors import StoreError
 from collectbus.pidfile import PidLock
@@ -128,6 +129,25 @@ class Summary:
     database: str
 
 
+def host_collector_options(config: Config) -> dict[str, object]:
+    """The host collector's keyword arguments from ``[collectors.host]``."""
+    host = config.collectors.host
+    return {
+        "proc_root": host.proc_root,
+        "sys_root": host.sys_root,
+        "cgroup": host.cgroup,
+        "cgroup_root": host.cgroup_root,
+        "filters": FilterConfig(
+            disk_include=tuple(host.disk_include),
+            disk_exclude=tuple(host.disk_exclude),
+            disk_partitions=host.disk_partitions,
+            net_include=tuple(host.net_include),
+            net_exclude=tuple(host.net_exclude),
+            max_devices=host.max_devices,
+        ),
+    }
+
+
 class Pipeline:
     """The bus, its collectors and the store writer, built from a config."""
 
@@ -152,7 +172,7 @@ class Pipeline:
         host_cfg = config.collectors.host
         if host_cfg.enabled:
             self.bus.add(
-                load_collector("host")(proc_root=host_cfg.proc_root),
+                load_collector("host")(**host_collector_options(config)),
                 tier=host_cfg.tier,
                 interval=interval_s or host_cfg.interval,
                 timeout=host_cfg.timeout,
@@ -167,6 +187,15 @@ class Pipeline:
                     # Past the command's own deadline, so that its clearer error wins.
                     timeout=pbs_cfg.timeout + PBS_TIMEOUT_MARGIN_S,
                 )
+        inventory_cfg = config.collectors.host_inventory
+        if inventory_cfg.enabled:
+            self.bus.add(
+                load_collector("host-inventory")(
+                    proc_root=host_cfg.proc_root, sys_root=host_cfg.sys_root
+                ),
+                tier=inventory_cfg.tier,
+                timeout=inventory_cfg.timeout,
+            )
         self.sink = StoreSink(
             self.store,
             clock=self.clock,

@@ -116,6 +116,66 @@ class LoadRow(NamedTuple):
     last_pid: int
 
 
+class PsiRow(NamedTuple):
+    """One file of /proc/pressure (``Documentation/accounting/psi.rst``, Linux 4.20).
+
+    ``resource`` is ``cpu``, ``memory`` or ``io``. The averages are percentages
+    of wall time over 10, 60 and 300 s; the totals are stall time in
+    microseconds. ``full`` is None where the file has no ``full`` line (cpu
+    before Linux 5.13).
+    """
+
+    resource: str
+    some_avg10: float
+    some_avg60: float
+    some_avg300: float
+    some_total_us: int
+    full_avg10: float | None
+    full_avg60: float | None
+    full_avg300: float | None
+    full_total_us: int | None
+
+
+class UptimeRow(NamedTuple):
+    """/proc/uptime: seconds since boot, and idle seconds summed over CPUs."""
+
+    uptime_s: float
+    idle_s: float
+
+
+class CgroupRow(NamedTuple):
+    """The cgroup v2 files of one cgroup (``Documentation/admin-guide/cgroup-v2.rst``).
+
+    A container's own view of its limits and use. None where a file or a key
+    is absent (a controller not enabled), and for the limits ``max``
+    (unlimited): ``cpu_max_quota_us`` and ``memory_max_bytes``. The io
+    counters are summed over the devices of ``io.stat``.
+    """
+
+    cgroup: str
+    cpu_usage_usec: int | None
+    cpu_user_usec: int | None
+    cpu_system_usec: int | None
+    cpu_nr_periods: int | None
+    cpu_nr_throttled: int | None
+    cpu_throttled_usec: int | None
+    cpu_max_quota_us: int | None
+    cpu_max_period_us: int | None
+    memory_current_bytes: int | None
+    memory_max_bytes: int | None
+    memory_anon_bytes: int | None
+    memory_file_bytes: int | None
+    memory_kernel_bytes: int | None
+    memory_shmem_bytes: int | None
+    memory_pgfault: int | None
+    memory_pgmajfault: int | None
+    io_rbytes: int | None
+    io_wbytes: int | None
+    io_rios: int | None
+    io_wios: int | None
+    pids_current: int | None
+
+
 # ------------------------------------------------------------------ records
 
 
@@ -136,6 +196,23 @@ class HostSample:
     disk: tuple[DiskRow, ...] = ()
     net: tuple[NetRow, ...] = ()
     load: LoadRow | None = None
+    errors: tuple[str, ...] = ()
+    psi: tuple[PsiRow, ...] = ()
+    uptime: UptimeRow | None = None
+    cgroup: CgroupRow | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostInventory:
+    """What a host is made of: CPUs, OS, kernel, disks, NICs and mounts.
+
+    ``document`` is a JSON object (see ``collectors/host/inventory.py``); a
+    part that could not be read is missing from it and named in ``errors``.
+    """
+
+    host: str
+    time_ns: int
+    document: str
     errors: tuple[str, ...] = ()
 
 
@@ -323,5 +400,12 @@ class SystemRecord:
 
 
 Record = (
-    HostSample | CollectionEvent | CallRecord | JobRecord | NodeRecord | QueueRecord | SystemRecord
+    HostSample
+    | HostInventory
+    | CollectionEvent
+    | CallRecord
+    | JobRecord
+    | NodeRecord
+    | QueueRecord
+    | SystemRecord
 )

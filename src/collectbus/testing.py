@@ -11,7 +11,17 @@ from __future__ import annotations
 import random
 
 from collectbus.procfields import MEMINFO_COLUMNS, VMSTAT_COLUMNS
-from collectbus.records import CpuRow, DiskRow, HostSample, LoadRow, NetRow, StatRow
+from collectbus.records import (
+    CgroupRow,
+    CpuRow,
+    DiskRow,
+    HostSample,
+    LoadRow,
+    NetRow,
+    PsiRow,
+    StatRow,
+    UptimeRow,
+)
 
 NS_PER_S = 1_000_000_000
 #: The default boot time of every fake host: 2020-09-13 12:26:40 UTC.
@@ -55,11 +65,14 @@ def make_host_sample(
     disks: tuple[str, ...] = ("sda", "sda1", "nvme0n1", "loop0"),
     ifaces: tuple[str, ...] = ("lo", "eth0"),
     boot_time_s: int | None = None,
+    psi: bool = False,
+    cgroup: bool = False,
 ) -> HostSample:
     """A full sample of ``host`` at ``time_ns``, counters counted from ``boot_time_s``.
 
     ``boot_time_s`` defaults to :data:`BOOT_TIME_S`; change it to simulate a
-    reboot. Counters are zero before the boot time.
+    reboot. Counters are zero before the boot time. ``psi`` adds the PSI rows
+    and uptime of a kernel with PSI; ``cgroup`` the row of a container's cgroup.
     """
     if boot_time_s is None:
         boot_time_s = BOOT_TIME_S
@@ -117,11 +130,55 @@ def make_host_sample(
         disk=disk,
         net=net,
         load=load,
+        psi=_psi(up, base, rng) if psi else (),
+        uptime=UptimeRow(up / NS_PER_S, 1.5 * up / NS_PER_S) if psi else None,
+        cgroup=_cgroup(up, base) if cgroup else None,
+    )
+
+
+def _psi(up: int, base: int, rng: random.Random) -> tuple[PsiRow, ...]:
+    rows = []
+    for i, resource in enumerate(("cpu", "memory", "io")):
+        avg = rng.randrange(0, 5000) / 100
+        full = (
+            (avg / 2, avg / 2, avg / 4, _counter(1_000 * i, up, base)) if i else (0.0,) * 3 + (0,)
+        )
+        rows.append(PsiRow(resource, avg, avg, avg / 2, _counter(20_000, up, base), *full))
+    return tuple(rows)
+
+
+def _cgroup(up: int, base: int) -> CgroupRow:
+    usage = _counter(500_000, up, base)
+    return CgroupRow(
+        "/",
+        usage,
+        usage * 2 // 3,
+        usage // 3,
+        _counter(10, up),
+        _counter(1, up),
+        _counter(5_000, up),
+        200_000,
+        100_000,
+        512 * 1024**2,
+        None,
+        300 * 1024**2,
+        200 * 1024**2,
+        12 * 1024**2,
+        1024**2,
+        _counter(2_000, up, base),
+        _counter(3, up),
+        _counter(4096 * 100, up, base),
+        _counter(4096 * 300, up, base),
+        _counter(100, up),
+        _counter(300, up),
+        42,
     )
 
 
 def count_values(sample: HostSample) -> int:
     """How many values a sample stores: every row field but the device key."""
     keyed = sum(len(r) - 1 for rows in (sample.cpu, sample.disk, sample.net) for r in rows)
-    single = (sample.stat, sample.mem, sample.vmstat, sample.load)
+    keyed += sum(len(r) - 1 for r in sample.psi)
+    single = (sample.stat, sample.mem, sample.vmstat, sample.load, sample.uptime)
+    keyed += len(sample.cgroup) - 1 if sample.cgroup is not None else 0
     return keyed + sum(len(x) for x in single if x is not None)

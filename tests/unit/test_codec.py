@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -7,18 +9,22 @@ from hypothesis import strategies as st
 from collectbus import codec
 from collectbus.errors import ParseError
 from collectbus.records import (
+    CgroupRow,
     CollectionEvent,
     CpuRow,
     DiskRow,
+    HostInventory,
     HostSample,
     JobRecord,
     LoadRow,
     NetRow,
     NodeRecord,
+    PsiRow,
     QueueRecord,
     Record,
     StatRow,
     SystemRecord,
+    UptimeRow,
 )
 
 counters = st.integers(min_value=0, max_value=2**63 - 1)
@@ -32,6 +38,12 @@ disk_rows = st.builds(
 net_rows = st.builds(NetRow, names, *([counters] * 16))
 load_rows = st.builds(LoadRow, floats, floats, floats, counters, counters, counters)
 stat_rows = st.builds(StatRow, *([counters] * 7))
+optional_floats = st.none() | floats
+psi_rows = st.builds(
+    PsiRow, names, floats, floats, floats, counters, *([optional_floats] * 3), st.none() | counters
+)
+uptime_rows = st.builds(UptimeRow, floats, floats)
+cgroup_rows = st.builds(CgroupRow, names, *([st.none() | counters] * 21))
 samples = st.builds(
     HostSample,
     host=names,
@@ -43,6 +55,16 @@ samples = st.builds(
     disk=st.lists(disk_rows, max_size=3).map(tuple),
     net=st.lists(net_rows, max_size=3).map(tuple),
     load=st.none() | load_rows,
+    errors=st.lists(names, max_size=2).map(tuple),
+    psi=st.lists(psi_rows, max_size=3).map(tuple),
+    uptime=st.none() | uptime_rows,
+    cgroup=st.none() | cgroup_rows,
+)
+inventories = st.builds(
+    HostInventory,
+    host=names,
+    time_ns=counters,
+    document=st.dictionaries(names, names | counters).map(json.dumps),
     errors=st.lists(names, max_size=2).map(tuple),
 )
 events = st.builds(
@@ -105,7 +127,7 @@ systems = st.builds(
     observed_ns=counters,
     state_counts=state_counts,
 )
-records = samples | events | jobs | nodes | queues | systems
+records = samples | inventories | events | jobs | nodes | queues | systems
 
 
 @given(records)

@@ -60,6 +60,16 @@ def test_user_config_used_when_no_local_file(
         ("[bus]\njitter = 2.0\n", "bus.jitter"),
         ("[bus\n", "invalid TOML"),
         ('[store]\nurl = "postgresql://u:secret@h/db"\n', "password in the URL"),
+        (
+            "[collectors.host]\ndisk_exclude = ['(loop']\n",
+            "collectors.host.disk_exclude.*not a regular",
+        ),
+        ('[collectors.host]\ncgroup = "maybe"\n', "collectors.host.cgroup"),
+        ("[collectors.host]\nmax_devices = 0\n", "collectors.host.max_devices"),
+        (
+            '[collectors.host_inventory]\ntier = "weekly"\n',
+            "collectors.host_inventory.tier: unknown tier",
+        ),
     ],
 )
 def test_errors_name_the_file_and_key(tmp_path: Path, toml: str, message: str) -> None:
@@ -109,3 +119,22 @@ def test_parse_duration(text: object, seconds: float) -> None:
 def test_parse_duration_rejects(bad: object) -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_duration(bad)
+
+
+def test_host_filter_keys_reach_the_collector(tmp_path: Path) -> None:
+    from collectbus.daemon import host_collector_options
+
+    path = tmp_path / "c.toml"
+    path.write_text(
+        "[collectors.host]\n"
+        "disk_include = ['^nvme']\nnet_exclude = ['^veth']\nmax_devices = 8\n"
+        'cgroup = "off"\nsys_root = "/s"\n'
+    )
+    options = host_collector_options(load_config(path, env={}))
+    filters = options["filters"]
+    assert options["cgroup"] == "off"
+    assert options["sys_root"] == "/s"
+    assert filters.disk_include == ("^nvme",)  # type: ignore[attr-defined]
+    assert filters.disk_exclude == (r"^(z?ram|loop|fd)\d+$",)  # type: ignore[attr-defined]
+    assert filters.net_exclude == ("^veth",)  # type: ignore[attr-defined]
+    assert filters.max_devices == 8  # type: ignore[attr-defined]

@@ -7,14 +7,17 @@ values (nullable ``Int64``), so counters stay exact integers.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from collectbus.records import HostSample
 from collectbus.store import Store
+from collectbus.store.hostsamples import rows_to_columns, sample_rows, sort_key, take
+from collectbus.store.schema import WIDE_TABLES
 
 
 def to_frame(columns: Mapping[str, npt.NDArray[Any]]) -> pd.DataFrame:
@@ -50,3 +53,20 @@ def samples(
     the fields; sorted by host, device and time; ``since_ns <= time_ns < until_ns``.
     """
     return to_frame(store.read_host(table, host=host, since_ns=since_ns, until_ns=until_ns))
+
+
+def sample_frame(host_samples: Sequence[HostSample], table: str) -> pd.DataFrame:
+    """One host table built from samples in memory, laid out as :func:`samples` reads it."""
+    name = table if table.startswith("host_") else f"host_{table}"
+    wide = WIDE_TABLES[name]
+    names = sorted({s.host for s in host_samples})
+    rows = sample_rows(host_samples, {h: i for i, h in enumerate(names)})[name]
+    columns = rows_to_columns(wide, [row[1:] for row in rows])
+    host_names = np.empty(len(rows), dtype=object)
+    host_names[:] = [names[int(str(row[0]))] for row in rows]
+    keys = [columns["time_ns"]]
+    if wide.key is not None:
+        keys.append(sort_key(np.ma.getdata(columns[wide.key])))
+    keys.append(sort_key(host_names))
+    order = np.lexsort(keys)
+    return to_frame({"host": host_names[order], **take(columns, order)})

@@ -23,6 +23,7 @@ Which devices count (a name heuristic for now; a better filter comes later):
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import reduce
 
 import numpy as np
@@ -72,12 +73,15 @@ def _floats(frame: pd.DataFrame, column: str) -> npt.NDArray[np.float64]:
     return frame[column].to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def _with_boot_time(frame: pd.DataFrame, stat: pd.DataFrame) -> pd.DataFrame:
+def with_boot_time(frame: pd.DataFrame, stat: pd.DataFrame) -> pd.DataFrame:
     """Add each row's boot time: the host's latest ``host_stat`` row at or before it."""
-    boot = stat[[*_KEYS, "boot_time_s"]].astype({"time_ns": "int64"})
+    # Both sides' host column as plain objects: an empty frame and a full one
+    # can come back from the store with different string dtypes, which
+    # merge_asof refuses to compare.
+    boot = stat[[*_KEYS, "boot_time_s"]].astype({"host": object, "time_ns": "int64"})
     boot["boot_time_s"] = _floats(boot, "boot_time_s")
     merged = pd.merge_asof(
-        frame.reset_index(drop=True).sort_values("time_ns", kind="stable"),
+        frame.reset_index(drop=True).astype({"host": object}).sort_values("time_ns", kind="stable"),
         boot.sort_values("time_ns", kind="stable"),
         on="time_ns",
         by="host",
@@ -194,12 +198,17 @@ def rates(
     def table(name: str) -> pd.DataFrame:
         return samples(store, name, host=host, since_ns=since_ns, until_ns=until_ns)
 
+    return rates_from_tables(table)
+
+
+def rates_from_tables(table: Callable[[str], pd.DataFrame]) -> pd.DataFrame:
+    """:func:`rates` over any source of tables (a store, samples in memory)."""
     stat = table("host_stat")
 
     def counters(name: str) -> pd.DataFrame:
         frame = table(name)
         frame["_order"] = np.arange(len(frame))
-        return _with_boot_time(frame, stat)
+        return with_boot_time(frame, stat)
 
     parts = [
         _cpu(counters("host_cpu")),

@@ -1,15 +1,21 @@
-"""``collectbus host``: stored host samples as rates."""
+"""``collectbus host``: stored host samples as rates, by family; ``host inventory``."""
 
 from __future__ import annotations
 
+import json
 import math
+from typing import TYPE_CHECKING
 
 import click
 
 from collectbus.cli.context import CliContext, pass_cli
-from collectbus.cli.output import format_option, iso, iso_utc, render, time_window
+from collectbus.cli.output import duration_option, format_option, iso, iso_utc, render, time_window
+from collectbus.errors import ConfigError
 
-#: Columns shown, in order; the JSON and CSV outputs carry raw numbers.
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: Columns of the summary table, in order; the JSON and CSV outputs carry raw numbers.
 COLUMNS = (
     "time",
     "host",
@@ -47,7 +53,18 @@ def _human_bytes(value: object, per_s: bool) -> object:
     return value
 
 
-@click.command()
+def _metrics(value: str) -> list[str]:
+    from collectbus.analysis.views import FAMILIES
+
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [n for n in names if n not in FAMILIES]
+    if unknown or not names:
+        known = ", ".join(FAMILIES)
+        raise click.BadParameter(f"unknown family {', '.join(unknown) or value!r} (known: {known})")
+    return names
+
+
+@click.group(invoke_without_command=True)
 @click.option(
     "--since", default="1h", show_default=True, metavar="TIME", help="Start: 15m, 2h, an ISO time."
 )
@@ -55,30 +72,86 @@ def _human_bytes(value: object, per_s: bool) -> object:
     "--until", default="now", show_default=True, metavar="TIME", help="End of the window."
 )
 @click.option("--host", "host_name", metavar="NAME", help="Only this host.")
+@click.option(
+    "--metric",
+    default="summary",
+    show_default=True,
+    metavar="FAMILIES",
+    help="Comma-separated: summary, cpu, percpu, disk, net, mem, psi, cgroup, uptime, load.",
+)
+@click.option(
+    "--every",
+    callback=duration_option,
+    metavar="TIME",
+    help="Average the rates per bucket of TIME (1m, 5m): one row per host, device and bucket.",
+)
 @format_option
-@pass_cli
-def host(cli: CliContext, since: str, until: str, host_name: str | None, fmt: str) -> None:
-    """CPU %, memory, disk and network bytes/s and load, from stored samples.
+@click.pass_context
+def host(
+    ctx: click.Context,
+    since: str,
+    until: str,
+    host_name: str | None,
+    metric: str,
+    every: float | None,
+    fmt: str,
+) -> None:
+    """Host rates from stored samples: CPU, disks (iostat -x), network, memory, PSI, cgroup.
 
     Rates are computed between consecutive samples of a host; the first sample
     of a host (or of a boot) has none.
+
+    \b
+    Examples:
+      collectbus host --since 10m                       the summary
+      collectbus host --metric disk --every 1m          iostat -x per disk, per minute
+      collectbus host --metric cpu,mem --format json    two families as one JSON object
+      collectbus host inventory                         CPUs, OS, disks, NICs of each host
     """
-    from collectbus.analysis.host import rates
+    if ctx.invoked_subcommand is not None:
+        return
+    cli: CliContext = ctx.find_object(CliContext)  # type: ignore[assignment]
+    names = _metrics(metric)
+    if fmt == "csv" and len(names) > 1:
+        raise ConfigError("--format csv takes one --metric family", hint="run once per family")
+    from collectbus.analysis.families import store_tables
+    from collectbus.analysis.views import FAMILIES, downsample, family
 
     since_ns, until_ns = time_window(since, until)
     store = cli.read_store()
     try:
-        frame = rates(store, host=host_name, since_ns=since_ns, until_ns=until_ns)
+        tables = store_tables(store, host=host_name, since_ns=since_ns, until_ns=until_ns)
+        frames = {}
+        for name in names:
+            frame = family(tables, name)
+            if every is not None:
+                frame = downsample(frame, every, FAMILIES[name][1])
+            frames[name] = frame
     finally:
         store.close()
-    if frame.empty:
+    if all(frame.empty for frame in frames.values()):
         click.echo(
             "no host samples in this window; collect some with: collectbus run --duration 30s",
             err=True,
         )
         if fmt == "json":
-            click.echo("[]")
+            click.echo("[]" if len(names) == 1 else json.dumps({n: [] for n in names}))
         return
+    if fmt == "json" and len(names) > 1:
+        click.echo(json.dumps({n: _json_rows(f) for n, f in frames.items()}, indent=2))
+        return
+    for name, frame in frames.items():
+        rows = _rows(frame, fmt)
+        if fmt == "table" and name == "summary":
+            render(rows, fmt, columns=COLUMNS, headers=HEADERS)
+        elif fmt == "table":
+            columns = ["time", *(str(c) for c in frame.columns if c != "time_ns")]
+            render(rows, fmt, columns=columns, title=name)
+        else:
+            render(rows, fmt, columns=("time", *(str(c) for c in frame.columns)))
+
+
+def _rows(frame: pd.DataFrame, fmt: str) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     for rec in frame.to_dict("records"):
         row: dict[str, object] = {str(k): v for k, v in rec.items()}
@@ -90,13 +163,88 @@ def host(cli: CliContext, since: str, until: str, host_name: str | None, fmt: st
                 row[str(col)] = int(value)  # sizes are whole bytes; NaN made the column float
         if fmt == "table":
             row["time"] = iso(time_ns)
-            for col in COLUMNS:
-                if col.endswith("_bytes"):
+            for col in row:
+                boot = row.get(col)
+                if col == "boot_time_s" and isinstance(boot, int | float) and not math.isnan(boot):
+                    row[col] = iso(int(boot * 1e9))
+                elif col.endswith("_bytes"):
                     row[col] = _human_bytes(row.get(col), per_s=False)
-                elif col.endswith("_per_s"):
+                elif col.endswith("_bytes_per_s"):
                     row[col] = _human_bytes(row.get(col), per_s=True)
         else:
             row["time"] = iso_utc(time_ns)
         rows.append(row)
-    columns = COLUMNS if fmt == "table" else ("time", *frame.columns)
-    render(rows, fmt, columns=columns, headers=HEADERS)
+    return rows
+
+
+def _json_rows(frame: pd.DataFrame) -> list[dict[str, object]]:
+    rows = _rows(frame, "json")
+    return [
+        {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()}
+        for r in rows
+    ]
+
+
+@host.command("inventory")
+@click.option("--host", "host_name", metavar="NAME", help="Only this host.")
+@click.option("--history", is_flag=True, help="Every stored change, not only the latest.")
+@format_option
+@pass_cli
+def inventory(cli: CliContext, host_name: str | None, history: bool, fmt: str) -> None:
+    """What each host is made of: CPUs, OS, kernel, disks, NICs and mounts.
+
+    Collected every 5 minutes (the inventory tier) and stored only when it changed.
+    """
+    parent = click.get_current_context().parent
+    if host_name is None and parent is not None:
+        host_name = parent.params.get("host_name")
+    store = cli.read_store()
+    try:
+        stored = store.inventories(host=host_name, history=history)
+    finally:
+        store.close()
+    if not stored:
+        click.echo("no host inventory stored; collectbus run or the daemon collects it", err=True)
+        if fmt == "json":
+            click.echo("[]")
+        return
+    if fmt == "json":
+        out = [
+            {
+                "host": r["host"],
+                "time": iso_utc(int(str(r["time_ns"]))),
+                **json.loads(str(r["document"])),
+            }
+            for r in stored
+        ]
+        click.echo(json.dumps(out, indent=2))
+        return
+    render([_summary(r, fmt) for r in stored], fmt)
+
+
+def _summary(row: dict[str, object], fmt: str) -> dict[str, object]:
+    doc = json.loads(str(row["document"]))
+    cpu = doc.get("cpu", {})
+    disks = ", ".join(
+        f"{d['name']} {_human_bytes(d.get('size_bytes'), per_s=False)}"
+        + (" hdd" if d.get("rotational") else "")
+        for d in doc.get("disks", [])
+        if d.get("size_bytes")
+    )
+    nics = ", ".join(
+        f"{n['name']} {n.get('operstate')}"
+        + (f" {n['speed_mbps']} Mb/s" if n.get("speed_mbps") else "")
+        for n in doc.get("nics", [])
+    )
+    time_ns = int(str(row["time_ns"]))
+    return {
+        "host": row["host"],
+        "since": iso(time_ns) if fmt == "table" else iso_utc(time_ns),
+        "os": doc.get("os", {}).get("pretty_name"),
+        "kernel": doc.get("kernel", {}).get("release"),
+        "cpu": cpu.get("model"),
+        "sockets/cores/threads": f"{cpu.get('sockets')}/{cpu.get('cores')}/{cpu.get('threads')}",
+        "disks": disks,
+        "nics": nics,
+        "mounts": len(doc.get("mounts", [])),
+    }

@@ -14,7 +14,7 @@ from collectbus import codec
 from collectbus.cli.context import CliContext, pass_cli
 from collectbus.cli.output import FORMATS, duration_option, render
 from collectbus.collectors.base import CollectContext, close_collector
-from collectbus.daemon import Pipeline, Summary
+from collectbus.daemon import Pipeline, Summary, host_collector_options
 from collectbus.errors import CollectError
 from collectbus.plugins import load_collector
 from collectbus.procfields import MEMINFO_COLUMNS
@@ -113,7 +113,7 @@ def collect() -> None:
 def collect_host(cli: CliContext, fmt: str) -> None:
     """Read /proc once and print the sample."""
     config = cli.config()
-    collector = load_collector("host")(proc_root=config.collectors.host.proc_root)
+    collector = load_collector("host")(**host_collector_options(config))
     ctx = CollectContext(host=config.host)
     try:
         (sample,) = collector.collect(ctx)
@@ -156,6 +156,16 @@ def _sample_rows(sample: HostSample) -> list[dict[str, object]]:
             "load 1/5/15",
             f"{sample.load.load1} {sample.load.load5} {sample.load.load15}",
         )
+    if sample.uptime is not None:
+        add("uptime", "up seconds", sample.uptime.uptime_s)
+    for psi in sample.psi:
+        add(f"pressure/{psi.resource}", "some avg10 %", psi.some_avg10)
+        add(f"pressure/{psi.resource}", "full avg10 %", psi.full_avg10)
+    if sample.cgroup is not None:
+        cg = sample.cgroup
+        add("cgroup", f"{cg.cgroup} cpu usage us", cg.cpu_usage_usec)
+        add("cgroup", f"{cg.cgroup} memory current bytes", cg.memory_current_bytes)
+        add("cgroup", f"{cg.cgroup} memory max bytes", cg.memory_max_bytes or "max")
     for error in sample.errors:
         add("error", "", error)
     return rows

@@ -40,11 +40,12 @@ from sqlalchemy.engine import URL, make_url
 
 from collectbus.clock import Clock, SystemClock
 from collectbus.errors import SchemaError, StoreError
-from collectbus.records import CallRecord, CollectionEvent, HostSample, Record
+from collectbus.records import CallRecord, CollectionEvent, HostInventory, HostSample, Record
 from collectbus.store.calls import call_rows, insert_calls, read_call_timings, read_calls
 from collectbus.store.compact import CompactStats, compact_hour, hour_cutoff, pending
 from collectbus.store.dberrors import mapped_errors
 from collectbus.store.hostsamples import insert_rows, read_host, sample_rows
+from collectbus.store.inventory import read_inventories, write_inventories
 from collectbus.store.migrate import current_revision, head_revision, upgrade
 from collectbus.store.schema import COUNTED_TABLES, WIDE_TABLES, collection_log, hosts, metadata
 
@@ -225,30 +226,37 @@ class Store:
         samples: list[HostSample] = []
         events: list[CollectionEvent] = []
         recorded_calls: list[CallRecord] = []
+        inventories: list[HostInventory] = []
         for record in records:
             if isinstance(record, HostSample):
                 samples.append(record)
+            elif isinstance(record, HostInventory):
+                inventories.append(record)
             elif isinstance(record, CollectionEvent):
                 events.append(record)
             elif isinstance(record, CallRecord):
                 recorded_calls.append(record)
             else:
                 raise TypeError(f"the store cannot write {type(record).__name__}")
-        if not samples and not events and not recorded_calls:
+        if not samples and not events and not recorded_calls and not inventories:
             return 0
         with self._transaction("write", write=True) as conn:
-            host_ids = self._upsert_hosts(conn, samples)
+            host_ids = self._upsert_hosts(conn, [*samples, *inventories])
             copy = self.use_copy and self.dialect == "postgresql"
             for table, rows in sample_rows(samples, host_ids).items():
                 insert_rows(conn, WIDE_TABLES[table], rows, copy=copy)
             if events:
                 conn.execute(insert(collection_log), [_event_row(e) for e in events])
             insert_calls(conn, call_rows(recorded_calls), copy=copy)
+            if inventories:
+                write_inventories(conn, inventories, host_ids)
         # Cached only once committed: a rolled-back insert leaves no stale id.
         self._host_ids.update(host_ids)
-        return len(samples) + len(events) + len(recorded_calls)
+        return len(samples) + len(events) + len(recorded_calls) + len(inventories)
 
-    def _upsert_hosts(self, conn: Connection, samples: list[HostSample]) -> dict[str, int]:
+    def _upsert_hosts(
+        self, conn: Connection, samples: list[HostSample | HostInventory]
+    ) -> dict[str, int]:
         spans: dict[str, tuple[int, int]] = {}
         for s in samples:
             first, last = spans.get(s.host, (s.time_ns, s.time_ns))
@@ -329,6 +337,13 @@ class Store:
             raise StoreError(f"unknown host table {table!r}; one of {', '.join(WIDE_TABLES)}")
         with self._transaction(f"read {name}", write=False) as conn:
             return read_host(conn, wide, host=host, since_ns=since_ns, until_ns=until_ns)
+
+    def inventories(
+        self, *, host: str | None = None, history: bool = False
+    ) -> list[dict[str, object]]:
+        """Stored host inventories: the latest per host, or every change with ``history``."""
+        with self._transaction("read host_inventory", write=False) as conn:
+            return read_inventories(conn, host=host, history=history)
 
     def hosts(self) -> list[dict[str, object]]:
         """Every known host: ``id``, ``name``, ``first_seen_ns``, ``last_seen_ns``."""

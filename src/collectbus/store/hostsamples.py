@@ -43,6 +43,9 @@ def sample_rows(
     disk: list[RowTuple] = []
     net: list[RowTuple] = []
     load: list[RowTuple] = []
+    psi: list[RowTuple] = []
+    uptime: list[RowTuple] = []
+    cgroup: list[RowTuple] = []
     for s in samples:
         head = (host_ids[s.host], s.time_ns)
         cpu.extend(head + row for row in s.cpu)
@@ -58,6 +61,11 @@ def sample_rows(
         net.extend(head + row for row in s.net)
         if s.load is not None:
             load.append(head + s.load)
+        psi.extend(head + row for row in s.psi)
+        if s.uptime is not None:
+            uptime.append(head + s.uptime)
+        if s.cgroup is not None:
+            cgroup.append(head + s.cgroup)
     return {
         "host_cpu": cpu,
         "host_stat": stat,
@@ -66,6 +74,9 @@ def sample_rows(
         "host_disk": disk,
         "host_net": net,
         "host_load": load,
+        "host_psi": psi,
+        "host_uptime": uptime,
+        "host_cgroup": cgroup,
     }
 
 

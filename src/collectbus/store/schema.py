@@ -38,7 +38,16 @@ from sqlalchemy import (
 )
 
 from collectbus.procfields import MEMINFO_COLUMNS, VMSTAT_COLUMNS
-from collectbus.records import CpuRow, DiskRow, LoadRow, NetRow, StatRow
+from collectbus.records import (
+    CgroupRow,
+    CpuRow,
+    DiskRow,
+    LoadRow,
+    NetRow,
+    PsiRow,
+    StatRow,
+    UptimeRow,
+)
 
 #: Chunks hold one host, one table and one hour of samples.
 HOUR_NS = 3600 * 1_000_000_000
@@ -153,6 +162,9 @@ WIDE_TABLES: dict[str, WideTable] = {
         _wide("host_disk", "device", _kinds_of(DiskRow)),
         _wide("host_net", "iface", _kinds_of(NetRow)),
         _wide("host_load", None, _kinds_of(LoadRow)),
+        _wide("host_psi", "resource", _kinds_of(PsiRow)),
+        _wide("host_uptime", None, _kinds_of(UptimeRow)),
+        _wide("host_cgroup", "cgroup", _kinds_of(CgroupRow)),
     )
 }
 
@@ -195,5 +207,24 @@ calls = Table(
     Index(None, "handler", "started_ns"),
 )
 
+# One row per host and change of its inventory (collectors/host/inventory.py):
+# the JSON document, stored only when it differs from the host's latest.
+host_inventory = Table(
+    "host_inventory",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("host_id", Integer, ForeignKey("hosts.id"), nullable=False),
+    Column("time_ns", BigInteger, nullable=False),
+    Column("document", Text, nullable=False),
+    Index(None, "host_id", "time_ns"),
+)
+
 #: Tables whose row counts ``Store.status()`` reports.
-COUNTED_TABLES: tuple[str, ...] = ("hosts", "collection_log", *WIDE_TABLES, "host_chunks", "calls")
+COUNTED_TABLES: tuple[str, ...] = (
+    "hosts",
+    "collection_log",
+    *WIDE_TABLES,
+    "host_chunks",
+    "calls",
+    "host_inventory",
+)

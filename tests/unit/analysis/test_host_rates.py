@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from collectbus.analysis import rates, samples
-from collectbus.analysis.host import EXCLUDED_DISKS, RATE_COLUMNS
+from collectbus.analysis.host import EXCLUDED_DISKS, RATE_COLUMNS, with_boot_time
 from collectbus.records import HostSample
 from collectbus.store import Store
 from collectbus.store import open as open_store
@@ -167,3 +167,18 @@ def test_empty_store_gives_an_empty_frame_with_all_columns(store: Store) -> None
 )  # fmt: skip
 def test_disk_name_heuristic(device: str, excluded: bool) -> None:
     assert bool(EXCLUDED_DISKS.match(device)) is excluded
+
+
+def test_boot_time_joins_frames_whose_host_columns_differ_in_string_dtype() -> None:
+    # A table read while the writer commits can come back empty (object dtype)
+    # beside a full one (string dtype); the join must not refuse the pair.
+    frame = pd.DataFrame(
+        {"host": pd.Series(["a", "a"], dtype="string"), "time_ns": [5, 9], "_order": [0, 1]}
+    )
+    stat = pd.DataFrame(
+        {"host": pd.Series(["a"], dtype=object), "time_ns": [4], "boot_time_s": [100]}
+    )
+    joined = with_boot_time(frame, stat)
+    assert joined["boot_time_s"].tolist() == [100.0, 100.0]
+    empty = stat.iloc[0:0]
+    assert with_boot_time(frame, empty)["boot_time_s"].isna().all()

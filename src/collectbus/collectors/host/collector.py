@@ -1,7 +1,10 @@
 """The Linux host collector: one :class:`~collectbus.records.HostSample` per collection.
 
 It reads six files under a procfs root: ``stat``, ``meminfo``, ``vmstat``,
-``diskstats``, ``net/dev`` and ``loadavg``. The files stay open between
+``diskstats``, ``net/dev`` and ``loadavg``; then ``uptime``, the three files
+of ``pressure/`` when the kernel has them (PSI, Linux 4.20), and, in a
+container, the cgroup v2 files of its own cgroup (:mod:`.cgroupfiles`).
+Disks and interfaces go through :mod:`.filters`. The files stay open between
 collections and are read with ``os.pread`` from offset 0, which makes the
 kernel generate them afresh, then at increasing offsets until the end of the
 file (see :meth:`ProcFile.read` for when a short read is the end). The read
@@ -16,161 +19,161 @@ collected. Only when every file fails does ``collect`` raise.
 
 from __future__ import annotations
 
-import errno
+import logging
 import os
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import Callable, Mapping
 from functools import partial
-from typing import TypeVar
+from typing import Generic, Literal, TypeVar
 
 from collectbus.collectors.base import CollectContext
+from collectbus.collectors.host.cgroup import cgroup_dir, in_container, own_cgroup_path
+from collectbus.collectors.host.cgroupfiles import CgroupReader
+from collectbus.collectors.host.filters import DeviceFilter, FilterConfig
 from collectbus.collectors.host.keyvalues import MeminfoParser, VmstatParser
 from collectbus.collectors.host.layouts import DiskstatsParser, NetDevParser, StatParser
 from collectbus.collectors.host.parse import parse_loadavg
+from collectbus.collectors.host.parse_system import PSI_RESOURCES, parse_pressure, parse_uptime
+from collectbus.collectors.host.procfile import LONGEST_RECORD, ProcFile
 from collectbus.errors import CollectError
-from collectbus.records import HostSample
+from collectbus.records import DiskRow, HostSample, NetRow, PsiRow
 
-__all__ = ["SOURCES", "HostCollector", "ProcFile"]
+__all__ = ["SOURCES", "CgroupMode", "HostCollector", "ProcFile"]
+
+log = logging.getLogger("collectbus.collectors.host")
+
+CgroupMode = Literal["auto", "on", "off"]
 
 T = TypeVar("T")
 
 #: The files a sample is read from, relative to the procfs root.
 SOURCES = ("stat", "meminfo", "vmstat", "diskstats", "net/dev", "loadavg")
 
-# A descriptor that went stale is opened again once: EBADF (closed under us),
-# ESTALE and ENODEV (procfs or the mount behind it went away and came back).
-_REOPEN_ERRNOS = frozenset({errno.EBADF, errno.ESTALE, errno.ENODEV})
-
-# One page: enough for loadavg and for stat, meminfo and net/dev of a small
-# host. A larger buffer than the file costs time on every read (a 128 KiB one
-# makes loadavg 10x slower), so a buffer grows only to the size of the file.
-_FIRST_BUFFER = 4096
-
-# When a short read is the end of the file. The six files are seq_files
-# (fs/seq_file.c: seq_read_iter, seq_read before Linux 5.10). A read at the
-# offset where the previous one stopped returns the records that fit in the
-# seq_file's buffer, which is at least one page (4 KiB or more), and stops
-# early either at the end or because the next record did not fit. So a short
-# read is NOT the end in general: with 81 interfaces, net/dev comes as 4,013
-# bytes, then more. But a read cut short for lack of room returned more than
-# a page less the next record. Given an upper bound on a file's records (its
-# lines), a read shorter than asked and no longer than a page less that bound
-# is the end; after any other read comes a pread at the next offset, until
-# one of them is short enough, or returns 0 bytes. On a regular file (a
-# fixture tree) a short read is the end anyway.
-_SMALLEST_PAGE = 4096
-
-# The longest line a file prints, about twice over: net/dev and diskstats
-# print a name and at most 20 counters of at most 20 digits (under 512 bytes);
-# vmstat prints "name value" (under 64). stat, meminfo and loadavg are each one
-# record (single_open), printed whole, so any short read of them is the end;
-# the default bound stays right for them too, only slower beyond 3 KiB.
-_LONGEST_RECORD = 1024
+# vmstat's records are short "name value" lines (see procfile.py).
 _LONGEST_RECORD_OF = {"vmstat": 128}
 
 
-class ProcFile:
-    """One /proc file, kept open and re-read from offset 0 with ``os.pread``.
-
-    ``longest_record`` bounds the length of the file's records (lines); it
-    decides which short reads end the file (see ``_SMALLEST_PAGE``).
-    """
-
-    __slots__ = ("_fd", "_last_read_max", "_size", "path")
-
-    def __init__(self, path: str, *, longest_record: int = _LONGEST_RECORD) -> None:
-        self.path = path
-        self._fd = -1
-        self._size = _FIRST_BUFFER
-        self._last_read_max = _SMALLEST_PAGE - longest_record
-
-    def read(self) -> bytes:
-        """The whole file as the kernel generates it now; CollectError if unreadable."""
-        try:
-            fd = self._fd if self._fd >= 0 else self._open()
-            size = self._size
-            try:
-                data = os.pread(fd, size, 0)
-            except OSError as err:
-                if err.errno not in _REOPEN_ERRNOS:
-                    raise
-                self._fd = -1
-                if err.errno != errno.EBADF:
-                    # Closed, not just dropped: with EBADF the number may
-                    # already belong to another file of this process.
-                    with suppress(OSError):
-                        os.close(fd)
-                fd = self._open()
-                data = os.pread(fd, size, 0)
-            n = len(data)
-            if n < size and n <= self._last_read_max:
-                return data  # the usual case: one read, and it is the whole file
-            return self._read_on(fd, data)
-        except OSError as err:
-            raise CollectError(self.path, f"cannot read: {err.strerror or err}") from err
-
-    def _read_on(self, fd: int, first: bytes) -> bytes:
-        """Read on from the end of ``first`` to the end of the file; grow the buffer."""
-        size = self._size
-        last_read_max = self._last_read_max
-        chunks = [first]
-        total = n = len(first)
-        while n and (n >= size or n > last_read_max):
-            chunk = os.pread(fd, size, total)
-            n = len(chunk)
-            if n:
-                total += n
-                chunks.append(chunk)
-        if size <= total:
-            # Next time ask for more than the whole file: one read then gets
-            # a single_open file (stat of a many-CPU host) whole, and a file
-            # of records in as few reads as its seq_file buffer allows.
-            while size <= total:
-                size *= 2
-            self._size = size
-        return first if len(chunks) == 1 else b"".join(chunks)
-
-    def fileno(self) -> int:
-        """The open descriptor, or -1 before the first read and after close()."""
-        return self._fd
-
-    def close(self) -> None:
-        fd, self._fd = self._fd, -1
-        if fd >= 0:
-            os.close(fd)
-
-    def _open(self) -> int:
-        self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-        return self._fd
-
-
 class HostCollector:
-    """Collects stat, meminfo, vmstat, diskstats, net/dev and loadavg of one host.
+    """Collects the host's /proc counters, PSI, uptime and (in a container) its cgroup.
 
     ``proc_root`` is the procfs to read (the config key ``proc_root``; a
     fixture tree in tests, ``/host/proc`` in a container). ``host`` overrides
-    the host name the bus gives in the context.
+    the host name the bus gives in the context. ``sys_root`` is the sysfs the
+    disk filter asks whether a device is a partition. ``cgroup``: ``auto``
+    reads the cgroup v2 files when running in a container, ``on`` always,
+    ``off`` never; ``cgroup_root`` is where cgroup v2 is mounted.
     """
 
     name = "host"
 
     def __init__(
-        self, proc_root: str | os.PathLike[str] = "/proc", host: str | None = None
+        self,
+        proc_root: str | os.PathLike[str] = "/proc",
+        host: str | None = None,
+        *,
+        sys_root: str | os.PathLike[str] = "/sys",
+        filters: FilterConfig | None = None,
+        cgroup: CgroupMode = "auto",
+        cgroup_root: str | os.PathLike[str] = "/sys/fs/cgroup",
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.proc_root = os.fspath(proc_root)
         self.host = host
         paths = [os.path.join(self.proc_root, source) for source in SOURCES]
         self._files = [
-            ProcFile(path, longest_record=_LONGEST_RECORD_OF.get(source, _LONGEST_RECORD))
+            ProcFile(path, longest_record=_LONGEST_RECORD_OF.get(source, LONGEST_RECORD))
             for source, path in zip(SOURCES, paths, strict=True)
         ]
+        self.filter = DeviceFilter(filters or FilterConfig(), os.fspath(sys_root))
+        self._disk_keep: dict[tuple[str, int, int], bool] = {}
+        self._net_keep: dict[str, bool] = {}
         self._stat = StatParser(paths[0])
         self._meminfo = MeminfoParser(paths[1])
         self._vmstat = VmstatParser(paths[2])
-        self._diskstats = DiskstatsParser(paths[3])
-        self._net_dev = NetDevParser(paths[4])
+        self._diskstats = DiskstatsParser(paths[3], self._select_disks)
+        self._net_dev = NetDevParser(paths[4], self._select_ifaces)
         self._loadavg = partial(parse_loadavg, source=paths[5])
+        # uptime and PSI are read when they exist at the start (a recorded
+        # tree may lack them); once found, a failure to read them is reported.
+        uptime = os.path.join(self.proc_root, "uptime")
+        self._uptime_file = ProcFile(uptime) if os.path.exists(uptime) else None
+        self._uptime = partial(parse_uptime, source=uptime)
+        # PSI needs Linux 4.20 with CONFIG_PSI; without the directory there is nothing to read.
+        pressure = os.path.join(self.proc_root, "pressure")
+        self._psi = [
+            (ProcFile(os.path.join(pressure, r)), r)
+            for r in (PSI_RESOURCES if os.path.isdir(pressure) else ())
+        ]
+        self._psi_parsers = [
+            (file, _Unchanged(partial(parse_pressure, resource=resource, source=file.path)))
+            for file, resource in self._psi
+        ]
+        self._cgroup = self._cgroup_reader(
+            cgroup, os.fspath(cgroup_root), os.environ if env is None else env
+        )
         self._unknown_keys: dict[str, tuple[str, ...]] = {}
+
+    def _cgroup_reader(
+        self, mode: CgroupMode, cgroup_root: str, env: Mapping[str, str]
+    ) -> CgroupReader | None:
+        if mode == "off":
+            return None
+        try:
+            with open(os.path.join(self.proc_root, "self", "cgroup"), "rb") as fh:
+                self_cgroup: bytes | None = fh.read()
+        except OSError:
+            self_cgroup = None
+        if mode == "auto" and not in_container(self_cgroup, env, os.path.exists):
+            return None
+        directory = cgroup_dir(cgroup_root, self_cgroup, limits_only=mode == "auto")
+        if directory is None:
+            if mode == "on":
+                # Read anyway: each sample then names the missing files.
+                directory = cgroup_root
+            else:
+                log.info("host: in a container, but no cgroup v2 of its own under %s", cgroup_root)
+                return None
+        name = (own_cgroup_path(self_cgroup) if self_cgroup else None) or "/"
+        return CgroupReader(directory, name, only_existing=mode == "auto")
+
+    def _select_disks(self, rows: tuple[DiskRow, ...]) -> list[int]:
+        known = self._disk_keep
+        keep = self.filter.keep_disk
+        kept = []
+        for i, row in enumerate(rows):
+            key = (row.device, row.major, row.minor)
+            decision = known.get(key)
+            if decision is None:
+                decision = known[key] = keep(*key)
+            if decision:
+                kept.append(i)
+        return self.filter.cap("disk", kept)
+
+    def _select_ifaces(self, rows: tuple[NetRow, ...]) -> list[int]:
+        known = self._net_keep
+        kept = []
+        for i, row in enumerate(rows):
+            decision = known.get(row.iface)
+            if decision is None:
+                decision = known[row.iface] = self.filter.keep_net(row.iface)
+            if decision:
+                kept.append(i)
+        return self.filter.cap("net", kept)
+
+    @property
+    def sources(self) -> list[str]:
+        """Every file read per sample, in order (the cgroup files when a cgroup is read)."""
+        files = [f.path for f in self._files]
+        if self._uptime_file is not None:
+            files.append(self._uptime_file.path)
+        files += [f.path for f, _ in self._psi]
+        if self._cgroup is not None:
+            files += self._cgroup.paths
+        return files
+
+    @property
+    def cgroup_dir(self) -> str | None:
+        """The cgroup directory read each sample, or None."""
+        return self._cgroup.directory if self._cgroup is not None else None
 
     @property
     def unknown_keys(self) -> dict[str, tuple[str, ...]]:
@@ -193,7 +196,7 @@ class HostCollector:
         }
 
     def collect(self, ctx: CollectContext) -> list[HostSample]:
-        """Read the six files once; return exactly one sample."""
+        """Read the files once; return exactly one sample."""
         time_ns = ctx.clock.time_ns()
         errors: list[str] = []
         stat_file, mem_file, vm_file, disk_file, net_file, load_file = self._files
@@ -207,6 +210,17 @@ class HostCollector:
             raise CollectError(
                 self.proc_root, f"none of the {len(SOURCES)} files could be read; {errors[0]}"
             )
+        uptime = (
+            _read(self._uptime_file, self._uptime, ctx, errors)
+            if self._uptime_file is not None
+            else None
+        )
+        psi: list[PsiRow] = []
+        for file, parse_psi in self._psi_parsers:
+            row = _read(file, parse_psi, ctx, errors)
+            if row is not None:
+                psi.append(row)
+        cgroup = self._cgroup.read(ctx, errors) if self._cgroup is not None else None
         if mem is not None:
             self._unknown_keys["meminfo"] = mem.unknown_keys
         if vm is not None:
@@ -223,13 +237,44 @@ class HostCollector:
                 net=net or (),
                 load=load,
                 errors=tuple(errors),
+                psi=tuple(psi),
+                uptime=uptime,
+                cgroup=cgroup,
             )
         ]
 
     def close(self) -> None:
         """Close the open files; a later collect opens them again."""
-        for file in self._files:
+        for file in (*self._files, *(f for f, _ in self._psi)):
             file.close()
+        if self._uptime_file is not None:
+            self._uptime_file.close()
+        if self._cgroup is not None:
+            self._cgroup.close()
+
+
+class _Unchanged(Generic[T]):
+    """A parser that returns its last row again when the bytes did not change.
+
+    A PSI file's averages move every 2 s (``PSI_FREQ``, kernel/sched/psi.c)
+    and its totals only while tasks stall, so on most reads the bytes are
+    those of the last read: comparing them costs far less than parsing.
+    """
+
+    __slots__ = ("_data", "_parse", "_row")
+
+    def __init__(self, parse: Callable[[bytes], T]) -> None:
+        self._parse = parse
+        self._data = b""
+        self._row: T | None = None
+
+    def __call__(self, data: bytes) -> T:
+        row = self._row
+        if row is not None and data == self._data:
+            return row
+        row = self._parse(data)
+        self._data, self._row = data, row
+        return row
 
 
 def _read(

@@ -187,8 +187,9 @@ class _RowsLayout:
     name_at: int  # the position of the name in a line
     raw_names: list[bytes]
     eols: list[bytes]
-    names: tuple[str | int, ...]  # what the rows hold for the raw names
+    names: tuple[str | int, ...]  # what the kept rows hold for their raw names
     pad: int  # how many None columns the kernel does not print
+    kept: Getter | None = None  # the numbers of the kept rows, None when all are kept
 
 
 def _rows_numbers(layout: _RowsLayout, body: bytes) -> list[int] | None:
@@ -203,25 +204,68 @@ def _rows_numbers(layout: _RowsLayout, body: bytes) -> list[int] | None:
         return None
     del tokens[width - 1 :: width]
     del tokens[layout.name_at :: width - 1]
+    if layout.kept is not None:
+        return list(map(to_int, layout.kept(tokens)))
     return list(map(to_int, tokens))
 
 
 def _rows_layout(
-    tokens: list[bytes], names: tuple[str | int, ...], name_at: int, prefix: bytes, pad: int
+    tokens: list[bytes],
+    names: tuple[str | int, ...],
+    name_at: int,
+    prefix: bytes,
+    pad: int,
+    keep: list[int] | None = None,
 ) -> _RowsLayout | None:
+    """The layout of lines named ``names``, of which only the rows ``keep`` are returned."""
     if not names or len(tokens) % len(names):
         return None
     width = len(tokens) // len(names)
+    kept: Getter | None = None
+    if keep is not None and len(keep) != len(names):
+        size = width - 2  # the numbers of a line: no name, no line end
+        positions = [row * size + i for row in keep for i in range(size)]
+        kept = getter(positions) if positions else (lambda _tokens: ())
+        names = tuple(names[row] for row in keep)
     return _RowsLayout(
         prefix=prefix,
         tokens=len(tokens),
         width=width,
         name_at=name_at,
         raw_names=tokens[name_at::width],
-        eols=[_EOL] * len(names),
+        eols=[_EOL] * (len(tokens) // width),
         names=names,
         pad=pad,
+        kept=kept,
     )
+
+
+Select = Callable[[tuple[R, ...]], list[int]]
+
+
+class _FilteredRows(CachedParser[tuple[R, ...], _RowsLayout]):
+    """Rows of which ``select`` picks the ones to keep (by position, in file order).
+
+    Rows that are not kept are checked like the others but their numbers are
+    never converted. ``select`` must give the same answer for the same names.
+    """
+
+    def __init__(self, source: str, select: Select[R] | None = None) -> None:
+        super().__init__(source)
+        self._select = select
+        self._all: tuple[R, ...] = ()
+        self._keep: list[int] | None = None
+
+    def _parse_all(self, data: bytes) -> tuple[R, ...]:
+        raise NotImplementedError
+
+    def _pure(self, data: bytes) -> tuple[R, ...]:
+        rows = self._all = self._parse_all(data)
+        if self._select is None:
+            self._keep = None
+            return rows
+        keep = self._keep = self._select(rows)
+        return tuple(rows[i] for i in keep)
 
 
 # --------------------------------------------------------------- /proc/stat
@@ -307,18 +351,20 @@ class StatParser(CachedParser[tuple[tuple[CpuRow, ...], StatRow], _StatLayout]):
 _DISK_PAD = {14: 6, 18: 2, 20: 0}
 
 
-class DiskstatsParser(CachedParser[tuple[DiskRow, ...], _RowsLayout]):
-    """/proc/diskstats: the names pinned, the numbers converted as one list."""
+class DiskstatsParser(_FilteredRows[DiskRow]):
+    """/proc/diskstats: the names pinned, the numbers of the kept disks converted as one list."""
 
-    def _pure(self, data: bytes) -> tuple[DiskRow, ...]:
+    def _parse_all(self, data: bytes) -> tuple[DiskRow, ...]:
         return parse.parse_diskstats(data, self.source)
 
     def _learn(self, data: bytes, result: tuple[DiskRow, ...]) -> _RowsLayout | None:
+        rows = self._all
         tokens = _tokens(data)
-        fields = len(tokens) // len(result) - 1 if result else 0
+        fields = len(tokens) // len(rows) - 1 if rows else 0
         if fields not in _DISK_PAD or not data.endswith(b"\n"):
             return None
-        return _rows_layout(tokens, tuple(row.device for row in result), 2, b"", _DISK_PAD[fields])
+        names = tuple(row.device for row in rows)
+        return _rows_layout(tokens, names, 2, b"", _DISK_PAD[fields], self._keep)
 
     def _fast(self, layout: _RowsLayout, data: bytes) -> tuple[DiskRow, ...] | None:
         flat = _rows_numbers(layout, data)
@@ -330,8 +376,8 @@ class DiskstatsParser(CachedParser[tuple[DiskRow, ...], _RowsLayout]):
 _NET_COUNTERS = 16
 
 
-class NetDevParser(CachedParser[tuple[NetRow, ...], _RowsLayout]):
-    """/proc/net/dev: the header and names pinned, the numbers as one list.
+class NetDevParser(_FilteredRows[NetRow]):
+    """/proc/net/dev: the header and names pinned, the numbers of the kept interfaces as one list.
 
     ``b":"`` becomes ``b": "`` first, which splits a name glued to its first
     number (``eth0:5019464820``, kernels printing ``%6s:%8llu``) into two
@@ -339,7 +385,7 @@ class NetDevParser(CachedParser[tuple[NetRow, ...], _RowsLayout]):
     takes the pure parser.
     """
 
-    def _pure(self, data: bytes) -> tuple[NetRow, ...]:
+    def _parse_all(self, data: bytes) -> tuple[NetRow, ...]:
         return parse.parse_net_dev(data, self.source)
 
     def _learn(self, data: bytes, result: tuple[NetRow, ...]) -> _RowsLayout | None:
@@ -347,7 +393,8 @@ class NetDevParser(CachedParser[tuple[NetRow, ...], _RowsLayout]):
         if header_end <= 0 or not data.endswith(b"\n"):
             return None
         tokens = _tokens(data[header_end:].replace(b":", b": "))
-        layout = _rows_layout(tokens, tuple(row.iface for row in result), 0, data[:header_end], 0)
+        names = tuple(row.iface for row in self._all)
+        layout = _rows_layout(tokens, names, 0, data[:header_end], 0, self._keep)
         if (
             layout is None
             or layout.width != _NET_COUNTERS + 2

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from collectbus.collectors.host.collector import HostCollector
+from collectbus.collectors.host.filters import FilterConfig
+
 PROCFS_DATA = Path(__file__).resolve().parents[3] / "data" / "procfs"
 
 # The files a host sample reads, as (path under the procfs root, fixture name).
@@ -46,3 +49,18 @@ def proc_root(tmp_path: Path, fc_dir: Path) -> Path:
     for relative, fixture in TREE_FILES:
         shutil.copyfile(fc_dir / fixture, root / relative)
     return root
+
+
+#: Keeps every disk and interface: the filters have tests of their own.
+KEEP_ALL = FilterConfig(disk_exclude=(), disk_partitions=True)
+
+
+def fixture_collector(proc_root: Path | str, **kwargs: object) -> HostCollector:
+    """A collector on a fixture tree: no filter, no cgroup, no live /sys."""
+    options: dict[str, object] = {
+        "filters": KEEP_ALL,
+        "cgroup": "off",
+        "sys_root": str(Path(proc_root).parent / "sys"),
+    }
+    options.update(kwargs)
+    return HostCollector(proc_root, **options)  # type: ignore[arg-type]

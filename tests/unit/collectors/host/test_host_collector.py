@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.unit.collectors.host.conftest import fixture_collector
 
 from collectbus.clock import FakeClock
 from collectbus.collectors.base import CollectContext, Collector
@@ -38,7 +39,7 @@ def ctx(clock: FakeClock) -> CollectContext:
 
 @pytest.fixture
 def collector(proc_root: Path) -> Iterator[HostCollector]:
-    host = HostCollector(proc_root)
+    host = fixture_collector(proc_root)
     yield host
     host.close()
 
@@ -92,7 +93,7 @@ def test_one_sample(collector: HostCollector, ctx: CollectContext, proc_root: Pa
 
 
 def test_host_override_and_clock(proc_root: Path, ctx: CollectContext, clock: FakeClock) -> None:
-    collector = HostCollector(str(proc_root), host="login1")
+    collector = fixture_collector(str(proc_root), host="login1")
     clock.advance(5 * 10**9)
     sample = only(collector.collect(ctx))
     collector.close()
@@ -153,7 +154,7 @@ def test_a_file_that_appears_later_is_read(
 
 
 def test_all_files_missing_raises(tmp_path: Path, ctx: CollectContext) -> None:
-    collector = HostCollector(tmp_path / "nowhere")
+    collector = fixture_collector(tmp_path / "nowhere")
     with pytest.raises(CollectError, match="none of the 6 files could be read"):
         collector.collect(ctx)
     assert len(ctx.problems) == 6
@@ -262,7 +263,7 @@ def test_net_dev_read_in_short_pages_is_whole(
     data = net_dev_of(fc_dir, 81)
     (proc_root / "net" / "dev").write_bytes(data)
     sizes = seq_file_reads(monkeypatch)
-    collector = HostCollector(proc_root)
+    collector = fixture_collector(proc_root)
     try:
         for _ in range(2):  # the first read, then one with the grown buffer
             sizes.clear()

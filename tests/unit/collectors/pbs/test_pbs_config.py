@@ -83,7 +83,7 @@ def test_the_four_collectors_are_registered() -> None:
 
 def test_the_pipeline_puts_each_entity_on_the_bus_at_its_interval(tmp_path: Path) -> None:
     toml = (
-        "[collectors.host]\nenabled = false\n"
+        "[collectors.host]\nenabled = false\n[collectors.host_inventory]\nenabled = false\n"
         '[collectors.pbs]\nenabled = true\nserver = "pbs1"\nhistory = true\ntimeout = "20s"\n'
         '[collectors.pbs.intervals]\njobs = "30s"\n'
     )

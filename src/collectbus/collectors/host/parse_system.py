@@ -1,0 +1,107 @@
+"""Pure parsers for /proc/pressure/{cpu,memory,io} and /proc/uptime: bytes in, rows out.
+
+Like :mod:`.parse`, nothing here does I/O, and malformed content raises
+:class:`~collectbus.errors.ParseError` naming the source and the 1-based line.
+"""
+
+from __future__ import annotations
+
+import re
+
+from collectbus.errors import ParseError
+from collectbus.records import PsiRow, UptimeRow
+
+__all__ = ["PSI_RESOURCES", "parse_pressure", "parse_uptime"]
+
+#: The files of /proc/pressure, in the order a sample holds them.
+PSI_RESOURCES = ("cpu", "memory", "io")
+
+# Documentation/accounting/psi.rst (Linux 4.20):
+#   some avg10=0.00 avg60=0.00 avg300=0.00 total=0
+#   full avg10=0.00 avg60=0.00 avg300=0.00 total=0
+# cpu has a "full" line only since Linux 5.13 (always zero at the system level).
+_PSI_KEYS = (b"avg10", b"avg60", b"avg300", b"total")
+
+
+def _shown(raw: bytes) -> str:
+    text = raw.decode("utf-8", "backslashreplace")
+    return repr(text if len(text) <= 60 else text[:60] + "...")
+
+
+def _psi_line(line: bytes, source: str, number: int) -> tuple[float, float, float, int]:
+    fields = line.split()
+    if len(fields) != 1 + len(_PSI_KEYS):
+        raise ParseError(source, number, f"expected 'avg10= avg60= avg300= total=': {_shown(line)}")
+    values: list[bytes] = []
+    for field, key in zip(fields[1:], _PSI_KEYS, strict=True):
+        name, eq, value = field.partition(b"=")
+        if name != key or not eq:
+            raise ParseError(source, number, f"expected {key.decode()}=: {_shown(field)}")
+        values.append(value)
+    try:
+        return float(values[0]), float(values[1]), float(values[2]), int(values[3])
+    except ValueError as err:
+        raise ParseError(source, number, f"not a number: {_shown(line)}") from err
+
+
+# The whole file as the kernel prints it (psi_show: "%s avg10=%lu.%02lu avg60=...
+# total=%llu\n"); a file that does not match goes to the line-by-line parser.
+_PSI_FILE = re.compile(
+    rb"some avg10=(\d+\.\d+) avg60=(\d+\.\d+) avg300=(\d+\.\d+) total=(\d+)\n"
+    rb"full avg10=(\d+\.\d+) avg60=(\d+\.\d+) avg300=(\d+\.\d+) total=(\d+)\n"
+)
+
+
+def parse_pressure(data: bytes, resource: str, source: str = "pressure") -> PsiRow:
+    """Parse one /proc/pressure file; ``full`` is None when the file has no such line.
+
+    The usual two-line file is matched whole by one regular expression;
+    anything else is parsed line by line, which names a malformed line.
+    """
+    match = _PSI_FILE.fullmatch(data)
+    if match is None:
+        return _parse_pressure_lines(data, resource, source)
+    a10, a60, a300, total, f10, f60, f300, full_total = match.groups()
+    return PsiRow(
+        resource,
+        float(a10),
+        float(a60),
+        float(a300),
+        int(total),
+        float(f10),
+        float(f60),
+        float(f300),
+        int(full_total),
+    )
+
+
+def _parse_pressure_lines(data: bytes, resource: str, source: str) -> PsiRow:
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    some: tuple[float, float, float, int] | None = None
+    full: tuple[float, float, float, int] | None = None
+    for number, line in enumerate(lines, 1):
+        kind = line.split(b" ", 1)[0]
+        if kind == b"some" and some is None:
+            some = _psi_line(line, source, number)
+        elif kind == b"full" and full is None:
+            full = _psi_line(line, source, number)
+        else:
+            raise ParseError(source, number, f"expected a 'some' or 'full' line: {_shown(line)}")
+    if some is None:
+        raise ParseError(source, None, "no 'some' line")
+    if full is None:
+        return PsiRow(resource, *some, None, None, None, None)
+    return PsiRow(resource, *some, *full)
+
+
+def parse_uptime(data: bytes, source: str = "uptime") -> UptimeRow:
+    """Parse /proc/uptime: ``222.35 356.69``, seconds up and idle (``man 5 proc``)."""
+    fields = data.split()
+    if len(fields) != 2 or data.count(b"\n") > 1:
+        raise ParseError(source, 1, f"expected 'uptime idle' in seconds: {_shown(data)}")
+    try:
+        return UptimeRow(float(fields[0]), float(fields[1]))
+    except ValueError as err:
+        raise ParseError(source, 1, f"not a number of seconds: {_shown(data)}") from err

@@ -1,0 +1,119 @@
+"""``collectbus host --metric/--every`` and ``collectbus host inventory`` on a filled store."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from collectbus.records import HostInventory
+from collectbus.store import open as open_store
+from collectbus.testing import make_host_sample
+from tests.integration.cli_helpers import collectbus, collectbus_env
+
+S = 10**9
+MINUTE = 60 * S
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    url = f"sqlite:///{tmp_path / 'cb.db'}"
+    # Three whole minutes of samples every 10 s, ending a minute ago.
+    start = (time.time_ns() // MINUTE - 4) * MINUTE
+    with open_store(url) as store:
+        for i in range(18):
+            store.write(
+                [
+                    make_host_sample("a", start + i * 10 * S, psi=True),
+                    make_host_sample("b", start + i * 10 * S, psi=True),
+                ]
+            )
+        for host, threads in (("a", 2), ("b", 8)):
+            document = {
+                "cpu": {"model": "EPYC", "threads": threads, "sockets": 1, "cores": threads}
+            }
+            store.write([HostInventory(host=host, time_ns=start, document=json.dumps(document))])
+    return collectbus_env(tmp_path, url)
+
+
+def test_disk_family_is_iostat_per_device(tmp_path: Path, env: dict[str, str]) -> None:
+    result = collectbus(
+        "host", "--host", "a", "--metric", "disk", "--format", "json", cwd=tmp_path, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert {r["host"] for r in rows} == {"a"}
+    sda = [r for r in rows if r["device"] == "sda" and r["r_s"] is not None]
+    assert len(sda) == 17
+    # make_host_sample: sda reads 10 I/Os and 2,000 sectors per second, writes twice the I/Os.
+    assert {round(r["r_s"], 6) for r in sda} == {10.0}
+    assert {round(r["w_s"], 6) for r in sda} == {20.0}
+    assert {round(r["read_bytes_per_s"]) for r in sda} == {2000 * 512}
+
+
+def test_every_averages_per_bucket(tmp_path: Path, env: dict[str, str]) -> None:
+    result = collectbus(
+        "host", "--metric", "net", "--every", "1m", "--format", "json", cwd=tmp_path, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    eth0 = [r for r in rows if r["host"] == "b" and r["iface"] == "eth0"]
+    assert len(eth0) == 3  # three minutes
+    assert [round(r["rx_bytes_per_s"]) for r in eth0] == [125_000] * 3
+    assert all(r["time"].endswith(":00.000Z") for r in eth0)
+
+
+def test_several_families_as_one_json_object(tmp_path: Path, env: dict[str, str]) -> None:
+    result = collectbus(
+        "host", "--metric", "cpu,mem,psi", "--format", "json", cwd=tmp_path, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert list(data) == ["cpu", "mem", "psi"]
+    rated = [r for r in data["cpu"] if r["cpu_percent"] is not None]
+    assert {round(r["cpu_percent"], 6) for r in rated} == {40.0}
+    assert all(r["mem_used_bytes"] > 0 for r in data["mem"])
+    assert "psi_io_full_avg10" in data["psi"][0]
+    table = collectbus("host", "--metric", "percpu", "--every", "1m", cwd=tmp_path, env=env)
+    assert table.returncode == 0, table.stderr
+    assert "percpu" in table.stdout
+
+
+def test_bad_metric_and_csv_of_two_families_are_usage_errors(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    bad = collectbus("host", "--metric", "gpu", cwd=tmp_path, env=env)
+    assert bad.returncode == 2
+    assert "unknown family 'gpu'" in bad.stderr
+    csv = collectbus("host", "--metric", "cpu,mem", "--format", "csv", cwd=tmp_path, env=env)
+    assert csv.returncode == 2
+    assert csv.stderr.startswith("collectbus: error: --format csv takes one --metric family")
+
+
+def test_inventory(tmp_path: Path, env: dict[str, str]) -> None:
+    result = collectbus("host", "inventory", "--format", "json", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert [(r["host"], r["cpu"]["threads"]) for r in json.loads(result.stdout)] == [
+        ("a", 2),
+        ("b", 8),
+    ]
+    one = collectbus("host", "inventory", "--host", "b", cwd=tmp_path, env=env)
+    assert one.returncode == 0, one.stderr
+    assert "1/8/8" in one.stdout
+    assert " a " not in one.stdout
+
+
+@pytest.mark.slow
+def test_run_stores_the_inventory_of_this_host(tmp_path: Path) -> None:
+    env = collectbus_env(tmp_path, f"sqlite:///{tmp_path / 'run.db'}")
+    env["COLLECTBUS_HOST"] = "here"
+    run = collectbus("run", "--duration", "2s", "--interval", "500ms", cwd=tmp_path, env=env)
+    assert run.returncode == 0, run.stderr
+    result = collectbus("host", "inventory", "--format", "json", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    [inventory] = json.loads(result.stdout)
+    assert inventory["host"] == "here"
+    assert inventory["cpu"]["threads"] >= 1
+    assert any(nic["name"] == "lo" for nic in inventory["nics"])
