@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/chunk_size.py
 	$(BIN)/python bench/calls_overhead.py
+	$(BIN)/python bench/jobs_store.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .mypy_cache .ruff_cache .pytest_cache

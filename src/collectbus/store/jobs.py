@@ -75,8 +75,31 @@ COMPLETE_LISTING = ("job_listing", "complete")
 #: An unchanged job's ``last_seen_ns`` is rewritten at most this often.
 LAST_SEEN_EVERY_NS = 600 * NS_PER_S
 SCHEDULER_RECORDS = (JobRecord, NodeRecord, QueueRecord, SystemRecord)
-# Every JobRecord field but the time of observation: equal fingerprints, equal rows.
-_FINGERPRINT = attrgetter(*(f for f in JobRecord.__dataclass_fields__ if f != "observed_ns"))
+# Equal fingerprints, equal rows. The raw payload is the scheduler's whole
+# description of the job, and the fields are parsed from it, so the payload
+# and the fields a parser may derive from the time of observation (usage, end)
+# stand for the record; a record without a payload is judged on every field.
+_FINGERPRINT = attrgetter(
+    "raw_json",
+    "state",
+    "substate",
+    "walltime_used_seconds",
+    "cpu_used_seconds",
+    "mem_used_bytes",
+    "end_ns",
+    "exit_status",
+)
+_EVERY_FIELD = attrgetter(*(f for f in JobRecord.__dataclass_fields__ if f != "observed_ns"))
+_NO_SUBMIT = -(2**63)
+
+
+def fingerprint(record: JobRecord) -> int:
+    """A hash that changes whenever the stored row of ``record`` would."""
+    if len(record.raw_json) > 2:
+        return hash(_FINGERPRINT(record))
+    return hash(_EVERY_FIELD(record))
+
+
 Transaction = Callable[[str], AbstractContextManager[Connection]]
 
 
@@ -211,44 +234,51 @@ class JobStore:
         entries = staged.entries.setdefault(cluster, {})
         result = staged.result
         seen: set[Key] = set()
+        unchanged = 0
+        newest = cache.newest
+        stored = cache.jobs
         for record in batch:
             submit_ns = record.submit_ns
             if submit_ns is None:
-                submit_ns = cache.newest.get(record.job_id)
+                submit_ns = newest.get(record.job_id, _NO_SUBMIT)
+            key = (record.job_id, submit_ns)
+            mark = fingerprint(record)
+            cur = entries.get(key) or stored.get(key)
+            if cur is not None and cur.fingerprint == mark:
+                # Seen before with this very content: its key was checked then.
+                seen.add(key)
+                unchanged += 1
+                if record.observed_ns > cur.last_seen_ns:
+                    self._seen_again(cluster, key, cur, record.observed_ns, staged)
+                continue
             problem = key_problem(record)
-            if problem is None and submit_ns is None:
+            if problem is None and submit_ns == _NO_SUBMIT:
                 problem = "no submit time, and no earlier record of this job to take it from"
-            if problem is not None or submit_ns is None:
+            if problem is not None:
                 result.refused += 1
                 staged.problem(cluster, repr(record.job_id), f"refused: {problem}")
                 continue
-            key = (record.job_id, submit_ns)
             seen.add(key)
-            fingerprint = hash(_FINGERPRINT(record))
-            cur = entries.get(key) or cache.jobs.get(key)
-            if cur is not None and cur.fingerprint == fingerprint:
-                self._unchanged(cluster, key, cur, record.observed_ns, staged)
-                continue
-            self._changed(cluster, key, cur, record, fingerprint, staged)
+            self._changed(cluster, key, cur, record, mark, staged)
+        result.unchanged += unchanged
         if complete and now_ns is not None:
             for key in cache.live - seen:
                 cur = entries.get(key) or cache.jobs[key]
                 if cur.live:
                     self._vanish(cluster, key, cur, now_ns, staged)
 
-    def _unchanged(
+    def _seen_again(
         self, cluster: str, key: Key, cur: Current, observed_ns: int, staged: Staged
     ) -> None:
-        staged.result.unchanged += 1
-        if observed_ns <= cur.last_seen_ns:
+        """An unchanged job seen at a later time; its row is touched only when due."""
+        if observed_ns - cur.stored_seen_ns < LAST_SEEN_EVERY_NS:
+            # Memory only: what the database says is still within LAST_SEEN_EVERY_NS.
+            cur.last_seen_ns = observed_ns
             return
-        due = observed_ns - cur.stored_seen_ns >= LAST_SEEN_EVERY_NS
-        stored = observed_ns if due else cur.stored_seen_ns
         staged.entries[cluster][key] = Current(
-            cur.tracked, cur.first_seen_ns, observed_ns, stored, cur.fingerprint
+            cur.tracked, cur.first_seen_ns, observed_ns, observed_ns, cur.fingerprint
         )
-        if due:
-            staged.touches.append((observed_ns, cluster, key[0], key[1]))
+        staged.touches.append((observed_ns, cluster, key[0], key[1]))
 
     def _changed(
         self,
