@@ -145,7 +145,8 @@ def clean_text(value: str, limit: int) -> tuple[str, str | None]:
         problem = "NUL characters removed"
     if len(value) > limit:
         problem = f"{len(value):,} characters, truncated to {limit:,}"
-        value = value[: limit - 40] + f" ...[truncated {len(value) - limit + 40:,} characters]"
+        suffix = f" ...[{len(value):,} characters, truncated]"
+        value = value[: limit - len(suffix)] + suffix
     return value, problem
 
 
@@ -246,14 +247,23 @@ def tracked_text(row: list[object] | tuple[object, ...]) -> tuple[str | None, ..
     return tuple(None if row[i] is None else str(row[i]) for i in TRACKED_INDEX)
 
 
+def _text_key_problem(name: str, value: str) -> str | None:
+    if not value:
+        return f"empty {name}"
+    if len(value) > KEY_LIMIT:
+        return f"{name} longer than {KEY_LIMIT} characters"
+    if clean_text(value, KEY_LIMIT)[1] is not None:
+        return f"{name} is not valid UTF-8 text"
+    return None
+
+
+def key_problem_of_cluster(cluster: str) -> str | None:
+    """Why no record of ``cluster`` can be stored, or None."""
+    return _text_key_problem("cluster", cluster)
+
+
 def key_problem(record: JobRecord) -> str | None:
     """Why a record cannot be stored at all, or None."""
-    for name in ("cluster", "job_id"):
-        value: str = getattr(record, name)
-        if not value:
-            return f"empty {name}"
-        if len(value) > KEY_LIMIT:
-            return f"{name} longer than {KEY_LIMIT} characters"
-        if clean_text(value, KEY_LIMIT)[1] is not None:
-            return f"{name} is not valid UTF-8 text"
-    return None
+    return _text_key_problem("cluster", record.cluster) or _text_key_problem(
+        "job_id", record.job_id
+    )

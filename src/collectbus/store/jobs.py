@@ -51,7 +51,14 @@ from collectbus.records import (
     QueueRecord,
     SystemRecord,
 )
-from collectbus.store.jobrows import COL, TRACKED, job_row, key_problem, tracked_text
+from collectbus.store.jobrows import (
+    COL,
+    TRACKED,
+    job_row,
+    key_problem,
+    key_problem_of_cluster,
+    tracked_text,
+)
 from collectbus.store.jobstate import (
     DISAPPEARED,
     LOGGED_PROBLEMS,
@@ -227,6 +234,12 @@ class JobStore:
         complete: bool,
         now_ns: int | None,
     ) -> None:
+        cluster_problem = key_problem_of_cluster(cluster)
+        if cluster_problem is not None:
+            for record in batch:
+                staged.result.refused += 1
+                staged.problem(repr(cluster), repr(record.job_id), f"refused: {cluster_problem}")
+            return
         cache = self._clusters.get(cluster)
         if cache is None:
             cache = self._clusters[cluster] = load_cluster(conn, cluster, now_ns)

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, select
 
 from collectbus.records import FINAL_JOB_STATES, JobRecord
 from collectbus.store.bulk import RowTuple, bulk_insert
-from collectbus.store.jobrows import JOB_COLUMNS, TRACKED
+from collectbus.store.jobrows import JOB_COLUMNS, TRACKED, key_problem
 from collectbus.store.schema import jobs
 
 log = logging.getLogger("collectbus.store.jobs")
@@ -132,8 +132,11 @@ def lookup(conn: Connection, cluster: str, cache: ClusterCache, batch: list[JobR
         {
             r.job_id
             for r in batch
-            if (r.submit_ns is None and r.job_id not in cache.newest)
-            or (r.submit_ns is not None and (r.job_id, r.submit_ns) not in cache.jobs)
+            if (
+                (r.submit_ns is None and r.job_id not in cache.newest)
+                or (r.submit_ns is not None and (r.job_id, r.submit_ns) not in cache.jobs)
+            )
+            and key_problem(r) is None
         }
     )
     c = jobs.c
