@@ -128,6 +128,7 @@ class Store:
         #: Jobs, their history and scheduler snapshots (:mod:`collectbus.store.jobs`).
         self.jobs = JobStore(
             lambda action: self._transaction(action, write=True),
+            lambda action: self._transaction(action, write=False),
             copy=use_copy and self.dialect == "postgresql",
         )
 

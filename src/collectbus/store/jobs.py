@@ -124,8 +124,11 @@ def complete_clusters(records: Iterable[object], events: Iterable[CollectionEven
 class JobStore:
     """The ``jobs``, ``job_history`` and snapshot tables of one store."""
 
-    def __init__(self, transaction: Transaction, *, copy: bool, scrub: bool = False) -> None:
+    def __init__(
+        self, transaction: Transaction, reader: Transaction, *, copy: bool, scrub: bool = False
+    ) -> None:
         self._transaction = transaction
+        self._reader = reader
         #: PostgreSQL: insert with COPY.
         self._copy = copy
         #: Scrub personal fields from raw payloads (``[privacy] scrub``).
@@ -163,6 +166,10 @@ class JobStore:
                 conn.execute(insert(collection_log), [_event_row(event)])
         self.commit(staged)
         return staged.result
+
+    def reading(self, action: str = "read jobs") -> AbstractContextManager[Connection]:
+        """A read snapshot for the readers of :mod:`collectbus.store.jobquery`."""
+        return self._reader(action)
 
     def forget(self, cluster: str | None = None) -> None:
         """Drop the cache (of one cluster): it is reloaded from the database."""
