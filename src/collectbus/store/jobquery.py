@@ -32,9 +32,13 @@ def _jobs_where(
     account: str | None,
     since_ns: int | None,
     until_ns: int | None,
+    job_prefix: str | None = None,
 ) -> list[ColumnElement[bool]]:
     c = jobs.c
     where: list[ColumnElement[bool]] = []
+    if job_prefix is not None:
+        # PBS ids carry the server name ("123.pbs01"); people type "123".
+        where.append(c.job_id.startswith(job_prefix + ".", autoescape=True))
     for column, value in (
         (c.cluster, cluster),
         (c.job_id, job_id),
@@ -66,8 +70,12 @@ def read_jobs(
     until_ns: int | None = None,
     limit: int | None = None,
     raw: bool = False,
+    job_prefix: str | None = None,
 ) -> list[dict[str, object]]:
-    """Jobs that existed in the window, by submit time; the newest ``limit`` if given."""
+    """Jobs that existed in the window, by submit time; the newest ``limit`` if given.
+
+    ``job_prefix`` matches ids that start with it and a dot (``123`` finds
+    ``123.pbs01``)."""
     c = jobs.c
     columns = [c[name] for name in JOB_FIELDS] + ([c.raw_json] if raw else [])
     where = _jobs_where(
@@ -79,6 +87,7 @@ def read_jobs(
         account=account,
         since_ns=since_ns,
         until_ns=until_ns,
+        job_prefix=job_prefix,
     )
     query = select(*columns).where(*where).order_by(c.submit_ns.desc(), c.job_id.desc())
     if limit is not None:
