@@ -75,7 +75,7 @@ def _size_label(nodes: object, cpus: object) -> str | None:
 
 
 def _seconds(later: pd.Series, earlier: pd.Series) -> pd.Series:
-    return (later.astype("Float64") - earlier.astype("Float64")) / NS_PER_S
+    return (later.astype("Int64") - earlier.astype("Int64")).astype("Float64") / NS_PER_S
 
 
 def jobs_frame(
@@ -250,9 +250,11 @@ def _count(starts: np.ndarray, ends: np.ndarray, times: np.ndarray) -> np.ndarra
 
 def _intervals(rows: pd.DataFrame, keys: list[str], end_of_last: np.ndarray) -> np.ndarray:
     """End of each row's interval: the next row of the same key, else ``end_of_last``."""
-    following = rows.groupby(keys, sort=False)["observed_ns"].shift(-1)
-    last = following.isna().to_numpy()
-    ends = following.fillna(0).to_numpy(dtype=np.int64)
+    # Integer all the way: nanoseconds since 1970 do not fit a float64 exactly.
+    times = rows["observed_ns"].astype(np.int64)
+    following = times.groupby([rows[k] for k in keys], sort=False).shift(-1, fill_value=-1)
+    ends = following.to_numpy(dtype=np.int64).copy()
+    last = ends == -1
     ends[last] = end_of_last[last]
     return ends
 
