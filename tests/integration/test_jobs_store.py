@@ -467,13 +467,56 @@ def test_queue_and_system_records_are_kept_every_time(store: Store) -> None:
     ]
 
 
-def test_the_collection_and_its_log_entry_are_one_transaction(store: Store) -> None:
+def test_the_collection_and_its_log_entry_are_one_transaction(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     written = store.write([_job(1, T0), _job(2, T0), _event(T0)])
     assert written == 3
     assert _rows(store, "SELECT source, status FROM collection_log") == [("pbs", "ok")]
-    # A failing collection leaves neither its jobs nor its log entry.
-    bad = dataclasses.replace(_job(3, T0 + S), priority=2**70)
-    with pytest.raises(StoreError):
-        store.write([bad, _event(T0 + S)])
+    # A collection whose last step fails leaves neither its jobs nor its log entry.
+    import collectbus.store.snapshots as snapshots_module
+
+    def broken(*_a: object, **_k: object) -> None:
+        raise sa.exc.OperationalError("INSERT", {}, Exception("database or disk is full"))
+
+    monkeypatch.setattr(snapshots_module, "bulk_insert", broken)
+    node = NodeRecord(
+        cluster="aurora",
+        scheduler="pbs",
+        node="x1",
+        observed_ns=T0,
+        state="idle",
+        native_state="free",
+    )
+    with pytest.raises(StoreError, match="full"):
+        store.write([_job(3, T0 + S), node, _event(T0 + S)])
     assert len(_rows(store, "SELECT * FROM collection_log")) == 1
+    assert len(_rows(store, "SELECT * FROM jobs")) == 2
+    assert len(_rows(store, "SELECT * FROM job_history")) == 2
+
+
+def test_a_number_too_large_for_its_column_is_stored_as_null(store: Store) -> None:
+    result = store.jobs.apply(
+        [dataclasses.replace(_job(3, T0), priority=2**70), _job(4, T0)], complete=False
+    )
+    assert (result.inserted, result.repaired) == (2, 1)
+    assert result.messages == [
+        "cluster aurora job 3.pbs01.example.org: stored, priority: "
+        "1180591620717411303424 does not fit a 64-bit integer, stored as NULL"
+    ]
+    assert _rows(store, "SELECT job_id, priority FROM jobs ORDER BY job_id") == [
+        ("3.pbs01.example.org", None),
+        ("4.pbs01.example.org", 0),
+    ]
+
+
+def test_evicted_jobs_are_found_again_in_the_database(store: Store) -> None:
+    done = {"state": "completed", "start_ns": T0, "end_ns": T0 + S}
+    store.jobs.apply([_job(1, T0, **done), _job(2, T0)], complete=True)
+    # Weeks later the clean-up drops the finished job from the cache, not from the table.
+    store.cleanup(RetentionLimits(), now_ns=T0 + 30 * DAY)
+    assert store.jobs.evict(T0 + 30 * DAY) == 0  # already gone from the cache
+    # A late finished listing (sacct over a long window) names it again: no new row.
+    result = store.jobs.apply([_job(1, T0 + 30 * DAY, **done)], complete=False)
+    assert (result.inserted, result.history) == (0, 0)
     assert len(_rows(store, "SELECT * FROM jobs")) == 2

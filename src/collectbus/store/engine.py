@@ -46,6 +46,7 @@ from collectbus.store.compact import CompactStats, compact_hour, hour_cutoff, pe
 from collectbus.store.dberrors import mapped_errors
 from collectbus.store.hostsamples import insert_rows, read_host, sample_rows
 from collectbus.store.jobs import SCHEDULER_RECORDS, JobStore, complete_clusters
+from collectbus.store.jobstate import CACHE_HORIZON_NS
 from collectbus.store.migrate import current_revision, head_revision, upgrade
 from collectbus.store.retention import CleanupStats, RetentionLimits, cleanup
 from collectbus.store.schema import COUNTED_TABLES, WIDE_TABLES, collection_log, hosts, metadata
@@ -276,8 +277,9 @@ class Store:
         now = self._clock.time_ns() if now_ns is None else now_ns
         with self._transaction("clean up", write=not dry_run) as conn:
             stats = cleanup(conn, limits, now_ns=now, dry_run=dry_run)
-        if not dry_run and limits.jobs_days is not None:
-            self.jobs.evict(now - int(limits.jobs_days * 86400e9))
+        if not dry_run:
+            # The cache would otherwise grow with every job ever seen.
+            self.jobs.evict(now - CACHE_HORIZON_NS)
         return stats
 
     def _upsert_hosts(self, conn: Connection, samples: list[HostSample]) -> dict[str, int]:

@@ -7,6 +7,7 @@ text value is made storable before it is written:
   ``bytes.decode(errors="surrogateescape")`` leaves them) has the bad bytes
   replaced by U+FFFD;
 - NUL characters are removed (PostgreSQL ``text`` cannot hold them);
+- a number outside the signed 64-bit range is stored as NULL;
 - a value longer than its limit (:data:`TEXT_LIMIT`, or :data:`LONG_TEXT_LIMIT`
   for host lists, :data:`RAW_LIMIT` for the raw payload) is truncated, and
   says so at its end.
@@ -39,6 +40,7 @@ RAW_LIMIT = 4 << 20
 #: The longest cluster or job id that is accepted at all.
 KEY_LIMIT = 256
 SCRUBBED = "[scrubbed]"
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 #: Keys of the raw payload scrubbed when ``privacy.scrub`` is true (PBS, then Slurm).
 SCRUBBED_KEYS = frozenset(
@@ -221,7 +223,12 @@ def job_row(
         if problem:
             report("user", problem)
     row[COL["username"]] = user
-    row[COL["priority"]] = record.priority
+    for name in ("priority", *_NUMBERS):
+        number = getattr(record, name)
+        if number is not None and not _INT64_MIN <= number <= _INT64_MAX:
+            report(name, f"{number} does not fit a 64-bit integer, stored as NULL")
+            number = None
+        row[COL[name]] = number
     for name, value in (
         ("exec_hosts", ",".join(record.exec_hosts) if record.exec_hosts else None),
         ("exec_vnode", record.exec_vnode),
@@ -231,8 +238,6 @@ def job_row(
             if problem:
                 report(name, problem)
         row[COL[name]] = value
-    for name in _NUMBERS:
-        row[COL[name]] = getattr(record, name)
     row[COL["first_seen_ns"]] = first_seen_ns
     row[COL["last_seen_ns"]] = record.observed_ns
     raw, problem = prepare_raw(record.raw_json, scrub=scrub)

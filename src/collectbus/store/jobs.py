@@ -179,7 +179,8 @@ class JobStore:
             self._clusters.pop(cluster, None)
 
     def evict(self, older_than_ns: int) -> int:
-        """Drop finished jobs last seen before ``older_than_ns`` from the cache."""
+        """Drop finished jobs last seen before ``older_than_ns`` from the cache
+        (they are looked up in the database if they come back)."""
         dropped = 0
         for cache in self._clusters.values():
             old = [
@@ -187,6 +188,11 @@ class JobStore:
             ]
             for key in old:
                 del cache.jobs[key]
+            if old:
+                cache.newest.clear()
+                for job_id, submit_ns in cache.jobs:
+                    if submit_ns > cache.newest.get(job_id, submit_ns - 1):
+                        cache.newest[job_id] = submit_ns
             dropped += len(old)
         return dropped
 

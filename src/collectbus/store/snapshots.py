@@ -69,6 +69,11 @@ def _text(value: str | None, limit: int = TEXT_LIMIT) -> str | None:
     return None if value is None else clean_text(value, limit)[0]
 
 
+def _int(value: int | None) -> int | None:
+    """A number that fits a BIGINT column, else NULL."""
+    return value if value is None or -(2**63) <= value < 2**63 else None
+
+
 def _join(values: tuple[str, ...]) -> str | None:
     return _text(",".join(values), LONG_TEXT_LIMIT) if values else None
 
@@ -114,10 +119,10 @@ class SnapshotWriter:
                         r.observed_ns,
                         r.enabled,
                         r.started,
-                        r.jobs_total,
-                        r.jobs_queued,
-                        r.jobs_running,
-                        r.jobs_held,
+                        _int(r.jobs_total),
+                        _int(r.jobs_queued),
+                        _int(r.jobs_running),
+                        _int(r.jobs_held),
                         _counts(r.state_counts),
                         _text(r.raw_json, RAW_LIMIT),
                     )
@@ -130,7 +135,7 @@ class SnapshotWriter:
                         _text(r.server),
                         r.observed_ns,
                         _text(r.server_state),
-                        r.jobs_total,
+                        _int(r.jobs_total),
                         _counts(r.state_counts),
                         _text(r.raw_json, RAW_LIMIT),
                     )
@@ -145,12 +150,12 @@ class SnapshotWriter:
             r.state,
             r.native_state,
             r.partitions,
-            r.cpus_total,
-            r.cpus_allocated,
-            r.gpus_total,
-            r.gpus_allocated,
-            r.mem_total_bytes,
-            r.mem_allocated_bytes,
+            _int(r.cpus_total),
+            _int(r.cpus_allocated),
+            _int(r.gpus_total),
+            _int(r.gpus_allocated),
+            _int(r.mem_total_bytes),
+            _int(r.mem_allocated_bytes),
             r.jobs,
             r.comment,
         )
@@ -167,12 +172,12 @@ class SnapshotWriter:
             _text(r.state),
             _text(r.native_state),
             _join(r.partitions),
-            r.cpus_total,
-            r.cpus_allocated,
-            r.gpus_total,
-            r.gpus_allocated,
-            r.mem_total_bytes,
-            r.mem_allocated_bytes,
+            _int(r.cpus_total),
+            _int(r.cpus_allocated),
+            _int(r.gpus_total),
+            _int(r.gpus_allocated),
+            _int(r.mem_total_bytes),
+            _int(r.mem_allocated_bytes),
             _join(r.jobs),
             _text(r.comment),
             _text(r.raw_json, RAW_LIMIT),
