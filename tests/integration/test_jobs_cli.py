@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from collectbus.cli.main import main
 from collectbus.records import CollectionEvent, NodeRecord, QueueRecord
 from collectbus.store import open as open_store
 from collectbus.store.jobs import COMPLETE_LISTING
@@ -257,27 +258,38 @@ def test_db_cleanup_dry_run_then_for_real(tmp_path: Path, env: dict[str, str]) -
     assert sorted(r["job_id"] for r in left) == ["2.pbs01.example.org", "3.pbs01.example.org"]
 
 
-def test_an_empty_database_says_so(tmp_path: Path, sqlite_url: str) -> None:
+def test_an_empty_database_says_so(
+    tmp_path: Path,
+    sqlite_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     env = collectbus_env(tmp_path, sqlite_url)
     missing = collectbus("jobs", cwd=tmp_path, env=env)
     assert missing.returncode == 1
     assert missing.stderr.startswith("collectbus: error: ")
     assert "no such database file" in missing.stderr
     assert collectbus("db", "init", cwd=tmp_path, env=env).returncode == 0
+    out = collectbus("jobs", "--format", "json", cwd=tmp_path, env=env)
+    assert (out.returncode, out.stdout.strip()) == (0, "[]")
+    assert out.stderr.startswith("collectbus: no jobs found;")
+    # The other commands in this process, as the entry point runs them.
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
     for args in (
-        ("jobs",),
-        ("history",),
-        ("nodes",),
-        ("queues",),
-        ("analyze", "wait-times"),
-        ("analyze", "runtime"),
-        ("analyze", "walltime-efficiency"),
-        ("analyze", "queue-depth"),
-        ("analyze", "node-states"),
+        ["history"],
+        ["nodes"],
+        ["queues"],
+        ["analyze", "wait-times"],
+        ["analyze", "runtime"],
+        ["analyze", "walltime-efficiency"],
+        ["analyze", "queue-depth"],
+        ["analyze", "node-states"],
     ):
-        out = collectbus(*args, cwd=tmp_path, env=env)
-        assert out.returncode == 0, (args, out.stderr)
-        assert out.stderr.startswith("collectbus: no "), (args, out.stderr)
-        assert "Traceback" not in out.stderr
-        assert out.stdout == ""
-    assert collectbus("jobs", "--format", "json", cwd=tmp_path, env=env).stdout.strip() == "[]"
+        with pytest.raises(SystemExit) as exit_info:
+            main(args)
+        captured = capsys.readouterr()
+        assert exit_info.value.code == 0, (args, captured.err)
+        assert captured.err.startswith("collectbus: no "), (args, captured.err)
+        assert captured.out == ""

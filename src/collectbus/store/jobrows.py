@@ -17,7 +17,9 @@ to the caller to count and log; the record is still stored.
 
 Scrubbing (``[privacy] scrub = true``) applies to the raw payload only: every
 value whose key is in :data:`SCRUBBED_KEYS` (compared without case, at any
-depth) is replaced by ``"[scrubbed]"``. That covers the owner and user names,
+depth; ``name`` only at the top, ``user`` and ``group`` only when they hold
+a value rather than an object such as Slurm's CPU ``time.user``) is replaced
+by ``"[scrubbed]"``. That covers the owner and user names,
 accounts and projects, job names, e-mail addresses, comments, the job's
 environment (PBS ``Variable_List``, Slurm ``environment``), its paths and
 command line. The ``username``, ``account``, ``name`` and ``comment`` columns
@@ -162,15 +164,34 @@ def _clean_json(value: object, limit: int) -> object:
     return value
 
 
-def scrub_value(value: object) -> object:
+#: Keys that are personal only when they hold a value: Slurm's ``time.user``
+#: and ``time.system`` are CPU times, ``{"seconds": ..., "microseconds": ...}``.
+_UNLESS_MAPPING = frozenset({"user", "group"})
+
+
+#: Keys that are personal only at the top of a job: deeper, ``name`` names
+#: trackable resources (Slurm ``tres``) and job steps.
+_TOP_LEVEL_ONLY = frozenset({"name"})
+
+
+def _scrubbed(key: str, value: object, depth: int) -> bool:
+    lowered = key.lower()
+    if lowered not in SCRUBBED_KEYS:
+        return False
+    if lowered in _TOP_LEVEL_ONLY and depth > 0:
+        return False
+    return not (lowered in _UNLESS_MAPPING and isinstance(value, dict))
+
+
+def scrub_value(value: object, depth: int = 0) -> object:
     """``value`` (parsed JSON) with every scrubbed key's value replaced."""
     if isinstance(value, dict):
         return {
-            k: (SCRUBBED if k.lower() in SCRUBBED_KEYS else scrub_value(v))
+            k: (SCRUBBED if _scrubbed(k, v, depth) else scrub_value(v, depth + 1))
             for k, v in value.items()
         }
     if isinstance(value, list):
-        return [scrub_value(v) for v in value]
+        return [scrub_value(v, depth) for v in value]
     return value
 
 
