@@ -256,13 +256,14 @@ class JobStore:
         cache = self._clusters.get(cluster)
         if cache is None:
             cache = self._clusters[cluster] = load_cluster(conn, cluster, now_ns)
-        lookup(conn, cluster, cache, batch)
         entries = staged.entries.setdefault(cluster, {})
         result = staged.result
         seen: set[Key] = set()
         unchanged = 0
         newest = cache.newest
         stored = cache.jobs
+        pending: list[tuple[JobRecord, int]] = []
+        # One pass settles the unchanged jobs, usually nearly all of them.
         for record in batch:
             submit_ns = record.submit_ns
             if submit_ns is None:
@@ -277,6 +278,14 @@ class JobStore:
                 if record.observed_ns > cur.last_seen_ns:
                     self._seen_again(cluster, key, cur, record.observed_ns, staged)
                 continue
+            pending.append((record, mark))
+        if pending:
+            lookup(conn, cluster, cache, [record for record, _ in pending])
+        for record, mark in pending:
+            submit_ns = record.submit_ns
+            if submit_ns is None:
+                submit_ns = newest.get(record.job_id, _NO_SUBMIT)
+            key = (record.job_id, submit_ns)
             problem = key_problem(record)
             if problem is None and submit_ns == _NO_SUBMIT:
                 problem = "no submit time, and no earlier record of this job to take it from"
@@ -285,7 +294,7 @@ class JobStore:
                 staged.problem(cluster, repr(record.job_id), f"refused: {problem}")
                 continue
             seen.add(key)
-            self._changed(cluster, key, cur, record, mark, staged)
+            self._changed(cluster, key, entries.get(key) or stored.get(key), record, mark, staged)
         result.unchanged += unchanged
         if complete and now_ns is not None:
             for key in cache.live - seen:
