@@ -232,7 +232,7 @@ def series_options(fn: click.Command) -> click.Command:
     type=click.Choice(("queue", "user", "cluster")),
     default="queue",
     show_default=True,
-    help="One column set per queue, user or cluster.",
+    help="One row per time and queue, user or cluster.",
 )
 @click.option("--overall", is_flag=True, help="One row per time, all queues together.")
 @format_option
