@@ -39,7 +39,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
-from operator import attrgetter
 
 from sqlalchemy import Connection, insert
 
@@ -62,12 +61,15 @@ from collectbus.store.jobrows import (
 from collectbus.store.jobstate import (
     DISAPPEARED,
     LOGGED_PROBLEMS,
+    NO_SUBMIT,
     NS_PER_S,
     ApplyResult,
     ClusterCache,
     Current,
     Key,
     Staged,
+    event_row,
+    fingerprint,
     load_cluster,
     lookup,
     write_staged,
@@ -82,31 +84,6 @@ COMPLETE_LISTING = ("job_listing", "complete")
 #: An unchanged job's ``last_seen_ns`` is rewritten at most this often.
 LAST_SEEN_EVERY_NS = 600 * NS_PER_S
 SCHEDULER_RECORDS = (JobRecord, NodeRecord, QueueRecord, SystemRecord)
-# Equal fingerprints, equal rows. The raw payload is the scheduler's whole
-# description of the job, and the fields are parsed from it, so the payload
-# and the fields a parser may derive from the time of observation (usage, end)
-# stand for the record; a record without a payload is judged on every field.
-_FINGERPRINT = attrgetter(
-    "raw_json",
-    "state",
-    "substate",
-    "walltime_used_seconds",
-    "cpu_used_seconds",
-    "mem_used_bytes",
-    "end_ns",
-    "exit_status",
-)
-_EVERY_FIELD = attrgetter(*(f for f in JobRecord.__dataclass_fields__ if f != "observed_ns"))
-_NO_SUBMIT = -(2**63)
-
-
-def fingerprint(record: JobRecord) -> int:
-    """A hash that changes whenever the stored row of ``record`` would."""
-    if len(record.raw_json) > 2:
-        return hash(_FINGERPRINT(record))
-    return hash(_EVERY_FIELD(record))
-
-
 Transaction = Callable[[str], AbstractContextManager[Connection]]
 
 
@@ -163,7 +140,7 @@ class JobStore:
         with self._transaction("write jobs") as conn:
             staged = self.stage(conn, batch, listed, now_ns=now_ns)
             if event is not None:
-                conn.execute(insert(collection_log), [_event_row(event)])
+                conn.execute(insert(collection_log), [event_row(event)])
         self.commit(staged)
         return staged.result
 
@@ -267,7 +244,7 @@ class JobStore:
         for record in batch:
             submit_ns = record.submit_ns
             if submit_ns is None:
-                submit_ns = newest.get(record.job_id, _NO_SUBMIT)
+                submit_ns = newest.get(record.job_id, NO_SUBMIT)
             key = (record.job_id, submit_ns)
             mark = fingerprint(record)
             cur = entries.get(key) or stored.get(key)
@@ -284,10 +261,10 @@ class JobStore:
         for record, mark in pending:
             submit_ns = record.submit_ns
             if submit_ns is None:
-                submit_ns = newest.get(record.job_id, _NO_SUBMIT)
+                submit_ns = newest.get(record.job_id, NO_SUBMIT)
             key = (record.job_id, submit_ns)
             problem = key_problem(record)
-            if problem is None and submit_ns == _NO_SUBMIT:
+            if problem is None and submit_ns == NO_SUBMIT:
                 problem = "no submit time, and no earlier record of this job to take it from"
             if problem is not None:
                 result.refused += 1
@@ -387,16 +364,3 @@ class JobStore:
         staged.entries[cluster][key] = Current(
             tracked, cur.first_seen_ns, cur.last_seen_ns, cur.stored_seen_ns, None
         )
-
-
-def _event_row(event: CollectionEvent) -> dict[str, object]:
-    return {
-        "source": event.source,
-        "host": event.host,
-        "started_ns": event.started_ns,
-        "duration_ns": event.duration_ns,
-        "status": event.status,
-        "records": event.records,
-        "error": event.error,
-        "stale": event.stale,
-    }

@@ -11,10 +11,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from sqlalchemy import Connection, select
 
-from collectbus.records import FINAL_JOB_STATES, JobRecord
+from collectbus.records import FINAL_JOB_STATES, CollectionEvent, JobRecord
 from collectbus.store.bulk import RowTuple, bulk_insert
 from collectbus.store.jobrows import JOB_COLUMNS, TRACKED, key_problem
 from collectbus.store.schema import jobs
@@ -176,3 +177,41 @@ def _from_db(row: Sequence[object]) -> Current:
     assert isinstance(first, int)
     assert isinstance(last, int)
     return Current(tracked, first, last, last, None)
+
+
+# Equal fingerprints, equal rows. The raw payload is the scheduler's whole
+# description of the job, and the fields are parsed from it, so the payload
+# and the fields a parser may derive from the time of observation (usage, end)
+# stand for the record; a record without a payload is judged on every field.
+_FINGERPRINT = attrgetter(
+    "raw_json",
+    "state",
+    "substate",
+    "walltime_used_seconds",
+    "cpu_used_seconds",
+    "mem_used_bytes",
+    "end_ns",
+    "exit_status",
+)
+_EVERY_FIELD = attrgetter(*(f for f in JobRecord.__dataclass_fields__ if f != "observed_ns"))
+NO_SUBMIT = -(2**63)
+
+
+def fingerprint(record: JobRecord) -> int:
+    """A hash that changes whenever the stored row of ``record`` would."""
+    if len(record.raw_json) > 2:
+        return hash(_FINGERPRINT(record))
+    return hash(_EVERY_FIELD(record))
+
+
+def event_row(event: CollectionEvent) -> dict[str, object]:
+    return {
+        "source": event.source,
+        "host": event.host,
+        "started_ns": event.started_ns,
+        "duration_ns": event.duration_ns,
+        "status": event.status,
+        "records": event.records,
+        "error": event.error,
+        "stale": event.stale,
+    }
