@@ -194,6 +194,7 @@ _FINGERPRINT = attrgetter(
     "exit_status",
 )
 _EVERY_FIELD = attrgetter(*(f for f in JobRecord.__dataclass_fields__ if f != "observed_ns"))
+#: The submit time of a record that has none and names no stored job.
 NO_SUBMIT = -(2**63)
 
 
