@@ -520,3 +520,35 @@ def test_evicted_jobs_are_found_again_in_the_database(store: Store) -> None:
     result = store.jobs.apply([_job(1, T0 + 30 * DAY, **done)], complete=False)
     assert (result.inserted, result.history) == (0, 0)
     assert len(_rows(store, "SELECT * FROM jobs")) == 2
+
+
+def test_a_job_is_found_by_its_id_through_an_index(sqlite_url: str) -> None:
+    """``collectbus job ID`` and ``history --job ID`` must not scan years of rows."""
+    from collectbus.store.jobquery import read_history, read_jobs
+
+    with open_store(sqlite_url) as store:
+        store.jobs.apply([_job(i, T0) for i in range(200)], complete=False)
+        with store.engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE")
+        statements: list[str] = []
+
+        def record(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+            statements.append(statement)
+
+        sa.event.listen(store.engine, "before_cursor_execute", record)
+        with store.jobs.reading() as conn:
+            read_jobs(conn, job_id="7.pbs01.example.org")
+            read_history(conn, job_id="7.pbs01.example.org")
+        sa.event.remove(store.engine, "before_cursor_execute", record)
+        queries = [q for q in statements if q.lstrip().upper().startswith("SELECT")]
+        assert len(queries) == 2
+        with store.engine.connect() as conn:
+            for query in queries:
+                plan = " ".join(
+                    str(row[-1])
+                    for row in conn.exec_driver_sql(
+                        "EXPLAIN QUERY PLAN " + query, ("7.pbs01.example.org",)
+                    )
+                )
+                assert "USING INDEX ix_jobs_job_id" in plan or "ix_job_history_job_id" in plan, plan
+                assert "SCAN" not in plan.replace("SCAN CONSTANT ROW", ""), plan

@@ -243,9 +243,11 @@ jobs = Table(
     Column("first_seen_ns", BigInteger, nullable=False),
     Column("last_seen_ns", BigInteger, nullable=False),
     Column("raw_json", Text, nullable=False),
-    # Reads by submit time (``collectbus jobs --since``); retention by last sight.
+    # Reads by submit time (``collectbus jobs --since``); retention by last
+    # sight; ``collectbus job ID`` without a cluster.
     Index(None, "submit_ns"),
     Index(None, "last_seen_ns"),
+    Index(None, "job_id"),
 )
 
 job_history = Table(
@@ -262,7 +264,8 @@ job_history = Table(
     Column("new_value", Text, nullable=True),
     # Why, when it is not a plain change (first sight, disappeared, end seen late).
     Column("note", Text, nullable=True),
-    Index(None, "cluster", "job_id", "submit_ns"),
+    # The job's key, job id first: a job is often looked up by its id alone.
+    Index(None, "job_id", "cluster", "submit_ns"),
     Index(None, "observed_ns"),
 )
 

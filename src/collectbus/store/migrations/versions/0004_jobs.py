@@ -69,6 +69,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_jobs_submit_ns", "jobs", ["submit_ns"])
     op.create_index("ix_jobs_last_seen_ns", "jobs", ["last_seen_ns"])
+    op.create_index("ix_jobs_job_id", "jobs", ["job_id"])
 
     op.create_table(
         "job_history",
@@ -84,7 +85,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_job_history"),
     )
     op.create_index(
-        "ix_job_history_cluster_job_id_submit_ns", "job_history", ["cluster", "job_id", "submit_ns"]
+        "ix_job_history_job_id_cluster_submit_ns", "job_history", ["job_id", "cluster", "submit_ns"]
     )
     op.create_index("ix_job_history_observed_ns", "job_history", ["observed_ns"])
 
