@@ -127,6 +127,10 @@ def run(url: str, label: str, n: int, repeat: int) -> bool:
             records = snapshot(n, t, changed if (repeat - 1) % 2 == 0 else frozenset())
             t_same.append(cycle(store, records))
             same = store.jobs.last_result
+        # A restarted daemon reloads the cache; every job's row is rewritten once.
+        store.jobs.forget()
+        t += 30 * S
+        t_restart = cycle(store, snapshot(n, t, changed if (repeat - 1) % 2 == 0 else frozenset()))
         for _ in range(3):
             t_naive.append(naive_upsert(store, records))
     finally:
@@ -146,6 +150,7 @@ def run(url: str, label: str, n: int, repeat: int) -> bool:
         f"{max(t_same) * 1e3:.0f})  budget {BUDGET_UNCHANGED_S * 1e3:.0f} ms "
         f"{'ok' if ok_same else 'OVER'}  ({same.unchanged} unchanged, {same.updated} updated)"
     )
+    print(f"  first cycle after a restart {t_restart * 1e3:7.1f} ms  (no budget: once per start)")
     print(
         f"  anchor: naive upsert of every job {naive_s * 1e3:8.1f} ms; "
         f"5 % changed = {changed_s / naive_s:.2f}x, nothing changed = {same_s / naive_s:.3f}x the anchor"
