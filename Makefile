@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/pbs_scale.py
 	$(BIN)/python bench/record_overhead.py
 	$(BIN)/python bench/serve_scrape.py
+	$(BIN)/python bench/jobs_store.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .mypy_cache .ruff_cache .pytest_cache

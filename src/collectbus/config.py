@@ -214,6 +214,25 @@ class StoreConfig(_Section):
     queue_size: int = Field(default=10_000, ge=1)
 
 
+class RetentionConfig(_Section):
+    """How long the scheduler tables keep rows, in days; unset keeps everything.
+
+    A job is deleted only once it is finished and none of its history is left.
+    """
+
+    job_history_days: float | None = Field(default=None, gt=0)
+    snapshot_days: float | None = Field(default=90.0, gt=0)
+    jobs_days: float | None = Field(default=None, gt=0)
+    #: How often the daemon applies these limits.
+    every: Duration = 3600.0
+
+
+class PrivacyConfig(_Section):
+    #: Scrub personal fields (owner, account, job name, e-mail, comment,
+    #: environment, paths) from stored raw scheduler payloads.
+    scrub: bool = False
+
+
 class DaemonConfig(_Section):
     pid_file: str = "collectbus.pid"
     log_file: str = "collectbus.log"
@@ -226,6 +245,8 @@ class Config(_Section):
     collectors: CollectorsConfig = Field(default_factory=CollectorsConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
 
     #: Where the settings came from (a file name, or "defaults").
     _source: str = PrivateAttr(default="defaults")

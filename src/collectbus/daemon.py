@@ -30,6 +30,7 @@ from collectbus.plugins import load_collector
 from collectbus.records import Record
 from collectbus.store import Store
 from collectbus.store import open as open_store
+from collectbus.store.retention import RetentionLimits
 from collectbus.urls import mask_url
 
 log = logging.getLogger("collectbus.daemon")
@@ -58,6 +59,8 @@ class StoreSink:
         compact_after_s: float,
         compact_every_s: float,
         retry_buffer: int = 1000,
+        retention: RetentionLimits | None = None,
+        retention_every_s: float = 3600.0,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -72,6 +75,11 @@ class StoreSink:
         self.lost_collections = 0
         self.last_error: str | None = None
         self.compactions = 0
+        #: Scheduler-table retention, applied every ``retention_every_s``.
+        self.retention = retention
+        self.retention_every_ns = int(retention_every_s * NS_PER_S)
+        self._next_cleanup_ns = clock.monotonic_ns()
+        self.cleanups = 0
 
     @property
     def pending(self) -> int:
@@ -103,6 +111,23 @@ class StoreSink:
         if self.clock.monotonic_ns() >= self._next_compact_ns:
             self._next_compact_ns = self.clock.monotonic_ns() + self.compact_every_ns
             self.compact()
+        if self.retention is not None and self.clock.monotonic_ns() >= self._next_cleanup_ns:
+            self._next_cleanup_ns = self.clock.monotonic_ns() + self.retention_every_ns
+            self.cleanup()
+
+    def cleanup(self) -> None:
+        """Apply the retention limits; a failure is logged and tried at the next turn."""
+        if self.retention is None:
+            return
+        try:
+            stats = self.store.cleanup(self.retention)
+            self.cleanups += 1
+        except StoreError as err:
+            self.last_error = str(err)
+            log.error("store: retention clean-up failed: %s", err)
+            return
+        if stats.total:
+            log.info("store: retention removed %s", stats.rows)
 
     def compact(self) -> None:
         try:
@@ -162,6 +187,7 @@ class Pipeline:
         self.config = config
         self.clock = clock or SystemClock()
         self.store = store or open_store(database_url(config))
+        self.store.jobs.scrub = config.privacy.scrub
         self.bus = CollectionBus(
             host=config.host,
             clock=self.clock,
@@ -201,6 +227,12 @@ class Pipeline:
             clock=self.clock,
             compact_after_s=config.store.compact_after,
             compact_every_s=config.store.compact_every,
+            retention=RetentionLimits(
+                job_history_days=config.retention.job_history_days,
+                snapshot_days=config.retention.snapshot_days,
+                jobs_days=config.retention.jobs_days,
+            ),
+            retention_every_s=config.retention.every,
         )
         self.subscription = self.bus.subscribe(
             self.sink,

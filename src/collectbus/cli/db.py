@@ -79,3 +79,72 @@ def compact(cli: CliContext, older_than: float | None) -> None:
         f"compacted {stats.rows:,} rows into {stats.chunks:,} chunks "
         f"({stats.merged:,} merged into existing ones), {stats.payload_bytes:,} bytes"
     )
+
+
+def _days(_ctx: click.Context, _param: click.Parameter, value: float | None) -> float | None:
+    if value is not None and value <= 0:
+        raise click.BadParameter("a number of days is positive")
+    return value
+
+
+@db.command("cleanup")
+@click.option(
+    "--job-history-days",
+    type=float,
+    callback=_days,
+    metavar="N",
+    help="Delete job_history rows older than N days (default: retention.job_history_days).",
+)
+@click.option(
+    "--snapshot-days",
+    type=float,
+    callback=_days,
+    metavar="N",
+    help="Delete node, queue and system snapshots older than N days (default: retention.snapshot_days).",
+)
+@click.option(
+    "--jobs-days",
+    type=float,
+    callback=_days,
+    metavar="N",
+    help="Delete finished jobs last seen more than N days ago and with no history left "
+    "(default: retention.jobs_days).",
+)
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+@format_option
+@pass_cli
+def cleanup(
+    cli: CliContext,
+    job_history_days: float | None,
+    snapshot_days: float | None,
+    jobs_days: float | None,
+    dry_run: bool,
+    fmt: str,
+) -> None:
+    """Delete old scheduler history, as the [retention] limits (or these flags) say.
+
+    A job is never deleted while any of its history is kept.
+    """
+    from collectbus.store.retention import RetentionLimits
+
+    retention = cli.config().retention
+    limits = RetentionLimits(
+        job_history_days=job_history_days or retention.job_history_days,
+        snapshot_days=snapshot_days or retention.snapshot_days,
+        jobs_days=jobs_days or retention.jobs_days,
+    )
+    store = cli.read_store()
+    try:
+        stats = store.cleanup(limits, dry_run=dry_run)
+    finally:
+        store.close()
+    verb = "would delete" if dry_run else "deleted"
+    rows: list[dict[str, object]] = [
+        {"table": table, "rows": n, "action": verb} for table, n in stats.rows.items()
+    ]
+    if not rows:
+        click.echo("nothing to do: no retention limit is set", err=True)
+        if fmt == "json":
+            click.echo("[]")
+        return
+    render(rows, fmt, columns=("table", "rows", "action"))

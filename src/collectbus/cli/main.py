@@ -59,6 +59,8 @@ def cli(
       collectbus host --since 5m         CPU, memory, disk and network rates
       collectbus daemon start            keep collecting in the background
       collectbus calls --stats           recorded Python calls, per handler
+      collectbus jobs --since 1d         batch jobs (PBS, Slurm) and their history
+      collectbus analyze wait-times      job waits, runtimes, efficiency, queue depth
     """
     ctx.obj = CliContext(
         config_path=config_path, db_url=db_url, proc_root=proc_root, verbose=verbose
@@ -85,6 +87,15 @@ def _register() -> None:
     cli.add_command(daemon.daemon)
     cli.add_command(db.db)
     cli.add_command(serve_cmd.serve)
+
+    from collectbus.cli import analyze, jobs
+
+    cli.add_command(jobs.jobs)
+    cli.add_command(jobs.job)
+    cli.add_command(jobs.history)
+    cli.add_command(jobs.nodes)
+    cli.add_command(jobs.queues)
+    cli.add_command(analyze.analyze)
 
 
 _register()

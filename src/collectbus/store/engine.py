@@ -46,7 +46,10 @@ from collectbus.store.compact import CompactStats, compact_hour, hour_cutoff, pe
 from collectbus.store.dberrors import mapped_errors
 from collectbus.store.hostsamples import insert_rows, read_host, sample_rows
 from collectbus.store.inventory import read_inventories, write_inventories
+from collectbus.store.jobs import SCHEDULER_RECORDS, JobStore, complete_clusters
+from collectbus.store.jobstate import CACHE_HORIZON_NS
 from collectbus.store.migrate import current_revision, head_revision, upgrade
+from collectbus.store.retention import CleanupStats, RetentionLimits, cleanup
 from collectbus.store.schema import COUNTED_TABLES, WIDE_TABLES, collection_log, hosts, metadata
 
 DEFAULT_URL = "sqlite:///collectbus.db"
@@ -124,6 +127,12 @@ class Store:
         #: PostgreSQL bulk path: COPY (True) or executemany (False, a benchmark anchor).
         self.use_copy = use_copy
         self._host_ids: dict[str, int] = {}
+        #: Jobs, their history and scheduler snapshots (:mod:`collectbus.store.jobs`).
+        self.jobs = JobStore(
+            lambda action: self._transaction(action, write=True),
+            lambda action: self._transaction(action, write=False),
+            copy=use_copy and self.dialect == "postgresql",
+        )
 
     # ------------------------------------------------------------ basics
 
@@ -220,14 +229,20 @@ class Store:
         """Store one collection cycle in one transaction; return the records stored.
 
         HostSamples go to the wide tables, CollectionEvents to
-        ``collection_log`` and CallRecords to ``calls``. If anything fails,
-        nothing of the cycle is stored.
+        ``collection_log``, CallRecords to ``calls`` and scheduler records to
+        ``jobs``, ``job_history`` and the snapshot tables (diffed by
+        :class:`~collectbus.store.jobs.JobStore`). If anything fails, nothing
+        of the cycle is stored.
         """
         samples: list[HostSample] = []
         events: list[CollectionEvent] = []
         recorded_calls: list[CallRecord] = []
         inventories: list[HostInventory] = []
+        scheduler: list[Record] = []
         for record in records:
+            if isinstance(record, SCHEDULER_RECORDS):
+                scheduler.append(record)
+                continue
             if isinstance(record, HostSample):
                 samples.append(record)
             elif isinstance(record, HostInventory):
@@ -238,9 +253,14 @@ class Store:
                 recorded_calls.append(record)
             else:
                 raise TypeError(f"the store cannot write {type(record).__name__}")
-        if not samples and not events and not recorded_calls and not inventories:
+        if not samples and not events and not recorded_calls and not inventories and not scheduler:
             return 0
+        listed = complete_clusters(scheduler, events)
+        staged = None
         with self._transaction("write", write=True) as conn:
+            if scheduler or listed:
+                now_ns = max((e.started_ns for e in events), default=None)
+                staged = self.jobs.stage(conn, scheduler, listed, now_ns=now_ns)
             host_ids = self._upsert_hosts(conn, [*samples, *inventories])
             copy = self.use_copy and self.dialect == "postgresql"
             for table, rows in sample_rows(samples, host_ids).items():
@@ -252,7 +272,21 @@ class Store:
                 write_inventories(conn, inventories, host_ids)
         # Cached only once committed: a rolled-back insert leaves no stale id.
         self._host_ids.update(host_ids)
-        return len(samples) + len(events) + len(recorded_calls) + len(inventories)
+        if staged is not None:
+            self.jobs.commit(staged)
+        return len(samples) + len(events) + len(recorded_calls) + len(inventories) + len(scheduler)
+
+    def cleanup(
+        self, limits: RetentionLimits, *, now_ns: int | None = None, dry_run: bool = False
+    ) -> CleanupStats:
+        """Apply the scheduler tables' retention (:mod:`collectbus.store.retention`)."""
+        now = self._clock.time_ns() if now_ns is None else now_ns
+        with self._transaction("clean up", write=not dry_run) as conn:
+            stats = cleanup(conn, limits, now_ns=now, dry_run=dry_run)
+        if not dry_run:
+            # The cache would otherwise grow with every job ever seen.
+            self.jobs.evict(now - CACHE_HORIZON_NS)
+        return stats
 
     def _upsert_hosts(
         self, conn: Connection, samples: list[HostSample | HostInventory]

@@ -11,6 +11,11 @@ Host samples live in two layers (DESIGN.md, "Store"):
 
 Recorded calls go to **calls**, one row per call (:mod:`collectbus.store.calls`).
 
+Batch jobs go to **jobs** (one row per job, its current or final state) and
+**job_history** (one row per change of a tracked field); nodes, queues and
+the scheduler server to **node_snapshots**, **queue_snapshots** and
+**system_snapshots** (:mod:`collectbus.store.jobs`).
+
 This module is built from the record layouts, so it is always the live
 contract; the migrations in ``migrations/versions`` keep a frozen copy, and a
 test checks that a migrated database matches these definitions.
@@ -219,6 +224,133 @@ host_inventory = Table(
     Index(None, "host_id", "time_ns"),
 )
 
+# ---------------------------------------------------------------- scheduler
+#
+# Batch jobs, their changes, and snapshots of nodes, queues and the server
+# (:mod:`collectbus.store.jobs`, :mod:`collectbus.store.snapshots`). A job is
+# keyed by (cluster, job_id, submit_ns): schedulers reuse ids. Lists
+# (exec_hosts, partitions, jobs) are comma-joined text; state counts are JSON.
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("cluster", Text, primary_key=True),
+    Column("job_id", Text, primary_key=True),
+    Column("submit_ns", BigInteger, primary_key=True),
+    Column("scheduler", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("native_state", Text, nullable=False),
+    Column("substate", Text, nullable=True),
+    Column("name", Text, nullable=True),
+    Column("username", Text, nullable=True),
+    Column("account", Text, nullable=True),
+    Column("queue", Text, nullable=True),
+    Column("priority", BigInteger, nullable=True),
+    Column("array_parent", Text, nullable=True),
+    Column("exec_hosts", Text, nullable=True),
+    Column("exec_vnode", Text, nullable=True),
+    Column("nodes_requested", BigInteger, nullable=True),
+    Column("cpus_requested", BigInteger, nullable=True),
+    Column("gpus_requested", BigInteger, nullable=True),
+    Column("mem_requested_bytes", BigInteger, nullable=True),
+    Column("walltime_requested_seconds", BigInteger, nullable=True),
+    Column("walltime_used_seconds", BigInteger, nullable=True),
+    Column("cpu_used_seconds", BigInteger, nullable=True),
+    Column("mem_used_bytes", BigInteger, nullable=True),
+    Column("eligible_ns", BigInteger, nullable=True),
+    Column("eligible_seconds", BigInteger, nullable=True),
+    Column("start_ns", BigInteger, nullable=True),
+    Column("end_ns", BigInteger, nullable=True),
+    Column("exit_status", BigInteger, nullable=True),
+    Column("exit_signal", BigInteger, nullable=True),
+    Column("comment", Text, nullable=True),
+    Column("first_seen_ns", BigInteger, nullable=False),
+    Column("last_seen_ns", BigInteger, nullable=False),
+    Column("raw_json", Text, nullable=False),
+    # Reads by submit time (``collectbus jobs --since``); retention by last
+    # sight; ``collectbus job ID`` without a cluster.
+    Index(None, "submit_ns"),
+    Index(None, "last_seen_ns"),
+    Index(None, "job_id"),
+)
+
+job_history = Table(
+    "job_history",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("cluster", Text, nullable=False),
+    Column("job_id", Text, nullable=False),
+    Column("submit_ns", BigInteger, nullable=False),
+    Column("observed_ns", BigInteger, nullable=False),
+    # state, substate, queue, priority, exec_hosts or comment.
+    Column("field", Text, nullable=False),
+    Column("old_value", Text, nullable=True),
+    Column("new_value", Text, nullable=True),
+    # Why, when it is not a plain change (first sight, disappeared, end seen late).
+    Column("note", Text, nullable=True),
+    # The job's key, job id first: a job is often looked up by its id alone.
+    Index(None, "job_id", "cluster", "submit_ns"),
+    Index(None, "observed_ns"),
+)
+
+node_snapshots = Table(
+    "node_snapshots",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("cluster", Text, nullable=False),
+    Column("scheduler", Text, nullable=False),
+    Column("node", Text, nullable=False),
+    Column("observed_ns", BigInteger, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("native_state", Text, nullable=False),
+    Column("partitions", Text, nullable=True),
+    Column("cpus_total", BigInteger, nullable=True),
+    Column("cpus_allocated", BigInteger, nullable=True),
+    Column("gpus_total", BigInteger, nullable=True),
+    Column("gpus_allocated", BigInteger, nullable=True),
+    Column("mem_total_bytes", BigInteger, nullable=True),
+    Column("mem_allocated_bytes", BigInteger, nullable=True),
+    Column("jobs", Text, nullable=True),
+    Column("comment", Text, nullable=True),
+    Column("raw_json", Text, nullable=False),
+    Index(None, "observed_ns"),
+    Index(None, "cluster", "node", "observed_ns"),
+)
+
+queue_snapshots = Table(
+    "queue_snapshots",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("cluster", Text, nullable=False),
+    Column("scheduler", Text, nullable=False),
+    Column("queue", Text, nullable=False),
+    Column("observed_ns", BigInteger, nullable=False),
+    Column("enabled", Boolean, nullable=True),
+    Column("started", Boolean, nullable=True),
+    Column("jobs_total", BigInteger, nullable=True),
+    Column("jobs_queued", BigInteger, nullable=True),
+    Column("jobs_running", BigInteger, nullable=True),
+    Column("jobs_held", BigInteger, nullable=True),
+    Column("state_counts", Text, nullable=False),
+    Column("raw_json", Text, nullable=False),
+    Index(None, "observed_ns"),
+)
+
+system_snapshots = Table(
+    "system_snapshots",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("cluster", Text, nullable=False),
+    Column("scheduler", Text, nullable=False),
+    Column("server", Text, nullable=False),
+    Column("observed_ns", BigInteger, nullable=False),
+    Column("server_state", Text, nullable=True),
+    Column("jobs_total", BigInteger, nullable=True),
+    Column("state_counts", Text, nullable=False),
+    Column("raw_json", Text, nullable=False),
+    Index(None, "observed_ns"),
+)
+
 #: Tables whose row counts ``Store.status()`` reports.
 COUNTED_TABLES: tuple[str, ...] = (
     "hosts",
@@ -227,4 +359,9 @@ COUNTED_TABLES: tuple[str, ...] = (
     "host_chunks",
     "calls",
     "host_inventory",
+    "jobs",
+    "job_history",
+    "node_snapshots",
+    "queue_snapshots",
+    "system_snapshots",
 )

@@ -1,7 +1,7 @@
 """Host PSI, uptime and cgroup wide tables, and the host inventory.
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0004
 Create Date: 2026-11-29
 
 A frozen copy of the ``host_psi``, ``host_uptime``, ``host_cgroup`` and
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision: str | None = "0002"
+down_revision: str | None = "0004"
 branch_labels: str | None = None
 depends_on: str | None = None
 

@@ -1,0 +1,302 @@
+"""``collectbus analyze``: wait times, runtime, walltime efficiency, queue depth
+and node states, from the stored job history (:mod:`collectbus.analysis.jobs`).
+
+Tables show durations as ``1d 02:03:04``; JSON and CSV carry seconds.
+"""
+
+from __future__ import annotations
+
+import math
+
+import click
+import pandas as pd
+
+from collectbus.cli.context import CliContext, pass_cli
+from collectbus.cli.jobformat import duration, nothing, when
+from collectbus.cli.output import duration_option, format_option, render, time_window
+from collectbus.store import Store
+
+GROUPS = ("user", "project", "queue", "size", "cluster")
+DEFAULT_STEPS = 24
+
+
+def _percentiles(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[float, ...]:
+    try:
+        out = tuple(float(p) for p in value.split(",") if p.strip())
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r}: give numbers between 0 and 100, e.g. 50,90,99"
+        ) from None
+    if not out or any(not 0 <= p <= 100 for p in out):
+        raise click.BadParameter(f"{value!r}: give numbers between 0 and 100, e.g. 50,90,99")
+    return out
+
+
+def _window_options(default_since: str) -> list[click.Option]:
+    return [
+        click.Option(
+            ["--since"],
+            default=default_since,
+            show_default=True,
+            metavar="TIME",
+            help="Start: 15m, 2h, 7d, an ISO time.",
+        ),
+        click.Option(
+            ["--until"], default="now", show_default=True, metavar="TIME", help="End of the window."
+        ),
+        click.Option(["--cluster"], metavar="NAME", help="Only this cluster."),
+    ]
+
+
+def summary_options(fn: click.Command) -> click.Command:
+    fn.params.extend(
+        [
+            *_window_options("30d"),
+            click.Option(
+                ["--by"],
+                type=click.Choice(GROUPS),
+                help="One row per user, project "
+                "(account), queue, size (node-count bin) or cluster.",
+            ),
+            click.Option(
+                ["--percentiles"],
+                default="50,90,99",
+                show_default=True,
+                callback=_percentiles,
+                metavar="P,P,...",
+                help="Percentiles to show.",
+            ),
+        ]
+    )
+    return fn
+
+
+@click.group()
+def analyze() -> None:
+    """Job waits, runtimes and efficiency; queue depth and node states.
+
+    \b
+    Examples:
+      collectbus analyze wait-times --by user --since 30d
+      collectbus analyze walltime-efficiency --by project --percentiles 10,50,90
+      collectbus analyze queue-depth --since 2d --step 1h
+    """
+
+
+def _frame(cli: CliContext, since: str, until: str, cluster: str | None) -> pd.DataFrame:
+    from collectbus.analysis.jobs import jobs_frame
+
+    since_ns, until_ns = time_window(since, until)
+    store = cli.read_store()
+    try:
+        return jobs_frame(store, since_ns=since_ns, until_ns=until_ns, cluster=cluster)
+    finally:
+        store.close()
+
+
+def _records(table: pd.DataFrame) -> list[dict[str, object]]:
+    return [{str(k): v for k, v in row.items()} for row in table.to_dict("records")]
+
+
+def _show(table: pd.DataFrame, fmt: str, by: str | None, what: str, seconds: bool = True) -> None:
+    if table.empty:
+        nothing(what, fmt)
+        return
+    table = table.rename(columns={"group": by or "group"})
+    rows = _records(table)
+    if fmt == "table" and seconds:
+        for row in rows:
+            for key, value in row.items():
+                if key.endswith("_s") and isinstance(value, float):
+                    row[key] = duration(value)
+        headers = {c: c.removesuffix("_s") for c in table.columns}
+        render(rows, fmt, columns=list(table.columns), headers=headers)
+        return
+    render(rows, fmt, columns=list(table.columns))
+
+
+@analyze.command("wait-times")
+@format_option
+@pass_cli
+def wait_times_cmd(
+    cli: CliContext,
+    fmt: str,
+    since: str,
+    until: str,
+    cluster: str | None,
+    by: str | None,
+    percentiles: tuple[float, ...],
+) -> None:
+    """Wait times, under three definitions.
+
+    Of the jobs that started:
+
+    \b
+      queued            start - submit (what the user waited)
+      eligible          start - eligible time (PBS etime, Slurm eligible):
+                        the wait once no hold, dependency or limit held it
+      eligible_seconds  PBS's own accrued eligible_time (PBS only)
+    """
+    from collectbus.analysis.jobs import WAIT_MEANINGS, wait_times
+
+    frame = _frame(cli, since, until, cluster)
+    table = wait_times(frame, by=by, percentiles=percentiles)
+    _show(table, fmt, by, "started jobs")
+    if fmt == "table" and not table.empty:
+        for name, meaning in WAIT_MEANINGS.items():
+            click.echo(f"  {name}: {meaning}")
+
+
+@analyze.command("runtime")
+@format_option
+@pass_cli
+def runtime_cmd(
+    cli: CliContext,
+    fmt: str,
+    since: str,
+    until: str,
+    cluster: str | None,
+    by: str | None,
+    percentiles: tuple[float, ...],
+) -> None:
+    """Runtime (end - start) of jobs that ended."""
+    from collectbus.analysis.jobs import runtime
+
+    frame = _frame(cli, since, until, cluster)
+    _show(runtime(frame, by=by, percentiles=percentiles), fmt, by, "finished jobs")
+
+
+@analyze.command("walltime-efficiency")
+@format_option
+@pass_cli
+def efficiency_cmd(
+    cli: CliContext,
+    fmt: str,
+    since: str,
+    until: str,
+    cluster: str | None,
+    by: str | None,
+    percentiles: tuple[float, ...],
+) -> None:
+    """Walltime used / requested of jobs that ended.
+
+    1.00 means the job used all the walltime it asked for."""
+    from collectbus.analysis.jobs import walltime_efficiency
+
+    frame = _frame(cli, since, until, cluster)
+    table = walltime_efficiency(frame, by=by, percentiles=percentiles)
+    _show(table, fmt, by, "finished jobs with a walltime request", seconds=False)
+
+
+def _step_ns(since_ns: int, until_ns: int, step_s: float | None) -> int:
+    if step_s is not None:
+        step = int(step_s * 1e9)
+    else:
+        step = max(1, math.ceil((until_ns - since_ns) / DEFAULT_STEPS))
+    if (until_ns - since_ns) // step > 100_000:
+        raise click.BadParameter("more than 100,000 steps in this window; use a larger --step")
+    return step
+
+
+def _series(table: pd.DataFrame, fmt: str, what: str) -> None:
+    if table.empty:
+        nothing(what, fmt)
+        return
+    rows = _records(table)
+    for row in rows:
+        row["time"] = when(int(str(row["time_ns"])), fmt)
+    columns = ["time", *(c for c in table.columns if c != "time_ns")]
+    render(
+        rows, fmt, columns=columns if fmt == "table" else ["time", *table.columns[1:], "time_ns"]
+    )
+
+
+def series_options(fn: click.Command) -> click.Command:
+    fn.params.extend(
+        [
+            *_window_options("1d"),
+            click.Option(
+                ["--step"],
+                callback=duration_option,
+                metavar="TIME",
+                help="Time between rows (default: the window / 24).",
+            ),
+        ]
+    )
+    return fn
+
+
+@analyze.command("queue-depth")
+@click.option(
+    "--by",
+    type=click.Choice(("queue", "user", "cluster")),
+    default="queue",
+    show_default=True,
+    help="One row per time and queue, user or cluster.",
+)
+@click.option("--overall", is_flag=True, help="One row per time, all queues together.")
+@format_option
+@pass_cli
+def queue_depth_cmd(
+    cli: CliContext,
+    fmt: str,
+    by: str,
+    overall: bool,
+    since: str,
+    until: str,
+    cluster: str | None,
+    step: float | None,
+) -> None:
+    """Jobs queued, held and running over time.
+
+    Counted from the recorded state changes, so as exact as the collection
+    interval; per queue (the job's current one), user or cluster."""
+    from collectbus.analysis.jobs import queue_depth
+
+    since_ns, until_ns = time_window(since, until)
+    store: Store = cli.read_store()
+    try:
+        table = queue_depth(
+            store,
+            since_ns=since_ns,
+            until_ns=until_ns,
+            step_ns=_step_ns(since_ns, until_ns, step),
+            cluster=cluster,
+            by=None if overall else by,
+        )
+    finally:
+        store.close()
+    _series(table, fmt, "job state changes")
+
+
+@analyze.command("node-states")
+@format_option
+@pass_cli
+def node_states_cmd(
+    cli: CliContext, fmt: str, since: str, until: str, cluster: str | None, step: float | None
+) -> None:
+    """Nodes per state over time.
+
+    One column per state seen (idle, allocated, down, ...), from the stored
+    node snapshots."""
+    from collectbus.analysis.jobs import node_states
+
+    since_ns, until_ns = time_window(since, until)
+    store = cli.read_store()
+    try:
+        table = node_states(
+            store,
+            since_ns=since_ns,
+            until_ns=until_ns,
+            step_ns=_step_ns(since_ns, until_ns, step),
+            cluster=cluster,
+        )
+    finally:
+        store.close()
+    _series(table, fmt, "node snapshots")
+
+
+for _command in (wait_times_cmd, runtime_cmd, efficiency_cmd):
+    summary_options(_command)
+for _command in (queue_depth_cmd, node_states_cmd):
+    series_options(_command)

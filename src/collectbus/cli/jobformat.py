@@ -1,0 +1,70 @@
+"""Shared helpers of the scheduler commands: durations, times and empty results."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+
+import click
+
+from collectbus.cli.output import iso, iso_utc
+
+NS_PER_S = 1_000_000_000
+#: What to do when a scheduler table holds nothing for the question asked.
+EMPTY_HINT = (
+    "the PBS and Slurm collectors of `collectbus daemon start` store them; "
+    "if they ran earlier, widen --since"
+)
+
+
+def duration(seconds: float | None) -> str:
+    """``3d 04:05:06``, ``04:05:06`` or ``05:06``, for tables."""
+    if seconds is None or seconds != seconds:  # None or NaN
+        return ""
+    sign = "-" if seconds < 0 else ""
+    total = round(abs(seconds))
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    clock = (
+        f"{hours:02d}:{minutes:02d}:{secs:02d}" if hours or days else f"{minutes:02d}:{secs:02d}"
+    )
+    return f"{sign}{days}d {clock}" if days else f"{sign}{clock}"
+
+
+def span_s(later: object, earlier: object) -> float | None:
+    """Seconds from ``earlier`` to ``later`` (nanoseconds), or None."""
+    if isinstance(later, int) and isinstance(earlier, int):
+        return (later - earlier) / NS_PER_S
+    return None
+
+
+def when(ns: object, fmt: str) -> str | None:
+    """A time for a table (local) or for JSON and CSV (RFC 3339 UTC)."""
+    if not isinstance(ns, int):
+        return None
+    return iso(ns) if fmt == "table" else iso_utc(ns)
+
+
+def nothing(what: str, fmt: str) -> None:
+    """Say that there is nothing to show, on stderr; JSON still gets a list."""
+    click.echo(f"collectbus: no {what} found; {EMPTY_HINT}", err=True)
+    if fmt == "json":
+        click.echo("[]")
+
+
+def time_columns(
+    rows: Sequence[dict[str, object]], fmt: str, names: dict[str, str]
+) -> list[dict[str, object]]:
+    """Rows with ``names`` (ns column -> shown column) added as readable times."""
+    out = []
+    for row in rows:
+        shown = dict(row)
+        for column, label in names.items():
+            shown[label] = when(row.get(column), fmt)
+        out.append(shown)
+    return out
+
+
+def echo_json(data: object, default: Callable[[object], object] = str) -> None:
+    click.echo(json.dumps(data, indent=2, default=default))
