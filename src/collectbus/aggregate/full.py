@@ -1,0 +1,74 @@
+"""A full recompute: the aggregate's ``GROUP BY`` over every counted row.
+
+Used to build an aggregate the first time, to backfill it, and by the periodic
+full refresh that checks the incremental state. It runs inside the caller's
+snapshot, so the result matches one checkpoint exactly. Totals and the sketch
+buckets are both grouped by the database: nothing per row comes back to Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import Connection, text
+
+from collectbus.aggregate.sql import AggregateSql
+from collectbus.aggregate.state import (
+    GroupKey,
+    GroupState,
+    MeasureState,
+    key_json,
+    key_value,
+    number,
+)
+
+
+def full_groups(conn: Connection, sql: AggregateSql, last_id: int) -> dict[str, GroupState]:
+    """Every group of rows with ``id <= last_id``, keyed by the group's JSON key."""
+    spec = sql.spec
+    nk = len(spec.keys)
+    groups: dict[str, GroupState] = {}
+    for row in conn.execute(text(sql.full_totals()), {"hi": last_id}):
+        key: GroupKey = tuple(key_value(v) for v in row[:nk])
+        measures = []
+        for i in range(len(spec.measures)):
+            n, total, low, high = row[nk + 2 + 4 * i : nk + 6 + 4 * i]
+            count = int(str(n))
+            measures.append(
+                MeasureState(
+                    n=count,
+                    sum=(number(total) or 0) if count else 0,
+                    min=number(low) if count else None,
+                    max=number(high) if count else None,
+                )
+            )
+        groups[key_json(key)] = GroupState(
+            count=int(str(row[nk])), errors=int(str(row[nk + 1] or 0)), measures=measures
+        )
+    for i, measure in enumerate(spec.measures):
+        for row in conn.execute(text(sql.full_buckets(measure)), {"hi": last_id}):
+            key = tuple(key_value(v) for v in row[:nk])
+            groups[key_json(key)].measures[i].sketch.add(int(str(row[nk])), int(str(row[nk + 1])))
+    return groups
+
+
+def recompute_extremes(
+    conn: Connection,
+    sql: AggregateSql,
+    last_id: int,
+    groups: dict[str, GroupState],
+    stale: Iterable[tuple[str, GroupKey, int]],
+) -> int:
+    """Recompute min and max of the given (group, measure) pairs; how many were."""
+    done = 0
+    for gkey, key, index in stale:
+        group = groups.get(gkey)
+        if group is None or group.count <= 0 or group.measures[index].n <= 0:
+            continue
+        params: dict[str, object] = {f"k{i}": v for i, v in enumerate(key)}
+        params["hi"] = last_id
+        low, high = conn.execute(text(sql.extremes(sql.spec.measures[index])), params).one()
+        group.measures[index].min = number(low)
+        group.measures[index].max = number(high)
+        done += 1
+    return done
