@@ -252,7 +252,8 @@ class Aggregator:
                 cp = replace(cp, pending=initial_pending(src, self.sql, top, now))
         cp = replace(cp, runs=1, updated_ns=now, refreshed_ns=now)
         saved = self._save(None, cp, changes)
-        return UpdateResult(spec.name, "build", top, len(changes.groups), saved.last_id)
+        counted = sum(g.count for g in changes.groups.values())
+        return UpdateResult(spec.name, "build", counted, len(changes.groups), saved.last_id)
 
     def _install_triggers(self) -> None:
         with (

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from collectbus.errors import ConfigError
 from collectbus.urls import mask_url
@@ -57,7 +57,6 @@ class AggregateSpec:
     pending_s: float = 600.0
     #: At most this many new rows are read per transaction.
     batch_rows: int = 200_000
-    extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         where = f"aggregate {self.name!r}"
@@ -133,6 +132,7 @@ def _scalars(where: str, value: object) -> tuple[Scalar, ...]:
 def spec_from_mapping(data: dict[str, object], *, where: str = "aggregates") -> AggregateSpec:
     """An AggregateSpec from one validated ``[[aggregates]]`` entry."""
     name = str(data.get("name", ""))
+    where = f"{where} ({name})" if name and name not in where else where
     filters_raw = data.get("filters") or {}
     if not isinstance(filters_raw, dict):
         raise ConfigError(f"{where}.filters: a table of column = value(s)")
@@ -154,6 +154,7 @@ def spec_from_mapping(data: dict[str, object], *, where: str = "aggregates") -> 
         error_values=_scalars(f"{where}.error_values", error_values) if error_values else (),
         open_rows=int(str(data.get("open_rows", DEFAULT_OPEN_ROWS))),
         refresh_every_s=float(str(refresh)) if refresh is not None else None,
+        batch_rows=int(str(data.get("batch_rows", 200_000))),
     )
 
 

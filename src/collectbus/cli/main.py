@@ -81,6 +81,10 @@ def _register() -> None:
     cli.add_command(daemon.daemon)
     cli.add_command(db.db)
 
+    from collectbus.cli import aggregate
+
+    cli.add_command(aggregate.aggregate)
+
 
 _register()
 

@@ -29,7 +29,11 @@ def oracle(engine: Engine, spec: AggregateSpec) -> dict[tuple[Any, ...], dict[st
         err_value = row[nk]
         group = out.setdefault(
             key,
-            {"count": 0, "errors": 0, **{m: {"n": 0, "sum": 0, "values": []} for m in spec.measures}},
+            {
+                "count": 0,
+                "errors": 0,
+                **{m: {"n": 0, "sum": 0, "values": []} for m in spec.measures},
+            },
         )
         group["count"] += 1
         is_error = err_value is not None and (
