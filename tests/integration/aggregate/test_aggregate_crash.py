@@ -56,8 +56,9 @@ def test_killed_follower_restarts_with_exact_totals(store_url: str, tmp_path: Pa
     env["PYTHONPATH"] = str(Path(__file__).parents[3])
     first = collectbus("aggregate", "run", cwd=tmp_path, env=env)
     assert first.returncode == 0, first.stderr
+    stop = tmp_path / "stop-writing"
     writer = subprocess.Popen(
-        [sys.executable, str(WRITER), store_url, "10", "7"], env=env, cwd=tmp_path
+        [sys.executable, str(WRITER), store_url, str(stop), "7"], env=env, cwd=tmp_path
     )
     rng = random.Random(3)
     try:
@@ -65,13 +66,20 @@ def test_killed_follower_restarts_with_exact_totals(store_url: str, tmp_path: Pa
             follower = start_collectbus(
                 "aggregate", "run", "--follow", "--interval", "20ms", cwd=tmp_path, env=env
             )
-            time.sleep(1.0 + rng.random())
+            # Kill it at a random moment once it is updating (start-up takes seconds).
+            before = _runs(store_url)
+            deadline = time.monotonic() + 60
+            while _runs(store_url) == before and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(rng.random() * 0.3)
             assert follower.poll() is None, follower.communicate()[1]
             follower.send_signal(signal.SIGKILL)
             follower.communicate(timeout=10)  # reaps it and closes its pipes
             assert follower.returncode == -signal.SIGKILL
+        assert writer.poll() is None, "the writer ended before the last kill"
+        stop.touch()
         assert writer.wait(timeout=60) == 0
-        # The followers did work between the kills, not only start up.
+        # Every follower did work before it was killed, not only start up.
         assert _runs(store_url) > KILLS
     finally:
         if writer.poll() is None:

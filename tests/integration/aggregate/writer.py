@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 import sys
 import time
+from pathlib import Path
 
 from sqlalchemy import text
 
@@ -15,12 +16,12 @@ from collectbus.store.engine import make_engine
 
 
 def main() -> None:
-    url, seconds, seed = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+    url, stop_file, seed = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
     rng = random.Random(seed)
     engine = make_engine(url)
-    deadline = time.monotonic() + seconds
+    deadline = time.monotonic() + 120
     handlers = ("get", "put", "del", "list")
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not stop_file.exists():
         with engine.begin() as conn:
             rows = [
                 {
