@@ -30,8 +30,9 @@ from dataclasses import dataclass, field, replace
 from sqlalchemy import Connection, Row, bindparam, text
 
 from collectbus.aggregate.checkpoint import CHUNK, Changes, Checkpoint, load_changes, load_ledger
+from collectbus.aggregate.full import full_groups
 from collectbus.aggregate.sql import AggregateSql
-from collectbus.aggregate.state import Contribution, contribution
+from collectbus.aggregate.state import Contribution, GroupState, contribution
 
 #: On a first build in PostgreSQL, the newest ids checked for late commits.
 INITIAL_GAP_SCAN = 100_000
@@ -44,6 +45,8 @@ class Delta:
     after: Checkpoint
     changes: Changes = field(default_factory=Changes)
     deltas: list[tuple[Contribution, int]] = field(default_factory=list)
+    #: New rows, aggregated by the database: a partial state per group, to merge.
+    partial: dict[str, GroupState] = field(default_factory=dict)
     rows_read: int = 0
     #: More new rows wait past this batch.
     more: bool = False
@@ -118,25 +121,27 @@ def read_triggered(
         now = _contrib(sql, row)
         if now is not None and int(str(row[0])) <= last:
             out.append((now, 1))
-    # New rows, and rows that were pending.
-    fresh = _rows_between(conn, sql, cp.last_id, last) if last > cp.last_id else []
+    # Rows that were pending, one by one; new rows as one partial aggregate,
+    # grouped by the database (merging partials equals aggregating at once).
     pending: list[tuple[int, int, int]] = []
     for lo, hi, seen_ns in cp.pending:
         if lo > last:
             continue
         rows = _rows_between(conn, sql, lo - 1, min(hi, last))
-        fresh += rows
+        out.extend((c, 1) for c in (_contrib(sql, r) for r in rows) if c is not None)
+        delta.rows_read += len(rows)
         if now_ns - seen_ns <= sql.spec.pending_s * 1e9:
             ids = [int(str(r[0])) for r in rows]
             pending += [(a, b, seen_ns) for a, b in missing_ranges(lo, min(hi, last), ids)]
-    for row in fresh:
-        now = _contrib(sql, row)
-        if now is not None:
-            out.append((now, 1))
-    if sql.dialect == "postgresql" and last > cp.last_id:
-        ids = sorted(int(str(r[0])) for r in fresh)
-        pending += [(a, b, now_ns) for a, b in missing_ranges(cp.last_id + 1, last, ids)]
-    delta.rows_read = len(fresh) + len(counted)
+    if last > cp.last_id:
+        delta.partial = full_groups(conn, sql, last, after_id=cp.last_id)
+        params = {"lo": cp.last_id, "hi": last}
+        present = int(str(conn.execute(text(sql.count_between()), params).scalar()))
+        delta.rows_read += present
+        if sql.dialect == "postgresql" and present < last - cp.last_id:
+            ids = [int(str(r[0])) for r in conn.execute(text(sql.ids_between()), params)]
+            pending += [(a, b, now_ns) for a, b in missing_ranges(cp.last_id + 1, last, ids)]
+    delta.rows_read += len(counted)
     delta.after = replace(cp, last_id=last, pending=tuple(sorted(pending)))
     return delta
 

@@ -57,6 +57,9 @@ from collectbus.store import Store
 
 log = logging.getLogger("collectbus.aggregate")
 
+#: At most this many groups are kept in memory between updates.
+CACHE_GROUPS = 10_000
+
 
 @dataclass(frozen=True, slots=True)
 class UpdateResult:
@@ -79,6 +82,10 @@ class Aggregator:
         self._source = open_source(spec) if spec.external else store.engine
         self.sql = AggregateSql(spec, dialect_of(self._source))
         self._checked = False
+        # The groups this object last wrote, valid while the checkpoint is at
+        # _cache_version: an update then reads no totals back from the store.
+        self._cache: dict[str, GroupState] = {}
+        self._cache_version: int | None = None
 
     def close(self) -> None:
         if self.spec.external:
@@ -164,6 +171,7 @@ class Aggregator:
             after = replace(delta.after, runs=cp.runs + 1, updated_ns=self.clock.time_ns())
             delta.changes.groups = groups
             cp = self._save(cp, after, delta.changes)
+            self._remember(groups, cp)
             rows += delta.rows_read
             groups_written += len(groups)
             if not delta.more:
@@ -172,11 +180,37 @@ class Aggregator:
 
     def _groups_after(self, src: Connection, st: Connection, delta: Delta) -> dict[str, GroupState]:
         """The touched groups, deltas applied, extremes recomputed where one left."""
-        touched = {key_json(c.key) for c, _ in delta.deltas}
-        groups = load_groups(st, self.spec.name, self.spec.measures, touched)
+        touched = {key_json(c.key) for c, _ in delta.deltas} | set(delta.partial)
+        groups = self._load_groups(st, touched, delta.after.version)
         stale = apply_deltas(groups, delta.deltas, len(self.spec.measures))
+        merge_partial(groups, delta.partial, len(self.spec.measures))
         recompute_extremes(src, self.sql, delta.after.last_id, groups, stale)
         return groups
+
+    def _load_groups(
+        self, st: Connection, touched: set[str], version: int
+    ) -> dict[str, GroupState]:
+        """The touched groups: copies of those this object wrote last, if the
+        checkpoint has not moved since, and the others from the store."""
+        if self._cache_version != version:
+            self._cache = {}
+        # Invalid until this update's write commits.
+        self._cache_version = None
+        groups = {k: self._cache[k].copy() for k in touched if k in self._cache}
+        missing = touched - set(groups)
+        if missing:
+            groups.update(load_groups(st, self.spec.name, self.spec.measures, missing))
+        return groups
+
+    def _remember(self, groups: dict[str, GroupState], saved: Checkpoint) -> None:
+        for key, group in groups.items():
+            if group.count > 0:
+                self._cache[key] = group
+            else:
+                self._cache.pop(key, None)
+        if len(self._cache) > CACHE_GROUPS:
+            self._cache = {}
+        self._cache_version = saved.version
 
     def _refresh_due(self, cp: Checkpoint) -> bool:
         every = self.spec.refresh_every_s
@@ -197,6 +231,7 @@ class Aggregator:
             delta = self._delta(src, st, cp, cap=False)
             incremental = load_groups(st, self.spec.name, self.spec.measures)
             stale = apply_deltas(incremental, delta.deltas, len(self.spec.measures))
+            merge_partial(incremental, delta.partial, len(self.spec.measures))
             recompute_extremes(src, self.sql, delta.after.last_id, incremental, stale)
             full = full_groups(src, self.sql, delta.after.last_id)
         differing = sorted(
@@ -220,6 +255,7 @@ class Aggregator:
         )
         delta.changes.groups = full
         delta.changes.replace_all = True
+        self._cache, self._cache_version = {}, None
         cp = self._save(cp, after, delta.changes)
         return UpdateResult(
             self.spec.name, "refresh", delta.rows_read, len(full), cp.last_id, len(differing)
@@ -251,6 +287,7 @@ class Aggregator:
                 changes.consumed = [seq for seq, _, _ in load_changes(src, spec.name)]
                 cp = replace(cp, pending=initial_pending(src, self.sql, top, now))
         cp = replace(cp, runs=1, updated_ns=now, refreshed_ns=now)
+        self._cache, self._cache_version = {}, None
         saved = self._save(None, cp, changes)
         counted = sum(g.count for g in changes.groups.values())
         return UpdateResult(spec.name, "build", counted, len(changes.groups), saved.last_id)
@@ -291,6 +328,17 @@ def apply_deltas(
         for index in group.apply(contrib, sign):
             stale[(gkey, index)] = contrib.key
     return [(g, key, i) for (g, i), key in stale.items()]
+
+
+def merge_partial(
+    groups: dict[str, GroupState], partial: dict[str, GroupState], n_measures: int
+) -> None:
+    """Merge partial states (new rows, grouped by the database) into ``groups``."""
+    for key, part in partial.items():
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = GroupState.empty(n_measures)
+        group.merge(part)
 
 
 def _same(a: GroupState | None, b: GroupState | None) -> bool:

@@ -23,12 +23,17 @@ from collectbus.aggregate.state import (
 )
 
 
-def full_groups(conn: Connection, sql: AggregateSql, last_id: int) -> dict[str, GroupState]:
-    """Every group of rows with ``id <= last_id``, keyed by the group's JSON key."""
+def full_groups(
+    conn: Connection, sql: AggregateSql, last_id: int, after_id: int | None = None
+) -> dict[str, GroupState]:
+    """Every group of rows with ``id <= last_id`` (and ``id > after_id`` if given:
+    a partial aggregate of new rows, to merge), keyed by the group's JSON key."""
     spec = sql.spec
     nk = len(spec.keys)
     groups: dict[str, GroupState] = {}
-    for row in conn.execute(text(sql.full_totals()), {"hi": last_id}):
+    ranged = after_id is not None
+    params = {"hi": last_id, "lo": after_id} if ranged else {"hi": last_id}
+    for row in conn.execute(text(sql.full_totals(ranged)), params):
         key: GroupKey = tuple(key_value(v) for v in row[:nk])
         measures = []
         for i in range(len(spec.measures)):
@@ -45,10 +50,14 @@ def full_groups(conn: Connection, sql: AggregateSql, last_id: int) -> dict[str, 
         groups[key_json(key)] = GroupState(
             count=int(str(row[nk])), errors=int(str(row[nk + 1] or 0)), measures=measures
         )
+    names: dict[tuple[object, ...], str] = {}
     for i, measure in enumerate(spec.measures):
-        for row in conn.execute(text(sql.full_buckets(measure)), {"hi": last_id}):
-            key = tuple(key_value(v) for v in row[:nk])
-            groups[key_json(key)].measures[i].sketch.add(int(str(row[nk])), int(str(row[nk + 1])))
+        for row in conn.execute(text(sql.full_buckets(measure, ranged)), params):
+            raw = tuple(row[:nk])
+            gkey = names.get(raw)
+            if gkey is None:
+                gkey = names[raw] = key_json(tuple(key_value(v) for v in raw))
+            groups[gkey].measures[i].sketch.add(int(row[nk]), int(row[nk + 1]))
     return groups
 
 

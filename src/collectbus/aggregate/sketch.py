@@ -22,7 +22,8 @@ gives ``(le, count)`` pairs of the buckets in use.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from itertools import chain
 
 RELATIVE_ACCURACY = 0.01
 GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
@@ -92,6 +93,11 @@ class LogSketch:
     def __init__(self, counts: Mapping[int, int] | None = None) -> None:
         self.counts: dict[int, int] = {k: v for k, v in (counts or {}).items() if v}
 
+    def copy(self) -> LogSketch:
+        new = LogSketch()
+        new.counts = self.counts.copy()
+        return new
+
     def add(self, code: int, count: int = 1) -> None:
         total = self.counts.get(code, 0) + count
         if total:
@@ -139,12 +145,15 @@ class LogSketch:
         out.append((math.inf, seen))
         return out
 
-    def to_json(self) -> dict[str, int]:
-        return {str(k): v for k, v in sorted(self.counts.items())}
+    def to_json(self) -> list[int]:
+        """``[code, count, code, count, ...]``: compact, and quick to encode."""
+        return list(chain.from_iterable(self.counts.items()))
 
     @classmethod
-    def from_json(cls, data: Mapping[str, int]) -> LogSketch:
-        return cls({int(k): int(v) for k, v in data.items()})
+    def from_json(cls, data: Sequence[int]) -> LogSketch:
+        new = cls()
+        new.counts = dict(zip(data[::2], data[1::2], strict=True))
+        return new
 
     @classmethod
     def of(cls, codes: Iterable[int]) -> LogSketch:

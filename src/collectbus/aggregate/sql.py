@@ -93,6 +93,15 @@ class AggregateSql:
     def max_id(self) -> str:
         return f"SELECT max({self.id}) FROM {self.table}"
 
+    def count_between(self) -> str:
+        return f"SELECT count(*) FROM {self.table} WHERE {self.id} > :lo AND {self.id} <= :hi"
+
+    def ids_between(self) -> str:
+        return (
+            f"SELECT {self.id} FROM {self.table} WHERE {self.id} > :lo AND {self.id} <= :hi"
+            f" ORDER BY {self.id}"
+        )
+
     def _select(self) -> str:
         cols = ", ".join([self.id, *self.contribution_columns()])
         if self.spec.updated_column:
@@ -120,26 +129,30 @@ class AggregateSql:
         assert self.spec.updated_column is not None
         return f"SELECT max({q(self.spec.updated_column)}) FROM {self.table}"
 
-    def _where_counted(self) -> str:
+    def _where_counted(self, ranged: bool = False) -> str:
         conds = [f"{self.id} <= :hi"]
+        if ranged:
+            conds.insert(0, f"{self.id} > :lo")
         if self.spec.filters:
             conds.append(f"{self.passes()} = 1")
         return " AND ".join(conds)
 
-    def full_totals(self) -> str:
-        """Per group: count, errors, then n, sum, min, max of each measure."""
+    def full_totals(self, ranged: bool = False) -> str:
+        """Per group: count, errors, then n, sum, min, max of each measure; of
+        every row up to ``:hi``, or (``ranged``) of those past ``:lo`` only."""
         keys = [q(k) for k in self.spec.keys]
         cols = [*keys, "count(*)", f"sum({self.error()})"]
         for m in self.spec.measures:
             cols += [f"count({q(m)})", f"sum({q(m)})", f"min({q(m)})", f"max({q(m)})"]
         group = f" GROUP BY {', '.join(keys)}" if keys else ""
-        return f"SELECT {', '.join(cols)} FROM {self.table} WHERE {self._where_counted()}{group}"
+        where = self._where_counted(ranged)
+        return f"SELECT {', '.join(cols)} FROM {self.table} WHERE {where}{group}"
 
-    def full_buckets(self, measure: str) -> str:
+    def full_buckets(self, measure: str, ranged: bool = False) -> str:
         """Per group and bucket of ``measure``: the count."""
         keys = [q(k) for k in self.spec.keys]
         bucket = bucket_sql(q(measure))
-        where = f"{self._where_counted()} AND {q(measure)} IS NOT NULL"
+        where = f"{self._where_counted(ranged)} AND {q(measure)} IS NOT NULL"
         group = ", ".join([*keys, bucket])
         cols = ", ".join([*keys, bucket, "count(*)"])
         return f"SELECT {cols} FROM {self.table} WHERE {where} GROUP BY {group}"

@@ -109,6 +109,18 @@ class MeasureState:
             return False
         return _at_or_beyond(value, self.min, low=True) or _at_or_beyond(value, self.max, low=False)
 
+    def merge(self, other: MeasureState) -> None:
+        """Add another partial state of the same measure (the merge law)."""
+        if other.n == 0:
+            return
+        self.n += other.n
+        self.sum += other.sum
+        self.sketch.merge(other.sketch)
+        for extreme in (other.min, other.max):
+            if extreme is not None:
+                self.min = extreme if self.min is None else min(self.min, extreme)
+                self.max = extreme if self.max is None else max(self.max, extreme)
+
     def same(self, other: MeasureState) -> bool:
         return (
             self.n == other.n
@@ -135,7 +147,7 @@ class MeasureState:
             sum=number(data["sum"]) or 0,
             min=number(data["min"]),
             max=number(data["max"]),
-            sketch=LogSketch.from_json(sketch if isinstance(sketch, dict) else {}),
+            sketch=LogSketch.from_json(sketch if isinstance(sketch, list) else []),
         )
 
 
@@ -168,6 +180,22 @@ class GroupState:
             if value is not None and self.measures[i].add(value[0], value[1], sign):
                 stale.add(i)
         return stale
+
+    def merge(self, other: GroupState) -> None:
+        """Add another partial state of the same group (the merge law)."""
+        self.count += other.count
+        self.errors += other.errors
+        for mine, theirs in zip(self.measures, other.measures, strict=True):
+            mine.merge(theirs)
+
+    def copy(self) -> GroupState:
+        return GroupState(
+            count=self.count,
+            errors=self.errors,
+            measures=[
+                MeasureState(m.n, m.sum, m.min, m.max, m.sketch.copy()) for m in self.measures
+            ],
+        )
 
     def same(self, other: GroupState) -> bool:
         return (

@@ -87,17 +87,17 @@ ops = st.lists(
 
 
 def _crashing(where: str) -> Callable[..., Any]:
-    real_save, real_load = engine_module.save, engine_module.load_groups
+    real_save, real_recompute = engine_module.save, engine_module.recompute_extremes
 
     def save(*args: Any, **kwargs: Any) -> Any:
         real_save(*args, **kwargs)
         raise SimulatedCrash("killed before commit")
 
-    def load_groups(*args: Any, **kwargs: Any) -> Any:
-        real_load(*args, **kwargs)
+    def recompute_extremes(*args: Any, **kwargs: Any) -> Any:
+        real_recompute(*args, **kwargs)
         raise SimulatedCrash("killed while reading")
 
-    return save if where == "before_commit" else load_groups
+    return save if where == "before_commit" else recompute_extremes
 
 
 def _row_ids(store: Store) -> list[int]:
@@ -151,7 +151,7 @@ def test_incremental_equals_full_group_by(
                 assert agg.refresh().mismatched_groups == 0
             elif kind == "crash":
                 with monkeypatch.context() as m:
-                    target = "save" if step[1] == "before_commit" else "load_groups"
+                    target = "save" if step[1] == "before_commit" else "recompute_extremes"
                     m.setattr(engine_module, target, _crashing(step[1]))
                     with pytest.raises(SimulatedCrash):
                         agg.update()
