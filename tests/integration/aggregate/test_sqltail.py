@@ -81,8 +81,12 @@ class SimulatedCrash(Exception):
 
 ops = st.lists(
     st.one_of(
-        st.tuples(st.just("insert"), st.integers(1, 4), st.sampled_from(AGENTS), st.sampled_from(STATUSES)),
-        st.tuples(st.just("update"), st.integers(0, 40), st.sampled_from(STATUSES), st.integers(0, 5000)),
+        st.tuples(
+            st.just("insert"), st.integers(1, 4), st.sampled_from(AGENTS), st.sampled_from(STATUSES)
+        ),
+        st.tuples(
+            st.just("update"), st.integers(0, 40), st.sampled_from(STATUSES), st.integers(0, 5000)
+        ),
         st.tuples(st.just("delete"), st.integers(0, 40)),
         st.tuples(st.just("run")),
         st.tuples(st.just("crash")),
@@ -114,7 +118,9 @@ def test_tailed_table_totals_equal_a_full_group_by(
 
     def ids() -> list[int]:
         with writer.connect() as conn:
-            return [r[0] for r in conn.execute(text("SELECT id FROM agent_invocations ORDER BY id"))]
+            return [
+                r[0] for r in conn.execute(text("SELECT id FROM agent_invocations ORDER BY id"))
+            ]
 
     try:
         for step in steps:
@@ -132,7 +138,9 @@ def test_tailed_table_totals_equal_a_full_group_by(
                 rid = present[step[1] % len(present)]
                 with writer.begin() as conn:
                     if step[0] == "delete":
-                        conn.execute(text("DELETE FROM agent_invocations WHERE id = :i"), {"i": rid})
+                        conn.execute(
+                            text("DELETE FROM agent_invocations WHERE id = :i"), {"i": rid}
+                        )
                     else:
                         conn.execute(
                             text(
@@ -214,7 +222,9 @@ def test_full_refresh_repairs_an_edit_the_window_missed(store: Store, source_url
     writer.dispose()
 
 
-def test_bad_sources_fail_alone_with_one_line_naming_them(store: Store, source_url: str, tmp_path: Path) -> None:
+def test_bad_sources_fail_alone_with_one_line_naming_them(
+    store: Store, source_url: str, tmp_path: Path
+) -> None:
     good = spec(source_url)
     bad = [
         spec(source_url, name="no_table", table="agent_runs"),

@@ -59,7 +59,11 @@ def _named(query: str) -> str:
         (_named(SQL.rows_by_id()), {"a": 1, "b": 2}, "INTEGER PRIMARY KEY (rowid=?)"),
         (SQL.rows_updated(), {"mark": 1900, "hi": 1000}, "ix_agent_invocations_updated_at"),
         (SQL.count_between(), {"lo": 1, "hi": 9}, "INTEGER PRIMARY KEY (rowid>? AND rowid<?)"),
-        (SQL.full_totals(ranged=True), {"lo": 1, "hi": 9}, "INTEGER PRIMARY KEY (rowid>? AND rowid<?)"),
+        (
+            SQL.full_totals(ranged=True),
+            {"lo": 1, "hi": 9},
+            "INTEGER PRIMARY KEY (rowid>? AND rowid<?)",
+        ),
         (
             SQL.full_buckets("duration_seconds", ranged=True),
             {"lo": 1, "hi": 9},
@@ -94,4 +98,6 @@ def test_without_the_plus_sqlite_would_range_scan_the_rowid(conn: sqlite3.Connec
     """The pitfall the ``+id`` avoids: the updated index goes unused."""
     plain = SQL.rows_updated().replace('+"id"', '"id"')
     assert "ix_agent_invocations_updated_at" not in plan(conn, plain, {"mark": 1900, "hi": 1000})
-    assert "ix_agent_invocations_updated_at" in plan(conn, SQL.rows_updated(), {"mark": 1900, "hi": 1000})
+    assert "ix_agent_invocations_updated_at" in plan(
+        conn, SQL.rows_updated(), {"mark": 1900, "hi": 1000}
+    )
