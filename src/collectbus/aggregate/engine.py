@@ -82,6 +82,7 @@ class Aggregator:
         self._source = open_source(spec) if spec.external else store.engine
         self.sql = AggregateSql(spec, dialect_of(self._source))
         self._checked = False
+        self._verified = False
         # The groups this object last wrote, valid while the checkpoint is at
         # _cache_version: an update then reads no totals back from the store.
         self._cache: dict[str, GroupState] = {}
@@ -153,19 +154,28 @@ class Aggregator:
 
     def update(self) -> UpdateResult:
         """Bring the totals up to date with the source; build them the first time."""
-        cp = self._prepare()
-        if cp is None:
+        if not self._verified:
+            # Once per object: the source's columns, and the definition the
+            # stored totals were built with.
+            if self._prepare() is None:
+                return self._build()
+            self._verified = True
+        caught_up = self._catch_up()
+        if caught_up is None:  # reset meanwhile
             return self._build()
-        cp, result = self._catch_up(cp)
+        cp, result = caught_up
         if self._refresh_due(cp):
             return self.refresh()
         return result
 
-    def _catch_up(self, cp: Checkpoint) -> tuple[Checkpoint, UpdateResult]:
+    def _catch_up(self) -> tuple[Checkpoint, UpdateResult] | None:
         rows = groups_written = 0
         while True:
             with self._read("read new rows") as (src, st):
-                cp = load_checkpoint(st, self.spec.name) or cp
+                found = load_checkpoint(st, self.spec.name)
+                if found is None:
+                    return None
+                cp = found
                 delta = self._delta(src, st, cp)
                 groups = self._groups_after(src, st, delta)
             after = replace(delta.after, runs=cp.runs + 1, updated_ns=self.clock.time_ns())
@@ -221,12 +231,13 @@ class Aggregator:
 
     def refresh(self) -> UpdateResult:
         """Recompute everything from one snapshot, compare, and swap it in."""
-        cp = self._prepare()
-        if cp is None:
+        if self._prepare() is None or self._catch_up() is None:
             return self._build()
-        cp, _ = self._catch_up(cp)
         with self._read("full refresh") as (src, st):
-            cp = load_checkpoint(st, self.spec.name) or cp
+            found = load_checkpoint(st, self.spec.name)
+            if found is None:
+                return self._build()
+            cp = found
             # Uncapped: whatever arrived since the catch-up, in this snapshot.
             delta = self._delta(src, st, cp, cap=False)
             incremental = load_groups(st, self.spec.name, self.spec.measures)

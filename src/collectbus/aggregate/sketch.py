@@ -21,8 +21,10 @@ gives ``(le, count)`` pairs of the buckets in use.
 
 from __future__ import annotations
 
+import base64
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from array import array
+from collections.abc import Iterable, Iterator, Mapping
 from itertools import chain
 
 RELATIVE_ACCURACY = 0.01
@@ -145,14 +147,18 @@ class LogSketch:
         out.append((math.inf, seen))
         return out
 
-    def to_json(self) -> list[int]:
-        """``[code, count, code, count, ...]``: compact, and quick to encode."""
-        return list(chain.from_iterable(self.counts.items()))
+    def to_json(self) -> str:
+        """Base64 of the int64 pairs ``code, count, ...``: a JSON string that is
+        compact and quick to encode (a sketch can hold hundreds of buckets)."""
+        flat = array("q", chain.from_iterable(self.counts.items()))
+        return base64.b64encode(flat.tobytes()).decode("ascii")
 
     @classmethod
-    def from_json(cls, data: Sequence[int]) -> LogSketch:
+    def from_json(cls, data: str) -> LogSketch:
+        flat = array("q")
+        flat.frombytes(base64.b64decode(data))
         new = cls()
-        new.counts = dict(zip(data[::2], data[1::2], strict=True))
+        new.counts = dict(zip(flat[::2], flat[1::2], strict=True))
         return new
 
     @classmethod

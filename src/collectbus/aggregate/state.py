@@ -147,7 +147,7 @@ class MeasureState:
             sum=number(data["sum"]) or 0,
             min=number(data["min"]),
             max=number(data["max"]),
-            sketch=LogSketch.from_json(sketch if isinstance(sketch, list) else []),
+            sketch=LogSketch.from_json(sketch if isinstance(sketch, str) else ""),
         )
 
 
