@@ -85,7 +85,7 @@ def test_a_database_at_0001_is_migrated_keeping_its_data(store_url: str) -> None
         with pytest.raises(StoreError, match="schema"):
             store.write([_call(1)])
         store.migrate()
-        assert store.status()["revision"] == "0002"
+        assert store.status()["revision"] == "0003"
         assert store.write([_call(1)]) == 1
         assert len(store.read_host("host_cpu")["time_ns"]) == 3
 

@@ -82,7 +82,7 @@ def test_init_twice_is_harmless_and_status_reports_head(store_url: str) -> None:
         store.init()
         store.init()
         status = store.status()
-        assert status["revision"] == status["head"] == "0002"
+        assert status["revision"] == status["head"] == "0003"
         assert status["up_to_date"] is True
         assert status["tables"] == {
             name: 0 for name in ["hosts", "collection_log", *WIDE_TABLES, "host_chunks", "calls"]
@@ -90,7 +90,7 @@ def test_init_twice_is_harmless_and_status_reports_head(store_url: str) -> None:
     finally:
         store.close()
     with open_store(store_url) as again:  # migrate=True on a current schema
-        assert again.status()["revision"] == "0002"
+        assert again.status()["revision"] == "0003"
 
 
 def test_migrated_schema_matches_schema_py(store: Store) -> None:
