@@ -104,15 +104,19 @@ def run(
         stop.set()
 
     previous = signal.signal(signal.SIGTERM, _on_term)
+    kept: dict[str, Aggregator] = {}
+    errors: dict[str, str] = {}
     try:
         while True:
-            outcomes = run_all(store, specs, refresh=refresh)
+            outcomes = run_all(store, specs, refresh=refresh, keep=kept, last_errors=errors)
             if not follow:
                 break
             if stop.wait(interval):
                 return
     finally:
         signal.signal(signal.SIGTERM, previous)
+        for agg in kept.values():
+            agg.close()
         store.close()
     render(_outcome_rows(outcomes), fmt, columns=RUN_COLUMNS)
     if any(o.error for o in outcomes):

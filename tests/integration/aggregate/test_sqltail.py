@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError
 
 from collectbus.aggregate import AggregateSpec, Aggregator, run_all
 from collectbus.aggregate import engine as engine_module
@@ -181,7 +182,7 @@ def _approx(expected: dict[Any, Any]) -> dict[Any, Any]:
 def test_source_is_opened_read_only(store: Store, source_url: str) -> None:
     engine = open_source(spec(source_url))
     try:
-        with pytest.raises(Exception, match="(?i)read-?only"), engine.begin() as conn:
+        with pytest.raises(DBAPIError, match=r"(?i)read-?only"), engine.begin() as conn:
             conn.execute(
                 text(
                     "INSERT INTO agent_invocations (timestamp, agent_name, status, updated_at)"
@@ -250,3 +251,28 @@ def test_bad_sources_fail_alone_with_one_line_naming_them(
         assert "agent_runs" in error or "agent_invocations" in error
     with contextlib.closing(Aggregator(store, bad[1])) as agg, pytest.raises(CollectError):
         agg.update()
+
+
+def test_a_persistent_error_is_logged_once_and_its_end_too(
+    store: Store, source_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    missing = spec(source_url, name="later", table="agent_runs")
+    kept: dict[str, Aggregator] = {}
+    errors: dict[str, str] = {}
+    try:
+        for _ in range(3):
+            (outcome,) = run_all(store, [missing], keep=kept, last_errors=errors)
+            assert outcome.error is not None
+        assert [r.levelname for r in caplog.records if "later" in r.getMessage()] == ["ERROR"]
+        writer = _writer(source_url)
+        with writer.begin() as conn:
+            conn.execute(
+                text(CREATE.format(id="BIGINT").replace("agent_invocations", "agent_runs"))
+            )
+        writer.dispose()
+        (outcome,) = run_all(store, [missing], keep=kept, last_errors=errors)
+        assert outcome.error is None, outcome.error
+        assert "aggregate later: updating again" in caplog.text
+    finally:
+        for agg in kept.values():
+            agg.close()
