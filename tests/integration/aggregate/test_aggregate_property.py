@@ -37,8 +37,9 @@ def store(store_url: str) -> Iterator[Store]:
     s.close()
 
 
-def _calls_spec(batch_rows: int) -> AggregateSpec:
+def _calls_spec(batch_rows: int, filtered: bool = False) -> AggregateSpec:
     return AggregateSpec(
+        filters=(("handler", ("get", "put")),) if filtered else (),
         name="calls_by_handler",
         table="calls",
         keys=("handler",),
@@ -110,11 +111,11 @@ def _row_ids(store: Store) -> list[int]:
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(steps=ops, batch_rows=st.sampled_from([2, 1000]))
+@given(steps=ops, batch_rows=st.sampled_from([2, 1000]), filtered=st.booleans())
 def test_incremental_equals_full_group_by(
-    store: Store, steps: list[Op], batch_rows: int, monkeypatch: pytest.MonkeyPatch
+    store: Store, steps: list[Op], batch_rows: int, filtered: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    spec = _calls_spec(batch_rows)
+    spec = _calls_spec(batch_rows, filtered)
     with store.engine.begin() as conn:
         conn.execute(text("DELETE FROM calls"))
     agg = Aggregator(store, spec)
