@@ -7,8 +7,8 @@ always equals a full recompute:
 
 - :mod:`.spec`: what an aggregate is (:class:`AggregateSpec`);
 - :mod:`.engine`: :class:`Aggregator` with ``update()``, ``refresh()``,
-  ``reset(backfill=...)``; :func:`run_all` updates many, one failure not
-  stopping the others;
+  ``reset(backfill=...)``;
+- :mod:`.runner`: :func:`run_all` updates many, one failure not stopping the others;
 - :mod:`.delta`: the −/+ deltas past a checkpoint (triggers or a ledger);
 - :mod:`.checkpoint`: totals and checkpoint written in one transaction;
 - :mod:`.sketch`: the quantile sketch, whose buckets are also a histogram.
@@ -34,7 +34,8 @@ groups a full refresh had to repair.
 
 from __future__ import annotations
 
-from collectbus.aggregate.engine import Aggregator, UpdateResult, run_all
+from collectbus.aggregate.engine import Aggregator, UpdateResult
+from collectbus.aggregate.runner import RunOutcome, run_all
 from collectbus.aggregate.spec import AggregateSpec
 from collectbus.aggregate.view import AggregateView, GroupView, MeasureView, read_aggregates
 
@@ -44,6 +45,7 @@ __all__ = [
     "Aggregator",
     "GroupView",
     "MeasureView",
+    "RunOutcome",
     "UpdateResult",
     "read_aggregates",
     "run_all",

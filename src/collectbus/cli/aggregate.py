@@ -16,8 +16,7 @@ from types import FrameType
 
 import click
 
-from collectbus.aggregate import AggregateSpec, Aggregator, read_aggregates, run_all
-from collectbus.aggregate.engine import RunOutcome
+from collectbus.aggregate import AggregateSpec, Aggregator, RunOutcome, read_aggregates, run_all
 from collectbus.aggregate.spec import spec_from_mapping
 from collectbus.cli.context import CliContext, pass_cli
 from collectbus.cli.output import duration_option, format_option, iso, render
