@@ -9,6 +9,7 @@ buckets are both grouped by the database: nothing per row comes back to Python.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import Connection, text
 
@@ -21,6 +22,25 @@ from collectbus.aggregate.state import (
     key_value,
     number,
 )
+
+
+def _raw_rows(
+    conn: Connection, sql: AggregateSql, query: str, params: dict[str, object]
+) -> list[tuple[Any, ...]]:
+    """Rows as plain tuples from the driver's cursor, in the caller's transaction.
+
+    The bucket query returns about one row per new row; building a SQLAlchemy
+    Row for each would cost more than the rest of an update.
+    """
+    if sql.dialect == "postgresql":
+        for name in params:
+            query = query.replace(f":{name}", f"%({name})s")
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(query, params)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
 
 
 def full_groups(
@@ -52,12 +72,14 @@ def full_groups(
         )
     names: dict[tuple[object, ...], str] = {}
     for i, measure in enumerate(spec.measures):
-        for row in conn.execute(text(sql.full_buckets(measure, ranged)), params):
-            raw = tuple(row[:nk])
+        rows = _raw_rows(conn, sql, sql.full_buckets(measure, ranged), dict(params))
+        for brow in rows:
+            raw = tuple(brow[:nk])
             gkey = names.get(raw)
             if gkey is None:
                 gkey = names[raw] = key_json(tuple(key_value(v) for v in raw))
-            groups[gkey].measures[i].sketch.add(int(row[nk]), int(row[nk + 1]))
+            # One row per (group, bucket): set, not add.
+            groups[gkey].measures[i].sketch.counts[int(brow[nk])] = int(brow[nk + 1])
     return groups
 
 

@@ -112,8 +112,13 @@ class LogSketch:
 
     def merge(self, other: LogSketch, sign: int = 1) -> None:
         """Add (``sign=1``) or subtract (``sign=-1``) another sketch's counts."""
+        counts = self.counts
         for code, count in other.counts.items():
-            self.add(code, sign * count)
+            total = counts.get(code, 0) + sign * count
+            if total:
+                counts[code] = total
+            else:
+                del counts[code]
 
     @property
     def total(self) -> int:

@@ -17,6 +17,7 @@ escaped literals (they come from the configuration, not from rows).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Literal
 
 from collectbus.aggregate.sketch import bucket_sql
@@ -137,6 +138,7 @@ class AggregateSql:
             conds.append(f"{self.passes()} = 1")
         return " AND ".join(conds)
 
+    @cache  # noqa: B019 -- a few statements per aggregate, built once
     def full_totals(self, ranged: bool = False) -> str:
         """Per group: count, errors, then n, sum, min, max of each measure; of
         every row up to ``:hi``, or (``ranged``) of those past ``:lo`` only."""
@@ -148,6 +150,7 @@ class AggregateSql:
         where = self._where_counted(ranged)
         return f"SELECT {', '.join(cols)} FROM {self.table} WHERE {where}{group}"
 
+    @cache  # noqa: B019 -- a few statements per aggregate, built once
     def full_buckets(self, measure: str, ranged: bool = False) -> str:
         """Per group and bucket of ``measure``: the count."""
         keys = [q(k) for k in self.spec.keys]
