@@ -17,7 +17,6 @@ from collectbus.aggregate.sql import AggregateSql
 from collectbus.aggregate.state import (
     GroupKey,
     GroupState,
-    MeasureState,
     key_json,
     key_value,
     number,
@@ -53,25 +52,37 @@ def full_groups(
     groups: dict[str, GroupState] = {}
     ranged = after_id is not None
     params = {"hi": last_id, "lo": after_id} if ranged else {"hi": last_id}
-    for row in conn.execute(text(sql.full_totals(ranged)), params):
-        key: GroupKey = tuple(key_value(v) for v in row[:nk])
-        measures = []
-        for i in range(len(spec.measures)):
-            n, total, low, high = row[nk + 2 + 4 * i : nk + 6 + 4 * i]
-            count = int(str(n))
-            measures.append(
-                MeasureState(
-                    n=count,
-                    sum=(number(total) or 0) if count else 0,
-                    min=number(low) if count else None,
-                    max=number(high) if count else None,
-                )
-            )
-        groups[key_json(key)] = GroupState(
-            count=int(str(row[nk])), errors=int(str(row[nk + 1] or 0)), measures=measures
-        )
     names: dict[tuple[object, ...], str] = {}
+    split = 1 if spec.measures else 0  # rows are split by the first measure's bucket
+    for row in _raw_rows(conn, sql, sql.full_totals(ranged), dict(params)):
+        raw = tuple(row[:nk])
+        gkey = names.get(raw)
+        if gkey is None:
+            gkey = names[raw] = key_json(tuple(key_value(v) for v in raw))
+        group = groups.get(gkey)
+        if group is None:
+            group = groups[gkey] = GroupState.empty(len(spec.measures))
+        base = nk + split
+        group.count += int(row[base])
+        group.errors += int(row[base + 1] or 0)
+        for i, state in enumerate(group.measures):
+            n, total, low, high = row[base + 2 + 4 * i : base + 6 + 4 * i]
+            if not n:
+                continue
+            state.n += int(n)
+            state.sum += number(total) or 0
+            low, high = number(low), number(high)
+            state.min = (
+                low if state.min is None or (low is not None and low < state.min) else state.min
+            )
+            state.max = (
+                high if state.max is None or (high is not None and high > state.max) else state.max
+            )
+        if split and row[nk] is not None:
+            group.measures[0].sketch.counts[int(row[nk])] = int(row[base + 2])
     for i, measure in enumerate(spec.measures):
+        if i == 0:
+            continue  # its sketch came with the totals
         rows = _raw_rows(conn, sql, sql.full_buckets(measure, ranged), dict(params))
         for brow in rows:
             raw = tuple(brow[:nk])

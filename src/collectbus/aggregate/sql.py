@@ -141,8 +141,15 @@ class AggregateSql:
     @cache  # noqa: B019 -- a few statements per aggregate, built once
     def full_totals(self, ranged: bool = False) -> str:
         """Per group: count, errors, then n, sum, min, max of each measure; of
-        every row up to ``:hi``, or (``ranged``) of those past ``:lo`` only."""
+        every row up to ``:hi``, or (``ranged``) of those past ``:lo`` only.
+
+        With measures, the groups are split by the first measure's sketch
+        bucket (a column after the keys), so that one scan yields the totals
+        and that sketch; the caller adds the bucket rows up per group.
+        """
         keys = [q(k) for k in self.spec.keys]
+        if self.spec.measures:
+            keys.append(bucket_sql(q(self.spec.measures[0])))
         cols = [*keys, "count(*)", f"sum({self.error()})"]
         for m in self.spec.measures:
             cols += [f"count({q(m)})", f"sum({q(m)})", f"min({q(m)})", f"max({q(m)})"]
