@@ -133,7 +133,12 @@ def test_tailed_table_totals_equal_a_full_group_by(
                                 "INSERT INTO agent_invocations (timestamp, agent_name, status,"
                                 " duration_seconds, updated_at) VALUES (0, :a, :s, :d, :u)"
                             ),
-                            {"a": step[2], "s": step[3], "d": 0.5 + i * 1.25, "u": tick()},
+                            {
+                                "a": step[2],
+                                "s": step[3],
+                                "d": None if i == 2 else 0.5 + i * 1.25,
+                                "u": tick(),
+                            },
                         )
             elif step[0] in ("update", "delete") and (present := ids()):
                 rid = present[step[1] % len(present)]
