@@ -6,6 +6,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUN_ARGS ?= --duration 15s --interval 1s
+# bench/incremental.py goes up to 10M rows; e.g. INCREMENTAL_ARGS="--max-rows 1000000" is quicker.
+INCREMENTAL_ARGS ?=
 
 .PHONY: install run test lint bench clean
 
@@ -40,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/record_overhead.py
 	$(BIN)/python bench/serve_scrape.py
 	$(BIN)/python bench/jobs_store.py
+	$(BIN)/python bench/incremental.py $(INCREMENTAL_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .mypy_cache .ruff_cache .pytest_cache

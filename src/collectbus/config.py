@@ -238,6 +238,30 @@ class DaemonConfig(_Section):
     log_file: str = "collectbus.log"
 
 
+FilterValue = str | int | float | bool
+
+
+class AggregateConfig(_Section):
+    """One ``[[aggregates]]`` entry: an incrementally kept GROUP BY (see
+    :mod:`collectbus.aggregate`). With ``source``, a table of another SQLite or
+    PostgreSQL database is tailed read-only (sqltail)."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")
+    table: str
+    #: Another database's URL; leave out for a table of the collectbus store.
+    source: str | None = None
+    id_column: str = "id"
+    updated_column: str | None = None
+    keys: list[str] = Field(default_factory=list)
+    measures: list[str] = Field(default_factory=list)
+    filters: dict[str, FilterValue | list[FilterValue]] = Field(default_factory=dict)
+    error_column: str | None = None
+    error_values: list[FilterValue] = Field(default_factory=list)
+    open_rows: int = Field(default=10_000, ge=0)
+    refresh_every: Duration | None = None
+    batch_rows: int = Field(default=200_000, ge=1)
+
+
 class Config(_Section):
     #: The name this host's records carry; the system host name by default.
     host: str = Field(default_factory=socket.gethostname)
@@ -247,6 +271,7 @@ class Config(_Section):
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    aggregates: list[AggregateConfig] = Field(default_factory=list)
 
     #: Where the settings came from (a file name, or "defaults").
     _source: str = PrivateAttr(default="defaults")
@@ -271,6 +296,10 @@ class Config(_Section):
             raise ValueError(
                 f"collectors.host_inventory.tier: unknown tier {inventory.tier!r} (known: {known})"
             )
+        names = [a.name for a in self.aggregates]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise ValueError(f"aggregates.{i}.name: {name!r} is defined twice")
         return self
 
 
@@ -367,27 +396,30 @@ def load_config(
     except ValidationError as err:
         raise _format_validation(source, origins, err) from err
     _check_url(config.store.url, origins.get("store.url", source))
+    for i, aggregate in enumerate(config.aggregates):
+        if aggregate.source is not None:
+            _check_url(aggregate.source, source, key=f"aggregates.{i}.source ({aggregate.name})")
     config._source = source
     return config
 
 
-def _check_url(url: str, source: str) -> None:
+def _check_url(url: str, source: str, *, key: str = "store.url") -> None:
     try:
         parsed = make_url(url)
         parsed.port  # noqa: B018 -- parsing the port is what raises on "host:abc"
     except (ArgumentError, ValueError) as err:
         raise ConfigError(
-            f"{source}: store.url: {mask_url(url)!r} is not a database URL",
+            f"{source}: {key}: {mask_url(url)!r} is not a database URL",
             hint="use sqlite:///path.db or postgresql://user@host/db",
         ) from err
     if parsed.get_backend_name() not in SUPPORTED_DATABASES:
         raise ConfigError(
-            f"{source}: store.url: {parsed.get_backend_name()!r} databases are not supported",
+            f"{source}: {key}: {parsed.get_backend_name()!r} databases are not supported",
             hint="use sqlite:///path.db or postgresql://user@host/db",
         )
     if parsed.password:
         raise ConfigError(
-            f"{source}: store.url: a password in the URL would end up in logs and process lists",
+            f"{source}: {key}: a password in the URL would end up in logs and process lists",
             hint="set COLLECTBUS_DB_PASSWORD or store.password_file instead",
         )
 

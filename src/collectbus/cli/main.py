@@ -97,6 +97,10 @@ def _register() -> None:
     cli.add_command(jobs.queues)
     cli.add_command(analyze.analyze)
 
+    from collectbus.cli import aggregate
+
+    cli.add_command(aggregate.aggregate)
+
 
 _register()
 

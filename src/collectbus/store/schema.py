@@ -351,6 +351,52 @@ system_snapshots = Table(
     Index(None, "observed_ns"),
 )
 
+# Incremental aggregates (collectbus.aggregate): one checkpoint per aggregate,
+# written in the same transaction as its totals; one row per group; the old
+# values of edited or deleted source rows, logged by triggers; and, for
+# sources that cannot have triggers, what each still-open row contributed.
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("spec", Text, nullable=False),  # the definition the totals were built from
+    Column("last_id", BigInteger, nullable=False),
+    Column("state", Text, nullable=False),  # JSON: pending id ranges, updated watermark
+    Column("version", BigInteger, nullable=False),  # bumped by every write; guards races
+    Column("runs", BigInteger, nullable=False),
+    Column("mismatches", BigInteger, nullable=False),
+    Column("updated_ns", BigInteger, nullable=False),
+    Column("refreshed_ns", BigInteger, nullable=True),
+)
+
+aggregates = Table(
+    "aggregates",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("group_key", Text, primary_key=True),  # JSON array of the key values
+    Column("count", BigInteger, nullable=False),
+    Column("errors", BigInteger, nullable=False),
+    Column("measures", Text, nullable=False),  # JSON: n, sum, min, max, sketch per measure
+)
+
+aggregate_changes = Table(
+    "aggregate_changes",
+    metadata,
+    Column("seq", BigId, primary_key=True, autoincrement=True),
+    Column("name", Text, nullable=False),
+    Column("row_id", BigInteger, nullable=False),
+    Column("old", Text, nullable=False),  # JSON: the row's contribution before the change
+    Index(None, "name", "seq"),
+)
+
+aggregate_ledger = Table(
+    "aggregate_ledger",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("row_id", BigInteger, primary_key=True),
+    Column("contribution", Text, nullable=False),
+)
+
 #: Tables whose row counts ``Store.status()`` reports.
 COUNTED_TABLES: tuple[str, ...] = (
     "hosts",

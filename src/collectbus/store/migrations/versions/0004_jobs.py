@@ -1,7 +1,7 @@
 """Scheduler tables: jobs, job_history, node_snapshots, queue_snapshots, system_snapshots.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-11-29
 
 A frozen copy of the scheduler tables of ``collectbus.store.schema`` at this
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision: str | None = "0002"
+down_revision: str | None = "0003"
 branch_labels: str | None = None
 depends_on: str | None = None
 

@@ -1,0 +1,252 @@
+"""Budget: an incremental aggregate costs the same at 10M rows as at 10K.
+
+Anchor: a full recompute (the aggregate's GROUP BY over every row), measured
+in the same run on the same table. For each size and database it times:
+
+- **full recompute**: the GROUP BY of count, errors, sum, min, max and the
+  sketch buckets, over the whole ``calls`` table (the anchor);
+- **incremental**: ``Aggregator.update()`` after 1,000 new rows;
+- **late updates**: ``update()`` after 100 existing rows were edited
+  (the triggers' change log makes each a −/+);
+- **full refresh**: ``Aggregator.refresh()``: the recompute, the comparison
+  with the incremental state and the swap.
+
+Budgets (DESIGN.md): incremental <= 2 ms at 10M rows on SQLite, <= 5 ms on
+PostgreSQL; late-update detection <= 5 ms at 10M; a full refresh of 1M rows
+<= 1 s. Timed values are the median of several repeats.
+
+    python bench/incremental.py                      # 10K .. 10M rows (long)
+    python bench/incremental.py --max-rows 100000    # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import secrets
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from sqlalchemy import text
+
+from collectbus.aggregate import AggregateSpec, Aggregator
+from collectbus.aggregate.delta import max_id
+from collectbus.aggregate.full import full_groups
+from collectbus.aggregate.source import snapshot
+from collectbus.store import Store
+from collectbus.store import open as open_store
+
+SIZES = (10_000, 100_000, 1_000_000, 10_000_000)
+HANDLERS = tuple(f"handler_{i:02d}" for i in range(20))
+NEW_ROWS = 1_000
+EDITS = 100
+REPEATS = 5
+BATCH = 200_000
+BUDGET_MS = {"sqlite": 2.0, "postgresql": 5.0}
+BUDGET_LATE_MS = 5.0
+BUDGET_REFRESH_1M_S = 1.0
+SPEC = AggregateSpec(
+    name="calls_by_handler",
+    table="calls",
+    keys=("handler",),
+    measures=("elapsed_ns",),
+    error_column="error_type",
+)
+INSERT_SQL = (
+    "INSERT INTO calls (host, pid, thread_id, handler, qualname, started_ns, elapsed_ns,"
+    " error_type) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def make_rows(rng: random.Random, start: int, count: int) -> Iterator[tuple[object, ...]]:
+    for i in range(start, start + count):
+        handler = HANDLERS[i % len(HANDLERS)]
+        elapsed = int(rng.lognormvariate(13, 1.5))
+        error = "TimeoutError" if rng.random() < 0.02 else None
+        yield ("host1", 100, 1, handler, f"app.{handler}", i * 1000, elapsed, error)
+
+
+def fill_sqlite(path: Path, count: int, rng: random.Random) -> None:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=OFF")
+    for start in range(0, count, BATCH):
+        conn.execute("BEGIN")
+        conn.executemany(INSERT_SQL, make_rows(rng, start, min(BATCH, count - start)))
+        conn.execute("COMMIT")
+    conn.close()
+
+
+def fill_postgres(url: str, count: int, rng: random.Random) -> None:
+    columns = "host, pid, thread_id, handler, qualname, started_ns, elapsed_ns, error_type"
+    with psycopg.connect(url) as conn:
+        for start in range(0, count, BATCH):
+            with conn.cursor() as cur, cur.copy(f"COPY calls ({columns}) FROM STDIN") as copy:
+                for row in make_rows(rng, start, min(BATCH, count - start)):
+                    copy.write_row(row)
+            conn.commit()
+        conn.execute("ANALYZE calls")
+        conn.commit()
+
+
+def insert_rows(store: Store, rng: random.Random, count: int) -> None:
+    with store.engine.begin() as conn:
+        top = max_id(conn, Aggregator(store, SPEC).sql)
+        rows = [
+            dict(zip(("host", "pid", "tid", "h", "q", "s", "e", "err"), r, strict=True))
+            for r in make_rows(rng, top + 1, count)
+        ]
+        conn.execute(
+            text(
+                "INSERT INTO calls (host, pid, thread_id, handler, qualname, started_ns,"
+                " elapsed_ns, error_type) VALUES (:host, :pid, :tid, :h, :q, :s, :e, :err)"
+            ),
+            rows,
+        )
+
+
+def edit_rows(store: Store, rng: random.Random, top: int, count: int) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE calls SET elapsed_ns = :e, error_type = :err WHERE id = :id"),
+            [
+                {"e": rng.randrange(10**3, 10**8), "err": None, "id": rng.randint(1, top)}
+                for _ in range(count)
+            ],
+        )
+
+
+def median_ms(prepare: Callable[[], None], run: Callable[[], object]) -> float:
+    times = []
+    for _ in range(REPEATS):
+        prepare()
+        start = time.perf_counter()
+        run()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def measure(url: str, dialect: str, size: int, fill: Callable[[], None]) -> dict[str, float]:
+    rng = random.Random(size)
+    store = open_store(url)
+    try:
+        fill()
+        agg = Aggregator(store, SPEC)
+        agg.update()  # the first build
+        start = time.perf_counter()
+        with snapshot(store.engine) as conn:
+            full_groups(conn, agg.sql, max_id(conn, agg.sql))
+        full_ms = (time.perf_counter() - start) * 1000
+        inc_ms = median_ms(lambda: insert_rows(store, rng, NEW_ROWS), agg.update)
+        late_ms = median_ms(lambda: edit_rows(store, rng, size, EDITS), agg.update)
+        start = time.perf_counter()
+        result = agg.refresh()
+        refresh_ms = (time.perf_counter() - start) * 1000
+        if result.mismatched_groups:
+            print(f"  {dialect} {size}: refresh found {result.mismatched_groups} mismatches!")
+        agg.close()
+    finally:
+        store.close()
+    return {"full": full_ms, "incremental": inc_ms, "late": late_ms, "refresh": refresh_ms}
+
+
+@contextmanager
+def pg_database(admin_url: str) -> Iterator[str]:
+    name = f"collectbus_bench_{secrets.token_hex(4)}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield f"{admin_url.rpartition('/')[0]}/{name}"
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def _fmt_ms(ms: float) -> str:
+    return f"{ms / 1000:,.2f} s" if ms >= 1000 else f"{ms:,.2f} ms"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--max-rows", type=int, default=SIZES[-1])
+    parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--no-pg", action="store_true", help="SQLite only.")
+    args = parser.parse_args()
+    sizes = [s for s in SIZES if s <= args.max_rows] or [args.max_rows]
+    results: list[tuple[str, int, dict[str, float]]] = []
+    for size in sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "bench.db"
+            url = f"sqlite:///{path}"
+            open_store(url).close()
+            r = measure(
+                url, "sqlite", size, lambda p=path, n=size: fill_sqlite(p, n, random.Random(n))
+            )
+            results.append(("sqlite", size, r))
+            print(f"sqlite     {size:>12,} rows done", file=sys.stderr, flush=True)
+        if not args.no_pg:
+            with pg_database(args.pg_url) as pg:
+                open_store(pg).close()
+                r = measure(
+                    pg,
+                    "postgresql",
+                    size,
+                    lambda u=pg, n=size: fill_postgres(u, n, random.Random(n)),
+                )
+                results.append(("postgresql", size, r))
+                print(f"postgresql {size:>12,} rows done", file=sys.stderr, flush=True)
+    print()
+    print(
+        "Incremental aggregate (calls by handler: count, errors, n/sum/min/max/sketch of elapsed_ns)"
+    )
+    print("anchor: full recompute (GROUP BY over every row), measured in the same run\n")
+    head = f"{'database':<11}{'rows':>12}  {'full recompute':>15}  {'incremental 1k new':>26}  {'late update (100)':>26}  {'full refresh':>24}"
+    print(head)
+    print("-" * len(head))
+    failures: list[str] = []
+    for dialect, size, r in results:
+        full = r["full"]
+        cells = [
+            f"{_fmt_ms(r[k])} ({r[k] / full:.2g}x)" for k in ("incremental", "late", "refresh")
+        ]
+        print(
+            f"{dialect:<11}{size:>12,}  {_fmt_ms(full):>15}  {cells[0]:>26}  {cells[1]:>26}  {cells[2]:>24}"
+        )
+        if size >= 10_000_000:
+            if r["incremental"] > BUDGET_MS[dialect]:
+                failures.append(
+                    f"{dialect} incremental at {size:,} rows: {r['incremental']:.2f} ms > {BUDGET_MS[dialect]} ms"
+                )
+            if r["late"] > BUDGET_LATE_MS:
+                failures.append(
+                    f"{dialect} late updates at {size:,} rows: {r['late']:.2f} ms > {BUDGET_LATE_MS} ms"
+                )
+        if size == 1_000_000 and r["refresh"] > BUDGET_REFRESH_1M_S * 1000:
+            failures.append(
+                f"{dialect} full refresh of 1M rows: {r['refresh'] / 1000:.2f} s > {BUDGET_REFRESH_1M_S} s"
+            )
+    print()
+    print(
+        f"budgets: incremental <= {BUDGET_MS['sqlite']} ms (SQLite) / {BUDGET_MS['postgresql']} ms"
+        f" (PostgreSQL) at 10M; late updates <= {BUDGET_LATE_MS} ms at 10M;"
+        f" full refresh of 1M <= {BUDGET_REFRESH_1M_S} s"
+    )
+    for line in failures:
+        print(f"OVER BUDGET: {line}")
+    if not failures:
+        print("all budgets met for the sizes run")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

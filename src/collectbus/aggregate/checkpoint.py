@@ -1,0 +1,257 @@
+"""Checkpoints, totals, the change log and the ledger, in the collectbus store.
+
+One update of one aggregate writes, in ONE transaction: the changed groups'
+totals, the checkpoint (last id, pending ids, updated watermark), the change
+log rows it consumed and the ledger rows it changed. A crash before the commit
+leaves everything as it was, so no row is lost or counted twice.
+
+The checkpoint carries a ``version``. A write only succeeds if the version is
+the one the update read, so two updaters of the same aggregate cannot both
+apply the same rows: the second one fails with :class:`CheckpointConflict`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from collectbus.aggregate.state import Contribution, GroupState, key_json
+from collectbus.errors import StoreError
+from collectbus.store.schema import aggregate_changes, aggregate_ledger, aggregates, checkpoints
+
+#: Rows per statement for IN lists and bulk writes.
+CHUNK = 500
+
+
+class CheckpointConflict(StoreError):
+    """Another updater moved the checkpoint since this update read it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    name: str
+    spec: str
+    last_id: int = 0
+    #: Id ranges ``[lo, hi, first_seen_ns]`` below ``last_id`` not yet visible
+    #: (PostgreSQL hands out ids before commit).
+    pending: tuple[tuple[int, int, int], ...] = ()
+    #: The ``updated_column`` watermark, for sources that have one.
+    mark: int | float | str | None = None
+    version: int = 0
+    runs: int = 0
+    mismatches: int = 0
+    updated_ns: int = 0
+    refreshed_ns: int | None = None
+
+    def state_json(self) -> str:
+        return json.dumps({"pending": [list(p) for p in self.pending], "mark": self.mark})
+
+    def is_pending(self, row_id: int) -> bool:
+        return any(lo <= row_id <= hi for lo, hi, _ in self.pending)
+
+    def counted(self, row_id: int) -> bool:
+        """True when the row's current contribution is in the totals."""
+        return row_id <= self.last_id and not self.is_pending(row_id)
+
+
+@dataclass(slots=True)
+class Changes:
+    """What one update writes, besides the checkpoint."""
+
+    groups: dict[str, GroupState] = field(default_factory=dict)
+    #: Replace every group of the aggregate (full refresh, backfill).
+    replace_all: bool = False
+    consumed: list[int] = field(default_factory=list)
+    ledger_put: dict[int, Contribution] = field(default_factory=dict)
+    ledger_drop: list[int] = field(default_factory=list)
+    #: Drop ledger rows with an id at or below this (closed rows).
+    ledger_prune_below: int | None = None
+
+
+def load_checkpoint(conn: Connection, name: str) -> Checkpoint | None:
+    row = conn.execute(select(checkpoints).where(checkpoints.c.name == name)).mappings().first()
+    if row is None:
+        return None
+    state = json.loads(row["state"])
+    return Checkpoint(
+        name=name,
+        spec=row["spec"],
+        last_id=int(row["last_id"]),
+        pending=tuple((int(a), int(b), int(c)) for a, b, c in state.get("pending", [])),
+        mark=state.get("mark"),
+        version=int(row["version"]),
+        runs=int(row["runs"]),
+        mismatches=int(row["mismatches"]),
+        updated_ns=int(row["updated_ns"]),
+        refreshed_ns=row["refreshed_ns"],
+    )
+
+
+def load_groups(
+    conn: Connection, name: str, measures: Sequence[str], keys: Iterable[str] | None = None
+) -> dict[str, GroupState]:
+    """The stored groups of an aggregate: all of them, or those with the given keys."""
+    c = aggregates.c
+    base = select(c.group_key, c.count, c.errors, c.measures).where(c.name == name)
+    if keys is None:
+        rows = list(conn.execute(base))
+    else:
+        wanted = list(keys)
+        rows = []
+        stmt = base.where(c.group_key.in_(bindparam("keys", expanding=True)))
+        for i in range(0, len(wanted), CHUNK):
+            rows += conn.execute(stmt, {"keys": wanted[i : i + CHUNK]}).all()
+    return {r[0]: GroupState.from_row(r[1], r[2], r[3], measures) for r in rows}
+
+
+def load_changes(conn: Connection, name: str) -> list[tuple[int, int, str]]:
+    """Every logged change of the aggregate's source visible now: (seq, row id, old)."""
+    c = aggregate_changes.c
+    stmt = select(c.seq, c.row_id, c.old).where(c.name == name).order_by(c.seq)
+    return [(int(s), int(r), str(o)) for s, r, o in conn.execute(stmt)]
+
+
+def load_ledger(
+    conn: Connection, name: str, *, above: int | None = None, ids: Sequence[int] = ()
+) -> dict[int, Contribution]:
+    """Ledger rows with an id above ``above``, and those with the given ids."""
+    c = aggregate_ledger.c
+    out: dict[int, Contribution] = {}
+    base = select(c.row_id, c.contribution).where(c.name == name)
+    if above is not None:
+        for rid, text in conn.execute(base.where(c.row_id > above)):
+            out[int(rid)] = Contribution.from_json(text)
+    stmt = base.where(c.row_id.in_(bindparam("ids", expanding=True)))
+    wanted = list(ids)
+    for i in range(0, len(wanted), CHUNK):
+        for rid, text in conn.execute(stmt, {"ids": wanted[i : i + CHUNK]}):
+            out[int(rid)] = Contribution.from_json(text)
+    return out
+
+
+def _upsert_groups(
+    conn: Connection,
+    dialect: Literal["sqlite", "postgresql"],
+    name: str,
+    measures: Sequence[str],
+    groups: Mapping[str, GroupState],
+) -> None:
+    c = aggregates.c
+    rows = [
+        {"name": name, "group_key": k, "count": g.count, "errors": g.errors,
+         "measures": g.measures_json(measures)}
+        for k, g in groups.items()
+        if g.count > 0
+    ]  # fmt: skip
+    gone = [k for k, g in groups.items() if g.count <= 0]
+    for i in range(0, len(gone), CHUNK):
+        conn.execute(delete(aggregates).where(c.name == name, c.group_key.in_(gone[i : i + CHUNK])))
+    if not rows:
+        return
+    dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = dialect_insert(aggregates)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[c.name, c.group_key],
+        set_={
+            "count": stmt.excluded["count"],
+            "errors": stmt.excluded.errors,
+            "measures": stmt.excluded.measures,
+        },
+    )
+    conn.execute(stmt, rows)
+
+
+def save(
+    conn: Connection,
+    dialect: Literal["sqlite", "postgresql"],
+    measures: Sequence[str],
+    before: Checkpoint | None,
+    after: Checkpoint,
+    changes: Changes,
+) -> Checkpoint:
+    """Write the checkpoint and the changes in the caller's transaction.
+
+    Raises :class:`CheckpointConflict` if the checkpoint moved since ``before``
+    was read; the caller's transaction then rolls back.
+    """
+    name = after.name
+    saved = replace(after, version=(before.version if before else 0) + 1)
+    values = {
+        "spec": saved.spec,
+        "last_id": saved.last_id,
+        "state": saved.state_json(),
+        "version": saved.version,
+        "runs": saved.runs,
+        "mismatches": saved.mismatches,
+        "updated_ns": saved.updated_ns,
+        "refreshed_ns": saved.refreshed_ns,
+    }
+    c = checkpoints.c
+    if before is None:
+        exists = conn.execute(select(c.version).where(c.name == name)).first()
+        if exists is not None:
+            raise CheckpointConflict(f"aggregate {name}: updated by another process meanwhile")
+        conn.execute(insert(checkpoints).values(name=name, **values))
+    else:
+        moved = conn.execute(
+            update(checkpoints).where(c.name == name, c.version == before.version).values(**values)
+        )
+        if moved.rowcount != 1:
+            raise CheckpointConflict(f"aggregate {name}: updated by another process meanwhile")
+    if changes.replace_all:
+        conn.execute(delete(aggregates).where(aggregates.c.name == name))
+    _upsert_groups(conn, dialect, name, measures, changes.groups)
+    ch = aggregate_changes.c
+    for i in range(0, len(changes.consumed), CHUNK):
+        conn.execute(delete(aggregate_changes).where(ch.seq.in_(changes.consumed[i : i + CHUNK])))
+    _write_ledger(conn, dialect, name, changes)
+    return saved
+
+
+def _write_ledger(
+    conn: Connection, dialect: Literal["sqlite", "postgresql"], name: str, changes: Changes
+) -> None:
+    lc = aggregate_ledger.c
+    drop = list(changes.ledger_drop) + list(changes.ledger_put)
+    for i in range(0, len(drop), CHUNK):
+        conn.execute(
+            delete(aggregate_ledger).where(lc.name == name, lc.row_id.in_(drop[i : i + CHUNK]))
+        )
+    if changes.ledger_prune_below is not None:
+        conn.execute(
+            delete(aggregate_ledger).where(lc.name == name, lc.row_id <= changes.ledger_prune_below)
+        )
+    rows = [
+        {"name": name, "row_id": rid, "contribution": c.to_json()}
+        for rid, c in changes.ledger_put.items()
+        if changes.ledger_prune_below is None or rid > changes.ledger_prune_below
+    ]
+    if rows:
+        conn.execute(insert(aggregate_ledger), rows)
+
+
+def forget(conn: Connection, name: str) -> None:
+    """Delete every trace of an aggregate: totals, checkpoint, changes, ledger."""
+    conn.execute(delete(aggregates).where(aggregates.c.name == name))
+    conn.execute(delete(checkpoints).where(checkpoints.c.name == name))
+    conn.execute(delete(aggregate_changes).where(aggregate_changes.c.name == name))
+    conn.execute(delete(aggregate_ledger).where(aggregate_ledger.c.name == name))
+
+
+__all__ = [
+    "Changes",
+    "Checkpoint",
+    "CheckpointConflict",
+    "forget",
+    "key_json",
+    "load_changes",
+    "load_checkpoint",
+    "load_groups",
+    "load_ledger",
+    "save",
+]

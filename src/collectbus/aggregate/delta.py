@@ -1,0 +1,226 @@
+"""What changed past a checkpoint, read from one snapshot: the −/+ deltas.
+
+Two ways to know a changed row's old contribution:
+
+- **triggers** (a table of the collectbus store): ``AFTER UPDATE``/``DELETE``
+  triggers log the old contribution into ``aggregate_changes``. For each row
+  with logged changes, the earliest one holds what the totals counted; it is
+  retracted and the row's current contribution, if the row still exists, added.
+- **ledger** (a read-only table elsewhere): the newest ``open_rows`` rows stay
+  open; what each contributed is kept in ``aggregate_ledger``, and every update
+  rescans them, so an edit is a −/+ and a vanished row a −. With an
+  ``updated_column``, closed rows changed after the watermark are read too
+  (and the ledger keeps every row).
+
+New rows are those past ``last_id``. PostgreSQL hands out ids before commit,
+so a row can become visible after a higher id was counted (DESIGN.md, "Known
+pitfalls"): ids skipped by the watermark stay *pending* and are looked up
+again on every update, until they appear or ``pending_s`` passes. SQLite
+writers are serialised, so nothing commits behind the watermark; but SQLite
+reuses the highest id once its row is deleted, so there the watermark drops
+back to the highest id still present.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+
+from sqlalchemy import Connection, Row, bindparam, text
+
+from collectbus.aggregate.checkpoint import CHUNK, Changes, Checkpoint, load_changes, load_ledger
+from collectbus.aggregate.full import full_groups
+from collectbus.aggregate.sql import AggregateSql
+from collectbus.aggregate.state import Contribution, GroupState, contribution
+
+#: On a first build in PostgreSQL, the newest ids checked for late commits.
+INITIAL_GAP_SCAN = 100_000
+
+
+@dataclass(slots=True)
+class Delta:
+    """The checkpoint an update moves to, its writes, and the −/+ contributions."""
+
+    after: Checkpoint
+    changes: Changes = field(default_factory=Changes)
+    deltas: list[tuple[Contribution, int]] = field(default_factory=list)
+    #: New rows, aggregated by the database: a partial state per group, to merge.
+    partial: dict[str, GroupState] = field(default_factory=dict)
+    rows_read: int = 0
+    #: More new rows wait past this batch.
+    more: bool = False
+
+
+def _contrib(sql: AggregateSql, row: Sequence[object]) -> Contribution | None:
+    return contribution(row[1:], len(sql.spec.keys), len(sql.spec.measures))
+
+
+def _rows_between(
+    conn: Connection, sql: AggregateSql, lo: int, hi: int
+) -> list[Row[tuple[object, ...]]]:
+    return list(conn.execute(text(sql.rows_between()), {"lo": lo, "hi": hi}))
+
+
+def _rows_by_id(
+    conn: Connection, sql: AggregateSql, ids: Sequence[int]
+) -> list[Row[tuple[object, ...]]]:
+    stmt = text(sql.rows_by_id()).bindparams(bindparam("ids", expanding=True))
+    out: list[Row[tuple[object, ...]]] = []
+    for i in range(0, len(ids), CHUNK):
+        out += conn.execute(stmt, {"ids": list(ids[i : i + CHUNK])})
+    return out
+
+
+def missing_ranges(lo: int, hi: int, seen: Sequence[int]) -> list[tuple[int, int]]:
+    """The ranges of ids in ``[lo, hi]`` absent from the sorted ``seen``."""
+    out: list[tuple[int, int]] = []
+    expect = lo
+    for rid in seen:
+        if rid < lo or rid > hi:
+            continue
+        if rid > expect:
+            out.append((expect, rid - 1))
+        expect = max(expect, rid + 1)
+    if expect <= hi:
+        out.append((expect, hi))
+    return out
+
+
+def max_id(conn: Connection, sql: AggregateSql) -> int:
+    value = conn.execute(text(sql.max_id())).scalar()
+    return int(str(value)) if value is not None else 0
+
+
+def _next_last_id(sql: AggregateSql, cp: Checkpoint, top: int, cap: bool) -> int:
+    if top < cp.last_id:
+        # Only deletes make the highest id drop; SQLite would reuse those ids.
+        return top if sql.dialect == "sqlite" else cp.last_id
+    return min(top, cp.last_id + sql.spec.batch_rows) if cap else top
+
+
+def read_triggered(
+    conn: Connection, sql: AggregateSql, cp: Checkpoint, *, now_ns: int, cap: bool = True
+) -> Delta:
+    """The deltas of a store table, whose triggers log old contributions."""
+    top = max_id(conn, sql)
+    last = _next_last_id(sql, cp, top, cap)
+    delta = Delta(after=cp, more=top > last)
+    out = delta.deltas
+    # Edits and deletes of counted rows: retract what was counted, add what is.
+    earliest: dict[int, str] = {}
+    for seq, rid, old in load_changes(conn, sql.spec.name):
+        delta.changes.consumed.append(seq)
+        earliest.setdefault(rid, old)
+    counted = [rid for rid in earliest if cp.counted(rid)]
+    for rid in counted:
+        before = _contrib(sql, [rid, *_json_row(earliest[rid])])
+        if before is not None:
+            out.append((before, -1))
+    for row in _rows_by_id(conn, sql, counted):
+        now = _contrib(sql, row)
+        if now is not None and int(str(row[0])) <= last:
+            out.append((now, 1))
+    # Rows that were pending, one by one; new rows as one partial aggregate,
+    # grouped by the database (merging partials equals aggregating at once).
+    pending: list[tuple[int, int, int]] = []
+    for lo, hi, seen_ns in cp.pending:
+        if lo > last:
+            continue
+        rows = _rows_between(conn, sql, lo - 1, min(hi, last))
+        out.extend((c, 1) for c in (_contrib(sql, r) for r in rows) if c is not None)
+        delta.rows_read += len(rows)
+        if now_ns - seen_ns <= sql.spec.pending_s * 1e9:
+            ids = [int(str(r[0])) for r in rows]
+            pending += [(a, b, seen_ns) for a, b in missing_ranges(lo, min(hi, last), ids)]
+    if last > cp.last_id:
+        delta.partial = full_groups(conn, sql, last, after_id=cp.last_id)
+        params = {"lo": cp.last_id, "hi": last}
+        present = int(str(conn.execute(text(sql.count_between()), params).scalar()))
+        delta.rows_read += present
+        if sql.dialect == "postgresql" and present < last - cp.last_id:
+            ids = [int(str(r[0])) for r in conn.execute(text(sql.ids_between()), params)]
+            pending += [(a, b, now_ns) for a, b in missing_ranges(cp.last_id + 1, last, ids)]
+    delta.rows_read += len(counted)
+    delta.after = replace(cp, last_id=last, pending=tuple(sorted(pending)))
+    return delta
+
+
+def _json_row(old: str) -> list[object]:
+    values = json.loads(old)
+    return list(values) if isinstance(values, list) else []
+
+
+def initial_pending(
+    conn: Connection, sql: AggregateSql, top: int, now_ns: int
+) -> tuple[tuple[int, int, int], ...]:
+    """PostgreSQL: the ids among the newest that are not visible yet."""
+    if sql.dialect != "postgresql" or top <= 0:
+        return ()
+    lo = max(1, top - INITIAL_GAP_SCAN + 1)
+    stmt = text(
+        f"SELECT {sql.id} FROM {sql.table} WHERE {sql.id} >= :lo AND {sql.id} <= :hi ORDER BY 1"
+    )
+    ids = [int(str(r[0])) for r in conn.execute(stmt, {"lo": lo, "hi": top})]
+    return tuple((a, b, now_ns) for a, b in missing_ranges(lo, top, ids))
+
+
+def read_ledgered(
+    source: Connection, store: Connection, sql: AggregateSql, cp: Checkpoint, *, cap: bool = True
+) -> Delta:
+    """The deltas of a read-only table: rescan the open rows, diff with the ledger."""
+    spec = sql.spec
+    top = max_id(source, sql)
+    last = _next_last_id(sql, cp, top, cap)
+    window_lo = max(0, min(cp.last_id, last) - spec.open_rows)
+    rows = _rows_between(source, sql, window_lo, last)
+    seen: dict[int, Row[tuple[object, ...]]] = {int(str(r[0])): r for r in rows}
+    late: list[Row[tuple[object, ...]]] = []
+    if spec.updated_column and cp.mark is not None:
+        late = list(source.execute(text(sql.rows_updated()), {"mark": cp.mark, "hi": window_lo}))
+        seen.update((int(str(r[0])), r) for r in late)
+    ledger = load_ledger(store, spec.name, above=window_lo, ids=[int(str(r[0])) for r in late])
+    delta = Delta(after=cp, more=top > last)
+    for rid, row in seen.items():
+        now = _contrib(sql, row)
+        before = ledger.get(rid)
+        if now == before:
+            continue
+        if before is not None:
+            delta.deltas.append((before, -1))
+        if now is not None:
+            delta.deltas.append((now, 1))
+            delta.changes.ledger_put[rid] = now
+        else:
+            delta.changes.ledger_drop.append(rid)
+    for rid, before in ledger.items():
+        if rid not in seen:  # deleted while open
+            delta.deltas.append((before, -1))
+            delta.changes.ledger_drop.append(rid)
+    if not spec.updated_column:
+        delta.changes.ledger_prune_below = last - spec.open_rows
+    mark = cp.mark
+    if spec.updated_column:
+        mark = newest_mark(mark, (r[-1] for r in seen.values()))
+    delta.rows_read = len(seen)
+    delta.after = replace(cp, last_id=last, mark=mark)
+    return delta
+
+
+def newest_mark(
+    mark: int | float | str | None, values: Iterable[object]
+) -> int | float | str | None:
+    """The highest ``updated_column`` value: numbers, or times kept as ISO text."""
+    for value in values:
+        plain = _plain(value)
+        if plain is None:
+            continue
+        if mark is None or (isinstance(plain, str) == isinstance(mark, str) and plain > mark):  # type: ignore[operator]
+            mark = plain
+    return mark
+
+
+def _plain(value: object) -> int | float | str | None:
+    if value is None or isinstance(value, int | float | str):
+        return value
+    return str(value)

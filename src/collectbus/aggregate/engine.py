@@ -1,0 +1,357 @@
+"""The aggregation engine: update, refresh, reset and backfill one aggregate.
+
+Each update reads the source from one snapshot (:mod:`~collectbus.aggregate.delta`),
+applies the −/+ deltas to the groups they touch, recomputes min and max only
+where an extreme value left, and then writes the totals and the checkpoint in
+one short write transaction (:mod:`~collectbus.aggregate.checkpoint`). A
+crash at any point before the commit changes nothing; after it, everything.
+
+A full refresh reads the whole source from one snapshot, in the same snapshot
+catches the incremental state up, compares the two, and swaps the full result
+in. A difference is logged, counted in the checkpoint's ``mismatches`` and
+repaired by the swap. On SQLite the write lock is held only for the swap.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+
+from sqlalchemy import Connection, text
+
+from collectbus.aggregate.checkpoint import (
+    Changes,
+    Checkpoint,
+    forget,
+    load_changes,
+    load_checkpoint,
+    load_groups,
+    save,
+)
+from collectbus.aggregate.delta import (
+    Delta,
+    initial_pending,
+    max_id,
+    newest_mark,
+    read_ledgered,
+    read_triggered,
+)
+from collectbus.aggregate.full import full_groups, recompute_extremes
+from collectbus.aggregate.source import (
+    check_source,
+    dialect_of,
+    open_source,
+    snapshot,
+    source_errors,
+    write_transaction,
+)
+from collectbus.aggregate.spec import AggregateSpec
+from collectbus.aggregate.sql import AggregateSql
+from collectbus.aggregate.state import Contribution, GroupKey, GroupState, contribution, key_json
+from collectbus.clock import Clock, SystemClock
+from collectbus.store import Store
+
+log = logging.getLogger("collectbus.aggregate")
+
+#: At most this many groups are kept in memory between updates.
+CACHE_GROUPS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateResult:
+    name: str
+    #: "update", "build" (first run or backfill) or "refresh".
+    kind: str
+    rows_read: int
+    groups_written: int
+    last_id: int
+    mismatched_groups: int = 0
+
+
+class Aggregator:
+    """One aggregate over its source, kept in the collectbus store."""
+
+    def __init__(self, store: Store, spec: AggregateSpec, *, clock: Clock | None = None) -> None:
+        self.store = store
+        self.spec = spec
+        self.clock = clock or SystemClock()
+        self._source = open_source(spec) if spec.external else store.engine
+        self.sql = AggregateSql(spec, dialect_of(self._source))
+        self._checked = False
+        self._verified = False
+        # The groups this object last wrote, valid while the checkpoint is at
+        # _cache_version: an update then reads no totals back from the store.
+        self._cache: dict[str, GroupState] = {}
+        self._cache_version: int | None = None
+
+    def close(self) -> None:
+        if self.spec.external:
+            self._source.dispose()
+
+    def __enter__(self) -> Aggregator:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ helpers
+
+    def _spec_json(self) -> str:
+        spec = self.spec
+        return json.dumps(
+            {
+                "fingerprint": spec.fingerprint(),
+                "source": spec.source,
+                "table": spec.table,
+                "keys": list(spec.keys),
+                "measures": list(spec.measures),
+            }
+        )
+
+    @contextmanager
+    def _read(self, action: str) -> Iterator[tuple[Connection, Connection]]:
+        """(source, store) connections in one snapshot each (the same one for a
+        store table)."""
+        with source_errors(self.spec, action), snapshot(self._source) as src:
+            if not self.spec.external:
+                yield src, src
+                return
+            with snapshot(self.store.engine) as st:
+                yield src, st
+
+    def _checkpoint(self) -> Checkpoint | None:
+        with source_errors(self.spec, "read the checkpoint"), snapshot(self.store.engine) as st:
+            return load_checkpoint(st, self.spec.name)
+
+    def _prepare(self) -> Checkpoint | None:
+        if not self._checked:
+            check_source(self._source, self.spec)
+            self._checked = True
+        cp = self._checkpoint()
+        if cp is not None and json.loads(cp.spec).get("fingerprint") != self.spec.fingerprint():
+            log.warning("aggregate %s: its definition changed; rebuilding", self.spec.name)
+            self.reset()
+            return None
+        return cp
+
+    def _save(self, before: Checkpoint | None, after: Checkpoint, changes: Changes) -> Checkpoint:
+        with (
+            source_errors(self.spec, "write the totals"),
+            write_transaction(self.store.engine) as w,
+        ):
+            return save(w, self.store.dialect, self.spec.measures, before, after, changes)
+
+    def _delta(self, src: Connection, st: Connection, cp: Checkpoint, *, cap: bool = True) -> Delta:
+        if self.spec.external:
+            return read_ledgered(src, st, self.sql, cp, cap=cap)
+        return read_triggered(src, self.sql, cp, now_ns=self.clock.time_ns(), cap=cap)
+
+    # ------------------------------------------------------------ public
+
+    def update(self) -> UpdateResult:
+        """Bring the totals up to date with the source; build them the first time."""
+        if not self._verified:
+            # Once per object: the source's columns, and the definition the
+            # stored totals were built with.
+            if self._prepare() is None:
+                return self._build()
+            self._verified = True
+        caught_up = self._catch_up()
+        if caught_up is None:  # reset meanwhile
+            return self._build()
+        cp, result = caught_up
+        if self._refresh_due(cp):
+            return self.refresh()
+        return result
+
+    def _catch_up(self) -> tuple[Checkpoint, UpdateResult] | None:
+        rows = groups_written = 0
+        while True:
+            with self._read("read new rows") as (src, st):
+                found = load_checkpoint(st, self.spec.name)
+                if found is None:
+                    return None
+                cp = found
+                delta = self._delta(src, st, cp)
+                groups = self._groups_after(src, st, delta)
+            after = replace(delta.after, runs=cp.runs + 1, updated_ns=self.clock.time_ns())
+            delta.changes.groups = groups
+            cp = self._save(cp, after, delta.changes)
+            self._remember(groups, cp)
+            rows += delta.rows_read
+            groups_written += len(groups)
+            if not delta.more:
+                break
+        return cp, UpdateResult(self.spec.name, "update", rows, groups_written, cp.last_id)
+
+    def _groups_after(self, src: Connection, st: Connection, delta: Delta) -> dict[str, GroupState]:
+        """The touched groups, deltas applied, extremes recomputed where one left."""
+        touched = {key_json(c.key) for c, _ in delta.deltas} | set(delta.partial)
+        groups = self._load_groups(st, touched, delta.after.version)
+        stale = apply_deltas(groups, delta.deltas, len(self.spec.measures))
+        merge_partial(groups, delta.partial, len(self.spec.measures))
+        recompute_extremes(src, self.sql, delta.after.last_id, groups, stale)
+        return groups
+
+    def _load_groups(
+        self, st: Connection, touched: set[str], version: int
+    ) -> dict[str, GroupState]:
+        """The touched groups: copies of those this object wrote last, if the
+        checkpoint has not moved since, and the others from the store."""
+        if self._cache_version != version:
+            self._cache = {}
+        # Invalid until this update's write commits.
+        self._cache_version = None
+        groups = {k: self._cache[k].copy() for k in touched if k in self._cache}
+        missing = touched - set(groups)
+        if missing:
+            groups.update(load_groups(st, self.spec.name, self.spec.measures, missing))
+        return groups
+
+    def _remember(self, groups: dict[str, GroupState], saved: Checkpoint) -> None:
+        for key, group in groups.items():
+            if group.count > 0:
+                self._cache[key] = group
+            else:
+                self._cache.pop(key, None)
+        if len(self._cache) > CACHE_GROUPS:
+            self._cache = {}
+        self._cache_version = saved.version
+
+    def _refresh_due(self, cp: Checkpoint) -> bool:
+        every = self.spec.refresh_every_s
+        if every is None:
+            return False
+        last = cp.refreshed_ns or 0
+        return self.clock.time_ns() - last >= every * 1e9
+
+    def refresh(self) -> UpdateResult:
+        """Recompute everything from one snapshot, compare, and swap it in."""
+        if self._prepare() is None or self._catch_up() is None:
+            return self._build()
+        with self._read("full refresh") as (src, st):
+            found = load_checkpoint(st, self.spec.name)
+            if found is None:
+                return self._build()
+            cp = found
+            # Uncapped: whatever arrived since the catch-up, in this snapshot.
+            delta = self._delta(src, st, cp, cap=False)
+            incremental = load_groups(st, self.spec.name, self.spec.measures)
+            stale = apply_deltas(incremental, delta.deltas, len(self.spec.measures))
+            merge_partial(incremental, delta.partial, len(self.spec.measures))
+            recompute_extremes(src, self.sql, delta.after.last_id, incremental, stale)
+            full = full_groups(src, self.sql, delta.after.last_id)
+        differing = sorted(
+            k for k in set(incremental) | set(full) if not _same(incremental.get(k), full.get(k))
+        )
+        if differing:
+            log.warning(
+                "aggregate %s: full refresh found %d group(s) differing from the incremental"
+                " state (first: %s); repaired",
+                self.spec.name,
+                len(differing),
+                differing[0],
+            )
+        now = self.clock.time_ns()
+        after = replace(
+            delta.after,
+            runs=cp.runs + 1,
+            mismatches=cp.mismatches + len(differing),
+            updated_ns=now,
+            refreshed_ns=now,
+        )
+        delta.changes.groups = full
+        delta.changes.replace_all = True
+        self._cache, self._cache_version = {}, None
+        cp = self._save(cp, after, delta.changes)
+        return UpdateResult(
+            self.spec.name, "refresh", delta.rows_read, len(full), cp.last_id, len(differing)
+        )
+
+    def _build(self) -> UpdateResult:
+        """Compute the totals from scratch and start the checkpoint."""
+        spec = self.spec
+        if not spec.external:
+            self._install_triggers()
+        now = self.clock.time_ns()
+        changes = Changes(replace_all=True)
+        with self._read("backfill") as (src, _st):
+            top = max_id(src, self.sql)
+            changes.groups = full_groups(src, self.sql, top)
+            cp = Checkpoint(name=spec.name, spec=self._spec_json(), last_id=top)
+            if spec.external:
+                lo = 0 if spec.updated_column else max(0, top - spec.open_rows)
+                rows = src.execute(text(self.sql.rows_between()), {"lo": lo, "hi": top})
+                marks: list[object] = []
+                for row in rows:
+                    c = contribution(row[1:], len(spec.keys), len(spec.measures))
+                    if c is not None:
+                        changes.ledger_put[int(str(row[0]))] = c
+                    if spec.updated_column:
+                        marks.append(row[-1])
+                cp = replace(cp, mark=newest_mark(None, marks))
+            else:
+                changes.consumed = [seq for seq, _, _ in load_changes(src, spec.name)]
+                cp = replace(cp, pending=initial_pending(src, self.sql, top, now))
+        cp = replace(cp, runs=1, updated_ns=now, refreshed_ns=now)
+        self._cache, self._cache_version = {}, None
+        saved = self._save(None, cp, changes)
+        counted = sum(g.count for g in changes.groups.values())
+        return UpdateResult(spec.name, "build", counted, len(changes.groups), saved.last_id)
+
+    def _install_triggers(self) -> None:
+        with (
+            source_errors(self.spec, "install triggers"),
+            write_transaction(self.store.engine) as w,
+        ):
+            for stmt in [*self.sql.drop_triggers(), *self.sql.create_triggers()]:
+                w.exec_driver_sql(stmt)
+            # Changes logged before this build are part of its snapshot.
+
+    def reset(self, *, backfill: bool = False) -> UpdateResult | None:
+        """Forget the totals and the checkpoint; rebuild them if ``backfill``."""
+        with source_errors(self.spec, "reset"), write_transaction(self.store.engine) as w:
+            forget(w, self.spec.name)
+            if not self.spec.external:
+                for stmt in self.sql.drop_triggers():
+                    w.exec_driver_sql(stmt)
+        if backfill:
+            return self._build()
+        return None
+
+
+def apply_deltas(
+    groups: dict[str, GroupState],
+    deltas: list[tuple[Contribution, int]],
+    n_measures: int,
+) -> list[tuple[str, GroupKey, int]]:
+    """Apply −/+ contributions; the (group, key, measure) whose extreme left."""
+    stale: dict[tuple[str, int], GroupKey] = {}
+    for contrib, sign in deltas:
+        gkey = key_json(contrib.key)
+        group = groups.get(gkey)
+        if group is None:
+            group = groups[gkey] = GroupState.empty(n_measures)
+        for index in group.apply(contrib, sign):
+            stale[(gkey, index)] = contrib.key
+    return [(g, key, i) for (g, i), key in stale.items()]
+
+
+def merge_partial(
+    groups: dict[str, GroupState], partial: dict[str, GroupState], n_measures: int
+) -> None:
+    """Merge partial states (new rows, grouped by the database) into ``groups``."""
+    for key, part in partial.items():
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = GroupState.empty(n_measures)
+        group.merge(part)
+
+
+def _same(a: GroupState | None, b: GroupState | None) -> bool:
+    if a is None or a.count == 0:
+        return b is None or b.count == 0
+    return b is not None and a.same(b)

@@ -1,0 +1,116 @@
+"""A full recompute: the aggregate's ``GROUP BY`` over every counted row.
+
+Used to build an aggregate the first time, to backfill it, and by the periodic
+full refresh that checks the incremental state. It runs inside the caller's
+snapshot, so the result matches one checkpoint exactly. Totals and the sketch
+buckets are both grouped by the database: nothing per row comes back to Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from collectbus.aggregate.sql import AggregateSql
+from collectbus.aggregate.state import (
+    GroupKey,
+    GroupState,
+    key_json,
+    key_value,
+    number,
+)
+
+
+def _raw_rows(
+    conn: Connection, sql: AggregateSql, query: str, params: dict[str, object]
+) -> list[tuple[Any, ...]]:
+    """Rows as plain tuples from the driver's cursor, in the caller's transaction.
+
+    The bucket query returns about one row per new row; building a SQLAlchemy
+    Row for each would cost more than the rest of an update.
+    """
+    if sql.dialect == "postgresql":
+        for name in params:
+            query = query.replace(f":{name}", f"%({name})s")
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(query, params)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
+def full_groups(
+    conn: Connection, sql: AggregateSql, last_id: int, after_id: int | None = None
+) -> dict[str, GroupState]:
+    """Every group of rows with ``id <= last_id`` (and ``id > after_id`` if given:
+    a partial aggregate of new rows, to merge), keyed by the group's JSON key."""
+    spec = sql.spec
+    nk = len(spec.keys)
+    groups: dict[str, GroupState] = {}
+    ranged = after_id is not None
+    params = {"hi": last_id, "lo": after_id} if ranged else {"hi": last_id}
+    names: dict[tuple[object, ...], str] = {}
+    split = 1 if spec.measures else 0  # rows are split by the first measure's bucket
+    for row in _raw_rows(conn, sql, sql.full_totals(ranged), dict(params)):
+        raw = tuple(row[:nk])
+        gkey = names.get(raw)
+        if gkey is None:
+            gkey = names[raw] = key_json(tuple(key_value(v) for v in raw))
+        group = groups.get(gkey)
+        if group is None:
+            group = groups[gkey] = GroupState.empty(len(spec.measures))
+        base = nk + split
+        group.count += int(row[base])
+        group.errors += int(row[base + 1] or 0)
+        for i, state in enumerate(group.measures):
+            n, total, low, high = row[base + 2 + 4 * i : base + 6 + 4 * i]
+            if not n:
+                continue
+            state.n += int(n)
+            state.sum += number(total) or 0
+            low, high = number(low), number(high)
+            state.min = (
+                low if state.min is None or (low is not None and low < state.min) else state.min
+            )
+            state.max = (
+                high if state.max is None or (high is not None and high > state.max) else state.max
+            )
+        if split and row[nk] is not None:
+            group.measures[0].sketch.counts[int(row[nk])] = int(row[base + 2])
+    for i, measure in enumerate(spec.measures):
+        if i == 0:
+            continue  # its sketch came with the totals
+        rows = _raw_rows(conn, sql, sql.full_buckets(measure, ranged), dict(params))
+        for brow in rows:
+            raw = tuple(brow[:nk])
+            gkey = names.get(raw)
+            if gkey is None:
+                gkey = names[raw] = key_json(tuple(key_value(v) for v in raw))
+            # One row per (group, bucket): set, not add.
+            groups[gkey].measures[i].sketch.counts[int(brow[nk])] = int(brow[nk + 1])
+    return groups
+
+
+def recompute_extremes(
+    conn: Connection,
+    sql: AggregateSql,
+    last_id: int,
+    groups: dict[str, GroupState],
+    stale: Iterable[tuple[str, GroupKey, int]],
+) -> int:
+    """Recompute min and max of the given (group, measure) pairs; how many were."""
+    done = 0
+    for gkey, key, index in stale:
+        group = groups.get(gkey)
+        if group is None or group.count <= 0 or group.measures[index].n <= 0:
+            continue
+        params: dict[str, object] = {f"k{i}": v for i, v in enumerate(key)}
+        params["hi"] = last_id
+        low, high = conn.execute(text(sql.extremes(sql.spec.measures[index])), params).one()
+        group.measures[index].min = number(low)
+        group.measures[index].max = number(high)
+        done += 1
+    return done

@@ -1,0 +1,185 @@
+"""A mergeable, retractable quantile sketch with logarithmic buckets.
+
+The DDSketch mapping (Masson, Rim and Lee, "DDSketch: a fast and fully-mergeable
+quantile sketch with relative-error guarantees", VLDB 2019): a positive value
+``x`` falls in bucket ``i = ceil(ln(x) / ln(gamma))`` with
+``gamma = (1 + a) / (1 - a)``, so every quantile is returned within a relative
+error ``a`` (1 % here). Negative values use the same mapping on ``-x``; values
+within :data:`ZERO_BAND` of zero share one bucket.
+
+A sketch is only counts per bucket, so merging is adding counts and removing a
+row is subtracting them: exact, in any order. The bucket of each value is
+computed by the database, in the same SQL expression for every path (new rows,
+trigger-logged old values, full refresh), so that the incremental state and a
+full recompute can never disagree by a rounding of ``ln``. The bucket code is
+one integer: ``2 i`` for a positive value, ``2 i + 1`` for a negative one and
+:data:`ZERO_CODE` for zero.
+
+The buckets double as a Prometheus histogram: :meth:`LogSketch.cumulative`
+gives ``(le, count)`` pairs of the buckets in use.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from array import array
+from collections.abc import Iterable, Iterator, Mapping
+from itertools import chain
+
+RELATIVE_ACCURACY = 0.01
+GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
+LN_GAMMA = math.log(GAMMA)
+#: Values with ``abs(x) <= ZERO_BAND`` count as zero.
+ZERO_BAND = 1e-9
+#: Far above the code of any finite double (about 2 x 35,000).
+ZERO_CODE = 1_000_000_000
+
+
+def bucket_sql(column: str) -> str:
+    """The SQL expression giving the bucket code of ``column`` (NULL stays NULL).
+
+    Works in SQLite (3.35+, with its math functions) and PostgreSQL alike. The
+    value is cast to a double first: PostgreSQL would otherwise take ``ln`` of
+    an integer column as ``numeric``, which is many times slower.
+    """
+    lg = repr(LN_GAMMA)
+    x = f"CAST({column} AS DOUBLE PRECISION)"
+    return (
+        f"CASE WHEN {column} IS NULL THEN NULL"
+        f" WHEN {column} > {ZERO_BAND!r} THEN CAST(ceil(ln({x}) / {lg}) AS BIGINT) * 2"
+        f" WHEN {column} < -{ZERO_BAND!r} THEN CAST(ceil(ln(-{x}) / {lg}) AS BIGINT) * 2 + 1"
+        f" ELSE {ZERO_CODE} END"
+    )
+
+
+def bucket_of(value: float) -> int:
+    """The bucket code of ``value``, computed in Python (for tests and examples)."""
+    if value > ZERO_BAND:
+        return math.ceil(math.log(value) / LN_GAMMA) * 2
+    if value < -ZERO_BAND:
+        return math.ceil(math.log(-value) / LN_GAMMA) * 2 + 1
+    return ZERO_CODE
+
+
+def _order(code: int) -> tuple[int, int]:
+    """Sort key putting buckets in value order: negatives, zero, positives."""
+    if code == ZERO_CODE:
+        return (0, 0)
+    if code % 2:
+        return (-1, -(code - 1) // 2)
+    return (1, code // 2)
+
+
+def bucket_value(code: int) -> float:
+    """The value a bucket stands for (within the relative accuracy of its members)."""
+    if code == ZERO_CODE:
+        return 0.0
+    index = (code - 1) // 2 if code % 2 else code // 2
+    magnitude = 2 * GAMMA**index / (GAMMA + 1)
+    return -magnitude if code % 2 else magnitude
+
+
+def bucket_upper(code: int) -> float:
+    """The upper bound of a bucket: every value in it is ``<=`` this."""
+    if code == ZERO_CODE:
+        return ZERO_BAND
+    if code % 2:
+        index = (code - 1) // 2
+        return -(GAMMA ** (index - 1))
+    return float(GAMMA ** (code // 2))
+
+
+class LogSketch:
+    """Counts per bucket code; add, remove and merge are exact."""
+
+    __slots__ = ("counts",)
+
+    def __init__(self, counts: Mapping[int, int] | None = None) -> None:
+        self.counts: dict[int, int] = {k: v for k, v in (counts or {}).items() if v}
+
+    def copy(self) -> LogSketch:
+        new = LogSketch()
+        new.counts = self.counts.copy()
+        return new
+
+    def add(self, code: int, count: int = 1) -> None:
+        total = self.counts.get(code, 0) + count
+        if total:
+            self.counts[code] = total
+        else:
+            del self.counts[code]
+
+    def merge(self, other: LogSketch, sign: int = 1) -> None:
+        """Add (``sign=1``) or subtract (``sign=-1``) another sketch's counts."""
+        counts = self.counts
+        for code, count in other.counts.items():
+            total = counts.get(code, 0) + sign * count
+            if total:
+                counts[code] = total
+            else:
+                del counts[code]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def sorted_buckets(self) -> Iterator[tuple[int, int]]:
+        """(code, count) in value order."""
+        for code in sorted(self.counts, key=_order):
+            yield code, self.counts[code]
+
+    def quantile(self, q: float) -> float | None:
+        """The ``q`` quantile (0..1), or None for an empty sketch."""
+        total = self.total
+        if total <= 0:
+            return None
+        rank = q * (total - 1)
+        seen = 0
+        last = ZERO_CODE
+        for code, count in self.sorted_buckets():
+            seen += count
+            last = code
+            if seen > rank:
+                break
+        return bucket_value(last)
+
+    def cumulative(self) -> list[tuple[float, int]]:
+        """``(le, cumulative count)`` per bucket in use, in value order; the
+        ``+Inf`` bucket is the total."""
+        out: list[tuple[float, int]] = []
+        seen = 0
+        for code, count in self.sorted_buckets():
+            seen += count
+            out.append((bucket_upper(code), seen))
+        out.append((math.inf, seen))
+        return out
+
+    def to_json(self) -> str:
+        """Base64 of the int64 pairs ``code, count, ...``: a JSON string that is
+        compact and quick to encode (a sketch can hold hundreds of buckets)."""
+        flat = array("q", chain.from_iterable(self.counts.items()))
+        return base64.b64encode(flat.tobytes()).decode("ascii")
+
+    @classmethod
+    def from_json(cls, data: str) -> LogSketch:
+        flat = array("q")
+        flat.frombytes(base64.b64decode(data))
+        new = cls()
+        new.counts = dict(zip(flat[::2], flat[1::2], strict=True))
+        return new
+
+    @classmethod
+    def of(cls, codes: Iterable[int]) -> LogSketch:
+        sketch = cls()
+        for code in codes:
+            sketch.add(code)
+        return sketch
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LogSketch) and self.counts == other.counts
+
+    def __repr__(self) -> str:
+        return f"LogSketch({self.counts!r})"
+
+    __hash__ = None  # type: ignore[assignment]

@@ -1,0 +1,128 @@
+"""Opening an aggregate's source, read-only, and reading it from a snapshot.
+
+A table of another database is opened so that collectbus cannot write to it:
+SQLite through a ``mode=ro`` URI, PostgreSQL with
+``default_transaction_read_only``. Every read of an update runs in one snapshot
+(a read transaction in SQLite, ``REPEATABLE READ`` in PostgreSQL), and every
+failure leaves as a :class:`~collectbus.errors.CollectError` whose one line
+names the aggregate, the database and the table.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
+
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
+
+from collectbus.aggregate.spec import AggregateSpec
+from collectbus.errors import CollectBusError, CollectError
+from collectbus.store.dberrors import classify
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+CONNECT_TIMEOUT_S = 5
+
+
+def dialect_of(engine: Engine) -> Literal["sqlite", "postgresql"]:
+    return "postgresql" if engine.dialect.name == "postgresql" else "sqlite"
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # SQLAlchemy emits BEGIN itself (below), so that a read transaction is one
+    # snapshot from its first statement to its end.
+    dbapi_connection.isolation_level = None
+    dbapi_connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN")
+
+
+def open_source(spec: AggregateSpec) -> Engine:
+    """A read-only engine for an external source (``spec.url``)."""
+    assert spec.url is not None
+    try:
+        parsed = make_url(spec.url)
+    except (sa_exc.ArgumentError, ValueError) as err:
+        raise CollectError(spec.source, f"invalid database URL: {err}") from err
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        path = parsed.database or ""
+        if path in ("", ":memory:"):
+            raise CollectError(spec.source, "an in-memory SQLite database cannot be tailed")
+
+        def connect() -> sqlite3.Connection:
+            return sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+
+        engine = create_engine("sqlite://", creator=connect)
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    if backend == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+        return create_engine(
+            parsed,
+            pool_pre_ping=True,
+            connect_args={
+                "options": "-c default_transaction_read_only=on",
+                "connect_timeout": CONNECT_TIMEOUT_S,
+            },
+        )
+    raise CollectError(spec.source, f"unsupported database {backend!r}; use sqlite or postgresql")
+
+
+@contextmanager
+def source_errors(spec: AggregateSpec, action: str) -> Iterator[None]:
+    """Database errors inside the block, as one line naming the aggregate's source."""
+    try:
+        yield
+    except CollectBusError:
+        raise
+    except sa_exc.DBAPIError as err:
+        detail = classify("", action, err.orig or err)
+        raise CollectError(spec.source, str(detail).lstrip(": ")) from err
+    except sa_exc.SQLAlchemyError as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise CollectError(spec.source, f"{action} failed: {first}") from err
+    except OSError as err:
+        raise CollectError(spec.source, f"{action} failed: {err.strerror or err}") from err
+
+
+@contextmanager
+def snapshot(engine: Engine) -> Iterator[Connection]:
+    """One read transaction: every statement inside sees the same snapshot."""
+    with engine.connect() as conn:
+        if dialect_of(engine) == "postgresql":
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            yield conn
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """One write transaction on the store (``BEGIN IMMEDIATE`` in SQLite)."""
+    with engine.connect() as conn:
+        if dialect_of(engine) == "sqlite":
+            conn = conn.execution_options(collectbus_begin="IMMEDIATE")
+        with conn.begin():
+            yield conn
+
+
+def check_source(engine: Engine, spec: AggregateSpec) -> None:
+    """Raise a CollectError naming the aggregate unless its table and columns exist."""
+    with source_errors(spec, "connect"), engine.connect() as conn:
+        inspector = inspect(conn)
+        if not inspector.has_table(spec.table):
+            raise CollectError(spec.source, f"no table {spec.table!r} in the source database")
+        present = {c["name"] for c in inspector.get_columns(spec.table)}
+    missing = [c for c in spec.columns() if c not in present]
+    if missing:
+        raise CollectError(
+            spec.source,
+            f"no column {', '.join(repr(c) for c in missing)} in {spec.table}"
+            f" (columns: {', '.join(sorted(present))})",
+        )

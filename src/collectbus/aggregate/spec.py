@@ -1,0 +1,166 @@
+"""What an aggregate is: a source table, group-by keys, measures and filters.
+
+An :class:`AggregateSpec` is plain data, built from the ``[[aggregates]]``
+config section or in code. Its source is either a table of the collectbus store
+itself (``url`` None: ``calls``, ``jobs``, ...), where triggers log the old
+values of edited and deleted rows, or a table of another SQLite or PostgreSQL
+database (``sqltail``), opened read-only, where a window of recent rows stays
+open and is rescanned.
+
+Every aggregate counts rows per group, and errors (rows whose
+``error_column`` is non-NULL, or is one of ``error_values``); every measure
+gets n, sum, min, max, mean and a quantile sketch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+
+from collectbus.errors import ConfigError
+from collectbus.urls import mask_url
+
+Scalar = str | int | float | bool
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+#: Rows of a read-only source that stay open (rescanned) by default.
+DEFAULT_OPEN_ROWS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class AggregateSpec:
+    """One named, incrementally maintained ``GROUP BY``."""
+
+    name: str
+    table: str
+    keys: tuple[str, ...] = ()
+    measures: tuple[str, ...] = ()
+    #: Another database to tail (read-only); None for the collectbus store.
+    url: str | None = None
+    id_column: str = "id"
+    #: A column that grows when a row changes (a time or a version), if any.
+    updated_column: str | None = None
+    #: Only rows whose column equals one of the values are counted.
+    filters: tuple[tuple[str, tuple[Scalar, ...]], ...] = ()
+    error_column: str | None = None
+    #: Empty: any non-NULL ``error_column`` is an error.
+    error_values: tuple[Scalar, ...] = ()
+    #: Read-only sources: the newest rows (by id) kept open and rescanned.
+    open_rows: int = DEFAULT_OPEN_ROWS
+    #: Seconds between full refreshes; None for never (only on demand).
+    refresh_every_s: float | None = None
+    #: PostgreSQL: how long an id skipped by the watermark is waited for.
+    pending_s: float = 600.0
+    #: At most this many new rows are read per transaction.
+    batch_rows: int = 200_000
+
+    def __post_init__(self) -> None:
+        where = f"aggregate {self.name!r}"
+        if not _NAME.match(self.name):
+            raise ConfigError(
+                f"{where}: name: lower-case letters, digits and '_', starting with a letter"
+            )
+        for what, names in (
+            ("table", (self.table,)),
+            ("id_column", (self.id_column,)),
+            ("keys", self.keys),
+            ("measures", self.measures),
+            ("updated_column", (self.updated_column,) if self.updated_column else ()),
+            ("error_column", (self.error_column,) if self.error_column else ()),
+            ("filters", tuple(c for c, _ in self.filters)),
+        ):
+            for column in names:
+                if not _COLUMN.match(column):
+                    raise ConfigError(f"{where}: {what}: {column!r} is not a plain column name")
+        if len(set(self.measures)) != len(self.measures):
+            raise ConfigError(f"{where}: measures: a measure is named twice")
+        if self.error_values and not self.error_column:
+            raise ConfigError(f"{where}: error_values: needs error_column")
+        if self.open_rows < 0 or self.batch_rows < 1:
+            raise ConfigError(f"{where}: open_rows and batch_rows must be positive")
+
+    @property
+    def external(self) -> bool:
+        """True when the source is another database, opened read-only."""
+        return self.url is not None
+
+    @property
+    def source(self) -> str:
+        """The source as shown in errors: database (password masked) and table."""
+        where = mask_url(self.url) if self.url else "the collectbus store"
+        return f"aggregate {self.name} ({where}, table {self.table})"
+
+    def columns(self) -> tuple[str, ...]:
+        """Every source column the aggregate reads."""
+        cols = [self.id_column, *self.keys, *self.measures, *(c for c, _ in self.filters)]
+        for extra in (self.updated_column, self.error_column):
+            if extra:
+                cols.append(extra)
+        return tuple(dict.fromkeys(cols))
+
+    def fingerprint(self) -> str:
+        """A digest of what the totals depend on; a change needs a rebuild."""
+        data = {
+            "table": self.table,
+            "url": mask_url(self.url) if self.url else None,
+            "id": self.id_column,
+            "keys": self.keys,
+            "measures": self.measures,
+            "filters": self.filters,
+            "errors": [self.error_column, self.error_values],
+        }
+        digest = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode())
+        return digest.hexdigest()[:16]
+
+
+def _scalars(where: str, value: object) -> tuple[Scalar, ...]:
+    values = value if isinstance(value, list | tuple) else [value]
+    out: list[Scalar] = []
+    for v in values:
+        if not isinstance(v, str | int | float | bool):
+            raise ConfigError(f"{where}: {v!r} is not a string or a number")
+        out.append(v)
+    if not out:
+        raise ConfigError(f"{where}: give at least one value")
+    return tuple(out)
+
+
+def spec_from_mapping(data: dict[str, object], *, where: str = "aggregates") -> AggregateSpec:
+    """An AggregateSpec from one validated ``[[aggregates]]`` entry."""
+    name = str(data.get("name", ""))
+    where = f"{where} ({name})" if name and name not in where else where
+    filters_raw = data.get("filters") or {}
+    if not isinstance(filters_raw, dict):
+        raise ConfigError(f"{where}.filters: a table of column = value(s)")
+    filters = tuple(
+        (str(col), _scalars(f"{where}.filters.{col}", v)) for col, v in sorted(filters_raw.items())
+    )
+    error_values = data.get("error_values") or ()
+    refresh = data.get("refresh_every")
+    return AggregateSpec(
+        name=name,
+        table=str(data.get("table", "")),
+        keys=tuple(str(k) for k in _as_list(data.get("keys"))),
+        measures=tuple(str(m) for m in _as_list(data.get("measures"))),
+        url=str(data["source"]) if data.get("source") else None,
+        id_column=str(data.get("id_column") or "id"),
+        updated_column=str(data["updated_column"]) if data.get("updated_column") else None,
+        filters=filters,
+        error_column=str(data["error_column"]) if data.get("error_column") else None,
+        error_values=_scalars(f"{where}.error_values", error_values) if error_values else (),
+        open_rows=int(str(data.get("open_rows", DEFAULT_OPEN_ROWS))),
+        refresh_every_s=float(str(refresh)) if refresh is not None else None,
+        batch_rows=int(str(data.get("batch_rows", 200_000))),
+    )
+
+
+def _as_list(value: object) -> list[object]:
+    if value is None:
+        return []
+    if isinstance(value, list | tuple):
+        return list(value)
+    return [value]

@@ -1,0 +1,228 @@
+"""The SQL an aggregate runs, written once for SQLite and PostgreSQL.
+
+Every path reads a row's *contribution* through the same expressions: whether
+it passes the filters, its group key, whether it is an error, and each
+measure's value with its sketch bucket (:func:`~collectbus.aggregate.sketch.bucket_sql`).
+New rows, trigger-logged old values and the full refresh therefore agree to
+the bit.
+
+Query plans (DESIGN.md, "Known pitfalls"): SQLite answers
+``updated > ? AND id <= ?`` with a rowid range scan over the whole table, so
+the id bound is written ``+id <= ?``, which keeps it out of index selection and
+lets the ``updated`` index drive. Identifiers are checked by
+:mod:`~collectbus.aggregate.spec` and quoted; filter values are rendered as
+escaped literals (they come from the configuration, not from rows).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Literal
+
+from collectbus.aggregate.sketch import bucket_sql
+from collectbus.aggregate.spec import AggregateSpec, Scalar
+
+Dialect = Literal["sqlite", "postgresql"]
+
+
+def q(name: str) -> str:
+    """A quoted identifier (names are already checked to be plain)."""
+    return f'"{name}"'
+
+
+def literal(value: Scalar) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int | float):
+        return repr(value)
+    return "'" + value.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True, slots=True)
+class AggregateSql:
+    """The statements of one aggregate on one dialect."""
+
+    spec: AggregateSpec
+    dialect: Dialect
+
+    # ------------------------------------------------------------ pieces
+
+    def _col(self, name: str, prefix: str = "") -> str:
+        return f"{prefix}{q(name)}"
+
+    def passes(self, prefix: str = "") -> str:
+        """1 when the row passes every filter, else 0."""
+        if not self.spec.filters:
+            return "1"
+        parts = [
+            f"{self._col(c, prefix)} IN ({', '.join(literal(v) for v in vs)})"
+            for c, vs in self.spec.filters
+        ]
+        return f"CASE WHEN {' AND '.join(parts)} THEN 1 ELSE 0 END"
+
+    def error(self, prefix: str = "") -> str:
+        """1 when the row counts as an error, else 0."""
+        column = self.spec.error_column
+        if column is None:
+            return "0"
+        cond = f"{self._col(column, prefix)} IS NOT NULL"
+        if self.spec.error_values:
+            values = ", ".join(literal(v) for v in self.spec.error_values)
+            cond = f"{self._col(column, prefix)} IN ({values})"
+        return f"CASE WHEN {cond} THEN 1 ELSE 0 END"
+
+    def contribution_columns(self, prefix: str = "") -> list[str]:
+        """pass, keys..., error, then value and bucket of each measure."""
+        cols = [self.passes(prefix)]
+        cols += [self._col(k, prefix) for k in self.spec.keys]
+        cols.append(self.error(prefix))
+        for m in self.spec.measures:
+            cols += [self._col(m, prefix), bucket_sql(self._col(m, prefix))]
+        return cols
+
+    @property
+    def table(self) -> str:
+        return q(self.spec.table)
+
+    @property
+    def id(self) -> str:
+        return q(self.spec.id_column)
+
+    # ------------------------------------------------------------ reads
+
+    def max_id(self) -> str:
+        return f"SELECT max({self.id}) FROM {self.table}"
+
+    def count_between(self) -> str:
+        return f"SELECT count(*) FROM {self.table} WHERE {self.id} > :lo AND {self.id} <= :hi"
+
+    def ids_between(self) -> str:
+        return (
+            f"SELECT {self.id} FROM {self.table} WHERE {self.id} > :lo AND {self.id} <= :hi"
+            f" ORDER BY {self.id}"
+        )
+
+    def _select(self) -> str:
+        cols = ", ".join([self.id, *self.contribution_columns()])
+        if self.spec.updated_column:
+            cols += f", {q(self.spec.updated_column)}"
+        return f"SELECT {cols} FROM {self.table}"
+
+    def rows_between(self) -> str:
+        """Rows with ``:lo < id <= :hi`` (new rows, and open ones)."""
+        return f"{self._select()} WHERE {self.id} > :lo AND {self.id} <= :hi ORDER BY {self.id}"
+
+    def rows_by_id(self) -> str:
+        """Rows whose id is in the expanding parameter ``:ids``."""
+        return f"{self._select()} WHERE {self.id} IN :ids"
+
+    def rows_updated(self) -> str:
+        """Closed rows (``id <= :hi``) changed after the watermark ``:mark``."""
+        plus = "+" if self.dialect == "sqlite" else ""
+        assert self.spec.updated_column is not None
+        return (
+            f"{self._select()} WHERE {q(self.spec.updated_column)} > :mark"
+            f" AND {plus}{self.id} <= :hi"
+        )
+
+    def max_updated(self) -> str:
+        assert self.spec.updated_column is not None
+        return f"SELECT max({q(self.spec.updated_column)}) FROM {self.table}"
+
+    def _where_counted(self, ranged: bool = False) -> str:
+        conds = [f"{self.id} <= :hi"]
+        if ranged:
+            conds.insert(0, f"{self.id} > :lo")
+        if self.spec.filters:
+            conds.append(f"{self.passes()} = 1")
+        return " AND ".join(conds)
+
+    @cache  # noqa: B019 -- a few statements per aggregate, built once
+    def full_totals(self, ranged: bool = False) -> str:
+        """Per group: count, errors, then n, sum, min, max of each measure; of
+        every row up to ``:hi``, or (``ranged``) of those past ``:lo`` only.
+
+        With measures, the groups are split by the first measure's sketch
+        bucket (a column after the keys), so that one scan yields the totals
+        and that sketch; the caller adds the bucket rows up per group.
+        """
+        keys = [q(k) for k in self.spec.keys]
+        if self.spec.measures:
+            keys.append(bucket_sql(q(self.spec.measures[0])))
+        cols = [*keys, "count(*)", f"sum({self.error()})"]
+        for m in self.spec.measures:
+            cols += [f"count({q(m)})", f"sum({q(m)})", f"min({q(m)})", f"max({q(m)})"]
+        group = f" GROUP BY {', '.join(keys)}" if keys else ""
+        where = self._where_counted(ranged)
+        return f"SELECT {', '.join(cols)} FROM {self.table} WHERE {where}{group}"
+
+    @cache  # noqa: B019 -- a few statements per aggregate, built once
+    def full_buckets(self, measure: str, ranged: bool = False) -> str:
+        """Per group and bucket of ``measure``: the count."""
+        keys = [q(k) for k in self.spec.keys]
+        bucket = bucket_sql(q(measure))
+        where = f"{self._where_counted(ranged)} AND {q(measure)} IS NOT NULL"
+        group = ", ".join([*keys, bucket])
+        cols = ", ".join([*keys, bucket, "count(*)"])
+        return f"SELECT {cols} FROM {self.table} WHERE {where} GROUP BY {group}"
+
+    def extremes(self, measure: str) -> str:
+        """min and max of ``measure`` in one group (keys bound as ``:k0``, ``:k1``...)."""
+        same = "IS" if self.dialect == "sqlite" else "IS NOT DISTINCT FROM"
+        conds = [f"{q(k)} {same} :k{i}" for i, k in enumerate(self.spec.keys)]
+        conds.append(self._where_counted())
+        return (
+            f"SELECT min({q(measure)}), max({q(measure)}) FROM {self.table}"
+            f" WHERE {' AND '.join(conds)}"
+        )
+
+    # ------------------------------------------------------------ triggers
+
+    def _old_json(self) -> str:
+        cols = self.contribution_columns("OLD.")
+        if self.dialect == "postgresql":
+            return f"json_build_array({', '.join(cols)})::text"
+        # SQLite's JSON keeps 15 digits of a REAL; 17 round-trip exactly.
+        exact = [
+            f"CASE WHEN typeof({c}) = 'real' THEN printf('%.17g', {c}) ELSE {c} END"
+            if i >= len(self.spec.keys) + 2 and (i - len(self.spec.keys) - 2) % 2 == 0
+            else c
+            for i, c in enumerate(cols)
+        ]
+        return f"json_array({', '.join(exact)})"
+
+    @property
+    def trigger_name(self) -> str:
+        return f"collectbus_agg_{self.spec.name}"
+
+    def drop_triggers(self) -> list[str]:
+        name = self.trigger_name
+        if self.dialect == "postgresql":
+            return [
+                f"DROP TRIGGER IF EXISTS {name} ON {self.table}",
+                f"DROP FUNCTION IF EXISTS {name}()",
+            ]
+        return [f"DROP TRIGGER IF EXISTS {name}_u", f"DROP TRIGGER IF EXISTS {name}_d"]
+
+    def create_triggers(self) -> list[str]:
+        """Triggers logging each edited or deleted row's old contribution."""
+        spec = self.spec
+        watched = ", ".join(q(c) for c in spec.columns() if c != spec.updated_column)
+        insert = (
+            "INSERT INTO aggregate_changes (name, row_id, old) "
+            f"VALUES ({literal(spec.name)}, OLD.{self.id}, {self._old_json()})"
+        )
+        name = self.trigger_name
+        if self.dialect == "postgresql":
+            return [
+                f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $fn$ "
+                f"BEGIN {insert}; RETURN NULL; END $fn$",
+                f"CREATE TRIGGER {name} AFTER UPDATE OF {watched} OR DELETE ON {self.table} "
+                f"FOR EACH ROW EXECUTE FUNCTION {name}()",
+            ]
+        return [
+            f"CREATE TRIGGER {name}_u AFTER UPDATE OF {watched} ON {self.table} "
+            f"BEGIN {insert}; END",
+            f"CREATE TRIGGER {name}_d AFTER DELETE ON {self.table} BEGIN {insert}; END",
+        ]

@@ -1,0 +1,228 @@
+"""Totals of one group, and what one row contributes to them.
+
+A :class:`Contribution` is what one source row adds to its group: the key, an
+error flag, and each measure's value with its sketch bucket. Adding and
+retracting contributions is exact for counts, error counts, integer sums and
+sketches. A float sum is exact to rounding. min and max cannot be retracted:
+when a retracted value was the group's extreme, the group is marked and the
+engine recomputes that extreme from the source, for that group only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from collectbus.aggregate.sketch import LogSketch
+
+Number = int | float
+KeyValue = str | int | float | None
+GroupKey = tuple[KeyValue, ...]
+
+
+def number(value: object) -> Number | None:
+    """A database value as int or float (PostgreSQL sums and numerics are Decimal;
+    SQLite triggers log REALs as text to keep every digit)."""
+    if value is None or isinstance(value, int | float):
+        return value if not isinstance(value, bool) else int(value)
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, str):
+        return float(value)
+    raise TypeError(f"not a number: {value!r}")
+
+
+def key_value(value: object) -> KeyValue:
+    if value is None or isinstance(value, str | int | float):
+        return value if not isinstance(value, bool) else int(value)
+    if isinstance(value, Decimal):
+        return number(value)
+    return str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """What one row adds to its group."""
+
+    key: GroupKey
+    error: int
+    #: Per measure: (value, bucket code), or None when the value is NULL.
+    values: tuple[tuple[Number, int] | None, ...]
+
+    def to_json(self) -> str:
+        return json.dumps(
+            [list(self.key), self.error, [list(v) if v else None for v in self.values]]
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Contribution:
+        key, error, values = json.loads(text)
+        return cls(tuple(key), int(error), tuple(tuple(v) if v else None for v in values))
+
+
+def contribution(row: Sequence[object], n_keys: int, n_measures: int) -> Contribution | None:
+    """The contribution of ``[pass, keys..., error, value, bucket, ...]``, or None
+    when the row does not pass the filters."""
+    if not row[0]:
+        return None
+    key = tuple(key_value(v) for v in row[1 : 1 + n_keys])
+    error = int(number(row[1 + n_keys]) or 0)
+    values: list[tuple[Number, int] | None] = []
+    base = 2 + n_keys
+    for i in range(n_measures):
+        v = number(row[base + 2 * i])
+        code = row[base + 2 * i + 1]
+        values.append(None if v is None or code is None else (v, int(str(code))))
+    return Contribution(key, error, tuple(values))
+
+
+def _close(a: Number | None, b: Number | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    if isinstance(a, int) and isinstance(b, int):
+        return a == b
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
+@dataclass(slots=True)
+class MeasureState:
+    n: int = 0
+    sum: Number = 0
+    min: Number | None = None
+    max: Number | None = None
+    sketch: LogSketch = field(default_factory=LogSketch)
+
+    def add(self, value: Number, code: int, sign: int) -> bool:
+        """Add (sign 1) or retract (sign -1) one value; True when an extreme left."""
+        self.n += sign
+        self.sum += sign * value
+        self.sketch.add(code, sign)
+        if self.n <= 0:
+            self.n, self.sum, self.min, self.max = 0, 0, None, None
+            return False
+        if sign > 0:
+            self.min = value if self.min is None else min(self.min, value)
+            self.max = value if self.max is None else max(self.max, value)
+            return False
+        return _at_or_beyond(value, self.min, low=True) or _at_or_beyond(value, self.max, low=False)
+
+    def merge(self, other: MeasureState) -> None:
+        """Add another partial state of the same measure (the merge law)."""
+        if other.n == 0:
+            return
+        self.n += other.n
+        self.sum += other.sum
+        self.sketch.merge(other.sketch)
+        for extreme in (other.min, other.max):
+            if extreme is not None:
+                self.min = extreme if self.min is None else min(self.min, extreme)
+                self.max = extreme if self.max is None else max(self.max, extreme)
+
+    def same(self, other: MeasureState) -> bool:
+        return (
+            self.n == other.n
+            and _close(self.sum, other.sum)
+            and _close(self.min, other.min)
+            and _close(self.max, other.max)
+            and self.sketch == other.sketch
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "n": self.n,
+            "sum": self.sum,
+            "min": self.min,
+            "max": self.max,
+            "sketch": self.sketch.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> MeasureState:
+        sketch = data.get("sketch")
+        return cls(
+            n=int(str(data["n"])),
+            sum=number(data["sum"]) or 0,
+            min=number(data["min"]),
+            max=number(data["max"]),
+            sketch=LogSketch.from_json(sketch if isinstance(sketch, str) else ""),
+        )
+
+
+def _at_or_beyond(value: Number, extreme: Number | None, *, low: bool) -> bool:
+    if extreme is None:
+        return True
+    if _close(value, extreme):
+        return True
+    return value < extreme if low else value > extreme
+
+
+@dataclass(slots=True)
+class GroupState:
+    """count, errors and the measures of one group."""
+
+    count: int = 0
+    errors: int = 0
+    measures: list[MeasureState] = field(default_factory=list)
+
+    @classmethod
+    def empty(cls, n_measures: int) -> GroupState:
+        return cls(measures=[MeasureState() for _ in range(n_measures)])
+
+    def apply(self, contrib: Contribution, sign: int) -> set[int]:
+        """Add or retract one row; the measures whose extreme must be recomputed."""
+        self.count += sign
+        self.errors += sign * contrib.error
+        stale: set[int] = set()
+        for i, value in enumerate(contrib.values):
+            if value is not None and self.measures[i].add(value[0], value[1], sign):
+                stale.add(i)
+        return stale
+
+    def merge(self, other: GroupState) -> None:
+        """Add another partial state of the same group (the merge law)."""
+        self.count += other.count
+        self.errors += other.errors
+        for mine, theirs in zip(self.measures, other.measures, strict=True):
+            mine.merge(theirs)
+
+    def copy(self) -> GroupState:
+        return GroupState(
+            count=self.count,
+            errors=self.errors,
+            measures=[
+                MeasureState(m.n, m.sum, m.min, m.max, m.sketch.copy()) for m in self.measures
+            ],
+        )
+
+    def same(self, other: GroupState) -> bool:
+        return (
+            self.count == other.count
+            and self.errors == other.errors
+            and len(self.measures) == len(other.measures)
+            and all(a.same(b) for a, b in zip(self.measures, other.measures, strict=True))
+        )
+
+    def measures_json(self, names: Sequence[str]) -> str:
+        return json.dumps({n: m.to_json() for n, m in zip(names, self.measures, strict=True)})
+
+    @classmethod
+    def from_row(cls, count: int, errors: int, measures: str, names: Sequence[str]) -> GroupState:
+        data = json.loads(measures)
+        return cls(
+            count=int(count),
+            errors=int(errors),
+            measures=[
+                MeasureState.from_json(data[n]) if n in data else MeasureState() for n in names
+            ],
+        )
+
+
+def key_json(key: GroupKey) -> str:
+    return json.dumps(list(key))
+
+
+def key_from_json(text: str) -> GroupKey:
+    return tuple(json.loads(text))

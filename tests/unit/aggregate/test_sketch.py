@@ -1,0 +1,113 @@
+"""Laws of the sketch and the group state: merging partial aggregates equals
+aggregating everything at once, and retracting undoes adding."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from collectbus.aggregate.sketch import RELATIVE_ACCURACY, LogSketch, bucket_of
+from collectbus.aggregate.state import Contribution, GroupState
+
+values = st.lists(
+    st.one_of(
+        st.integers(-(10**9), 10**9),
+        st.floats(-1e12, 1e12, allow_nan=False, allow_infinity=False),
+    ),
+    max_size=60,
+)
+
+
+def sketch_of(xs: list[float]) -> LogSketch:
+    return LogSketch.of(bucket_of(x) for x in xs)
+
+
+@given(values, values)
+def test_merging_sketches_equals_sketching_everything(a: list[float], b: list[float]) -> None:
+    merged = sketch_of(a)
+    merged.merge(sketch_of(b))
+    assert merged == sketch_of(a + b)
+
+
+@given(values, values)
+def test_retracting_undoes_adding(a: list[float], b: list[float]) -> None:
+    sketch = sketch_of(a + b)
+    sketch.merge(sketch_of(b), sign=-1)
+    assert sketch == sketch_of(a)
+    assert all(count > 0 for count in sketch.counts.values())
+
+
+@given(st.lists(st.floats(1e-6, 1e9), min_size=1, max_size=200), st.sampled_from([0.5, 0.95, 0.99]))
+def test_quantiles_within_the_relative_accuracy(xs: list[float], q: float) -> None:
+    """The quantile is the bucket of the value of rank floor(q (n - 1))."""
+    exact = sorted(xs)[math.floor(q * (len(xs) - 1))]
+    got = sketch_of(xs).quantile(q)
+    assert got is not None
+    assert abs(got - exact) <= RELATIVE_ACCURACY * exact * 1.0001
+
+
+@given(values)
+def test_cumulative_buckets_are_a_histogram(xs: list[float]) -> None:
+    buckets = sketch_of(xs).cumulative()
+    bounds = [le for le, _ in buckets]
+    counts = [c for _, c in buckets]
+    assert bounds == sorted(bounds)
+    assert counts == sorted(counts)
+    assert buckets[-1] == (math.inf, len(xs))
+    for x in xs:  # every value is counted at or below the first bound above it
+        first = next(c for le, c in buckets if x <= le)
+        assert first >= sum(1 for y in xs if y < x)
+
+
+rows = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "b"]),
+        st.integers(0, 1),
+        st.one_of(st.none(), st.integers(-1000, 1000)),
+    ),
+    max_size=40,
+)
+
+
+def contrib(key: str, error: int, value: int | None) -> Contribution:
+    return Contribution((key,), error, (None if value is None else (value, bucket_of(value)),))
+
+
+def state_of(items: list[tuple[str, int, int | None]]) -> dict[str, GroupState]:
+    groups: dict[str, GroupState] = {}
+    for key, error, value in items:
+        groups.setdefault(key, GroupState.empty(1)).apply(contrib(key, error, value), 1)
+    return groups
+
+
+@given(rows, st.integers(0, 40))
+def test_merging_partial_group_states_equals_aggregating_at_once(
+    items: list[tuple[str, int, int | None]], cut: int
+) -> None:
+    whole = state_of(items)
+    merged = state_of(items[:cut])
+    for key, part in state_of(items[cut:]).items():
+        merged.setdefault(key, GroupState.empty(1)).merge(part)
+    assert merged.keys() == whole.keys()
+    for key in whole:
+        assert merged[key].same(whole[key]), key
+
+
+@given(rows, rows)
+def test_retracting_rows_leaves_the_others_exact_except_extremes(
+    kept: list[tuple[str, int, int | None]], gone: list[tuple[str, int, int | None]]
+) -> None:
+    groups = state_of(kept + gone)
+    stale: set[tuple[str, int]] = set()
+    for key, error, value in gone:
+        stale |= {(key, i) for i in groups[key].apply(contrib(key, error, value), -1)}
+    expected = state_of(kept)
+    for key, group in groups.items():
+        want = expected.get(key, GroupState.empty(1))
+        assert (group.count, group.errors) == (want.count, want.errors)
+        m, w = group.measures[0], want.measures[0]
+        assert (m.n, m.sum, m.sketch) == (w.n, w.sum, w.sketch)
+        if (key, 0) not in stale:  # min and max are only trusted when not marked
+            assert (m.min, m.max) == (w.min, w.max)

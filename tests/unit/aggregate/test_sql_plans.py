@@ -1,0 +1,103 @@
+"""The queries an update runs use an index in SQLite: no full scan at any size
+(DESIGN.md, "Known pitfalls": ``updated > ? AND id <= ?`` must be ``+id``)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from collectbus.aggregate.spec import AggregateSpec
+from collectbus.aggregate.sql import AggregateSql
+from collectbus.store import open as open_store
+
+SPEC = AggregateSpec(
+    name="agents",
+    table="agent_invocations",
+    keys=("agent_name",),
+    measures=("duration_seconds",),
+    updated_column="updated_at",
+    error_column="status",
+    error_values=("error",),
+)
+SQL = AggregateSql(SPEC, "sqlite")
+
+
+@pytest.fixture
+def conn(tmp_path: Path) -> sqlite3.Connection:
+    path = tmp_path / "plans.db"
+    open_store(f"sqlite:///{path}").close()  # the store's own tables too
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE agent_invocations (id INTEGER PRIMARY KEY, timestamp REAL, agent_name TEXT,"
+        " status TEXT, duration_seconds REAL, updated_at REAL)"
+    )
+    db.execute("CREATE INDEX ix_agent_invocations_updated_at ON agent_invocations (updated_at)")
+    db.executemany(
+        "INSERT INTO agent_invocations VALUES (?, ?, ?, ?, ?, ?)",
+        [(i, i, f"a{i % 5}", "ok", i / 10, i) for i in range(1, 2001)],
+    )
+    db.commit()
+    return db
+
+
+def plan(conn: sqlite3.Connection, query: str, params: dict[str, object]) -> str:
+    rows = conn.execute(f"EXPLAIN QUERY PLAN {query}", params).fetchall()
+    return " | ".join(str(r[-1]) for r in rows)
+
+
+def _named(query: str) -> str:
+    return query.replace(":ids", "(:a, :b)")
+
+
+@pytest.mark.parametrize(
+    ("query", "params", "uses"),
+    [
+        (SQL.max_id(), {}, "agent_invocations"),
+        (SQL.rows_between(), {"lo": 100, "hi": 1100}, "INTEGER PRIMARY KEY (rowid>? AND rowid<?)"),
+        (_named(SQL.rows_by_id()), {"a": 1, "b": 2}, "INTEGER PRIMARY KEY (rowid=?)"),
+        (SQL.rows_updated(), {"mark": 1900, "hi": 1000}, "ix_agent_invocations_updated_at"),
+        (SQL.count_between(), {"lo": 1, "hi": 9}, "INTEGER PRIMARY KEY (rowid>? AND rowid<?)"),
+        (
+            SQL.full_totals(ranged=True),
+            {"lo": 1, "hi": 9},
+            "INTEGER PRIMARY KEY (rowid>? AND rowid<?)",
+        ),
+        (
+            SQL.full_buckets("duration_seconds", ranged=True),
+            {"lo": 1, "hi": 9},
+            "INTEGER PRIMARY KEY (rowid>? AND rowid<?)",
+        ),
+        (
+            "SELECT seq, row_id, old FROM aggregate_changes WHERE name = :n ORDER BY seq",
+            {"n": "agents"},
+            "ix_aggregate_changes_name_seq",
+        ),
+        (
+            "SELECT row_id, contribution FROM aggregate_ledger WHERE name = :n AND row_id > :lo",
+            {"n": "agents", "lo": 5},
+            "(name=? AND row_id>?)",
+        ),
+        (
+            "SELECT count, measures FROM aggregates WHERE name = :n AND group_key IN ('[\"a\"]')",
+            {"n": "agents"},
+            "(name=? AND group_key=?)",
+        ),
+    ],
+)
+def test_incremental_queries_do_not_scan(
+    conn: sqlite3.Connection, query: str, params: dict[str, object], uses: str
+) -> None:
+    text = plan(conn, query, params)
+    assert not any(part.strip().startswith("SCAN") for part in text.split("|")), text
+    assert uses in text, text
+
+
+def test_without_the_plus_sqlite_would_range_scan_the_rowid(conn: sqlite3.Connection) -> None:
+    """The pitfall the ``+id`` avoids: the updated index goes unused."""
+    plain = SQL.rows_updated().replace('+"id"', '"id"')
+    assert "ix_agent_invocations_updated_at" not in plan(conn, plain, {"mark": 1900, "hi": 1000})
+    assert "ix_agent_invocations_updated_at" in plan(
+        conn, SQL.rows_updated(), {"mark": 1900, "hi": 1000}
+    )
