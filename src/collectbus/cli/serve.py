@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 
 from collectbus.cli.context import CliContext, pass_cli
 from collectbus.cli.output import duration_option
-from collectbus.errors import CollectBusError
+from collectbus.errors import CollectBusError, ConfigError
 
 if TYPE_CHECKING:
     from collectbus.daemon import Pipeline
@@ -73,6 +73,21 @@ def _with_connect_timeout(url: str) -> str | None:
     metavar="TIME",
     help="Host rate gauges use the samples of this last window.",
 )
+@click.option(
+    "--aggregate/--no-aggregate",
+    "run_aggregates",
+    default=None,
+    help="Also update the configured [[aggregates]] in the background "
+    "(default: on when any is configured).",
+)
+@click.option(
+    "--aggregate-interval",
+    default="10s",
+    show_default=True,
+    callback=duration_option,
+    metavar="TIME",
+    help="With --aggregate: time between two updates.",
+)
 @pass_cli
 def serve(
     cli: CliContext,
@@ -80,19 +95,36 @@ def serve(
     collect: bool,
     interval: float | None,
     rates_window: float,
+    run_aggregates: bool | None,
+    aggregate_interval: float,
 ) -> None:
-    """Serve Prometheus /metrics and a JSON API (/api/health, /api/hosts/HOST/rates).
+    """Serve Prometheus /metrics, a JSON API (/api/health, /api/hosts/HOST/rates,
+    /api/aggregates) and a dashboard at /.
 
     Counters count each stored call and collection once, so they only grow,
     whatever retention deletes. Stop with Ctrl-C or SIGTERM.
     """
+    from collectbus.aggregate.spec import spec_from_mapping
     from collectbus.clock import SystemClock
     from collectbus.daemon import Pipeline
     from collectbus.serve import ServeApp, default_sources, make_server
+    from collectbus.serve.aggregates import AggregatesSource
+    from collectbus.serve.aggupdate import AggregateUpdater
     from collectbus.store import Store
 
     timed = _with_connect_timeout(cli.config().store.url)
     config = cli.config(**{"store.url": timed}) if timed else cli.config()
+    specs = [
+        spec_from_mapping(a.model_dump(), where=f"{config.source}: aggregates.{i} ({a.name})")
+        for i, a in enumerate(config.aggregates)
+    ]
+    if run_aggregates and not specs:
+        raise ConfigError(
+            f"{config.source}: --aggregate: no [[aggregates]] configured",
+            hint="add an [[aggregates]] table, or drop --aggregate",
+        )
+    if run_aggregates is None:
+        run_aggregates = bool(specs)
     pipeline: Pipeline | None = None
     store: Store
     if collect:
@@ -100,12 +132,20 @@ def serve(
         store = pipeline.store
     else:
         store = cli.read_store()
+    updater: AggregateUpdater | None = None
     try:
         clock = pipeline.clock if pipeline is not None else SystemClock()
+        if run_aggregates:
+            updater = AggregateUpdater(store, specs, interval_s=aggregate_interval)
+        aggregates = AggregatesSource(store, specs=specs, updater=updater)
         sources = default_sources(
-            store, clock=clock, pipeline=pipeline, rates_window_s=rates_window
+            store,
+            clock=clock,
+            pipeline=pipeline,
+            rates_window_s=rates_window,
+            aggregates=aggregates,
         )
-        app = ServeApp(store, sources=sources, pipeline=pipeline, clock=clock)
+        app = ServeApp(store, sources=sources, pipeline=pipeline, clock=clock, updater=updater)
         host, port = listen
         try:
             server = make_server(app, host, port)
@@ -115,10 +155,14 @@ def serve(
                 hint="choose another address with --listen",
             ) from err
         try:
+            if updater is not None:
+                updater.start()
             _serve_until_signal(server, pipeline, store.url)
         finally:
             server.server_close()
     finally:
+        if updater is not None:
+            updater.stop()
         if pipeline is not None:
             pipeline.stop()
         else:
@@ -139,7 +183,7 @@ def _serve_until_signal(server: ThreadingHTTPServer, pipeline: Pipeline | None, 
     if pipeline is not None:
         pipeline.start()
     click.echo(
-        f"collectbus: serving http://{host!s}:{port}/metrics and /api/ from {db}"
+        f"collectbus: serving http://{host!s}:{port}/metrics, /api/ and / from {db}"
         + (", collecting" if pipeline is not None else ""),
         err=True,
     )

@@ -8,7 +8,9 @@ Routes (GET only):
 - ``/api/health``: the store's status and, when the server collects, the
   bus's health and the store writer's counters;
 - ``/api/hosts/<host>/rates?since=5m&until=now``: the rows that
-  ``collectbus host --format json`` prints.
+  ``collectbus host --format json`` prints;
+- ``/api/aggregates``: every aggregate in the store (:mod:`collectbus.serve.aggdoc`);
+- ``/``: the dashboard (:mod:`collectbus.serve.dashboard`), an HTML page.
 
 A database that cannot be read at request time gives a ``503`` whose body is
 one line naming the database (password masked); the server keeps running, and
@@ -32,9 +34,13 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from prometheus_client.exposition import choose_encoder
 
+from collectbus.aggregate import AggregateView, read_aggregates
 from collectbus.clock import Clock, SystemClock
 from collectbus.daemon import Pipeline
 from collectbus.errors import StoreError
+from collectbus.serve.aggdoc import aggregates_document
+from collectbus.serve.aggregates import AggregatesSource
+from collectbus.serve.aggupdate import AggregateUpdater
 from collectbus.serve.api import ApiError, health, host_rates, scrub
 from collectbus.serve.bushealth import BusHealthSource
 from collectbus.serve.callstats import CallStatsSource, CollectionsSource
@@ -42,11 +48,13 @@ from collectbus.serve.hostrates import DEFAULT_WINDOW_S, HostRatesSource
 from collectbus.serve.source import MetricSource, metrics_registry
 from collectbus.serve.watermark import DEFAULT_MAX_HOLD_S
 from collectbus.store import Store
+from collectbus.store.dberrors import mapped_errors
 
 log = logging.getLogger("collectbus.serve")
 
 JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"
+HTML = "text/html; charset=utf-8"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,12 +79,15 @@ def default_sources(
     pipeline: Pipeline | None = None,
     rates_window_s: float = DEFAULT_WINDOW_S,
     max_hold_s: float = DEFAULT_MAX_HOLD_S,
+    aggregates: AggregatesSource | None = None,
 ) -> list[MetricSource]:
-    """Calls, collections and host rates from the store; the bus's health if it runs here."""
+    """Calls, collections, host rates and aggregates from the store; the bus's
+    health if it runs here."""
     sources: list[MetricSource] = [
         CallStatsSource(store, clock=clock, max_hold_s=max_hold_s),
         CollectionsSource(store, clock=clock, max_hold_s=max_hold_s),
         HostRatesSource(store, clock=clock, window_s=rates_window_s),
+        aggregates or AggregatesSource(store),
     ]
     if pipeline is not None:
         sources.append(BusHealthSource(pipeline.bus.health))
@@ -93,9 +104,11 @@ class ServeApp:
         sources: Sequence[MetricSource] | None = None,
         pipeline: Pipeline | None = None,
         clock: Clock | None = None,
+        updater: AggregateUpdater | None = None,
     ) -> None:
         self.store = store
         self.pipeline = pipeline
+        self.updater = updater
         self.clock = clock or SystemClock()
         self.sources = (
             list(sources)
@@ -122,7 +135,7 @@ class ServeApp:
         parts = urlsplit(target)
         path = parts.path.rstrip("/") or "/"
         segments = [unquote(s) for s in path.strip("/").split("/")]
-        known = path in ("/metrics", "/api/health") or (
+        known = path in ("/", "/metrics", "/api/health", "/api/aggregates") or (
             len(segments) == 4 and segments[:2] == ["api", "hosts"] and segments[3] == "rates"
         )
         if not known:
@@ -132,6 +145,10 @@ class ServeApp:
         if path == "/metrics":
             return self.metrics(accept)
         try:
+            if path == "/":
+                return self.dashboard()
+            if path == "/api/aggregates":
+                return _json(200, aggregates_document(self._aggregates()))
             if path == "/api/health":
                 status, doc = health(self.store, self.pipeline)
                 return _json(status, doc)
@@ -142,6 +159,19 @@ class ServeApp:
         except StoreError as err:
             log.warning("%s: %s", parts.path, err)
             return _error(503, scrub(self.store, err))
+
+    def _aggregates(self) -> list[AggregateView]:
+        with mapped_errors(self.store.url, "read the aggregates"):
+            return read_aggregates(self.store)
+
+    def dashboard(self) -> Response:
+        from collectbus.serve.dashboard import render_dashboard
+
+        with mapped_errors(self.store.url, "draw the dashboard"):
+            page = render_dashboard(
+                self.store, clock=self.clock, pipeline=self.pipeline, updater=self.updater
+            )
+        return Response(200, HTML, page.encode())
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -1,0 +1,202 @@
+"""Monotonic counters and histograms kept from successive reads of the aggregates.
+
+An aggregate is a *state*: a deleted or edited source row is retracted, so its
+count, error count, sums and sketch buckets can go down. Prometheus counters
+and histograms must not. :class:`AggregateTracker` turns the successive states
+of the aggregates (as :func:`collectbus.aggregate.read_aggregates` returns
+them) into quantities that only grow, per group:
+
+- between two reads, a group's change in rows (and in errors) is split by
+  sign: growth is added to ``rows`` (``errors``), shrinkage to
+  ``rows_retracted`` (``errors_retracted``). So
+  ``rows - rows_retracted`` always equals the group's count now minus its
+  count at the first read, and where rows are only added (an append-only
+  table such as ``calls``) ``rows`` grows by exactly the rows added;
+- each measure's histogram observes what the sketch's buckets gained:
+  a bucket that grew by ``d`` observes ``d`` values in it; a bucket that
+  shrank observes nothing. A new row is observed once, a deleted one is
+  not un-observed, and an edit that moves a value to another bucket is
+  observed with its new value. The histogram's ``sum`` grows by the sum of
+  the values added: exact when a read saw only additions; with retractions,
+  by the change of the exact sum plus the retracted values estimated by their
+  buckets' upper bounds (within 1 %, and never less than the true added sum
+  for a measure that is not negative). The growth is clamped at zero (an edit
+  that lowers a value within its bucket lowers the exact sum), so ``sum``
+  never goes down; it is meaningful for measures that are never negative
+  (durations, sizes), as for any Prometheus histogram;
+- the first read of an aggregate counts everything it holds (the counters
+  start where a restarted exporter's start: a reset that ``rate()`` handles);
+- a rebuild (``aggregate reset``, a changed definition: the checkpoint's run
+  count or last id goes back) is not counted again: the tracker takes the
+  rebuilt state as its new reference, and its counters carry on.
+
+A read is applied atomically: the tracker changes only once it has the whole
+new state, so a failed read leaves it as it was.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+
+from collectbus.aggregate import AggregateView, GroupView
+
+Labels = tuple[tuple[str, str], ...]
+
+
+def _per_bucket(buckets: list[tuple[float, int]]) -> dict[float, int]:
+    """Non-cumulative counts per finite upper bound, from cumulative pairs."""
+    out: dict[float, int] = {}
+    before = 0
+    for le, cumulative in buckets:
+        if math.isinf(le):
+            break
+        if cumulative - before:
+            out[le] = cumulative - before
+        before = cumulative
+    return out
+
+
+@dataclass(slots=True)
+class Observed:
+    """One measure's histogram of one group: only grows."""
+
+    per_bucket: dict[float, int] = field(default_factory=dict)
+    count: int = 0
+    sum: float = 0.0
+
+    def cumulative(self, bounds: tuple[float, ...]) -> list[tuple[str, float]]:
+        """``(le, count)`` on ``bounds`` and +Inf: a value in a sketch bucket counts
+        in the first bound at or above the bucket's upper bound."""
+        counts = [0] * len(bounds)
+        for le, n in self.per_bucket.items():
+            for i, bound in enumerate(bounds):
+                if le <= bound:
+                    counts[i] += n
+                    break
+        out: list[tuple[str, float]] = []
+        running = 0
+        for bound, n in zip(bounds, counts, strict=True):
+            running += n
+            out.append((repr(float(bound)), float(running)))
+        out.append(("+Inf", float(self.count)))
+        return out
+
+
+@dataclass(slots=True)
+class GroupCounters:
+    rows: int = 0
+    rows_retracted: int = 0
+    errors: int = 0
+    errors_retracted: int = 0
+    measures: dict[str, Observed] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class AggregateCounters:
+    groups: dict[Labels, GroupCounters] = field(default_factory=dict)
+    mismatches: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """What a group held at the last read."""
+
+    count: int
+    errors: int
+    measures: dict[str, tuple[int, float, dict[float, int]]]
+
+
+def _seen(group: GroupView) -> _Seen:
+    return _Seen(
+        group.count,
+        group.errors,
+        {name: (m.n, float(m.sum), _per_bucket(m.buckets)) for name, m in group.measures.items()},
+    )
+
+
+_EMPTY = _Seen(0, 0, {})
+
+
+def group_labels(keys: dict[str, object]) -> Labels:
+    """The group's key values as label values (None as the empty string)."""
+    return tuple((name, "" if v is None else str(v)) for name, v in keys.items())
+
+
+class AggregateTracker:
+    """Counters that only grow, fed by successive states of the aggregates."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counters: dict[str, AggregateCounters] = {}
+        self._seen: dict[str, dict[Labels, _Seen]] = {}
+        self._heads: dict[str, tuple[int, int, int]] = {}  # runs, last_id, mismatches
+
+    def observe(self, views: list[AggregateView]) -> dict[str, AggregateCounters]:
+        """Fold in the aggregates' current state; return a copy of the counters."""
+        with self._lock:
+            for view in views:
+                self._observe(view)
+            return {
+                name: AggregateCounters(
+                    {
+                        k: GroupCounters(
+                            g.rows,
+                            g.rows_retracted,
+                            g.errors,
+                            g.errors_retracted,
+                            {
+                                m: Observed(dict(o.per_bucket), o.count, o.sum)
+                                for m, o in g.measures.items()
+                            },
+                        )
+                        for k, g in agg.groups.items()
+                    },
+                    agg.mismatches,
+                )
+                for name, agg in self._counters.items()
+            }
+
+    def _observe(self, view: AggregateView) -> None:
+        now = {group_labels(dict(g.keys)): _seen(g) for g in view.groups}
+        head = (view.runs, view.last_id, view.mismatches)
+        previous = self._heads.get(view.name)
+        counters = self._counters.setdefault(view.name, AggregateCounters())
+        self._heads[view.name] = head
+        if previous is not None and (head[0] < previous[0] or head[1] < previous[1]):
+            # Rebuilt: the new totals are a new reference, not new rows.
+            self._seen[view.name] = now
+            return
+        counters.mismatches += max(0, head[2] - (previous[2] if previous else 0))
+        before = self._seen.get(view.name, {})
+        for key in now.keys() | before.keys():
+            _fold(
+                counters.groups.setdefault(key, GroupCounters()),
+                before.get(key, _EMPTY),
+                now.get(key, _EMPTY),
+            )
+        self._seen[view.name] = now
+
+
+def _fold(counters: GroupCounters, old: _Seen, new: _Seen) -> None:
+    rows = new.count - old.count
+    errors = new.errors - old.errors
+    counters.rows += max(rows, 0)
+    counters.rows_retracted += max(-rows, 0)
+    counters.errors += max(errors, 0)
+    counters.errors_retracted += max(-errors, 0)
+    for name in new.measures.keys() | old.measures.keys():
+        _, old_sum, old_buckets = old.measures.get(name, (0, 0.0, {}))
+        _, new_sum, new_buckets = new.measures.get(name, (0, 0.0, {}))
+        observed = counters.measures.setdefault(name, Observed())
+        retracted_estimate = 0.0
+        for le in old_buckets.keys() | new_buckets.keys():
+            d = new_buckets.get(le, 0) - old_buckets.get(le, 0)
+            if d > 0:
+                observed.per_bucket[le] = observed.per_bucket.get(le, 0) + d
+                observed.count += d
+            elif d < 0:
+                retracted_estimate += -d * le
+        # Clamped: an edit within one bucket can lower the exact sum.
+        observed.sum += max(0.0, new_sum - old_sum + retracted_estimate)
