@@ -28,7 +28,7 @@ rows_retracted_total`` is the change since the first read.
 Gauges, equal to what ``collectbus aggregate show`` prints:
 
 - ``collectbus_aggregate_current_rows``, ``collectbus_aggregate_current_errors``;
-- ``collectbus_aggregate_measure_current_n``, ``..._current_sum``,
+- ``collectbus_aggregate_measure_current_n``, ``..._current_sum_value``,
   ``..._min``, ``..._max``, ``..._mean``, ``..._p50``, ``..._p95``, ``..._p99``.
 
 Per aggregate (label ``aggregate`` only):
@@ -85,7 +85,7 @@ _FAMILIES = (
     ("current_rows", "gauge", "Rows the group holds now (as `collectbus aggregate show`)."),
     ("current_errors", "gauge", "Error rows the group holds now."),
     ("measure_current_n", "gauge", "Non-NULL values of the measure the group holds now."),
-    ("measure_current_sum", "gauge", "Sum of the measure over the group's rows now."),
+    ("measure_current_sum_value", "gauge", "Sum of the measure over the group's rows now."),
     ("measure_min", "gauge", "Smallest value of the measure in the group."),
     ("measure_max", "gauge", "Largest value of the measure in the group."),
     ("measure_mean", "gauge", "Mean of the measure in the group."),
@@ -203,7 +203,7 @@ class AggregatesSource:
                 m = labels(key, measure=measure)
                 figures = {
                     "measure_current_n": mv.n,
-                    "measure_current_sum": mv.sum,
+                    "measure_current_sum_value": mv.sum,
                     "measure_min": mv.min,
                     "measure_max": mv.max,
                     "measure_mean": mv.mean,

@@ -3,7 +3,8 @@
 It shows, from the same documents as the JSON API:
 
 - per host, CPU busy %, memory used, disk read and write and network receive
-  and transmit over the last hour, one line per host (the rows of
+  and transmit over the last hour (or since the first sample in it; the
+  x axis counts from there), one line per host (the rows of
   ``/api/hosts/<host>/rates``), as inline SVG from
   :mod:`collectbus.report.svg`;
 - the aggregates as tables (``/api/aggregates``);
@@ -58,10 +59,12 @@ def render_dashboard(
     from collectbus.aggregate import read_aggregates
 
     now_ns = clock.time_ns()
-    start_ns = now_ns - WINDOW_S * NS_PER_S
     hosts = [str(h["name"]) for h in store.hosts()]
     series = {h: host_rates(store, h, {"since": "1h"}) for h in hosts}
     series = {h: rows for h, rows in series.items() if rows}
+    # The charts span the last hour, or less if the samples began later.
+    first = min((int(str(rows[0]["time_ns"])) for rows in series.values()), default=now_ns)
+    start_ns = max(now_ns - WINDOW_S * NS_PER_S, first)
     colors = {h: PALETTE[i % len(PALETTE)] for i, h in enumerate(sorted(series))}
     parts = [
         "<!DOCTYPE html>",
@@ -79,7 +82,7 @@ def render_dashboard(
     if series:
         parts.append('<div class="grid">')
         for column, title, kind in CHARTS:
-            parts.append(_chart(column, title, kind, series, colors, start_ns))
+            parts.append(_chart(column, title, kind, series, colors, start_ns, now_ns))
         parts.append("</div>")
     else:
         parts.append('<p class="empty">no host samples in the last hour</p>')
@@ -100,6 +103,7 @@ def _chart(
     series: dict[str, list[dict[str, object]]],
     colors: dict[str, str],
     start_ns: int,
+    now_ns: int,
 ) -> str:
     raw: dict[str, tuple[list[float], list[float]]] = {}
     for host, rows in series.items():
@@ -126,7 +130,7 @@ def _chart(
     if any(math.isfinite(v) for line in lines for v in line.ys):
         body = line_chart(
             lines,
-            span_s=WINDOW_S,
+            span_s=max((now_ns - start_ns) / NS_PER_S, 1.0),
             unit=unit,
             y_max=100.0 if kind == "%" else None,
             aria_label=f"{title} per host over the last hour, in {unit}",
@@ -134,7 +138,8 @@ def _chart(
     else:
         body = '<div class="empty">no data yet (a rate needs two samples of a host)</div>'
     return (
-        f'<section class="card"><h3>{escape(title)} ({escape(unit)})</h3>{body}'
+        f'<section class="card"><h3>{escape(title)} ({escape(unit)})'
+        f'<span class="since">since {utc(start_ns)}</span></h3>{body}'
         f'<ul class="legend">{"".join(legend)}</ul></section>'
     )
 
@@ -172,7 +177,7 @@ def _aggregates(doc: list[dict[str, object]]) -> str:
         out.append(
             f'<section class="card wide"><h3>{escape(str(agg["name"]))}</h3>'
             f'<p class="meta">{escape(str(agg["source"]))} · up to id {agg["last_id"]} · '
-            f"updated {escape(str(agg['updated']))} · {len(groups)} groups · "
+            f"updated {utc(int(str(agg['updated_ns'])))} · {len(groups)} groups · "
             f"{agg['mismatches']} repaired mismatches</p>"
             f"<table><tr>{head}</tr>{''.join(rows)}</table></section>"
         )

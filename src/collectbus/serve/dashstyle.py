@@ -18,6 +18,7 @@ section.card{background:#fff;padding:12px 14px;box-shadow:0 1px 2px rgba(0,0,0,.
  border-radius:6px;overflow-x:auto}
 section.card.wide{margin-bottom:16px}
 section.card h3{font-size:15px;margin:0 0 6px;font-weight:600}
+section.card h3 .since{font-weight:400;color:#5b6475;font-size:12px;margin-left:10px}
 p.meta{font-size:13px;color:#5b6475;margin:0 0 8px}
 table{border-collapse:collapse;font-size:13px;width:100%}
 th,td{padding:5px 10px;border-bottom:1px solid #e4e7ec;text-align:left;white-space:nowrap}
