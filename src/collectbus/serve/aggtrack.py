@@ -26,9 +26,10 @@ them) into quantities that only grow, per group:
   (durations, sizes), as for any Prometheus histogram;
 - the first read of an aggregate counts everything it holds (the counters
   start where a restarted exporter's start: a reset that ``rate()`` handles);
-- a rebuild (``aggregate reset``, a changed definition: the checkpoint's run
-  count or last id goes back) is not counted again: the tracker takes the
-  rebuilt state as its new reference, and its counters carry on.
+- an aggregate missing from a read (reset and not rebuilt yet) leaves its
+  counters and its last state as they were; once rebuilt, it is compared with
+  that last state, so a rebuild counts only what really changed, not every
+  row again.
 
 A read is applied atomically: the tracker changes only once it has the whole
 new state, so a failed read leaves it as it was.
@@ -131,7 +132,7 @@ class AggregateTracker:
         self._lock = threading.Lock()
         self._counters: dict[str, AggregateCounters] = {}
         self._seen: dict[str, dict[Labels, _Seen]] = {}
-        self._heads: dict[str, tuple[int, int, int]] = {}  # runs, last_id, mismatches
+        self._mismatches: dict[str, int] = {}
 
     def observe(self, views: list[AggregateView]) -> dict[str, AggregateCounters]:
         """Fold in the aggregates' current state; return a copy of the counters."""
@@ -160,15 +161,11 @@ class AggregateTracker:
 
     def _observe(self, view: AggregateView) -> None:
         now = {group_labels(dict(g.keys)): _seen(g) for g in view.groups}
-        head = (view.runs, view.last_id, view.mismatches)
-        previous = self._heads.get(view.name)
         counters = self._counters.setdefault(view.name, AggregateCounters())
-        self._heads[view.name] = head
-        if previous is not None and (head[0] < previous[0] or head[1] < previous[1]):
-            # Rebuilt: the new totals are a new reference, not new rows.
-            self._seen[view.name] = now
-            return
-        counters.mismatches += max(0, head[2] - (previous[2] if previous else 0))
+        previous = self._mismatches.get(view.name, 0)
+        # A rebuild starts the stored count again from zero: only a rise counts.
+        counters.mismatches += max(0, view.mismatches - previous)
+        self._mismatches[view.name] = view.mismatches
         before = self._seen.get(view.name, {})
         for key in now.keys() | before.keys():
             _fold(
