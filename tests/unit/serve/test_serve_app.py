@@ -8,6 +8,7 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -68,7 +69,9 @@ def test_openmetrics_when_asked(store: Store) -> None:
     assert response.body.rstrip().endswith(b"# EOF")
 
 
-@pytest.mark.parametrize("path", ["/", "/metric", "/api", "/api/hosts/x", "/api/hosts/x/rate"])
+@pytest.mark.parametrize(
+    "path", ["/index.html", "/metric", "/api", "/api/hosts/x", "/api/hosts/x/rate"]
+)
 def test_unknown_paths_are_404_with_a_json_message(base_url: str, path: str) -> None:
     status, ctype, body = _get(base_url + path)
     assert (status, ctype) == (404, "application/json")
@@ -126,3 +129,31 @@ def test_an_unreachable_database_gives_503_naming_it_password_masked() -> None:
         assert "cannot connect" in json.loads(health.body)["store"]["error"]
     finally:
         store.close()
+
+
+def test_the_dashboard_and_the_aggregates_api_of_an_empty_store(base_url: str) -> None:
+    status, ctype, body = _get(base_url + "/")
+    assert (status, ctype) == (200, "text/html; charset=utf-8")
+    page = body.decode()
+    assert "no host samples in the last hour" in page
+    assert "no aggregates in the store" in page
+    assert "no collections in the last hour" in page
+    status, ctype, body = _get(base_url + "/api/aggregates")
+    assert (status, ctype) == (200, "application/json")
+    assert json.loads(body) == []
+
+
+def test_dashboard_and_aggregates_api_give_503_naming_the_database(tmp_path: Path) -> None:
+    path = tmp_path / "gone.db"
+    with open_store(f"sqlite:///{path}") as store:
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE checkpoints")
+            conn.exec_driver_sql("DROP TABLE hosts")
+        app = ServeApp(store)
+        for target in ("/", "/api/aggregates"):
+            response = app.handle("GET", target)
+            assert response.status == 503, target
+            message = json.loads(response.body)["error"]
+            assert str(path) in message
+            assert "\n" not in message
+        assert app.handle("GET", "/metrics").status == 503
