@@ -256,3 +256,19 @@ def test_api_aggregates_and_a_failing_update_do_not_stop_the_server(
     finally:
         code = served.stop()
     assert code == 0, "".join(served.stderr)
+
+
+def test_aggregate_without_aggregates_configured_is_a_usage_error(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    env = collectbus_env(tmp_path, sqlite_url)
+    config = tmp_path / "empty.toml"
+    config.write_text("")
+    env["COLLECTBUS_CONFIG"] = str(config)
+    done = collectbus("serve", "--listen", "127.0.0.1:0", "--aggregate", cwd=tmp_path, env=env)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert lines[0] == (
+        f"collectbus: error: {config}: --aggregate: no [[aggregates]] configured"
+    ), done.stderr
+    assert "Traceback" not in done.stderr
