@@ -21,7 +21,9 @@ it, and only what changed is written, in the collection's transaction:
 A collection is a complete listing when its :class:`CollectionEvent` has
 status ``ok``, is not stale and carries the detail :data:`COMPLETE_LISTING`;
 the clusters it covers are named by ``("cluster", name)`` details, or else
-are those of its job records (so an empty cluster can still be listed).
+are those of its job records (so an empty cluster can still be listed). The
+collectors' side of this contract is described once, in
+:mod:`collectbus.collectors.base` ("Job listings").
 
 A job is keyed by (cluster, job_id, submit_ns): the same id with a new submit
 time is a new job. A record without a submit time belongs to the newest job
@@ -43,6 +45,8 @@ from contextlib import AbstractContextManager
 from sqlalchemy import Connection, insert
 
 from collectbus.records import (
+    CLUSTER_DETAIL,
+    COMPLETE_LISTING,
     FINAL_JOB_STATES,
     CollectionEvent,
     JobRecord,
@@ -79,11 +83,10 @@ from collectbus.store.snapshots import SnapshotWriter
 
 log = logging.getLogger("collectbus.store.jobs")
 
-#: The detail a collection of live jobs carries when its listing is complete.
-COMPLETE_LISTING = ("job_listing", "complete")
 #: An unchanged job's ``last_seen_ns`` is rewritten at most this often.
 LAST_SEEN_EVERY_NS = 600 * NS_PER_S
 SCHEDULER_RECORDS = (JobRecord, NodeRecord, QueueRecord, SystemRecord)
+__all__ = ["COMPLETE_LISTING", "SCHEDULER_RECORDS", "JobStore", "complete_clusters"]
 Transaction = Callable[[str], AbstractContextManager[Connection]]
 
 
@@ -93,7 +96,7 @@ def complete_clusters(records: Iterable[object], events: Iterable[CollectionEven
     for event in events:
         if event.stale or event.status != "ok" or COMPLETE_LISTING not in event.details:
             continue
-        named = {value for key, value in event.details if key == "cluster"}
+        named = {value for key, value in event.details if key == CLUSTER_DETAIL}
         out |= named or {r.cluster for r in records if isinstance(r, JobRecord)}
     return out
 
