@@ -83,7 +83,8 @@ def test_nodes_and_queues_collect(tmp_path: Path) -> None:
     assert nodes.returncode == 0, nodes.stderr
     assert "collectbus: pbs-nodes: ok" in nodes.stderr
     rows = json.loads(nodes.stdout)
-    assert rows and {r["cluster"] for r in rows} == {"metacentrum"}
+    assert rows
+    assert {r["cluster"] for r in rows} == {"metacentrum"}
     queues = collectbus("queues", "--collect", "--format", "json", cwd=tmp_path, env=env)
     assert queues.returncode == 0, queues.stderr
     assert "collectbus: pbs-queues: ok" in queues.stderr
