@@ -196,6 +196,9 @@ class PbsConfig(_Section):
     timeout: Duration = 30.0
     #: Where output that cannot be read even after repair is kept.
     spool_dir: str | None = "pbs-spool"
+    #: Give unchanged jobs fresh records each collection. Off: an unchanged job's
+    #: record is the one given last time, and the store takes the collection's time.
+    renew_unchanged: bool = False
     tier: str = "inventory"
     intervals: PbsIntervals = Field(default_factory=PbsIntervals)
 

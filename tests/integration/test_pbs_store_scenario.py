@@ -45,12 +45,12 @@ CLUSTER = "metacentrum"
 class Replay:
     """The scenario, a bus on a fake clock and the daemon's store writer."""
 
-    def __init__(self, scenario: Scenario, store: Store) -> None:
+    def __init__(self, scenario: Scenario, store: Store, **settings: bool) -> None:
         self.scenario = scenario
         self.store = store
         self.clock = FakeClock(start_ns=START_NS)
         self.bus = CollectionBus(host="collector-host", clock=self.clock)
-        self.bus.add(scenario.jobs_collector(), tier="inventory", interval=60, timeout=30)
+        self.bus.add(scenario.jobs_collector(**settings), tier="inventory", interval=60, timeout=30)
         self.sink = StoreSink(store, clock=self.clock, compact_after_s=3600, compact_every_s=3600)
 
     def step(self, name: str) -> int:
@@ -197,3 +197,29 @@ def test_a_partial_listing_marks_nothing_disappeared(replay: Replay) -> None:
     replay.sink(replay.bus.collect_now("pbs-jobs"))
     assert replay.store.collection_log()[-1]["details"]["job_listing"] == "complete"
     assert replay.states() == {JOB_A: "queued", JOB_B: "disappeared"}
+
+
+def test_records_given_again_take_the_collections_time(tmp_path: Path, store_url: str) -> None:
+    """As the daemon runs it (``renew_unchanged = false``): an unchanged job's
+    record is the one given last time, and the store takes the collection's time."""
+    store = open_store(store_url)
+    scenario = build_scenario(tmp_path / "pbs")
+    replay = Replay(scenario, store, renew_unchanged=False)
+    try:
+        first = replay.step("queued")
+        replay.clock.advance(10 * STEP_NS)  # past the store's LAST_SEEN_EVERY_NS (10 min)
+        again = replay.step("queued")
+        result = replay.bus.snapshot()["pbs-jobs"]
+        assert {r.observed_ns for r in result.records} == {first}  # the very same records
+        with store.jobs.reading() as conn:
+            rows = conn.execute(
+                select(jobs.c.job_id, jobs.c.first_seen_ns, jobs.c.last_seen_ns)
+            ).all()
+        assert sorted((str(j), f, seen) for j, f, seen in rows) == [
+            (JOB_A, first, again),
+            (JOB_B, first, again),
+        ]
+        assert len(replay.history()) == 2  # first seen, nothing else
+    finally:
+        replay.bus.stop()
+        store.close()

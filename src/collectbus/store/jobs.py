@@ -197,7 +197,8 @@ class JobStore:
             elif isinstance(record, NodeRecord | QueueRecord | SystemRecord):
                 others.append(record)
         for cluster, batch in by_cluster.items():
-            when = max((r.observed_ns for r in batch), default=now_ns)
+            latest = max((r.observed_ns for r in batch), default=None)
+            when = latest if now_ns is None else now_ns if latest is None else max(latest, now_ns)
             self._diff(conn, cluster, batch, staged, complete=cluster in complete, now_ns=when)
         write_staged(conn, staged, copy=self._copy)
         staged.result.snapshots = self.snapshots.write(conn, others, copy=self._copy)
@@ -243,6 +244,7 @@ class JobStore:
         newest = cache.newest
         stored = cache.jobs
         pending: list[tuple[JobRecord, int]] = []
+        stored_get, seen_add = stored.get, seen.add
         # One pass settles the unchanged jobs, usually nearly all of them.
         for record in batch:
             submit_ns = record.submit_ns
@@ -250,13 +252,20 @@ class JobStore:
                 submit_ns = newest.get(record.job_id, NO_SUBMIT)
             key = (record.job_id, submit_ns)
             mark = fingerprint(record)
-            cur = entries.get(key) or stored.get(key)
+            cur = (entries and entries.get(key)) or stored_get(key)
             if cur is not None and cur.fingerprint == mark:
                 # Seen before with this very content: its key was checked then.
-                seen.add(key)
+                seen_add(key)
                 unchanged += 1
-                if record.observed_ns > cur.last_seen_ns:
-                    self._seen_again(cluster, key, cur, record.observed_ns, staged)
+                seen_ns = record.observed_ns
+                if now_ns is not None and now_ns > seen_ns:
+                    seen_ns = now_ns
+                if seen_ns > cur.last_seen_ns:
+                    if seen_ns - cur.stored_seen_ns < LAST_SEEN_EVERY_NS:
+                        # Memory only: the database is within LAST_SEEN_EVERY_NS.
+                        cur.last_seen_ns = seen_ns
+                    else:
+                        self._seen_again(cluster, key, cur, seen_ns, staged)
                 continue
             pending.append((record, mark))
         if pending:
@@ -274,7 +283,8 @@ class JobStore:
                 staged.problem(cluster, repr(record.job_id), f"refused: {problem}")
                 continue
             seen.add(key)
-            self._changed(cluster, key, entries.get(key) or stored.get(key), record, mark, staged)
+            cur = entries.get(key) or stored.get(key)
+            self._changed(cluster, key, cur, record, mark, staged, now_ns=now_ns)
         result.unchanged += unchanged
         if complete and now_ns is not None:
             for key in cache.live - seen:
@@ -303,9 +313,14 @@ class JobStore:
         record: JobRecord,
         fingerprint: int,
         staged: Staged,
+        *,
+        now_ns: int | None = None,
     ) -> None:
         job = f"{record.job_id}"
         problems: list[str] = []
+        # A record given again unchanged by its collector keeps the time it was
+        # made; it was seen at this collection's time.
+        observed = record.observed_ns if now_ns is None else max(record.observed_ns, now_ns)
         first_seen = (
             record.observed_ns if cur is None else min(cur.first_seen_ns, record.observed_ns)
         )
@@ -316,14 +331,15 @@ class JobStore:
             scrub=self.scrub,
             report=lambda name, text: problems.append(f"{name}: {text}"),
         )
-        if cur is not None and cur.last_seen_ns > record.observed_ns:
+        if cur is not None and cur.last_seen_ns > observed:
             row[COL["last_seen_ns"]] = cur.last_seen_ns
+        elif observed > record.observed_ns:
+            row[COL["last_seen_ns"]] = observed
         if problems:
             staged.result.repaired += 1
             staged.problem(cluster, job, "stored, " + "; ".join(problems))
         tracked = tracked_text(row)
         db_key = (cluster, key[0], key[1])
-        observed = record.observed_ns
         if cur is None:
             staged.inserts[db_key] = row
             staged.result.inserted += 1
