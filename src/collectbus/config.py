@@ -124,6 +124,14 @@ class HostInventoryConfig(_Section):
     timeout: Duration = 10.0
 
 
+class SlurmIntervals(_Section):
+    """How often each Slurm entity is collected."""
+
+    jobs: Duration = 60.0
+    nodes: Duration = 300.0
+    partitions: Duration = 900.0
+
+
 class SlurmConfig(_Section):
     """``[collectors.slurm]``: the Slurm jobs, nodes and partitions collectors."""
 
@@ -136,9 +144,6 @@ class SlurmConfig(_Section):
     ssh_host: str | None = None
     #: How long each command may run.
     timeout: Duration = 30.0
-    jobs_interval: Duration = 60.0
-    nodes_interval: Duration = 300.0
-    partitions_interval: Duration = 900.0
     #: Where finished jobs come from: auto, slurmdbd (sacct --json), jobcomp (sacct -c), none.
     accounting: Literal["auto", "slurmdbd", "jobcomp", "none"] = "auto"
     #: How far back the first accounting query looks.
@@ -146,6 +151,19 @@ class SlurmConfig(_Section):
     #: Keep only these users' jobs, and jobs in these states; empty keeps all.
     users: list[str] = Field(default_factory=list)
     states: list[str] = Field(default_factory=list)
+    tier: str = "inventory"
+    intervals: SlurmIntervals = Field(default_factory=SlurmIntervals)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_intervals(cls, data: object) -> object:
+        if isinstance(data, dict):
+            for entity in ("jobs", "nodes", "partitions"):
+                if f"{entity}_interval" in data:
+                    raise ValueError(
+                        f"{entity}_interval is now [collectors.slurm.intervals] {entity}"
+                    )
+        return data
 
 
 class PbsIntervals(_Section):
@@ -178,6 +196,9 @@ class PbsConfig(_Section):
     timeout: Duration = 30.0
     #: Where output that cannot be read even after repair is kept.
     spool_dir: str | None = "pbs-spool"
+    #: Give unchanged jobs fresh records each collection. Off: an unchanged job's
+    #: record is the one given last time, and the store takes the collection's time.
+    renew_unchanged: bool = False
     tier: str = "inventory"
     intervals: PbsIntervals = Field(default_factory=PbsIntervals)
 
@@ -290,6 +311,10 @@ class Config(_Section):
         if self.collectors.pbs.enabled and pbs_tier not in self.bus.tiers:
             known = ", ".join(sorted(self.bus.tiers))
             raise ValueError(f"collectors.pbs.tier: unknown tier {pbs_tier!r} (known: {known})")
+        slurm_tier = self.collectors.slurm.tier
+        if self.collectors.slurm.enabled and slurm_tier not in self.bus.tiers:
+            known = ", ".join(sorted(self.bus.tiers))
+            raise ValueError(f"collectors.slurm.tier: unknown tier {slurm_tier!r} (known: {known})")
         inventory = self.collectors.host_inventory
         if inventory.enabled and inventory.tier not in self.bus.tiers:
             known = ", ".join(sorted(self.bus.tiers))

@@ -17,13 +17,16 @@ import os
 import signal
 import threading
 from collections import deque
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
 from collectbus.bus import CollectionBus, Result
 from collectbus.clock import NS_PER_S, Clock, SystemClock
+from collectbus.collectors.base import Collector
 from collectbus.collectors.host.filters import FilterConfig
-from collectbus.config import Config, database_url
+from collectbus.collectors.slurm.collector import settings_from_config
+from collectbus.config import Config, PbsConfig, SlurmConfig, database_url
 from collectbus.errors import StoreError
 from collectbus.pidfile import PidLock
 from collectbus.plugins import load_collector
@@ -35,8 +38,10 @@ from collectbus.urls import mask_url
 
 log = logging.getLogger("collectbus.daemon")
 
-#: The bus gives a PBS collection this long past its command's timeout.
+#: The bus gives a PBS or Slurm collection this long past its commands' timeouts.
 PBS_TIMEOUT_MARGIN_S = 10.0
+#: The most commands one Slurm collection runs (jobs: squeue, sacct twice, scontrol).
+SLURM_COMMANDS = 4
 
 
 class StoreSink:
@@ -173,6 +178,57 @@ def host_collector_options(config: Config) -> dict[str, object]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class Scheduled:
+    """A scheduler collector and how the bus runs it."""
+
+    collector: Collector
+    tier: str
+    interval: float
+    timeout: float
+
+
+def scheduler_collectors(
+    config: Config, *, entities: Collection[str] | None = None
+) -> list[Scheduled]:
+    """The PBS and Slurm collectors of the enabled ``[collectors.pbs]`` and
+    ``[collectors.slurm]`` sections, one per entity of their ``intervals``
+    (only those of ``entities``, e.g. ``{"jobs"}``, if given).
+
+    Each bus timeout is past the commands' own deadlines, so that their
+    clearer error wins: a PBS collection runs one command, a Slurm jobs
+    collection up to :data:`SLURM_COMMANDS`.
+    """
+    pbs, slurm = config.collectors.pbs, config.collectors.slurm
+    sections: list[tuple[str, PbsConfig | SlurmConfig, Callable[[str], Collector], float]] = []
+    if pbs.enabled:
+        options = pbs.settings()
+        sections.append(
+            (
+                "pbs",
+                pbs,
+                lambda name: load_collector(name)(**options),
+                pbs.timeout + PBS_TIMEOUT_MARGIN_S,
+            )
+        )
+    if slurm.enabled:
+        settings = settings_from_config(slurm)
+        sections.append(
+            (
+                "slurm",
+                slurm,
+                lambda name: load_collector(name)(settings),
+                slurm.timeout * SLURM_COMMANDS + PBS_TIMEOUT_MARGIN_S,
+            )
+        )
+    out: list[Scheduled] = []
+    for scheduler, section, make, timeout in sections:
+        for entity, every in section.intervals.model_dump().items():
+            if entities is None or entity in entities:
+                out.append(Scheduled(make(f"{scheduler}-{entity}"), section.tier, every, timeout))
+    return out
+
+
 class Pipeline:
     """The bus, its collectors and the store writer, built from a config."""
 
@@ -203,16 +259,10 @@ class Pipeline:
                 interval=interval_s or host_cfg.interval,
                 timeout=host_cfg.timeout,
             )
-        pbs_cfg = config.collectors.pbs
-        if pbs_cfg.enabled:
-            for entity, every in pbs_cfg.intervals.model_dump().items():
-                self.bus.add(
-                    load_collector(f"pbs-{entity}")(**pbs_cfg.settings()),
-                    tier=pbs_cfg.tier,
-                    interval=every,
-                    # Past the command's own deadline, so that its clearer error wins.
-                    timeout=pbs_cfg.timeout + PBS_TIMEOUT_MARGIN_S,
-                )
+        for entry in scheduler_collectors(config):
+            self.bus.add(
+                entry.collector, tier=entry.tier, interval=entry.interval, timeout=entry.timeout
+            )
         inventory_cfg = config.collectors.host_inventory
         if inventory_cfg.enabled:
             self.bus.add(

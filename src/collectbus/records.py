@@ -409,3 +409,10 @@ Record = (
     | QueueRecord
     | SystemRecord
 )
+
+#: ``CollectionEvent.details`` keys of a jobs collection; the contract is
+#: described in :mod:`collectbus.collectors.base` ("Job listings").
+JOB_LISTING = "job_listing"
+CLUSTER_DETAIL = "cluster"
+#: The detail of a jobs collection whose listing of live jobs is complete.
+COMPLETE_LISTING = (JOB_LISTING, "complete")

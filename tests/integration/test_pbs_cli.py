@@ -35,7 +35,7 @@ def test_collect_pbs_jobs_prints_records_and_notes(tmp_path: Path) -> None:
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["state"] for r in records] == ["timeout", "timeout", "completed", "held"]
     assert records[0]["end_ns"] == 1753324679 * 10**9
-    assert "collectbus: listing: complete" in result.stderr
+    assert "collectbus: job_listing: complete" in result.stderr
     assert "collectbus: history: on" in result.stderr
     assert not (tmp_path / "unused.db").exists()
 

@@ -69,7 +69,7 @@ def test_each_recorded_job_listing_replays_whole(path: Path, tmp_path: Path) -> 
     assert records == expected.records
     assert len(records) == len(json.loads(path.read_bytes())["Jobs"])
     details = dict(c.details)
-    assert details["listing"] == "complete"
+    assert details["job_listing"] == "complete"
     assert details["history"] == "off"
     assert details["jobs"] == str(len(records))
     assert details["server"] == expected.server
@@ -199,7 +199,7 @@ def test_each_quirk_is_repaired_and_said(
         assert value in variables.values()
     details = dict(c.details)
     assert repaired in details["repaired"]
-    assert details["listing"] == "complete"  # nothing was cut: every job is there
+    assert details["job_listing"] == "complete"  # nothing was cut: every job is there
     assert c.problems == []
 
 
@@ -223,7 +223,7 @@ def test_text_mixed_into_the_json_makes_a_partial_listing(tmp_path: Path) -> Non
     records = PbsJobsCollector(bin_dir=str(FAKES), runner=runner(env)).collect(c)
     assert records == []
     details = dict(c.details)
-    assert details["listing"] == "partial"
+    assert details["job_listing"] == "partial"
     assert "text around the JSON" in details["repaired"]
     (problem,) = c.problems
     assert "job listing incomplete" in str(problem)
@@ -262,7 +262,7 @@ def test_header_only_json_without_stderr_is_zero_jobs(tmp_path: Path) -> None:
     env = stage(tmp_path, "jobs", QUIRKS / "connect_error_stdout_issue_baw776.json")
     c = ctx()
     assert PbsJobsCollector(bin_dir=str(FAKES), runner=runner(env)).collect(c) == []
-    assert dict(c.details)["listing"] == "complete"
+    assert dict(c.details)["job_listing"] == "complete"
 
 
 def test_a_hung_server_is_a_timeout(tmp_path: Path) -> None:

@@ -45,7 +45,7 @@ def test_a_jobs_life_with_an_outage(scenario: Scenario, bus: CollectionBus) -> N
     queued = step(scenario, bus, "queued")
     assert queued.event.status == "ok"
     details = dict(queued.event.details)
-    assert (details["listing"], details["history"], details["jobs"]) == ("complete", "on", "2")
+    assert (details["job_listing"], details["history"], details["jobs"]) == ("complete", "on", "2")
     assert details["server"] == SERVER
     assert (details["parsed"], details["reused"]) == ("2", "0")
     jobs = {r.job_id: r for r in queued.records}  # type: ignore[union-attr]
@@ -70,7 +70,7 @@ def test_a_jobs_life_with_an_outage(scenario: Scenario, bus: CollectionBus) -> N
     assert (a.walltime_used_seconds, a.cpu_used_seconds) == (62, 110)
     assert a.mem_used_bytes == 1024**3
     assert (b.state, b.substate, b.exit_status) == ("cancelled", "91", None)
-    assert dict(finished.event.details)["listing"] == "complete"
+    assert dict(finished.event.details)["job_listing"] == "complete"
 
     down = step(scenario, bus, "down")
     assert down.event.status == "error"
@@ -113,7 +113,7 @@ def test_walking_the_steps_gives_one_event_per_step(scenario: Scenario, bus: Col
         "down": "error",
         "recovered": "ok",
     }
-    listings = {step: dict(r.event.details).get("listing") for step, r in results.items()}
+    listings = {step: dict(r.event.details).get("job_listing") for step, r in results.items()}
     assert listings["down"] is None
     assert {v for k, v in listings.items() if k != "down"} == {"complete"}
     assert [len(r.records) for r in results.values()] == [2, 2, 2, 2, 3]

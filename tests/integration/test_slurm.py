@@ -13,6 +13,7 @@ are skipped with the reason, except when ``CI=true``: then they fail.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -21,13 +22,16 @@ import subprocess
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NoReturn
 
+import numpy as np
 import pytest
+from sqlalchemy import select
 
-from collectbus.bus import CollectionBus
+from collectbus.bus import CollectionBus, Result
+from collectbus.clock import SystemClock
 from collectbus.collectors.base import CollectContext
 from collectbus.collectors.run import LocalRunner
 from collectbus.collectors.slurm.collector import (
@@ -36,7 +40,11 @@ from collectbus.collectors.slurm.collector import (
     SlurmPartitionsCollector,
     SlurmSettings,
 )
+from collectbus.daemon import StoreSink
 from collectbus.records import FINAL_JOB_STATES, JobRecord, NodeRecord, QueueRecord, SystemRecord
+from collectbus.store import open as open_store
+from collectbus.store.schema import job_history
+from tests.integration.cli_helpers import collectbus, collectbus_env
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -81,6 +89,9 @@ class Run:
     busiest_partition: int = 0
     finished_from_accounting: list[JobRecord] = field(default_factory=list)
     sacct: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: The store every cycle was written to (our jobs only), and its URL.
+    store_url: str = ""
+    store_dir: Path | None = None
 
     def last(self, job_id: str) -> JobRecord:
         return self.history[job_id][-1]
@@ -135,8 +146,19 @@ def _sacct_rows(env: dict[str, str], tag: str) -> dict[str, dict[str, str]]:
     return {r["JobID"]: r for r in rows if r["JobName"].startswith(f"{tag}-")}
 
 
+def _ours_only(result: Result, tag: str) -> Result:
+    """The cycle without the jobs of others that share this Slurm, so that the
+    stored figures are those of our jobs alone."""
+    kept = tuple(
+        r
+        for r in result.records
+        if not isinstance(r, JobRecord) or (r.name or "").startswith(f"{tag}-")
+    )
+    return replace(result, records=kept)
+
+
 @pytest.fixture(scope="module")
-def run(slurm_env: dict[str, str]) -> Iterator[Run]:
+def run(slurm_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     env = slurm_env
     tag = f"cb{secrets.token_hex(3)}"
     ids = {
@@ -147,6 +169,10 @@ def run(slurm_env: dict[str, str]) -> Iterator[Run]:
         "array": _submit(env, tag, "array", "-a", "1-3", "--wrap", "sleep 1"),
     }
     result = Run(tag=tag, env=env, ids=ids)
+    result.store_dir = tmp_path_factory.mktemp("slurm-store")
+    result.store_url = f"sqlite:///{result.store_dir / 'collectbus.db'}"
+    store = open_store(result.store_url)
+    sink = StoreSink(store, clock=SystemClock(), compact_after_s=3600, compact_every_s=3600)
     runner = LocalRunner(timeout=30, env=env)
     settings = SlurmSettings(timeout_s=30, sacct_lookback_s=3600)
     bus = CollectionBus(host="test")
@@ -162,6 +188,8 @@ def run(slurm_env: dict[str, str]) -> Iterator[Run]:
             cycle = bus.collect_now("slurm-jobs")
             assert cycle.event.status == "ok", cycle.event.error
             assert not cycle.stale
+            sink(_ours_only(cycle, tag))
+            assert sink.pending == 0, sink.last_error
             result.cycles += 1
             ours = _ours(cycle.records, tag)
             for job_id, record in ours.items():
@@ -169,8 +197,10 @@ def run(slurm_env: dict[str, str]) -> Iterator[Run]:
             (mark,) = [r for r in cycle.records if isinstance(r, SystemRecord)]
             result.listings.append((mark, len(ours)))
             nodes = bus.collect_now("slurm-nodes")
+            sink(nodes)
             result.node_states |= {r.state for r in nodes.records if isinstance(r, NodeRecord)}
             queues = bus.collect_now("slurm-partitions")
+            sink(queues)
             for q in queues.records:
                 if isinstance(q, QueueRecord) and q.queue == "debug":
                     result.busiest_partition = max(result.busiest_partition, q.jobs_total or 0)
@@ -198,6 +228,7 @@ def run(slurm_env: dict[str, str]) -> Iterator[Run]:
         yield result
     finally:
         bus.stop()
+        store.close()
         active = _run(env, "squeue", "-h", "-o", "%i %j")
         leftover = [line.split()[0] for line in active.splitlines() if f" {tag}-" in line]
         if leftover:
@@ -321,3 +352,66 @@ def test_the_script_reports_the_running_cluster_and_starts_idempotently(
     )
     assert again.returncode == 0, again.stderr
     assert "already running" in again.stderr
+
+
+def _stored_states(run: Run) -> dict[str, list[tuple[str | None, str]]]:
+    """The state changes ``job_history`` holds for each of our jobs, in order."""
+    store = open_store(run.store_url)
+    try:
+        c = job_history.c
+        with store.jobs.reading() as conn:
+            rows = conn.execute(
+                select(c.job_id, c.old_value, c.new_value)
+                .where(c.field == "state")
+                .order_by(c.observed_ns, c.id)
+            ).all()
+    finally:
+        store.close()
+    out: dict[str, list[tuple[str | None, str]]] = defaultdict(list)
+    for job_id, old, new in rows:
+        out[str(job_id)].append((old, str(new)))
+    return out
+
+
+def test_the_store_keeps_each_jobs_transitions(run: Run) -> None:
+    stored = _stored_states(run)
+    assert sorted(stored) == sorted(run.history)
+    ids = run.ids
+    for job_id, changes in stored.items():
+        seen = run.states(job_id)
+        if job_id.startswith(f"{ids['array']}_["):
+            # The array's pending remainder (9_[1-3], then 9_[2-3], ...) leaves
+            # squeue as its tasks are split out, with no end of its own: a
+            # complete listing makes it disappeared. Every other job ends with
+            # an end seen.
+            assert changes[-1] == (seen[-1], "disappeared"), job_id
+            changes = changes[:-1]
+        # first seen, then one row per change, exactly as the cycles saw them
+        assert changes == list(zip([None, *seen[:-1]], seen, strict=True)), job_id
+    held = [new for _, new in stored[ids["held"]]]
+    assert held[0] == "held"
+    assert held[1] in ("queued", "running")  # released
+    assert held[-1] == "completed"
+    assert stored[ids["ok"]][-1] == ("running", "completed")
+    assert stored[ids["fail"]][-1] == ("running", "failed")
+    assert stored[ids["timeout"]][-1] == ("running", "timeout")
+
+
+def test_analyze_wait_times_agree_with_sacct(run: Run) -> None:
+    assert run.store_dir is not None
+    result = collectbus(
+        "analyze", "wait-times", "--since", "2h", "--by", "queue", "--format", "json",
+        cwd=run.store_dir, env=collectbus_env(run.store_dir, run.store_url),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = {row["definition"]: row for row in json.loads(result.stdout)}
+    started = [r for r in run.sacct.values() if r["Start"].isdigit()]
+    assert len(started) == 7
+    for definition, since in (("queued", "Submit"), ("eligible", "Eligible")):
+        waits = np.array([int(r["Start"]) - int(r[since]) for r in started], dtype=np.float64)
+        row = rows[definition]
+        assert (row["queue"], row["jobs"]) == ("debug", len(started)), row
+        assert row["mean_s"] == pytest.approx(waits.mean()), definition
+        assert (row["min_s"], row["max_s"]) == (waits.min(), waits.max()), definition
+        for p in (50, 90, 99):
+            assert row[f"p{p}_s"] == pytest.approx(np.percentile(waits, p)), (definition, p)

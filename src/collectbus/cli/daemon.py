@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from collectbus.cli.context import CliContext, pass_cli
-from collectbus.cli.output import format_option, iso, render
+from collectbus.cli.output import details_text, format_option, iso, render
 from collectbus.daemon import run_daemon
 from collectbus.errors import DaemonError, StoreError
 from collectbus.pidfile import running, wait_released
@@ -169,6 +169,7 @@ def status(cli: CliContext, fmt: str) -> None:
                 "records": r["records"],
                 "ms": int(str(r["duration_ns"])) / 1e6,
                 "error": r["error"],
+                "details": details_text(r["details"]),
             }
             for r in latest
         ]

@@ -5,7 +5,10 @@ from __future__ import annotations
 import click
 
 from collectbus.cli.context import CliContext, pass_cli
-from collectbus.cli.output import duration_option, format_option, render
+from collectbus.cli.output import details_text, duration_option, format_option, iso, render
+
+#: How many of the latest collections `db status` shows.
+LATEST_COLLECTIONS = 5
 
 
 @click.group()
@@ -43,8 +46,11 @@ def migrate(cli: CliContext) -> None:
 def status(cli: CliContext, fmt: str) -> None:
     """Schema revision and row counts."""
     store = cli.read_store(check_schema=False)
+    latest: list[dict[str, object]] = []
     try:
         info = store.status()
+        if info.get("up_to_date"):
+            latest = store.collection_log(limit=LATEST_COLLECTIONS)
     finally:
         store.close()
     rows: list[dict[str, object]] = [
@@ -55,6 +61,17 @@ def status(cli: CliContext, fmt: str) -> None:
     counts = info.get("tables") or {}
     if isinstance(counts, dict):
         rows += [{"item": f"rows in {name}", "value": n} for name, n in counts.items()]
+    rows += [
+        {
+            "item": f"collection {iso(int(str(r['started_ns'])))} {r['source']}",
+            "value": " ".join(
+                str(part)
+                for part in (r["status"], r["error"] or "", details_text(r["details"]))
+                if part
+            ),
+        }
+        for r in latest
+    ]
     render(rows, fmt, columns=("item", "value"))
 
 

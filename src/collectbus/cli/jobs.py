@@ -11,6 +11,7 @@ import json
 
 import click
 
+from collectbus.cli.collectnow import collect_now
 from collectbus.cli.context import CliContext, pass_cli
 from collectbus.cli.jobformat import (
     duration,
@@ -90,6 +91,11 @@ until_option = click.option(
     "--until", default="now", show_default=True, metavar="TIME", help="End of the window."
 )
 cluster_option = click.option("--cluster", metavar="NAME", help="Only this cluster.")
+collect_option = click.option(
+    "--collect",
+    is_flag=True,
+    help="First collect once from the enabled schedulers and store it, as the daemon does.",
+)
 
 
 def _job_row(row: dict[str, object], fmt: str) -> dict[str, object]:
@@ -126,6 +132,7 @@ def _job_row(row: dict[str, object], fmt: str) -> dict[str, object]:
     metavar="N",
     help="The N most recently submitted jobs.",
 )
+@collect_option
 @format_option
 @pass_cli
 def jobs(
@@ -138,6 +145,7 @@ def jobs(
     since: str,
     until: str,
     limit: int,
+    collect: bool,
     fmt: str,
 ) -> None:
     """Stored jobs: state, wait, runtime, size, exit status.
@@ -145,6 +153,8 @@ def jobs(
     Jobs that existed in the window (submitted before --until, seen after
     --since), oldest first; WAIT is start - submit."""
     since_ns, until_ns = time_window(since, until)
+    if collect:
+        collect_now(cli, {"jobs"})
     store = cli.read_store()
     try:
         with store.jobs.reading() as conn:
@@ -319,13 +329,16 @@ def history(
 @click.command()
 @cluster_option
 @click.option("-s", "--state", metavar="STATE", help="Only nodes in this state (idle, down, ...).")
+@collect_option
 @format_option
 @pass_cli
-def nodes(cli: CliContext, cluster: str | None, state: str | None, fmt: str) -> None:
+def nodes(cli: CliContext, cluster: str | None, state: str | None, collect: bool, fmt: str) -> None:
     """Nodes as last recorded: state, CPUs and GPUs allocated, jobs.
 
     A node's row is stored when it changes, and at least hourly: AS_OF is
     the time of that row."""
+    if collect:
+        collect_now(cli, {"nodes"})
     store = cli.read_store()
     try:
         with store.jobs.reading("read node_snapshots") as conn:
@@ -346,10 +359,13 @@ def nodes(cli: CliContext, cluster: str | None, state: str | None, fmt: str) -> 
 
 @click.command()
 @cluster_option
+@collect_option
 @format_option
 @pass_cli
-def queues(cli: CliContext, cluster: str | None, fmt: str) -> None:
+def queues(cli: CliContext, cluster: str | None, collect: bool, fmt: str) -> None:
     """Queues (Slurm: partitions) as last recorded, with job counts."""
+    if collect:
+        collect_now(cli, {"queues", "partitions"})
     store = cli.read_store()
     try:
         with store.jobs.reading("read queue_snapshots") as conn:

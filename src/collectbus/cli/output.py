@@ -168,3 +168,10 @@ def render(
 
 def _numeric(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def details_text(details: object) -> str:
+    """What a collection noted, ``key=value, ...``, for a table."""
+    if not isinstance(details, dict):
+        return ""
+    return ", ".join(f"{k}={v}" for k, v in details.items())

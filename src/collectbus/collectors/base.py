@@ -10,6 +10,26 @@ A collector that reads several sources reports the ones that failed with
 file never costs the rest of the sample. An exception out of ``collect`` means
 the whole collection failed; the bus logs it, backs off and serves the last
 good result, marked stale.
+
+Job listings
+------------
+The store (:class:`~collectbus.store.jobs.JobStore`) marks a job
+``disappeared`` when it is neither finished nor in a **complete** listing of
+its cluster's live jobs. A jobs collector says which listings are complete
+with :meth:`CollectContext.job_listing`, which puts two details in the
+collection's event:
+
+- ``("cluster", NAME)`` (:data:`~collectbus.records.CLUSTER_DETAIL`): the
+  cluster the listing covers, so that a cluster with no jobs at all is listed;
+- ``("job_listing", "complete")`` (:data:`~collectbus.records.COMPLETE_LISTING`)
+  only when every live job the scheduler listed has its record, and
+  ``("job_listing", "partial")`` when some may be missing.
+
+The store trusts a listing only when the event is also ``ok`` and not stale:
+a ``partial`` collection (a problem was reported), a failed one (``error``,
+``timeout``: it carries no details) or a stale one marks nothing. A collector
+that filters its jobs by something that changes during a job's life (its
+state) must not call its listing complete.
 """
 
 from __future__ import annotations
@@ -20,7 +40,7 @@ from typing import Protocol, runtime_checkable
 
 from collectbus.clock import Clock, SystemClock
 from collectbus.errors import CollectError
-from collectbus.records import Record
+from collectbus.records import CLUSTER_DETAIL, JOB_LISTING, Record
 
 
 @dataclass(slots=True, kw_only=True)
@@ -44,6 +64,12 @@ class CollectContext:
         """Note a fact about this collection (what was repaired, whether a listing
         was complete); the bus puts it in the collection's event."""
         self.details.append((key, value))
+
+    def job_listing(self, cluster: str, *, complete: bool) -> None:
+        """Say whether this collection lists every live job of ``cluster``
+        (see "Job listings" above)."""
+        self.detail(CLUSTER_DETAIL, cluster)
+        self.detail(JOB_LISTING, "complete" if complete else "partial")
 
 
 @runtime_checkable

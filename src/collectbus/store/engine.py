@@ -16,6 +16,7 @@ compaction is seen either entirely or not at all.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
@@ -47,7 +48,7 @@ from collectbus.store.dberrors import mapped_errors
 from collectbus.store.hostsamples import insert_rows, read_host, sample_rows
 from collectbus.store.inventory import read_inventories, write_inventories
 from collectbus.store.jobs import SCHEDULER_RECORDS, JobStore, complete_clusters
-from collectbus.store.jobstate import CACHE_HORIZON_NS
+from collectbus.store.jobstate import CACHE_HORIZON_NS, event_row
 from collectbus.store.migrate import current_revision, head_revision, upgrade
 from collectbus.store.retention import CleanupStats, RetentionLimits, cleanup
 from collectbus.store.schema import COUNTED_TABLES, WIDE_TABLES, collection_log, hosts, metadata
@@ -266,7 +267,7 @@ class Store:
             for table, rows in sample_rows(samples, host_ids).items():
                 insert_rows(conn, WIDE_TABLES[table], rows, copy=copy)
             if events:
-                conn.execute(insert(collection_log), [_event_row(e) for e in events])
+                conn.execute(insert(collection_log), [event_row(e) for e in events])
             insert_calls(conn, call_rows(recorded_calls), copy=copy)
             if inventories:
                 write_inventories(conn, inventories, host_ids)
@@ -389,7 +390,8 @@ class Store:
         self, *, since_ns: int | None = None, limit: int | None = None
     ) -> list[dict[str, object]]:
         """Collections started at or after ``since_ns``, oldest first; the newest
-        ``limit`` of them if a limit is given."""
+        ``limit`` of them if a limit is given. ``details`` is a dict (empty when
+        the collection noted nothing)."""
         c = collection_log.c
         query = select(collection_log).order_by(c.started_ns.desc(), c.id.desc())
         if since_ns is not None:
@@ -398,7 +400,12 @@ class Store:
             query = query.limit(limit)
         with self._transaction("read collection_log", write=False) as conn:
             rows = conn.execute(query).mappings().all()
-        return [dict(row) for row in reversed(rows)]
+        out = [dict(row) for row in reversed(rows)]
+        for row in out:
+            # The JSON object of what the collection noted, as a dict.
+            text = row.get("details")
+            row["details"] = json.loads(str(text)) if text else {}
+        return out
 
     def calls(self, **window: Any) -> list[dict[str, object]]:
         """Recorded calls; the arguments are those of
@@ -412,19 +419,6 @@ class Store:
         NumPy columns; see :func:`collectbus.store.calls.read_call_timings`."""
         with self._transaction("read calls", write=False) as conn:
             return read_call_timings(conn, **window)
-
-
-def _event_row(event: CollectionEvent) -> dict[str, object]:
-    return {
-        "source": event.source,
-        "host": event.host,
-        "started_ns": event.started_ns,
-        "duration_ns": event.duration_ns,
-        "status": event.status,
-        "records": event.records,
-        "error": event.error,
-        "stale": event.stale,
-    }
 
 
 def open(

@@ -21,7 +21,9 @@ it, and only what changed is written, in the collection's transaction:
 A collection is a complete listing when its :class:`CollectionEvent` has
 status ``ok``, is not stale and carries the detail :data:`COMPLETE_LISTING`;
 the clusters it covers are named by ``("cluster", name)`` details, or else
-are those of its job records (so an empty cluster can still be listed).
+are those of its job records (so an empty cluster can still be listed). The
+collectors' side of this contract is described once, in
+:mod:`collectbus.collectors.base` ("Job listings").
 
 A job is keyed by (cluster, job_id, submit_ns): the same id with a new submit
 time is a new job. A record without a submit time belongs to the newest job
@@ -43,6 +45,8 @@ from contextlib import AbstractContextManager
 from sqlalchemy import Connection, insert
 
 from collectbus.records import (
+    CLUSTER_DETAIL,
+    COMPLETE_LISTING,
     FINAL_JOB_STATES,
     CollectionEvent,
     JobRecord,
@@ -79,11 +83,10 @@ from collectbus.store.snapshots import SnapshotWriter
 
 log = logging.getLogger("collectbus.store.jobs")
 
-#: The detail a collection of live jobs carries when its listing is complete.
-COMPLETE_LISTING = ("job_listing", "complete")
 #: An unchanged job's ``last_seen_ns`` is rewritten at most this often.
 LAST_SEEN_EVERY_NS = 600 * NS_PER_S
 SCHEDULER_RECORDS = (JobRecord, NodeRecord, QueueRecord, SystemRecord)
+__all__ = ["COMPLETE_LISTING", "SCHEDULER_RECORDS", "JobStore", "complete_clusters"]
 Transaction = Callable[[str], AbstractContextManager[Connection]]
 
 
@@ -93,7 +96,7 @@ def complete_clusters(records: Iterable[object], events: Iterable[CollectionEven
     for event in events:
         if event.stale or event.status != "ok" or COMPLETE_LISTING not in event.details:
             continue
-        named = {value for key, value in event.details if key == "cluster"}
+        named = {value for key, value in event.details if key == CLUSTER_DETAIL}
         out |= named or {r.cluster for r in records if isinstance(r, JobRecord)}
     return out
 
@@ -194,7 +197,8 @@ class JobStore:
             elif isinstance(record, NodeRecord | QueueRecord | SystemRecord):
                 others.append(record)
         for cluster, batch in by_cluster.items():
-            when = max((r.observed_ns for r in batch), default=now_ns)
+            latest = max((r.observed_ns for r in batch), default=None)
+            when = latest if now_ns is None else now_ns if latest is None else max(latest, now_ns)
             self._diff(conn, cluster, batch, staged, complete=cluster in complete, now_ns=when)
         write_staged(conn, staged, copy=self._copy)
         staged.result.snapshots = self.snapshots.write(conn, others, copy=self._copy)
@@ -240,6 +244,7 @@ class JobStore:
         newest = cache.newest
         stored = cache.jobs
         pending: list[tuple[JobRecord, int]] = []
+        stored_get, seen_add = stored.get, seen.add
         # One pass settles the unchanged jobs, usually nearly all of them.
         for record in batch:
             submit_ns = record.submit_ns
@@ -247,13 +252,20 @@ class JobStore:
                 submit_ns = newest.get(record.job_id, NO_SUBMIT)
             key = (record.job_id, submit_ns)
             mark = fingerprint(record)
-            cur = entries.get(key) or stored.get(key)
+            cur = (entries and entries.get(key)) or stored_get(key)
             if cur is not None and cur.fingerprint == mark:
                 # Seen before with this very content: its key was checked then.
-                seen.add(key)
+                seen_add(key)
                 unchanged += 1
-                if record.observed_ns > cur.last_seen_ns:
-                    self._seen_again(cluster, key, cur, record.observed_ns, staged)
+                seen_ns = record.observed_ns
+                if now_ns is not None and now_ns > seen_ns:
+                    seen_ns = now_ns
+                if seen_ns > cur.last_seen_ns:
+                    if seen_ns - cur.stored_seen_ns < LAST_SEEN_EVERY_NS:
+                        # Memory only: the database is within LAST_SEEN_EVERY_NS.
+                        cur.last_seen_ns = seen_ns
+                    else:
+                        self._seen_again(cluster, key, cur, seen_ns, staged)
                 continue
             pending.append((record, mark))
         if pending:
@@ -271,7 +283,8 @@ class JobStore:
                 staged.problem(cluster, repr(record.job_id), f"refused: {problem}")
                 continue
             seen.add(key)
-            self._changed(cluster, key, entries.get(key) or stored.get(key), record, mark, staged)
+            cur = entries.get(key) or stored.get(key)
+            self._changed(cluster, key, cur, record, mark, staged, now_ns=now_ns)
         result.unchanged += unchanged
         if complete and now_ns is not None:
             for key in cache.live - seen:
@@ -300,9 +313,14 @@ class JobStore:
         record: JobRecord,
         fingerprint: int,
         staged: Staged,
+        *,
+        now_ns: int | None = None,
     ) -> None:
         job = f"{record.job_id}"
         problems: list[str] = []
+        # A record given again unchanged by its collector keeps the time it was
+        # made; it was seen at this collection's time.
+        observed = record.observed_ns if now_ns is None else max(record.observed_ns, now_ns)
         first_seen = (
             record.observed_ns if cur is None else min(cur.first_seen_ns, record.observed_ns)
         )
@@ -313,14 +331,15 @@ class JobStore:
             scrub=self.scrub,
             report=lambda name, text: problems.append(f"{name}: {text}"),
         )
-        if cur is not None and cur.last_seen_ns > record.observed_ns:
+        if cur is not None and cur.last_seen_ns > observed:
             row[COL["last_seen_ns"]] = cur.last_seen_ns
+        elif observed > record.observed_ns:
+            row[COL["last_seen_ns"]] = observed
         if problems:
             staged.result.repaired += 1
             staged.problem(cluster, job, "stored, " + "; ".join(problems))
         tracked = tracked_text(row)
         db_key = (cluster, key[0], key[1])
-        observed = record.observed_ns
         if cur is None:
             staged.inserts[db_key] = row
             staged.result.inserted += 1

@@ -8,6 +8,7 @@ collection writes and the cache entries it replaces once it commits.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -205,7 +206,20 @@ def fingerprint(record: JobRecord) -> int:
     return hash(_EVERY_FIELD(record))
 
 
+def details_json(details: Sequence[tuple[str, str]]) -> str | None:
+    """``CollectionEvent.details`` as the JSON object ``collection_log.details``
+    keeps: key to value, in the order noted; the values of a key noted more than
+    once are joined with ``"; "``. None when nothing was noted."""
+    if not details:
+        return None
+    out: dict[str, str] = {}
+    for key, value in details:
+        out[key] = f"{out[key]}; {value}" if key in out else value
+    return json.dumps(out, ensure_ascii=False)
+
+
 def event_row(event: CollectionEvent) -> dict[str, object]:
+    """The ``collection_log`` row of one collection."""
     return {
         "source": event.source,
         "host": event.host,
@@ -215,4 +229,5 @@ def event_row(event: CollectionEvent) -> dict[str, object]:
         "records": event.records,
         "error": event.error,
         "stale": event.stale,
+        "details": details_json(event.details),
     }

@@ -93,6 +93,9 @@ collection_log = Table(
     Column("error", Text, nullable=True),
     Column("stale", Boolean, nullable=False),
     Index(None, "started_ns"),
+    # What the collection noted (CollectionEvent.details), a JSON object; see
+    # collectbus.store.jobstate.details_json.
+    Column("details", Text, nullable=True),
 )
 
 Kind = Literal["int", "float", "text"]

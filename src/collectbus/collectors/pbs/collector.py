@@ -26,13 +26,14 @@ kept in ``spool_dir`` (its path is in the message).
 
 **Details.** Each collection notes in its event's ``details``: ``server``,
 ``repaired`` (what :mod:`.jsonfix` repaired, when it did), and for jobs
-``history`` (on/off), ``jobs``, ``parsed``/``reused`` (see :mod:`.incremental`)
-and ``listing``:
+``history`` (on/off), ``jobs``, ``parsed``/``reused`` (see :mod:`.incremental`),
+and ``cluster`` and ``job_listing`` as the job store expects them (the
+contract is in :mod:`collectbus.collectors.base`, "Job listings"):
 
-- ``listing=complete``: every job the server listed has its record. Only then
-  may a consumer conclude that a job absent from the records is gone.
-- ``listing=partial``: some entries could not be read, or text was cut from
-  the output; the records are right but not all jobs may be there. The
+- ``job_listing=complete``: every job the server listed has its record. Only
+  then may the store conclude that a job absent from the records is gone.
+- ``job_listing=partial``: some entries could not be read, or text was cut
+  from the output; the records are right but not all jobs may be there. The
   problem is also reported, so the event's status is ``partial``.
 - a failed collection (status ``error``/``timeout``) carries no listing: its
   records, if any, are the last good ones, marked stale.
@@ -264,7 +265,7 @@ class PbsJobsCollector(_PbsCollector):
         ctx.detail("jobs", str(len(parsed.records)))
         ctx.detail("parsed", str(jobs.parsed))
         ctx.detail("reused", str(jobs.reused))
-        ctx.detail("listing", "complete" if parsed.complete else "partial")
+        ctx.job_listing(self.cluster, complete=parsed.complete)
         if not parsed.complete:
             ctx.report(
                 ParseError(

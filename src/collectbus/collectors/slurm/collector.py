@@ -9,16 +9,19 @@ parse fails the collection with one line naming the command (a
 :class:`~collectbus.errors.CollectError`); the bus logs it, backs off and serves
 the last good result, marked stale.
 
-**Is the job listing complete?** A jobs collection that returns records always
-holds every job ``squeue`` listed (after the configured filters), plus one
-:class:`~collectbus.records.SystemRecord` whose ``jobs_total`` is their number:
-that record is the mark of a complete listing. When ``squeue`` fails, the
-collection fails (no fresh records at all), so a job can never look vanished
-because of a failed ``squeue``; only a fresh (not stale) result with the mark
-may be compared with the previous one. When only the accounting query
-(``sacct``) fails, the collection is ``partial``: the live listing is complete,
-the finished jobs from accounting are missing this time and are fetched by the
-next collection (its window starts where the last good one did).
+**Is the job listing complete?** A jobs collection that returns records holds
+every job ``squeue`` listed (after the configured filters), and says so in its
+event's details as the job store expects (``cluster`` and
+``job_listing=complete``; the contract is in :mod:`collectbus.collectors.base`,
+"Job listings"). With a ``states`` filter the listing is ``partial``: a job
+that leaves the kept states has not gone. When ``squeue`` fails, the
+collection fails (no fresh records, no details), so a job can never look
+vanished because of a failed ``squeue``. When only the accounting query
+(``sacct``) fails, the collection is ``partial`` and marks nothing: the
+finished jobs from accounting are missing this time and are fetched by the
+next collection (its window starts where the last good one did). Each
+collection also has one :class:`~collectbus.records.SystemRecord` with the
+number of listed jobs (``jobs_total``) per Slurm state.
 """
 
 from __future__ import annotations
@@ -120,9 +123,9 @@ def collectors_from_config(
     """
     settings = settings_from_config(config)
     return [
-        (SlurmJobsCollector(settings, runner=runner), config.jobs_interval),
-        (SlurmNodesCollector(settings, runner=runner), config.nodes_interval),
-        (SlurmPartitionsCollector(settings, runner=runner), config.partitions_interval),
+        (SlurmJobsCollector(settings, runner=runner), config.intervals.jobs),
+        (SlurmNodesCollector(settings, runner=runner), config.intervals.nodes),
+        (SlurmPartitionsCollector(settings, runner=runner), config.intervals.partitions),
     ]
 
 
@@ -206,7 +209,8 @@ class SlurmJobsCollector:
         live = [j if j.cluster == cluster else replace(j, cluster=cluster) for j in live]
         live = filter_jobs(live, users=settings.users, states=settings.states)
         records: list[Record] = list(live)
-        records.append(_listing_mark(cluster, live, now, result.command))
+        records.append(_job_counts(cluster, live, now, result.command))
+        ctx.job_listing(cluster, complete=not settings.states)
         finished = self.finished_jobs(ctx, cluster=cluster)
         seen = {(j.job_id, j.submit_ns) for j in live}
         seen_ids = {j.job_id for j in live}
@@ -382,7 +386,7 @@ def _cluster_name(config: bytes) -> str | None:
     return None
 
 
-def _listing_mark(cluster: str, jobs: Sequence[JobRecord], now: int, command: str) -> SystemRecord:
+def _job_counts(cluster: str, jobs: Sequence[JobRecord], now: int, command: str) -> SystemRecord:
     counts: dict[str, int] = {}
     for job in jobs:
         counts[job.native_state] = counts.get(job.native_state, 0) + 1
@@ -393,7 +397,7 @@ def _listing_mark(cluster: str, jobs: Sequence[JobRecord], now: int, command: st
         observed_ns=now,
         jobs_total=len(jobs),
         state_counts=tuple(sorted(counts.items())),
-        raw_json=json.dumps({"listing": "complete", "command": command}),
+        raw_json=json.dumps({"command": command}),
     )
 
 

@@ -113,6 +113,10 @@ def _squeue_job(job: JsonObject, cluster: str | None, observed_ns: int) -> JobRe
     state = job_state(native, reason)
     start_ns = epoch_ns(job.get("start_time"))
     end_ns = epoch_ns(job.get("end_time"))
+    if state in ("queued", "held"):
+        # A pending job's start_time is only the scheduler's estimate (a year
+        # ahead when it has none): the job has not started.
+        start_ns = None
     finished = state in ("completed", "failed", "cancelled", "timeout")
     exit_status = exit_signal = None
     if finished:

@@ -292,7 +292,8 @@ def test_config_section(tmp_path: Path) -> None:
     path = tmp_path / "collectbus.toml"
     path.write_text(
         '[collectors.slurm]\nenabled = true\ncluster = "hpc"\nbin_dir = "/opt/slurm/bin"\n'
-        'jobs_interval = "30s"\ntimeout = "10s"\naccounting = "jobcomp"\nusers = ["alice"]\n'
+        'timeout = "10s"\naccounting = "jobcomp"\nusers = ["alice"]\n'
+        '[collectors.slurm.intervals]\njobs = "30s"\n'
     )
     slurm = load_config(path, env={}).collectors.slurm
     built = collectors_from_config(slurm)
@@ -306,4 +307,13 @@ def test_config_section(tmp_path: Path) -> None:
     assert jobs.accounting == "jobcomp"
     path.write_text('[collectors.slurm]\naccounting = "maybe"\n')
     with pytest.raises(ConfigError, match=r"collectors\.slurm\.accounting"):
+        load_config(path, env={})
+    # The flat keys of earlier versions say where the setting went.
+    path.write_text('[collectors.slurm]\njobs_interval = "30s"\n')
+    with pytest.raises(
+        ConfigError, match=r"collectors\.slurm.*\[collectors\.slurm\.intervals\] jobs"
+    ):
+        load_config(path, env={})
+    path.write_text('[collectors.slurm]\nenabled = true\ntier = "hourly"\n')
+    with pytest.raises(ConfigError, match=r"collectors\.slurm\.tier: unknown tier 'hourly'"):
         load_config(path, env={})

@@ -250,3 +250,15 @@ def test_truncated_sinfo_and_sacct() -> None:
         parse_sinfo_json(_read("sinfo_json_22.05.8.json")[:700], cluster="c", observed_ns=0)
     with pytest.raises(ParseError, match=r"^sacct --json:\d+: invalid JSON"):
         parse_sacct_json(_read("sacct_json_22.05.8.json")[:-3], cluster="c", observed_ns=0)
+
+
+def test_a_pending_jobs_estimated_start_is_not_a_start() -> None:
+    payload = json.loads((DATA / "squeue_json_22.05.8_pending.json").read_text())
+    # squeue prints the scheduler's estimate for a pending job (here: a year on).
+    payload["jobs"][0]["start_time"] = payload["jobs"][0]["submit_time"] + 365 * 86400
+    (job, *_) = parse_squeue_json(
+        json.dumps(payload).encode(), source="squeue --json", cluster="c", observed_ns=1
+    )
+    assert job.state == "queued"
+    assert job.start_ns is None
+    assert job.walltime_used_seconds is None

@@ -1,0 +1,103 @@
+"""``collectbus jobs|nodes|queues --collect``: one collection, stored as the
+daemon stores it, then shown; run as a user would, against the fake PBS."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from sqlalchemy import select
+
+from collectbus.store import open as open_store
+from collectbus.store.schema import job_history
+from tests.fakes.pbs.scenario import FAKES, JOB_A, JOB_B, SERVER, ZONE, Scenario, build_scenario
+from tests.integration.cli_helpers import collectbus, collectbus_env
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "pbs"
+
+
+def _setup(tmp_path: Path) -> tuple[Scenario, dict[str, str], str]:
+    scenario = build_scenario(tmp_path / "pbs")
+    url = f"sqlite:///{tmp_path / 'collectbus.db'}"
+    env = collectbus_env(tmp_path, url)
+    config = tmp_path / "collectbus.toml"
+    config.write_text(
+        f'[collectors.pbs]\nenabled = true\ncluster = "metacentrum"\nbin_dir = "{FAKES}"\n'
+        f'server = "{SERVER}"\ntimezone = "{ZONE}"\nhistory = true\n'
+    )
+    env.update(COLLECTBUS_CONFIG=str(config), **scenario.env)
+    return scenario, env, url
+
+
+def _jobs(tmp_path: Path, env: dict[str, str]) -> tuple[dict[str, str], str]:
+    result = collectbus(
+        "jobs", "--collect", "--since", "2022-10-01", "--format", "json", cwd=tmp_path, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    return {r["job_id"]: r["state"] for r in json.loads(result.stdout)}, result.stderr
+
+
+def test_jobs_collect_stores_each_step_then_shows_it(tmp_path: Path) -> None:
+    scenario, env, url = _setup(tmp_path)
+    shown, stderr = _jobs(tmp_path, env)
+    assert shown == {JOB_A: "queued", JOB_B: "held"}
+    assert "collectbus: pbs-jobs: ok, 2 records" in stderr
+
+    scenario.activate("running")
+    shown, _ = _jobs(tmp_path, env)
+    assert shown == {JOB_A: "running", JOB_B: "held"}
+
+    scenario.activate("down")
+    shown, stderr = _jobs(tmp_path, env)
+    assert shown == {JOB_A: "running", JOB_B: "held"}  # what is stored, nothing gone
+    line = next(x for x in stderr.splitlines() if x.startswith("collectbus: pbs-jobs: error"))
+    assert f"qstat -x -f -F json @{SERVER} on server {SERVER}: exited with status 255" in line
+
+    store = open_store(url)
+    try:
+        log = store.collection_log()
+        with store.jobs.reading() as conn:
+            c = job_history.c
+            rows = conn.execute(
+                select(c.job_id, c.field, c.old_value, c.new_value).order_by(c.id)
+            ).all()
+    finally:
+        store.close()
+    assert [(r["source"], r["status"]) for r in log] == [
+        ("pbs-jobs", "ok"),
+        ("pbs-jobs", "ok"),
+        ("pbs-jobs", "error"),
+    ]
+    assert log[0]["details"]["job_listing"] == "complete"
+    states = [(str(j), old, new) for j, field, old, new in rows if field == "state"]
+    assert states == [(JOB_A, None, "queued"), (JOB_B, None, "held"), (JOB_A, "queued", "running")]
+
+
+def test_nodes_and_queues_collect(tmp_path: Path) -> None:
+    scenario, env, _ = _setup(tmp_path)
+    step = scenario.root / "queued"
+    shutil.copy(DATA / "pbsnodes_av_json__0nebody_pbs_exporter_node.json", step / "nodes.json")
+    shutil.copy(DATA / "qstat_Qf_json__ncar_casper.json", step / "queues.json")
+    nodes = collectbus("nodes", "--collect", "--format", "json", cwd=tmp_path, env=env)
+    assert nodes.returncode == 0, nodes.stderr
+    assert "collectbus: pbs-nodes: ok" in nodes.stderr
+    rows = json.loads(nodes.stdout)
+    assert rows
+    assert {r["cluster"] for r in rows} == {"metacentrum"}
+    queues = collectbus("queues", "--collect", "--format", "json", cwd=tmp_path, env=env)
+    assert queues.returncode == 0, queues.stderr
+    assert "collectbus: pbs-queues: ok" in queues.stderr
+    recorded = json.loads((DATA / "qstat_Qf_json__ncar_casper.json").read_text())["Queue"]
+    assert sorted(r["queue"] for r in json.loads(queues.stdout)) == sorted(recorded)
+
+
+def test_collect_with_no_scheduler_enabled_says_so(tmp_path: Path) -> None:
+    env = collectbus_env(tmp_path, f"sqlite:///{tmp_path / 'collectbus.db'}")
+    config = tmp_path / "collectbus.toml"
+    config.write_text("[collectors.pbs]\nenabled = false\n")
+    env["COLLECTBUS_CONFIG"] = str(config)
+    result = collectbus("jobs", "--collect", cwd=tmp_path, env=env)
+    assert result.returncode != 0
+    assert "no scheduler collector is enabled" in result.stderr
+    assert "[collectors.pbs]" in result.stderr
