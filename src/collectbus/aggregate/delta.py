@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from sqlalchemy import Connection, Row, bindparam, text
 
 from collectbus.aggregate.checkpoint import CHUNK, Changes, Checkpoint, load_changes, load_ledger
-from collectbus.aggregate.full import full_groups
+from collectbus.aggregate.full import new_groups
 from collectbus.aggregate.sql import AggregateSql
 from collectbus.aggregate.state import Contribution, GroupState, contribution
 
@@ -134,7 +134,7 @@ def read_triggered(
             ids = [int(str(r[0])) for r in rows]
             pending += [(a, b, seen_ns) for a, b in missing_ranges(lo, min(hi, last), ids)]
     if last > cp.last_id:
-        delta.partial = full_groups(conn, sql, last, after_id=cp.last_id)
+        delta.partial = new_groups(conn, sql, last, cp.last_id)
         params = {"lo": cp.last_id, "hi": last}
         present = int(str(conn.execute(text(sql.count_between()), params).scalar()))
         delta.rows_read += present

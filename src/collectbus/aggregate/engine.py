@@ -307,7 +307,8 @@ class Aggregator:
             source_errors(self.spec, "install triggers"),
             write_transaction(self.store.engine) as w,
         ):
-            for stmt in [*self.sql.drop_triggers(), *self.sql.create_triggers()]:
+            sql = self.sql
+            for stmt in [*sql.drop_triggers(), *sql.create_triggers(), *sql.create_index()]:
                 w.exec_driver_sql(stmt)
             # Changes logged before this build are part of its snapshot.
 
@@ -316,7 +317,7 @@ class Aggregator:
         with source_errors(self.spec, "reset"), write_transaction(self.store.engine) as w:
             forget(w, self.spec.name)
             if not self.spec.external:
-                for stmt in self.sql.drop_triggers():
+                for stmt in [*self.sql.drop_triggers(), *self.sql.drop_index()]:
                     w.exec_driver_sql(stmt)
         if backfill:
             return self._build()

@@ -94,6 +94,42 @@ def full_groups(
     return groups
 
 
+def new_groups(
+    conn: Connection, sql: AggregateSql, last_id: int, after_id: int
+) -> dict[str, GroupState]:
+    """The rows with ``after_id < id <= last_id`` as partial group states, to
+    merge: :func:`full_groups` of that range, read one row per group."""
+    spec = sql.spec
+    if not spec.measures:
+        return full_groups(conn, sql, last_id, after_id=after_id)
+    nk = len(spec.keys)
+    groups: dict[str, GroupState] = {}
+    params = {"hi": last_id, "lo": after_id}
+    for row in _raw_rows(conn, sql, sql.packed_totals(), dict(params)):
+        if not row[nk]:
+            continue  # no row in the range (an aggregate without keys)
+        group = GroupState.empty(len(spec.measures))
+        groups[key_json(tuple(key_value(v) for v in row[:nk]))] = group
+        group.count = int(row[nk])
+        group.errors = int(row[nk + 1] or 0)
+        for i, state in enumerate(group.measures):
+            n, total, low, high = row[nk + 2 + 4 * i : nk + 6 + 4 * i]
+            if n:
+                state.n, state.sum = int(n), number(total) or 0
+                state.min, state.max = number(low), number(high)
+        packed = row[-1]
+        if packed:
+            flat = iter([int(v) for v in str(packed).replace(":", ",").split(",")])
+            group.measures[0].sketch.counts = dict(zip(flat, flat, strict=True))
+    for i, measure in enumerate(spec.measures):
+        if i == 0:
+            continue
+        for brow in _raw_rows(conn, sql, sql.full_buckets(measure, True), dict(params)):
+            gkey = key_json(tuple(key_value(v) for v in brow[:nk]))
+            groups[gkey].measures[i].sketch.counts[int(brow[nk])] = int(brow[nk + 1])
+    return groups
+
+
 def recompute_extremes(
     conn: Connection,
     sql: AggregateSql,
