@@ -17,9 +17,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, bindparam, delete, insert, select
 
+from collectbus.aggregate import driver
 from collectbus.aggregate.state import Contribution, GroupState, key_json
 from collectbus.errors import StoreError
 from collectbus.store.schema import aggregate_changes, aggregate_ledger, aggregates, checkpoints
@@ -73,22 +73,42 @@ class Changes:
     ledger_prune_below: int | None = None
 
 
+_LOAD_CHECKPOINT = (
+    "SELECT spec, last_id, state, version, runs, mismatches, updated_ns, refreshed_ns"
+    " FROM checkpoints WHERE name = :name"
+)
+_MOVE_CHECKPOINT = (
+    "UPDATE checkpoints SET spec = :spec, last_id = :last_id, state = :state,"
+    " version = :version, runs = :runs, mismatches = :mismatches,"
+    " updated_ns = :updated_ns, refreshed_ns = :refreshed_ns"
+    " WHERE name = :name AND version = :before"
+)
+_UPSERT_GROUP = (
+    'INSERT INTO aggregates (name, group_key, "count", errors, measures)'
+    " VALUES (:name, :group_key, :count, :errors, :measures)"
+    ' ON CONFLICT (name, group_key) DO UPDATE SET "count" = excluded."count",'
+    " errors = excluded.errors, measures = excluded.measures"
+)
+_LOAD_CHANGES = "SELECT seq, row_id, old FROM aggregate_changes WHERE name = :name ORDER BY seq"
+
+
 def load_checkpoint(conn: Connection, name: str) -> Checkpoint | None:
-    row = conn.execute(select(checkpoints).where(checkpoints.c.name == name)).mappings().first()
-    if row is None:
+    found = driver.rows(conn, _LOAD_CHECKPOINT, {"name": name})
+    if not found:
         return None
-    state = json.loads(row["state"])
+    spec, last_id, state_text, version, runs, mismatches, updated_ns, refreshed_ns = found[0]
+    state = json.loads(state_text)
     return Checkpoint(
         name=name,
-        spec=row["spec"],
-        last_id=int(row["last_id"]),
+        spec=spec,
+        last_id=int(last_id),
         pending=tuple((int(a), int(b), int(c)) for a, b, c in state.get("pending", [])),
         mark=state.get("mark"),
-        version=int(row["version"]),
-        runs=int(row["runs"]),
-        mismatches=int(row["mismatches"]),
-        updated_ns=int(row["updated_ns"]),
-        refreshed_ns=row["refreshed_ns"],
+        version=int(version),
+        runs=int(runs),
+        mismatches=int(mismatches),
+        updated_ns=int(updated_ns),
+        refreshed_ns=None if refreshed_ns is None else int(refreshed_ns),
     )
 
 
@@ -111,9 +131,9 @@ def load_groups(
 
 def load_changes(conn: Connection, name: str) -> list[tuple[int, int, str]]:
     """Every logged change of the aggregate's source visible now: (seq, row id, old)."""
-    c = aggregate_changes.c
-    stmt = select(c.seq, c.row_id, c.old).where(c.name == name).order_by(c.seq)
-    return [(int(s), int(r), str(o)) for s, r, o in conn.execute(stmt)]
+    return [
+        (int(s), int(r), str(o)) for s, r, o in driver.rows(conn, _LOAD_CHANGES, {"name": name})
+    ]
 
 
 def load_ledger(
@@ -135,11 +155,7 @@ def load_ledger(
 
 
 def _upsert_groups(
-    conn: Connection,
-    dialect: Literal["sqlite", "postgresql"],
-    name: str,
-    measures: Sequence[str],
-    groups: Mapping[str, GroupState],
+    conn: Connection, name: str, measures: Sequence[str], groups: Mapping[str, GroupState]
 ) -> None:
     c = aggregates.c
     rows = [
@@ -151,19 +167,7 @@ def _upsert_groups(
     gone = [k for k, g in groups.items() if g.count <= 0]
     for i in range(0, len(gone), CHUNK):
         conn.execute(delete(aggregates).where(c.name == name, c.group_key.in_(gone[i : i + CHUNK])))
-    if not rows:
-        return
-    dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = dialect_insert(aggregates)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[c.name, c.group_key],
-        set_={
-            "count": stmt.excluded["count"],
-            "errors": stmt.excluded.errors,
-            "measures": stmt.excluded.measures,
-        },
-    )
-    conn.execute(stmt, rows)
+    driver.execute_many(conn, _UPSERT_GROUP, rows)
 
 
 def save(
@@ -198,14 +202,14 @@ def save(
             raise CheckpointConflict(f"aggregate {name}: updated by another process meanwhile")
         conn.execute(insert(checkpoints).values(name=name, **values))
     else:
-        moved = conn.execute(
-            update(checkpoints).where(c.name == name, c.version == before.version).values(**values)
+        moved = driver.execute(
+            conn, _MOVE_CHECKPOINT, {**values, "name": name, "before": before.version}
         )
-        if moved.rowcount != 1:
+        if moved != 1:
             raise CheckpointConflict(f"aggregate {name}: updated by another process meanwhile")
     if changes.replace_all:
         conn.execute(delete(aggregates).where(aggregates.c.name == name))
-    _upsert_groups(conn, dialect, name, measures, changes.groups)
+    _upsert_groups(conn, name, measures, changes.groups)
     ch = aggregate_changes.c
     for i in range(0, len(changes.consumed), CHUNK):
         conn.execute(delete(aggregate_changes).where(ch.seq.in_(changes.consumed[i : i + CHUNK])))

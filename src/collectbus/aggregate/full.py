@@ -8,11 +8,13 @@ buckets are both grouped by the database: nothing per row comes back to Python.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Connection, text
 
+from collectbus.aggregate import driver
 from collectbus.aggregate.sql import AggregateSql
 from collectbus.aggregate.state import (
     GroupKey,
@@ -26,20 +28,9 @@ from collectbus.aggregate.state import (
 def _raw_rows(
     conn: Connection, sql: AggregateSql, query: str, params: dict[str, object]
 ) -> list[tuple[Any, ...]]:
-    """Rows as plain tuples from the driver's cursor, in the caller's transaction.
-
-    The bucket query returns about one row per new row; building a SQLAlchemy
-    Row for each would cost more than the rest of an update.
-    """
-    if sql.dialect == "postgresql":
-        for name in params:
-            query = query.replace(f":{name}", f"%({name})s")
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(query, params)
-        return list(cursor.fetchall())
-    finally:
-        cursor.close()
+    """Rows as plain tuples from the driver's cursor: the bucket query returns
+    about one row per (group, bucket); a SQLAlchemy Row for each costs more."""
+    return driver.rows(conn, query, params)
 
 
 def full_groups(
@@ -100,15 +91,13 @@ def new_groups(
     """The rows with ``after_id < id <= last_id`` as partial group states, to
     merge: :func:`full_groups` of that range, read one row per group."""
     spec = sql.spec
-    if not spec.measures:
-        return full_groups(conn, sql, last_id, after_id=after_id)
-    nk = len(spec.keys)
+    nk, nm = len(spec.keys), len(spec.measures)
     groups: dict[str, GroupState] = {}
-    params = {"hi": last_id, "lo": after_id}
-    for row in _raw_rows(conn, sql, sql.packed_totals(), dict(params)):
+    params: dict[str, object] = {"hi": last_id, "lo": after_id}
+    for row in _raw_rows(conn, sql, sql.packed_totals(), params):
         if not row[nk]:
             continue  # no row in the range (an aggregate without keys)
-        group = GroupState.empty(len(spec.measures))
+        group = GroupState.empty(nm)
         groups[key_json(tuple(key_value(v) for v in row[:nk]))] = group
         group.count = int(row[nk])
         group.errors = int(row[nk + 1] or 0)
@@ -117,16 +106,9 @@ def new_groups(
             if n:
                 state.n, state.sum = int(n), number(total) or 0
                 state.min, state.max = number(low), number(high)
-        packed = row[-1]
-        if packed:
-            flat = iter([int(v) for v in str(packed).replace(":", ",").split(",")])
-            group.measures[0].sketch.counts = dict(zip(flat, flat, strict=True))
-    for i, measure in enumerate(spec.measures):
-        if i == 0:
-            continue
-        for brow in _raw_rows(conn, sql, sql.full_buckets(measure, True), dict(params)):
-            gkey = key_json(tuple(key_value(v) for v in brow[:nk]))
-            groups[gkey].measures[i].sketch.counts[int(brow[nk])] = int(brow[nk + 1])
+            codes = row[nk + 2 + 4 * nm + i]
+            if codes:
+                state.sketch.counts = dict(Counter(map(int, str(codes).split(","))))
     return groups
 
 
