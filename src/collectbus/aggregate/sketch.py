@@ -156,21 +156,29 @@ class LogSketch:
         return out
 
     def to_json(self) -> str:
-        """A compact JSON string: ``"k"`` then the base64 of the little-endian
-        int64 codes followed by their counts (a sketch can hold hundreds of
-        buckets, and an update re-encodes every sketch it touched)."""
+        """A compact JSON string: a format tag, then the base64 of the
+        little-endian codes followed by their counts, as int32 (``"j"``) when
+        they fit, else int64 (``"k"``). The tag ends with ``:``, which no
+        base64 of the first encoding holds. A sketch can hold hundreds of buckets,
+        and an update re-encodes, and writes, every sketch it touched."""
         counts = self.counts
         n = len(counts)
-        packed = struct.pack(f"<{n}q{n}q", *counts.keys(), *counts.values())
-        return "k" + base64.b64encode(packed).decode("ascii")
+        try:
+            packed = struct.pack(f"<{2 * n}i", *counts.keys(), *counts.values())
+            kind = "j:"
+        except struct.error:  # a count past 2**31
+            packed = struct.pack(f"<{2 * n}q", *counts.keys(), *counts.values())
+            kind = "k:"
+        return kind + base64.b64encode(packed).decode("ascii")
 
     @classmethod
     def from_json(cls, data: str) -> LogSketch:
         new = cls()
-        if data.startswith("k"):
-            raw = base64.b64decode(data[1:])
-            n = len(raw) // 16
-            flat = struct.unpack(f"<{2 * n}q", raw)
+        width = {"j:": 4, "k:": 8}.get(data[:2])
+        if width is not None:
+            raw = base64.b64decode(data[2:])
+            n = len(raw) // (2 * width)
+            flat = struct.unpack(f"<{2 * n}{'i' if width == 4 else 'q'}", raw)
             new.counts = dict(zip(flat[:n], flat[n:], strict=True))
             return new
         # The first encoding: native int64 pairs ``code, count, ...``.
