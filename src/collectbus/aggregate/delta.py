@@ -86,6 +86,10 @@ def missing_ranges(lo: int, hi: int, seen: Sequence[int]) -> list[tuple[int, int
     return out
 
 
+def _scalar_id(value: object) -> int:
+    return int(str(value)) if value is not None else 0
+
+
 def max_id(conn: Connection, sql: AggregateSql) -> int:
     value = driver.rows(conn, sql.max_id(), {})[0][0]
     return int(str(value)) if value is not None else 0
@@ -98,17 +102,33 @@ def _next_last_id(sql: AggregateSql, cp: Checkpoint, top: int, cap: bool) -> int
     return min(top, cp.last_id + sql.spec.batch_rows) if cap else top
 
 
+def triggered_probes(sql: AggregateSql) -> list[str]:
+    """What :func:`read_triggered` can be given, read with the checkpoint:
+    the highest id, and how many changes are logged."""
+    return [sql.max_id(), "SELECT count(*) FROM aggregate_changes WHERE name = :name"]
+
+
 def read_triggered(
-    conn: Connection, sql: AggregateSql, cp: Checkpoint, *, now_ns: int, cap: bool = True
+    conn: Connection,
+    sql: AggregateSql,
+    cp: Checkpoint,
+    *,
+    now_ns: int,
+    cap: bool = True,
+    probed: Sequence[object] = (),
 ) -> Delta:
-    """The deltas of a store table, whose triggers log old contributions."""
-    top = max_id(conn, sql)
+    """The deltas of a store table, whose triggers log old contributions.
+
+    ``probed``: the values of :func:`triggered_probes`, read in this snapshot.
+    """
+    top = _scalar_id(probed[0]) if probed else max_id(conn, sql)
     last = _next_last_id(sql, cp, top, cap)
     delta = Delta(after=cp, more=top > last)
     out = delta.deltas
     # Edits and deletes of counted rows: retract what was counted, add what is.
     earliest: dict[int, str] = {}
-    for seq, rid, old in load_changes(conn, sql.spec.name):
+    logged = load_changes(conn, sql.spec.name) if not probed or probed[1] else []
+    for seq, rid, old in logged:
         delta.changes.consumed.append(seq)
         earliest.setdefault(rid, old)
     counted = [rid for rid in earliest if cp.counted(rid)]

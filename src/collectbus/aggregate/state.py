@@ -230,8 +230,22 @@ class GroupState:
         )
 
 
+_KEY_JSON: dict[GroupKey, str] = {}
+
+
 def key_json(key: GroupKey) -> str:
-    return json.dumps(list(key))
+    """The JSON of a group key; remembered for keys of text only (equal
+    tuples of numbers can differ in JSON: ``1`` and ``1.0``; text equals text
+    alone)."""
+    found = _KEY_JSON.get(key)
+    if found is not None:
+        return found
+    out = json.dumps(list(key))
+    if all(type(v) is str for v in key):
+        if len(_KEY_JSON) >= 100_000:
+            _KEY_JSON.clear()
+        _KEY_JSON[key] = out
+    return out
 
 
 def key_from_json(text: str) -> GroupKey:
