@@ -229,6 +229,23 @@ def _lz4(conn: Connection) -> bool:
     return _LZ4[url]
 
 
+def write_settings(conn: Connection) -> list[str]:
+    """PostgreSQL: the settings of a transaction writing totals, as
+    expressions to select (one round trip with whatever else is read).
+
+    An asynchronous commit: the checkpoint and the totals are in the one
+    transaction, so a server crash can only lose both together, and the next
+    update then reads the same rows again (exact, only later). It spares an
+    fsync per update. Sketches make totals of a few KB, compressed into TOAST
+    on every write: lz4 does it several times faster than the default pglz,
+    where the server has it.
+    """
+    settings = ["set_config('synchronous_commit', 'off', true)"]
+    if _lz4(conn):
+        settings.append("set_config('default_toast_compression', 'lz4', true)")
+    return settings
+
+
 def save(
     conn: Connection,
     dialect: Literal["sqlite", "postgresql"],
@@ -236,24 +253,18 @@ def save(
     before: Checkpoint | None,
     after: Checkpoint,
     changes: Changes,
+    *,
+    tuned: bool = False,
 ) -> Checkpoint:
-    """Write the checkpoint and the changes in the caller's transaction.
+    """Write the checkpoint and the changes in the caller's transaction
+    (``tuned``: the caller already applied :func:`write_settings`).
 
     Raises :class:`CheckpointConflict` if the checkpoint moved since ``before``
     was read; the caller's transaction then rolls back.
     """
     name = after.name
-    if dialect == "postgresql":
-        # An asynchronous commit: the checkpoint and the totals are in this one
-        # transaction, so a server crash can only lose both together, and the
-        # next update then reads the same rows again (exact, only later). It
-        # spares an fsync per update. Sketches make totals of a few KB,
-        # compressed into TOAST on every write: lz4 does it several times
-        # faster than the default pglz, where the server has it.
-        settings = ["set_config('synchronous_commit', 'off', true)"]
-        if changes.groups and _lz4(conn):
-            settings.append("set_config('default_toast_compression', 'lz4', true)")
-        driver.rows(conn, f"SELECT {', '.join(settings)}", {})
+    if dialect == "postgresql" and not tuned:
+        driver.rows(conn, f"SELECT {', '.join(write_settings(conn))}", {})
     saved = replace(after, version=(before.version if before else 0) + 1)
     values = {
         "spec": saved.spec,
@@ -331,4 +342,5 @@ __all__ = [
     "load_groups",
     "load_ledger",
     "save",
+    "write_settings",
 ]

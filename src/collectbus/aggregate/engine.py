@@ -32,6 +32,7 @@ from collectbus.aggregate.checkpoint import (
     load_checkpoint_with,
     load_groups,
     save,
+    write_settings,
 )
 from collectbus.aggregate.delta import (
     Delta,
@@ -219,14 +220,20 @@ class Aggregator:
         ):
             # The checkpoint, the highest id and whether changes are logged,
             # in one statement.
-            found, probed = load_checkpoint_with(conn, spec.name, triggered_probes(self.sql))
+            probes = triggered_probes(self.sql)
+            tuned = self.store.dialect == "postgresql"
+            if tuned:
+                probes += write_settings(conn)
+            found, probed = load_checkpoint_with(conn, spec.name, probes)
             if found is None:
                 return None
             delta = self._delta(conn, conn, found, probed=probed)
             groups = self._groups_after(conn, conn, delta)
             after = replace(delta.after, runs=found.runs + 1, updated_ns=self.clock.time_ns())
             delta.changes.groups = groups
-            saved = save(conn, self.store.dialect, spec.measures, found, after, delta.changes)
+            saved = save(
+                conn, self.store.dialect, spec.measures, found, after, delta.changes, tuned=tuned
+            )
         return saved, delta, groups
 
     def _groups_after(self, src: Connection, st: Connection, delta: Delta) -> dict[str, GroupState]:
