@@ -43,7 +43,9 @@ def test_the_first_encoding_still_reads(c: dict[int, int]) -> None:
 
 @given(st.lists(st.tuples(st.integers(0, 10**6), numbers, numbers, numbers, counts), max_size=3))
 def test_measures_json_is_json_of_each_measure(
-    ms: list[tuple[int, int | float | None, int | float | None, int | float | None, dict[int, int]]],
+    ms: list[
+        tuple[int, int | float | None, int | float | None, int | float | None, dict[int, int]]
+    ],
 ) -> None:
     names = [f'm"{i}\\' for i in range(len(ms))]
     group = GroupState(
@@ -56,7 +58,8 @@ def test_measures_json_is_json_of_each_measure(
         name: m.to_json() for name, m in zip(names, group.measures, strict=True)
     }
     back = GroupState.from_row(7, 1, text, names)
-    assert back.count == 7 and back.errors == 1
+    assert back.count == 7
+    assert back.errors == 1
     for a, b in zip(back.measures, group.measures, strict=True):
         assert (a.n, a.min, a.max, a.sketch) == (b.n, b.min, b.max, b.sketch)
         assert a.sum == b.sum or (a.sum != a.sum and b.sum != b.sum)
