@@ -3,8 +3,19 @@
 Each update reads the source from one snapshot (:mod:`~collectbus.aggregate.delta`),
 applies the −/+ deltas to the groups they touch, recomputes min and max only
 where an extreme value left, and then writes the totals and the checkpoint in
-one short write transaction (:mod:`~collectbus.aggregate.checkpoint`). A
-crash at any point before the commit changes nothing; after it, everything.
+one transaction (:mod:`~collectbus.aggregate.checkpoint`). A crash at any
+point before the commit changes nothing; after it, everything.
+
+For a table of the collectbus store, the read and the write are that one
+short transaction (``BEGIN IMMEDIATE`` in SQLite, ``REPEATABLE READ`` in
+PostgreSQL): an update reads a batch of new rows, grouped by the database
+(one row per group), and the groups it touched, so holding the write lock for
+it costs less than a second transaction. An external source (``sqltail``) is
+read from its own snapshot, and the totals written after.
+
+In SQLite the aggregate installs, with its triggers, an index in the full
+recompute's ``GROUP BY`` order holding every column it reads: a full refresh
+or a backfill is then one ordered scan of that index, not a sort of the table.
 
 A full refresh reads the whole source from one snapshot, in the same snapshot
 catches the incremental state up, compares the two, and swaps the full result
@@ -55,7 +66,14 @@ from collectbus.aggregate.source import (
 )
 from collectbus.aggregate.spec import AggregateSpec
 from collectbus.aggregate.sql import AggregateSql
-from collectbus.aggregate.state import Contribution, GroupKey, GroupState, contribution, key_json
+from collectbus.aggregate.state import (
+    GroupState,
+    apply_deltas,
+    contribution,
+    key_json,
+    merge_partial,
+    same_group,
+)
 from collectbus.clock import Clock, SystemClock
 from collectbus.store import Store
 
@@ -294,7 +312,9 @@ class Aggregator:
             recompute_extremes(src, self.sql, delta.after.last_id, incremental, stale)
             full = full_groups(src, self.sql, delta.after.last_id)
         differing = sorted(
-            k for k in set(incremental) | set(full) if not _same(incremental.get(k), full.get(k))
+            k
+            for k in set(incremental) | set(full)
+            if not same_group(incremental.get(k), full.get(k))
         )
         if differing:
             log.warning(
@@ -371,37 +391,3 @@ class Aggregator:
         if backfill:
             return self._build()
         return None
-
-
-def apply_deltas(
-    groups: dict[str, GroupState],
-    deltas: list[tuple[Contribution, int]],
-    n_measures: int,
-) -> list[tuple[str, GroupKey, int]]:
-    """Apply −/+ contributions; the (group, key, measure) whose extreme left."""
-    stale: dict[tuple[str, int], GroupKey] = {}
-    for contrib, sign in deltas:
-        gkey = key_json(contrib.key)
-        group = groups.get(gkey)
-        if group is None:
-            group = groups[gkey] = GroupState.empty(n_measures)
-        for index in group.apply(contrib, sign):
-            stale[(gkey, index)] = contrib.key
-    return [(g, key, i) for (g, i), key in stale.items()]
-
-
-def merge_partial(
-    groups: dict[str, GroupState], partial: dict[str, GroupState], n_measures: int
-) -> None:
-    """Merge partial states (new rows, grouped by the database) into ``groups``."""
-    for key, part in partial.items():
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = GroupState.empty(n_measures)
-        group.merge(part)
-
-
-def _same(a: GroupState | None, b: GroupState | None) -> bool:
-    if a is None or a.count == 0:
-        return b is None or b.count == 0
-    return b is not None and a.same(b)

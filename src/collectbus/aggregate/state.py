@@ -250,3 +250,37 @@ def key_json(key: GroupKey) -> str:
 
 def key_from_json(text: str) -> GroupKey:
     return tuple(json.loads(text))
+
+
+def apply_deltas(
+    groups: dict[str, GroupState],
+    deltas: list[tuple[Contribution, int]],
+    n_measures: int,
+) -> list[tuple[str, GroupKey, int]]:
+    """Apply −/+ contributions; the (group, key, measure) whose extreme left."""
+    stale: dict[tuple[str, int], GroupKey] = {}
+    for contrib, sign in deltas:
+        gkey = key_json(contrib.key)
+        group = groups.get(gkey)
+        if group is None:
+            group = groups[gkey] = GroupState.empty(n_measures)
+        for index in group.apply(contrib, sign):
+            stale[(gkey, index)] = contrib.key
+    return [(g, key, i) for (g, i), key in stale.items()]
+
+
+def merge_partial(
+    groups: dict[str, GroupState], partial: dict[str, GroupState], n_measures: int
+) -> None:
+    """Merge partial states (new rows, grouped by the database) into ``groups``."""
+    for key, part in partial.items():
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = GroupState.empty(n_measures)
+        group.merge(part)
+
+
+def same_group(a: GroupState | None, b: GroupState | None) -> bool:
+    if a is None or a.count == 0:
+        return b is None or b.count == 0
+    return b is not None and a.same(b)
