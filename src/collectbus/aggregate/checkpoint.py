@@ -196,20 +196,22 @@ def load_ledger(
     return out
 
 
-def _upsert_groups(
-    conn: Connection, name: str, measures: Sequence[str], groups: Mapping[str, GroupState]
-) -> None:
-    c = aggregates.c
-    rows = [
+def _group_rows(
+    name: str, measures: Sequence[str], groups: Mapping[str, GroupState]
+) -> list[dict[str, object]]:
+    return [
         {"name": name, "group_key": k, "count": g.count, "errors": g.errors,
          "measures": g.measures_json(measures)}
         for k, g in groups.items()
         if g.count > 0
     ]  # fmt: skip
+
+
+def _delete_groups(conn: Connection, name: str, groups: Mapping[str, GroupState]) -> None:
+    c = aggregates.c
     gone = [k for k, g in groups.items() if g.count <= 0]
     for i in range(0, len(gone), CHUNK):
         conn.execute(delete(aggregates).where(c.name == name, c.group_key.in_(gone[i : i + CHUNK])))
-    driver.execute_many(conn, _UPSERT_GROUP, rows)
 
 
 _LZ4: dict[str, bool] = {}
@@ -282,19 +284,22 @@ def save(
         if exists is not None:
             raise CheckpointConflict(f"aggregate {name}: updated by another process meanwhile")
         conn.execute(insert(checkpoints).values(name=name, **values))
-    else:
-        moved = driver.execute(
-            conn, _MOVE_CHECKPOINT, {**values, "name": name, "before": before.version}
-        )
-        if moved != 1:
-            raise CheckpointConflict(f"aggregate {name}: updated by another process meanwhile")
     if changes.replace_all:
         conn.execute(delete(aggregates).where(aggregates.c.name == name))
-    _upsert_groups(conn, name, measures, changes.groups)
+    _delete_groups(conn, name, changes.groups)
+    # The checkpoint's move, the totals and the consumed changes: one round
+    # trip in PostgreSQL.
+    statements: list[tuple[str, Sequence[Mapping[str, object]]]] = []
+    if before is not None:
+        statements.append((_MOVE_CHECKPOINT, [{**values, "name": name, "before": before.version}]))
+    statements.append((_UPSERT_GROUP, _group_rows(name, measures, changes.groups)))
     for i in range(0, len(changes.consumed), CHUNK):
         # Sequence numbers read from the database: written in, not bound.
         listed = ", ".join(str(int(seq)) for seq in changes.consumed[i : i + CHUNK])
-        driver.execute(conn, f"DELETE FROM aggregate_changes WHERE seq IN ({listed})", {})
+        statements.append((f"DELETE FROM aggregate_changes WHERE seq IN ({listed})", [{}]))
+    counts = driver.execute_all(conn, statements)
+    if before is not None and counts[0] != 1:
+        raise CheckpointConflict(f"aggregate {name}: updated by another process meanwhile")
     _write_ledger(conn, dialect, name, changes)
     return saved
 

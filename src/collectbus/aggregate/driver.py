@@ -3,17 +3,21 @@
 An update runs a handful of small statements; SQLAlchemy's per-statement work
 (compiling, result objects, a Row per row) would cost more than the statements
 themselves. Queries are written with ``:name`` parameters, SQLite's style, and
-rewritten once to psycopg's ``%(name)s`` for PostgreSQL.
+rewritten once to psycopg's ``%(name)s`` for PostgreSQL. A driver error is
+raised as SQLAlchemy would raise it (a :class:`~sqlalchemy.exc.DBAPIError`
+with the driver's error as ``orig``), so callers handle both alike.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 
 
 @lru_cache(maxsize=256)
@@ -32,12 +36,22 @@ def _prepare(conn: Connection, query: str, names: Iterable[str]) -> tuple[Any, s
     return cursor, query
 
 
+@contextmanager
+def _mapped(conn: Connection, query: str) -> Iterator[None]:
+    dbapi = conn.dialect.loaded_dbapi
+    try:
+        yield
+    except dbapi.Error as err:
+        raise DBAPIError.instance(query, None, err, dbapi.Error) from err
+
+
 def rows(conn: Connection, query: str, params: Mapping[str, object]) -> list[tuple[Any, ...]]:
     """Every row of ``query``, as plain tuples."""
     cursor, query = _prepare(conn, query, params)
     try:
-        cursor.execute(query, params)
-        return list(cursor.fetchall())
+        with _mapped(conn, query):
+            cursor.execute(query, params)
+            return list(cursor.fetchall())
     finally:
         cursor.close()
 
@@ -46,8 +60,9 @@ def execute(conn: Connection, query: str, params: Mapping[str, object]) -> int:
     """Run one statement; the number of rows it changed."""
     cursor, query = _prepare(conn, query, params)
     try:
-        cursor.execute(query, params)
-        return int(cursor.rowcount)
+        with _mapped(conn, query):
+            cursor.execute(query, params)
+            return int(cursor.rowcount)
     finally:
         cursor.close()
 
@@ -58,6 +73,39 @@ def execute_many(conn: Connection, query: str, params: Sequence[Mapping[str, obj
         return
     cursor, query = _prepare(conn, query, params[0])
     try:
-        cursor.executemany(query, params)
+        with _mapped(conn, query):
+            cursor.executemany(query, params)
     finally:
         cursor.close()
+
+
+def execute_all(
+    conn: Connection, statements: Sequence[tuple[str, Sequence[Mapping[str, object]]]]
+) -> list[int]:
+    """Run each statement once per parameter set; the rows each changed (of
+    its last parameter set). PostgreSQL gets them all in one pipeline: one
+    round trip, not one per statement. Errors are raised as by ``execute``."""
+    todo = [(q, p) for q, p in statements if p]
+    if conn.dialect.name != "postgresql":
+        out = []
+        for query, params in todo:
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            try:
+                with _mapped(conn, query):
+                    cursor.executemany(query, params)
+                out.append(int(cursor.rowcount))
+            finally:
+                cursor.close()
+        return out
+    pg = conn.connection.driver_connection
+    cursors = []
+    try:
+        with _mapped(conn, "pipeline"), pg.pipeline():  # type: ignore[union-attr]
+            for query, params in todo:
+                cursor = pg.cursor()  # type: ignore[union-attr]
+                cursors.append(cursor)
+                cursor.executemany(_pyformat(query, tuple(sorted(params[0]))), params)
+        return [int(c.rowcount) for c in cursors]
+    finally:
+        for cursor in cursors:
+            cursor.close()
