@@ -21,7 +21,7 @@ from typing import Literal
 from sqlalchemy import Connection, bindparam, delete, insert, select
 from sqlalchemy.exc import DBAPIError
 
-from collectbus.aggregate import driver
+import collectbus.aggregate.driver as driver
 from collectbus.aggregate.state import Contribution, GroupState, key_json
 from collectbus.errors import StoreError
 from collectbus.store.schema import aggregate_changes, aggregate_ledger, aggregates, checkpoints

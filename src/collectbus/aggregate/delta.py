@@ -30,7 +30,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from collectbus.aggregate import driver
+import collectbus.aggregate.driver as driver
 from collectbus.aggregate.checkpoint import CHUNK, Changes, Checkpoint, load_changes, load_ledger
 from collectbus.aggregate.full import new_groups
 from collectbus.aggregate.sql import AggregateSql

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from collectbus.aggregate import driver
+import collectbus.aggregate.driver as driver
 from collectbus.aggregate.sql import AggregateSql
 from collectbus.aggregate.state import (
     GroupKey,
