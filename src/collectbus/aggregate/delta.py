@@ -26,11 +26,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, text
+from sqlalchemy import Connection, text
 
+import collectbus.aggregate.driver as driver
 from collectbus.aggregate.checkpoint import CHUNK, Changes, Checkpoint, load_changes, load_ledger
-from collectbus.aggregate.full import full_groups
+from collectbus.aggregate.full import new_groups
 from collectbus.aggregate.sql import AggregateSql
 from collectbus.aggregate.state import Contribution, GroupState, contribution
 
@@ -56,19 +58,16 @@ def _contrib(sql: AggregateSql, row: Sequence[object]) -> Contribution | None:
     return contribution(row[1:], len(sql.spec.keys), len(sql.spec.measures))
 
 
-def _rows_between(
-    conn: Connection, sql: AggregateSql, lo: int, hi: int
-) -> list[Row[tuple[object, ...]]]:
-    return list(conn.execute(text(sql.rows_between()), {"lo": lo, "hi": hi}))
+def _rows_between(conn: Connection, sql: AggregateSql, lo: int, hi: int) -> list[tuple[Any, ...]]:
+    return driver.rows(conn, sql.rows_between(), {"lo": lo, "hi": hi})
 
 
-def _rows_by_id(
-    conn: Connection, sql: AggregateSql, ids: Sequence[int]
-) -> list[Row[tuple[object, ...]]]:
-    stmt = text(sql.rows_by_id()).bindparams(bindparam("ids", expanding=True))
-    out: list[Row[tuple[object, ...]]] = []
+def _rows_by_id(conn: Connection, sql: AggregateSql, ids: Sequence[int]) -> list[tuple[Any, ...]]:
+    out: list[tuple[Any, ...]] = []
     for i in range(0, len(ids), CHUNK):
-        out += conn.execute(stmt, {"ids": list(ids[i : i + CHUNK])})
+        # Ids are integers read from the database: written in, not bound.
+        listed = "(" + ", ".join(str(int(rid)) for rid in ids[i : i + CHUNK]) + ")"
+        out += driver.rows(conn, sql.rows_by_id().replace(":ids", listed), {})
     return out
 
 
@@ -87,8 +86,12 @@ def missing_ranges(lo: int, hi: int, seen: Sequence[int]) -> list[tuple[int, int
     return out
 
 
+def _scalar_id(value: object) -> int:
+    return int(str(value)) if value is not None else 0
+
+
 def max_id(conn: Connection, sql: AggregateSql) -> int:
-    value = conn.execute(text(sql.max_id())).scalar()
+    value = driver.rows(conn, sql.max_id(), {})[0][0]
     return int(str(value)) if value is not None else 0
 
 
@@ -99,17 +102,33 @@ def _next_last_id(sql: AggregateSql, cp: Checkpoint, top: int, cap: bool) -> int
     return min(top, cp.last_id + sql.spec.batch_rows) if cap else top
 
 
+def triggered_probes(sql: AggregateSql) -> list[str]:
+    """What :func:`read_triggered` can be given, read with the checkpoint:
+    the highest id, and how many changes are logged."""
+    return [sql.max_id(), "SELECT count(*) FROM aggregate_changes WHERE name = :name"]
+
+
 def read_triggered(
-    conn: Connection, sql: AggregateSql, cp: Checkpoint, *, now_ns: int, cap: bool = True
+    conn: Connection,
+    sql: AggregateSql,
+    cp: Checkpoint,
+    *,
+    now_ns: int,
+    cap: bool = True,
+    probed: Sequence[object] = (),
 ) -> Delta:
-    """The deltas of a store table, whose triggers log old contributions."""
-    top = max_id(conn, sql)
+    """The deltas of a store table, whose triggers log old contributions.
+
+    ``probed``: the values of :func:`triggered_probes`, read in this snapshot.
+    """
+    top = _scalar_id(probed[0]) if probed else max_id(conn, sql)
     last = _next_last_id(sql, cp, top, cap)
     delta = Delta(after=cp, more=top > last)
     out = delta.deltas
     # Edits and deletes of counted rows: retract what was counted, add what is.
     earliest: dict[int, str] = {}
-    for seq, rid, old in load_changes(conn, sql.spec.name):
+    logged = load_changes(conn, sql.spec.name) if not probed or probed[1] else []
+    for seq, rid, old in logged:
         delta.changes.consumed.append(seq)
         earliest.setdefault(rid, old)
     counted = [rid for rid in earliest if cp.counted(rid)]
@@ -134,9 +153,12 @@ def read_triggered(
             ids = [int(str(r[0])) for r in rows]
             pending += [(a, b, seen_ns) for a, b in missing_ranges(lo, min(hi, last), ids)]
     if last > cp.last_id:
-        delta.partial = full_groups(conn, sql, last, after_id=cp.last_id)
+        delta.partial = new_groups(conn, sql, last, cp.last_id)
         params = {"lo": cp.last_id, "hi": last}
-        present = int(str(conn.execute(text(sql.count_between()), params).scalar()))
+        if sql.spec.filters:
+            present = int(str(driver.rows(conn, sql.count_between(), params)[0][0]))
+        else:  # every row present is in a group
+            present = sum(g.count for g in delta.partial.values())
         delta.rows_read += present
         if sql.dialect == "postgresql" and present < last - cp.last_id:
             ids = [int(str(r[0])) for r in conn.execute(text(sql.ids_between()), params)]
@@ -174,10 +196,10 @@ def read_ledgered(
     last = _next_last_id(sql, cp, top, cap)
     window_lo = max(0, min(cp.last_id, last) - spec.open_rows)
     rows = _rows_between(source, sql, window_lo, last)
-    seen: dict[int, Row[tuple[object, ...]]] = {int(str(r[0])): r for r in rows}
-    late: list[Row[tuple[object, ...]]] = []
+    seen: dict[int, tuple[Any, ...]] = {int(str(r[0])): r for r in rows}
+    late: list[tuple[Any, ...]] = []
     if spec.updated_column and cp.mark is not None:
-        late = list(source.execute(text(sql.rows_updated()), {"mark": cp.mark, "hi": window_lo}))
+        late = driver.rows(source, sql.rows_updated(), {"mark": cp.mark, "hi": window_lo})
         seen.update((int(str(r[0])), r) for r in late)
     ledger = load_ledger(store, spec.name, above=window_lo, ids=[int(str(r[0])) for r in late])
     delta = Delta(after=cp, more=top > last)

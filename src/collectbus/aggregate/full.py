@@ -8,11 +8,13 @@ buckets are both grouped by the database: nothing per row comes back to Python.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Connection, text
 
+import collectbus.aggregate.driver as driver
 from collectbus.aggregate.sql import AggregateSql
 from collectbus.aggregate.state import (
     GroupKey,
@@ -26,20 +28,9 @@ from collectbus.aggregate.state import (
 def _raw_rows(
     conn: Connection, sql: AggregateSql, query: str, params: dict[str, object]
 ) -> list[tuple[Any, ...]]:
-    """Rows as plain tuples from the driver's cursor, in the caller's transaction.
-
-    The bucket query returns about one row per new row; building a SQLAlchemy
-    Row for each would cost more than the rest of an update.
-    """
-    if sql.dialect == "postgresql":
-        for name in params:
-            query = query.replace(f":{name}", f"%({name})s")
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(query, params)
-        return list(cursor.fetchall())
-    finally:
-        cursor.close()
+    """Rows as plain tuples from the driver's cursor: the bucket query returns
+    about one row per (group, bucket); a SQLAlchemy Row for each costs more."""
+    return driver.rows(conn, query, params)
 
 
 def full_groups(
@@ -91,6 +82,33 @@ def full_groups(
                 gkey = names[raw] = key_json(tuple(key_value(v) for v in raw))
             # One row per (group, bucket): set, not add.
             groups[gkey].measures[i].sketch.counts[int(brow[nk])] = int(brow[nk + 1])
+    return groups
+
+
+def new_groups(
+    conn: Connection, sql: AggregateSql, last_id: int, after_id: int
+) -> dict[str, GroupState]:
+    """The rows with ``after_id < id <= last_id`` as partial group states, to
+    merge: :func:`full_groups` of that range, read one row per group."""
+    spec = sql.spec
+    nk, nm = len(spec.keys), len(spec.measures)
+    groups: dict[str, GroupState] = {}
+    params: dict[str, object] = {"hi": last_id, "lo": after_id}
+    for row in _raw_rows(conn, sql, sql.packed_totals(), params):
+        if not row[nk]:
+            continue  # no row in the range (an aggregate without keys)
+        group = GroupState.empty(nm)
+        groups[key_json(tuple(key_value(v) for v in row[:nk]))] = group
+        group.count = int(row[nk])
+        group.errors = int(row[nk + 1] or 0)
+        for i, state in enumerate(group.measures):
+            n, total, low, high = row[nk + 2 + 4 * i : nk + 6 + 4 * i]
+            if n:
+                state.n, state.sum = int(n), number(total) or 0
+                state.min, state.max = number(low), number(high)
+            codes = row[nk + 2 + 4 * nm + i]
+            if codes:
+                state.sketch.counts = dict(Counter(map(int, str(codes).split(","))))
     return groups
 
 

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import base64
 import math
+import struct
 from array import array
 from collections.abc import Iterable, Iterator, Mapping
-from itertools import chain
 
 RELATIVE_ACCURACY = 0.01
 GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
@@ -156,17 +156,35 @@ class LogSketch:
         return out
 
     def to_json(self) -> str:
-        """Base64 of the int64 pairs ``code, count, ...``: a JSON string that is
-        compact and quick to encode (a sketch can hold hundreds of buckets)."""
-        flat = array("q", chain.from_iterable(self.counts.items()))
-        return base64.b64encode(flat.tobytes()).decode("ascii")
+        """A compact JSON string: a format tag, then the base64 of the
+        little-endian codes followed by their counts, as int32 (``"j"``) when
+        they fit, else int64 (``"k"``). The tag ends with ``:``, which no
+        base64 of the first encoding holds. A sketch can hold hundreds of buckets,
+        and an update re-encodes, and writes, every sketch it touched."""
+        counts = self.counts
+        n = len(counts)
+        try:
+            packed = struct.pack(f"<{2 * n}i", *counts.keys(), *counts.values())
+            kind = "j:"
+        except struct.error:  # a count past 2**31
+            packed = struct.pack(f"<{2 * n}q", *counts.keys(), *counts.values())
+            kind = "k:"
+        return kind + base64.b64encode(packed).decode("ascii")
 
     @classmethod
     def from_json(cls, data: str) -> LogSketch:
-        flat = array("q")
-        flat.frombytes(base64.b64decode(data))
         new = cls()
-        new.counts = dict(zip(flat[::2], flat[1::2], strict=True))
+        width = {"j:": 4, "k:": 8}.get(data[:2])
+        if width is not None:
+            raw = base64.b64decode(data[2:])
+            n = len(raw) // (2 * width)
+            flat = struct.unpack(f"<{2 * n}{'i' if width == 4 else 'q'}", raw)
+            new.counts = dict(zip(flat[:n], flat[n:], strict=True))
+            return new
+        # The first encoding: native int64 pairs ``code, count, ...``.
+        pairs = array("q")
+        pairs.frombytes(base64.b64decode(data))
+        new.counts = dict(zip(pairs[::2], pairs[1::2], strict=True))
         return new
 
     @classmethod

@@ -112,6 +112,20 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
+@contextmanager
+def update_transaction(engine: Engine) -> Iterator[Connection]:
+    """One transaction that reads a snapshot and then writes: ``BEGIN
+    IMMEDIATE`` in SQLite (no other writer meanwhile), ``REPEATABLE READ`` in
+    PostgreSQL (a concurrent write to the same rows fails the transaction)."""
+    with engine.connect() as conn:
+        if dialect_of(engine) == "postgresql":
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        else:
+            conn = conn.execution_options(collectbus_begin="IMMEDIATE")
+        with conn.begin():
+            yield conn
+
+
 def check_source(engine: Engine, spec: AggregateSpec) -> None:
     """Raise a CollectError naming the aggregate unless its table and columns exist."""
     with source_errors(spec, "connect"), engine.connect() as conn:

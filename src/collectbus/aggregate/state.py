@@ -206,7 +206,17 @@ class GroupState:
         )
 
     def measures_json(self, names: Sequence[str]) -> str:
-        return json.dumps({n: m.to_json() for n, m in zip(names, self.measures, strict=True)})
+        """The measures as a JSON object by name; what ``json.dumps`` of each
+        :meth:`MeasureState.to_json` gives, without rescanning the sketches'
+        base64 for characters to escape (base64 has none)."""
+        parts = []
+        for name, m in zip(names, self.measures, strict=True):
+            nums = json.dumps([m.n, m.sum, m.min, m.max])[1:-1].split(", ")
+            parts.append(
+                f'{json.dumps(name)}: {{"n": {nums[0]}, "sum": {nums[1]}, "min": {nums[2]},'
+                f' "max": {nums[3]}, "sketch": "{m.sketch.to_json()}"}}'
+            )
+        return "{" + ", ".join(parts) + "}"
 
     @classmethod
     def from_row(cls, count: int, errors: int, measures: str, names: Sequence[str]) -> GroupState:
@@ -220,9 +230,57 @@ class GroupState:
         )
 
 
+_KEY_JSON: dict[GroupKey, str] = {}
+
+
 def key_json(key: GroupKey) -> str:
-    return json.dumps(list(key))
+    """The JSON of a group key; remembered for keys of text only (equal
+    tuples of numbers can differ in JSON: ``1`` and ``1.0``; text equals text
+    alone)."""
+    found = _KEY_JSON.get(key)
+    if found is not None:
+        return found
+    out = json.dumps(list(key))
+    if all(type(v) is str for v in key):
+        if len(_KEY_JSON) >= 100_000:
+            _KEY_JSON.clear()
+        _KEY_JSON[key] = out
+    return out
 
 
 def key_from_json(text: str) -> GroupKey:
     return tuple(json.loads(text))
+
+
+def apply_deltas(
+    groups: dict[str, GroupState],
+    deltas: list[tuple[Contribution, int]],
+    n_measures: int,
+) -> list[tuple[str, GroupKey, int]]:
+    """Apply −/+ contributions; the (group, key, measure) whose extreme left."""
+    stale: dict[tuple[str, int], GroupKey] = {}
+    for contrib, sign in deltas:
+        gkey = key_json(contrib.key)
+        group = groups.get(gkey)
+        if group is None:
+            group = groups[gkey] = GroupState.empty(n_measures)
+        for index in group.apply(contrib, sign):
+            stale[(gkey, index)] = contrib.key
+    return [(g, key, i) for (g, i), key in stale.items()]
+
+
+def merge_partial(
+    groups: dict[str, GroupState], partial: dict[str, GroupState], n_measures: int
+) -> None:
+    """Merge partial states (new rows, grouped by the database) into ``groups``."""
+    for key, part in partial.items():
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = GroupState.empty(n_measures)
+        group.merge(part)
+
+
+def same_group(a: GroupState | None, b: GroupState | None) -> bool:
+    if a is None or a.count == 0:
+        return b is None or b.count == 0
+    return b is not None and a.same(b)

@@ -64,6 +64,7 @@ def _named(query: str) -> str:
             {"lo": 1, "hi": 9},
             "INTEGER PRIMARY KEY (rowid>? AND rowid<?)",
         ),
+        (SQL.packed_totals(), {"lo": 1, "hi": 9}, "INTEGER PRIMARY KEY (rowid>? AND rowid<?)"),
         (
             SQL.full_buckets("duration_seconds", ranged=True),
             {"lo": 1, "hi": 9},
@@ -101,3 +102,37 @@ def test_without_the_plus_sqlite_would_range_scan_the_rowid(conn: sqlite3.Connec
     assert "ix_agent_invocations_updated_at" in plan(
         conn, SQL.rows_updated(), {"mark": 1900, "hi": 1000}
     )
+
+
+def test_the_full_recompute_reads_the_covering_index_in_order(conn: sqlite3.Connection) -> None:
+    """One ordered scan of the aggregate's index: no sort of the whole table."""
+    params = {"hi": 2000}
+    assert "USE TEMP B-TREE FOR GROUP BY" in plan(conn, SQL.full_totals(), params)
+    for stmt in SQL.create_index():
+        conn.execute(stmt)
+    text = plan(conn, SQL.full_totals(), params)
+    assert f"USING COVERING INDEX {SQL.index_name}" in text, text
+    assert "TEMP B-TREE" not in text, text
+
+
+def test_new_rows_keep_to_the_rowid_range_beside_the_covering_index(
+    conn: sqlite3.Connection,
+) -> None:
+    """The index is in GROUP BY order; new rows must still be a rowid range."""
+    for stmt in SQL.create_index():
+        conn.execute(stmt)
+    for query in (SQL.packed_totals(), SQL.full_totals(ranged=True)):
+        text = plan(conn, query, {"lo": 1990, "hi": 2000})
+        assert "INTEGER PRIMARY KEY (rowid>? AND rowid<?)" in text, text
+        assert SQL.index_name not in text, text
+
+
+def test_the_covering_index_gives_the_same_totals(conn: sqlite3.Connection) -> None:
+    before = sorted(conn.execute(SQL.full_totals(), {"hi": 2000}).fetchall())
+    for stmt in SQL.create_index():
+        conn.execute(stmt)
+    assert sorted(conn.execute(SQL.full_totals(), {"hi": 2000}).fetchall()) == before
+    for stmt in SQL.drop_index():
+        conn.execute(stmt)
+    names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")]
+    assert SQL.index_name not in names

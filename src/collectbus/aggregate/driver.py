@@ -1,0 +1,111 @@
+"""Statements run on the driver's own cursor, in the caller's transaction.
+
+An update runs a handful of small statements; SQLAlchemy's per-statement work
+(compiling, result objects, a Row per row) would cost more than the statements
+themselves. Queries are written with ``:name`` parameters, SQLite's style, and
+rewritten once to psycopg's ``%(name)s`` for PostgreSQL. A driver error is
+raised as SQLAlchemy would raise it (a :class:`~sqlalchemy.exc.DBAPIError`
+with the driver's error as ``orig``), so callers handle both alike.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
+
+
+@lru_cache(maxsize=256)
+def _pyformat(query: str, names: tuple[str, ...]) -> str:
+    """``:name`` to ``%(name)s`` for the given names (not ``::type`` casts)."""
+    query = query.replace("%", "%%")
+    for name in names:
+        query = re.sub(rf"(?<![:\w]):{name}\b", f"%({name})s", query)
+    return query
+
+
+def _prepare(conn: Connection, query: str, names: Iterable[str]) -> tuple[Any, str]:
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    if conn.dialect.name == "postgresql":
+        query = _pyformat(query, tuple(sorted(names)))
+    return cursor, query
+
+
+@contextmanager
+def _mapped(conn: Connection, query: str) -> Iterator[None]:
+    dbapi = conn.dialect.loaded_dbapi
+    try:
+        yield
+    except dbapi.Error as err:
+        raise DBAPIError.instance(query, None, err, dbapi.Error) from err
+
+
+def rows(conn: Connection, query: str, params: Mapping[str, object]) -> list[tuple[Any, ...]]:
+    """Every row of ``query``, as plain tuples."""
+    cursor, query = _prepare(conn, query, params)
+    try:
+        with _mapped(conn, query):
+            cursor.execute(query, params)
+            return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
+def execute(conn: Connection, query: str, params: Mapping[str, object]) -> int:
+    """Run one statement; the number of rows it changed."""
+    cursor, query = _prepare(conn, query, params)
+    try:
+        with _mapped(conn, query):
+            cursor.execute(query, params)
+            return int(cursor.rowcount)
+    finally:
+        cursor.close()
+
+
+def execute_many(conn: Connection, query: str, params: Sequence[Mapping[str, object]]) -> None:
+    """Run one statement once per parameter set."""
+    if not params:
+        return
+    cursor, query = _prepare(conn, query, params[0])
+    try:
+        with _mapped(conn, query):
+            cursor.executemany(query, params)
+    finally:
+        cursor.close()
+
+
+def execute_all(
+    conn: Connection, statements: Sequence[tuple[str, Sequence[Mapping[str, object]]]]
+) -> list[int]:
+    """Run each statement once per parameter set; the rows each changed (of
+    its last parameter set). PostgreSQL gets them all in one pipeline: one
+    round trip, not one per statement. Errors are raised as by ``execute``."""
+    todo = [(q, p) for q, p in statements if p]
+    if conn.dialect.name != "postgresql":
+        out = []
+        for query, params in todo:
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            try:
+                with _mapped(conn, query):
+                    cursor.executemany(query, params)
+                out.append(int(cursor.rowcount))
+            finally:
+                cursor.close()
+        return out
+    pg = conn.connection.driver_connection
+    cursors = []
+    try:
+        with _mapped(conn, "pipeline"), pg.pipeline():  # type: ignore[union-attr]
+            for query, params in todo:
+                cursor = pg.cursor()  # type: ignore[union-attr]
+                cursors.append(cursor)
+                cursor.executemany(_pyformat(query, tuple(sorted(params[0]))), params)
+        return [int(c.rowcount) for c in cursors]
+    finally:
+        for cursor in cursors:
+            cursor.close()
