@@ -41,6 +41,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
+from operator import attrgetter
 
 from sqlalchemy import Connection, insert
 
@@ -88,6 +89,7 @@ LAST_SEEN_EVERY_NS = 600 * NS_PER_S
 SCHEDULER_RECORDS = (JobRecord, NodeRecord, QueueRecord, SystemRecord)
 __all__ = ["COMPLETE_LISTING", "SCHEDULER_RECORDS", "JobStore", "complete_clusters"]
 Transaction = Callable[[str], AbstractContextManager[Connection]]
+_OBSERVED_NS = attrgetter("observed_ns")
 
 
 def complete_clusters(records: Iterable[object], events: Iterable[CollectionEvent]) -> set[str]:
@@ -197,7 +199,7 @@ class JobStore:
             elif isinstance(record, NodeRecord | QueueRecord | SystemRecord):
                 others.append(record)
         for cluster, batch in by_cluster.items():
-            latest = max((r.observed_ns for r in batch), default=None)
+            latest = max(map(_OBSERVED_NS, batch), default=None)
             when = latest if now_ns is None else now_ns if latest is None else max(latest, now_ns)
             self._diff(conn, cluster, batch, staged, complete=cluster in complete, now_ns=when)
         write_staged(conn, staged, copy=self._copy)
@@ -240,40 +242,44 @@ class JobStore:
         entries = staged.entries.setdefault(cluster, {})
         result = staged.result
         seen: set[Key] = set()
-        unchanged = 0
-        newest = cache.newest
+        newest_get = cache.newest.get
         stored = cache.jobs
         pending: list[tuple[JobRecord, int]] = []
         stored_get, seen_add = stored.get, seen.add
+        floor = NO_SUBMIT if now_ns is None else now_ns
         # One pass settles the unchanged jobs, usually nearly all of them.
         for record in batch:
             submit_ns = record.submit_ns
             if submit_ns is None:
-                submit_ns = newest.get(record.job_id, NO_SUBMIT)
+                submit_ns = newest_get(record.job_id, NO_SUBMIT)
             key = (record.job_id, submit_ns)
-            mark = fingerprint(record)
             cur = (entries and entries.get(key)) or stored_get(key)
-            if cur is not None and cur.fingerprint == mark:
-                # Seen before with this very content: its key was checked then.
-                seen_add(key)
-                unchanged += 1
-                seen_ns = record.observed_ns
-                if now_ns is not None and now_ns > seen_ns:
-                    seen_ns = now_ns
-                if seen_ns > cur.last_seen_ns:
-                    if seen_ns - cur.stored_seen_ns < LAST_SEEN_EVERY_NS:
-                        # Memory only: the database is within LAST_SEEN_EVERY_NS.
-                        cur.last_seen_ns = seen_ns
-                    else:
-                        self._seen_again(cluster, key, cur, seen_ns, staged)
+            if cur is None:
+                pending.append((record, fingerprint(record)))
                 continue
-            pending.append((record, mark))
+            if cur.record is not record:  # the very record stored is unchanged
+                mark = fingerprint(record)
+                if cur.fingerprint != mark:
+                    pending.append((record, mark))
+                    continue
+            # Seen before with this very content: its key was checked then.
+            seen_add(key)
+            seen_ns = record.observed_ns
+            if floor > seen_ns:
+                seen_ns = floor
+            if seen_ns > cur.last_seen_ns:
+                if seen_ns - cur.stored_seen_ns < LAST_SEEN_EVERY_NS:
+                    # Memory only: the database is within LAST_SEEN_EVERY_NS.
+                    cur.last_seen_ns = seen_ns
+                else:
+                    self._seen_again(cluster, key, cur, seen_ns, staged)
+        unchanged = len(batch) - len(pending)
         if pending:
             lookup(conn, cluster, cache, [record for record, _ in pending])
         for record, mark in pending:
             submit_ns = record.submit_ns
             if submit_ns is None:
-                submit_ns = newest.get(record.job_id, NO_SUBMIT)
+                submit_ns = newest_get(record.job_id, NO_SUBMIT)
             key = (record.job_id, submit_ns)
             problem = key_problem(record)
             if problem is None and submit_ns == NO_SUBMIT:
@@ -301,7 +307,7 @@ class JobStore:
             cur.last_seen_ns = observed_ns
             return
         staged.entries[cluster][key] = Current(
-            cur.tracked, cur.first_seen_ns, observed_ns, observed_ns, cur.fingerprint
+            cur.tracked, cur.first_seen_ns, observed_ns, observed_ns, cur.fingerprint, cur.record
         )
         staged.touches.append((observed_ns, cluster, key[0], key[1]))
 
@@ -363,7 +369,7 @@ class JobStore:
                 staged.history.append((*db_key, observed, name, old, new, note))
         last = row[COL["last_seen_ns"]]
         assert isinstance(last, int)
-        staged.entries[cluster][key] = Current(tracked, first_seen, last, last, fingerprint)
+        staged.entries[cluster][key] = Current(tracked, first_seen, last, last, fingerprint, record)
 
     def _vanish(self, cluster: str, key: Key, cur: Current, now_ns: int, staged: Staged) -> None:
         db_key = (cluster, key[0], key[1])

@@ -59,6 +59,10 @@ class Current:
     stored_seen_ns: int
     #: Hash of the record last stored; None when loaded from the database.
     fingerprint: int | None
+    #: The record last stored (records are frozen): given again, the very same
+    #: object is unchanged without hashing it. The PBS collector gives an
+    #: unchanged job's record object again, and holds it anyway.
+    record: JobRecord | None = None
 
     @property
     def live(self) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -109,3 +110,71 @@ def test_renewing_a_record_changes_only_its_observation_time() -> None:
     assert renewed is not record
     with pytest.raises(dataclasses.FrozenInstanceError):
         renewed.state = "x"  # type: ignore[misc]
+
+
+def _head() -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(
+        (DATA / "qstat_fx_json__alcf_aurora_pbs_monitor_head.json").read_bytes()
+    )
+    return doc
+
+
+@pytest.mark.parametrize("renew", [True, False])
+def test_a_listing_with_the_same_jobs_gives_the_records_a_job_by_job_pass_gives(
+    renew: bool,
+) -> None:
+    doc = _head()
+    jobs = IncrementalJobs(cluster="c", zone=ZONE, renew=renew)
+    first = jobs.parse(pbs_dumps(doc), 1).records
+    doc["timestamp"] += 60  # the header moves every time; the jobs do not
+    again = jobs.parse(pbs_dumps(doc), 2)
+    assert jobs.same
+    assert (jobs.parsed, jobs.reused) == (0, len(first))
+    slow = IncrementalJobs(cluster="c", zone=ZONE, renew=renew)
+    slow.parse(pbs_dumps(_head()), 1)
+    assert slow._last is not None
+    slow._last = None  # the job by job pass, over the same cache
+    expected = slow.parse(pbs_dumps(doc), 2)
+    assert not slow.same
+    assert (slow.parsed, slow.reused) == (0, len(first))
+    assert again.records == expected.records
+    assert again.server == expected.server
+    if renew:
+        assert {r.observed_ns for r in again.records} == {2}
+    else:
+        assert all(a is b for a, b in zip(first, again.records, strict=True))
+    full = parse_qstat_jobs(pbs_dumps(doc), cluster="c", zone=ZONE, observed_ns=2)
+    assert [r.raw_json for r in again.records] == [r.raw_json for r in full.records]
+
+
+@pytest.mark.parametrize("new_state", ["Q", "QUEUED"])
+def test_one_changed_job_in_an_otherwise_identical_listing_is_parsed_again(
+    new_state: str,
+) -> None:
+    doc = _head()
+    jobs = IncrementalJobs(cluster="c", zone=ZONE, renew=False)
+    jobs.parse(pbs_dumps(doc), 1)
+    last_id = list(doc["Jobs"])[-1]
+    assert doc["Jobs"][last_id]["job_state"] != new_state
+    doc["Jobs"][last_id]["job_state"] = new_state  # same length, or not
+    changed = jobs.parse(pbs_dumps(doc), 2)
+    assert not jobs.same
+    assert (jobs.parsed, jobs.reused) == (1, len(doc["Jobs"]) - 1)
+    full = parse_qstat_jobs(pbs_dumps(doc), cluster="c", zone=ZONE, observed_ns=2)
+    assert changed.records[-1] == full.records[-1]
+    assert changed.records[-1].native_state == new_state
+    # The next identical listing is compared with this one, not the first.
+    again = jobs.parse(pbs_dumps(doc), 3)
+    assert jobs.same
+    assert again.records == changed.records
+
+
+def test_an_unreadable_value_is_reported_again_when_the_whole_listing_is_the_same() -> None:
+    doc = json.loads((DATA / "qstat_fx_json__metacentrum_running_job.json").read_bytes())
+    next(iter(doc["Jobs"].values()))["stime"] = "not a time"
+    jobs = IncrementalJobs(cluster="c", zone=ZONE)
+    jobs.parse(pbs_dumps(doc), 1)
+    again = jobs.parse(pbs_dumps(doc), 2)
+    assert jobs.same
+    assert again.problem_count == 1
+    assert "stime: 'not a time' is not a PBS time" in again.problems[0]
