@@ -149,7 +149,12 @@ def test_rates_agree_with_psutil_on_real_traffic(on_disk: Path) -> None:
     psutil_cpu = 100 * (total - idle) / total
     cpu_row = _row(families.cpu(tables), t)
     ours_cpu = cpu_row["cpu_percent"]
-    _close(ours_cpu, psutil_cpu, "cpu %")
+    # Within 1 % of the figure, or within one percentage point: on a quiet
+    # machine CPU % is small, and the few 10 ms ticks that land between the
+    # collector's read and psutil's are then more than 1 % of it.
+    assert abs(ours_cpu - psutil_cpu) <= max(0.01 * psutil_cpu, 1.0), (
+        f"cpu %: collectbus {ours_cpu}, psutil {psutil_cpu}"
+    )
     # Each state's share too, within one percentage point (a tick of skew).
     for state in ("user", "system", "idle", "iowait", "softirq", "steal"):
         share = 100 * (getattr(c1, state) - getattr(c0, state)) / total
