@@ -39,6 +39,7 @@ from collectbus.store.jobquery import (
     read_node_snapshots,
     read_state_changes,
 )
+from collectbus.store.jobstate import HISTORY_COLUMNS
 from collectbus.store.snapshots import NODE_KEYFRAME_NS
 
 NS_PER_S = 1e9
@@ -143,14 +144,7 @@ def history_frame(
         )
     columns = [
         "id",
-        "cluster",
-        "job_id",
-        "submit_ns",
-        "observed_ns",
-        "field",
-        "old_value",
-        "new_value",
-        "note",
+        *HISTORY_COLUMNS,
         "username",
         "account",
         "queue",

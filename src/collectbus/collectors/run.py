@@ -265,3 +265,44 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     except PermissionError:
         proc.kill()
     proc.wait()
+
+
+def ssh_argv(
+    host: str, argv: Sequence[str], *, ssh: str = "ssh", options: Sequence[str] = ()
+) -> list[str]:
+    """``argv`` to run on ``host`` through ``ssh -o BatchMode=yes`` (never a password
+    prompt), quoted with :func:`shlex.join` for the remote shell."""
+    return [ssh, "-o", "BatchMode=yes", *options, host, shlex.join(argv)]
+
+
+class SshRunner:
+    """Runs each command on ``host`` through ``ssh -o BatchMode=yes`` and an inner runner.
+
+    The command is quoted with :func:`shlex.join` for the remote shell. An
+    ``ssh`` that cannot connect exits 255, like a ``qstat`` that cannot reach
+    its server: either is one failed collection.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        *,
+        inner: CommandRunner | None = None,
+        ssh: str = "ssh",
+        options: Sequence[str] = (),
+    ) -> None:
+        self.host = host
+        self.inner: CommandRunner = inner or LocalRunner()
+        self.ssh = ssh
+        self.options = tuple(options)
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float | None = None,
+        check: bool = True,
+        stdin: bytes | None = None,
+    ) -> CommandResult:
+        remote = ssh_argv(self.host, argv, ssh=self.ssh, options=self.options)
+        return self.inner.run(remote, timeout=timeout, check=check, stdin=stdin)

@@ -13,7 +13,7 @@ Each entity has its own collector, so each has its own interval on the bus
 ``pbs-nodes``  ``pbsnodes -a -F json [-s server]``
 =============  =================================================
 
-locally, from ``bin_dir``, or on a login node over SSH (:class:`SshRunner`).
+locally, from ``bin_dir``, or on a login node over SSH (:class:`~collectbus.collectors.run.SshRunner`).
 
 **Failures.** A command that exits non-zero (``qstat`` exits 255 when it
 cannot reach the server), runs past ``timeout``, or prints no entity section
@@ -61,7 +61,7 @@ from collectbus.collectors.pbs.parse import (
     parse_qstat_queues,
     parse_qstat_server,
 )
-from collectbus.collectors.run import CommandResult, CommandRunner, LocalRunner
+from collectbus.collectors.run import CommandResult, CommandRunner, LocalRunner, SshRunner
 from collectbus.errors import CommandFailed, CommandTimeout, ConfigError, ParseError
 from collectbus.records import JobRecord, NodeRecord, QueueRecord, SystemRecord
 
@@ -70,45 +70,12 @@ __all__ = [
     "PbsNodesCollector",
     "PbsQueuesCollector",
     "PbsServerCollector",
-    "SshRunner",
 ]
 
 log = logging.getLogger("collectbus.collectors.pbs")
 R = TypeVar("R")
 #: At most this many raw payloads are kept in the spool folder; the oldest go first.
 SPOOL_KEEP = 50
-
-
-class SshRunner:
-    """Runs each command on ``host`` through ``ssh -o BatchMode=yes`` and an inner runner.
-
-    The command is quoted with :func:`shlex.join` for the remote shell. An
-    ``ssh`` that cannot connect exits 255, like a ``qstat`` that cannot reach
-    its server: either is one failed collection.
-    """
-
-    def __init__(
-        self,
-        host: str,
-        *,
-        inner: CommandRunner | None = None,
-        ssh: str = "ssh",
-        options: Sequence[str] = (),
-    ) -> None:
-        self.host = host
-        self.inner: CommandRunner = inner or LocalRunner()
-        self.prefix = (ssh, "-o", "BatchMode=yes", *options, host)
-
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        timeout: float | None = None,
-        check: bool = True,
-        stdin: bytes | None = None,
-    ) -> CommandResult:
-        remote = (*self.prefix, "--", shlex.join(argv))
-        return self.inner.run(remote, timeout=timeout, check=check, stdin=stdin)
 
 
 def server_zone(name: str | None) -> tzinfo | None:

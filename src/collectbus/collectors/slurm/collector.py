@@ -36,7 +36,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import Literal
 
 from collectbus.collectors.base import CollectContext, Collector
-from collectbus.collectors.run import CommandResult, CommandRunner, LocalRunner
+from collectbus.collectors.run import CommandResult, CommandRunner, LocalRunner, ssh_argv
 from collectbus.collectors.slurm.filters import filter_jobs
 from collectbus.collectors.slurm.parse import (
     parse_sacct_json,
@@ -143,16 +143,7 @@ class _SlurmCommands:
         )
         if self.settings.ssh_host is None:
             return [path, *args]
-        remote = shlex.join([path, *args])
-        return [
-            "ssh",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "ConnectTimeout=10",
-            self.settings.ssh_host,
-            remote,
-        ]
+        return ssh_argv(self.settings.ssh_host, [path, *args], options=("-o", "ConnectTimeout=10"))
 
     def run(self, ctx: CollectContext, program: str, *args: str) -> CommandResult:
         timeout = self.settings.timeout_s

@@ -30,8 +30,8 @@ and the line and column; an entry of the wrong shape names its index.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import TypeGuard
+from collections.abc import Callable, Mapping
+from typing import TypeGuard, TypeVar
 
 from collectbus.collectors.slurm.states import (
     NS_PER_S,
@@ -56,6 +56,7 @@ __all__ = [
 ]
 
 JsonObject = Mapping[str, object]
+T = TypeVar("T")
 MIB = 1 << 20
 SCHEDULER = "slurm"
 
@@ -90,6 +91,19 @@ def load_json(data: bytes, source: str, key: str) -> tuple[JsonObject, list[Json
     return doc, list(items)
 
 
+def _each(
+    items: list[JsonObject], source: str, key: str, build: Callable[[JsonObject], T]
+) -> list[T]:
+    """``build`` of every item; a malformed one is a ParseError naming it (``jobs[3]: ...``)."""
+    records = []
+    for i, item in enumerate(items):
+        try:
+            records.append(build(item))
+        except (KeyError, TypeError, ValueError) as err:
+            raise ParseError(source, None, f"{key}[{i}]: {_describe(err)}") from err
+    return records
+
+
 # ------------------------------------------------------------------ squeue
 
 
@@ -98,13 +112,7 @@ def parse_squeue_json(
 ) -> list[JobRecord]:
     """Every job ``squeue --json`` lists. ``cluster`` None takes the jobs' own ``cluster``."""
     _, items = load_json(data, source, "jobs")
-    records = []
-    for i, job in enumerate(items):
-        try:
-            records.append(_squeue_job(job, cluster, observed_ns))
-        except (KeyError, TypeError, ValueError) as err:
-            raise ParseError(source, None, f"jobs[{i}]: {_describe(err)}") from err
-    return records
+    return _each(items, source, "jobs", lambda item: _squeue_job(item, cluster, observed_ns))
 
 
 def _squeue_job(job: JsonObject, cluster: str | None, observed_ns: int) -> JobRecord:
@@ -182,13 +190,7 @@ def parse_sinfo_json(
 ) -> list[NodeRecord]:
     """Every node ``sinfo --json`` lists."""
     _, items = load_json(data, source, "nodes")
-    records = []
-    for i, node in enumerate(items):
-        try:
-            records.append(_sinfo_node(node, cluster, observed_ns))
-        except (KeyError, TypeError, ValueError) as err:
-            raise ParseError(source, None, f"nodes[{i}]: {_describe(err)}") from err
-    return records
+    return _each(items, source, "nodes", lambda item: _sinfo_node(item, cluster, observed_ns))
 
 
 def _sinfo_node(node: JsonObject, cluster: str, observed_ns: int) -> NodeRecord:
@@ -226,13 +228,7 @@ def parse_sacct_json(
 ) -> list[JobRecord]:
     """Every job ``sacct --json`` returns (its steps stay in ``raw_json``)."""
     _, items = load_json(data, source, "jobs")
-    records = []
-    for i, job in enumerate(items):
-        try:
-            records.append(_sacct_job(job, cluster, observed_ns))
-        except (KeyError, TypeError, ValueError) as err:
-            raise ParseError(source, None, f"jobs[{i}]: {_describe(err)}") from err
-    return records
+    return _each(items, source, "jobs", lambda item: _sacct_job(item, cluster, observed_ns))
 
 
 def _sacct_job(job: JsonObject, cluster: str | None, observed_ns: int) -> JobRecord:

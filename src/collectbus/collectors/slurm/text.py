@@ -179,9 +179,9 @@ def parse_jobcomp_filetxt(
     observed_ns: int,
     tz: tzinfo = UTC,
 ) -> list[JobRecord]:
-    """Finished jobs from a ``JobCompType=jobcomp/filetxt`` log (``JobCompLoc``)."""
-    rows = parse_keyvalue_lines(data, source)
-    return [_keyvalue_job(row, source, i, cluster, observed_ns, tz) for i, row in enumerate(rows)]
+    """Finished jobs from a ``JobCompType=jobcomp/filetxt`` log (``JobCompLoc``): the
+    same ``Key=Value`` lines as ``scontrol show job -o``."""
+    return parse_scontrol_jobs(data, source=source, cluster=cluster, observed_ns=observed_ns, tz=tz)
 
 
 def _keyvalue_job(
