@@ -1,9 +1,18 @@
 """Checkpoints, totals, the change log and the ledger, in the collectbus store.
 
 One update of one aggregate writes, in ONE transaction: the changed groups'
-totals, the checkpoint (last id, pending ids, updated watermark), the change
-log rows it consumed and the ledger rows it changed. A crash before the commit
-leaves everything as it was, so no row is lost or counted twice.
+totals, the deltas of their sketches, the checkpoint (last id, pending ids,
+updated watermark), the change log rows it consumed and the ledger rows it
+changed. A crash before the commit leaves everything as it was, so no row is
+lost or counted twice.
+
+A group's sketches hold hundreds of buckets, while one update changes a few
+dozen of them. So the sketches are stored apart from the totals
+(``aggregate_sketches``): a base row, plus one small delta row per update
+that touched the group. A group is *folded* (its full sketches written as the
+new base, its deltas deleted) when the engine decides, a few groups per update
+(:data:`FOLD_AT`, :data:`MAX_PARTS`), so that no update rewrites every sketch
+and no group piles up deltas. Readers add a group's rows up.
 
 The checkpoint carries a ``version``. A write only succeeds if the version is
 the one the update read, so two updaters of the same aggregate cannot both
@@ -13,21 +22,39 @@ apply the same rows: the second one fails with :class:`CheckpointConflict`.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import Connection, bindparam, delete, insert, select
 from sqlalchemy.exc import DBAPIError
 
 import collectbus.aggregate.driver as driver
-from collectbus.aggregate.state import Contribution, GroupState, key_json
+from collectbus.aggregate.state import (
+    Contribution,
+    GroupState,
+    key_json,
+    sketches_from_text,
+)
 from collectbus.errors import StoreError
-from collectbus.store.schema import aggregate_changes, aggregate_ledger, aggregates, checkpoints
+from collectbus.store.schema import (
+    aggregate_changes,
+    aggregate_ledger,
+    aggregate_sketches,
+    aggregates,
+    checkpoints,
+)
 
 #: Rows per statement for IN lists and bulk writes.
 CHUNK = 500
+#: A group with this many delta rows may be folded by an update that touches it.
+FOLD_AT = 16
+#: A group with this many delta rows is folded by the next update touching it.
+MAX_PARTS = 64
+#: At most this many groups are folded by one update (below MAX_PARTS).
+FOLDS_PER_UPDATE = 2
 
 
 class CheckpointConflict(StoreError):
@@ -73,6 +100,12 @@ class Changes:
     ledger_drop: list[int] = field(default_factory=list)
     #: Drop ledger rows with an id at or below this (closed rows).
     ledger_prune_below: int | None = None
+    #: Per group, what this update changed in its sketches: the text of a
+    #: delta row (:func:`~collectbus.aggregate.state.sketch_deltas`).
+    sketch_deltas: dict[str, str] = field(default_factory=dict)
+    #: Groups whose full sketches become their base (every group with
+    #: ``replace_all``); their delta rows are deleted.
+    folded: set[str] = field(default_factory=set)
 
 
 _LOAD_CHECKPOINT = (
@@ -92,6 +125,11 @@ _UPSERT_GROUP = (
     " errors = excluded.errors, measures = excluded.measures"
 )
 _LOAD_CHANGES = "SELECT seq, row_id, old FROM aggregate_changes WHERE name = :name ORDER BY seq"
+_INSERT_SKETCHES = (
+    "INSERT INTO aggregate_sketches (name, group_key, part, sketches)"
+    " VALUES (:name, :group_key, :part, :sketches)"
+)
+_DROP_SKETCHES = "DELETE FROM aggregate_sketches WHERE name = :name AND group_key = :group_key"
 
 
 @contextmanager
@@ -115,11 +153,21 @@ def load_checkpoint_with(
 ) -> tuple[Checkpoint | None, list[object]]:
     """The checkpoint, and the value of each scalar query in ``probes`` (which
     may use ``:name``), read in one statement: one round trip, not several."""
-    query = _LOAD_CHECKPOINT
-    if probes:
-        extra = "".join(f", ({p})" for p in probes)
-        query = query.replace(" FROM checkpoints", f"{extra} FROM checkpoints", 1)
-    found = driver.rows(conn, query, {"name": name})
+    return parse_checkpoint(name, driver.rows(conn, checkpoint_query(probes), {"name": name}))
+
+
+def checkpoint_query(probes: Sequence[str] = ()) -> str:
+    """The statement of :func:`load_checkpoint_with` (parameter ``:name``)."""
+    if not probes:
+        return _LOAD_CHECKPOINT
+    extra = "".join(f", ({p})" for p in probes)
+    return _LOAD_CHECKPOINT.replace(" FROM checkpoints", f"{extra} FROM checkpoints", 1)
+
+
+def parse_checkpoint(
+    name: str, found: Sequence[Sequence[Any]]
+) -> tuple[Checkpoint | None, list[object]]:
+    """The rows of :func:`checkpoint_query` as :func:`load_checkpoint_with` gives them."""
     if not found:
         return None, []
     spec, last_id, state_text, version, runs, mismatches, updated_ns, refreshed_ns = found[0][:8]
@@ -157,18 +205,44 @@ def _checkpoint(
 def load_groups(
     conn: Connection, name: str, measures: Sequence[str], keys: Iterable[str] | None = None
 ) -> dict[str, GroupState]:
-    """The stored groups of an aggregate: all of them, or those with the given keys."""
-    c = aggregates.c
+    """The stored groups of an aggregate: all of them, or those with the given
+    keys; each group's sketches are its base and delta rows added up."""
+    c, k = aggregates.c, aggregate_sketches.c
     base = select(c.group_key, c.count, c.errors, c.measures).where(c.name == name)
+    parts = select(k.group_key, k.part, k.sketches).where(k.name == name)
     if keys is None:
         rows = list(conn.execute(base))
+        sketch_rows = list(conn.execute(parts))
     else:
         wanted = list(keys)
-        rows = []
-        stmt = base.where(c.group_key.in_(bindparam("keys", expanding=True)))
+        rows, sketch_rows = [], []
+        base = base.where(c.group_key.in_(bindparam("keys", expanding=True)))
+        parts = parts.where(k.group_key.in_(bindparam("keys", expanding=True)))
         for i in range(0, len(wanted), CHUNK):
-            rows += conn.execute(stmt, {"keys": wanted[i : i + CHUNK]}).all()
-    return {r[0]: GroupState.from_row(r[1], r[2], r[3], measures) for r in rows}
+            rows += conn.execute(base, {"keys": wanted[i : i + CHUNK]}).all()
+            sketch_rows += conn.execute(parts, {"keys": wanted[i : i + CHUNK]}).all()
+    groups = {r[0]: GroupState.from_row(r[1], r[2], r[3], measures) for r in rows}
+    for key, part, text in sketch_rows:
+        group = groups.get(key)
+        if group is None:
+            continue
+        for state, sketch in zip(group.measures, sketches_from_text(text), strict=True):
+            state.sketch.merge(sketch)
+        if part:
+            group.parts += 1
+    return groups
+
+
+def choose_folds(groups: Mapping[str, GroupState], touched: Iterable[str]) -> set[str]:
+    """The touched groups whose sketches this update folds: every one with
+    :data:`MAX_PARTS` delta rows, and the :data:`FOLDS_PER_UPDATE` with the
+    most past :data:`FOLD_AT`. Folding a few groups per update, not every
+    group at once, keeps each update's cost the same."""
+    ranked = sorted(
+        ((groups[k].parts, k) for k in touched if k in groups and groups[k].parts >= FOLD_AT),
+        reverse=True,
+    )
+    return {k for i, (parts, k) in enumerate(ranked) if i < FOLDS_PER_UPDATE or parts >= MAX_PARTS}
 
 
 def load_changes(conn: Connection, name: str) -> list[tuple[int, int, str]]:
@@ -208,10 +282,35 @@ def _group_rows(
 
 
 def _delete_groups(conn: Connection, name: str, groups: Mapping[str, GroupState]) -> None:
-    c = aggregates.c
-    gone = [k for k, g in groups.items() if g.count <= 0]
+    c, k = aggregates.c, aggregate_sketches.c
+    gone = [key for key, g in groups.items() if g.count <= 0]
     for i in range(0, len(gone), CHUNK):
-        conn.execute(delete(aggregates).where(c.name == name, c.group_key.in_(gone[i : i + CHUNK])))
+        chunk = gone[i : i + CHUNK]
+        conn.execute(delete(aggregates).where(c.name == name, c.group_key.in_(chunk)))
+        conn.execute(delete(aggregate_sketches).where(k.name == name, k.group_key.in_(chunk)))
+
+
+def _sketch_statements(
+    name: str, version: int, changes: Changes
+) -> list[tuple[str, Sequence[Mapping[str, object]]]]:
+    """Folded groups get their full sketches as the base (their deltas
+    deleted); the other touched groups, a delta row numbered ``version``."""
+    groups = changes.groups
+    folded = set(groups) if changes.replace_all else changes.folded
+    live = [k for k in folded if k in groups and groups[k].count > 0]
+    bases = [
+        {"name": name, "group_key": k, "part": 0, "sketches": groups[k].sketches_text()}
+        for k in live
+    ]
+    deltas = [
+        {"name": name, "group_key": k, "part": version, "sketches": body}
+        for k, body in changes.sketch_deltas.items()
+        if k not in folded and k in groups and groups[k].count > 0
+    ]
+    statements: list[tuple[str, Sequence[Mapping[str, object]]]] = []
+    if live and not changes.replace_all:
+        statements.append((_DROP_SKETCHES, [{"name": name, "group_key": k} for k in live]))
+    return [*statements, (_INSERT_SKETCHES, bases), (_INSERT_SKETCHES, deltas)]
 
 
 _LZ4: dict[str, bool] = {}
@@ -267,7 +366,10 @@ def save(
     name = after.name
     if dialect == "postgresql" and not tuned:
         driver.rows(conn, f"SELECT {', '.join(write_settings(conn))}", {})
-    saved = replace(after, version=(before.version if before else 0) + 1)
+    # A new checkpoint's version comes from the clock: an aggregate reset and
+    # rebuilt by another process never repeats a version that this one
+    # cached totals for.
+    saved = replace(after, version=before.version + 1 if before else time.time_ns())
     values = {
         "spec": saved.spec,
         "last_id": saved.last_id,
@@ -286,13 +388,16 @@ def save(
         conn.execute(insert(checkpoints).values(name=name, **values))
     if changes.replace_all:
         conn.execute(delete(aggregates).where(aggregates.c.name == name))
+        conn.execute(delete(aggregate_sketches).where(aggregate_sketches.c.name == name))
     _delete_groups(conn, name, changes.groups)
-    # The checkpoint's move, the totals and the consumed changes: one round
-    # trip in PostgreSQL.
+    # The checkpoint's move, the totals, the sketches and the consumed
+    # changes: one round trip in PostgreSQL.
     statements: list[tuple[str, Sequence[Mapping[str, object]]]] = []
     if before is not None:
         statements.append((_MOVE_CHECKPOINT, [{**values, "name": name, "before": before.version}]))
     statements.append((_UPSERT_GROUP, _group_rows(name, measures, changes.groups)))
+    if measures:
+        statements += _sketch_statements(name, saved.version, changes)
     for i in range(0, len(changes.consumed), CHUNK):
         # Sequence numbers read from the database: written in, not bound.
         listed = ", ".join(str(int(seq)) for seq in changes.consumed[i : i + CHUNK])
@@ -329,6 +434,7 @@ def _write_ledger(
 def forget(conn: Connection, name: str) -> None:
     """Delete every trace of an aggregate: totals, checkpoint, changes, ledger."""
     conn.execute(delete(aggregates).where(aggregates.c.name == name))
+    conn.execute(delete(aggregate_sketches).where(aggregate_sketches.c.name == name))
     conn.execute(delete(checkpoints).where(checkpoints.c.name == name))
     conn.execute(delete(aggregate_changes).where(aggregate_changes.c.name == name))
     conn.execute(delete(aggregate_ledger).where(aggregate_ledger.c.name == name))
@@ -338,6 +444,8 @@ __all__ = [
     "Changes",
     "Checkpoint",
     "CheckpointConflict",
+    "checkpoint_query",
+    "choose_folds",
     "concurrent_update",
     "forget",
     "key_json",
@@ -346,6 +454,7 @@ __all__ = [
     "load_checkpoint_with",
     "load_groups",
     "load_ledger",
+    "parse_checkpoint",
     "save",
     "write_settings",
 ]

@@ -31,10 +31,10 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 import collectbus.aggregate.driver as driver
-from collectbus.aggregate.checkpoint import CHUNK, Changes, Checkpoint, load_changes, load_ledger
-from collectbus.aggregate.full import new_groups
+from collectbus.aggregate.checkpoint import Changes, Checkpoint, load_ledger
+from collectbus.aggregate.full import new_groups, parse_new_groups
 from collectbus.aggregate.sql import AggregateSql
-from collectbus.aggregate.state import Contribution, GroupState, contribution
+from collectbus.aggregate.state import Contribution, NewRows, contribution
 
 #: On a first build in PostgreSQL, the newest ids checked for late commits.
 INITIAL_GAP_SCAN = 100_000
@@ -47,8 +47,8 @@ class Delta:
     after: Checkpoint
     changes: Changes = field(default_factory=Changes)
     deltas: list[tuple[Contribution, int]] = field(default_factory=list)
-    #: New rows, aggregated by the database: a partial state per group, to merge.
-    partial: dict[str, GroupState] = field(default_factory=dict)
+    #: New rows, aggregated by the database, per group: to merge.
+    partial: dict[str, NewRows] = field(default_factory=dict)
     rows_read: int = 0
     #: More new rows wait past this batch.
     more: bool = False
@@ -60,15 +60,6 @@ def _contrib(sql: AggregateSql, row: Sequence[object]) -> Contribution | None:
 
 def _rows_between(conn: Connection, sql: AggregateSql, lo: int, hi: int) -> list[tuple[Any, ...]]:
     return driver.rows(conn, sql.rows_between(), {"lo": lo, "hi": hi})
-
-
-def _rows_by_id(conn: Connection, sql: AggregateSql, ids: Sequence[int]) -> list[tuple[Any, ...]]:
-    out: list[tuple[Any, ...]] = []
-    for i in range(0, len(ids), CHUNK):
-        # Ids are integers read from the database: written in, not bound.
-        listed = "(" + ", ".join(str(int(rid)) for rid in ids[i : i + CHUNK]) + ")"
-        out += driver.rows(conn, sql.rows_by_id().replace(":ids", listed), {})
-    return out
 
 
 def missing_ranges(lo: int, hi: int, seen: Sequence[int]) -> list[tuple[int, int]]:
@@ -104,8 +95,30 @@ def _next_last_id(sql: AggregateSql, cp: Checkpoint, top: int, cap: bool) -> int
 
 def triggered_probes(sql: AggregateSql) -> list[str]:
     """What :func:`read_triggered` can be given, read with the checkpoint:
-    the highest id, and how many changes are logged."""
-    return [sql.max_id(), "SELECT count(*) FROM aggregate_changes WHERE name = :name"]
+    the highest id."""
+    return [sql.max_id()]
+
+
+@dataclass(frozen=True, slots=True)
+class Prefetch:
+    """What an update of a store table read along with its checkpoint, in the
+    same snapshot, before it knew it: the logged changes with their rows, and
+    the new rows up to a batch past ``last_id``, the checkpoint this process
+    wrote last. :func:`read_triggered` uses them only if the checkpoint is
+    still that one; in PostgreSQL, they come in the round trip that reads
+    the checkpoint."""
+
+    last_id: int
+    changes: list[tuple[Any, ...]]
+    new_rows: list[tuple[Any, ...]]
+
+
+def prefetch_reads(sql: AggregateSql, last_id: int) -> list[tuple[str, dict[str, object]]]:
+    """The queries of a :class:`Prefetch` for a checkpoint at ``last_id``."""
+    return [
+        (sql.changes_with_rows(), {"name": sql.spec.name}),
+        (sql.packed_totals(), {"lo": last_id, "hi": last_id + sql.spec.batch_rows}),
+    ]
 
 
 def read_triggered(
@@ -116,30 +129,42 @@ def read_triggered(
     now_ns: int,
     cap: bool = True,
     probed: Sequence[object] = (),
+    prefetch: Prefetch | None = None,
 ) -> Delta:
     """The deltas of a store table, whose triggers log old contributions.
 
-    ``probed``: the values of :func:`triggered_probes`, read in this snapshot.
+    ``probed``: the values of :func:`triggered_probes`, read in this snapshot;
+    ``prefetch``: see :class:`Prefetch`.
     """
     top = _scalar_id(probed[0]) if probed else max_id(conn, sql)
     last = _next_last_id(sql, cp, top, cap)
+    # A batch past the checkpoint holds exactly the rows up to ``last``: none
+    # is above ``top`` in this snapshot.
+    fetched = prefetch if prefetch is not None and cap and prefetch.last_id == cp.last_id else None
     delta = Delta(after=cp, more=top > last)
     out = delta.deltas
     # Edits and deletes of counted rows: retract what was counted, add what is.
     earliest: dict[int, str] = {}
-    logged = load_changes(conn, sql.spec.name) if not probed or probed[1] else []
-    for seq, rid, old in logged:
+    current: dict[int, Sequence[Any]] = {}
+    logged = (
+        fetched.changes
+        if fetched is not None
+        else driver.rows(conn, sql.changes_with_rows(), {"name": sql.spec.name})
+    )
+    for seq, rid, old, *row in logged:
         delta.changes.consumed.append(seq)
         earliest.setdefault(rid, old)
+        current[rid] = row
     counted = [rid for rid in earliest if cp.counted(rid)]
     for rid in counted:
         before = _contrib(sql, [rid, *_json_row(earliest[rid])])
         if before is not None:
             out.append((before, -1))
-    for row in _rows_by_id(conn, sql, counted):
-        now = _contrib(sql, row)
-        if now is not None and int(str(row[0])) <= last:
-            out.append((now, 1))
+        found = current[rid]
+        if found[0] is not None and int(str(found[0])) <= last:
+            now = _contrib(sql, found)
+            if now is not None:
+                out.append((now, 1))
     # Rows that were pending, one by one; new rows as one partial aggregate,
     # grouped by the database (merging partials equals aggregating at once).
     pending: list[tuple[int, int, int]] = []
@@ -153,12 +178,16 @@ def read_triggered(
             ids = [int(str(r[0])) for r in rows]
             pending += [(a, b, seen_ns) for a, b in missing_ranges(lo, min(hi, last), ids)]
     if last > cp.last_id:
-        delta.partial = new_groups(conn, sql, last, cp.last_id)
+        delta.partial = (
+            parse_new_groups(sql, fetched.new_rows)
+            if fetched is not None
+            else new_groups(conn, sql, last, cp.last_id)
+        )
         params = {"lo": cp.last_id, "hi": last}
         if sql.spec.filters:
             present = int(str(driver.rows(conn, sql.count_between(), params)[0][0]))
         else:  # every row present is in a group
-            present = sum(g.count for g in delta.partial.values())
+            present = sum(g.totals.count for g in delta.partial.values())
         delta.rows_read += present
         if sql.dialect == "postgresql" and present < last - cp.last_id:
             ids = [int(str(r[0])) for r in conn.execute(text(sql.ids_between()), params)]

@@ -56,6 +56,28 @@ def rows(conn: Connection, query: str, params: Mapping[str, object]) -> list[tup
         cursor.close()
 
 
+def rows_many(
+    conn: Connection, queries: Sequence[tuple[str, Mapping[str, object]]]
+) -> list[list[tuple[Any, ...]]]:
+    """Every row of each query, in order. PostgreSQL gets them all in one
+    pipeline (one round trip, with the transaction's BEGIN); SQLite runs them
+    one after the other."""
+    if conn.dialect.name != "postgresql":
+        return [rows(conn, query, params) for query, params in queries]
+    pg = conn.connection.driver_connection
+    cursors = []
+    try:
+        with _mapped(conn, "pipeline"), pg.pipeline():  # type: ignore[union-attr]
+            for query, params in queries:
+                cursor = pg.cursor()  # type: ignore[union-attr]
+                cursors.append(cursor)
+                cursor.execute(_pyformat(query, tuple(sorted(params))), params)
+        return [list(c.fetchall()) for c in cursors]
+    finally:
+        for cursor in cursors:
+            cursor.close()
+
+
 def execute(conn: Connection, query: str, params: Mapping[str, object]) -> int:
     """Run one statement; the number of rows it changed."""
     cursor, query = _prepare(conn, query, params)

@@ -33,35 +33,41 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy import Connection, text
 
+import collectbus.aggregate.driver as driver
 from collectbus.aggregate.checkpoint import (
     Changes,
     Checkpoint,
+    checkpoint_query,
+    choose_folds,
     concurrent_update,
     forget,
     load_changes,
     load_checkpoint,
-    load_checkpoint_with,
     load_groups,
+    parse_checkpoint,
     save,
     write_settings,
 )
 from collectbus.aggregate.delta import (
     Delta,
+    Prefetch,
     initial_pending,
     max_id,
     newest_mark,
+    prefetch_reads,
     read_ledgered,
     read_triggered,
     triggered_probes,
 )
 from collectbus.aggregate.full import full_groups, recompute_extremes
+from collectbus.aggregate.sketch import LogSketch
 from collectbus.aggregate.source import (
+    HeldConnection,
     check_source,
     dialect_of,
     open_source,
     snapshot,
     source_errors,
-    update_transaction,
     write_transaction,
 )
 from collectbus.aggregate.spec import AggregateSpec
@@ -73,6 +79,7 @@ from collectbus.aggregate.state import (
     key_json,
     merge_partial,
     same_group,
+    sketch_deltas,
 )
 from collectbus.clock import Clock, SystemClock
 from collectbus.store import Store
@@ -109,8 +116,13 @@ class Aggregator:
         # _cache_version: an update then reads no totals back from the store.
         self._cache: dict[str, GroupState] = {}
         self._cache_version: int | None = None
+        # The checkpoint this object wrote last: what an update guesses it
+        # will read (:class:`~collectbus.aggregate.delta.Prefetch`).
+        self._saved: Checkpoint | None = None
+        self._held = HeldConnection(store.engine)
 
     def close(self) -> None:
+        self._held.close()
         if self.spec.external:
             self._source.dispose()
 
@@ -229,50 +241,76 @@ class Aggregator:
         """One batch of a store table, read and written in ONE short transaction:
         the new rows of one update are few, so reading them under the write
         lock costs less than a second transaction (and, in PostgreSQL, a second
-        connection check-out and commit)."""
+        round trip and commit)."""
+        with source_errors(self.spec, "update"), concurrent_update(self.spec.name):
+            return self._held.run(self._step_in)
+
+    def _step_in(self, conn: Connection) -> tuple[Checkpoint, Delta, dict[str, GroupState]] | None:
         spec = self.spec
-        with (
-            source_errors(spec, "update"),
-            concurrent_update(spec.name),
-            update_transaction(self.store.engine) as conn,
-        ):
-            # The checkpoint, the highest id and whether changes are logged,
-            # in one statement.
-            probes = triggered_probes(self.sql)
-            tuned = self.store.dialect == "postgresql"
-            if tuned:
-                probes += write_settings(conn)
-            found, probed = load_checkpoint_with(conn, spec.name, probes)
-            if found is None:
-                return None
-            delta = self._delta(conn, conn, found, probed=probed)
-            groups = self._groups_after(conn, conn, delta)
-            after = replace(delta.after, runs=found.runs + 1, updated_ns=self.clock.time_ns())
-            delta.changes.groups = groups
-            saved = save(
-                conn, self.store.dialect, spec.measures, found, after, delta.changes, tuned=tuned
-            )
+        # The checkpoint, the highest id and (PostgreSQL) the transaction's
+        # settings in one statement; with it, if this object wrote the
+        # checkpoint last, the changes and new rows past it: in PostgreSQL,
+        # one round trip.
+        probes = triggered_probes(self.sql)
+        tuned = self.store.dialect == "postgresql"
+        if tuned:
+            probes += write_settings(conn)
+        reads: list[tuple[str, dict[str, object]]] = [
+            (checkpoint_query(probes), {"name": spec.name})
+        ]
+        guess = self._saved
+        if guess is not None:
+            reads += prefetch_reads(self.sql, guess.last_id)
+        results = driver.rows_many(conn, reads)
+        found, probed = parse_checkpoint(spec.name, results[0])
+        if found is None:
+            return None
+        prefetch = None
+        if guess is not None and found.version == guess.version:
+            prefetch = Prefetch(guess.last_id, results[1], results[2])
+        delta = read_triggered(
+            conn, self.sql, found, now_ns=self.clock.time_ns(), probed=probed, prefetch=prefetch
+        )
+        groups = self._groups_after(conn, conn, delta)
+        after = replace(delta.after, runs=found.runs + 1, updated_ns=self.clock.time_ns())
+        delta.changes.groups = groups
+        saved = save(
+            conn, self.store.dialect, spec.measures, found, after, delta.changes, tuned=tuned
+        )
         return saved, delta, groups
 
     def _groups_after(self, src: Connection, st: Connection, delta: Delta) -> dict[str, GroupState]:
-        """The touched groups, deltas applied, extremes recomputed where one left."""
+        """The touched groups, deltas applied, extremes recomputed where one
+        left; and, in ``delta.changes``, their sketch deltas and folds."""
+        n_measures = len(self.spec.measures)
         touched = {key_json(c.key) for c, _ in delta.deltas} | set(delta.partial)
         groups = self._load_groups(st, touched, delta.after.version)
-        stale = apply_deltas(groups, delta.deltas, len(self.spec.measures))
-        merge_partial(groups, delta.partial, len(self.spec.measures))
+        changes = delta.changes
+        changed: dict[str, list[LogSketch]] = {}
+        stale = apply_deltas(groups, delta.deltas, n_measures, changed)
+        merge_partial(groups, delta.partial, n_measures)
         recompute_extremes(src, self.sql, delta.after.last_id, groups, stale)
+        if n_measures:
+            changes.sketch_deltas = sketch_deltas(changed, delta.partial)
+            changes.folded = choose_folds(groups, changes.sketch_deltas)
+            for key in changes.sketch_deltas:
+                groups[key].parts += 1
+            for key in changes.folded:
+                groups[key].parts = 0
         return groups
 
     def _load_groups(
         self, st: Connection, touched: set[str], version: int
     ) -> dict[str, GroupState]:
-        """The touched groups: copies of those this object wrote last, if the
-        checkpoint has not moved since, and the others from the store."""
+        """The touched groups: those this object wrote last, if the checkpoint
+        has not moved since, and the others from the store. The cached ones
+        are changed in place: the cache stays invalid until the write commits
+        (:meth:`_remember`), so a failed update leaves nothing behind."""
         if self._cache_version != version:
             self._cache = {}
         # Invalid until this update's write commits.
         self._cache_version = None
-        groups = {k: self._cache[k].copy() for k in touched if k in self._cache}
+        groups = {k: self._cache[k] for k in touched if k in self._cache}
         missing = touched - set(groups)
         if missing:
             groups.update(load_groups(st, self.spec.name, self.spec.measures, missing))
@@ -287,6 +325,7 @@ class Aggregator:
         if len(self._cache) > CACHE_GROUPS:
             self._cache = {}
         self._cache_version = saved.version
+        self._saved = saved
 
     def _refresh_due(self, cp: Checkpoint) -> bool:
         every = self.spec.refresh_every_s

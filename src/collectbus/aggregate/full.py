@@ -8,8 +8,7 @@ buckets are both grouped by the database: nothing per row comes back to Python.
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, text
@@ -19,6 +18,7 @@ from collectbus.aggregate.sql import AggregateSql
 from collectbus.aggregate.state import (
     GroupKey,
     GroupState,
+    NewRows,
     key_json,
     key_value,
     number,
@@ -87,18 +87,24 @@ def full_groups(
 
 def new_groups(
     conn: Connection, sql: AggregateSql, last_id: int, after_id: int
-) -> dict[str, GroupState]:
-    """The rows with ``after_id < id <= last_id`` as partial group states, to
-    merge: :func:`full_groups` of that range, read one row per group."""
+) -> dict[str, NewRows]:
+    """The rows with ``after_id < id <= last_id``, one row per group: what
+    :func:`full_groups` of that range gives, the sketch buckets left as the
+    database joined them (they are counted where they are merged)."""
+    params: dict[str, object] = {"hi": last_id, "lo": after_id}
+    return parse_new_groups(sql, _raw_rows(conn, sql, sql.packed_totals(), params))
+
+
+def parse_new_groups(sql: AggregateSql, rows: Iterable[Sequence[Any]]) -> dict[str, NewRows]:
+    """The rows of :meth:`~collectbus.aggregate.sql.AggregateSql.packed_totals`
+    as :func:`new_groups` gives them."""
     spec = sql.spec
     nk, nm = len(spec.keys), len(spec.measures)
-    groups: dict[str, GroupState] = {}
-    params: dict[str, object] = {"hi": last_id, "lo": after_id}
-    for row in _raw_rows(conn, sql, sql.packed_totals(), params):
+    groups: dict[str, NewRows] = {}
+    for row in rows:
         if not row[nk]:
             continue  # no row in the range (an aggregate without keys)
         group = GroupState.empty(nm)
-        groups[key_json(tuple(key_value(v) for v in row[:nk]))] = group
         group.count = int(row[nk])
         group.errors = int(row[nk + 1] or 0)
         for i, state in enumerate(group.measures):
@@ -106,9 +112,8 @@ def new_groups(
             if n:
                 state.n, state.sum = int(n), number(total) or 0
                 state.min, state.max = number(low), number(high)
-            codes = row[nk + 2 + 4 * nm + i]
-            if codes:
-                state.sketch.counts = dict(Counter(map(int, str(codes).split(","))))
+        codes = [str(c or "") for c in row[nk + 2 + 4 * nm :]]
+        groups[key_json(tuple(key_value(v) for v in row[:nk]))] = NewRows(group, codes)
     return groups
 
 

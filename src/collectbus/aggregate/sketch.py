@@ -22,10 +22,21 @@ gives ``(le, count)`` pairs of the buckets in use.
 from __future__ import annotations
 
 import base64
+import json
 import math
 import struct
 from array import array
 from collections.abc import Iterable, Iterator, Mapping
+
+try:  # Counter's own counting loop, in C
+    from collections import _count_elements  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - other Pythons
+
+    def _count_elements(mapping: dict[int, int], iterable: Iterable[int]) -> None:
+        get = mapping.get
+        for element in iterable:
+            mapping[element] = get(element, 0) + 1
+
 
 RELATIVE_ACCURACY = 0.01
 GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
@@ -90,6 +101,12 @@ def bucket_upper(code: int) -> float:
     return float(GAMMA ** (code // 2))
 
 
+def codes_text(codes: str) -> str:
+    """The stored form of a JSON array of codes, each counted once: new rows'
+    buckets as the database gave them, stored without counting them first."""
+    return "c:" + codes
+
+
 class LogSketch:
     """Counts per bucket code; add, remove and merge are exact."""
 
@@ -109,6 +126,12 @@ class LogSketch:
             self.counts[code] = total
         else:
             del self.counts[code]
+
+    def add_codes(self, codes: str) -> None:
+        """Count each code of a JSON array once: the form in which the
+        database hands over the buckets of new rows."""
+        if codes:
+            _count_elements(self.counts, json.loads(codes))
 
     def merge(self, other: LogSketch, sign: int = 1) -> None:
         """Add (``sign=1``) or subtract (``sign=-1``) another sketch's counts."""
@@ -159,8 +182,9 @@ class LogSketch:
         """A compact JSON string: a format tag, then the base64 of the
         little-endian codes followed by their counts, as int32 (``"j"``) when
         they fit, else int64 (``"k"``). The tag ends with ``:``, which no
-        base64 of the first encoding holds. A sketch can hold hundreds of buckets,
-        and an update re-encodes, and writes, every sketch it touched."""
+        base64 of the first encoding holds. :meth:`from_json` also reads
+        ``"c:"`` and a JSON array of codes, each counted once
+        (:func:`codes_text`)."""
         counts = self.counts
         n = len(counts)
         try:
@@ -174,6 +198,9 @@ class LogSketch:
     @classmethod
     def from_json(cls, data: str) -> LogSketch:
         new = cls()
+        if data[:2] == "c:":
+            new.add_codes(data[2:])
+            return new
         width = {"j:": 4, "k:": 8}.get(data[:2])
         if width is not None:
             raw = base64.b64decode(data[2:])

@@ -11,9 +11,9 @@ names the aggregate, the database and the table.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy import exc as sa_exc
@@ -22,6 +22,8 @@ from sqlalchemy.engine import make_url
 from collectbus.aggregate.spec import AggregateSpec
 from collectbus.errors import CollectBusError, CollectError
 from collectbus.store.dberrors import classify
+
+T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 CONNECT_TIMEOUT_S = 5
@@ -112,18 +114,53 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
-@contextmanager
-def update_transaction(engine: Engine) -> Iterator[Connection]:
-    """One transaction that reads a snapshot and then writes: ``BEGIN
-    IMMEDIATE`` in SQLite (no other writer meanwhile), ``REPEATABLE READ`` in
-    PostgreSQL (a concurrent write to the same rows fails the transaction)."""
-    with engine.connect() as conn:
-        if dialect_of(engine) == "postgresql":
-            conn = conn.execution_options(isolation_level="REPEATABLE READ")
-        else:
-            conn = conn.execution_options(collectbus_begin="IMMEDIATE")
-        with conn.begin():
-            yield conn
+class HeldConnection:
+    """One connection to the store kept between updates, for transactions that
+    read a snapshot and then write: ``BEGIN IMMEDIATE`` in SQLite (no other
+    writer meanwhile), ``REPEATABLE READ`` in PostgreSQL (a concurrent write to
+    the same rows fails the transaction).
+
+    An update every few seconds then skips the pool's check-out and return,
+    and in PostgreSQL the pre-ping round trip. A connection found broken
+    (the server restarted) is replaced and the transaction tried once more;
+    after any other failure it is closed, and the next transaction opens a
+    new one.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._conn: Connection | None = None
+
+    def _open(self) -> Connection:
+        conn = self.engine.connect()
+        if dialect_of(self.engine) == "postgresql":
+            return conn.execution_options(isolation_level="REPEATABLE READ")
+        return conn.execution_options(collectbus_begin="IMMEDIATE")
+
+    def run(self, work: Callable[[Connection], T]) -> T:
+        """``work(conn)`` in one transaction, committed if it returns."""
+        for attempt in (1, 2):
+            conn = self._conn if self._conn is not None else self._open()
+            self._conn = conn
+            try:
+                with conn.begin():
+                    return work(conn)
+            except sa_exc.DBAPIError as err:
+                self.close()
+                if not err.connection_invalidated or attempt == 2:
+                    raise
+            except BaseException:
+                self.close()
+                raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except sa_exc.SQLAlchemyError:
+                conn.invalidate()
 
 
 def check_source(engine: Engine, spec: AggregateSpec) -> None:

@@ -15,8 +15,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import lru_cache
+from typing import NamedTuple
 
-from collectbus.aggregate.sketch import LogSketch
+from collectbus.aggregate.sketch import LogSketch, codes_text
 
 Number = int | float
 KeyValue = str | int | float | None
@@ -43,9 +45,9 @@ def key_value(value: object) -> KeyValue:
     return str(value)
 
 
-@dataclass(frozen=True, slots=True)
-class Contribution:
-    """What one row adds to its group."""
+class Contribution(NamedTuple):
+    """What one row adds to its group (a tuple: an update makes one per
+    changed row, twice)."""
 
     key: GroupKey
     error: int
@@ -65,17 +67,28 @@ class Contribution:
 
 def contribution(row: Sequence[object], n_keys: int, n_measures: int) -> Contribution | None:
     """The contribution of ``[pass, keys..., error, value, bucket, ...]``, or None
-    when the row does not pass the filters."""
+    when the row does not pass the filters. (Plain ``str``, ``int`` and
+    ``float`` values, the usual ones, skip the conversions.)"""
     if not row[0]:
         return None
-    key = tuple(key_value(v) for v in row[1 : 1 + n_keys])
-    error = int(number(row[1 + n_keys]) or 0)
+    keys = row[1 : 1 + n_keys]
+    if all(type(v) is str for v in keys):
+        key: GroupKey = tuple(keys)  # type: ignore[arg-type]
+    else:
+        key = tuple(key_value(v) for v in keys)
+    flag = row[1 + n_keys]
+    error = flag if type(flag) is int else int(number(flag) or 0)
     values: list[tuple[Number, int] | None] = []
     base = 2 + n_keys
     for i in range(n_measures):
-        v = number(row[base + 2 * i])
+        v = row[base + 2 * i]
         code = row[base + 2 * i + 1]
-        values.append(None if v is None or code is None else (v, int(str(code))))
+        if v is None or code is None:
+            values.append(None)
+            continue
+        if type(v) is not int and type(v) is not float:
+            v = number(v)
+        values.append((v, code if type(code) is int else int(str(code))))  # type: ignore[arg-type]
     return Contribution(key, error, tuple(values))
 
 
@@ -131,23 +144,16 @@ class MeasureState:
         )
 
     def to_json(self) -> dict[str, object]:
-        return {
-            "n": self.n,
-            "sum": self.sum,
-            "min": self.min,
-            "max": self.max,
-            "sketch": self.sketch.to_json(),
-        }
+        """n, sum, min and max; the sketch is stored apart (:func:`sketches_text`)."""
+        return {"n": self.n, "sum": self.sum, "min": self.min, "max": self.max}
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> MeasureState:
-        sketch = data.get("sketch")
         return cls(
             n=int(str(data["n"])),
             sum=number(data["sum"]) or 0,
             min=number(data["min"]),
             max=number(data["max"]),
-            sketch=LogSketch.from_json(sketch if isinstance(sketch, str) else ""),
         )
 
 
@@ -166,6 +172,9 @@ class GroupState:
     count: int = 0
     errors: int = 0
     measures: list[MeasureState] = field(default_factory=list)
+    #: How many delta rows its sketches have in the store, past the base row
+    #: (:mod:`~collectbus.aggregate.checkpoint`); not part of the totals.
+    parts: int = 0
 
     @classmethod
     def empty(cls, n_measures: int) -> GroupState:
@@ -195,6 +204,7 @@ class GroupState:
             measures=[
                 MeasureState(m.n, m.sum, m.min, m.max, m.sketch.copy()) for m in self.measures
             ],
+            parts=self.parts,
         )
 
     def same(self, other: GroupState) -> bool:
@@ -206,17 +216,20 @@ class GroupState:
         )
 
     def measures_json(self, names: Sequence[str]) -> str:
-        """The measures as a JSON object by name; what ``json.dumps`` of each
-        :meth:`MeasureState.to_json` gives, without rescanning the sketches'
-        base64 for characters to escape (base64 has none)."""
+        """The measures as a JSON object by name: what ``json.dumps`` of each
+        :meth:`MeasureState.to_json` gives, formatted from one ``json.dumps``
+        of the numbers (an update writes this for every group it touched)."""
         parts = []
         for name, m in zip(names, self.measures, strict=True):
-            nums = json.dumps([m.n, m.sum, m.min, m.max])[1:-1].split(", ")
+            n, total, low, high = json.dumps([m.n, m.sum, m.min, m.max])[1:-1].split(", ")
             parts.append(
-                f'{json.dumps(name)}: {{"n": {nums[0]}, "sum": {nums[1]}, "min": {nums[2]},'
-                f' "max": {nums[3]}, "sketch": "{m.sketch.to_json()}"}}'
+                f'{_name_json(name)}: {{"n": {n}, "sum": {total}, "min": {low}, "max": {high}}}'
             )
         return "{" + ", ".join(parts) + "}"
+
+    def sketches_text(self) -> str:
+        """Every measure's sketch, in measure order (see :func:`sketches_text`)."""
+        return sketches_text([m.sketch for m in self.measures])
 
     @classmethod
     def from_row(cls, count: int, errors: int, measures: str, names: Sequence[str]) -> GroupState:
@@ -228,6 +241,26 @@ class GroupState:
                 MeasureState.from_json(data[n]) if n in data else MeasureState() for n in names
             ],
         )
+
+
+#: Between the sketches of a group's measures in one stored text: neither
+#: base64 nor a JSON array of integers holds it.
+SKETCH_SEPARATOR = "|"
+
+
+@lru_cache(maxsize=1024)
+def _name_json(name: str) -> str:
+    return json.dumps(name)
+
+
+def sketches_text(sketches: Sequence[LogSketch]) -> str:
+    """Sketches, one per measure, as one text: each :meth:`LogSketch.to_json`,
+    joined by :data:`SKETCH_SEPARATOR` (which no encoding holds)."""
+    return SKETCH_SEPARATOR.join(s.to_json() for s in sketches)
+
+
+def sketches_from_text(text: str) -> list[LogSketch]:
+    return [LogSketch.from_json(part) for part in text.split(SKETCH_SEPARATOR)]
 
 
 _KEY_JSON: dict[GroupKey, str] = {}
@@ -256,8 +289,10 @@ def apply_deltas(
     groups: dict[str, GroupState],
     deltas: list[tuple[Contribution, int]],
     n_measures: int,
+    changed: dict[str, list[LogSketch]] | None = None,
 ) -> list[tuple[str, GroupKey, int]]:
-    """Apply −/+ contributions; the (group, key, measure) whose extreme left."""
+    """Apply −/+ contributions; the (group, key, measure) whose extreme left.
+    ``changed`` gets, per group, what they changed in its sketches."""
     stale: dict[tuple[str, int], GroupKey] = {}
     for contrib, sign in deltas:
         gkey = key_json(contrib.key)
@@ -266,18 +301,60 @@ def apply_deltas(
             group = groups[gkey] = GroupState.empty(n_measures)
         for index in group.apply(contrib, sign):
             stale[(gkey, index)] = contrib.key
+        if changed is not None:
+            sketches = changed.get(gkey)
+            if sketches is None:
+                sketches = changed[gkey] = [LogSketch() for _ in range(n_measures)]
+            for sketch, value in zip(sketches, contrib.values, strict=True):
+                if value is not None:
+                    sketch.add(value[1], sign)
     return [(g, key, i) for (g, i), key in stale.items()]
 
 
+@dataclass(slots=True)
+class NewRows:
+    """New rows of one group, aggregated by the database."""
+
+    #: Their count, errors, and n, sum, min and max of each measure (the
+    #: sketches are empty).
+    totals: GroupState
+    #: Per measure, the bucket codes of their values: a JSON array's text.
+    codes: list[str]
+
+
 def merge_partial(
-    groups: dict[str, GroupState], partial: dict[str, GroupState], n_measures: int
+    groups: dict[str, GroupState], partial: dict[str, NewRows], n_measures: int
 ) -> None:
-    """Merge partial states (new rows, grouped by the database) into ``groups``."""
+    """Merge new rows, grouped by the database, into ``groups``."""
     for key, part in partial.items():
         group = groups.get(key)
         if group is None:
             group = groups[key] = GroupState.empty(n_measures)
-        group.merge(part)
+        group.merge(part.totals)
+        for state, codes in zip(group.measures, part.codes, strict=True):
+            state.sketch.add_codes(codes)
+
+
+def sketch_deltas(
+    changed: dict[str, list[LogSketch]], partial: dict[str, NewRows]
+) -> dict[str, str]:
+    """The delta row an update appends for each group whose sketches change:
+    what its −/+ contributions changed (``changed``, from :func:`apply_deltas`)
+    and its new rows add, as :func:`sketches_text`. New rows alone are stored
+    as their codes (:func:`codes_text`), uncounted."""
+    out: dict[str, str] = {}
+    for gkey, part in partial.items():
+        sketches = changed.get(gkey)
+        if sketches is None:
+            if any(c and c != "[]" for c in part.codes):
+                out[gkey] = SKETCH_SEPARATOR.join(codes_text(c) for c in part.codes)
+            continue
+        for sketch, codes in zip(sketches, part.codes, strict=True):
+            sketch.add_codes(codes)
+    for gkey, sketches in changed.items():
+        if any(s.counts for s in sketches):
+            out[gkey] = sketches_text(sketches)
+    return out
 
 
 def same_group(a: GroupState | None, b: GroupState | None) -> bool:

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from collectbus.aggregate.checkpoint import load_groups
 from collectbus.aggregate.sketch import LogSketch
-from collectbus.aggregate.state import GroupState, KeyValue, Number, key_from_json
+from collectbus.aggregate.state import KeyValue, Number, key_from_json
 from collectbus.store import Store
-from collectbus.store.schema import aggregates, checkpoints
+from collectbus.store.schema import checkpoints
 
 #: The quantiles every measure reports.
 QUANTILES = (0.5, 0.95, 0.99)
@@ -85,15 +86,9 @@ def read_aggregates(store: Store, names: list[str] | None = None) -> list[Aggreg
             spec = json.loads(head["spec"])
             keys = tuple(spec.get("keys", ()))
             measures = tuple(spec.get("measures", ()))
-            c = aggregates.c
-            rows = conn.execute(
-                select(c.group_key, c.count, c.errors, c.measures)
-                .where(c.name == head["name"])
-                .order_by(c.group_key)
-            ).all()
             groups = []
-            for key, count, errors, data in rows:
-                state = GroupState.from_row(count, errors, data, measures)
+            stored = load_groups(conn, head["name"], measures)
+            for key, state in sorted(stored.items()):
                 groups.append(
                     GroupView(
                         keys=dict(zip(keys, key_from_json(key), strict=True)),

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Connection, text
 
 from collectbus.aggregate import AggregateSpec, Aggregator
+from collectbus.aggregate import checkpoint as checkpoint_module
 from collectbus.aggregate import engine as engine_module
 from collectbus.store import Store
 from collectbus.store import open as open_store
@@ -111,11 +112,25 @@ def _row_ids(store: Store) -> list[int]:
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(steps=ops, batch_rows=st.sampled_from([2, 1000]), filtered=st.booleans())
+@given(
+    steps=ops,
+    batch_rows=st.sampled_from([2, 1000]),
+    filtered=st.booleans(),
+    fold_at=st.sampled_from([1, 3, checkpoint_module.FOLD_AT]),
+)
 def test_incremental_equals_full_group_by(
-    store: Store, steps: list[Op], batch_rows: int, filtered: bool, monkeypatch: pytest.MonkeyPatch
+    store: Store,
+    steps: list[Op],
+    batch_rows: int,
+    filtered: bool,
+    fold_at: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """``fold_at``: sketches folded by nearly every update, every few, or as
+    configured (deltas pile up over a whole example)."""
     spec = _calls_spec(batch_rows, filtered)
+    monkeypatch.setattr(checkpoint_module, "FOLD_AT", fold_at)
+    monkeypatch.setattr(checkpoint_module, "MAX_PARTS", fold_at * 2)
     with store.engine.begin() as conn:
         conn.execute(text("DELETE FROM calls"))
     agg = Aggregator(store, spec)

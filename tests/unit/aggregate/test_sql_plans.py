@@ -47,16 +47,13 @@ def plan(conn: sqlite3.Connection, query: str, params: dict[str, object]) -> str
     return " | ".join(str(r[-1]) for r in rows)
 
 
-def _named(query: str) -> str:
-    return query.replace(":ids", "(:a, :b)")
-
-
 @pytest.mark.parametrize(
     ("query", "params", "uses"),
     [
         (SQL.max_id(), {}, "agent_invocations"),
         (SQL.rows_between(), {"lo": 100, "hi": 1100}, "INTEGER PRIMARY KEY (rowid>? AND rowid<?)"),
-        (_named(SQL.rows_by_id()), {"a": 1, "b": 2}, "INTEGER PRIMARY KEY (rowid=?)"),
+        (SQL.changes_with_rows(), {"name": "agents"}, "INTEGER PRIMARY KEY (rowid=?)"),
+        (SQL.changes_with_rows(), {"name": "agents"}, "ix_aggregate_changes_name_seq"),
         (SQL.rows_updated(), {"mark": 1900, "hi": 1000}, "ix_agent_invocations_updated_at"),
         (SQL.count_between(), {"lo": 1, "hi": 9}, "INTEGER PRIMARY KEY (rowid>? AND rowid<?)"),
         (
