@@ -7,12 +7,14 @@ changed. A crash before the commit leaves everything as it was, so no row is
 lost or counted twice.
 
 A group's sketches hold hundreds of buckets, while one update changes a few
-dozen of them. So the sketches are stored apart from the totals
-(``aggregate_sketches``): a base row, plus one small delta row per update
-that touched the group. A group is *folded* (its full sketches written as the
-new base, its deltas deleted) when the engine decides, a few groups per update
+dozen of them. So a group is stored as rows (``aggregate_parts``): a base row
+with the full sketches, and one row per update that touched it since, with the
+group's totals after that update and what it changed in the sketches: an
+update inserts one small row per group and rewrites nothing. A group is
+*folded* (one base row written, the others deleted) a few groups per update
 (:data:`FOLD_AT`, :data:`MAX_PARTS`), so that no update rewrites every sketch
-and no group piles up deltas. Readers add a group's rows up.
+and no group piles up rows. Readers take the newest row's totals and add the
+sketches up.
 
 The checkpoint carries a ``version``. A write only succeeds if the version is
 the one the update read, so two updaters of the same aggregate cannot both
@@ -32,26 +34,29 @@ from sqlalchemy import Connection, bindparam, delete, insert, select
 from sqlalchemy.exc import DBAPIError
 
 import collectbus.aggregate.driver as driver
+from collectbus.aggregate.sketch import LogSketch
 from collectbus.aggregate.state import (
     Contribution,
     GroupState,
     key_json,
     sketches_from_text,
+    sketches_text,
 )
 from collectbus.errors import StoreError
 from collectbus.store.schema import (
     aggregate_changes,
     aggregate_ledger,
-    aggregate_sketches,
-    aggregates,
+    aggregate_parts,
     checkpoints,
 )
 
 #: Rows per statement for IN lists and bulk writes.
 CHUNK = 500
-#: A group with this many delta rows may be folded by an update that touches it.
+#: A group with this many rows past its base may be folded by an update that
+#: touches it.
 FOLD_AT = 16
-#: A group with this many delta rows is folded by the next update touching it.
+#: A group with this many rows past its base is folded by the next update
+#: touching it.
 MAX_PARTS = 64
 #: At most this many groups are folded by one update (below MAX_PARTS).
 FOLDS_PER_UPDATE = 2
@@ -100,11 +105,11 @@ class Changes:
     ledger_drop: list[int] = field(default_factory=list)
     #: Drop ledger rows with an id at or below this (closed rows).
     ledger_prune_below: int | None = None
-    #: Per group, what this update changed in its sketches: the text of a
-    #: delta row (:func:`~collectbus.aggregate.state.sketch_deltas`).
+    #: Per group, what this update changed in its sketches, as stored
+    #: (:func:`~collectbus.aggregate.state.sketch_deltas`); none: unchanged.
     sketch_deltas: dict[str, str] = field(default_factory=dict)
-    #: Groups whose full sketches become their base (every group with
-    #: ``replace_all``); their delta rows are deleted.
+    #: Groups written as one base row, their other rows deleted (every group
+    #: with ``replace_all``).
     folded: set[str] = field(default_factory=set)
 
 
@@ -118,18 +123,12 @@ _MOVE_CHECKPOINT = (
     " updated_ns = :updated_ns, refreshed_ns = :refreshed_ns"
     " WHERE name = :name AND version = :before"
 )
-_UPSERT_GROUP = (
-    'INSERT INTO aggregates (name, group_key, "count", errors, measures)'
-    " VALUES (:name, :group_key, :count, :errors, :measures)"
-    ' ON CONFLICT (name, group_key) DO UPDATE SET "count" = excluded."count",'
-    " errors = excluded.errors, measures = excluded.measures"
+_INSERT_PART = (
+    'INSERT INTO aggregate_parts (name, group_key, part, "count", errors, measures, sketches)'
+    " VALUES (:name, :group_key, :part, :count, :errors, :measures, :sketches)"
 )
+_DROP_PARTS = "DELETE FROM aggregate_parts WHERE name = :name AND group_key = :group_key"
 _LOAD_CHANGES = "SELECT seq, row_id, old FROM aggregate_changes WHERE name = :name ORDER BY seq"
-_INSERT_SKETCHES = (
-    "INSERT INTO aggregate_sketches (name, group_key, part, sketches)"
-    " VALUES (:name, :group_key, :part, :sketches)"
-)
-_DROP_SKETCHES = "DELETE FROM aggregate_sketches WHERE name = :name AND group_key = :group_key"
 
 
 @contextmanager
@@ -206,30 +205,41 @@ def load_groups(
     conn: Connection, name: str, measures: Sequence[str], keys: Iterable[str] | None = None
 ) -> dict[str, GroupState]:
     """The stored groups of an aggregate: all of them, or those with the given
-    keys; each group's sketches are its base and delta rows added up."""
-    c, k = aggregates.c, aggregate_sketches.c
-    base = select(c.group_key, c.count, c.errors, c.measures).where(c.name == name)
-    parts = select(k.group_key, k.part, k.sketches).where(k.name == name)
+    keys. A group's totals are its newest row's; its sketches, the sum of
+    its rows'."""
+    c = aggregate_parts.c
+    query = (
+        select(c.group_key, c.part, c.count, c.errors, c.measures, c.sketches)
+        .where(c.name == name)
+        .order_by(c.group_key, c.part)
+    )
     if keys is None:
-        rows = list(conn.execute(base))
-        sketch_rows = list(conn.execute(parts))
+        rows = list(conn.execute(query))
     else:
         wanted = list(keys)
-        rows, sketch_rows = [], []
-        base = base.where(c.group_key.in_(bindparam("keys", expanding=True)))
-        parts = parts.where(k.group_key.in_(bindparam("keys", expanding=True)))
+        rows = []
+        query = query.where(c.group_key.in_(bindparam("keys", expanding=True)))
         for i in range(0, len(wanted), CHUNK):
-            rows += conn.execute(base, {"keys": wanted[i : i + CHUNK]}).all()
-            sketch_rows += conn.execute(parts, {"keys": wanted[i : i + CHUNK]}).all()
-    groups = {r[0]: GroupState.from_row(r[1], r[2], r[3], measures) for r in rows}
-    for key, part, text in sketch_rows:
-        group = groups.get(key)
-        if group is None:
-            continue
-        for state, sketch in zip(group.measures, sketches_from_text(text), strict=True):
-            state.sketch.merge(sketch)
-        if part:
-            group.parts += 1
+            rows += conn.execute(query, {"keys": wanted[i : i + CHUNK]}).all()
+    newest: dict[str, Sequence[Any]] = {}
+    sketches: dict[str, list[LogSketch]] = {}
+    parts: dict[str, int] = {}
+    for row in rows:
+        key = row[0]
+        newest[key] = row
+        found = sketches_from_text(row[5])
+        if key in sketches:
+            for mine, part in zip(sketches[key], found, strict=True):
+                mine.merge(part)
+        else:
+            sketches[key] = found
+        parts[key] = parts.get(key, 0) + (1 if row[1] else 0)
+    groups: dict[str, GroupState] = {}
+    for key, last in newest.items():
+        group = groups[key] = GroupState.from_row(last[2], last[3], last[4], measures)
+        group.parts = parts[key]
+        for state, sketch in zip(group.measures, sketches[key], strict=True):
+            state.sketch = sketch
     return groups
 
 
@@ -270,47 +280,41 @@ def load_ledger(
     return out
 
 
-def _group_rows(
-    name: str, measures: Sequence[str], groups: Mapping[str, GroupState]
-) -> list[dict[str, object]]:
-    return [
-        {"name": name, "group_key": k, "count": g.count, "errors": g.errors,
-         "measures": g.measures_json(measures)}
-        for k, g in groups.items()
-        if g.count > 0
-    ]  # fmt: skip
-
-
 def _delete_groups(conn: Connection, name: str, groups: Mapping[str, GroupState]) -> None:
-    c, k = aggregates.c, aggregate_sketches.c
+    c = aggregate_parts.c
     gone = [key for key, g in groups.items() if g.count <= 0]
     for i in range(0, len(gone), CHUNK):
-        chunk = gone[i : i + CHUNK]
-        conn.execute(delete(aggregates).where(c.name == name, c.group_key.in_(chunk)))
-        conn.execute(delete(aggregate_sketches).where(k.name == name, k.group_key.in_(chunk)))
+        conn.execute(
+            delete(aggregate_parts).where(c.name == name, c.group_key.in_(gone[i : i + CHUNK]))
+        )
 
 
-def _sketch_statements(
-    name: str, version: int, changes: Changes
+def _part_statements(
+    name: str, measures: Sequence[str], version: int, changes: Changes
 ) -> list[tuple[str, Sequence[Mapping[str, object]]]]:
-    """Folded groups get their full sketches as the base (their deltas
-    deleted); the other touched groups, a delta row numbered ``version``."""
+    """Each live group an update changed gets a row: folded groups, a base
+    row (part 0) with their full sketches, after their rows are deleted; the
+    others, a row numbered ``version`` with what changed in their sketches."""
     groups = changes.groups
     folded = set(groups) if changes.replace_all else changes.folded
-    live = [k for k in folded if k in groups and groups[k].count > 0]
-    bases = [
-        {"name": name, "group_key": k, "part": 0, "sketches": groups[k].sketches_text()}
-        for k in live
-    ]
-    deltas = [
-        {"name": name, "group_key": k, "part": version, "sketches": body}
-        for k, body in changes.sketch_deltas.items()
-        if k not in folded and k in groups and groups[k].count > 0
-    ]
-    statements: list[tuple[str, Sequence[Mapping[str, object]]]] = []
-    if live and not changes.replace_all:
-        statements.append((_DROP_SKETCHES, [{"name": name, "group_key": k} for k in live]))
-    return [*statements, (_INSERT_SKETCHES, bases), (_INSERT_SKETCHES, deltas)]
+    rows: list[dict[str, object]] = []
+    drops: list[dict[str, object]] = []
+    unchanged = sketches_text([LogSketch() for _ in measures])
+    for key, group in groups.items():
+        if group.count <= 0:
+            continue
+        if key in folded:
+            part, body = 0, group.sketches_text()
+            if not changes.replace_all:
+                drops.append({"name": name, "group_key": key})
+        else:
+            part, body = version, changes.sketch_deltas.get(key, unchanged)
+        rows.append(
+            {"name": name, "group_key": key, "part": part, "count": group.count,
+             "errors": group.errors, "measures": group.measures_json(measures),
+             "sketches": body}
+        )  # fmt: skip
+    return [(_DROP_PARTS, drops), (_INSERT_PART, rows)]
 
 
 _LZ4: dict[str, bool] = {}
@@ -387,17 +391,14 @@ def save(
             raise CheckpointConflict(f"aggregate {name}: updated by another process meanwhile")
         conn.execute(insert(checkpoints).values(name=name, **values))
     if changes.replace_all:
-        conn.execute(delete(aggregates).where(aggregates.c.name == name))
-        conn.execute(delete(aggregate_sketches).where(aggregate_sketches.c.name == name))
+        conn.execute(delete(aggregate_parts).where(aggregate_parts.c.name == name))
     _delete_groups(conn, name, changes.groups)
-    # The checkpoint's move, the totals, the sketches and the consumed
-    # changes: one round trip in PostgreSQL.
+    # The checkpoint's move, the groups' rows and the consumed changes: one
+    # round trip in PostgreSQL.
     statements: list[tuple[str, Sequence[Mapping[str, object]]]] = []
     if before is not None:
         statements.append((_MOVE_CHECKPOINT, [{**values, "name": name, "before": before.version}]))
-    statements.append((_UPSERT_GROUP, _group_rows(name, measures, changes.groups)))
-    if measures:
-        statements += _sketch_statements(name, saved.version, changes)
+    statements += _part_statements(name, measures, saved.version, changes)
     for i in range(0, len(changes.consumed), CHUNK):
         # Sequence numbers read from the database: written in, not bound.
         listed = ", ".join(str(int(seq)) for seq in changes.consumed[i : i + CHUNK])
@@ -433,8 +434,7 @@ def _write_ledger(
 
 def forget(conn: Connection, name: str) -> None:
     """Delete every trace of an aggregate: totals, checkpoint, changes, ledger."""
-    conn.execute(delete(aggregates).where(aggregates.c.name == name))
-    conn.execute(delete(aggregate_sketches).where(aggregate_sketches.c.name == name))
+    conn.execute(delete(aggregate_parts).where(aggregate_parts.c.name == name))
     conn.execute(delete(checkpoints).where(checkpoints.c.name == name))
     conn.execute(delete(aggregate_changes).where(aggregate_changes.c.name == name))
     conn.execute(delete(aggregate_ledger).where(aggregate_ledger.c.name == name))

@@ -260,7 +260,8 @@ def sketches_text(sketches: Sequence[LogSketch]) -> str:
 
 
 def sketches_from_text(text: str) -> list[LogSketch]:
-    return [LogSketch.from_json(part) for part in text.split(SKETCH_SEPARATOR)]
+    """The sketches of :func:`sketches_text` (none for an empty text)."""
+    return [LogSketch.from_json(part) for part in text.split(SKETCH_SEPARATOR)] if text else []
 
 
 _KEY_JSON: dict[GroupKey, str] = {}

@@ -355,10 +355,10 @@ system_snapshots = Table(
 )
 
 # Incremental aggregates (collectbus.aggregate): one checkpoint per aggregate,
-# written in the same transaction as its totals; one row per group; its
-# sketches as a base row and the deltas appended since; the old values of
-# edited or deleted source rows, logged by triggers; and, for sources that
-# cannot have triggers, what each still-open row contributed.
+# written in the same transaction as its totals; per group, a base row and a
+# row appended by each update since; the old values of edited or deleted
+# source rows, logged by triggers; and, for sources that cannot have
+# triggers, what each still-open row contributed.
 checkpoints = Table(
     "checkpoints",
     metadata,
@@ -373,24 +373,19 @@ checkpoints = Table(
     Column("refreshed_ns", BigInteger, nullable=True),
 )
 
-aggregates = Table(
-    "aggregates",
+aggregate_parts = Table(
+    "aggregate_parts",
     metadata,
     Column("name", Text, primary_key=True),
     Column("group_key", Text, primary_key=True),  # JSON array of the key values
+    # 0: the base, holding the full sketches; above it, the checkpoint version
+    # of the update that appended this row, holding what it changed in them.
+    # A group's sketches are the sum of its rows; its totals, those of its
+    # newest row.
+    Column("part", BigInteger, primary_key=True),
     Column("count", BigInteger, nullable=False),
     Column("errors", BigInteger, nullable=False),
     Column("measures", Text, nullable=False),  # JSON: n, sum, min, max per measure
-)
-
-aggregate_sketches = Table(
-    "aggregate_sketches",
-    metadata,
-    Column("name", Text, primary_key=True),
-    Column("group_key", Text, primary_key=True),
-    # 0: the base; above it, the checkpoint version of the update that
-    # appended this delta. A group's sketches are the sum of its rows.
-    Column("part", BigInteger, primary_key=True),
     Column("sketches", Text, nullable=False),  # one encoded sketch per measure
 )
 

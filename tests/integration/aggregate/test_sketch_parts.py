@@ -1,6 +1,7 @@
-"""Sketches stored as a base row plus deltas: each update appends small delta
-rows, folds a few groups, and the sum of the rows is the sketch; migration 0007
-moves stored sketches into base rows and back. SQLite and PostgreSQL."""
+"""Groups stored as a base row plus a row per update: each update appends a
+small row per group it touched and folds a few groups; the newest row holds
+the totals and the sum of the rows is the sketch; migration 0007 turns the
+former one-row-per-group table into base rows and back. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def _rows(store: Store) -> dict[str, dict[int, str]]:
     out: dict[str, dict[int, str]] = {}
     with store.engine.connect() as conn:
         for key, part, body in conn.execute(
-            text("SELECT group_key, part, sketches FROM aggregate_sketches WHERE name = :n"),
+            text("SELECT group_key, part, sketches FROM aggregate_parts WHERE name = :n"),
             {"n": SPEC.name},
         ):
             out.setdefault(key, {})[int(part)] = body

@@ -78,7 +78,8 @@ def plan(conn: sqlite3.Connection, query: str, params: dict[str, object]) -> str
             "(name=? AND row_id>?)",
         ),
         (
-            "SELECT count, measures FROM aggregates WHERE name = :n AND group_key IN ('[\"a\"]')",
+            "SELECT part, measures, sketches FROM aggregate_parts WHERE name = :n"
+            " AND group_key IN ('[\"a\"]') ORDER BY group_key, part",
             {"n": "agents"},
             "(name=? AND group_key=?)",
         ),
