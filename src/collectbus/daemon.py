@@ -25,6 +25,7 @@ from collectbus.bus import CollectionBus, Result
 from collectbus.clock import NS_PER_S, Clock, SystemClock
 from collectbus.collectors.base import Collector
 from collectbus.collectors.host.filters import FilterConfig
+from collectbus.collectors.run import CommandRunner
 from collectbus.collectors.slurm.collector import settings_from_config
 from collectbus.config import Config, PbsConfig, SlurmConfig, database_url
 from collectbus.errors import StoreError
@@ -189,7 +190,10 @@ class Scheduled:
 
 
 def scheduler_collectors(
-    config: Config, *, entities: Collection[str] | None = None
+    config: Config,
+    *,
+    entities: Collection[str] | None = None,
+    runner: CommandRunner | None = None,
 ) -> list[Scheduled]:
     """The PBS and Slurm collectors of the enabled ``[collectors.pbs]`` and
     ``[collectors.slurm]`` sections, one per entity of their ``intervals``
@@ -197,7 +201,9 @@ def scheduler_collectors(
 
     Each bus timeout is past the commands' own deadlines, so that their
     clearer error wins: a PBS collection runs one command, a Slurm jobs
-    collection up to :data:`SLURM_COMMANDS`.
+    collection up to :data:`SLURM_COMMANDS`. The collectors run their
+    commands through ``runner`` if given (e.g. one with its own environment),
+    else each through a local runner with the section's timeout.
     """
     pbs, slurm = config.collectors.pbs, config.collectors.slurm
     sections: list[tuple[str, PbsConfig | SlurmConfig, Callable[[str], Collector], float]] = []
@@ -207,7 +213,7 @@ def scheduler_collectors(
             (
                 "pbs",
                 pbs,
-                lambda name: load_collector(name)(**options),
+                lambda name: load_collector(name)(**options, runner=runner),
                 pbs.timeout + PBS_TIMEOUT_MARGIN_S,
             )
         )
@@ -217,7 +223,7 @@ def scheduler_collectors(
             (
                 "slurm",
                 slurm,
-                lambda name: load_collector(name)(settings),
+                lambda name: load_collector(name)(settings, runner=runner),
                 slurm.timeout * SLURM_COMMANDS + PBS_TIMEOUT_MARGIN_S,
             )
         )

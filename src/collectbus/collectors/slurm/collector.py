@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from typing import Literal
 
-from collectbus.collectors.base import CollectContext, Collector
+from collectbus.collectors.base import CollectContext
 from collectbus.collectors.run import CommandResult, CommandRunner, LocalRunner, ssh_argv
 from collectbus.collectors.slurm.filters import filter_jobs
 from collectbus.collectors.slurm.parse import (
@@ -58,7 +58,6 @@ __all__ = [
     "SlurmNodesCollector",
     "SlurmPartitionsCollector",
     "SlurmSettings",
-    "collectors_from_config",
     "settings_from_config",
 ]
 
@@ -111,22 +110,6 @@ def settings_from_config(config: SlurmConfig) -> SlurmSettings:
         users=tuple(config.users),
         states=tuple(config.states),
     )
-
-
-def collectors_from_config(
-    config: SlurmConfig, *, runner: CommandRunner | None = None
-) -> list[tuple[Collector, float]]:
-    """The three collectors of ``[collectors.slurm]``, each with its interval in seconds.
-
-    The jobs collector may run four commands (squeue, sacct twice and, once,
-    scontrol), so give it a bus timeout of a few command timeouts.
-    """
-    settings = settings_from_config(config)
-    return [
-        (SlurmJobsCollector(settings, runner=runner), config.intervals.jobs),
-        (SlurmNodesCollector(settings, runner=runner), config.intervals.nodes),
-        (SlurmPartitionsCollector(settings, runner=runner), config.intervals.partitions),
-    ]
 
 
 class _SlurmCommands:

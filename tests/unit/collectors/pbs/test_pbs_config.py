@@ -14,8 +14,9 @@ from collectbus.collectors.pbs.collector import (
     PbsQueuesCollector,
     PbsServerCollector,
 )
+from collectbus.collectors.run import LocalRunner
 from collectbus.config import load_config
-from collectbus.daemon import Pipeline
+from collectbus.daemon import Pipeline, scheduler_collectors
 from collectbus.errors import ConfigError
 from collectbus.store import open as open_store
 
@@ -99,3 +100,13 @@ def test_the_pipeline_puts_each_entity_on_the_bus_at_its_interval(tmp_path: Path
         assert health["pbs-jobs"].tier == "inventory"
     finally:
         pipeline.stop()
+
+
+def test_the_collectors_run_their_commands_through_a_given_runner(tmp_path: Path) -> None:
+    config = _load(tmp_path, '[collectors.pbs]\nenabled = true\ntimeout = "20s"\n')
+    runner = LocalRunner(timeout=5.0)
+    given = scheduler_collectors(config, runner=runner)  # type: ignore[arg-type]
+    assert [getattr(e.collector, "runner", None) for e in given] == [runner] * 4
+    default = scheduler_collectors(config)  # type: ignore[arg-type]
+    runners = [getattr(e.collector, "runner", None) for e in default]
+    assert all(isinstance(r, LocalRunner) and r.timeout == 20.0 for r in runners)

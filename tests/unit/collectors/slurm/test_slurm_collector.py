@@ -20,9 +20,9 @@ from collectbus.collectors.slurm.collector import (
     SlurmNodesCollector,
     SlurmPartitionsCollector,
     SlurmSettings,
-    collectors_from_config,
 )
 from collectbus.config import load_config
+from collectbus.daemon import PBS_TIMEOUT_MARGIN_S, SLURM_COMMANDS, scheduler_collectors
 from collectbus.errors import CollectError, CommandFailed, CommandTimeout, ConfigError, ParseError
 from collectbus.records import JobRecord, NodeRecord, QueueRecord, SystemRecord
 
@@ -287,24 +287,41 @@ def test_missing_binaries_folder(ctx: CollectContext) -> None:
         collector.collect(ctx)
 
 
-def test_config_section(tmp_path: Path) -> None:
+def test_config_section(tmp_path: Path, ctx: CollectContext) -> None:
     assert load_config(env={}).collectors.slurm.enabled is False
+    assert scheduler_collectors(load_config(env={})) == []
     path = tmp_path / "collectbus.toml"
     path.write_text(
-        '[collectors.slurm]\nenabled = true\ncluster = "hpc"\nbin_dir = "/opt/slurm/bin"\n'
+        f'[collectors.slurm]\nenabled = true\ncluster = "hpc"\nbin_dir = "{FAKES}"\n'
         'timeout = "10s"\naccounting = "jobcomp"\nusers = ["alice"]\n'
         '[collectors.slurm.intervals]\njobs = "30s"\n'
     )
-    slurm = load_config(path, env={}).collectors.slurm
-    built = collectors_from_config(slurm)
-    assert [(c.name, interval) for c, interval in built] == [
-        ("slurm-jobs", 30.0),
-        ("slurm-nodes", 300.0),
-        ("slurm-partitions", 900.0),
+    runner = _runner()
+    built = scheduler_collectors(load_config(path, env={}), runner=runner)
+    timeout = 10.0 * SLURM_COMMANDS + PBS_TIMEOUT_MARGIN_S
+    assert [(e.collector.name, e.tier, e.interval, e.timeout) for e in built] == [
+        ("slurm-jobs", "inventory", 30.0, timeout),
+        ("slurm-nodes", "inventory", 300.0, timeout),
+        ("slurm-partitions", "inventory", 900.0, timeout),
     ]
-    jobs = built[0][0]
-    assert isinstance(jobs, SlurmJobsCollector)
-    assert jobs.accounting == "jobcomp"
+    kinds = (SlurmJobsCollector, SlurmNodesCollector, SlurmPartitionsCollector)
+    for entry, kind in zip(built, kinds, strict=True):
+        assert isinstance(entry.collector, kind)
+        assert entry.collector._cmd.settings == _settings(
+            cluster="hpc", timeout_s=10.0, accounting="jobcomp", users=("alice",)
+        )
+        assert entry.collector._cmd.runner is runner
+    assert isinstance(built[0].collector, SlurmJobsCollector)
+    assert built[0].collector.accounting == "jobcomp"
+    # the given runner runs the commands: the fakes find their data through its environment
+    (node,) = built[1].collector.collect(ctx)
+    assert isinstance(node, NodeRecord)
+    assert (node.cluster, node.node) == ("hpc", "localhost")
+    (only_jobs,) = scheduler_collectors(load_config(path, env={}), entities={"jobs"})
+    assert only_jobs.collector.name == "slurm-jobs"
+    assert isinstance(only_jobs.collector, SlurmJobsCollector)
+    assert isinstance(only_jobs.collector._cmd.runner, LocalRunner)
+    assert only_jobs.collector._cmd.runner.timeout == 10.0
     path.write_text('[collectors.slurm]\naccounting = "maybe"\n')
     with pytest.raises(ConfigError, match=r"collectors\.slurm\.accounting"):
         load_config(path, env={})
