@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -58,8 +58,9 @@ FOLD_AT = 16
 #: A group with this many rows past its base is folded by the next update
 #: touching it.
 MAX_PARTS = 64
-#: At most this many groups are folded by one update (below MAX_PARTS).
-FOLDS_PER_UPDATE = 2
+#: An update folds one group for every this many groups it touches (at least
+#: one): a group touched by every update is folded about once in this many.
+FOLD_SHARE = 32
 
 
 class CheckpointConflict(StoreError):
@@ -243,16 +244,18 @@ def load_groups(
     return groups
 
 
-def choose_folds(groups: Mapping[str, GroupState], touched: Iterable[str]) -> set[str]:
-    """The touched groups whose sketches this update folds: every one with
-    :data:`MAX_PARTS` delta rows, and the :data:`FOLDS_PER_UPDATE` with the
-    most past :data:`FOLD_AT`. Folding a few groups per update, not every
-    group at once, keeps each update's cost the same."""
+def choose_folds(groups: Mapping[str, GroupState], touched: Collection[str]) -> set[str]:
+    """The touched groups this update folds: one per :data:`FOLD_SHARE` groups
+    touched, those with the most rows past :data:`FOLD_AT`, and every one at
+    :data:`MAX_PARTS`. Folding a share of the groups per update, not all of
+    them at once, keeps each update's cost the same, and keeps the rows per
+    group between FOLD_AT and about FOLD_AT + FOLD_SHARE."""
+    budget = -(-len(touched) // FOLD_SHARE)
     ranked = sorted(
         ((groups[k].parts, k) for k in touched if k in groups and groups[k].parts >= FOLD_AT),
         reverse=True,
     )
-    return {k for i, (parts, k) in enumerate(ranked) if i < FOLDS_PER_UPDATE or parts >= MAX_PARTS}
+    return {k for i, (parts, k) in enumerate(ranked) if i < budget or parts >= MAX_PARTS}
 
 
 def load_changes(conn: Connection, name: str) -> list[tuple[int, int, str]]:

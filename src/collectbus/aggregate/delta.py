@@ -187,7 +187,7 @@ def read_triggered(
         if sql.spec.filters:
             present = int(str(driver.rows(conn, sql.count_between(), params)[0][0]))
         else:  # every row present is in a group
-            present = sum(g.totals.count for g in delta.partial.values())
+            present = sum(g.rows for g in delta.partial.values())
         delta.rows_read += present
         if sql.dialect == "postgresql" and present < last - cp.last_id:
             ids = [int(str(r[0])) for r in conn.execute(text(sql.ids_between()), params)]

@@ -292,11 +292,10 @@ class Aggregator:
         recompute_extremes(src, self.sql, delta.after.last_id, groups, stale)
         if n_measures:
             changes.sketch_deltas = sketch_deltas(changed, delta.partial)
-            changes.folded = choose_folds(groups, changes.sketch_deltas)
-            for key in changes.sketch_deltas:
-                groups[key].parts += 1
-            for key in changes.folded:
-                groups[key].parts = 0
+        # Every touched group gets a row (save): a base row if folded.
+        changes.folded = choose_folds(groups, groups.keys())
+        for key, group in groups.items():
+            group.parts = 0 if key in changes.folded else group.parts + 1
         return groups
 
     def _load_groups(

@@ -104,16 +104,17 @@ def parse_new_groups(sql: AggregateSql, rows: Iterable[Sequence[Any]]) -> dict[s
     for row in rows:
         if not row[nk]:
             continue  # no row in the range (an aggregate without keys)
-        group = GroupState.empty(nm)
-        group.count = int(row[nk])
-        group.errors = int(row[nk + 1] or 0)
-        for i, state in enumerate(group.measures):
+        measures = []
+        for i in range(nm):
             n, total, low, high = row[nk + 2 + 4 * i : nk + 6 + 4 * i]
-            if n:
-                state.n, state.sum = int(n), number(total) or 0
-                state.min, state.max = number(low), number(high)
-        codes = [str(c or "") for c in row[nk + 2 + 4 * nm :]]
-        groups[key_json(tuple(key_value(v) for v in row[:nk]))] = NewRows(group, codes)
+            measures.append((int(n or 0), number(total) or 0, number(low), number(high)))
+        key = key_json(tuple(key_value(v) for v in row[:nk]))
+        groups[key] = NewRows(
+            int(row[nk]),
+            int(row[nk + 1] or 0),
+            measures,
+            [str(c or "") for c in row[nk + 2 + 4 * nm :]],
+        )
     return groups
 
 

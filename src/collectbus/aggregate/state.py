@@ -312,13 +312,13 @@ def apply_deltas(
     return [(g, key, i) for (g, i), key in stale.items()]
 
 
-@dataclass(slots=True)
-class NewRows:
+class NewRows(NamedTuple):
     """New rows of one group, aggregated by the database."""
 
-    #: Their count, errors, and n, sum, min and max of each measure (the
-    #: sketches are empty).
-    totals: GroupState
+    rows: int
+    errors: int
+    #: Per measure: n, sum, min and max of their values.
+    measures: list[tuple[int, Number, Number | None, Number | None]]
     #: Per measure, the bucket codes of their values: a JSON array's text.
     codes: list[str]
 
@@ -326,13 +326,23 @@ class NewRows:
 def merge_partial(
     groups: dict[str, GroupState], partial: dict[str, NewRows], n_measures: int
 ) -> None:
-    """Merge new rows, grouped by the database, into ``groups``."""
+    """Merge new rows, grouped by the database, into ``groups`` (the merge law)."""
     for key, part in partial.items():
         group = groups.get(key)
         if group is None:
             group = groups[key] = GroupState.empty(n_measures)
-        group.merge(part.totals)
-        for state, codes in zip(group.measures, part.codes, strict=True):
+        group.count += part.rows
+        group.errors += part.errors
+        for state, (n, total, low, high), codes in zip(
+            group.measures, part.measures, part.codes, strict=True
+        ):
+            if n:
+                state.n += n
+                state.sum += total
+                if low is not None and (state.min is None or low < state.min):
+                    state.min = low
+                if high is not None and (state.max is None or high > state.max):
+                    state.max = high
             state.sketch.add_codes(codes)
 
 

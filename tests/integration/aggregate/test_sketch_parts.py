@@ -72,7 +72,8 @@ def test_each_update_appends_deltas_and_folds_a_few_groups(store: Store) -> None
             agg.update()
             after = _rows(store)
             rebased = [k for k in after if after[k][0] != before[k][0]]
-            assert len(rebased) <= checkpoint_module.FOLDS_PER_UPDATE
+            # One fold per FOLD_SHARE groups touched (all of them, here).
+            assert len(rebased) <= -(-len(HANDLERS) // checkpoint_module.FOLD_SHARE)
             folds_seen += len(rebased)
             for key, parts in after.items():
                 # A folded group starts again from its base alone.
@@ -138,3 +139,24 @@ def test_migration_0007_moves_sketches_to_base_rows_and_back(store_url: str) -> 
         assert stored(store.engine, SPEC) == oracle(store.engine, SPEC)
     finally:
         store.close()
+
+
+def test_groups_without_measures_are_folded_too(store: Store) -> None:
+    """Every touched group gets a row, sketch or not: an aggregate of counts
+    alone must not pile rows up either."""
+    spec = AggregateSpec(name="counts", table="calls", keys=("handler",), error_column="error_type")
+    rng = random.Random(11)
+    with Aggregator(store, spec) as agg:
+        agg.update()
+        for _ in range(checkpoint_module.FOLD_AT + 2 * checkpoint_module.FOLD_SHARE):
+            _insert(store, rng, 10)
+            agg.update()
+    with store.engine.connect() as conn:
+        most = conn.execute(
+            text(
+                "SELECT max(n) FROM (SELECT count(*) AS n FROM aggregate_parts"
+                " WHERE name = 'counts' GROUP BY group_key) AS per_group"
+            )
+        ).scalar_one()
+    assert most <= checkpoint_module.FOLD_AT + checkpoint_module.FOLD_SHARE + 1
+    assert stored(store.engine, spec) == oracle(store.engine, spec)
