@@ -156,8 +156,9 @@ def read_triggered(
         earliest.setdefault(rid, old)
         current[rid] = row
     counted = [rid for rid in earliest if cp.counted(rid)]
+    n_keys, n_measures = len(sql.spec.keys), len(sql.spec.measures)
     for rid in counted:
-        before = _contrib(sql, [rid, *_json_row(earliest[rid])])
+        before = contribution(_json_row(earliest[rid]), n_keys, n_measures)
         if before is not None:
             out.append((before, -1))
         found = current[rid]

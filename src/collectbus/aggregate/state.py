@@ -116,11 +116,18 @@ class MeasureState:
         if self.n <= 0:
             self.n, self.sum, self.min, self.max = 0, 0, None, None
             return False
+        low, high = self.min, self.max
         if sign > 0:
-            self.min = value if self.min is None else min(self.min, value)
-            self.max = value if self.max is None else max(self.max, value)
+            if low is None or value < low:
+                self.min = value
+            if high is None or value > high:
+                self.max = value
             return False
-        return _at_or_beyond(value, self.min, low=True) or _at_or_beyond(value, self.max, low=False)
+        if low is None or high is None or value <= low or value >= high:
+            return True
+        if type(value) is int and type(low) is int and type(high) is int:
+            return False
+        return _close(value, low) or _close(value, high)
 
     def merge(self, other: MeasureState) -> None:
         """Add another partial state of the same measure (the merge law)."""
@@ -157,14 +164,6 @@ class MeasureState:
         )
 
 
-def _at_or_beyond(value: Number, extreme: Number | None, *, low: bool) -> bool:
-    if extreme is None:
-        return True
-    if _close(value, extreme):
-        return True
-    return value < extreme if low else value > extreme
-
-
 @dataclass(slots=True)
 class GroupState:
     """count, errors and the measures of one group."""
@@ -179,16 +178,6 @@ class GroupState:
     @classmethod
     def empty(cls, n_measures: int) -> GroupState:
         return cls(measures=[MeasureState() for _ in range(n_measures)])
-
-    def apply(self, contrib: Contribution, sign: int) -> set[int]:
-        """Add or retract one row; the measures whose extreme must be recomputed."""
-        self.count += sign
-        self.errors += sign * contrib.error
-        stale: set[int] = set()
-        for i, value in enumerate(contrib.values):
-            if value is not None and self.measures[i].add(value[0], value[1], sign):
-                stale.add(i)
-        return stale
 
     def merge(self, other: GroupState) -> None:
         """Add another partial state of the same group (the merge law)."""
@@ -295,20 +284,23 @@ def apply_deltas(
     """Apply −/+ contributions; the (group, key, measure) whose extreme left.
     ``changed`` gets, per group, what they changed in its sketches."""
     stale: dict[tuple[str, int], GroupKey] = {}
+    if changed is None:
+        changed = {}
     for contrib, sign in deltas:
         gkey = key_json(contrib.key)
         group = groups.get(gkey)
         if group is None:
             group = groups[gkey] = GroupState.empty(n_measures)
-        for index in group.apply(contrib, sign):
-            stale[(gkey, index)] = contrib.key
-        if changed is not None:
-            sketches = changed.get(gkey)
-            if sketches is None:
-                sketches = changed[gkey] = [LogSketch() for _ in range(n_measures)]
-            for sketch, value in zip(sketches, contrib.values, strict=True):
-                if value is not None:
-                    sketch.add(value[1], sign)
+        sketches = changed.get(gkey)
+        if sketches is None:
+            sketches = changed[gkey] = [LogSketch() for _ in range(n_measures)]
+        group.count += sign
+        group.errors += sign * contrib.error
+        for i, value in enumerate(contrib.values):
+            if value is not None:
+                if group.measures[i].add(value[0], value[1], sign):
+                    stale[(gkey, i)] = contrib.key
+                sketches[i].add(value[1], sign)
     return [(g, key, i) for (g, i), key in stale.items()]
 
 
