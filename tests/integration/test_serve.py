@@ -233,6 +233,7 @@ def test_collect_exposes_the_bus_and_the_api_matches_the_cli(
         health = json.loads(body)
         assert health["bus"]["state"] == "running"
         assert health["bus"]["collectors"]["host"]["runs"] >= 1
+        assert health["store"]["rows_estimated"] is True
         assert health["store"]["tables"]["collection_log"] >= 1
 
         time.sleep(3.5)  # so that the rows counted above are older than the window's end

@@ -41,14 +41,21 @@ def migrate(cli: CliContext) -> None:
 
 
 @db.command("status")
+@click.option(
+    "--exact",
+    is_flag=True,
+    help="Count every table's rows (slow on large tables); by default they are estimated.",
+)
 @format_option
 @pass_cli
-def status(cli: CliContext, fmt: str) -> None:
-    """Schema revision and row counts."""
+def status(cli: CliContext, exact: bool, fmt: str) -> None:
+    """Schema revision, rows per table (estimated unless --exact) and the latest collections."""
+    from collectbus.store.rowcounts import METHOD_DESCRIPTIONS
+
     store = cli.read_store(check_schema=False)
     latest: list[dict[str, object]] = []
     try:
-        info = store.status()
+        info = store.status(exact=exact)
         if info.get("up_to_date"):
             latest = store.collection_log(limit=LATEST_COLLECTIONS)
     finally:
@@ -59,8 +66,11 @@ def status(cli: CliContext, fmt: str) -> None:
         {"item": "head", "value": info.get("head")},
     ]
     counts = info.get("tables") or {}
-    if isinstance(counts, dict):
-        rows += [{"item": f"rows in {name}", "value": n} for name, n in counts.items()]
+    method = info.get("rows_method")
+    if isinstance(counts, dict) and counts and method in METHOD_DESCRIPTIONS:
+        rows.append({"item": "row counts", "value": METHOD_DESCRIPTIONS[method]})
+        suffix = " (estimate)" if info.get("rows_estimated") else ""
+        rows += [{"item": f"rows in {name}{suffix}", "value": n} for name, n in counts.items()]
     rows += [
         {
             "item": f"collection {iso(int(str(r['started_ns'])))} {r['source']}",

@@ -5,8 +5,9 @@ Routes (GET only):
 - ``/metrics``: every metric source (:mod:`collectbus.serve.source`) through
   one fresh ``prometheus_client`` registry, in the text format or OpenMetrics,
   as the ``Accept`` header asks;
-- ``/api/health``: the store's status and, when the server collects, the
-  bus's health and the store writer's counters;
+- ``/api/health``: the store's status, with rows per table estimated (never
+  counted: monitoring polls it) and, when the server collects, the bus's
+  health and the store writer's counters;
 - ``/api/hosts/<host>/rates?since=5m&until=now``: the rows that
   ``collectbus host --format json`` prints;
 - ``/api/aggregates``: every aggregate in the store (:mod:`collectbus.serve.aggdoc`);

@@ -28,9 +28,7 @@ from sqlalchemy import (
     case,
     create_engine,
     event,
-    func,
     insert,
-    inspect,
     or_,
     select,
     update,
@@ -51,7 +49,8 @@ from collectbus.store.jobs import SCHEDULER_RECORDS, JobStore, complete_clusters
 from collectbus.store.jobstate import CACHE_HORIZON_NS, event_row
 from collectbus.store.migrate import current_revision, head_revision, upgrade
 from collectbus.store.retention import CleanupStats, RetentionLimits, cleanup
-from collectbus.store.schema import COUNTED_TABLES, WIDE_TABLES, collection_log, hosts, metadata
+from collectbus.store.rowcounts import row_counts
+from collectbus.store.schema import COUNTED_TABLES, WIDE_TABLES, collection_log, hosts
 
 DEFAULT_URL = "sqlite:///collectbus.db"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -202,18 +201,16 @@ class Store:
                 hint="collectbus db migrate",
             )
 
-    def status(self) -> dict[str, object]:
-        """Schema revision, the package's head revision and row counts per table."""
+    def status(self, *, exact: bool = False) -> dict[str, object]:
+        """Schema revision, the package's head revision and rows per table.
+
+        The rows are estimates unless ``exact`` (see
+        :mod:`collectbus.store.rowcounts`): cheap enough for a health check on
+        any size of table. ``rows_estimated`` says which, ``rows_method`` how.
+        """
         with self._transaction("status", write=False) as conn:
             revision = current_revision(conn)
-            present = set(inspect(conn).get_table_names())
-            counts = {
-                name: conn.execute(
-                    select(func.count()).select_from(metadata.tables[name])
-                ).scalar_one()
-                for name in COUNTED_TABLES
-                if name in present
-            }
+            method, counts = row_counts(conn, self.dialect, COUNTED_TABLES, exact=exact)
         head = head_revision()
         return {
             "url": self._url,
@@ -222,6 +219,8 @@ class Store:
             "head": head,
             "up_to_date": revision == head,
             "tables": counts,
+            "rows_estimated": method != "count",
+            "rows_method": method,
         }
 
     # ------------------------------------------------------------ writing
