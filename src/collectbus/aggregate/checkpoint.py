@@ -363,9 +363,16 @@ def save(
     changes: Changes,
     *,
     tuned: bool = False,
+    commit: bool = False,
 ) -> Checkpoint:
     """Write the checkpoint and the changes in the caller's transaction
     (``tuned``: the caller already applied :func:`write_settings`).
+
+    ``commit``: in PostgreSQL, and when it is the transaction's last work,
+    commit it in the round trip of the writes. That is only safe in a
+    REPEATABLE READ transaction that read the checkpoint: a concurrent move
+    of the checkpoint then fails the write (and the COMMIT rolls back),
+    instead of changing no row.
 
     Raises :class:`CheckpointConflict` if the checkpoint moved since ``before``
     was read; the caller's transaction then rolls back.
@@ -406,7 +413,10 @@ def save(
         # Sequence numbers read from the database: written in, not bound.
         listed = ", ".join(str(int(seq)) for seq in changes.consumed[i : i + CHUNK])
         statements.append((f"DELETE FROM aggregate_changes WHERE seq IN ({listed})", [{}]))
-    counts = driver.execute_all(conn, statements)
+    ledgered = bool(
+        changes.ledger_put or changes.ledger_drop or changes.ledger_prune_below is not None
+    )
+    counts = driver.execute_all(conn, statements, commit=commit and not ledgered)
     if before is not None and counts[0] != 1:
         raise CheckpointConflict(f"aggregate {name}: updated by another process meanwhile")
     _write_ledger(conn, dialect, name, changes)

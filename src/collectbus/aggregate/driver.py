@@ -102,11 +102,16 @@ def execute_many(conn: Connection, query: str, params: Sequence[Mapping[str, obj
 
 
 def execute_all(
-    conn: Connection, statements: Sequence[tuple[str, Sequence[Mapping[str, object]]]]
+    conn: Connection,
+    statements: Sequence[tuple[str, Sequence[Mapping[str, object]]]],
+    *,
+    commit: bool = False,
 ) -> list[int]:
     """Run each statement once per parameter set; the rows each changed (of
     its last parameter set). PostgreSQL gets them all in one pipeline: one
-    round trip, not one per statement. Errors are raised as by ``execute``."""
+    round trip, not one per statement; with ``commit``, the transaction's
+    COMMIT too (the caller's transaction then has nothing left to commit;
+    SQLite leaves it to the caller). Errors are raised as by ``execute``."""
     todo = [(q, p) for q, p in statements if p]
     if conn.dialect.name != "postgresql":
         out = []
@@ -127,6 +132,8 @@ def execute_all(
                 cursor = pg.cursor()  # type: ignore[union-attr]
                 cursors.append(cursor)
                 cursor.executemany(_pyformat(query, tuple(sorted(params[0]))), params)
+            if commit:
+                pg.commit()  # type: ignore[union-attr]
         return [int(c.rowcount) for c in cursors]
     finally:
         for cursor in cursors:

@@ -274,8 +274,16 @@ class Aggregator:
         groups = self._groups_after(conn, conn, delta)
         after = replace(delta.after, runs=found.runs + 1, updated_ns=self.clock.time_ns())
         delta.changes.groups = groups
+        # PostgreSQL: the writes and the COMMIT in one round trip (see save).
         saved = save(
-            conn, self.store.dialect, spec.measures, found, after, delta.changes, tuned=tuned
+            conn,
+            self.store.dialect,
+            spec.measures,
+            found,
+            after,
+            delta.changes,
+            tuned=tuned,
+            commit=tuned,
         )
         return saved, delta, groups
 

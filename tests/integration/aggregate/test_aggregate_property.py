@@ -92,7 +92,8 @@ def _crashing(where: str) -> Callable[..., Any]:
     real_save, real_recompute = engine_module.save, engine_module.recompute_extremes
 
     def save(*args: Any, **kwargs: Any) -> Any:
-        real_save(*args, **kwargs)
+        # Every write, but not PostgreSQL's COMMIT that would come with them.
+        real_save(*args, **{**kwargs, "commit": False})
         raise SimulatedCrash("killed before commit")
 
     def recompute_extremes(*args: Any, **kwargs: Any) -> Any:
