@@ -8,10 +8,15 @@ point before the commit changes nothing; after it, everything.
 
 For a table of the collectbus store, the read and the write are that one
 short transaction (``BEGIN IMMEDIATE`` in SQLite, ``REPEATABLE READ`` in
-PostgreSQL): an update reads a batch of new rows, grouped by the database
-(one row per group), and the groups it touched, so holding the write lock for
-it costs less than a second transaction. An external source (``sqltail``) is
-read from its own snapshot, and the totals written after.
+PostgreSQL), on a connection the aggregator keeps: an update reads a batch of
+new rows, grouped by the database (one row per group), and the logged
+changes, so holding the write lock for it costs less than a second
+transaction. The groups it touched come from memory (those it wrote last),
+else from the store. In PostgreSQL the whole update is two round trips: the
+checkpoint with the changes and new rows past the one this object wrote last
+(:class:`~collectbus.aggregate.delta.Prefetch`), then the writes with the
+COMMIT. An external source (``sqltail``) is read from its own snapshot, and
+the totals written after.
 
 In SQLite the aggregate installs, with its triggers, an index in the full
 recompute's ``GROUP BY`` order holding every column it reads: a full refresh
