@@ -72,6 +72,14 @@ class AggregateSql:
             cond = f"{self._col(column, prefix)} IN ({values})"
         return f"CASE WHEN {cond} THEN 1 ELSE 0 END"
 
+    def error_count(self) -> str:
+        """The number of errors among a group's rows: ``count`` of the error
+        column when any value counts (no expression per row), else a sum."""
+        column = self.spec.error_column
+        if column is not None and not self.spec.error_values:
+            return f"count({q(column)})"
+        return f"sum({self.error()})"
+
     def contribution_columns(self, prefix: str = "") -> list[str]:
         """pass, keys..., error, then value and bucket of each measure."""
         cols = [self.passes(prefix)]
@@ -163,7 +171,7 @@ class AggregateSql:
         keys = [q(k) for k in self.spec.keys]
         if self.spec.measures:
             keys.append(bucket_sql(q(self.spec.measures[0])))
-        cols = [*keys, "count(*)", f"sum({self.error()})"]
+        cols = [*keys, "count(*)", self.error_count()]
         for m in self.spec.measures:
             cols += [f"count({q(m)})", f"sum({q(m)})", f"min({q(m)})", f"max({q(m)})"]
         group = f" GROUP BY {', '.join(keys)}" if keys else ""
@@ -183,7 +191,7 @@ class AggregateSql:
         array is the quickest text for Python to read back.
         """
         keys = [q(k) for k in self.spec.keys]
-        cols = [*keys, "count(*)", f"sum({self.error()})"]
+        cols = [*keys, "count(*)", self.error_count()]
         for m in self.spec.measures:
             cols += [f"count({q(m)})", f"sum({q(m)})", f"min({q(m)})", f"max({q(m)})"]
         for m in self.spec.measures:
