@@ -42,7 +42,12 @@ def _mapped(conn: Connection, query: str) -> Iterator[None]:
     try:
         yield
     except dbapi.Error as err:
-        raise DBAPIError.instance(query, None, err, dbapi.Error) from err
+        # As SQLAlchemy would: a lost connection is marked, so that its holder
+        # can replace it (collectbus.aggregate.source.HeldConnection).
+        lost = conn.dialect.is_disconnect(err, conn.connection.dbapi_connection, None)
+        raise DBAPIError.instance(
+            query, None, err, dbapi.Error, connection_invalidated=lost
+        ) from err
 
 
 def rows(conn: Connection, query: str, params: Mapping[str, object]) -> list[tuple[Any, ...]]:

@@ -75,3 +75,37 @@ def test_a_broken_store_fails_the_update_in_one_line_and_keeps_the_totals(
             assert total == 40
     finally:
         store.close()
+
+
+@pytest.mark.postgres
+def test_an_update_replaces_a_connection_the_server_closed(postgres_url: str) -> None:
+    """The aggregator keeps its store connection between updates; one the
+    server dropped meanwhile (a restart, an idle timeout) is replaced, and the
+    update goes through."""
+    store = open_store(postgres_url)
+    try:
+        with store.engine.begin() as conn:
+            _insert(conn, 0, 30)
+        with Aggregator(store, SPEC) as agg:
+            agg.update()  # the build
+            agg.update()  # an update, on the connection it keeps
+            with store.engine.begin() as conn:
+                held = (
+                    conn.execute(
+                        text(
+                            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                            " AND pid <> pg_backend_pid() AND state = 'idle'"
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
+                assert held  # the aggregator's connection, at least
+                for pid in held:
+                    conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+                _insert(conn, 30, 12)
+            result = agg.update()
+        assert result.rows_read == 12
+        assert sum(g.count for g in read_aggregates(store)[0].groups) == 42
+    finally:
+        store.close()
