@@ -45,3 +45,15 @@ def start_collectbus(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.P
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def assert_stopped(
+    stopped: subprocess.CompletedProcess[str], cwd: Path, env: dict[str, str]
+) -> None:
+    """``daemon stop`` (its result ``stopped``) succeeded and the daemon is gone."""
+    assert stopped.returncode == 0, stopped.stderr
+    assert "stopped (pid" in stopped.stdout
+    assert not (cwd / "collectbus.pid").exists()
+    after = collectbus("daemon", "status", cwd=cwd, env=env)
+    assert after.returncode == 3
+    assert "not running" in after.stderr

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.cli_helpers import collectbus, collectbus_env
+from tests.integration.cli_helpers import assert_stopped, collectbus, collectbus_env
 
 pytestmark = pytest.mark.slow
 
@@ -48,12 +48,7 @@ def test_start_status_stop(tmp_path: Path, env: dict[str, str]) -> None:
         assert again.stderr.count("\n") <= 2  # one line, and a hint
     finally:
         stopped = collectbus("daemon", "stop", cwd=tmp_path, env=env)
-    assert stopped.returncode == 0, stopped.stderr
-    assert "stopped" in stopped.stdout
-    assert not (tmp_path / "collectbus.pid").exists()
-    after = collectbus("daemon", "status", cwd=tmp_path, env=env)
-    assert after.returncode == 3
-    assert "not running" in after.stderr
+    assert_stopped(stopped, tmp_path, env)
     log = (tmp_path / "collectbus.log").read_text()
     assert "received SIGTERM" in log
 

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from collectbus.errors import StoreError
+from collectbus.errors import SchemaError, StoreError
 from collectbus.records import CollectionEvent, HostSample, LoadRow
 from collectbus.store import Store
 from collectbus.store import open as open_store
@@ -96,6 +96,26 @@ def test_init_twice_is_harmless_and_status_reports_head(store_url: str) -> None:
         store.close()
     with open_store(store_url) as again:  # migrate=True on a current schema
         assert again.status()["revision"] == head_revision()
+
+
+def test_a_schema_newer_than_collectbus_is_a_clear_schema_error(store_url: str) -> None:
+    open_store(store_url).close()
+    engine = sa.create_engine(store_url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999_future'"))
+        with pytest.raises(SchemaError) as info:
+            open_store(store_url)
+        message = str(info.value)
+        assert "schema at revision 9999_future, newer than this collectbus" in message
+        assert f"it knows up to {head_revision()}" in message
+        assert "\n" not in message
+        assert "upgrade collectbus" in info.value.hint
+        with engine.connect() as conn:  # left as it was
+            version = conn.execute(sa.text("SELECT version_num FROM alembic_version"))
+            assert version.scalar_one() == "9999_future"
+    finally:
+        engine.dispose()
 
 
 def test_migrated_schema_matches_schema_py(store: Store) -> None:

@@ -3,7 +3,7 @@
 One collection of each enabled scheduler collector of the entity
 (``[collectors.pbs]``, ``[collectors.slurm]``), run through a
 :class:`~collectbus.bus.CollectionBus` and written by the daemon's
-:class:`~collectbus.daemon.StoreSink`: the same records, ``collection_log``
+:class:`~collectbus.daemon.sink.StoreSink`: the same records, ``collection_log``
 entries and job history as the daemon would store. A failed collection is one
 line on standard error naming its command, and the others are still stored;
 what is shown afterwards is read back from the store.
@@ -18,7 +18,8 @@ import click
 from collectbus.bus import CollectionBus
 from collectbus.cli.context import CliContext
 from collectbus.clock import SystemClock
-from collectbus.daemon import StoreSink, scheduler_collectors
+from collectbus.daemon import scheduler_collectors
+from collectbus.daemon.sink import StoreSink
 from collectbus.errors import ConfigError, StoreError
 
 

@@ -17,7 +17,7 @@ import click
 from collectbus.cli.context import CliContext, pass_cli
 from collectbus.cli.output import details_text, format_option, iso, render
 from collectbus.daemon import run_daemon
-from collectbus.errors import DaemonError, StoreError
+from collectbus.errors import DaemonError, SchemaError, StoreError
 from collectbus.pidfile import running, wait_released
 
 EXIT_NOT_RUNNING = 3
@@ -63,8 +63,19 @@ def start(cli: CliContext, wait: float) -> None:
             f"already running (pid {current.pid}, started by {current.user} on {current.host})",
             hint="collectbus daemon stop, then start again",
         )
-    # Check the database here, where the error can be shown, not only in the log.
-    cli.open_store().close()
+    # Check the database here, where a problem can be shown, not only in the log.
+    # One that cannot be reached yet is waited for, as the daemon does when it
+    # goes away later; a schema newer than collectbus stops here.
+    try:
+        cli.open_store().close()
+    except SchemaError:
+        raise
+    except StoreError as err:
+        click.echo(
+            f"collectbus: warning: {err}; starting anyway: the daemon collects and "
+            "writes once the database can be reached",
+            err=True,
+        )
     argv = [sys.executable, "-m", "collectbus"]
     if cli.config_path:
         argv += ["--config", str(Path(cli.config_path).absolute())]

@@ -47,13 +47,15 @@ from collectbus.store.hostsamples import insert_rows, read_host, sample_rows
 from collectbus.store.inventory import read_inventories, write_inventories
 from collectbus.store.jobs import SCHEDULER_RECORDS, JobStore, complete_clusters
 from collectbus.store.jobstate import CACHE_HORIZON_NS, event_row
-from collectbus.store.migrate import current_revision, head_revision, upgrade
+from collectbus.store.migrate import current_revision, head_revision, known_revision, upgrade
 from collectbus.store.retention import CleanupStats, RetentionLimits, cleanup
 from collectbus.store.rowcounts import row_counts
 from collectbus.store.schema import COUNTED_TABLES, WIDE_TABLES, collection_log, hosts
 
 DEFAULT_URL = "sqlite:///collectbus.db"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+#: Seconds a PostgreSQL connection attempt may take (libpq's ``connect_timeout``).
+PG_CONNECT_TIMEOUT_S = 10
 DEFAULT_COMPACT_AFTER_S = 3600.0
 
 
@@ -83,7 +85,14 @@ def make_engine(url: str) -> Engine:
         raise StoreError(f"{shown}: unsupported database", hint="use sqlite:// or postgresql://")
     with mapped_errors(shown, "open"):
         if backend == "postgresql":
-            return create_engine(parsed, pool_pre_ping=True)
+            # libpq waits for the OS's TCP timeout (minutes) without one; the
+            # URL's own ?connect_timeout= wins.
+            timeout = (
+                {}
+                if "connect_timeout" in parsed.query
+                else {"connect_timeout": PG_CONNECT_TIMEOUT_S}
+            )
+            return create_engine(parsed, pool_pre_ping=True, connect_args=timeout)
         engine = create_engine(parsed)
     event.listen(engine, "connect", _sqlite_connect)
     event.listen(engine, "begin", _sqlite_begin)
@@ -173,8 +182,19 @@ class Store:
     # ------------------------------------------------------------ schema
 
     def migrate(self) -> None:
-        """Upgrade the schema to the newest revision (creating it if missing)."""
+        """Upgrade the schema to the newest revision (creating it if missing).
+
+        A schema at a revision this package does not know was written by a
+        newer collectbus: that is a :class:`SchemaError`, and nothing changes.
+        """
         with self._transaction("migrate", write=True) as conn:
+            revision = current_revision(conn)
+            if revision is not None and not known_revision(revision):
+                raise SchemaError(
+                    f"{self._url}: schema at revision {revision}, newer than this collectbus "
+                    f"(it knows up to {head_revision()})",
+                    hint="upgrade collectbus on this host, or point it at another database",
+                )
             upgrade(conn)
 
     def init(self) -> None:

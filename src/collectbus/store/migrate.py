@@ -10,6 +10,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Connection
 
 SCRIPT_LOCATION = "collectbus.store:migrations"
@@ -32,6 +33,14 @@ def upgrade(connection: Connection, revision: str = "head") -> None:
 def head_revision() -> str | None:
     """The newest revision the installed package knows."""
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def known_revision(revision: str) -> bool:
+    """Whether the installed package has ``revision`` (False: a newer collectbus wrote it)."""
+    try:
+        return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
+    except CommandError:
+        return False
 
 
 def current_revision(connection: Connection) -> str | None:

@@ -2,9 +2,15 @@
 
 :class:`Pipeline` is what both ``collectbus run`` (foreground) and
 ``collectbus daemon`` (background) run: a :class:`~collectbus.bus.CollectionBus`
-with the configured collectors, and one subscriber, :class:`StoreSink`, that
-writes every collection (its records and its ``collection_log`` entry) to the
-store in one transaction, and compacts old samples from time to time.
+with the configured collectors, and one subscriber,
+:class:`~collectbus.daemon.sink.StoreSink`, that writes every collection (its
+records and its ``collection_log`` entry) to the store in one transaction, and
+compacts old samples from time to time.
+
+When the store cannot be reached at start, the daemon collects all the same:
+the sink keeps the collections and tries again, as it does when the store
+goes away later, and brings the schema up to date at the first connection. A
+schema newer than this collectbus stops the daemon.
 
 :func:`run_daemon` holds the PID file's lock (:mod:`collectbus.pidfile`) for
 as long as it runs.
@@ -16,24 +22,24 @@ import logging
 import os
 import signal
 import threading
-from collections import deque
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-from collectbus.bus import CollectionBus, Result
+from collectbus.bus import CollectionBus
 from collectbus.clock import NS_PER_S, Clock, SystemClock
 from collectbus.collectors.base import Collector
 from collectbus.collectors.host.filters import FilterConfig
 from collectbus.collectors.run import CommandRunner
 from collectbus.collectors.slurm.collector import settings_from_config
 from collectbus.config import Config, PbsConfig, SlurmConfig, database_url
-from collectbus.errors import StoreError
+from collectbus.daemon.sink import StoreSink
+from collectbus.errors import SchemaError
 from collectbus.pidfile import PidLock
 from collectbus.plugins import load_collector
-from collectbus.records import Record
 from collectbus.store import Store
 from collectbus.store import open as open_store
+from collectbus.store.engine import make_engine
 from collectbus.store.retention import RetentionLimits
 from collectbus.urls import mask_url
 
@@ -43,105 +49,6 @@ log = logging.getLogger("collectbus.daemon")
 PBS_TIMEOUT_MARGIN_S = 10.0
 #: The most commands one Slurm collection runs (jobs: squeue, sacct twice, scontrol).
 SLURM_COMMANDS = 4
-
-
-class StoreSink:
-    """A bus subscriber that writes each collection to the store.
-
-    One collection is one transaction: a crash loses at most the collection
-    being written. A write that fails (database locked or restarting, disk
-    full) is logged in one line and counted, and the collection waits in a
-    bounded retry buffer, oldest first, to be written before the next one, so
-    a database that is away for a while loses nothing. When the buffer is full
-    its oldest collection is dropped and counted in ``lost_collections``, as
-    Telegraf's output buffer does.
-    """
-
-    def __init__(
-        self,
-        store: Store,
-        *,
-        clock: Clock,
-        compact_after_s: float,
-        compact_every_s: float,
-        retry_buffer: int = 1000,
-        retention: RetentionLimits | None = None,
-        retention_every_s: float = 3600.0,
-    ) -> None:
-        self.store = store
-        self.clock = clock
-        self.compact_after_s = compact_after_s
-        self.compact_every_ns = int(compact_every_s * NS_PER_S)
-        self._next_compact_ns = clock.monotonic_ns() + self.compact_every_ns
-        self._pending: deque[tuple[Record, ...]] = deque()
-        self._retry_buffer = retry_buffer
-        self.written_collections = 0
-        self.written_records = 0
-        self.failed_writes = 0
-        self.lost_collections = 0
-        self.last_error: str | None = None
-        self.compactions = 0
-        #: Scheduler-table retention, applied every ``retention_every_s``.
-        self.retention = retention
-        self.retention_every_ns = int(retention_every_s * NS_PER_S)
-        self._next_cleanup_ns = clock.monotonic_ns()
-        self.cleanups = 0
-
-    @property
-    def pending(self) -> int:
-        """Collections waiting to be written again."""
-        return len(self._pending)
-
-    def __call__(self, result: Result) -> None:
-        if result.stale:
-            # A stale result repeats data that is stored already; keep only its log entry.
-            batch: tuple[Record, ...] = (result.event,)
-        else:
-            batch = (*result.records, result.event)
-        if len(self._pending) >= self._retry_buffer:
-            self._pending.popleft()
-            self.lost_collections += 1
-        self._pending.append(batch)
-        while self._pending:
-            head = self._pending[0]
-            try:
-                self.store.write(head)
-            except StoreError as err:
-                self.failed_writes += 1
-                self.last_error = str(err)
-                log.error("store: %s (%d collections wait to be written)", err, len(self._pending))
-                return
-            self._pending.popleft()
-            self.written_collections += 1
-            self.written_records += len(head) - 1
-        if self.clock.monotonic_ns() >= self._next_compact_ns:
-            self._next_compact_ns = self.clock.monotonic_ns() + self.compact_every_ns
-            self.compact()
-        if self.retention is not None and self.clock.monotonic_ns() >= self._next_cleanup_ns:
-            self._next_cleanup_ns = self.clock.monotonic_ns() + self.retention_every_ns
-            self.cleanup()
-
-    def cleanup(self) -> None:
-        """Apply the retention limits; a failure is logged and tried at the next turn."""
-        if self.retention is None:
-            return
-        try:
-            stats = self.store.cleanup(self.retention)
-            self.cleanups += 1
-        except StoreError as err:
-            self.last_error = str(err)
-            log.error("store: retention clean-up failed: %s", err)
-            return
-        if stats.total:
-            log.info("store: retention removed %s", stats.rows)
-
-    def compact(self) -> None:
-        try:
-            self.store.compact(older_than_s=self.compact_after_s)
-            self.compactions += 1
-        except StoreError as err:
-            self.last_error = str(err)
-            log.error("store: compaction failed: %s", err)
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +143,14 @@ def scheduler_collectors(
 
 
 class Pipeline:
-    """The bus, its collectors and the store writer, built from a config."""
+    """The bus, its collectors and the store writer, built from a config.
+
+    The store is opened and migrated at once (a failure is raised), unless
+    ``wait_for_store``: then only a bad URL or a schema newer than this
+    collectbus is raised, and a store that cannot be reached yet is an outage
+    of :class:`StoreSink`, which migrates once it is reachable. A schema
+    error found later stops :meth:`run`, which raises it.
+    """
 
     def __init__(
         self,
@@ -245,11 +159,39 @@ class Pipeline:
         clock: Clock | None = None,
         store: Store | None = None,
         interval_s: float | None = None,
+        wait_for_store: bool = False,
     ) -> None:
         self.config = config
         self.clock = clock or SystemClock()
-        self.store = store or open_store(database_url(config))
+        if store is not None:
+            self.store = store
+        elif wait_for_store:
+            self.store = Store(make_engine(database_url(config)))
+        else:
+            self.store = open_store(database_url(config))
+        self._stop: threading.Event | None = None
         self.store.jobs.scrub = config.privacy.scrub
+        self.sink = StoreSink(
+            self.store,
+            clock=self.clock,
+            compact_after_s=config.store.compact_after,
+            compact_every_s=config.store.compact_every,
+            retention=RetentionLimits(
+                job_history_days=config.retention.job_history_days,
+                snapshot_days=config.retention.snapshot_days,
+                jobs_days=config.retention.jobs_days,
+            ),
+            retention_every_s=config.retention.every,
+            migrate=wait_for_store and store is None,
+            on_fatal=self._halt,
+        )
+        if wait_for_store:
+            # Reachable now: migrated before collecting starts. Not reachable:
+            # the outage is logged, and the sink tries again as collections come.
+            self.sink.flush()
+            if self.sink.fatal is not None:
+                self.store.close()
+                raise self.sink.fatal
         self.bus = CollectionBus(
             host=config.host,
             clock=self.clock,
@@ -278,18 +220,6 @@ class Pipeline:
                 tier=inventory_cfg.tier,
                 timeout=inventory_cfg.timeout,
             )
-        self.sink = StoreSink(
-            self.store,
-            clock=self.clock,
-            compact_after_s=config.store.compact_after,
-            compact_every_s=config.store.compact_every,
-            retention=RetentionLimits(
-                job_history_days=config.retention.job_history_days,
-                snapshot_days=config.retention.snapshot_days,
-                jobs_days=config.retention.jobs_days,
-            ),
-            retention_every_s=config.retention.every,
-        )
         self.subscription = self.bus.subscribe(
             self.sink,
             name="store",
@@ -305,10 +235,15 @@ class Pipeline:
     def stop(self) -> None:
         """Stop collecting, write what is queued (until the deadline), close."""
         self.bus.stop(deadline=self.config.bus.stop_deadline)
+        self.sink.flush()
         self.store.close()
 
     def run(self, stop: threading.Event, duration_s: float | None = None) -> Summary:
-        """Run until ``stop`` is set or ``duration_s`` has passed, then stop."""
+        """Run until ``stop`` is set or ``duration_s`` has passed, then stop.
+
+        Raises the sink's fatal :class:`SchemaError`, which sets ``stop``.
+        """
+        self._stop = stop
         self.start()
         try:
             if duration_s is None:
@@ -317,7 +252,13 @@ class Pipeline:
                 stop.wait(duration_s)
         finally:
             self.stop()
+        if self.sink.fatal is not None:
+            raise self.sink.fatal
         return self.summary()
+
+    def _halt(self, _err: SchemaError) -> None:
+        if self._stop is not None:
+            self._stop.set()
 
     def summary(self) -> Summary:
         health = self.bus.health()
@@ -349,14 +290,15 @@ def run_daemon(config: Config) -> int:
     url = database_url(config)
     lock = PidLock(Path(config.daemon.pid_file), mask_url(url))
     try:
-        pipeline = Pipeline(config)
+        pipeline = Pipeline(config, wait_for_store=True)
         log.info("collectbus daemon started, pid %d, database %s", os.getpid(), mask_url(url))
         summary = pipeline.run(stop)
     finally:
         lock.release()
     log.info(
-        "collectbus daemon stopped: %d collections, %d write failures",
+        "collectbus daemon stopped: %d collections, %d write failures, %d collections not written",
         summary.collections,
         summary.failed_writes,
+        summary.unwritten,
     )
     return 0
