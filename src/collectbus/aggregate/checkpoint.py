@@ -346,9 +346,14 @@ def write_settings(conn: Connection) -> list[str]:
     update then reads the same rows again (exact, only later). It spares an
     fsync per update. Sketches make totals of a few KB, compressed into TOAST
     on every write: lz4 does it several times faster than the default pglz,
-    where the server has it.
+    where the server has it. And the statements of an update, the same every
+    time but for a few ids, keep one generic plan: planning the grouped read of
+    new rows anew each time costs a third of its run.
     """
-    settings = ["set_config('synchronous_commit', 'off', true)"]
+    settings = [
+        "set_config('synchronous_commit', 'off', true)",
+        "set_config('plan_cache_mode', 'force_generic_plan', true)",
+    ]
     if _lz4(conn):
         settings.append("set_config('default_toast_compression', 'lz4', true)")
     return settings
@@ -409,10 +414,17 @@ def save(
     if before is not None:
         statements.append((_MOVE_CHECKPOINT, [{**values, "name": name, "before": before.version}]))
     statements += _part_statements(name, measures, saved.version, changes)
-    for i in range(0, len(changes.consumed), CHUNK):
-        # Sequence numbers read from the database: written in, not bound.
-        listed = ", ".join(str(int(seq)) for seq in changes.consumed[i : i + CHUNK])
-        statements.append((f"DELETE FROM aggregate_changes WHERE seq IN ({listed})", [{}]))
+    if changes.consumed and dialect == "postgresql":
+        # One statement text whatever the numbers: planned once, not per update.
+        seqs = [int(seq) for seq in changes.consumed]
+        statements.append(
+            ("DELETE FROM aggregate_changes WHERE seq = ANY(:seqs)", [{"seqs": seqs}])
+        )
+    else:
+        for i in range(0, len(changes.consumed), CHUNK):
+            # Sequence numbers read from the database: written in, not bound.
+            listed = ", ".join(str(int(seq)) for seq in changes.consumed[i : i + CHUNK])
+            statements.append((f"DELETE FROM aggregate_changes WHERE seq IN ({listed})", [{}]))
     ledgered = bool(
         changes.ledger_put or changes.ledger_drop or changes.ledger_prune_below is not None
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 import collectbus.aggregate.driver as driver
 from collectbus.aggregate.sql import AggregateSql
@@ -125,16 +125,27 @@ def recompute_extremes(
     groups: dict[str, GroupState],
     stale: Iterable[tuple[str, GroupKey, int]],
 ) -> int:
-    """Recompute min and max of the given (group, measure) pairs; how many were."""
+    """Recompute min and max of the given (group, measure) pairs; how many were.
+
+    The groups' sketches are up to date: the min is among the values of the
+    lowest bucket in use, the max among those of the highest, so only those
+    rows are read (all the group's rows if that finds none, which a sketch
+    in step with its rows never gives).
+    """
     done = 0
     for gkey, key, index in stale:
         group = groups.get(gkey)
         if group is None or group.count <= 0 or group.measures[index].n <= 0:
             continue
+        state = group.measures[index]
+        measure = sql.spec.measures[index]
         params: dict[str, object] = {f"k{i}": v for i, v in enumerate(key)}
         params["hi"] = last_id
-        low, high = conn.execute(text(sql.extremes(sql.spec.measures[index])), params).one()
-        group.measures[index].min = number(low)
-        group.measures[index].max = number(high)
+        params["low"], params["high"] = state.sketch.lowest(), state.sketch.highest()
+        low, high = driver.rows(conn, sql.extremes(measure, in_buckets=True), params)[0]
+        if low is None or high is None:
+            del params["low"], params["high"]
+            low, high = driver.rows(conn, sql.extremes(measure), params)[0]
+        state.min, state.max = number(low), number(high)
         done += 1
     return done

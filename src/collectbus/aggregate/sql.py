@@ -213,14 +213,24 @@ class AggregateSql:
         cols = ", ".join([*keys, bucket, "count(*)"])
         return f"SELECT {cols} FROM {self._from(ranged)} WHERE {where} GROUP BY {group}"
 
-    def extremes(self, measure: str) -> str:
-        """min and max of ``measure`` in one group (keys bound as ``:k0``, ``:k1``...)."""
+    def extremes(self, measure: str, *, in_buckets: bool = False) -> str:
+        """min and max of ``measure`` in one group (keys bound as ``:k0``,
+        ``:k1``...). ``in_buckets``: the min among the values of sketch bucket
+        ``:low`` and the max among those of ``:high``, the group's lowest and
+        highest buckets in use: the same extremes, read from a few rows (in
+        SQLite, through the aggregate's index for its first measure) instead
+        of every row of the group."""
         same = "IS" if self.dialect == "sqlite" else "IS NOT DISTINCT FROM"
         conds = [f"{q(k)} {same} :k{i}" for i, k in enumerate(self.spec.keys)]
         conds.append(self._where_counted())
+        where = " AND ".join(conds)
+        col = q(measure)
+        if not in_buckets:
+            return f"SELECT min({col}), max({col}) FROM {self.table} WHERE {where}"
+        bucket = bucket_sql(col)
         return (
-            f"SELECT min({q(measure)}), max({q(measure)}) FROM {self.table}"
-            f" WHERE {' AND '.join(conds)}"
+            f"SELECT (SELECT min({col}) FROM {self.table} WHERE {where} AND {bucket} = :low),"
+            f" (SELECT max({col}) FROM {self.table} WHERE {where} AND {bucket} = :high)"
         )
 
     # ------------------------------------------------------------ index

@@ -134,3 +134,18 @@ def test_the_covering_index_gives_the_same_totals(conn: sqlite3.Connection) -> N
         conn.execute(stmt)
     names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")]
     assert SQL.index_name not in names
+
+
+def test_extremes_read_one_bucket_of_one_group_through_the_covering_index(
+    conn: sqlite3.Connection,
+) -> None:
+    """After an extreme leaves, min and max come from the group's lowest and
+    highest buckets: an index seek on (keys, bucket), not the group's rows."""
+    for stmt in SQL.create_index():
+        conn.execute(stmt)
+    params = {"k0": "a1", "hi": 2000, "low": 2, "high": 400}
+    text = plan(conn, SQL.extremes("duration_seconds", in_buckets=True), params)
+    seeks = [part for part in text.split("|") if SQL.index_name in part]
+    assert len(seeks) == 2, text
+    assert all("(agent_name=? AND <expr>=?)" in part for part in seeks), text
+    assert "SCAN agent_invocations" not in text, text
