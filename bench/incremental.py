@@ -43,9 +43,9 @@ from psycopg import sql
 from sqlalchemy import text
 
 from collectbus.aggregate import AggregateSpec, Aggregator
-from collectbus.aggregate.checkpoint import FOLD_AT
 from collectbus.aggregate.delta import max_id
 from collectbus.aggregate.full import full_groups
+from collectbus.aggregate.parts import FOLD_AT
 from collectbus.aggregate.source import snapshot
 from collectbus.store import Store
 from collectbus.store import open as open_store

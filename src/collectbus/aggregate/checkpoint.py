@@ -6,15 +6,7 @@ updated watermark), the change log rows it consumed and the ledger rows it
 changed. A crash before the commit leaves everything as it was, so no row is
 lost or counted twice.
 
-A group's sketches hold hundreds of buckets, while one update changes a few
-dozen of them. So a group is stored as rows (``aggregate_parts``): a base row
-with the full sketches, and one row per update that touched it since, with the
-group's totals after that update and what it changed in the sketches: an
-update inserts one small row per group and rewrites nothing. A group is
-*folded* (one base row written, the others deleted) a few groups per update
-(:data:`FOLD_AT`, :data:`MAX_PARTS`), so that no update rewrites every sketch
-and no group piles up rows. Readers take the newest row's totals and add the
-sketches up.
+How a group's rows are laid out is :mod:`~collectbus.aggregate.parts`.
 
 The checkpoint carries a ``version``. A write only succeeds if the version is
 the one the update read, so two updaters of the same aggregate cannot both
@@ -25,7 +17,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -34,13 +26,11 @@ from sqlalchemy import Connection, bindparam, delete, insert, select
 from sqlalchemy.exc import DBAPIError
 
 import collectbus.aggregate.driver as driver
-from collectbus.aggregate.sketch import LogSketch
+from collectbus.aggregate.parts import CHUNK, delete_groups, part_statements
 from collectbus.aggregate.state import (
     Contribution,
     GroupState,
     key_json,
-    sketches_from_text,
-    sketches_text,
 )
 from collectbus.errors import StoreError
 from collectbus.store.schema import (
@@ -49,18 +39,6 @@ from collectbus.store.schema import (
     aggregate_parts,
     checkpoints,
 )
-
-#: Rows per statement for IN lists and bulk writes.
-CHUNK = 500
-#: A group with this many rows past its base may be folded by an update that
-#: touches it.
-FOLD_AT = 16
-#: A group with this many rows past its base is folded by the next update
-#: touching it.
-MAX_PARTS = 64
-#: An update folds one group for every this many groups it touches (at least
-#: one): a group touched by every update is folded about once in this many.
-FOLD_SHARE = 32
 
 
 class CheckpointConflict(StoreError):
@@ -124,11 +102,6 @@ _MOVE_CHECKPOINT = (
     " updated_ns = :updated_ns, refreshed_ns = :refreshed_ns"
     " WHERE name = :name AND version = :before"
 )
-_INSERT_PART = (
-    'INSERT INTO aggregate_parts (name, group_key, part, "count", errors, measures, sketches)'
-    " VALUES (:name, :group_key, :part, :count, :errors, :measures, :sketches)"
-)
-_DROP_PARTS = "DELETE FROM aggregate_parts WHERE name = :name AND group_key = :group_key"
 _LOAD_CHANGES = "SELECT seq, row_id, old FROM aggregate_changes WHERE name = :name ORDER BY seq"
 
 
@@ -202,62 +175,6 @@ def _checkpoint(
     )
 
 
-def load_groups(
-    conn: Connection, name: str, measures: Sequence[str], keys: Iterable[str] | None = None
-) -> dict[str, GroupState]:
-    """The stored groups of an aggregate: all of them, or those with the given
-    keys. A group's totals are its newest row's; its sketches, the sum of
-    its rows'."""
-    c = aggregate_parts.c
-    query = (
-        select(c.group_key, c.part, c.count, c.errors, c.measures, c.sketches)
-        .where(c.name == name)
-        .order_by(c.group_key, c.part)
-    )
-    if keys is None:
-        rows = list(conn.execute(query))
-    else:
-        wanted = list(keys)
-        rows = []
-        query = query.where(c.group_key.in_(bindparam("keys", expanding=True)))
-        for i in range(0, len(wanted), CHUNK):
-            rows += conn.execute(query, {"keys": wanted[i : i + CHUNK]}).all()
-    newest: dict[str, Sequence[Any]] = {}
-    sketches: dict[str, list[LogSketch]] = {}
-    parts: dict[str, int] = {}
-    for row in rows:
-        key = row[0]
-        newest[key] = row
-        found = sketches_from_text(row[5])
-        if key in sketches:
-            for mine, part in zip(sketches[key], found, strict=True):
-                mine.merge(part)
-        else:
-            sketches[key] = found
-        parts[key] = parts.get(key, 0) + (1 if row[1] else 0)
-    groups: dict[str, GroupState] = {}
-    for key, last in newest.items():
-        group = groups[key] = GroupState.from_row(last[2], last[3], last[4], measures)
-        group.parts = parts[key]
-        for state, sketch in zip(group.measures, sketches[key], strict=True):
-            state.sketch = sketch
-    return groups
-
-
-def choose_folds(groups: Mapping[str, GroupState], touched: Collection[str]) -> set[str]:
-    """The touched groups this update folds: one per :data:`FOLD_SHARE` groups
-    touched, those with the most rows past :data:`FOLD_AT`, and every one at
-    :data:`MAX_PARTS`. Folding a share of the groups per update, not all of
-    them at once, keeps each update's cost the same, and keeps the rows per
-    group between FOLD_AT and about FOLD_AT + FOLD_SHARE."""
-    budget = -(-len(touched) // FOLD_SHARE)
-    ranked = sorted(
-        ((groups[k].parts, k) for k in touched if k in groups and groups[k].parts >= FOLD_AT),
-        reverse=True,
-    )
-    return {k for i, (parts, k) in enumerate(ranked) if i < budget or parts >= MAX_PARTS}
-
-
 def load_changes(conn: Connection, name: str) -> list[tuple[int, int, str]]:
     """Every logged change of the aggregate's source visible now: (seq, row id, old)."""
     return [
@@ -281,43 +198,6 @@ def load_ledger(
         for rid, text in conn.execute(stmt, {"ids": wanted[i : i + CHUNK]}):
             out[int(rid)] = Contribution.from_json(text)
     return out
-
-
-def _delete_groups(conn: Connection, name: str, groups: Mapping[str, GroupState]) -> None:
-    c = aggregate_parts.c
-    gone = [key for key, g in groups.items() if g.count <= 0]
-    for i in range(0, len(gone), CHUNK):
-        conn.execute(
-            delete(aggregate_parts).where(c.name == name, c.group_key.in_(gone[i : i + CHUNK]))
-        )
-
-
-def _part_statements(
-    name: str, measures: Sequence[str], version: int, changes: Changes
-) -> list[tuple[str, Sequence[Mapping[str, object]]]]:
-    """Each live group an update changed gets a row: folded groups, a base
-    row (part 0) with their full sketches, after their rows are deleted; the
-    others, a row numbered ``version`` with what changed in their sketches."""
-    groups = changes.groups
-    folded = set(groups) if changes.replace_all else changes.folded
-    rows: list[dict[str, object]] = []
-    drops: list[dict[str, object]] = []
-    unchanged = sketches_text([LogSketch() for _ in measures])
-    for key, group in groups.items():
-        if group.count <= 0:
-            continue
-        if key in folded:
-            part, body = 0, group.sketches_text()
-            if not changes.replace_all:
-                drops.append({"name": name, "group_key": key})
-        else:
-            part, body = version, changes.sketch_deltas.get(key, unchanged)
-        rows.append(
-            {"name": name, "group_key": key, "part": part, "count": group.count,
-             "errors": group.errors, "measures": group.measures_json(measures),
-             "sketches": body}
-        )  # fmt: skip
-    return [(_DROP_PARTS, drops), (_INSERT_PART, rows)]
 
 
 _LZ4: dict[str, bool] = {}
@@ -407,13 +287,21 @@ def save(
         conn.execute(insert(checkpoints).values(name=name, **values))
     if changes.replace_all:
         conn.execute(delete(aggregate_parts).where(aggregate_parts.c.name == name))
-    _delete_groups(conn, name, changes.groups)
+    delete_groups(conn, name, changes.groups)
     # The checkpoint's move, the groups' rows and the consumed changes: one
     # round trip in PostgreSQL.
     statements: list[tuple[str, Sequence[Mapping[str, object]]]] = []
     if before is not None:
         statements.append((_MOVE_CHECKPOINT, [{**values, "name": name, "before": before.version}]))
-    statements += _part_statements(name, measures, saved.version, changes)
+    statements += part_statements(
+        name,
+        measures,
+        saved.version,
+        changes.groups,
+        changes.sketch_deltas,
+        folded=set(changes.groups) if changes.replace_all else changes.folded,
+        replaced=changes.replace_all,
+    )
     if changes.consumed and dialect == "postgresql":
         # One statement text whatever the numbers: planned once, not per update.
         seqs = [int(seq) for seq in changes.consumed]
@@ -470,14 +358,12 @@ __all__ = [
     "Checkpoint",
     "CheckpointConflict",
     "checkpoint_query",
-    "choose_folds",
     "concurrent_update",
     "forget",
     "key_json",
     "load_changes",
     "load_checkpoint",
     "load_checkpoint_with",
-    "load_groups",
     "load_ledger",
     "parse_checkpoint",
     "save",

@@ -43,12 +43,10 @@ from collectbus.aggregate.checkpoint import (
     Changes,
     Checkpoint,
     checkpoint_query,
-    choose_folds,
     concurrent_update,
     forget,
     load_changes,
     load_checkpoint,
-    load_groups,
     parse_checkpoint,
     save,
     write_settings,
@@ -65,6 +63,7 @@ from collectbus.aggregate.delta import (
     triggered_probes,
 )
 from collectbus.aggregate.full import full_groups, recompute_extremes
+from collectbus.aggregate.parts import choose_folds, load_groups
 from collectbus.aggregate.sketch import LogSketch
 from collectbus.aggregate.source import (
     HeldConnection,

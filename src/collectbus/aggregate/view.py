@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from collectbus.aggregate.checkpoint import load_groups
+from collectbus.aggregate.parts import load_groups
 from collectbus.aggregate.sketch import LogSketch
 from collectbus.aggregate.state import KeyValue, Number, key_from_json
 from collectbus.store import Store

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from collectbus.aggregate.checkpoint import load_groups
+from collectbus.aggregate.parts import load_groups
 from collectbus.aggregate.sketch import bucket_of
 from collectbus.aggregate.spec import AggregateSpec
 

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from sqlalchemy import Connection, text
 
 from collectbus.aggregate import AggregateSpec, Aggregator
-from collectbus.aggregate import checkpoint as checkpoint_module
 from collectbus.aggregate import engine as engine_module
+from collectbus.aggregate import parts as parts_module
 from collectbus.store import Store
 from collectbus.store import open as open_store
 from tests.integration.aggregate.oracle import oracle, stored
@@ -117,7 +117,7 @@ def _row_ids(store: Store) -> list[int]:
     steps=ops,
     batch_rows=st.sampled_from([2, 1000]),
     filtered=st.booleans(),
-    fold_at=st.sampled_from([1, 3, checkpoint_module.FOLD_AT]),
+    fold_at=st.sampled_from([1, 3, parts_module.FOLD_AT]),
 )
 def test_incremental_equals_full_group_by(
     store: Store,
@@ -130,8 +130,8 @@ def test_incremental_equals_full_group_by(
     """``fold_at``: sketches folded by nearly every update, every few, or as
     configured (deltas pile up over a whole example)."""
     spec = _calls_spec(batch_rows, filtered)
-    monkeypatch.setattr(checkpoint_module, "FOLD_AT", fold_at)
-    monkeypatch.setattr(checkpoint_module, "MAX_PARTS", fold_at * 2)
+    monkeypatch.setattr(parts_module, "FOLD_AT", fold_at)
+    monkeypatch.setattr(parts_module, "MAX_PARTS", fold_at * 2)
     with store.engine.begin() as conn:
         conn.execute(text("DELETE FROM calls"))
     agg = Aggregator(store, spec)

@@ -14,8 +14,8 @@ from alembic import command
 from sqlalchemy import text
 
 from collectbus.aggregate import AggregateSpec, Aggregator, read_aggregates
-from collectbus.aggregate import checkpoint as checkpoint_module
-from collectbus.aggregate.checkpoint import load_groups
+from collectbus.aggregate import parts as parts_module
+from collectbus.aggregate.parts import load_groups
 from collectbus.aggregate.sketch import LogSketch
 from collectbus.store import Store
 from collectbus.store import open as open_store
@@ -67,17 +67,17 @@ def test_each_update_appends_deltas_and_folds_a_few_groups(store: Store) -> None
         before = _rows(store)
         assert {parts.keys() == {0} for parts in before.values()} == {True}
         folds_seen = 0
-        for _ in range(3 * checkpoint_module.FOLD_AT):
+        for _ in range(3 * parts_module.FOLD_AT):
             _insert(store, rng, 40)
             agg.update()
             after = _rows(store)
             rebased = [k for k in after if after[k][0] != before[k][0]]
             # One fold per FOLD_SHARE groups touched (all of them, here).
-            assert len(rebased) <= -(-len(HANDLERS) // checkpoint_module.FOLD_SHARE)
+            assert len(rebased) <= -(-len(HANDLERS) // parts_module.FOLD_SHARE)
             folds_seen += len(rebased)
             for key, parts in after.items():
                 # A folded group starts again from its base alone.
-                assert len(parts) - 1 <= checkpoint_module.MAX_PARTS
+                assert len(parts) - 1 <= parts_module.MAX_PARTS
                 if key in rebased:
                     assert set(parts) == {0}
             before = after
@@ -148,7 +148,7 @@ def test_groups_without_measures_are_folded_too(store: Store) -> None:
     rng = random.Random(11)
     with Aggregator(store, spec) as agg:
         agg.update()
-        for _ in range(checkpoint_module.FOLD_AT + 2 * checkpoint_module.FOLD_SHARE):
+        for _ in range(parts_module.FOLD_AT + 2 * parts_module.FOLD_SHARE):
             _insert(store, rng, 10)
             agg.update()
     with store.engine.connect() as conn:
@@ -158,5 +158,5 @@ def test_groups_without_measures_are_folded_too(store: Store) -> None:
                 " WHERE name = 'counts' GROUP BY group_key) AS per_group"
             )
         ).scalar_one()
-    assert most <= checkpoint_module.FOLD_AT + checkpoint_module.FOLD_SHARE + 1
+    assert most <= parts_module.FOLD_AT + parts_module.FOLD_SHARE + 1
     assert stored(store.engine, spec) == oracle(store.engine, spec)
