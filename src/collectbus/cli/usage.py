@@ -16,7 +16,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import click
-from click.shell_completion import _resolve_context
+
+try:  # click's shell completion parses a partial command line leniently
+    from click.shell_completion import _resolve_context
+except ImportError:  # pragma: no cover - a click without it: name the root command
+    _resolve_context = None  # type: ignore[assignment]
 
 
 def describe_usage_error(
@@ -46,6 +50,8 @@ def _context_of(root: click.Command, prog_name: str, args: Sequence[str]) -> cli
     a context. Parsing leniently, the way click's shell completion does, finds the
     command the user was typing.
     """
+    if _resolve_context is None:  # pragma: no cover
+        return root.make_context(prog_name, [], resilient_parsing=True)
     return _resolve_context(root, {}, prog_name, list(args))
 
 
