@@ -20,8 +20,10 @@ import click
 
 from collectbus import __version__
 from collectbus.cli.context import CliContext
+from collectbus.cli.usage import describe_usage_error, one_line
 from collectbus.errors import CollectBusError, ConfigError
 
+PROG_NAME = "collectbus"
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
@@ -110,26 +112,37 @@ def main(argv: list[str] | None = None) -> None:
     args = argv if argv is not None else sys.argv[1:]
     verbose = any(a in ("-v", "-vv", "--verbose") for a in args)
     try:
-        cli.main(args=argv, prog_name="collectbus", standalone_mode=False)
+        cli.main(args=args, prog_name=PROG_NAME, standalone_mode=False)
     except click.exceptions.Exit as err:
         sys.exit(err.exit_code)
     except click.Abort:
         click.echo("collectbus: aborted", err=True)
         sys.exit(130)
+    except click.exceptions.NoArgsIsHelpError as err:
+        err.show()  # a group named without its command: the group's help
+        sys.exit(err.exit_code)
+    except click.UsageError as err:
+        message, hint = describe_usage_error(err, cli, PROG_NAME, args)
+        _print_error(message, hint)
+        sys.exit(err.exit_code)
     except click.ClickException as err:
-        err.show()
+        _print_error(one_line(err.format_message()), "")
         sys.exit(err.exit_code)
     except CollectBusError as err:
         if verbose:
             logging.getLogger("collectbus").exception("details")
-        click.echo(f"collectbus: error: {err}", err=True)
-        if err.hint:
-            click.echo(f"  hint: {err.hint}", err=True)
+        _print_error(str(err), err.hint)
         sys.exit(EXIT_USAGE if isinstance(err, ConfigError) else EXIT_FAILED)
     except KeyboardInterrupt:
         click.echo("collectbus: interrupted", err=True)
         sys.exit(130)
     sys.exit(0)
+
+
+def _print_error(message: str, hint: str) -> None:
+    click.echo(f"collectbus: error: {message}", err=True)
+    if hint:
+        click.echo(f"  hint: {hint}", err=True)
 
 
 if __name__ == "__main__":
