@@ -28,18 +28,15 @@ from __future__ import annotations
 
 import argparse
 import random
-import secrets
 import sqlite3
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
 from sqlalchemy import text
 
 from collectbus.aggregate import AggregateSpec, Aggregator
@@ -49,6 +46,7 @@ from collectbus.aggregate.parts import FOLD_AT
 from collectbus.aggregate.source import snapshot
 from collectbus.store import Store
 from collectbus.store import open as open_store
+from pgdb import pg_database
 
 SIZES = (10_000, 100_000, 1_000_000, 10_000_000)
 HANDLERS = tuple(f"handler_{i:02d}" for i in range(20))
@@ -176,20 +174,6 @@ def measure(url: str, dialect: str, size: int, fill: Callable[[], None]) -> dict
     finally:
         store.close()
     return {"full": full_ms, "incremental": inc_ms, "late": late_ms, "refresh": refresh_ms}
-
-
-@contextmanager
-def pg_database(admin_url: str) -> Iterator[str]:
-    name = f"collectbus_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield f"{admin_url.rpartition('/')[0]}/{name}"
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 def _fmt_ms(ms: float) -> str:

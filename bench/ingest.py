@@ -12,19 +12,17 @@ interfaces) through ``Store.write``, one transaction per batch of samples.
 from __future__ import annotations
 
 import argparse
-import secrets
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 
 import psycopg
-from psycopg import sql
 
 from collectbus.records import HostSample
 from collectbus.store import Store
 from collectbus.store import open as open_store
 from collectbus.testing import count_values, make_host_sample
+from pgdb import pg_database
 
 BUDGET_VALUES_PER_S = 1_000_000
 DISKS = (*(f"loop{i}" for i in range(8)), "vda", "zram0")
@@ -45,19 +43,6 @@ def timed_write(store: Store, samples: list[HostSample], batch: int) -> float:
     for i in range(0, len(samples), batch):
         store.write(samples[i : i + batch])
     return time.perf_counter() - start
-
-
-def with_pg_database(admin_url: str, run: Callable[[str], None]) -> None:
-    name = f"collectbus_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        run(f"{admin_url.rpartition('/')[0]}/{name}")
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 def main() -> int:
@@ -87,10 +72,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         measure("SQLite executemany", f"sqlite:///{tmp}/ingest.db")
     try:
-        with_pg_database(args.pg_url, lambda url: measure("PostgreSQL COPY", url))
-        with_pg_database(
-            args.pg_url, lambda url: measure("PostgreSQL executemany", url, use_copy=False)
-        )
+        with pg_database(args.pg_url) as url:
+            measure("PostgreSQL COPY", url)
+        with pg_database(args.pg_url) as url:
+            measure("PostgreSQL executemany", url, use_copy=False)
     except psycopg.OperationalError as err:
         print(f"PostgreSQL skipped: {str(err).splitlines()[0]}")
 

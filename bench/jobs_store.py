@@ -19,15 +19,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import secrets
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 
 import psycopg
-from psycopg import sql
 
 from collectbus.records import CollectionEvent, JobRecord
 from collectbus.store import Store
@@ -35,6 +32,7 @@ from collectbus.store import open as open_store
 from collectbus.store.jobrows import JOB_COLUMNS, job_row
 from collectbus.store.jobs import COMPLETE_LISTING
 from collectbus.testing_sched import make_pbs_job
+from pgdb import pg_database
 
 BUDGET_CHANGED_S = 1.0
 BUDGET_UNCHANGED_S = 0.050
@@ -158,19 +156,6 @@ def run(url: str, label: str, n: int, repeat: int) -> bool:
     return ok_changed and ok_same
 
 
-def with_pg_database(admin_url: str, body: Callable[[str], bool]) -> bool:
-    name = f"collectbus_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        return body(f"{admin_url.rpartition('/')[0]}/{name}")
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=10_000)
@@ -180,12 +165,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         ok = run(f"sqlite:///{tmp}/jobs.db", "SQLite", args.jobs, args.repeat)
     try:
-        ok = (
-            with_pg_database(
-                args.pg_url, lambda url: run(url, "PostgreSQL", args.jobs, args.repeat)
-            )
-            and ok
-        )
+        with pg_database(args.pg_url) as url:
+            ok = run(url, "PostgreSQL", args.jobs, args.repeat) and ok
     except psycopg.OperationalError as err:
         print(f"PostgreSQL: skipped, not reachable at {args.pg_url}: {err}".splitlines()[0])
     return 0 if ok else 1

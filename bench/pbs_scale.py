@@ -33,7 +33,6 @@ import contextlib
 import copy
 import json
 import random
-import secrets
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -43,13 +42,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import psycopg
-from psycopg import sql
 
 from collectbus.collectors.pbs.incremental import IncrementalJobs
 from collectbus.collectors.pbs.parse import parse_qstat_jobs
 from collectbus.records import CLUSTER_DETAIL, COMPLETE_LISTING, CollectionEvent, JobRecord
 from collectbus.store import Store
 from collectbus.store import open as open_store
+from pgdb import pg_database
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "pbs"
 SERVER = "aurora-pbs-0001.hostmgmt.cm.aurora.alcf.anl.gov"
@@ -173,20 +172,6 @@ def job_stores(pg_url: str) -> Iterator[Stores]:
                 stores["postgresql"] = open_store(url)
                 stack.callback(stores["postgresql"].close)
         yield Stores(stores)
-
-
-@contextmanager
-def pg_database(admin_url: str) -> Iterator[str]:
-    name = f"collectbus_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield f"{admin_url.rpartition('/')[0]}/{name}"
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 def main() -> None:

@@ -16,18 +16,15 @@ inflates its counters; it is also what makes each scrape cost the history.
 from __future__ import annotations
 
 import argparse
-import secrets
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import psycopg
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import generate_latest
-from psycopg import sql
 from sqlalchemy import text
 
 from collectbus.clock import SystemClock
@@ -39,6 +36,7 @@ from collectbus.store import Store
 from collectbus.store import open as open_store
 from collectbus.store.bulk import RowTuple
 from collectbus.store.calls import insert_calls
+from pgdb import pg_database
 
 T0 = 1_700_000_000 * 10**9
 HANDLERS = tuple(f"api.handler_{i}" for i in range(20))
@@ -158,20 +156,6 @@ def measure(label: str, url: str, rows: int, new: int, rounds: int, naive_rounds
             f"{label}: ratio collectbus / naive = {ours_ms / naive_ms:.5f} "
             f"(the naive exporter costs {naive_ms / ours_ms:,.0f}x more per scrape)"
         )
-
-
-@contextmanager
-def pg_database(admin_url: str) -> Iterator[str]:
-    name = f"collectbus_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield f"{admin_url.rpartition('/')[0]}/{name}"
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 def main() -> int:

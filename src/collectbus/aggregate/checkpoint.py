@@ -118,19 +118,13 @@ def concurrent_update(name: str) -> Iterator[None]:
 
 
 def load_checkpoint(conn: Connection, name: str) -> Checkpoint | None:
-    return load_checkpoint_with(conn, name)[0]
-
-
-def load_checkpoint_with(
-    conn: Connection, name: str, probes: Sequence[str] = ()
-) -> tuple[Checkpoint | None, list[object]]:
-    """The checkpoint, and the value of each scalar query in ``probes`` (which
-    may use ``:name``), read in one statement: one round trip, not several."""
-    return parse_checkpoint(name, driver.rows(conn, checkpoint_query(probes), {"name": name}))
+    return parse_checkpoint(name, driver.rows(conn, checkpoint_query(), {"name": name}))[0]
 
 
 def checkpoint_query(probes: Sequence[str] = ()) -> str:
-    """The statement of :func:`load_checkpoint_with` (parameter ``:name``)."""
+    """The statement reading a checkpoint (parameter ``:name``) and, in the
+    same row, the value of each scalar query in ``probes`` (which may use
+    ``:name``): one round trip, not several."""
     if not probes:
         return _LOAD_CHECKPOINT
     extra = "".join(f", ({p})" for p in probes)
@@ -140,7 +134,7 @@ def checkpoint_query(probes: Sequence[str] = ()) -> str:
 def parse_checkpoint(
     name: str, found: Sequence[Sequence[Any]]
 ) -> tuple[Checkpoint | None, list[object]]:
-    """The rows of :func:`checkpoint_query` as :func:`load_checkpoint_with` gives them."""
+    """The checkpoint in the rows of :func:`checkpoint_query`, and its probes' values."""
     if not found:
         return None, []
     spec, last_id, state_text, version, runs, mismatches, updated_ns, refreshed_ns = found[0][:8]
@@ -363,7 +357,6 @@ __all__ = [
     "key_json",
     "load_changes",
     "load_checkpoint",
-    "load_checkpoint_with",
     "load_ledger",
     "parse_checkpoint",
     "save",

@@ -115,11 +115,6 @@ class LogSketch:
     def __init__(self, counts: Mapping[int, int] | None = None) -> None:
         self.counts: dict[int, int] = {k: v for k, v in (counts or {}).items() if v}
 
-    def copy(self) -> LogSketch:
-        new = LogSketch()
-        new.counts = self.counts.copy()
-        return new
-
     def add(self, code: int, count: int = 1) -> None:
         total = self.counts.get(code, 0) + count
         if total:

@@ -131,15 +131,20 @@ class MeasureState:
 
     def merge(self, other: MeasureState) -> None:
         """Add another partial state of the same measure (the merge law)."""
-        if other.n == 0:
+        if other.n:
+            self.merge_totals(other.n, other.sum, other.min, other.max)
+            self.sketch.merge(other.sketch)
+
+    def merge_totals(self, n: int, total: Number, low: Number | None, high: Number | None) -> None:
+        """Add another partial state's n, sum, min and max (its sketch apart)."""
+        if not n:
             return
-        self.n += other.n
-        self.sum += other.sum
-        self.sketch.merge(other.sketch)
-        for extreme in (other.min, other.max):
-            if extreme is not None:
-                self.min = extreme if self.min is None else min(self.min, extreme)
-                self.max = extreme if self.max is None else max(self.max, extreme)
+        self.n += n
+        self.sum += total
+        if low is not None and (self.min is None or low < self.min):
+            self.min = low
+        if high is not None and (self.max is None or high > self.max):
+            self.max = high
 
     def same(self, other: MeasureState) -> bool:
         return (
@@ -185,16 +190,6 @@ class GroupState:
         self.errors += other.errors
         for mine, theirs in zip(self.measures, other.measures, strict=True):
             mine.merge(theirs)
-
-    def copy(self) -> GroupState:
-        return GroupState(
-            count=self.count,
-            errors=self.errors,
-            measures=[
-                MeasureState(m.n, m.sum, m.min, m.max, m.sketch.copy()) for m in self.measures
-            ],
-            parts=self.parts,
-        )
 
     def same(self, other: GroupState) -> bool:
         return (
@@ -325,16 +320,8 @@ def merge_partial(
             group = groups[key] = GroupState.empty(n_measures)
         group.count += part.rows
         group.errors += part.errors
-        for state, (n, total, low, high), codes in zip(
-            group.measures, part.measures, part.codes, strict=True
-        ):
-            if n:
-                state.n += n
-                state.sum += total
-                if low is not None and (state.min is None or low < state.min):
-                    state.min = low
-                if high is not None and (state.max is None or high > state.max):
-                    state.max = high
+        for state, totals, codes in zip(group.measures, part.measures, part.codes, strict=True):
+            state.merge_totals(*totals)
             state.sketch.add_codes(codes)
 
 
