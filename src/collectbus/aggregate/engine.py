@@ -174,7 +174,29 @@ class Aggregator:
             log.warning("aggregate %s: its definition changed; rebuilding", self.spec.name)
             self.reset()
             return None
+        if cp is not None:
+            self._replace_legacy_index()
         return cp
+
+    def _replace_legacy_index(self) -> None:
+        """An index an earlier version installed gives way to this one's."""
+        legacy = [] if self.spec.external else self.sql.legacy_index_names
+        if not legacy:
+            return
+        with source_errors(self.spec, "replace the index"):
+            with snapshot(self.store.engine) as st:
+                found = driver.rows(
+                    st,
+                    "SELECT name FROM sqlite_master WHERE type = 'index'"
+                    f" AND name IN ({', '.join(f':n{i}' for i in range(len(legacy)))})",
+                    {f"n{i}": name for i, name in enumerate(legacy)},
+                )
+            if not found:
+                return
+            log.info("aggregate %s: replacing the index of an earlier version", self.spec.name)
+            with write_transaction(self.store.engine) as w:
+                for stmt in [*self.sql.drop_index(), *self.sql.create_index()]:
+                    w.exec_driver_sql(stmt)
 
     def _save(self, before: Checkpoint | None, after: Checkpoint, changes: Changes) -> Checkpoint:
         with (
@@ -300,7 +322,7 @@ class Aggregator:
         changes = delta.changes
         changed: dict[str, list[LogSketch]] = {}
         stale = apply_deltas(groups, delta.deltas, n_measures, changed)
-        merge_partial(groups, delta.partial, n_measures)
+        merge_partial(groups, delta.partial.items(), n_measures)
         recompute_extremes(src, self.sql, delta.after.last_id, groups, stale)
         if n_measures:
             changes.sketch_deltas = sketch_deltas(changed, delta.partial)
@@ -358,7 +380,7 @@ class Aggregator:
             delta = self._delta(src, st, cp, cap=False)
             incremental = load_groups(st, self.spec.name, self.spec.measures)
             stale = apply_deltas(incremental, delta.deltas, len(self.spec.measures))
-            merge_partial(incremental, delta.partial, len(self.spec.measures))
+            merge_partial(incremental, delta.partial.items(), len(self.spec.measures))
             recompute_extremes(src, self.sql, delta.after.last_id, incremental, stale)
             full = full_groups(src, self.sql, delta.after.last_id)
         differing = sorted(

@@ -8,7 +8,7 @@ buckets are both grouped by the database: nothing per row comes back to Python.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import Connection
@@ -21,6 +21,7 @@ from collectbus.aggregate.state import (
     NewRows,
     key_json,
     key_value,
+    merge_partial,
     number,
 )
 
@@ -33,19 +34,30 @@ def _raw_rows(
     return driver.rows(conn, query, params)
 
 
-def full_groups(
-    conn: Connection, sql: AggregateSql, last_id: int, after_id: int | None = None
-) -> dict[str, GroupState]:
-    """Every group of rows with ``id <= last_id`` (and ``id > after_id`` if given:
-    a partial aggregate of new rows, to merge), keyed by the group's JSON key."""
+def full_groups(conn: Connection, sql: AggregateSql, last_id: int) -> dict[str, GroupState]:
+    """Every group of rows with ``id <= last_id``, keyed by the group's JSON key.
+
+    SQLite reads the aggregate's index in order, one row per group and block
+    of ids with the block's sketch codes (:meth:`~collectbus.aggregate.sql.AggregateSql.packed_blocks`),
+    and the blocks are merged; PostgreSQL hashes the rows by group and bucket
+    (:meth:`~collectbus.aggregate.sql.AggregateSql.full_totals`).
+    """
+    if sql.dialect == "sqlite":
+        groups: dict[str, GroupState] = {}
+        rows = _raw_rows(conn, sql, sql.packed_blocks(), {"hi": last_id})
+        merge_partial(groups, _packed_rows(sql, rows), len(sql.spec.measures))
+        return groups
+    return _hashed_groups(conn, sql, last_id)
+
+
+def _hashed_groups(conn: Connection, sql: AggregateSql, last_id: int) -> dict[str, GroupState]:
     spec = sql.spec
     nk = len(spec.keys)
     groups: dict[str, GroupState] = {}
-    ranged = after_id is not None
-    params = {"hi": last_id, "lo": after_id} if ranged else {"hi": last_id}
+    params = {"hi": last_id}
     names: dict[tuple[object, ...], str] = {}
     split = 1 if spec.measures else 0  # rows are split by the first measure's bucket
-    for row in _raw_rows(conn, sql, sql.full_totals(ranged), dict(params)):
+    for row in _raw_rows(conn, sql, sql.full_totals(), dict(params)):
         raw = tuple(row[:nk])
         gkey = names.get(raw)
         if gkey is None:
@@ -74,7 +86,7 @@ def full_groups(
     for i, measure in enumerate(spec.measures):
         if i == 0:
             continue  # its sketch came with the totals
-        rows = _raw_rows(conn, sql, sql.full_buckets(measure, ranged), dict(params))
+        rows = _raw_rows(conn, sql, sql.full_buckets(measure), dict(params))
         for brow in rows:
             raw = tuple(brow[:nk])
             gkey = names.get(raw)
@@ -98,9 +110,14 @@ def new_groups(
 def parse_new_groups(sql: AggregateSql, rows: Iterable[Sequence[Any]]) -> dict[str, NewRows]:
     """The rows of :meth:`~collectbus.aggregate.sql.AggregateSql.packed_totals`
     as :func:`new_groups` gives them."""
+    return dict(_packed_rows(sql, rows))
+
+
+def _packed_rows(sql: AggregateSql, rows: Iterable[Sequence[Any]]) -> Iterator[tuple[str, NewRows]]:
+    """Each row of a packed query (one group, or one block of a group) as
+    (group key, its new rows)."""
     spec = sql.spec
     nk, nm = len(spec.keys), len(spec.measures)
-    groups: dict[str, NewRows] = {}
     for row in rows:
         if not row[nk]:
             continue  # no row in the range (an aggregate without keys)
@@ -109,13 +126,8 @@ def parse_new_groups(sql: AggregateSql, rows: Iterable[Sequence[Any]]) -> dict[s
             n, total, low, high = row[nk + 2 + 4 * i : nk + 6 + 4 * i]
             measures.append((int(n or 0), number(total) or 0, number(low), number(high)))
         key = key_json(tuple(key_value(v) for v in row[:nk]))
-        groups[key] = NewRows(
-            int(row[nk]),
-            int(row[nk + 1] or 0),
-            measures,
-            [str(c or "") for c in row[nk + 2 + 4 * nm :]],
-        )
-    return groups
+        codes = [str(c or "") for c in row[nk + 2 + 4 * nm :]]
+        yield key, NewRows(int(row[nk]), int(row[nk + 1] or 0), measures, codes)
 
 
 def recompute_extremes(
@@ -125,27 +137,19 @@ def recompute_extremes(
     groups: dict[str, GroupState],
     stale: Iterable[tuple[str, GroupKey, int]],
 ) -> int:
-    """Recompute min and max of the given (group, measure) pairs; how many were.
-
-    The groups' sketches are up to date: the min is among the values of the
-    lowest bucket in use, the max among those of the highest, so only those
-    rows are read (all the group's rows if that finds none, which a sketch
-    in step with its rows never gives).
-    """
+    """Recompute min and max of the given (group, measure) pairs (whose
+    extreme row left); how many were. In SQLite, each is a range of the
+    aggregate's index (the group's entries); in PostgreSQL, the group's rows."""
     done = 0
     for gkey, key, index in stale:
         group = groups.get(gkey)
         if group is None or group.count <= 0 or group.measures[index].n <= 0:
             continue
         state = group.measures[index]
-        measure = sql.spec.measures[index]
         params: dict[str, object] = {f"k{i}": v for i, v in enumerate(key)}
         params["hi"] = last_id
-        params["low"], params["high"] = state.sketch.lowest(), state.sketch.highest()
-        low, high = driver.rows(conn, sql.extremes(measure, in_buckets=True), params)[0]
-        if low is None or high is None:
-            del params["low"], params["high"]
-            low, high = driver.rows(conn, sql.extremes(measure), params)[0]
+        extremes = sql.extremes(sql.spec.measures[index])
+        low, high = driver.rows(conn, extremes, params)[0]
         state.min, state.max = number(low), number(high)
         done += 1
     return done

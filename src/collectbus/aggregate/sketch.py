@@ -101,6 +101,10 @@ def bucket_upper(code: int) -> float:
     return float(GAMMA ** (code // 2))
 
 
+#: At most about this many characters of codes wait to be counted.
+PENDING_CHARS = 1 << 20
+
+
 def codes_text(codes: str) -> str:
     """The stored form of a JSON array of codes, each counted once: new rows'
     buckets as the database gave them, stored without counting them first."""
@@ -108,30 +112,62 @@ def codes_text(codes: str) -> str:
 
 
 class LogSketch:
-    """Counts per bucket code; add, remove and merge are exact."""
+    """Counts per bucket code; add, remove and merge are exact.
 
-    __slots__ = ("counts",)
+    Codes handed over as the text of a JSON array (:meth:`add_codes`, new rows'
+    buckets as the database joins them) are kept as text and counted when
+    the counts are first read: an update adds the codes of a few dozen rows to
+    each group it touches, and only writes a group's full sketch now and then
+    (when it folds it), so the texts of many updates are counted at once.
+    """
+
+    __slots__ = ("_counts", "_pending", "_texts")
 
     def __init__(self, counts: Mapping[int, int] | None = None) -> None:
-        self.counts: dict[int, int] = {k: v for k, v in (counts or {}).items() if v}
+        self._counts: dict[int, int] = {k: v for k, v in (counts or {}).items() if v}
+        self._texts: list[str] = []
+        self._pending = 0
+
+    @property
+    def counts(self) -> dict[int, int]:
+        if self._texts:
+            self._count_texts()
+        return self._counts
+
+    @counts.setter
+    def counts(self, value: dict[int, int]) -> None:
+        self._counts, self._texts, self._pending = value, [], 0
+
+    def _count_texts(self) -> None:
+        texts, self._texts, self._pending = self._texts, [], 0
+        inner = ",".join(t[1:-1] for t in texts)
+        _count_elements(self._counts, json.loads(f"[{inner}]"))
 
     def add(self, code: int, count: int = 1) -> None:
-        total = self.counts.get(code, 0) + count
+        counts = self.counts
+        total = counts.get(code, 0) + count
         if total:
-            self.counts[code] = total
+            counts[code] = total
         else:
-            del self.counts[code]
+            del counts[code]
 
     def add_codes(self, codes: str) -> None:
-        """Count each code of a JSON array once: the form in which the
-        database hands over the buckets of new rows."""
-        if codes:
-            _count_elements(self.counts, json.loads(codes))
+        """Count each code of a JSON array of integers once: the form in
+        which the database hands over the buckets of new rows. Counted when
+        the counts are next read, or once :data:`PENDING_CHARS` are waiting."""
+        if len(codes) > 2:  # not "" nor "[]"
+            self._texts.append(codes)
+            self._pending += len(codes)
+            if self._pending >= PENDING_CHARS:
+                self._count_texts()
 
     def merge(self, other: LogSketch, sign: int = 1) -> None:
         """Add (``sign=1``) or subtract (``sign=-1``) another sketch's counts."""
-        counts = self.counts
-        for code, count in other.counts.items():
+        if sign == 1 and other._texts:  # added uncounted, as they are
+            self._texts += other._texts
+            self._pending += other._pending
+        counts = self._counts if sign == 1 else self.counts
+        for code, count in (other._counts if sign == 1 else other.counts).items():
             total = counts.get(code, 0) + sign * count
             if total:
                 counts[code] = total

@@ -25,6 +25,10 @@ from collectbus.aggregate.spec import AggregateSpec, Scalar
 
 Dialect = Literal["sqlite", "postgresql"]
 
+#: SQLite's full recompute groups rows by blocks of ``2 ** ID_BLOCK_BITS``
+#: ids: each row it returns holds the sketch codes of at most that many rows.
+ID_BLOCK_BITS = 16
+
 
 def q(name: str) -> str:
     """A quoted identifier (names are already checked to be plain)."""
@@ -148,7 +152,7 @@ class AggregateSql:
 
     def _from(self, ranged: bool) -> str:
         """The table; for new rows in SQLite, ``NOT INDEXED``: the rowid range,
-        never a scan of the aggregate's covering index for its GROUP BY order."""
+        never a scan of the aggregate's index for its GROUP BY order."""
         return f"{self.table} NOT INDEXED" if ranged and self.dialect == "sqlite" else self.table
 
     def _where_counted(self, ranged: bool = False) -> str:
@@ -160,23 +164,51 @@ class AggregateSql:
         return " AND ".join(conds)
 
     @cache  # noqa: B019 -- a few statements per aggregate, built once
-    def full_totals(self, ranged: bool = False) -> str:
-        """Per group: count, errors, then n, sum, min, max of each measure; of
-        every row up to ``:hi``, or (``ranged``) of those past ``:lo`` only.
+    def full_totals(self) -> str:
+        """PostgreSQL's full recompute: per group, of every row up to ``:hi``,
+        count, errors, then n, sum, min, max of each measure.
 
         With measures, the groups are split by the first measure's sketch
-        bucket (a column after the keys), so that one scan yields the totals
-        and that sketch; the caller adds the bucket rows up per group.
+        bucket (a column after the keys), so that one hashed scan yields the
+        totals and that sketch; the caller adds the bucket rows up per group.
         """
         keys = [q(k) for k in self.spec.keys]
         if self.spec.measures:
             keys.append(bucket_sql(q(self.spec.measures[0])))
-        cols = [*keys, "count(*)", self.error_count()]
+        cols = [*keys, *self._totals()]
+        group = f" GROUP BY {', '.join(keys)}" if keys else ""
+        return f"SELECT {', '.join(cols)} FROM {self.table} WHERE {self._where_counted()}{group}"
+
+    @cache  # noqa: B019 -- a few statements per aggregate, built once
+    def full_buckets(self, measure: str) -> str:
+        """PostgreSQL: per group and bucket of ``measure``, the count."""
+        keys = [q(k) for k in self.spec.keys]
+        bucket = bucket_sql(q(measure))
+        where = f"{self._where_counted()} AND {q(measure)} IS NOT NULL"
+        group = ", ".join([*keys, bucket])
+        cols = ", ".join([*keys, bucket, "count(*)"])
+        return f"SELECT {cols} FROM {self.table} WHERE {where} GROUP BY {group}"
+
+    def _totals(self) -> list[str]:
+        cols = ["count(*)", self.error_count()]
         for m in self.spec.measures:
             cols += [f"count({q(m)})", f"sum({q(m)})", f"min({q(m)})", f"max({q(m)})"]
-        group = f" GROUP BY {', '.join(keys)}" if keys else ""
-        where = self._where_counted(ranged)
-        return f"SELECT {', '.join(cols)} FROM {self._from(ranged)} WHERE {where}{group}"
+        return cols
+
+    def _packed(self, *, blocks: bool) -> str:
+        keys = [q(k) for k in self.spec.keys]
+        cols = [*keys, *self._totals()]
+        for m in self.spec.measures:
+            agg = "json_agg" if self.dialect == "postgresql" else "json_group_array"
+            cols.append(f"{agg}({bucket_sql(q(m))}) FILTER (WHERE {q(m)} IS NOT NULL)")
+            if self.dialect == "postgresql":
+                cols[-1] = f"({cols[-1]})::text"
+        group = [*keys, self.block] if blocks else keys
+        by = f" GROUP BY {', '.join(group)}" if group else ""
+        if blocks:
+            return f"SELECT {', '.join(cols)} FROM {self.table} WHERE {self._where_counted()}{by}"
+        where = self._where_counted(ranged=True)
+        return f"SELECT {', '.join(cols)} FROM {self._from(ranged=True)} WHERE {where}{by}"
 
     @cache  # noqa: B019 -- a few statements per aggregate, built once
     def packed_totals(self) -> str:
@@ -190,68 +222,64 @@ class AggregateSql:
         per pair; one text per group and measure costs neither, and a JSON
         array is the quickest text for Python to read back.
         """
-        keys = [q(k) for k in self.spec.keys]
-        cols = [*keys, "count(*)", self.error_count()]
-        for m in self.spec.measures:
-            cols += [f"count({q(m)})", f"sum({q(m)})", f"min({q(m)})", f"max({q(m)})"]
-        for m in self.spec.measures:
-            agg = "json_agg" if self.dialect == "postgresql" else "json_group_array"
-            cols.append(f"{agg}({bucket_sql(q(m))}) FILTER (WHERE {q(m)} IS NOT NULL)")
-            if self.dialect == "postgresql":
-                cols[-1] = f"({cols[-1]})::text"
-        group = f" GROUP BY {', '.join(keys)}" if keys else ""
-        where = self._where_counted(ranged=True)
-        return f"SELECT {', '.join(cols)} FROM {self._from(ranged=True)} WHERE {where}{group}"
+        return self._packed(blocks=False)
 
     @cache  # noqa: B019 -- a few statements per aggregate, built once
-    def full_buckets(self, measure: str, ranged: bool = False) -> str:
-        """Per group and bucket of ``measure``: the count."""
-        keys = [q(k) for k in self.spec.keys]
-        bucket = bucket_sql(q(measure))
-        where = f"{self._where_counted(ranged)} AND {q(measure)} IS NOT NULL"
-        group = ", ".join([*keys, bucket])
-        cols = ", ".join([*keys, bucket, "count(*)"])
-        return f"SELECT {cols} FROM {self._from(ranged)} WHERE {where} GROUP BY {group}"
+    def packed_blocks(self) -> str:
+        """SQLite's full recompute: what :meth:`packed_totals` gives, of every
+        row up to ``:hi``, per group and block of ``2 ** ID_BLOCK_BITS`` ids.
+        Read in the order of the aggregate's index (:meth:`create_index`),
+        it is one scan of the index, with no sort, and no row holds the codes
+        of more than one block."""
+        return self._packed(blocks=True)
 
-    def extremes(self, measure: str, *, in_buckets: bool = False) -> str:
+    @property
+    def block(self) -> str:
+        """A row's block of ids: the index's second part (:meth:`create_index`)."""
+        return f"({self.id} >> {ID_BLOCK_BITS})"
+
+    def extremes(self, measure: str) -> str:
         """min and max of ``measure`` in one group (keys bound as ``:k0``,
-        ``:k1``...). ``in_buckets``: the min among the values of sketch bucket
-        ``:low`` and the max among those of ``:high``, the group's lowest and
-        highest buckets in use: the same extremes, read from a few rows (in
-        SQLite, through the aggregate's index for its first measure) instead
-        of every row of the group."""
+        ``:k1``...); in SQLite, a range of the aggregate's index."""
         same = "IS" if self.dialect == "sqlite" else "IS NOT DISTINCT FROM"
         conds = [f"{q(k)} {same} :k{i}" for i, k in enumerate(self.spec.keys)]
         conds.append(self._where_counted())
-        where = " AND ".join(conds)
         col = q(measure)
-        if not in_buckets:
-            return f"SELECT min({col}), max({col}) FROM {self.table} WHERE {where}"
-        bucket = bucket_sql(col)
-        return (
-            f"SELECT (SELECT min({col}) FROM {self.table} WHERE {where} AND {bucket} = :low),"
-            f" (SELECT max({col}) FROM {self.table} WHERE {where} AND {bucket} = :high)"
-        )
+        return f"SELECT min({col}), max({col}) FROM {self.table} WHERE {' AND '.join(conds)}"
 
     # ------------------------------------------------------------ index
 
     @property
     def index_name(self) -> str:
-        return f"collectbus_agg_{self.spec.name}_cover"
+        return f"collectbus_agg_{self.spec.name}_rows"
+
+    @property
+    def legacy_index_names(self) -> list[str]:
+        """SQLite: the indexes earlier versions installed, replaced when found."""
+        return [f"collectbus_agg_{self.spec.name}_cover"] if self.dialect == "sqlite" else []
 
     def create_index(self) -> list[str]:
-        """SQLite: an index in the full recompute's GROUP BY order (keys, then
-        the first measure's bucket) holding every column it reads, so that a
-        full refresh is one ordered scan of the index instead of a sort of the
-        whole table. PostgreSQL groups by hashing and needs none."""
+        """SQLite: an index on the keys, then the row's block of ids, then the
+        id, holding every other column the full recompute reads.
+
+        The full recompute (:meth:`packed_blocks`) then reads it in its GROUP
+        BY order, with no sort of the table. And as ids only grow, a new row's
+        entry goes at the end of its group's range: a thousand new rows of
+        twenty groups change about twenty pages of it. An index in value order
+        (the keys, then the sketch bucket) would spare the full recompute its
+        counting of codes, but put each new row on a page of its own: every
+        insert, and every update after it, would write and read a page per
+        row. PostgreSQL groups by hashing and needs none.
+        """
         if self.dialect != "sqlite" or not self.spec.measures:
             return []
         spec = self.spec
-        cols = [q(k) for k in spec.keys] + [bucket_sql(q(spec.measures[0]))]
+        cols = [q(k) for k in spec.keys] + [self.block, self.id]
         extra = [*spec.measures, *(c for c, _ in spec.filters)]
         if spec.error_column:
             extra.append(spec.error_column)
-        cols += [q(c) for c in dict.fromkeys(extra) if c not in spec.keys]
+        skip = {*spec.keys, spec.id_column}
+        cols += [q(c) for c in dict.fromkeys(extra) if c not in skip]
         return [
             f"CREATE INDEX IF NOT EXISTS {q(self.index_name)} ON {self.table} ({', '.join(cols)})"
         ]
@@ -259,7 +287,8 @@ class AggregateSql:
     def drop_index(self) -> list[str]:
         if self.dialect != "sqlite":
             return []
-        return [f"DROP INDEX IF EXISTS {q(self.index_name)}"]
+        names = [self.index_name, *self.legacy_index_names]
+        return [f"DROP INDEX IF EXISTS {q(name)}" for name in names]
 
     # ------------------------------------------------------------ triggers
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
@@ -311,10 +311,11 @@ class NewRows(NamedTuple):
 
 
 def merge_partial(
-    groups: dict[str, GroupState], partial: dict[str, NewRows], n_measures: int
+    groups: dict[str, GroupState], partial: Iterable[tuple[str, NewRows]], n_measures: int
 ) -> None:
-    """Merge new rows, grouped by the database, into ``groups`` (the merge law)."""
-    for key, part in partial.items():
+    """Merge new rows, grouped by the database, into ``groups`` (the merge law):
+    ``partial`` is (group key, new rows) pairs, a group's in any number of parts."""
+    for key, part in partial:
         group = groups.get(key)
         if group is None:
             group = groups[key] = GroupState.empty(n_measures)

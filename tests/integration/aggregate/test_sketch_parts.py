@@ -160,3 +160,32 @@ def test_groups_without_measures_are_folded_too(store: Store) -> None:
         ).scalar_one()
     assert most <= parts_module.FOLD_AT + parts_module.FOLD_SHARE + 1
     assert stored(store.engine, spec) == oracle(store.engine, spec)
+
+
+def test_an_earlier_versions_index_gives_way_to_this_ones(sqlite_url: str) -> None:
+    """An aggregate built by an earlier version has its index in value order
+    (keys, bucket): the first update of this version swaps it for the index in
+    id order, and the totals stay exact."""
+    store = open_store(sqlite_url)
+    try:
+        rng = random.Random(5)
+        _insert(store, rng, 200)
+        with Aggregator(store, SPEC) as agg:
+            agg.update()
+            legacy, current = agg.sql.legacy_index_names[0], agg.sql.index_name
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql(f'DROP INDEX "{current}"')
+            conn.exec_driver_sql(f'CREATE INDEX "{legacy}" ON calls (handler, elapsed_ns)')
+        _insert(store, rng, 50)
+        with Aggregator(store, SPEC) as agg:
+            agg.update()
+        with store.engine.connect() as conn:
+            names = {
+                r[0]
+                for r in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'index'")
+            }
+        assert current in names
+        assert legacy not in names
+        assert stored(store.engine, SPEC) == oracle(store.engine, SPEC)
+    finally:
+        store.close()

@@ -3,12 +3,13 @@ aggregating everything at once, and retracting undoes adding."""
 
 from __future__ import annotations
 
+import json
 import math
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from collectbus.aggregate.sketch import RELATIVE_ACCURACY, LogSketch, bucket_of
+from collectbus.aggregate.sketch import PENDING_CHARS, RELATIVE_ACCURACY, LogSketch, bucket_of
 from collectbus.aggregate.state import (
     Contribution,
     GroupState,
@@ -43,6 +44,48 @@ def test_retracting_undoes_adding(a: list[float], b: list[float]) -> None:
     sketch.merge(sketch_of(b), sign=-1)
     assert sketch == sketch_of(a)
     assert all(count > 0 for count in sketch.counts.values())
+
+
+codes = st.lists(st.integers(-(10**5), 10**9), max_size=40)
+
+
+@given(st.lists(codes, max_size=8), codes, st.lists(codes, max_size=4), st.booleans())
+def test_codes_handed_over_as_text_count_as_codes_added_one_by_one(
+    texts: list[list[int]], retracted: list[int], merged: list[list[int]], spaced: bool
+) -> None:
+    """Texts of codes are counted late (when the counts are read), and a
+    sketch merged in keeps its uncounted texts: the counts are the same as
+    adding each code at once, whatever is read, merged or retracted between."""
+    sep = ", " if spaced else ","  # PostgreSQL's json_agg spaces them out
+    lazy, eager = LogSketch(), LogSketch()
+    for i, group in enumerate(texts):
+        lazy.add_codes("[" + sep.join(map(str, group)) + "]")
+        for code in group:
+            eager.add(code)
+        if i == 1:
+            assert lazy.total == eager.total  # read midway: counted so far
+    other = LogSketch()
+    for group in merged:
+        other.add_codes(json.dumps(group))
+        for code in group:
+            eager.add(code)
+    lazy.merge(other)
+    lazy.merge(LogSketch.of(retracted), sign=-1)
+    eager.merge(LogSketch.of(retracted), sign=-1)
+    assert lazy == eager
+    assert all(lazy.counts.values())
+
+
+def test_uncounted_texts_are_counted_once_they_grow_large() -> None:
+    sketch = LogSketch()
+    text = json.dumps(list(range(1000)))
+    for _ in range(PENDING_CHARS // len(text) + 1):
+        sketch.add_codes(text)
+    assert not sketch._texts  # counted as they arrived, not kept
+    assert sketch.counts[999] == PENDING_CHARS // len(text) + 1
+    sketch.add_codes("[]")
+    sketch.add_codes("")
+    assert not sketch._texts
 
 
 @given(st.lists(st.floats(1e-6, 1e9), min_size=1, max_size=200), st.sampled_from([0.5, 0.95, 0.99]))
