@@ -387,6 +387,8 @@ aggregate_parts = Table(
     Column("errors", BigInteger, nullable=False),
     Column("measures", Text, nullable=False),  # JSON: n, sum, min, max per measure
     Column("sketches", Text, nullable=False),  # one encoded sketch per measure
+    # SQLite: stored in key order, so that a group's rows share pages (0008).
+    sqlite_with_rowid=False,
 )
 
 aggregate_changes = Table(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from alembic import command
@@ -187,5 +188,44 @@ def test_an_earlier_versions_index_gives_way_to_this_ones(sqlite_url: str) -> No
         assert current in names
         assert legacy not in names
         assert stored(store.engine, SPEC) == oracle(store.engine, SPEC)
+    finally:
+        store.close()
+
+
+def test_migration_0008_clusters_the_parts_by_key_in_sqlite(sqlite_url: str) -> None:
+    """SQLite keeps a group's rows together (WITHOUT ROWID); the rows survive
+    the rebuild both ways."""
+
+    def table_sql(conn: Any) -> str:
+        return str(
+            conn.exec_driver_sql(
+                "SELECT sql FROM sqlite_master WHERE name = 'aggregate_parts'"
+            ).scalar_one()
+        )
+
+    store = open_store(sqlite_url)
+    try:
+        _insert(store, random.Random(8), 200)
+        with Aggregator(store, SPEC) as agg:
+            agg.update()
+            _insert(store, random.Random(9), 40)
+            agg.update()
+        before = _rows(store)
+        with store.engine.connect() as conn:
+            assert "WITHOUT ROWID" in table_sql(conn)
+    finally:
+        store.close()
+    engine = make_engine(sqlite_url)
+    try:
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0007")
+            assert "WITHOUT ROWID" not in table_sql(conn)
+    finally:
+        engine.dispose()
+    store = open_store(sqlite_url)  # upgrades to the head again
+    try:
+        assert _rows(store) == before
+        with store.engine.connect() as conn:
+            assert "WITHOUT ROWID" in table_sql(conn)
     finally:
         store.close()
