@@ -3,9 +3,12 @@
 Two ways to know a changed row's old contribution:
 
 - **triggers** (a table of the collectbus store): ``AFTER UPDATE``/``DELETE``
-  triggers log the old contribution into ``aggregate_changes``. For each row
-  with logged changes, the earliest one holds what the totals counted; it is
-  retracted and the row's current contribution, if the row still exists, added.
+  triggers log the old and the new contribution into ``aggregate_changes``.
+  For each row with logged changes, the earliest one holds what the totals
+  counted, and the latest what the row contributes now (nothing if it was
+  deleted): the first is retracted and the second added, with no read of the
+  table (except for changes logged before the triggers logged new
+  contributions, whose rows are looked up).
 - **ledger** (a read-only table elsewhere): the newest ``open_rows`` rows stay
   open; what each contributed is kept in ``aggregate_ledger``, and every update
   rescans them, so an edit is a −/+ and a vanished row a −. With an
@@ -33,6 +36,7 @@ from sqlalchemy import Connection, text
 import collectbus.aggregate.driver as driver
 from collectbus.aggregate.checkpoint import Changes, Checkpoint, load_ledger
 from collectbus.aggregate.full import new_groups, parse_new_groups
+from collectbus.aggregate.parts import CHUNK
 from collectbus.aggregate.sql import AggregateSql
 from collectbus.aggregate.state import Contribution, NewRows, contribution
 
@@ -60,6 +64,16 @@ def _contrib(sql: AggregateSql, row: Sequence[object]) -> Contribution | None:
 
 def _rows_between(conn: Connection, sql: AggregateSql, lo: int, hi: int) -> list[tuple[Any, ...]]:
     return driver.rows(conn, sql.rows_between(), {"lo": lo, "hi": hi})
+
+
+def _rows_with_ids(
+    conn: Connection, sql: AggregateSql, ids: Sequence[int]
+) -> dict[int, tuple[Any, ...]]:
+    out: dict[int, tuple[Any, ...]] = {}
+    for i in range(0, len(ids), CHUNK):
+        for row in driver.rows(conn, sql.rows_with_ids(ids[i : i + CHUNK]), {}):
+            out[int(str(row[0]))] = row
+    return out
 
 
 def missing_ranges(lo: int, hi: int, seen: Sequence[int]) -> list[tuple[int, int]]:
@@ -116,7 +130,7 @@ class Prefetch:
 def prefetch_reads(sql: AggregateSql, last_id: int) -> list[tuple[str, dict[str, object]]]:
     """The queries of a :class:`Prefetch` for a checkpoint at ``last_id``."""
     return [
-        (sql.changes_with_rows(), {"name": sql.spec.name}),
+        (sql.changes(), {"name": sql.spec.name}),
         (sql.packed_totals(), {"lo": last_id, "hi": last_id + sql.spec.batch_rows}),
     ]
 
@@ -145,27 +159,35 @@ def read_triggered(
     out = delta.deltas
     # Edits and deletes of counted rows: retract what was counted, add what is.
     earliest: dict[int, str] = {}
-    current: dict[int, Sequence[Any]] = {}
+    latest: dict[int, str | None] = {}
     logged = (
         fetched.changes
         if fetched is not None
-        else driver.rows(conn, sql.changes_with_rows(), {"name": sql.spec.name})
+        else driver.rows(conn, sql.changes(), {"name": sql.spec.name})
     )
-    for seq, rid, old, *row in logged:
+    for seq, rid, old, new in logged:
         delta.changes.consumed.append(seq)
         earliest.setdefault(rid, old)
-        current[rid] = row
+        latest[rid] = new
     counted = [rid for rid in earliest if cp.counted(rid)]
     n_keys, n_measures = len(sql.spec.keys), len(sql.spec.measures)
+    # Logged before the triggers logged new contributions: read the row.
+    unknown = [rid for rid in counted if latest[rid] is None]
+    found = _rows_with_ids(conn, sql, unknown)
     for rid in counted:
         before = contribution(_json_row(earliest[rid]), n_keys, n_measures)
         if before is not None:
             out.append((before, -1))
-        found = current[rid]
-        if found[0] is not None and int(str(found[0])) <= last:
-            now = _contrib(sql, found)
-            if now is not None:
-                out.append((now, 1))
+        if rid > last:
+            continue  # counted with the new rows
+        new = latest[rid]
+        now = (
+            (_contrib(sql, found[rid]) if rid in found else None)
+            if new is None
+            else contribution(_json_row(new), n_keys, n_measures)
+        )
+        if now is not None:
+            out.append((now, 1))
     # Rows that were pending, one by one; new rows as one partial aggregate,
     # grouped by the database (merging partials equals aggregating at once).
     pending: list[tuple[int, int, int]] = []
@@ -198,9 +220,10 @@ def read_triggered(
     return delta
 
 
-def _json_row(old: str) -> list[object]:
-    values = json.loads(old)
-    return list(values) if isinstance(values, list) else []
+def _json_row(logged: str) -> list[object]:
+    """A logged contribution's values; none (no contribution) for ``null``."""
+    values = json.loads(logged)
+    return list(values) if isinstance(values, list) else [0]
 
 
 def initial_pending(

@@ -174,28 +174,36 @@ class Aggregator:
             log.warning("aggregate %s: its definition changed; rebuilding", self.spec.name)
             self.reset()
             return None
-        if cp is not None:
-            self._replace_legacy_index()
+        if cp is not None and not self.spec.external:
+            self._upgrade_installed()
         return cp
 
-    def _replace_legacy_index(self) -> None:
-        """An index an earlier version installed gives way to this one's."""
-        legacy = [] if self.spec.external else self.sql.legacy_index_names
-        if not legacy:
-            return
-        with source_errors(self.spec, "replace the index"):
+    def _upgrade_installed(self) -> None:
+        """Triggers and an index an earlier version installed give way to this
+        version's (the triggers in the same transaction, so no change goes
+        unlogged)."""
+        sql = self.sql
+        with source_errors(self.spec, "upgrade the triggers"):
             with snapshot(self.store.engine) as st:
-                found = driver.rows(
-                    st,
-                    "SELECT name FROM sqlite_master WHERE type = 'index'"
-                    f" AND name IN ({', '.join(f':n{i}' for i in range(len(legacy)))})",
-                    {f"n{i}": name for i, name in enumerate(legacy)},
-                )
-            if not found:
+                installed = driver.rows(st, sql.trigger_definitions(), sql.trigger_names())
+                legacy = []
+                if sql.legacy_index_names:
+                    names = {f"n{i}": n for i, n in enumerate(sql.legacy_index_names)}
+                    legacy = driver.rows(
+                        st,
+                        "SELECT name FROM sqlite_master WHERE type = 'index'"
+                        f" AND name IN ({', '.join(':' + k for k in names)})",
+                        names,
+                    )
+            current = sql.triggers_current([str(r[0]) for r in installed])
+            if current and not legacy:
                 return
-            log.info("aggregate %s: replacing the index of an earlier version", self.spec.name)
+            log.info("aggregate %s: replacing what an earlier version installed", self.spec.name)
             with write_transaction(self.store.engine) as w:
-                for stmt in [*self.sql.drop_index(), *self.sql.create_index()]:
+                stmts = [*sql.drop_triggers(), *sql.create_triggers()] if not current else []
+                if legacy:
+                    stmts += [*sql.drop_index(), *sql.create_index()]
+                for stmt in stmts:
                     w.exec_driver_sql(stmt)
 
     def _save(self, before: Checkpoint | None, after: Checkpoint, changes: Changes) -> Checkpoint:

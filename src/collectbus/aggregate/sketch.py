@@ -141,7 +141,12 @@ class LogSketch:
     def _count_texts(self) -> None:
         texts, self._texts, self._pending = self._texts, [], 0
         inner = ",".join(t[1:-1] for t in texts)
-        _count_elements(self._counts, json.loads(f"[{inner}]"))
+        counts = self._counts
+        _count_elements(counts, json.loads(f"[{inner}]"))
+        # A delta sketch (or one retracted from before its texts were
+        # counted) held negative counts: those the texts cancelled are gone.
+        for code in [c for c, n in counts.items() if not n]:
+            del counts[code]
 
     def add(self, code: int, count: int = 1) -> None:
         counts = self.counts

@@ -16,6 +16,7 @@ escaped literals (they come from the configuration, not from rows).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Literal
@@ -125,17 +126,20 @@ class AggregateSql:
         """Rows with ``:lo < id <= :hi`` (new rows, and open ones)."""
         return f"{self._select()} WHERE {self.id} > :lo AND {self.id} <= :hi ORDER BY {self.id}"
 
-    @cache  # noqa: B019 -- a few statements per aggregate, built once
-    def changes_with_rows(self) -> str:
-        """Every change logged for the aggregate, in order: seq, row id and
-        the old contribution, then the row's id and contribution now (NULL
-        when the row is gone), read by one join instead of a second query."""
-        cols = ", ".join([f"t.{self.id}", *self.contribution_columns("t.")])
+    def changes(self) -> str:
+        """Every change logged for the aggregate, in order: seq, row id, the
+        row's contribution before the change and after it (see
+        :meth:`create_triggers`)."""
         return (
-            f"SELECT c.seq, c.row_id, c.old, {cols} FROM aggregate_changes c"
-            f" LEFT JOIN {self.table} t ON t.{self.id} = c.row_id"
-            " WHERE c.name = :name ORDER BY c.seq"
+            "SELECT seq, row_id, old, new_contribution FROM aggregate_changes"
+            " WHERE name = :name ORDER BY seq"
         )
+
+    def rows_with_ids(self, ids: Sequence[int]) -> str:
+        """The rows with the given ids (integers read from the database,
+        written in): each row's id and contribution now."""
+        listed = ", ".join(str(int(i)) for i in ids)
+        return f"{self._select()} WHERE {self.id} IN ({listed})"
 
     def rows_updated(self) -> str:
         """Closed rows (``id <= :hi``) changed after the watermark ``:mark``."""
@@ -292,8 +296,9 @@ class AggregateSql:
 
     # ------------------------------------------------------------ triggers
 
-    def _old_json(self) -> str:
-        cols = self.contribution_columns("OLD.")
+    def _contribution_json(self, row: str) -> str:
+        """The JSON array of a row's contribution, ``row`` being ``OLD`` or ``NEW``."""
+        cols = self.contribution_columns(f"{row}.")
         if self.dialect == "postgresql":
             return f"json_build_array({', '.join(cols)})::text"
         # SQLite's JSON keeps 15 digits of a REAL; 17 round-trip exactly.
@@ -319,23 +324,55 @@ class AggregateSql:
         return [f"DROP TRIGGER IF EXISTS {name}_u", f"DROP TRIGGER IF EXISTS {name}_d"]
 
     def create_triggers(self) -> list[str]:
-        """Triggers logging each edited or deleted row's old contribution."""
+        """Triggers logging, for each edited or deleted row, its contribution
+        before the change (``old``) and after it (``new_contribution``; the
+        JSON ``null`` for a delete): an update then needs nothing but the log.
+        An edit of the id itself is logged as the old id's delete and the new
+        id's arrival (an ``old`` that counts for nothing: ``[0]``)."""
         spec = self.spec
         watched = ", ".join(q(c) for c in spec.columns() if c != spec.updated_column)
-        insert = (
-            "INSERT INTO aggregate_changes (name, row_id, old) "
-            f"VALUES ({literal(spec.name)}, OLD.{self.id}, {self._old_json()})"
-        )
-        name = self.trigger_name
+        name, rid = self.trigger_name, self.id
+        old, new = self._contribution_json("OLD"), self._contribution_json("NEW")
+        log = "INSERT INTO aggregate_changes (name, row_id, old, new_contribution)"
+        label = literal(spec.name)
         if self.dialect == "postgresql":
+            body = (
+                f"IF TG_OP = 'UPDATE' AND NEW.{rid} IS NOT DISTINCT FROM OLD.{rid} THEN"
+                f" {log} VALUES ({label}, OLD.{rid}, {old}, {new});"
+                f" ELSE {log} VALUES ({label}, OLD.{rid}, {old}, 'null');"
+                f" IF TG_OP = 'UPDATE' THEN {log} VALUES ({label}, NEW.{rid}, '[0]', {new});"
+                " END IF; END IF;"
+            )
             return [
                 f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $fn$ "
-                f"BEGIN {insert}; RETURN NULL; END $fn$",
+                f"BEGIN {body} RETURN NULL; END $fn$",
                 f"CREATE TRIGGER {name} AFTER UPDATE OF {watched} OR DELETE ON {self.table} "
                 f"FOR EACH ROW EXECUTE FUNCTION {name}()",
             ]
+        moved = f"NEW.{rid} IS NOT OLD.{rid}"
         return [
-            f"CREATE TRIGGER {name}_u AFTER UPDATE OF {watched} ON {self.table} "
-            f"BEGIN {insert}; END",
-            f"CREATE TRIGGER {name}_d AFTER DELETE ON {self.table} BEGIN {insert}; END",
+            f"CREATE TRIGGER {name}_u AFTER UPDATE OF {watched} ON {self.table} BEGIN"
+            f" {log} SELECT {label}, OLD.{rid}, {old}, CASE WHEN {moved} THEN 'null' ELSE {new} END;"
+            f" {log} SELECT {label}, NEW.{rid}, '[0]', {new} WHERE {moved}; END",
+            f"CREATE TRIGGER {name}_d AFTER DELETE ON {self.table} BEGIN"
+            f" {log} VALUES ({label}, OLD.{rid}, {old}, 'null'); END",
         ]
+
+    def triggers_current(self, definitions: Sequence[str]) -> bool:
+        """Whether installed trigger definitions (SQLite's trigger SQL, or
+        PostgreSQL's function source) are this version's: they log the new
+        contribution too."""
+        return bool(definitions) and all("new_contribution" in d for d in definitions)
+
+    def trigger_definitions(self) -> str:
+        """The query for the installed definitions :meth:`triggers_current` reads."""
+        if self.dialect == "postgresql":
+            return "SELECT prosrc FROM pg_proc WHERE proname = lower(:trigger)"
+        return "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name IN (:u, :d)"
+
+    def trigger_names(self) -> dict[str, str]:
+        """The parameters of :meth:`trigger_definitions`."""
+        name = self.trigger_name
+        if self.dialect == "postgresql":
+            return {"trigger": name}
+        return {"u": f"{name}_u", "d": f"{name}_d"}

@@ -398,6 +398,9 @@ aggregate_changes = Table(
     Column("name", Text, nullable=False),
     Column("row_id", BigInteger, nullable=False),
     Column("old", Text, nullable=False),  # JSON: the row's contribution before the change
+    # JSON: its contribution after it; null for a delete; NULL if logged
+    # before revision 0009 (the row is then looked up).
+    Column("new_contribution", Text, nullable=True),
     Index(None, "name", "seq"),
 )
 

@@ -53,8 +53,8 @@ def plan(conn: sqlite3.Connection, query: str, params: dict[str, object]) -> str
     [
         (SQL.max_id(), {}, "agent_invocations"),
         (SQL.rows_between(), {"lo": 100, "hi": 1100}, "INTEGER PRIMARY KEY (rowid>? AND rowid<?)"),
-        (SQL.changes_with_rows(), {"name": "agents"}, "INTEGER PRIMARY KEY (rowid=?)"),
-        (SQL.changes_with_rows(), {"name": "agents"}, "ix_aggregate_changes_name_seq"),
+        (SQL.changes(), {"name": "agents"}, "ix_aggregate_changes_name_seq"),
+        (SQL.rows_with_ids([3, 7]), {}, "INTEGER PRIMARY KEY (rowid=?)"),
         (SQL.rows_updated(), {"mark": 1900, "hi": 1000}, "ix_agent_invocations_updated_at"),
         (SQL.count_between(), {"lo": 1, "hi": 9}, "INTEGER PRIMARY KEY (rowid>? AND rowid<?)"),
         (SQL.packed_totals(), {"lo": 1, "hi": 9}, "INTEGER PRIMARY KEY (rowid>? AND rowid<?)"),
