@@ -174,18 +174,20 @@ def read_triggered(
     # Logged before the triggers logged new contributions: read the row.
     unknown = [rid for rid in counted if latest[rid] is None]
     found = _rows_with_ids(conn, sql, unknown)
-    for rid in counted:
-        before = contribution(_json_row(earliest[rid]), n_keys, n_measures)
+    # Every logged contribution in one parse: [before, after, before, ...].
+    logged_json = json.loads(
+        "[" + ",".join(f"{earliest[rid]},{latest[rid] or 'null'}" for rid in counted) + "]"
+    )
+    for i, rid in enumerate(counted):
+        before = contribution(_json_row(logged_json[2 * i]), n_keys, n_measures)
         if before is not None:
             out.append((before, -1))
         if rid > last:
             continue  # counted with the new rows
-        new = latest[rid]
-        now = (
-            (_contrib(sql, found[rid]) if rid in found else None)
-            if new is None
-            else contribution(_json_row(new), n_keys, n_measures)
-        )
+        if latest[rid] is None:
+            now = _contrib(sql, found[rid]) if rid in found else None
+        else:
+            now = contribution(_json_row(logged_json[2 * i + 1]), n_keys, n_measures)
         if now is not None:
             out.append((now, 1))
     # Rows that were pending, one by one; new rows as one partial aggregate,
@@ -220,10 +222,9 @@ def read_triggered(
     return delta
 
 
-def _json_row(logged: str) -> list[object]:
-    """A logged contribution's values; none (no contribution) for ``null``."""
-    values = json.loads(logged)
-    return list(values) if isinstance(values, list) else [0]
+def _json_row(values: object) -> list[object]:
+    """A logged contribution's values, parsed; none (no contribution) for ``null``."""
+    return values if isinstance(values, list) else [0]
 
 
 def initial_pending(
