@@ -8,7 +8,7 @@ transaction rolls back, as it would if the process had been killed there.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -29,13 +29,6 @@ ERRORS = (None, None, "ValueError", "KeyError")
 
 class SimulatedCrash(Exception):
     """Stands for the process dying at this point."""
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    s = open_store(store_url)
-    yield s
-    s.close()
 
 
 def _calls_spec(batch_rows: int, filtered: bool = False) -> AggregateSpec:

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from alembic import command
 from sqlalchemy import text
 
@@ -33,13 +31,6 @@ SPEC = AggregateSpec(
     measures=("elapsed_ns",),
     error_column="error_type",
 )
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    s = open_store(store_url)
-    yield s
-    s.close()
 
 
 def _insert(store: Store, rng: random.Random, count: int) -> None:

@@ -4,7 +4,7 @@ with a ledger of open rows instead of triggers (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,6 @@ from collectbus.aggregate import engine as engine_module
 from collectbus.aggregate.source import open_source
 from collectbus.errors import CollectError
 from collectbus.store import Store
-from collectbus.store import open as open_store
 from tests.integration.aggregate.oracle import oracle, stored
 
 AGENTS = ("planner", "coder", "reviewer")
@@ -29,13 +28,6 @@ CREATE = (
     " agent_name TEXT NOT NULL, status TEXT NOT NULL, duration_seconds DOUBLE PRECISION,"
     " updated_at BIGINT NOT NULL)"
 )
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    s = open_store(store_url)
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -6,13 +6,11 @@ the rows; an edit of a row's id moves its contribution. SQLite and PostgreSQL.""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 
-import pytest
 from alembic import command
 from sqlalchemy import text
 
-from collectbus.aggregate import AggregateSpec, Aggregator
+from collectbus.aggregate import Aggregator
 from collectbus.aggregate.checkpoint import load_checkpoint
 from collectbus.aggregate.sql import AggregateSql, literal
 from collectbus.store import Store
@@ -21,21 +19,7 @@ from collectbus.store.engine import make_engine
 from collectbus.store.migrate import alembic_config
 from tests.integration.aggregate.oracle import oracle, stored
 from tests.integration.aggregate.test_aggregate_property import insert_call
-
-SPEC = AggregateSpec(
-    name="by_handler",
-    table="calls",
-    keys=("handler",),
-    measures=("elapsed_ns",),
-    error_column="error_type",
-)
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    s = open_store(store_url)
-    yield s
-    s.close()
+from tests.integration.aggregate.test_sketch_parts import SPEC
 
 
 def _fill(store: Store, rng: random.Random, count: int) -> None:
