@@ -211,9 +211,8 @@ def _lz4(conn: Connection) -> bool:
     return _LZ4[url]
 
 
-def write_settings(conn: Connection) -> list[str]:
-    """PostgreSQL: the settings of a transaction writing totals, as
-    expressions to select (one round trip with whatever else is read).
+def _settings(conn: Connection) -> dict[str, str]:
+    """PostgreSQL: the settings of a transaction writing totals.
 
     An asynchronous commit: the checkpoint and the totals are in the one
     transaction, so a server crash can only lose both together, and the next
@@ -227,14 +226,28 @@ def write_settings(conn: Connection) -> list[str]:
     by, their index entries stay. A bitmap scan visits them all, every time;
     an index scan marks each dead entry on its first visit and skips it after.
     """
-    settings = [
-        "set_config('synchronous_commit', 'off', true)",
-        "set_config('plan_cache_mode', 'force_generic_plan', true)",
-        "set_config('enable_bitmapscan', 'off', true)",
-    ]
+    settings = {
+        "synchronous_commit": "off",
+        "plan_cache_mode": "force_generic_plan",
+        "enable_bitmapscan": "off",
+    }
     if _lz4(conn):
-        settings.append("set_config('default_toast_compression', 'lz4', true)")
+        settings["default_toast_compression"] = "lz4"
     return settings
+
+
+def write_settings(conn: Connection) -> list[str]:
+    """The settings (:func:`_settings`) for the current transaction alone, as
+    expressions to select (one round trip with whatever else is read)."""
+    return [f"set_config('{k}', '{v}', true)" for k, v in _settings(conn).items()]
+
+
+def session_settings(conn: Connection) -> list[str]:
+    """The settings (:func:`_settings`) as statements for a whole session: for
+    a connection that writes totals and nothing else
+    (:class:`~collectbus.aggregate.source.HeldConnection`), set once, not in
+    every transaction."""
+    return [f"SET {k} = {v}" for k, v in _settings(conn).items()]
 
 
 def save(
@@ -364,5 +377,6 @@ __all__ = [
     "load_ledger",
     "parse_checkpoint",
     "save",
+    "session_settings",
     "write_settings",
 ]

@@ -29,8 +29,15 @@ def _pyformat(query: str, names: tuple[str, ...]) -> str:
     return query
 
 
+def _raw(conn: Connection) -> Any:
+    """The driver's connection (both drivers are synchronous: the DB-API
+    connection is the driver's own, and stays reachable on a connection
+    detached from its pool)."""
+    return conn.connection.dbapi_connection
+
+
 def _prepare(conn: Connection, query: str, names: Iterable[str]) -> tuple[Any, str]:
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor = _raw(conn).cursor()
     if conn.dialect.name == "postgresql":
         query = _pyformat(query, tuple(sorted(names)))
     return cursor, query
@@ -69,12 +76,12 @@ def rows_many(
     one after the other."""
     if conn.dialect.name != "postgresql":
         return [rows(conn, query, params) for query, params in queries]
-    pg = conn.connection.driver_connection
+    pg = _raw(conn)
     cursors = []
     try:
-        with _mapped(conn, "pipeline"), pg.pipeline():  # type: ignore[union-attr]
+        with _mapped(conn, "pipeline"), pg.pipeline():
             for query, params in queries:
-                cursor = pg.cursor()  # type: ignore[union-attr]
+                cursor = pg.cursor()
                 cursors.append(cursor)
                 cursor.execute(_pyformat(query, tuple(sorted(params))), params)
         return [list(c.fetchall()) for c in cursors]
@@ -121,7 +128,7 @@ def execute_all(
     if conn.dialect.name != "postgresql":
         out = []
         for query, params in todo:
-            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            cursor = _raw(conn).cursor()
             try:
                 with _mapped(conn, query):
                     cursor.executemany(query, params)
@@ -129,16 +136,16 @@ def execute_all(
             finally:
                 cursor.close()
         return out
-    pg = conn.connection.driver_connection
+    pg = _raw(conn)
     cursors = []
     try:
-        with _mapped(conn, "pipeline"), pg.pipeline():  # type: ignore[union-attr]
+        with _mapped(conn, "pipeline"), pg.pipeline():
             for query, params in todo:
-                cursor = pg.cursor()  # type: ignore[union-attr]
+                cursor = pg.cursor()
                 cursors.append(cursor)
                 cursor.executemany(_pyformat(query, tuple(sorted(params[0]))), params)
             if commit:
-                pg.commit()  # type: ignore[union-attr]
+                pg.commit()
         return [int(c.rowcount) for c in cursors]
     finally:
         for cursor in cursors:

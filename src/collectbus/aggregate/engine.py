@@ -49,7 +49,7 @@ from collectbus.aggregate.checkpoint import (
     load_checkpoint,
     parse_checkpoint,
     save,
-    write_settings,
+    session_settings,
 )
 from collectbus.aggregate.delta import (
     Delta,
@@ -123,7 +123,7 @@ class Aggregator:
         # The checkpoint this object wrote last: what an update guesses it
         # will read (:class:`~collectbus.aggregate.delta.Prefetch`).
         self._saved: Checkpoint | None = None
-        self._held = HeldConnection(store.engine)
+        self._held = HeldConnection(store.engine, session=session_settings)
 
     def close(self) -> None:
         self._held.close()
@@ -286,9 +286,8 @@ class Aggregator:
         # checkpoint last, the changes and new rows past it: in PostgreSQL,
         # one round trip.
         probes = triggered_probes(self.sql)
+        # PostgreSQL: the held connection's session has the write settings.
         tuned = self.store.dialect == "postgresql"
-        if tuned:
-            probes += write_settings(conn)
         reads: list[tuple[str, dict[str, object]]] = [
             (checkpoint_query(probes), {"name": spec.name})
         ]

@@ -11,7 +11,7 @@ names the aggregate, the database and the table.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal, TypeVar
 
@@ -121,21 +121,42 @@ class HeldConnection:
     the same rows fails the transaction).
 
     An update every few seconds then skips the pool's check-out and return,
-    and in PostgreSQL the pre-ping round trip. A connection found broken
+    and in PostgreSQL the pre-ping round trip and the settings of each
+    transaction (``session``). A connection found broken
     (the server restarted) is replaced and the transaction tried once more;
     after any other failure it is closed, and the next transaction opens a
     new one.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        session: Callable[[Connection], Sequence[str]] | None = None,
+    ) -> None:
+        """``session``: PostgreSQL, the statements (``SET``) that give the
+        connection its settings, run when it is opened. Such a connection is
+        taken out of the pool (closed, not returned), so that its settings
+        never reach the pool's other users."""
         self.engine = engine
+        self._session = session
         self._conn: Connection | None = None
 
     def _open(self) -> Connection:
         conn = self.engine.connect()
-        if dialect_of(self.engine) == "postgresql":
-            return conn.execution_options(isolation_level="REPEATABLE READ")
-        return conn.execution_options(collectbus_begin="IMMEDIATE")
+        if dialect_of(self.engine) != "postgresql":
+            return conn.execution_options(collectbus_begin="IMMEDIATE")
+        conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        if self._session is not None:
+            conn.detach()
+            try:
+                with conn.begin():
+                    for statement in self._session(conn):
+                        conn.exec_driver_sql(statement)
+            except BaseException:
+                conn.close()
+                raise
+        return conn
 
     def run(self, work: Callable[[Connection], T]) -> T:
         """``work(conn)`` in one transaction, committed if it returns."""
