@@ -17,6 +17,7 @@ compaction is seen either entirely or not at all.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
@@ -114,8 +115,13 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Connection) -> None:
-    mode = conn.get_execution_options().get("collectbus_begin", "DEFERRED")
-    conn.exec_driver_sql(f"BEGIN {mode}")
+    # Straight to the driver (a statement through SQLAlchemy costs more than
+    # the BEGIN), its error raised as SQLAlchemy would raise it.
+    statement = f"BEGIN {conn.get_execution_options().get('collectbus_begin', 'DEFERRED')}"
+    try:
+        conn.connection.dbapi_connection.execute(statement)  # type: ignore[union-attr]
+    except sqlite3.Error as err:
+        raise sa_exc.DBAPIError.instance(statement, None, err, sqlite3.Error) from err
 
 
 class Store:
