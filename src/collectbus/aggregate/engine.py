@@ -39,6 +39,7 @@ from dataclasses import dataclass, replace
 from sqlalchemy import Connection, text
 
 import collectbus.aggregate.driver as driver
+import collectbus.aggregate.install as install
 from collectbus.aggregate.checkpoint import (
     Changes,
     Checkpoint,
@@ -180,31 +181,15 @@ class Aggregator:
 
     def _upgrade_installed(self) -> None:
         """Triggers and an index an earlier version installed give way to this
-        version's (the triggers in the same transaction, so no change goes
-        unlogged)."""
-        sql = self.sql
+        version's (:mod:`~collectbus.aggregate.install`)."""
         with source_errors(self.spec, "upgrade the triggers"):
             with snapshot(self.store.engine) as st:
-                installed = driver.rows(st, sql.trigger_definitions(), sql.trigger_names())
-                legacy = []
-                if sql.legacy_index_names:
-                    names = {f"n{i}": n for i, n in enumerate(sql.legacy_index_names)}
-                    legacy = driver.rows(
-                        st,
-                        "SELECT name FROM sqlite_master WHERE type = 'index'"
-                        f" AND name IN ({', '.join(':' + k for k in names)})",
-                        names,
-                    )
-            current = sql.triggers_current([str(r[0]) for r in installed])
-            if current and not legacy:
+                triggers, index = install.outdated(st, self.sql)
+            if not (triggers or index):
                 return
             log.info("aggregate %s: replacing what an earlier version installed", self.spec.name)
             with write_transaction(self.store.engine) as w:
-                stmts = [*sql.drop_triggers(), *sql.create_triggers()] if not current else []
-                if legacy:
-                    stmts += [*sql.drop_index(), *sql.create_index()]
-                for stmt in stmts:
-                    w.exec_driver_sql(stmt)
+                install.upgrade(w, self.sql, triggers=triggers, index=index)
 
     def _save(self, before: Checkpoint | None, after: Checkpoint, changes: Changes) -> Checkpoint:
         with (
@@ -455,9 +440,7 @@ class Aggregator:
             source_errors(self.spec, "install triggers"),
             write_transaction(self.store.engine) as w,
         ):
-            sql = self.sql
-            for stmt in [*sql.drop_triggers(), *sql.create_triggers(), *sql.create_index()]:
-                w.exec_driver_sql(stmt)
+            install.install(w, self.sql)
             # Changes logged before this build are part of its snapshot.
 
     def reset(self, *, backfill: bool = False) -> UpdateResult | None:
@@ -465,8 +448,7 @@ class Aggregator:
         with source_errors(self.spec, "reset"), write_transaction(self.store.engine) as w:
             forget(w, self.spec.name)
             if not self.spec.external:
-                for stmt in [*self.sql.drop_triggers(), *self.sql.drop_index()]:
-                    w.exec_driver_sql(stmt)
+                install.uninstall(w, self.sql)
         if backfill:
             return self._build()
         return None
