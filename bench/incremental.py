@@ -52,7 +52,7 @@ SIZES = (10_000, 100_000, 1_000_000, 10_000_000)
 HANDLERS = tuple(f"handler_{i:02d}" for i in range(20))
 NEW_ROWS = 1_000
 EDITS = 100
-REPEATS = 15
+REPEATS = 31
 #: Updates run before the timed ones: the daemon's steady state, where each
 #: update also folds a share of the groups (a group is folded once it has
 #: FOLD_AT rows past its base) and PostgreSQL has prepared the statements.

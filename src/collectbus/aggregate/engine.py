@@ -319,7 +319,7 @@ class Aggregator:
         if n_measures:
             changes.sketch_deltas = sketch_deltas(changed, delta.partial)
         # Every touched group gets a row (save): a base row if folded.
-        changes.folded = choose_folds(groups, groups.keys())
+        changes.folded = choose_folds(groups, groups.keys(), delta.after.version)
         for key, group in groups.items():
             group.parts = 0 if key in changes.folded else group.parts + 1
         return groups

@@ -83,13 +83,17 @@ def load_groups(
     return groups
 
 
-def choose_folds(groups: Mapping[str, GroupState], touched: Collection[str]) -> set[str]:
-    """The touched groups this update folds: one per :data:`FOLD_SHARE` groups
-    touched, those with the most rows past :data:`FOLD_AT`, and every one at
-    :data:`MAX_PARTS`. Folding a share of the groups per update, not all of
-    them at once, keeps each update's cost the same, and keeps the rows per
-    group between FOLD_AT and about FOLD_AT + FOLD_SHARE."""
-    budget = -(-len(touched) // FOLD_SHARE)
+def choose_folds(
+    groups: Mapping[str, GroupState], touched: Collection[str], update: int
+) -> set[str]:
+    """The touched groups the ``update``-th update folds: one per
+    :data:`FOLD_SHARE` groups touched, those with the most rows past
+    :data:`FOLD_AT`, and every one at :data:`MAX_PARTS`. The share is kept
+    across updates (an update touching 20 groups folds one in 5 of every 8
+    updates), so that each update costs the same, and each group has between
+    FOLD_AT and about FOLD_AT + FOLD_SHARE rows."""
+    n = len(touched)
+    budget = (update + 1) * n // FOLD_SHARE - update * n // FOLD_SHARE
     ranked = sorted(
         ((groups[k].parts, k) for k in touched if k in groups and groups[k].parts >= FOLD_AT),
         reverse=True,
