@@ -134,8 +134,8 @@ class HeldConnection:
         *,
         session: Callable[[Connection], Sequence[str]] | None = None,
     ) -> None:
-        """``session``: PostgreSQL, the statements (``SET``) that give the
-        connection its settings, run when it is opened. Such a connection is
+        """``session``: the statements that give the connection its settings
+        (``SET``, ``PRAGMA``), run when it is opened. Such a connection is
         taken out of the pool (closed, not returned), so that its settings
         never reach the pool's other users."""
         self.engine = engine
@@ -144,9 +144,10 @@ class HeldConnection:
 
     def _open(self) -> Connection:
         conn = self.engine.connect()
-        if dialect_of(self.engine) != "postgresql":
-            return conn.execution_options(collectbus_begin="IMMEDIATE")
-        conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        if dialect_of(self.engine) == "postgresql":
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        else:
+            conn = conn.execution_options(collectbus_begin="IMMEDIATE")
         if self._session is not None:
             conn.detach()
             try:
