@@ -125,7 +125,8 @@ def _packed_rows(sql: AggregateSql, rows: Iterable[Sequence[Any]]) -> Iterator[t
         for i in range(nm):
             n, total, low, high = row[nk + 2 + 4 * i : nk + 6 + 4 * i]
             measures.append((int(n or 0), number(total) or 0, number(low), number(high)))
-        key = key_json(tuple(key_value(v) for v in row[:nk]))
+        raw = tuple(row[:nk])
+        key = key_json(raw if all(type(v) is str for v in raw) else tuple(map(key_value, raw)))
         codes = [str(c or "") for c in row[nk + 2 + 4 * nm :]]
         yield key, NewRows(int(row[nk]), int(row[nk + 1] or 0), measures, codes)
 

@@ -201,13 +201,13 @@ class GroupState:
 
     def measures_json(self, names: Sequence[str]) -> str:
         """The measures as a JSON object by name: what ``json.dumps`` of each
-        :meth:`MeasureState.to_json` gives, formatted from one ``json.dumps``
-        of the numbers (an update writes this for every group it touched)."""
+        :meth:`MeasureState.to_json` gives, formatted directly (an update
+        writes this for every group it touched)."""
         parts = []
         for name, m in zip(names, self.measures, strict=True):
-            n, total, low, high = json.dumps([m.n, m.sum, m.min, m.max])[1:-1].split(", ")
             parts.append(
-                f'{_name_json(name)}: {{"n": {n}, "sum": {total}, "min": {low}, "max": {high}}}'
+                f'{_name_json(name)}: {{"n": {m.n}, "sum": {_json_number(m.sum)},'
+                f' "min": {_json_number(m.min)}, "max": {_json_number(m.max)}}}'
             )
         return "{" + ", ".join(parts) + "}"
 
@@ -230,6 +230,17 @@ class GroupState:
 #: Between the sketches of a group's measures in one stored text: neither
 #: base64 nor a JSON array of integers holds it.
 SKETCH_SEPARATOR = "|"
+
+
+def _json_number(value: Number | None) -> str:
+    """``json.dumps`` of a number or None, without its machinery for the
+    usual ones (an int, a finite float: ``str`` and ``repr`` are its output)."""
+    kind = type(value)
+    if kind is int:
+        return str(value)
+    if kind is float and math.isfinite(value):  # type: ignore[arg-type]
+        return repr(value)
+    return json.dumps(value)
 
 
 @lru_cache(maxsize=1024)
