@@ -116,6 +116,8 @@ class Aggregator:
         self._source = open_source(spec) if spec.external else store.engine
         self.sql = AggregateSql(spec, dialect_of(self._source))
         self._checked = False
+        # Triggers and index checked against this version's (once per object).
+        self._upgraded = False
         self._verified = False
         # The groups this object last wrote, valid while the checkpoint is at
         # _cache_version: an update then reads no totals back from the store.
@@ -175,8 +177,9 @@ class Aggregator:
             log.warning("aggregate %s: its definition changed; rebuilding", self.spec.name)
             self.reset()
             return None
-        if cp is not None and not self.spec.external:
+        if cp is not None and not self.spec.external and not self._upgraded:
             self._upgrade_installed()
+            self._upgraded = True
         return cp
 
     def _upgrade_installed(self) -> None:

@@ -28,17 +28,10 @@ def uninstall(conn: Connection, sql: AggregateSql) -> None:
 
 def outdated(conn: Connection, sql: AggregateSql) -> tuple[bool, bool]:
     """Whether the installed triggers, and the index, are an earlier version's."""
-    installed = driver.rows(conn, sql.trigger_definitions(), sql.trigger_names())
+    installed = driver.rows(conn, *sql.trigger_definitions())
     triggers = not sql.triggers_current([str(r[0]) for r in installed])
-    legacy = {f"n{i}": name for i, name in enumerate(sql.legacy_index_names)}
-    index = bool(legacy) and bool(
-        driver.rows(
-            conn,
-            "SELECT name FROM sqlite_master WHERE type = 'index'"
-            f" AND name IN ({', '.join(':' + k for k in legacy)})",
-            legacy,
-        )
-    )
+    legacy = sql.legacy_index_query()
+    index = legacy is not None and bool(driver.rows(conn, *legacy))
     return triggers, index
 
 

@@ -30,8 +30,9 @@ FOLD_AT = 16
 #: A group with this many rows past its base is folded by the next update
 #: touching it.
 MAX_PARTS = 64
-#: An update folds one group for every this many groups it touches (at least
-#: one): a group touched by every update is folded about once in this many.
+#: Updates fold one group for every this many groups they touch (the share
+#: carried from one update to the next): a group touched by every update is
+#: folded about once in this many.
 FOLD_SHARE = 32
 
 _INSERT_PART = (

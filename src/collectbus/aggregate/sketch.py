@@ -183,14 +183,6 @@ class LogSketch:
     def total(self) -> int:
         return sum(self.counts.values())
 
-    def lowest(self) -> int | None:
-        """The code of the lowest bucket in use (by value), or None."""
-        return min(self.counts, key=_order) if self.counts else None
-
-    def highest(self) -> int | None:
-        """The code of the highest bucket in use (by value), or None."""
-        return max(self.counts, key=_order) if self.counts else None
-
     def sorted_buckets(self) -> Iterator[tuple[int, int]]:
         """(code, count) in value order."""
         for code in sorted(self.counts, key=_order):

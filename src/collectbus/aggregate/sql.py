@@ -209,10 +209,9 @@ class AggregateSql:
                 cols[-1] = f"({cols[-1]})::text"
         group = [*keys, self.block] if blocks else keys
         by = f" GROUP BY {', '.join(group)}" if group else ""
-        if blocks:
-            return f"SELECT {', '.join(cols)} FROM {self.table} WHERE {self._where_counted()}{by}"
-        where = self._where_counted(ranged=True)
-        return f"SELECT {', '.join(cols)} FROM {self._from(ranged=True)} WHERE {where}{by}"
+        ranged = not blocks  # new rows, or every row
+        where = self._where_counted(ranged)
+        return f"SELECT {', '.join(cols)} FROM {self._from(ranged)} WHERE {where}{by}"
 
     @cache  # noqa: B019 -- a few statements per aggregate, built once
     def packed_totals(self) -> str:
@@ -258,9 +257,16 @@ class AggregateSql:
         return f"collectbus_agg_{self.spec.name}_rows"
 
     @property
-    def legacy_index_names(self) -> list[str]:
-        """SQLite: the indexes earlier versions installed, replaced when found."""
-        return [f"collectbus_agg_{self.spec.name}_cover"] if self.dialect == "sqlite" else []
+    def legacy_index_name(self) -> str | None:
+        """SQLite: the index an earlier version installed, replaced when found."""
+        return f"collectbus_agg_{self.spec.name}_cover" if self.dialect == "sqlite" else None
+
+    def legacy_index_query(self) -> tuple[str, dict[str, str]] | None:
+        """The query (and its parameters) finding :attr:`legacy_index_name`."""
+        if self.legacy_index_name is None:
+            return None
+        query = "SELECT name FROM sqlite_master WHERE type = 'index' AND name = :name"
+        return query, {"name": self.legacy_index_name}
 
     def create_index(self) -> list[str]:
         """SQLite: an index on the keys, then the row's block of ids, then the
@@ -291,8 +297,8 @@ class AggregateSql:
     def drop_index(self) -> list[str]:
         if self.dialect != "sqlite":
             return []
-        names = [self.index_name, *self.legacy_index_names]
-        return [f"DROP INDEX IF EXISTS {q(name)}" for name in names]
+        names = [self.index_name, self.legacy_index_name]
+        return [f"DROP INDEX IF EXISTS {q(name)}" for name in names if name]
 
     # ------------------------------------------------------------ triggers
 
@@ -364,15 +370,12 @@ class AggregateSql:
         contribution too."""
         return bool(definitions) and all("new_contribution" in d for d in definitions)
 
-    def trigger_definitions(self) -> str:
-        """The query for the installed definitions :meth:`triggers_current` reads."""
-        if self.dialect == "postgresql":
-            return "SELECT prosrc FROM pg_proc WHERE proname = lower(:trigger)"
-        return "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name IN (:u, :d)"
-
-    def trigger_names(self) -> dict[str, str]:
-        """The parameters of :meth:`trigger_definitions`."""
+    def trigger_definitions(self) -> tuple[str, dict[str, str]]:
+        """The query (and its parameters) reading the installed definitions
+        :meth:`triggers_current` checks."""
         name = self.trigger_name
         if self.dialect == "postgresql":
-            return {"trigger": name}
-        return {"u": f"{name}_u", "d": f"{name}_d"}
+            query = "SELECT prosrc FROM pg_proc WHERE proname = lower(:trigger)"
+            return query, {"trigger": name}
+        query = "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name IN (:u, :d)"
+        return query, {"u": f"{name}_u", "d": f"{name}_d"}

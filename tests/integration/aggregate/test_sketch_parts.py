@@ -164,7 +164,7 @@ def test_an_earlier_versions_index_gives_way_to_this_ones(sqlite_url: str) -> No
         _insert(store, rng, 200)
         with Aggregator(store, SPEC) as agg:
             agg.update()
-            legacy, current = agg.sql.legacy_index_names[0], agg.sql.index_name
+            legacy, current = agg.sql.legacy_index_name, agg.sql.index_name
         with store.engine.begin() as conn:
             conn.exec_driver_sql(f'DROP INDEX "{current}"')
             conn.exec_driver_sql(f'CREATE INDEX "{legacy}" ON calls (handler, elapsed_ns)')

@@ -138,7 +138,8 @@ def test_the_downgrade_drops_the_triggers_and_marks_the_aggregates_for_a_rebuild
     try:
         with engine.begin() as conn:
             command.downgrade(alembic_config(conn), "0008")
-            installed = conn.execute(text(sql.trigger_definitions()), sql.trigger_names()).all()
+            query, params = sql.trigger_definitions()
+            installed = conn.execute(text(query), params).all()
             assert installed == []
             cp = load_checkpoint(conn, SPEC.name)
             assert cp is not None

@@ -121,12 +121,12 @@ def test_the_index_gives_the_same_totals(conn: sqlite3.Connection) -> None:
     # The same rows; each block's codes may come in another order.
     assert [r[:-1] for r in after] == [r[:-1] for r in before]
     assert [sorted(json.loads(r[-1])) for r in after] == [sorted(json.loads(r[-1])) for r in before]
-    conn.execute(f"CREATE INDEX {SQL.legacy_index_names[0]} ON agent_invocations (agent_name)")
+    conn.execute(f"CREATE INDEX {SQL.legacy_index_name} ON agent_invocations (agent_name)")
     for stmt in SQL.drop_index():
         conn.execute(stmt)
     names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")]
     assert SQL.index_name not in names
-    assert SQL.legacy_index_names[0] not in names
+    assert SQL.legacy_index_name not in names
 
 
 def test_new_rows_go_at_the_end_of_their_group_in_the_index(conn: sqlite3.Connection) -> None:
