@@ -29,28 +29,28 @@ class CpuRow(NamedTuple):
     """
 
     cpu: int
-    user: int
-    nice: int
-    system: int
-    idle: int
-    iowait: int
-    irq: int
-    softirq: int
-    steal: int
-    guest: int
-    guest_nice: int
+    user: int | None
+    nice: int | None
+    system: int | None
+    idle: int | None
+    iowait: int | None
+    irq: int | None
+    softirq: int | None
+    steal: int | None
+    guest: int | None
+    guest_nice: int | None
 
 
 class StatRow(NamedTuple):
     """The whole-system lines of /proc/stat."""
 
-    boot_time_s: int
-    ctxt_total: int
-    intr_total: int
-    softirq_total: int
-    forks_total: int
-    procs_running: int
-    procs_blocked: int
+    boot_time_s: int | None
+    ctxt_total: int | None
+    intr_total: int | None
+    softirq_total: int | None
+    forks_total: int | None
+    procs_running: int | None
+    procs_blocked: int | None
 
 
 class DiskRow(NamedTuple):
@@ -62,19 +62,19 @@ class DiskRow(NamedTuple):
     """
 
     device: str
-    major: int
-    minor: int
-    read_ios: int
-    read_merges: int
-    read_sectors: int
-    read_ticks_ms: int
-    write_ios: int
-    write_merges: int
-    write_sectors: int
-    write_ticks_ms: int
-    in_flight: int
-    io_ticks_ms: int
-    time_in_queue_ms: int
+    major: int | None
+    minor: int | None
+    read_ios: int | None
+    read_merges: int | None
+    read_sectors: int | None
+    read_ticks_ms: int | None
+    write_ios: int | None
+    write_merges: int | None
+    write_sectors: int | None
+    write_ticks_ms: int | None
+    in_flight: int | None
+    io_ticks_ms: int | None
+    time_in_queue_ms: int | None
     discard_ios: int | None
     discard_merges: int | None
     discard_sectors: int | None
@@ -87,33 +87,33 @@ class NetRow(NamedTuple):
     """One interface line of /proc/net/dev: 8 receive and 8 transmit counters."""
 
     iface: str
-    rx_bytes: int
-    rx_packets: int
-    rx_errs: int
-    rx_drop: int
-    rx_fifo: int
-    rx_frame: int
-    rx_compressed: int
-    rx_multicast: int
-    tx_bytes: int
-    tx_packets: int
-    tx_errs: int
-    tx_drop: int
-    tx_fifo: int
-    tx_colls: int
-    tx_carrier: int
-    tx_compressed: int
+    rx_bytes: int | None
+    rx_packets: int | None
+    rx_errs: int | None
+    rx_drop: int | None
+    rx_fifo: int | None
+    rx_frame: int | None
+    rx_compressed: int | None
+    rx_multicast: int | None
+    tx_bytes: int | None
+    tx_packets: int | None
+    tx_errs: int | None
+    tx_drop: int | None
+    tx_fifo: int | None
+    tx_colls: int | None
+    tx_carrier: int | None
+    tx_compressed: int | None
 
 
 class LoadRow(NamedTuple):
     """/proc/loadavg."""
 
-    load1: float
-    load5: float
-    load15: float
-    procs_running: int
-    procs_total: int
-    last_pid: int
+    load1: float | None
+    load5: float | None
+    load15: float | None
+    procs_running: int | None
+    procs_total: int | None
+    last_pid: int | None
 
 
 class PsiRow(NamedTuple):
@@ -126,10 +126,10 @@ class PsiRow(NamedTuple):
     """
 
     resource: str
-    some_avg10: float
-    some_avg60: float
-    some_avg300: float
-    some_total_us: int
+    some_avg10: float | None
+    some_avg60: float | None
+    some_avg300: float | None
+    some_total_us: int | None
     full_avg10: float | None
     full_avg60: float | None
     full_avg300: float | None
@@ -139,8 +139,8 @@ class PsiRow(NamedTuple):
 class UptimeRow(NamedTuple):
     """/proc/uptime: seconds since boot, and idle seconds summed over CPUs."""
 
-    uptime_s: float
-    idle_s: float
+    uptime_s: float | None
+    idle_s: float | None
 
 
 class CgroupRow(NamedTuple):

@@ -8,6 +8,10 @@ cgroup directory is its own. Formats: ``Documentation/admin-guide/cgroup-v2.rst`
 - single values: ``memory.current``, ``pids.current``; ``memory.max`` may be ``max``;
 - ``cpu.max``: ``$MAX $PERIOD``, ``$MAX`` possibly ``max``;
 - nested keyed ``io.stat``: ``MAJ:MIN rbytes=.. wbytes=.. rios=.. wios=.. dbytes=.. dios=..``.
+
+Numbers follow :mod:`.numbers`: a value out of range (or a sum of ``io.stat``
+that passes ``2**63 - 1``) is None, named ``cgroup.<file>.<key>`` in the
+``replaced`` list a parser is given.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 
+from collectbus.collectors.host.numbers import counter
 from collectbus.errors import ParseError
 from collectbus.records import CgroupRow
+from collectbus.values import fit_counter
 
 __all__ = [
     "CGROUP_FILES",
@@ -64,72 +70,107 @@ def _lines(data: bytes) -> list[bytes]:
     return lines
 
 
-def parse_flat_keyed(data: bytes, source: str) -> dict[bytes, int]:
+def _replaced(replaced: list[str] | None, source: str, key: bytes = b"") -> None:
+    if replaced is not None:
+        name = f"cgroup.{os.path.basename(source)}"
+        replaced.append(f"{name}.{key.decode('utf-8', 'backslashreplace')}" if key else name)
+
+
+def parse_flat_keyed(
+    data: bytes, source: str, replaced: list[str] | None = None
+) -> dict[bytes, int | None]:
     """A flat keyed file (``cpu.stat``, ``memory.stat``): key to value."""
-    out: dict[bytes, int] = {}
+    out: dict[bytes, int | None] = {}
     for number, line in enumerate(_lines(data), 1):
         fields = line.split()
         if len(fields) != 2:
             raise ParseError(source, number, f"not a 'key value' line: {_shown(line)}")
         try:
-            out[fields[0]] = int(fields[1])
+            value = out[fields[0]] = counter(fields[1])
         except ValueError as err:
             raise ParseError(source, number, f"not an integer: {_shown(fields[1])}") from err
+        if value is None:
+            _replaced(replaced, source, fields[0])
     return out
 
 
-def parse_single_value(data: bytes, source: str, *, allow_max: bool = False) -> int | None:
+def parse_single_value(
+    data: bytes, source: str, replaced: list[str] | None = None, *, allow_max: bool = False
+) -> int | None:
     """One integer (``memory.current``); ``max`` is None where allowed (``memory.max``)."""
     lines = _lines(data)
     token = lines[0].strip() if len(lines) == 1 else b""
     if allow_max and token == b"max":
         return None
     try:
-        return int(token)
+        value = counter(token)
     except ValueError as err:
         raise ParseError(source, 1, f"expected one integer: {_shown(data)}") from err
+    if value is None:
+        _replaced(replaced, source)
+    return value
 
 
-def parse_cpu_max(data: bytes, source: str) -> tuple[int | None, int]:
+def parse_cpu_max(
+    data: bytes, source: str, replaced: list[str] | None = None
+) -> tuple[int | None, int | None]:
     """``cpu.max``: (quota in us or None for ``max``, period in us)."""
     lines = _lines(data)
     fields = lines[0].split() if len(lines) == 1 else []
     if len(fields) != 2:
         raise ParseError(source, 1, f"expected '$MAX $PERIOD': {_shown(data)}")
     try:
-        quota = None if fields[0] == b"max" else int(fields[0])
-        return quota, int(fields[1])
+        quota = None if fields[0] == b"max" else counter(fields[0])
+        period = counter(fields[1])
     except ValueError as err:
         raise ParseError(source, 1, f"not an integer: {_shown(data)}") from err
+    if quota is None and fields[0] != b"max":
+        _replaced(replaced, source, b"quota")
+    if period is None:
+        _replaced(replaced, source, b"period")
+    return quota, period
 
 
-def parse_io_stat(data: bytes, source: str) -> dict[bytes, int]:
-    """``io.stat``, summed over its devices: rbytes, wbytes, rios, wios (and any other key)."""
-    out = dict.fromkeys(_IO_KEYS, 0)
+def parse_io_stat(
+    data: bytes, source: str, replaced: list[str] | None = None
+) -> dict[bytes, int | None]:
+    """``io.stat``, summed over its devices: rbytes, wbytes, rios, wios (and any other key).
+
+    A sum with a value out of range, or that passes ``2**63 - 1``, is None.
+    """
+    out: dict[bytes, int | None] = dict.fromkeys(_IO_KEYS, 0)
+    bad: set[bytes] = set()
     for number, line in enumerate(_lines(data), 1):
         fields = line.split()
         if not fields or fields[0].count(b":") != 1:
             raise ParseError(source, number, f"expected 'MAJ:MIN key=value ...': {_shown(line)}")
         for field in fields[1:]:
-            key, eq, value = field.partition(b"=")
+            key, eq, raw = field.partition(b"=")
             if not eq:
                 raise ParseError(source, number, f"not a key=value pair: {_shown(field)}")
             try:
-                out[key] = out.get(key, 0) + int(value)
+                value = counter(raw)
             except ValueError as err:
                 raise ParseError(source, number, f"not an integer: {_shown(field)}") from err
+            total = out.get(key, 0)
+            out[key] = (
+                None if value is None or total is None else fit_counter(total + value)
+            )
+            if out[key] is None and key not in bad:
+                bad.add(key)
+                _replaced(replaced, source, key)
     return out
 
 
 def cgroup_row(
     cgroup: str,
     *,
-    cpu_stat: Mapping[bytes, int] | None = None,
-    cpu_max: tuple[int | None, int] | None = None,
+    cpu_stat: Mapping[bytes, int | None] | None = None,
+    cpu_max: tuple[int | None, int | None] | None = None,
     memory_current: int | None = None,
     memory_max: int | None = None,
-    memory_stat: Mapping[bytes, int] | None = None,
-    io_stat: Mapping[bytes, int] | None = None,
+    memory_stat: Mapping[bytes, int | None] | None = None,
+    io_stat: Mapping[bytes, int | None] | None = None,
     pids_current: int | None = None,
 ) -> CgroupRow:
     """One row from the parsed files; a file not read (None) leaves its columns None."""

@@ -48,32 +48,39 @@ class CgroupReader:
     def _read(
         self,
         file: str,
-        parse: Callable[[bytes, str], T],
+        parse: Callable[[bytes, str, list[str]], T],
         ctx: CollectContext,
         errors: list[str],
+        replaced: list[str],
     ) -> T | None:
         proc_file = self._files.get(file)
         if proc_file is None:
             return None
         try:
-            return parse(proc_file.read(), proc_file.path)
+            return parse(proc_file.read(), proc_file.path, replaced)
         except CollectError as err:
             ctx.report(err)
             errors.append(str(err))
             return None
 
-    def read(self, ctx: CollectContext, errors: list[str]) -> CgroupRow | None:
-        """One row, or None when not one file could be read."""
+    def read(
+        self, ctx: CollectContext, errors: list[str], replaced: list[str] | None = None
+    ) -> CgroupRow | None:
+        """One row, or None when not one file could be read.
+
+        Values out of range are None, named in ``replaced``.
+        """
         before = len(errors)
+        names: list[str] = [] if replaced is None else replaced
         row = cgroup_row(
             self.name,
-            cpu_stat=self._read("cpu.stat", parse_flat_keyed, ctx, errors),
-            cpu_max=self._read("cpu.max", parse_cpu_max, ctx, errors),
-            memory_current=self._read("memory.current", parse_single_value, ctx, errors),
-            memory_max=self._read("memory.max", _parse_max, ctx, errors),
-            memory_stat=self._read("memory.stat", parse_flat_keyed, ctx, errors),
-            io_stat=self._read("io.stat", parse_io_stat, ctx, errors),
-            pids_current=self._read("pids.current", parse_single_value, ctx, errors),
+            cpu_stat=self._read("cpu.stat", parse_flat_keyed, ctx, errors, names),
+            cpu_max=self._read("cpu.max", parse_cpu_max, ctx, errors, names),
+            memory_current=self._read("memory.current", parse_single_value, ctx, errors, names),
+            memory_max=self._read("memory.max", _parse_max, ctx, errors, names),
+            memory_stat=self._read("memory.stat", parse_flat_keyed, ctx, errors, names),
+            io_stat=self._read("io.stat", parse_io_stat, ctx, errors, names),
+            pids_current=self._read("pids.current", parse_single_value, ctx, errors, names),
         )
         return None if len(errors) - before == len(self._files) else row
 
@@ -87,5 +94,5 @@ class CgroupReader:
             file.close()
 
 
-def _parse_max(data: bytes, source: str) -> int | None:
-    return parse_single_value(data, source, allow_max=True)
+def _parse_max(data: bytes, source: str, replaced: list[str]) -> int | None:
+    return parse_single_value(data, source, replaced, allow_max=True)

@@ -14,7 +14,13 @@ buffer grows to the size of the file. Parsing goes through the cached layouts of
 
 A file that cannot be read or parsed is reported to the context, named in the
 sample's ``errors``, and left empty in the sample; the other files are still
-collected. Only when every file fails does ``collect`` raise.
+collected. Only when every file fails does ``collect`` raise. Reads are
+bounded (:mod:`.procfile`): a FIFO, a device or an endless file is refused
+like an unreadable one.
+
+A number out of range (:mod:`collectbus.values`: a counter past
+``2**63 - 1`` or negative, a NaN or infinite float) is None in the sample,
+and the collection's details name it (``out_of_range``, ``out_of_range_fields``).
 """
 
 from __future__ import annotations
@@ -33,9 +39,10 @@ from collectbus.collectors.host.keyvalues import MeminfoParser, VmstatParser
 from collectbus.collectors.host.layouts import DiskstatsParser, NetDevParser, StatParser
 from collectbus.collectors.host.parse import parse_loadavg
 from collectbus.collectors.host.parse_system import PSI_RESOURCES, parse_pressure, parse_uptime
-from collectbus.collectors.host.procfile import LONGEST_RECORD, ProcFile
+from collectbus.collectors.host.procfile import LONGEST_RECORD, ProcFile, read_once
 from collectbus.errors import CollectError
-from collectbus.records import DiskRow, HostSample, NetRow, PsiRow
+from collectbus.records import DiskRow, HostSample, NetRow, PsiRow, UptimeRow
+from collectbus.values import out_of_range_details
 
 __all__ = ["SOURCES", "CgroupMode", "HostCollector", "ProcFile"]
 
@@ -84,19 +91,19 @@ class HostCollector:
             for source, path in zip(SOURCES, paths, strict=True)
         ]
         self.filter = DeviceFilter(filters or FilterConfig(), os.fspath(sys_root))
-        self._disk_keep: dict[tuple[str, int, int], bool] = {}
+        self._disk_keep: dict[tuple[str, int | None, int | None], bool] = {}
         self._net_keep: dict[str, bool] = {}
         self._stat = StatParser(paths[0])
         self._meminfo = MeminfoParser(paths[1])
         self._vmstat = VmstatParser(paths[2])
         self._diskstats = DiskstatsParser(paths[3], self._select_disks)
         self._net_dev = NetDevParser(paths[4], self._select_ifaces)
-        self._loadavg = partial(parse_loadavg, source=paths[5])
+        self._loadavg_source = paths[5]
         # uptime and PSI are read when they exist at the start (a recorded
         # tree may lack them); once found, a failure to read them is reported.
         uptime = os.path.join(self.proc_root, "uptime")
         self._uptime_file = ProcFile(uptime) if os.path.exists(uptime) else None
-        self._uptime = partial(parse_uptime, source=uptime)
+        self._uptime_source = uptime
         # PSI needs Linux 4.20 with CONFIG_PSI; without the directory there is nothing to read.
         pressure = os.path.join(self.proc_root, "pressure")
         self._psi = [
@@ -104,7 +111,7 @@ class HostCollector:
             for r in (PSI_RESOURCES if os.path.isdir(pressure) else ())
         ]
         self._psi_parsers = [
-            (file, _Unchanged(partial(parse_pressure, resource=resource, source=file.path)))
+            (file, _Unchanged(partial(_pressure, resource=resource, source=file.path)))
             for file, resource in self._psi
         ]
         self._cgroup = self._cgroup_reader(
@@ -118,9 +125,8 @@ class HostCollector:
         if mode == "off":
             return None
         try:
-            with open(os.path.join(self.proc_root, "self", "cgroup"), "rb") as fh:
-                self_cgroup: bytes | None = fh.read()
-        except OSError:
+            self_cgroup: bytes | None = read_once(os.path.join(self.proc_root, "self", "cgroup"))
+        except CollectError:
             self_cgroup = None
         if mode == "auto" and not in_container(self_cgroup, env, os.path.exists):
             return None
@@ -205,22 +211,43 @@ class HostCollector:
         vm = _read(vm_file, self._vmstat.parse, ctx, errors)
         disk = _read(disk_file, self._diskstats.parse, ctx, errors)
         net = _read(net_file, self._net_dev.parse, ctx, errors)
-        load = _read(load_file, self._loadavg, ctx, errors)
+        replaced: list[str] = []
+        load = _read(
+            load_file,
+            lambda data: parse_loadavg(data, self._loadavg_source, replaced=replaced),
+            ctx,
+            errors,
+        )
         if len(errors) == len(SOURCES):
             raise CollectError(
                 self.proc_root, f"none of the {len(SOURCES)} files could be read; {errors[0]}"
             )
-        uptime = (
-            _read(self._uptime_file, self._uptime, ctx, errors)
-            if self._uptime_file is not None
-            else None
-        )
+        for result, parser in (
+            (stat, self._stat),
+            (mem, self._meminfo),
+            (vm, self._vmstat),
+            (disk, self._diskstats),
+            (net, self._net_dev),
+        ):
+            if result is not None:  # read and parsed now: its names are this read's
+                replaced += parser.replaced
+        uptime: UptimeRow | None = None
+        if self._uptime_file is not None:
+            uptime = _read(
+                self._uptime_file,
+                lambda data: parse_uptime(data, self._uptime_source, replaced=replaced),
+                ctx,
+                errors,
+            )
         psi: list[PsiRow] = []
         for file, parse_psi in self._psi_parsers:
-            row = _read(file, parse_psi, ctx, errors)
-            if row is not None:
-                psi.append(row)
-        cgroup = self._cgroup.read(ctx, errors) if self._cgroup is not None else None
+            parsed = _read(file, parse_psi, ctx, errors)
+            if parsed is not None:
+                psi.append(parsed[0])
+                replaced += parsed[1]
+        cgroup = self._cgroup.read(ctx, errors, replaced) if self._cgroup is not None else None
+        for key, value in out_of_range_details(replaced):
+            ctx.detail(key, value)
         if mem is not None:
             self._unknown_keys["meminfo"] = mem.unknown_keys
         if vm is not None:
@@ -275,6 +302,13 @@ class _Unchanged(Generic[T]):
         row = self._parse(data)
         self._data, self._row = data, row
         return row
+
+
+def _pressure(data: bytes, resource: str, source: str) -> tuple[PsiRow, tuple[str, ...]]:
+    """A PSI row and the names of its values replaced by None (kept together by _Unchanged)."""
+    replaced: list[str] = []
+    row = parse_pressure(data, resource, source, replaced=replaced)
+    return row, tuple(replaced)
 
 
 def _read(

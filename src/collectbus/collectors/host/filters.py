@@ -36,8 +36,13 @@ DEFAULT_DISK_EXCLUDE = (r"^(z?ram|loop|fd)\d+$",)
 DEFAULT_MAX_DEVICES = 512
 
 
-def is_partition(sys_root: str, major: int, minor: int) -> bool:
-    """True when ``MAJ:MIN`` is a partition (its sysfs directory has a ``partition`` file)."""
+def is_partition(sys_root: str, major: int | None, minor: int | None) -> bool:
+    """True when ``MAJ:MIN`` is a partition (its sysfs directory has a ``partition`` file).
+
+    A device number out of range (None) names no sysfs directory: not a partition.
+    """
+    if major is None or minor is None:
+        return False
     return os.path.exists(os.path.join(sys_root, "dev", "block", f"{major}:{minor}", "partition"))
 
 
@@ -79,7 +84,7 @@ class DeviceFilter:
         self._net_in = _compiled(self.config.net_include)
         self._net_out = _compiled(self.config.net_exclude)
 
-    def keep_disk(self, name: str, major: int, minor: int) -> bool:
+    def keep_disk(self, name: str, major: int | None, minor: int | None) -> bool:
         if self._disk_in is not None and not self._disk_in.search(name):
             return False
         if self._disk_out is not None and self._disk_out.search(name):

@@ -16,9 +16,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from operator import itemgetter, mul
+from typing import cast
 
 from collectbus.collectors.host import parse
 from collectbus.collectors.host.layouts import CachedParser, Getter, getter, to_int
+from collectbus.collectors.host.numbers import fits
 from collectbus.collectors.host.parse import KeyValues
 from collectbus.procfields import MEMINFO_KEYS, VMSTAT_COLUMNS
 
@@ -79,7 +81,7 @@ class MeminfoParser(CachedParser[KeyValues, _MeminfoLayout]):
     """/proc/meminfo: ``Key: value [kB]`` lines, keys and units pinned in place."""
 
     def _pure(self, data: bytes) -> KeyValues:
-        return parse.parse_meminfo_detail(data, self.source)
+        return parse.parse_meminfo_detail(data, self.source, replaced=self._replaced)
 
     def _learn(self, data: bytes, result: KeyValues) -> _MeminfoLayout | None:
         if not _keys_start_lines(data):
@@ -122,8 +124,10 @@ class MeminfoParser(CachedParser[KeyValues, _MeminfoLayout]):
         tokens = data.split()
         if len(tokens) != layout.tokens or layout.pinned(tokens) != layout.pinned_tokens:
             return None
-        values: list[int | None] = list(map(mul, map(to_int, layout.values(tokens)), layout.scale))
-        return _in_columns(values, layout.columns, layout.unknown_keys)
+        numbers = list(map(mul, map(to_int, layout.values(tokens)), layout.scale))
+        if not fits(numbers):
+            return None  # the pure parser names the values out of range
+        return _in_columns(cast("list[int | None]", numbers), layout.columns, layout.unknown_keys)
 
 
 @dataclass(slots=True, frozen=True)
@@ -142,7 +146,7 @@ class VmstatParser(CachedParser[KeyValues, _VmstatLayout]):
     """/proc/vmstat: ``key value`` lines, so the keys are every other token."""
 
     def _pure(self, data: bytes) -> KeyValues:
-        return parse.parse_vmstat_detail(data, self.source)
+        return parse.parse_vmstat_detail(data, self.source, replaced=self._replaced)
 
     def _learn(self, data: bytes, result: KeyValues) -> _VmstatLayout | None:
         tokens = data.split()
@@ -167,6 +171,9 @@ class VmstatParser(CachedParser[KeyValues, _VmstatLayout]):
         tokens = data.split()
         if len(tokens) != layout.tokens or tokens[0::2] != layout.keys:
             return None
+        numbers = list(map(to_int, tokens[1::2]))
+        if not fits(numbers):
+            return None  # the pure parser names the values out of range
         if layout.columns is None:
-            return KeyValues(tuple(map(to_int, tokens[1::2])), layout.unknown_keys)
-        return _in_columns(list(map(to_int, tokens[1::2])), layout.columns, layout.unknown_keys)
+            return KeyValues(tuple(numbers), layout.unknown_keys)
+        return _in_columns(cast("list[int | None]", numbers), layout.columns, layout.unknown_keys)

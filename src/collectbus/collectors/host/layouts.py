@@ -9,7 +9,10 @@ token count, and the keys, names and line ends at their known positions. Then
 it converts just the numbers, in bulk, into a flat list of ints. When the
 check fails (a CPU went offline, a disk appeared, a key was added) the read
 goes to the pure parser, which raises :class:`~collectbus.errors.ParseError`
-on malformed content, and the layout is learnt again.
+on malformed content, and the layout is learnt again. So does a read with a
+number out of range (:mod:`.numbers`): the pure parser replaces it by None and
+names it in ``replaced``, and a file that keeps such a number takes the pure
+parser on every read.
 
 With every line end pinned, each line has the very tokens the pure parser
 accepted, so both read the same numbers from the same places; a layout is kept
@@ -31,6 +34,7 @@ from operator import itemgetter
 from typing import Generic, TypeVar
 
 from collectbus.collectors.host import parse
+from collectbus.collectors.host.numbers import fits
 from collectbus.records import CpuRow, DiskRow, NetRow, StatRow
 
 __all__ = ["CachedParser", "DiskstatsParser", "NetDevParser", "StatParser", "getter", "to_int"]
@@ -119,6 +123,9 @@ class CachedParser(Generic[R, L]):
         self._learn_in = 0
         #: Reads that went to the pure parser (the first, and every layout change).
         self.full_parses = 0
+        #: The values of the last read replaced by None (out of range), by name.
+        self.replaced: tuple[str, ...] = ()
+        self._replaced: list[str] = []
 
     def parse(self, data: bytes) -> R:
         """Parse ``data``; raises ParseError as the pure parser does."""
@@ -129,9 +136,14 @@ class CachedParser(Generic[R, L]):
             except _MISFIT:
                 result = None
             if result is not None:
+                self.replaced = ()
                 return result
         self.full_parses += 1
+        self.replaced = ()
+        replaced: list[str] = []
+        self._replaced = replaced
         result = self._pure(data)
+        self.replaced = tuple(replaced)
         if self._learn_in > 0:
             self._learn_in -= 1
             self._layout = None
@@ -205,8 +217,10 @@ def _rows_numbers(layout: _RowsLayout, body: bytes) -> list[int] | None:
     del tokens[width - 1 :: width]
     del tokens[layout.name_at :: width - 1]
     if layout.kept is not None:
-        return list(map(to_int, layout.kept(tokens)))
-    return list(map(to_int, tokens))
+        numbers = list(map(to_int, layout.kept(tokens)))
+    else:
+        numbers = list(map(to_int, tokens))
+    return numbers if fits(numbers) else None
 
 
 def _rows_layout(
@@ -250,6 +264,9 @@ class _FilteredRows(CachedParser[tuple[R, ...], _RowsLayout]):
     never converted. ``select`` must give the same answer for the same names.
     """
 
+    #: What the names of replaced values start with (``net``, ``disk``).
+    prefix = ""
+
     def __init__(self, source: str, select: Select[R] | None = None) -> None:
         super().__init__(source)
         self._select = select
@@ -265,7 +282,12 @@ class _FilteredRows(CachedParser[tuple[R, ...], _RowsLayout]):
             self._keep = None
             return rows
         keep = self._keep = self._select(rows)
-        return tuple(rows[i] for i in keep)
+        kept = tuple(rows[i] for i in keep)
+        if self._replaced and len(kept) != len(rows):
+            # Only the rows kept are stored: name only their values.
+            names = {f"{self.prefix}.{row[0]}" for row in kept}  # type: ignore[index]
+            self._replaced[:] = [n for n in self._replaced if n.rpartition(".")[0] in names]
+        return kept
 
 
 # --------------------------------------------------------------- /proc/stat
@@ -289,7 +311,7 @@ class StatParser(CachedParser[tuple[tuple[CpuRow, ...], StatRow], _StatLayout]):
     """/proc/stat: the cpu lines as one flat list of ints, then six known lines."""
 
     def _pure(self, data: bytes) -> tuple[tuple[CpuRow, ...], StatRow]:
-        return parse.parse_stat(data, self.source)
+        return parse.parse_stat(data, self.source, replaced=self._replaced)
 
     def _learn(self, data: bytes, result: tuple[tuple[CpuRow, ...], StatRow]) -> _StatLayout | None:
         intr = data.find(b"\nintr ")
@@ -339,7 +361,10 @@ class StatParser(CachedParser[tuple[tuple[CpuRow, ...], StatRow], _StatLayout]):
             or data.count(b"\n", end + 1) != layout.tail_lines
         ):
             return None
-        btime, ctxt, softirq, forks, running, blocked = map(to_int, layout.tail_values(tail))
+        tail_values = [intr_total, *map(to_int, layout.tail_values(tail))]
+        if not fits(tail_values):
+            return None
+        intr_total, btime, ctxt, softirq, forks, running, blocked = tail_values
         return cpus, _new(StatRow, (btime, ctxt, intr_total, softirq, forks, running, blocked))
 
 
@@ -354,8 +379,10 @@ _DISK_PAD = {14: 6, 18: 2, 20: 0}
 class DiskstatsParser(_FilteredRows[DiskRow]):
     """/proc/diskstats: the names pinned, the numbers of the kept disks converted as one list."""
 
+    prefix = "disk"
+
     def _parse_all(self, data: bytes) -> tuple[DiskRow, ...]:
-        return parse.parse_diskstats(data, self.source)
+        return parse.parse_diskstats(data, self.source, replaced=self._replaced)
 
     def _learn(self, data: bytes, result: tuple[DiskRow, ...]) -> _RowsLayout | None:
         rows = self._all
@@ -385,8 +412,10 @@ class NetDevParser(_FilteredRows[NetRow]):
     takes the pure parser.
     """
 
+    prefix = "net"
+
     def _parse_all(self, data: bytes) -> tuple[NetRow, ...]:
-        return parse.parse_net_dev(data, self.source)
+        return parse.parse_net_dev(data, self.source, replaced=self._replaced)
 
     def _learn(self, data: bytes, result: tuple[NetRow, ...]) -> _RowsLayout | None:
         header_end = data.find(b"\n", data.find(b"\n") + 1) + 1

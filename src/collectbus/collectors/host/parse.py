@@ -11,15 +11,22 @@ and ``swap`` lines on Linux 2.4, say) are well formed and are ignored.
 
 Names (disks, interfaces) are decoded as UTF-8; bytes that are not UTF-8 become
 backslash escapes, so that a name always survives being stored as text.
+
+Numbers follow the rule of :mod:`collectbus.values` (see :mod:`.numbers`): a
+counter that is negative or does not fit a signed 64-bit column, and a float
+that is NaN or infinite, is None, and its name (``net.eth0.rx_bytes``) is
+appended to the ``replaced`` list a parser is given.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
+from collectbus.collectors.host.numbers import counter, note, real
 from collectbus.errors import ParseError
 from collectbus.procfields import MEMINFO_KEYS, VMSTAT_COLUMNS
 from collectbus.records import CpuRow, DiskRow, LoadRow, NetRow, StatRow
+from collectbus.values import fit_counter
 
 __all__ = [
     "KeyValues",
@@ -68,9 +75,10 @@ def _shown(raw: bytes) -> str:
     return repr(text if len(text) <= 40 else text[:40] + "...")
 
 
-def _int(token: bytes, source: str, line: int, what: str) -> int:
+def _int(token: bytes, source: str, line: int, what: str) -> int | None:
+    """A counter (:func:`.numbers.counter`): None when out of range; ParseError if not a number."""
     try:
-        return int(token)
+        return counter(token)
     except ValueError as err:
         raise ParseError(source, line, f"{what}: not an integer: {_shown(token)}") from err
 
@@ -90,9 +98,23 @@ _STAT_SCALARS = (b"ctxt", b"btime", b"processes", b"procs_running", b"procs_bloc
 # Lines of many numbers whose first is the total: intr (since 2.4) and softirq
 # (since 2.6.31, so an older kernel gets 0). The per-IRQ numbers are not read.
 _STAT_TOTALS = (b"intr", b"softirq")
+# The StatRow field of each line, to name a value replaced by None.
+_STAT_FIELDS = {
+    b"btime": "boot_time_s",
+    b"ctxt": "ctxt_total",
+    b"intr": "intr_total",
+    b"softirq": "softirq_total",
+    b"processes": "forks_total",
+    b"procs_running": "procs_running",
+    b"procs_blocked": "procs_blocked",
+}
+# A cpu number must fit the cpu column; a larger one is not a cpu name.
+_MAX_CPU = 2**31 - 1
 
 
-def parse_stat(data: bytes, source: str = "stat") -> tuple[tuple[CpuRow, ...], StatRow]:
+def parse_stat(
+    data: bytes, source: str = "stat", *, replaced: list[str] | None = None
+) -> tuple[tuple[CpuRow, ...], StatRow]:
     """Parse /proc/stat into its cpu rows and its whole-system row.
 
     The aggregate ``cpu`` line gives the row with ``cpu=-1``; the ``cpuN`` lines
@@ -101,7 +123,7 @@ def parse_stat(data: bytes, source: str = "stat") -> tuple[tuple[CpuRow, ...], S
     """
     cpus: list[CpuRow] = []
     seen_cpus: set[int] = set()
-    found: dict[bytes, int] = {}
+    found: dict[bytes, int | None] = {}
     for number, line in enumerate(_lines(data), 1):
         fields = line.split()
         if not fields:
@@ -122,6 +144,7 @@ def parse_stat(data: bytes, source: str = "stat") -> tuple[tuple[CpuRow, ...], S
                     f"got {len(fields) - 1}",
                 )
             ticks = [_int(t, source, number, _text(key)) for t in fields[1 : 1 + _CPU_COLUMNS]]
+            note(replaced, f"cpu.{_text(key)}", CpuRow._fields[1:], ticks)
             ticks += [0] * (_CPU_COLUMNS - len(ticks))
             cpus.append(CpuRow(cpu, *ticks))
         elif key in _STAT_SCALARS or key in _STAT_TOTALS:
@@ -135,6 +158,7 @@ def parse_stat(data: bytes, source: str = "stat") -> tuple[tuple[CpuRow, ...], S
     for key in (*_STAT_SCALARS, b"intr"):
         if key not in found:
             raise ParseError(source, None, f"no {_text(key)!r} line")
+    note(replaced, "stat", (_STAT_FIELDS[k] for k in found), found.values())
     stat = StatRow(
         boot_time_s=found[b"btime"],
         ctxt_total=found[b"ctxt"],
@@ -151,11 +175,9 @@ def _cpu_index(key: bytes, source: str, line: int) -> int:
     """-1 for ``cpu``, N for ``cpuN``."""
     if key == b"cpu":
         return -1
-    try:
-        cpu = int(key[3:])
-    except ValueError:
-        cpu = -1
-    if cpu < 0:
+    digits = key[3:]
+    cpu = int(digits) if digits.isdigit() and len(digits) <= 10 else -1
+    if not 0 <= cpu <= _MAX_CPU:
         raise ParseError(source, line, f"not a cpu name: {_shown(key)}")
     return cpu
 
@@ -168,18 +190,23 @@ _MEMINFO_INDEX = {key.encode(): i for i, (key, _) in enumerate(MEMINFO_KEYS)}
 _MEMINFO_IN_KB = tuple(column.endswith("_bytes") for _, column in MEMINFO_KEYS)
 
 
-def parse_meminfo(data: bytes, source: str = "meminfo") -> tuple[int | None, ...]:
+def parse_meminfo(
+    data: bytes, source: str = "meminfo", *, replaced: list[str] | None = None
+) -> tuple[int | None, ...]:
     """Parse /proc/meminfo into values aligned to ``procfields.MEMINFO_KEYS``.
 
     kB values become bytes (x 1024), HugePages_* counts stay counts, and a key
     the kernel does not print (MemAvailable before 3.14) is None.
     """
-    return parse_meminfo_detail(data, source).values
+    return parse_meminfo_detail(data, source, replaced=replaced).values
 
 
-def parse_meminfo_detail(data: bytes, source: str = "meminfo") -> KeyValues:
+def parse_meminfo_detail(
+    data: bytes, source: str = "meminfo", *, replaced: list[str] | None = None
+) -> KeyValues:
     """Like :func:`parse_meminfo`, and also name the keys no column knows."""
     values: list[int | None] = [None] * len(MEMINFO_KEYS)
+    seen: set[int] = set()
     unknown: list[str] = []
     for number, line in enumerate(_lines(data), 1):
         key, colon, rest = line.partition(b":")
@@ -200,9 +227,14 @@ def parse_meminfo_detail(data: bytes, source: str = "meminfo") -> KeyValues:
         if in_kb != _MEMINFO_IN_KB[index]:
             unit = "in kB" if _MEMINFO_IN_KB[index] else "without a unit"
             raise ParseError(source, number, f"{_text(key)}: expected a value {unit}")
-        if values[index] is not None:
+        if index in seen:
             raise ParseError(source, number, f"second line for {_text(key)}")
-        values[index] = value * 1024 if in_kb else value
+        seen.add(index)
+        if value is not None and in_kb:
+            value = fit_counter(value * 1024)
+        values[index] = value
+        if value is None and replaced is not None:
+            replaced.append(f"mem.{MEMINFO_KEYS[index][1]}")
     return KeyValues(tuple(values), tuple(unknown))
 
 
@@ -211,18 +243,23 @@ def parse_meminfo_detail(data: bytes, source: str = "meminfo") -> KeyValues:
 _VMSTAT_INDEX = {key.encode(): i for i, key in enumerate(VMSTAT_COLUMNS)}
 
 
-def parse_vmstat(data: bytes, source: str = "vmstat") -> tuple[int | None, ...]:
+def parse_vmstat(
+    data: bytes, source: str = "vmstat", *, replaced: list[str] | None = None
+) -> tuple[int | None, ...]:
     """Parse /proc/vmstat into values aligned to ``procfields.VMSTAT_COLUMNS``.
 
     Values are as the kernel prints them (pages or event counts); a key the
     kernel does not print is None.
     """
-    return parse_vmstat_detail(data, source).values
+    return parse_vmstat_detail(data, source, replaced=replaced).values
 
 
-def parse_vmstat_detail(data: bytes, source: str = "vmstat") -> KeyValues:
+def parse_vmstat_detail(
+    data: bytes, source: str = "vmstat", *, replaced: list[str] | None = None
+) -> KeyValues:
     """Like :func:`parse_vmstat`, and also name the keys no column knows."""
     values: list[int | None] = [None] * len(VMSTAT_COLUMNS)
+    seen: set[int] = set()
     unknown: list[str] = []
     for number, line in enumerate(_lines(data), 1):
         fields = line.split()
@@ -233,10 +270,13 @@ def parse_vmstat_detail(data: bytes, source: str = "vmstat") -> KeyValues:
         index = _VMSTAT_INDEX.get(key)
         if index is None:
             unknown.append(_text(key))
-        elif values[index] is not None:
+        elif index in seen:
             raise ParseError(source, number, f"second line for {_text(key)}")
         else:
+            seen.add(index)
             values[index] = value
+            if value is None and replaced is not None:
+                replaced.append(f"vmstat.{VMSTAT_COLUMNS[index]}")
     return KeyValues(tuple(values), tuple(unknown))
 
 
@@ -255,7 +295,9 @@ _DISK_MAX = _DISK_FIELDS[-1]
 _PARTITION_FIELDS_2_6 = 7
 
 
-def parse_diskstats(data: bytes, source: str = "diskstats") -> tuple[DiskRow, ...]:
+def parse_diskstats(
+    data: bytes, source: str = "diskstats", *, replaced: list[str] | None = None
+) -> tuple[DiskRow, ...]:
     """Parse /proc/diskstats, one row per line, in file order."""
     rows: list[DiskRow] = []
     for number, line in enumerate(_lines(data), 1):
@@ -271,6 +313,7 @@ def parse_diskstats(data: bytes, source: str = "diskstats") -> tuple[DiskRow, ..
         if count == _PARTITION_FIELDS_2_6:
             major, minor, reads, rsect, writes, wsect = numbers
             numbers = [major, minor, reads, 0, rsect, 0, writes, 0, wsect, 0, 0, 0, 0]
+        note(replaced, f"disk.{name}", DiskRow._fields[1:], numbers)
         numbers += [None] * (_DISK_MAX - 1 - len(numbers))
         rows.append(DiskRow._make([name, *numbers]))
     return tuple(rows)
@@ -282,7 +325,9 @@ _NET_COUNTERS = 16
 _NET_HEADER_LINES = 2
 
 
-def parse_net_dev(data: bytes, source: str = "net/dev") -> tuple[NetRow, ...]:
+def parse_net_dev(
+    data: bytes, source: str = "net/dev", *, replaced: list[str] | None = None
+) -> tuple[NetRow, ...]:
     """Parse /proc/net/dev, one row per interface, in file order.
 
     After the two header lines each line is ``name: 8 receive and 8 transmit
@@ -309,25 +354,32 @@ def parse_net_dev(data: bytes, source: str = "net/dev") -> tuple[NetRow, ...]:
             raise ParseError(
                 source, number, f"{name}: expected {_NET_COUNTERS} counters, got {len(fields)}"
             )
-        rows.append(NetRow(name, *(_int(f, source, number, name) for f in fields)))
+        counters = [_int(f, source, number, name) for f in fields]
+        note(replaced, f"net.{name}", NetRow._fields[1:], counters)
+        rows.append(NetRow(name, *counters))
     return tuple(rows)
 
 
 # ------------------------------------------------------------ /proc/loadavg
 
 
-def parse_loadavg(data: bytes, source: str = "loadavg") -> LoadRow:
+def parse_loadavg(
+    data: bytes, source: str = "loadavg", *, replaced: list[str] | None = None
+) -> LoadRow:
     """Parse /proc/loadavg: ``1.13 0.40 0.14 2/104 7563`` (man 5 proc)."""
     lines = _lines(data)
     fields = lines[0].split() if len(lines) == 1 else []
     if len(fields) != 5 or fields[3].count(b"/") != 1:
         raise ParseError(source, 1, f"expected 'l1 l5 l15 running/total last_pid': {_shown(data)}")
     try:
-        load1, load5, load15 = float(fields[0]), float(fields[1]), float(fields[2])
+        loads = [real(fields[0]), real(fields[1]), real(fields[2])]
     except ValueError as err:
         raise ParseError(source, 1, f"not a load average: {_shown(lines[0])}") from err
     running, _, total = fields[3].partition(b"/")
     try:
-        return LoadRow(load1, load5, load15, int(running), int(total), int(fields[4]))
+        counts = [counter(running), counter(total), counter(fields[4])]
     except ValueError as err:
         raise ParseError(source, 1, f"not an integer: {_shown(lines[0])}") from err
+    row = LoadRow(loads[0], loads[1], loads[2], counts[0], counts[1], counts[2])
+    note(replaced, "load", LoadRow._fields, row)
+    return row

@@ -2,12 +2,15 @@
 
 Like :mod:`.parse`, nothing here does I/O, and malformed content raises
 :class:`~collectbus.errors.ParseError` naming the source and the 1-based line.
+Numbers follow :mod:`.numbers`: NaN, infinities and totals out of range are
+None, named in the ``replaced`` list.
 """
 
 from __future__ import annotations
 
 import re
 
+from collectbus.collectors.host.numbers import counter, note, real
 from collectbus.errors import ParseError
 from collectbus.records import PsiRow, UptimeRow
 
@@ -28,7 +31,10 @@ def _shown(raw: bytes) -> str:
     return repr(text if len(text) <= 60 else text[:60] + "...")
 
 
-def _psi_line(line: bytes, source: str, number: int) -> tuple[float, float, float, int]:
+_Psi = tuple[float | None, float | None, float | None, int | None]
+
+
+def _psi_line(line: bytes, source: str, number: int) -> _Psi:
     fields = line.split()
     if len(fields) != 1 + len(_PSI_KEYS):
         raise ParseError(source, number, f"expected 'avg10= avg60= avg300= total=': {_shown(line)}")
@@ -39,20 +45,23 @@ def _psi_line(line: bytes, source: str, number: int) -> tuple[float, float, floa
             raise ParseError(source, number, f"expected {key.decode()}=: {_shown(field)}")
         values.append(value)
     try:
-        return float(values[0]), float(values[1]), float(values[2]), int(values[3])
+        return real(values[0]), real(values[1]), real(values[2]), counter(values[3])
     except ValueError as err:
         raise ParseError(source, number, f"not a number: {_shown(line)}") from err
 
 
 # The whole file as the kernel prints it (psi_show: "%s avg10=%lu.%02lu avg60=...
 # total=%llu\n"); a file that does not match goes to the line-by-line parser.
+# A total of 19 digits or fewer may still pass 2**63 - 1: it is checked.
 _PSI_FILE = re.compile(
-    rb"some avg10=(\d+\.\d+) avg60=(\d+\.\d+) avg300=(\d+\.\d+) total=(\d+)\n"
-    rb"full avg10=(\d+\.\d+) avg60=(\d+\.\d+) avg300=(\d+\.\d+) total=(\d+)\n"
+    rb"some avg10=(\d+\.\d+) avg60=(\d+\.\d+) avg300=(\d+\.\d+) total=(\d{1,19})\n"
+    rb"full avg10=(\d+\.\d+) avg60=(\d+\.\d+) avg300=(\d+\.\d+) total=(\d{1,19})\n"
 )
 
 
-def parse_pressure(data: bytes, resource: str, source: str = "pressure") -> PsiRow:
+def parse_pressure(
+    data: bytes, resource: str, source: str = "pressure", *, replaced: list[str] | None = None
+) -> PsiRow:
     """Parse one /proc/pressure file; ``full`` is None when the file has no such line.
 
     The usual two-line file is matched whole by one regular expression;
@@ -60,33 +69,43 @@ def parse_pressure(data: bytes, resource: str, source: str = "pressure") -> PsiR
     """
     match = _PSI_FILE.fullmatch(data)
     if match is None:
-        return _parse_pressure_lines(data, resource, source)
+        return _parse_pressure_lines(data, resource, source, replaced)
     a10, a60, a300, total, f10, f60, f300, full_total = match.groups()
-    return PsiRow(
+    row = PsiRow(
         resource,
-        float(a10),
-        float(a60),
-        float(a300),
-        int(total),
-        float(f10),
-        float(f60),
-        float(f300),
-        int(full_total),
+        real(a10),
+        real(a60),
+        real(a300),
+        counter(total),
+        real(f10),
+        real(f60),
+        real(f300),
+        counter(full_total),
     )
+    if None in row:
+        note(replaced, f"psi.{resource}", _PSI_FIELDS, row[1:])
+    return row
 
 
-def _parse_pressure_lines(data: bytes, resource: str, source: str) -> PsiRow:
+_PSI_FIELDS = PsiRow._fields[1:]
+
+
+def _parse_pressure_lines(
+    data: bytes, resource: str, source: str, replaced: list[str] | None = None
+) -> PsiRow:
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
-    some: tuple[float, float, float, int] | None = None
-    full: tuple[float, float, float, int] | None = None
+    some: _Psi | None = None
+    full: _Psi | None = None
     for number, line in enumerate(lines, 1):
         kind = line.split(b" ", 1)[0]
         if kind == b"some" and some is None:
             some = _psi_line(line, source, number)
+            note(replaced, f"psi.{resource}", _PSI_FIELDS[:4], some)
         elif kind == b"full" and full is None:
             full = _psi_line(line, source, number)
+            note(replaced, f"psi.{resource}", _PSI_FIELDS[4:], full)
         else:
             raise ParseError(source, number, f"expected a 'some' or 'full' line: {_shown(line)}")
     if some is None:
@@ -96,12 +115,16 @@ def _parse_pressure_lines(data: bytes, resource: str, source: str) -> PsiRow:
     return PsiRow(resource, *some, *full)
 
 
-def parse_uptime(data: bytes, source: str = "uptime") -> UptimeRow:
+def parse_uptime(
+    data: bytes, source: str = "uptime", *, replaced: list[str] | None = None
+) -> UptimeRow:
     """Parse /proc/uptime: ``222.35 356.69``, seconds up and idle (``man 5 proc``)."""
     fields = data.split()
     if len(fields) != 2 or data.count(b"\n") > 1:
         raise ParseError(source, 1, f"expected 'uptime idle' in seconds: {_shown(data)}")
     try:
-        return UptimeRow(float(fields[0]), float(fields[1]))
+        row = UptimeRow(real(fields[0]), real(fields[1]))
     except ValueError as err:
         raise ParseError(source, 1, f"not a number of seconds: {_shown(data)}") from err
+    note(replaced, "uptime", UptimeRow._fields, row)
+    return row

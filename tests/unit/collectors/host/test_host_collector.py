@@ -330,12 +330,20 @@ def test_a_descriptor_closed_behind_its_back_is_reopened(tmp_path: Path) -> None
 
 
 def test_unreadable_file_is_a_collect_error(tmp_path: Path) -> None:
-    file = ProcFile(str(tmp_path))  # a directory: open works, read fails
-    with pytest.raises(CollectError, match="cannot read: Is a directory") as caught:
+    file = ProcFile(str(tmp_path / "gone"))
+    with pytest.raises(CollectError, match="cannot read: No such file") as caught:
         file.read()
-    assert caught.value.source == str(tmp_path)
+    assert caught.value.source == str(tmp_path / "gone")
     assert isinstance(caught.value.__cause__, OSError)
     file.close()
+
+
+def test_a_directory_is_refused(tmp_path: Path) -> None:
+    file = ProcFile(str(tmp_path))
+    with pytest.raises(CollectError, match="not a regular file \\(a directory\\)") as caught:
+        file.read()
+    assert caught.value.source == str(tmp_path)
+    assert file.fileno() == -1  # nothing left open
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="no /proc/stat: not a Linux host")

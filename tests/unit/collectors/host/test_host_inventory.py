@@ -160,7 +160,7 @@ def test_a_malformed_sys_file_is_one_error_and_the_rest_is_kept(trees: tuple[Pat
     assert errors == (
         f"{proc / 'cpuinfo'}: cannot read: No such file or directory",
         f"{sys_root / 'block' / 'sda' / 'size'}:1: not an integer: b'lots\\n'",
-        f"{sys_root / 'class' / 'net' / 'wlan0' / 'speed'}: cannot read: Is a directory",
+        f"{sys_root / 'class' / 'net' / 'wlan0' / 'speed'}: not a regular file (a directory); not read",
     )
     assert len(problems) == 3
     assert "cpu" not in document
