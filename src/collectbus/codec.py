@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
@@ -112,8 +113,27 @@ def from_plain(data: Mapping[str, Any], *, source: str = "record") -> Record:
 
 
 def dumps_json(record: Record) -> str:
-    """One record as one line of JSON."""
-    return json.dumps(to_plain(record), separators=(",", ":"), allow_nan=False)
+    """One record as one line of JSON; a NaN or infinite float is written as null.
+
+    Parsers already replace such values by None (:mod:`collectbus.values`);
+    a record built another way still gives valid JSON, never an error.
+    """
+    plain = to_plain(record)
+    try:
+        return json.dumps(plain, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(plain), separators=(",", ":"), allow_nan=False)
+
+
+def _finite(value: JsonValue) -> JsonValue:
+    """``value`` with every NaN or infinite float replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
 
 
 def loads_json(text: str | bytes, *, source: str = "json") -> Record:

@@ -5,6 +5,7 @@ of the same series (host, and device for disks and interfaces), divided by
 the actual time between the two samples, with
 :func:`~collectbus.analysis.counters.counter_delta`'s wrap and reset rules. A
 step has no rate (NaN) when it is a series' first sample in the window, when
+either of its counters is NULL (a value out of range, :mod:`collectbus.values`), when
 the boot time changed (``host_stat.boot_time_s``; changes of up to 1 s are
 clock adjustments, not reboots), or when the device was missing from the
 table at a tick in between (re-created). Sums over devices skip devices
@@ -125,10 +126,29 @@ def counter_rates(
     seconds[1:] = (time_ns[1:] - time_ns[:-1]) / NS_PER_S
     out = frame[_KEYS].copy()
     for name, column in counters.items():
-        values = frame[column].to_numpy(dtype=np.int64)
+        values, unknown = _counter_values(frame[column])
         previous = np.concatenate([values[:1], values[:-1]])
-        out[name] = counter_delta(previous, values, reset, clamp=clamp) / seconds
+        out[name] = counter_delta(previous, values, reset | unknown, clamp=clamp) / seconds
     return out
+
+
+def _counter_values(
+    series: pd.Series,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    """A counter column as int64, and where a step has no delta because a value is NULL.
+
+    A counter out of range is stored as NULL (:mod:`collectbus.values`): the
+    steps into and out of it have no rate.
+    """
+    missing = series.isna().to_numpy(dtype=bool)
+    values = (
+        series.fillna(0).to_numpy(dtype=np.int64)
+        if missing.any()
+        else series.to_numpy(dtype=np.int64)
+    )
+    unknown = missing.copy()
+    unknown[1:] |= missing[:-1]
+    return values, unknown
 
 
 def _cpu(cpu: pd.DataFrame) -> pd.DataFrame:

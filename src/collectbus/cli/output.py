@@ -121,8 +121,15 @@ def _cell(value: object, column: str = "") -> str:
 
 
 def _json_value(value: object) -> object:
-    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
-        return None
+    """``value`` for JSON and CSV: a NaN or infinite float, at any depth, is None (null)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, list):
+        return [_json_value(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_json_value(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _json_value(v) for k, v in value.items()}
     return value
 
 
@@ -143,7 +150,7 @@ def render(
     cols = list(columns) if columns is not None else (list(rows[0]) if rows else [])
     if fmt == "json":
         data = [{c: _json_value(r.get(c)) for c in cols} for r in rows]
-        click.echo(json.dumps(data, indent=2, default=str))
+        click.echo(json.dumps(data, indent=2, default=str, allow_nan=False))
     elif fmt == "csv":
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")

@@ -136,17 +136,25 @@ def _sample_rows(sample: HostSample) -> list[dict[str, object]]:
         rows.append({"source": section, "metric": name, "value": value})
 
     for cpu in sample.cpu:
-        total = sum(cpu[1:9])
         label = "cpu" if cpu.cpu < 0 else f"cpu{cpu.cpu}"
-        add("stat", f"{label} busy ticks", total - cpu.idle - cpu.iowait)
+        ticks = [t for t in cpu[1:9] if t is not None]
+        if len(ticks) < 8:  # a value out of range (None): no total
+            add("stat", f"{label} total ticks", None)
+            continue
+        total = sum(ticks)
+        add("stat", f"{label} busy ticks", total - (cpu.idle or 0) - (cpu.iowait or 0))
         add("stat", f"{label} total ticks", total)
     if sample.mem is not None:
         mem = dict(zip(MEMINFO_COLUMNS, sample.mem, strict=True))
         for key in ("mem_total_bytes", "mem_available_bytes", "cached_bytes", "swap_free_bytes"):
             add("meminfo", key, mem.get(key))
     for disk in sample.disk:
-        add("diskstats", f"{disk.device} read bytes", disk.read_sectors * 512)
-        add("diskstats", f"{disk.device} written bytes", disk.write_sectors * 512)
+        for what, sectors in (("read", disk.read_sectors), ("written", disk.write_sectors)):
+            add(
+                "diskstats",
+                f"{disk.device} {what} bytes",
+                None if sectors is None else sectors * 512,
+            )
     for net in sample.net:
         add("net/dev", f"{net.iface} rx bytes", net.rx_bytes)
         add("net/dev", f"{net.iface} tx bytes", net.tx_bytes)

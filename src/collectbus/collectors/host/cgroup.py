@@ -153,9 +153,7 @@ def parse_io_stat(
             except ValueError as err:
                 raise ParseError(source, number, f"not an integer: {_shown(field)}") from err
             total = out.get(key, 0)
-            out[key] = (
-                None if value is None or total is None else fit_counter(total + value)
-            )
+            out[key] = None if value is None or total is None else fit_counter(total + value)
             if out[key] is None and key not in bad:
                 bad.add(key)
                 _replaced(replaced, source, key)

@@ -27,8 +27,6 @@ import os
 from collections.abc import Callable
 
 from collectbus.collectors.base import CollectContext
-from collectbus.collectors.host.numbers import counter
-from collectbus.collectors.host.procfile import read_once
 from collectbus.collectors.host.inventory import (
     JsonScalar,
     parse_cpuinfo,
@@ -36,6 +34,8 @@ from collectbus.collectors.host.inventory import (
     parse_os_release,
     parse_osrelease,
 )
+from collectbus.collectors.host.numbers import counter
+from collectbus.collectors.host.procfile import read_once
 from collectbus.errors import CollectError, ParseError
 from collectbus.records import HostInventory
 from collectbus.values import fit_counter, out_of_range_details
@@ -91,7 +91,6 @@ def _sys_text(path: str) -> str | None:
     except CollectError:
         return None
     return raw.decode("utf-8", "backslashreplace").strip()
-
 
 
 def read_disks(
