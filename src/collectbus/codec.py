@@ -122,17 +122,17 @@ def dumps_json(record: Record) -> str:
     try:
         return json.dumps(plain, separators=(",", ":"), allow_nan=False)
     except ValueError:
-        return json.dumps(_finite(plain), separators=(",", ":"), allow_nan=False)
+        return json.dumps(finite_json(plain), separators=(",", ":"), allow_nan=False)
 
 
-def _finite(value: JsonValue) -> JsonValue:
-    """``value`` with every NaN or infinite float replaced by None."""
+def finite_json(value: Any) -> Any:
+    """``value`` (plain JSON data) with every NaN or infinite float, at any depth, as None."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
+    if isinstance(value, list | tuple):
+        return [finite_json(v) for v in value]
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: finite_json(v) for k, v in value.items()}
     return value
 
 

@@ -64,6 +64,7 @@ from collectbus.collectors.pbs.parse import (
 from collectbus.collectors.run import CommandResult, CommandRunner, LocalRunner, SshRunner
 from collectbus.errors import CommandFailed, CommandTimeout, ConfigError, ParseError
 from collectbus.records import JobRecord, NodeRecord, QueueRecord, SystemRecord
+from collectbus.values import out_of_range_details
 
 __all__ = [
     "PbsJobsCollector",
@@ -164,6 +165,8 @@ class _PbsCollector:
             last = result.stderr_tail.strip().splitlines()[-1]
             raise CommandFailed(label, result.returncode, f"no {section} in the output: {last}")
         ctx.detail("server", parsed.server or self.server or "default")
+        for key, value in out_of_range_details(parsed.out_of_range):
+            ctx.detail(key, value)
         if parsed.repairs:
             text = parsed.repairs.describe()
             ctx.detail("repaired", text)

@@ -2,17 +2,22 @@
 
 Every function takes the value as ``qstat``/``pbsnodes -F json`` prints it and
 raises :class:`ValueError` with a short reason when it cannot read it; the
-caller names the job and the attribute. The formats are those of the PBS
+caller names the job and the attribute. A number that is read but cannot be
+held (NaN, an infinity, a time past year 9999) raises :class:`OutOfRange`, a
+ValueError: the caller stores None and names the value in the collection's
+details (:mod:`collectbus.values`). The formats are those of the PBS
 Professional Reference Guide (2022.1), chapter "Formats" and the attribute
 tables of chapter "Attributes".
 """
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime, tzinfo
 
 __all__ = [
+    "OutOfRange",
     "exit_signal",
     "job_state",
     "parse_bool",
@@ -33,6 +38,17 @@ _MONTHS = {
 _NS = 1_000_000_000
 
 
+class OutOfRange(ValueError):
+    """A number was read, but no column can hold it (see :mod:`collectbus.values`)."""
+
+
+def whole(number: float) -> int:
+    """``int(number)``; OutOfRange for NaN and infinities."""
+    if not math.isfinite(number):
+        raise OutOfRange(f"{number!r} is not a finite number")
+    return int(number)
+
+
 def parse_time(text: str, zone: tzinfo | None) -> int:
     """UTC nanoseconds from a PBS time such as ``"Tue Oct  4 21:23:20 2022"``.
 
@@ -45,7 +61,7 @@ def parse_time(text: str, zone: tzinfo | None) -> int:
     """
     parts = text.split()
     if len(parts) != 5:
-        raise ValueError(f"{text!r} is not a PBS time like 'Tue Oct  4 21:23:20 2022'")
+        raise ValueError(f"{_short(text)} is not a PBS time like 'Tue Oct  4 21:23:20 2022'")
     _, month, day, clock, year = parts
     try:
         hour, minute, second = clock.split(":")
@@ -53,8 +69,21 @@ def parse_time(text: str, zone: tzinfo | None) -> int:
             int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second), tzinfo=zone
         )
     except (KeyError, ValueError) as err:
-        raise ValueError(f"{text!r} is not a PBS time like 'Tue Oct  4 21:23:20 2022'") from err
-    return int(when.timestamp()) * _NS
+        raise ValueError(
+            f"{_short(text)} is not a PBS time like 'Tue Oct  4 21:23:20 2022'"
+        ) from err
+    except OverflowError as err:
+        raise OutOfRange(f"{_short(text)}: a date out of range") from err
+    try:
+        return int(when.timestamp()) * _NS
+    except (OverflowError, ValueError) as err:  # near year 1 or 9999 in some zones
+        raise OutOfRange(f"{_short(text)}: a date out of range") from err
+
+
+def _short(value: object) -> str:
+    """``repr(value)``, bounded, for an error message."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def parse_duration(value: object) -> int:
@@ -65,18 +94,20 @@ def parse_duration(value: object) -> int:
     if isinstance(value, int):
         return value
     if isinstance(value, float):
-        return int(value)
+        return whole(value)
     if not isinstance(value, str):
-        raise ValueError(f"{value!r} is not a duration")
+        raise ValueError(f"{_short(value)} is not a duration")
     total = 0
     fields = value.strip().split(":")
     if not 1 <= len(fields) <= 3:
-        raise ValueError(f"{value!r} is not a duration like 'HHH:MM:SS'")
+        raise ValueError(f"{_short(value)} is not a duration like 'HHH:MM:SS'")
     try:
         for part in fields:
-            total = total * 60 + int(float(part))
+            total = total * 60 + whole(float(part))
+    except OutOfRange:
+        raise
     except ValueError as err:
-        raise ValueError(f"{value!r} is not a duration like 'HHH:MM:SS'") from err
+        raise ValueError(f"{_short(value)} is not a duration like 'HHH:MM:SS'") from err
     return total
 
 
@@ -95,8 +126,10 @@ def parse_size(value: object) -> int:
     if isinstance(value, int):
         return value
     if not isinstance(value, str) or not (m := _SIZE.match(value)):
-        raise ValueError(f"{value!r} is not a size like '8gb'")
+        raise ValueError(f"{_short(value)} is not a size like '8gb'")
     number, prefix, unit = m.groups()
+    if len(number) > 30:
+        raise OutOfRange(f"{_short(value)}: a size out of range")
     scale = WORD_BYTES if unit.lower() == "w" else 1
     power: int = 1024 ** _POWERS[prefix.lower()]
     return int(number) * scale * power
@@ -108,23 +141,25 @@ def parse_bool(value: object) -> bool:
         return value
     if isinstance(value, int):
         return value != 0
-    text = str(value).strip().lower()
+    text = value.strip().lower() if isinstance(value, str) else ""
     if text in ("true", "t", "1", "y", "yes"):
         return True
     if text in ("false", "f", "0", "n", "no"):
         return False
-    raise ValueError(f"{value!r} is not a boolean")
+    raise ValueError(f"{_short(value)} is not a boolean")
 
 
 def parse_state_count(value: object) -> tuple[tuple[str, int], ...]:
     """``"Transit:0 Queued:9 Held:2 ..."`` into ``(("Transit", 0), ("Queued", 9), ...)``."""
     if not isinstance(value, str):
-        raise ValueError(f"{value!r} is not a state_count string")
+        raise ValueError(f"{_short(value)} is not a state_count string")
     pairs = []
     for item in value.split():
         name, sep, count = item.partition(":")
-        if not sep or not count.isdigit():
-            raise ValueError(f"{item!r} in state_count is not 'State:count'")
+        if not sep or not (count.isascii() and count.isdigit()):
+            raise ValueError(f"{_short(item)} in state_count is not 'State:count'")
+        if len(count) > 18:
+            raise OutOfRange(f"{_short(item)} in state_count: a count out of range")
         pairs.append((name, int(count)))
     return tuple(pairs)
 

@@ -43,7 +43,7 @@ from collections.abc import Callable
 from datetime import tzinfo
 
 from collectbus.collectors.pbs.jsonfix import loads_checked
-from collectbus.collectors.pbs.parse import JobParser, Parsed, parse_qstat_jobs
+from collectbus.collectors.pbs.parse import BAD_VALUE, JobParser, Parsed, parse_qstat_jobs
 from collectbus.records import JobRecord
 
 __all__ = ["IncrementalJobs"]
@@ -54,11 +54,12 @@ _END = b"\n        }\n    }\n}"
 _CLOSE = b"\n        }}"
 
 
-#: A job's slice in the last listing, its record, and the problems met reading it.
-_Seen = tuple[bytes, JobRecord, tuple[str, ...]]
-#: The last listing: its payload, where its job slices start and end, its records
-#: and every problem met reading them.
-_Listing = tuple[bytes, int, int, list[JobRecord], tuple[str, ...]]
+#: A job's slice in the last listing, its record, the problems met reading it
+#: and the names of its values out of range.
+_Seen = tuple[bytes, JobRecord, tuple[str, ...], tuple[str, ...]]
+#: The last listing: its payload, where its job slices start and end, its records,
+#: every problem met reading them and every value out of range.
+_Listing = tuple[bytes, int, int, list[JobRecord], tuple[str, ...], tuple[str, ...]]
 
 
 class IncrementalJobs:
@@ -114,7 +115,7 @@ class IncrementalJobs:
         end -= len(_END)
         try:
             header = json.loads(payload[:start].rstrip(b", \n") + b"}")
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
         out: Parsed[JobRecord] = Parsed()
         if isinstance(header, dict) and isinstance(header.get("pbs_server"), str):
@@ -130,6 +131,7 @@ class IncrementalJobs:
         new: dict[bytes, _Seen] = {}
         records = out.records
         problems: list[str] = []
+        out_of_range = out.out_of_range
         find, startswith = payload.find, payload.startswith
         parsed = 0
         pos = start + len(_SECTION)
@@ -150,6 +152,7 @@ class IncrementalJobs:
                     for problem in seen[2]:  # a value that was unreadable still is
                         out.problem(problem)
                         problems.append(problem)
+                    out_of_range += seen[3]
                     if after == end:
                         break
                     pos = after + len(_SEPARATOR)
@@ -165,14 +168,15 @@ class IncrementalJobs:
             for problem in own.problems:
                 out.problem(problem)
                 problems.append(problem)
-            new[key] = (piece, record, tuple(own.problems))
+            out_of_range += own.out_of_range
+            new[key] = (piece, record, tuple(own.problems), tuple(own.out_of_range))
             records.append(record)
             parsed += 1
             if after == end:
                 break
             pos = after + len(_SEPARATOR)
         self._cache = new
-        self._last = (payload, start, end, list(records), tuple(problems))
+        self._last = (payload, start, end, list(records), tuple(problems), tuple(out_of_range))
         self.parsed, self.reused = parsed, len(records) - parsed
         return out
 
@@ -184,6 +188,7 @@ class IncrementalJobs:
             out.records = list(last[3])
         for problem in last[4]:
             out.problem(problem)
+        out.out_of_range += last[5]
         self.parsed, self.reused = 0, len(out.records)
         self.same = True
         return out
@@ -195,14 +200,17 @@ class IncrementalJobs:
         duplicates: list[str] = []
         try:
             one = loads_checked(b'{"' + piece + _CLOSE, duplicates)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None  # a quirk, or not the layout after all: parse it whole
         if duplicates or not isinstance(one, dict) or len(one) != 1:
             return None
         ((job_id, attrs),) = one.items()
         if not isinstance(attrs, dict):
             return None
-        return self._jobs.job(job_id, attrs, observed_ns, out, raw=_compact(piece))
+        try:
+            return self._jobs.job(job_id, attrs, observed_ns, out, raw=_compact(piece))
+        except BAD_VALUE:
+            return None  # the full parse refuses the job and says why
 
 
 def _compact(piece: bytes) -> str:

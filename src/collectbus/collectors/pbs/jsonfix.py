@@ -16,6 +16,10 @@ text around the JSON        a ``qstat`` table first (#2675)         dropped (los
 not UTF-8                   latin-1 bytes in a job name             decoded as latin-1
 ==========================  =====================================  ==========================
 
+A payload that is not JSON even then (or nested past Python's recursion
+limit) raises :class:`JsonRepairError`; an integer too long for ``int()`` is
+read as an infinity, so that only its value is out of range.
+
 Duplicate keys are never lost: when an object names a key more than once, the
 key's value becomes the list of every value in document order, and the key is
 named in the repairs. A strict parser would keep only the last one.
@@ -180,6 +184,21 @@ def _repair_tokens(text: str, repairs: Repairs) -> str:
     return fixed
 
 
+def _big_int(text: str) -> int | float:
+    """A JSON integer; one too long for ``int()`` (4,300 digits) is an infinity.
+
+    It is then one value out of range (None where it is read), not a payload
+    that cannot be read.
+    """
+    if len(text) > _INT_DIGITS:
+        return float("-inf") if text.startswith("-") else float("inf")
+    return int(text)
+
+
+# Below Python's limit on the digits int() converts (sys.get_int_max_str_digits).
+_INT_DIGITS = 4000
+
+
 def loads_checked(data: bytes, duplicates: list[str]) -> object:
     """``json.loads`` keeping duplicated keys (named in ``duplicates``); raises as it does."""
     return json.loads(data, object_pairs_hook=pairs_hook(duplicates))
@@ -195,16 +214,25 @@ def loads_pbs(data: bytes) -> tuple[dict[str, JsonValue], Repairs]:
     repairs = Repairs()
     try:
         doc = loads_checked(data, repairs.duplicate_keys)
+    except RecursionError as err:
+        raise JsonRepairError("not JSON: nested too deeply") from err
     except (ValueError, UnicodeDecodeError):
         repairs.duplicate_keys.clear()
         text = _repair_tokens(_strip_text(_decode(data, repairs), repairs), repairs)
         try:
             doc = json.loads(
-                text, strict=False, object_pairs_hook=pairs_hook(repairs.duplicate_keys)
+                text,
+                strict=False,
+                object_pairs_hook=pairs_hook(repairs.duplicate_keys),
+                parse_int=_big_int,
             )
         except json.JSONDecodeError as err:
             tried = f" after repairs ({repairs.describe()})" if repairs else ""
             raise JsonRepairError(f"not JSON{tried}: {err.msg}", err.lineno, err.colno) from err
+        except RecursionError as err:
+            raise JsonRepairError("not JSON: nested too deeply") from err
+        except ValueError as err:
+            raise JsonRepairError(f"not JSON: {str(err)[:120]}") from err
     if not isinstance(doc, dict):
         raise JsonRepairError(f"the top level is a JSON {type(doc).__name__}, not an object")
     return doc, repairs

@@ -6,23 +6,29 @@
 the records, what :mod:`.jsonfix` repaired, and the problems met.
 
 A value that cannot be read leaves its field None, is counted in the
-problems, and costs nothing else: the entity still gets its record. An entity
-that is not a JSON object gets no record; for jobs that makes the listing
-incomplete (``Parsed.complete`` is False), so that no job is taken for gone
-because its entry was unreadable.
+problems, and costs nothing else: the entity still gets its record. A number
+that no column can hold (past a signed 64-bit integer, NaN, an infinity: the
+rule of :mod:`collectbus.values`) is None too, named in
+``Parsed.out_of_range`` for the collection's details. An entity that is not a
+JSON object, or that cannot be read at all, gets no record (one problem names
+it); for jobs that makes the listing incomplete (``Parsed.complete`` is
+False), so that no job is taken for gone because its entry was unreadable.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import Generic, TypeVar
 
+from collectbus.codec import finite_json
 from collectbus.collectors.pbs import fields as f
 from collectbus.collectors.pbs.jsonfix import JsonValue, Repairs, loads_pbs
 from collectbus.records import JobRecord, NodeRecord, QueueRecord, SystemRecord
+from collectbus.values import fits_int64
 
 __all__ = [
     "JobParser",
@@ -54,6 +60,8 @@ class Parsed(Generic[R]):
     server: str | None = None
     #: Whether the payload has its entity section (``Jobs``, ``Queue``, ...).
     has_section: bool = True
+    #: Values replaced by None because no column can hold them (``job.field``).
+    out_of_range: list[str] = field(default_factory=list)
 
     def problem(self, text: str) -> None:
         self.problem_count += 1
@@ -61,23 +69,51 @@ class Parsed(Generic[R]):
             self.problems.append(text)
 
 
-_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
+_ENCODE = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, check_circular=False, allow_nan=False
+).encode
+
+#: What reading one value or one entity may raise, short of a bug: the entity
+#: or the value is refused, never the whole collection.
+BAD_VALUE = (ValueError, TypeError, OverflowError, IndexError, KeyError, RecursionError)
 
 
 def _raw(value: Mapping[str, JsonValue]) -> str:
-    """An entity as compact JSON: ``raw_json``."""
-    return _ENCODE(value)
+    """An entity as compact JSON: ``raw_json`` (a NaN or infinity is null)."""
+    try:
+        return _ENCODE(value)
+    except ValueError:
+        return _ENCODE(finite_json(value))
+
+
+@contextmanager
+def _refusing(out: Parsed[R], cluster: str, name: str) -> Iterator[None]:
+    """Refuse one entity that cannot be read at all: one problem naming it; the rest goes on.
+
+    The listing is then incomplete (``complete`` False).
+    """
+    try:
+        yield
+    except BAD_VALUE as err:
+        out.problem(f"{cluster}/{name}: refused: {_short(err)}")
+        out.complete = False
+
+
+def _short(err: BaseException) -> str:
+    text = str(err) or type(err).__name__
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 class _Entity:
     """One entity's attributes, read through converters that note what fails."""
 
-    __slots__ = ("attrs", "name", "problem")
+    __slots__ = ("attrs", "name", "out_of_range", "problem")
 
     def __init__(self, name: str, attrs: Mapping[str, JsonValue], out: Parsed[R]) -> None:
         self.name = name
         self.attrs = attrs
         self.problem = out.problem
+        self.out_of_range = out.out_of_range
 
     def get(self, key: str, convert: Callable[[JsonValue], T], sub: str | None = None) -> T | None:
         attrs = self.attrs
@@ -90,11 +126,19 @@ class _Entity:
         if value is None:
             return None
         try:
-            return convert(value)
-        except (ValueError, TypeError) as err:
+            result = convert(value)
+        except f.OutOfRange:
+            result = None
+        except BAD_VALUE as err:
             where = f"{sub}.{key}" if sub else key
-            self.problem(f"{self.name}: {where}: {err}")
+            self.problem(f"{self.name}: {where}: {_short(err)}")
             return None
+        if result is None or (
+            isinstance(result, int) and not isinstance(result, bool) and not fits_int64(result)
+        ):
+            self.out_of_range.append(f"{self.name}.{sub}.{key}" if sub else f"{self.name}.{key}")
+            return None
+        return result
 
 
 def _int(value: JsonValue) -> int:
@@ -102,14 +146,27 @@ def _int(value: JsonValue) -> int:
         raise ValueError(f"{value!r} is not an integer")
     if isinstance(value, int):
         return value
-    if isinstance(value, str | float):
-        return int(value)
-    raise ValueError(f"{value!r} is not an integer")
+    if isinstance(value, float):
+        return f.whole(value)
+    if isinstance(value, str):
+        text = value.strip()
+        digits = text.lstrip("+-")
+        if digits.isascii() and digits.isdigit() and len(digits) > 19:
+            raise f.OutOfRange("an integer out of range")
+        try:
+            return int(text)
+        except ValueError:
+            return f.whole(float(text))  # "1e3", "inf"; ValueError when not a number
+    raise ValueError("not an integer")
 
 
 def _str(value: JsonValue) -> str:
     if isinstance(value, list):  # a duplicated key (see jsonfix): its last value
+        if not value:
+            raise ValueError("an empty list, not a value")
         value = value[-1]
+    if isinstance(value, dict | list):
+        raise ValueError(f"a JSON {type(value).__name__}, not a value")
     return value if isinstance(value, str) else str(value)
 
 
@@ -158,7 +215,7 @@ class JobParser:
 
     def time(self, value: JsonValue) -> int:
         if isinstance(value, int) and not isinstance(value, bool):  # epoch seconds
-            return value * 1_000_000_000
+            return value * 1_000_000_000  # out of range when past int64: None
         return f.parse_time(_str(value), self.zone)
 
     def job(
@@ -242,7 +299,8 @@ def parse_qstat_jobs(
     out: Parsed[JobRecord] = Parsed(repairs=repairs, complete=not repairs.lossy)
     parser = JobParser(cluster=cluster, zone=zone)
     for job_id, attrs in _section(doc, "Jobs", out):
-        out.records.append(parser.job(job_id, attrs, observed_ns, out))
+        with _refusing(out, cluster, job_id):
+            out.records.append(parser.job(job_id, attrs, observed_ns, out))
     return out
 
 
@@ -254,25 +312,26 @@ def parse_qstat_queues(payload: bytes, *, cluster: str, observed_ns: int) -> Par
     doc, repairs = loads_pbs(payload)
     out: Parsed[QueueRecord] = Parsed(repairs=repairs, complete=not repairs.lossy)
     for name, attrs in _section(doc, "Queue", out):
-        e = _Entity(name, attrs, out)
-        counts = e.get("state_count", f.parse_state_count) or ()
-        by_state = dict(counts)
-        out.records.append(
-            QueueRecord(
-                cluster=cluster,
-                scheduler=SCHEDULER,
-                queue=name,
-                observed_ns=observed_ns,
-                enabled=e.get("enabled", f.parse_bool),
-                started=e.get("started", f.parse_bool),
-                jobs_total=e.get("total_jobs", _int),
-                jobs_queued=by_state.get("Queued"),
-                jobs_running=by_state.get("Running"),
-                jobs_held=by_state.get("Held"),
-                state_counts=counts,
-                raw_json=_raw(attrs),
+        with _refusing(out, cluster, name):
+            e = _Entity(name, attrs, out)
+            counts = e.get("state_count", f.parse_state_count) or ()
+            by_state = dict(counts)
+            out.records.append(
+                QueueRecord(
+                    cluster=cluster,
+                    scheduler=SCHEDULER,
+                    queue=name,
+                    observed_ns=observed_ns,
+                    enabled=e.get("enabled", f.parse_bool),
+                    started=e.get("started", f.parse_bool),
+                    jobs_total=e.get("total_jobs", _int),
+                    jobs_queued=by_state.get("Queued"),
+                    jobs_running=by_state.get("Running"),
+                    jobs_held=by_state.get("Held"),
+                    state_counts=counts,
+                    raw_json=_raw(attrs),
+                )
             )
-        )
     return out
 
 
@@ -281,19 +340,20 @@ def parse_qstat_server(payload: bytes, *, cluster: str, observed_ns: int) -> Par
     doc, repairs = loads_pbs(payload)
     out: Parsed[SystemRecord] = Parsed(repairs=repairs, complete=not repairs.lossy)
     for name, attrs in _section(doc, "Server", out):
-        e = _Entity(name, attrs, out)
-        out.records.append(
-            SystemRecord(
-                cluster=cluster,
-                scheduler=SCHEDULER,
-                server=name,
-                observed_ns=observed_ns,
-                server_state=e.get("server_state", _str),
-                jobs_total=e.get("total_jobs", _int),
-                state_counts=e.get("state_count", f.parse_state_count) or (),
-                raw_json=_raw(attrs),
+        with _refusing(out, cluster, name):
+            e = _Entity(name, attrs, out)
+            out.records.append(
+                SystemRecord(
+                    cluster=cluster,
+                    scheduler=SCHEDULER,
+                    server=name,
+                    observed_ns=observed_ns,
+                    server_state=e.get("server_state", _str),
+                    jobs_total=e.get("total_jobs", _int),
+                    state_counts=e.get("state_count", f.parse_state_count) or (),
+                    raw_json=_raw(attrs),
+                )
             )
-        )
     return out
 
 
@@ -326,35 +386,41 @@ def parse_pbsnodes(payload: bytes, *, cluster: str, observed_ns: int) -> Parsed[
     doc, repairs = loads_pbs(payload)
     out: Parsed[NodeRecord] = Parsed(repairs=repairs, complete=not repairs.lossy)
     for name, attrs in _section(doc, "nodes", out):
-        e = _Entity(name, attrs, out)
-        native = e.get("state", _str) or "unknown"
-        assigned = "resources_assigned"
-        cpus_allocated = e.get("ncpus", _int, assigned)
-        if cpus_allocated is None and isinstance(attrs.get(assigned), dict):
-            cpus_allocated = 0  # PBS prints an empty object when nothing is assigned
-        jobs = attrs.get("jobs")
-        partition = e.get("partition", _str) or e.get("queue", _str)
-        out.records.append(
-            NodeRecord(
-                cluster=cluster,
-                scheduler=SCHEDULER,
-                node=name,
-                observed_ns=observed_ns,
-                state=node_state(native, cpus_allocated),
-                native_state=native,
-                partitions=(partition,) if partition else (),
-                cpus_total=e.get("ncpus", _int, "resources_available"),
-                cpus_allocated=cpus_allocated,
-                gpus_total=e.get("ngpus", _int, "resources_available"),
-                gpus_allocated=e.get("ngpus", _int, assigned),
-                mem_total_bytes=e.get("mem", f.parse_size, "resources_available"),
-                mem_allocated_bytes=e.get("mem", f.parse_size, assigned),
-                jobs=_node_jobs(jobs),
-                comment=e.get("comment", _str),
-                raw_json=_raw(attrs),
-            )
-        )
+        with _refusing(out, cluster, name):
+            out.records.append(_node(name, attrs, cluster, observed_ns, out))
     return out
+
+
+def _node(
+    name: str, attrs: Mapping[str, JsonValue], cluster: str, observed_ns: int, out: Parsed[R]
+) -> NodeRecord:
+    """The record of one vnode."""
+    e = _Entity(name, attrs, out)
+    native = e.get("state", _str) or "unknown"
+    assigned = "resources_assigned"
+    cpus_allocated = e.get("ncpus", _int, assigned)
+    if cpus_allocated is None and isinstance(attrs.get(assigned), dict):
+        cpus_allocated = 0  # PBS prints an empty object when nothing is assigned
+    jobs = attrs.get("jobs")
+    partition = e.get("partition", _str) or e.get("queue", _str)
+    return NodeRecord(
+        cluster=cluster,
+        scheduler=SCHEDULER,
+        node=name,
+        observed_ns=observed_ns,
+        state=node_state(native, cpus_allocated),
+        native_state=native,
+        partitions=(partition,) if partition else (),
+        cpus_total=e.get("ncpus", _int, "resources_available"),
+        cpus_allocated=cpus_allocated,
+        gpus_total=e.get("ngpus", _int, "resources_available"),
+        gpus_allocated=e.get("ngpus", _int, assigned),
+        mem_total_bytes=e.get("mem", f.parse_size, "resources_available"),
+        mem_allocated_bytes=e.get("mem", f.parse_size, assigned),
+        jobs=_node_jobs(jobs),
+        comment=e.get("comment", _str),
+        raw_json=_raw(attrs),
+    )
 
 
 def _node_jobs(jobs: JsonValue) -> tuple[str, ...]:
