@@ -52,6 +52,7 @@ from collectbus.collectors.slurm.text import (
 from collectbus.config import SlurmConfig
 from collectbus.errors import CollectError, CommandFailed
 from collectbus.records import FINAL_JOB_STATES, JobRecord, Record, SystemRecord
+from collectbus.values import out_of_range_details
 
 __all__ = [
     "SlurmJobsCollector",
@@ -96,6 +97,12 @@ class SlurmSettings:
     #: Keep only these users' jobs / jobs in these states (neutral or Slurm's); empty keeps all.
     users: tuple[str, ...] = ()
     states: tuple[str, ...] = ()
+
+
+def _note_out_of_range(ctx: CollectContext, replaced: list[str]) -> None:
+    """Put the values replaced by None (out of range) in the collection's details."""
+    for key, value in out_of_range_details(replaced):
+        ctx.detail(key, value)
 
 
 def settings_from_config(config: SlurmConfig) -> SlurmSettings:
@@ -176,9 +183,15 @@ class SlurmJobsCollector:
         settings = self._cmd.settings
         now = ctx.clock.time_ns()
         result = self._cmd.run(ctx, "squeue", "--json")
+        replaced: list[str] = []
         live = parse_squeue_json(
-            result.stdout, source=result.command, cluster=settings.cluster, observed_ns=now
+            result.stdout,
+            source=result.command,
+            cluster=settings.cluster,
+            observed_ns=now,
+            replaced=replaced,
         )
+        _note_out_of_range(ctx, replaced)
         cluster = self._cmd.cluster(ctx, live[0].cluster if live else None)
         live = [j if j.cluster == cluster else replace(j, cluster=cluster) for j in live]
         live = filter_jobs(live, users=settings.users, states=settings.states)
@@ -239,9 +252,15 @@ class SlurmJobsCollector:
         result = self._cmd.run(
             ctx, "sacct", "--json", "-a", "-S", since, "-E", "now", "-s", SACCT_FINAL_STATES
         )
+        replaced: list[str] = []
         jobs = parse_sacct_json(
-            result.stdout, source=result.command, cluster=cluster, observed_ns=now
+            result.stdout,
+            source=result.command,
+            cluster=cluster,
+            observed_ns=now,
+            replaced=replaced,
         )
+        _note_out_of_range(ctx, replaced)
         if any(
             j.state == "failed" and j.exit_status is None and j.exit_signal is None for j in jobs
         ):
@@ -306,14 +325,16 @@ class SlurmNodesCollector:
     def collect(self, ctx: CollectContext) -> list[Record]:
         now = ctx.clock.time_ns()
         result = self._cmd.run(ctx, "sinfo", "--json")
-        return list(
-            parse_sinfo_json(
-                result.stdout,
-                source=result.command,
-                cluster=self._cmd.cluster(ctx),
-                observed_ns=now,
-            )
+        replaced: list[str] = []
+        nodes = parse_sinfo_json(
+            result.stdout,
+            source=result.command,
+            cluster=self._cmd.cluster(ctx),
+            observed_ns=now,
+            replaced=replaced,
         )
+        _note_out_of_range(ctx, replaced)
+        return list(nodes)
 
 
 class SlurmPartitionsCollector:

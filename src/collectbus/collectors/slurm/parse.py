@@ -24,13 +24,19 @@ heterogeneous component ``"20+1"``. A job is identified by
 ``(cluster, job_id, submit_ns)``, since a clean start of slurmctld reuses ids.
 
 Malformed JSON raises :class:`~collectbus.errors.ParseError` naming the command
-and the line and column; an entry of the wrong shape names its index.
+and the line and column; an entry of the wrong shape names its index. A
+number no column can hold (past a signed 64-bit integer, NaN, an infinity:
+:mod:`collectbus.values`) is None, named in the ``replaced`` list a parser is
+given (``jobs[3]=1e+999``), which the collector puts in the collection's details.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TypeGuard, TypeVar
 
 from collectbus.collectors.slurm.states import (
@@ -47,6 +53,7 @@ from collectbus.collectors.slurm.states import (
 )
 from collectbus.errors import ParseError
 from collectbus.records import JobRecord, NodeRecord
+from collectbus.values import fits_int64
 
 __all__ = [
     "load_json",
@@ -75,6 +82,10 @@ def load_json(data: bytes, source: str, key: str) -> tuple[JsonObject, list[Json
         ) from err
     except UnicodeDecodeError as err:
         raise ParseError(source, None, f"not UTF-8 at byte {err.start}") from err
+    except RecursionError as err:
+        raise ParseError(source, None, "invalid JSON: nested too deeply") from err
+    except ValueError as err:  # an integer too long for int()
+        raise ParseError(source, None, f"invalid JSON: {str(err)[:120]}") from err
     if not _is_object(doc):
         raise ParseError(source, None, f"expected a JSON object, got {type(doc).__name__}")
     errors = doc.get("errors")
@@ -97,22 +108,53 @@ def _each(
     """``build`` of every item; a malformed one is a ParseError naming it (``jobs[3]: ...``)."""
     records = []
     for i, item in enumerate(items):
+        token = _ITEM.set(f"{key}[{i}]")
         try:
             records.append(build(item))
-        except (KeyError, TypeError, ValueError) as err:
+        except (KeyError, TypeError, ValueError, OverflowError, IndexError, RecursionError) as err:
             raise ParseError(source, None, f"{key}[{i}]: {_describe(err)}") from err
+        finally:
+            _ITEM.reset(token)
     return records
+
+
+#: The entity being read (``jobs[3]``) and where its values out of range are named.
+_ITEM: ContextVar[str] = ContextVar("slurm_item", default="")
+_REPLACED: ContextVar[list[str] | None] = ContextVar("slurm_replaced", default=None)
+
+
+@contextmanager
+def _replacing(replaced: list[str] | None) -> Iterator[None]:
+    """Name the values out of range met while parsing in ``replaced`` (``jobs[3]=1e999``)."""
+    token = _REPLACED.set(replaced)
+    try:
+        yield
+    finally:
+        _REPLACED.reset(token)
+
+
+def _out_of_range(value: object) -> None:
+    """Note that a value of the entity being read is out of range (it becomes None)."""
+    replaced = _REPLACED.get()
+    if replaced is not None:
+        replaced.append(f"{_ITEM.get()}={str(value)[:24]}")
 
 
 # ------------------------------------------------------------------ squeue
 
 
 def parse_squeue_json(
-    data: bytes, *, source: str = "squeue --json", cluster: str | None, observed_ns: int
+    data: bytes,
+    *,
+    source: str = "squeue --json",
+    cluster: str | None,
+    observed_ns: int,
+    replaced: list[str] | None = None,
 ) -> list[JobRecord]:
     """Every job ``squeue --json`` lists. ``cluster`` None takes the jobs' own ``cluster``."""
     _, items = load_json(data, source, "jobs")
-    return _each(items, source, "jobs", lambda item: _squeue_job(item, cluster, observed_ns))
+    with _replacing(replaced):
+        return _each(items, source, "jobs", lambda item: _squeue_job(item, cluster, observed_ns))
 
 
 def _squeue_job(job: JsonObject, cluster: str | None, observed_ns: int) -> JobRecord:
@@ -186,11 +228,17 @@ def _squeue_memory(
 
 
 def parse_sinfo_json(
-    data: bytes, *, source: str = "sinfo --json", cluster: str, observed_ns: int
+    data: bytes,
+    *,
+    source: str = "sinfo --json",
+    cluster: str,
+    observed_ns: int,
+    replaced: list[str] | None = None,
 ) -> list[NodeRecord]:
     """Every node ``sinfo --json`` lists."""
     _, items = load_json(data, source, "nodes")
-    return _each(items, source, "nodes", lambda item: _sinfo_node(item, cluster, observed_ns))
+    with _replacing(replaced):
+        return _each(items, source, "nodes", lambda item: _sinfo_node(item, cluster, observed_ns))
 
 
 def _sinfo_node(node: JsonObject, cluster: str, observed_ns: int) -> NodeRecord:
@@ -224,11 +272,17 @@ def _sinfo_node(node: JsonObject, cluster: str, observed_ns: int) -> NodeRecord:
 
 
 def parse_sacct_json(
-    data: bytes, *, source: str = "sacct --json", cluster: str | None, observed_ns: int
+    data: bytes,
+    *,
+    source: str = "sacct --json",
+    cluster: str | None,
+    observed_ns: int,
+    replaced: list[str] | None = None,
 ) -> list[JobRecord]:
     """Every job ``sacct --json`` returns (its steps stay in ``raw_json``)."""
     _, items = load_json(data, source, "jobs")
-    return _each(items, source, "jobs", lambda item: _sacct_job(item, cluster, observed_ns))
+    with _replacing(replaced):
+        return _each(items, source, "jobs", lambda item: _sacct_job(item, cluster, observed_ns))
 
 
 def _sacct_job(job: JsonObject, cluster: str | None, observed_ns: int) -> JobRecord:
@@ -354,15 +408,28 @@ def _list(value: object) -> list[object]:
 
 
 def _int(value: object) -> int | None:
+    """An integer field; None when absent, or out of range (past int64, NaN, infinite)."""
     if value is None or isinstance(value, bool):
         return None
-    if isinstance(value, int):
-        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        _out_of_range(value)
+        return None
     if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    raise TypeError(f"expected an integer, got {value!r}")
+        value = int(value)
+    elif isinstance(value, str) and value.strip().lstrip("-").isascii():
+        digits = value.strip().lstrip("-")
+        if not digits.isdigit():
+            raise TypeError(f"expected an integer, got {value[:40]!r}")
+        if len(digits) > 19:
+            _out_of_range(value)
+            return None
+        value = int(value)
+    if isinstance(value, int):
+        if not fits_int64(value):
+            _out_of_range(value)
+            return None
+        return value
+    raise TypeError(f"expected an integer, got {str(value)[:40]!r}")
 
 
 def _str(value: object) -> str | None:

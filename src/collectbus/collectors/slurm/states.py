@@ -8,8 +8,11 @@ Slurm 22.05 prints a job's base state, or a flag that takes its place
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime, tzinfo
+
+from collectbus.values import fit_int64
 
 NS_PER_S = 1_000_000_000
 
@@ -119,8 +122,8 @@ def decode_exit_pair(text: str) -> tuple[int | None, int | None]:
     except ValueError:
         return None, None
     if signal:
-        return None, signal
-    return status, None
+        return None, fit_int64(signal)
+    return fit_int64(status), None
 
 
 # ------------------------------------------------------------------ times
@@ -130,7 +133,7 @@ def epoch_ns(value: object) -> int | None:
     """Nanoseconds of an epoch-seconds int; 0, None and negatives are unset."""
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         return None
-    return value * NS_PER_S
+    return fit_int64(value * NS_PER_S)
 
 
 _UNSET_TIMES = frozenset({"", "Unknown", "None", "N/A", "(null)", "0"})
@@ -142,12 +145,15 @@ def text_time_ns(text: str, tz: tzinfo) -> int | None:
     text = text.strip()
     if text in _UNSET_TIMES:
         return None
-    if text.isdigit():
-        return int(text) * NS_PER_S
+    if text.isascii() and text.isdigit():
+        return fit_int64(int(text) * NS_PER_S) if len(text) <= 19 else None
     stamp = datetime.fromisoformat(text)
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=tz)
-    return int(stamp.timestamp()) * NS_PER_S
+    try:
+        return int(stamp.timestamp()) * NS_PER_S
+    except (OverflowError, ValueError):  # the edges of year 1 and 9999 in some zones
+        return None
 
 
 _DURATION = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
@@ -175,7 +181,7 @@ def duration_seconds(text: str, *, bare_unit_s: int = 60) -> int | None:
         seconds = fields[0] * 3600 + fields[1] * 60  # days-hh:mm
     else:
         seconds = fields[0] * 3600 + fields[1] * 60 + fields[2]
-    return int(days or 0) * 86400 + seconds
+    return fit_int64(int(days or 0) * 86400 + seconds)
 
 
 _MEM_UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
@@ -199,17 +205,17 @@ def memory_bytes(text: str) -> int | None:
     unit = text[-1].upper()
     number = text[:-1] if unit in _MEM_UNITS else text
     try:
-        value = float(number)
+        value = float(number) * _MEM_UNITS.get(unit, 1 << 20)
     except ValueError:
         return None
-    return int(value * _MEM_UNITS.get(unit, 1 << 20))
+    return fit_int64(int(value)) if math.isfinite(value) else None
 
 
 def tres_int(tres: dict[str, str], key: str) -> int | None:
     value = tres.get(key)
-    if value is None or not value.isdigit():
+    if value is None or not (value.isascii() and value.isdigit()) or len(value) > 19:
         return None
-    return int(value)
+    return fit_int64(int(value))
 
 
 # -------------------------------------------------------------- hostlists
@@ -229,7 +235,14 @@ def expand_hostlist(text: str) -> tuple[str, ...]:
     names: list[str] = []
     for item in _split_top_level(text):
         names.extend(_expand_one(item))
+        if len(names) > MAX_HOSTS:
+            raise ValueError(f"hostlist of more than {MAX_HOSTS} hosts: {text[:40]!r}")
     return tuple(names)
+
+
+#: The most hosts a hostlist may name (Slurm's own limit is far lower): a
+#: range such as ``n[0-99999999999]`` is refused instead of filling memory.
+MAX_HOSTS = 1_000_000
 
 
 def _split_top_level(text: str) -> list[str]:
@@ -259,7 +272,11 @@ def _expand_one(item: str) -> list[str]:
         if m is None:
             return [item]
         low, high = m.group(1), m.group(2) or m.group(1)
+        if len(high) > 18 or int(high) - int(low) >= MAX_HOSTS:
+            raise ValueError(f"hostlist range {part[:40]!r} is too large")
         width = len(low)
         for n in range(int(low), int(high) + 1):
             names.extend(f"{prefix}{n:0{width}d}{tail}" for tail in tails)
+            if len(names) > MAX_HOSTS:
+                raise ValueError(f"hostlist of more than {MAX_HOSTS} hosts: {item[:40]!r}")
     return names

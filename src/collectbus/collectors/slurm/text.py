@@ -35,6 +35,7 @@ from collectbus.collectors.slurm.states import (
 )
 from collectbus.errors import ParseError
 from collectbus.records import JobRecord, QueueRecord
+from collectbus.values import fit_int64
 
 __all__ = [
     "parse_jobcomp_filetxt",
@@ -228,7 +229,7 @@ def _keyvalue_job(
             exit_signal=exit_signal if finished else None,
             raw_json=json.dumps(row, sort_keys=True, separators=(",", ":")),
         )
-    except (KeyError, ValueError) as err:
+    except (KeyError, ValueError, OverflowError, RecursionError) as err:
         raise ParseError(source, index + 1, _describe(err)) from err
 
 
@@ -271,7 +272,7 @@ def parse_sacct_completion(
                     nodes_requested=_number(row.get("NNodes")),
                     cpus_requested=_number(row.get("NCPUS") or row.get("AllocCPUS")),
                     walltime_requested_seconds=duration_seconds(row.get("Timelimit", "")),
-                    walltime_used_seconds=int(elapsed) if elapsed.isdigit() else None,
+                    walltime_used_seconds=_number(elapsed),
                     eligible_ns=text_time_ns(row.get("Eligible", ""), tz),
                     start_ns=start,
                     end_ns=end,
@@ -280,7 +281,7 @@ def parse_sacct_completion(
                     raw_json=json.dumps(row, sort_keys=True, separators=(",", ":")),
                 )
             )
-        except (KeyError, ValueError) as err:
+        except (KeyError, ValueError, OverflowError, RecursionError) as err:
             raise ParseError(source, i + 2, _describe(err)) from err
     return records
 
@@ -298,7 +299,7 @@ def parse_sacct_exit_codes(
         try:
             key = (row["JobID"], text_time_ns(row["Submit"], tz))
             codes[key] = decode_exit_pair(row["ExitCode"])
-        except (KeyError, ValueError) as err:
+        except (KeyError, ValueError, OverflowError, RecursionError) as err:
             raise ParseError(source, i + 2, _describe(err)) from err
     return codes
 
@@ -346,7 +347,7 @@ def parse_squeue_pipe(
                     raw_json=json.dumps(row, sort_keys=True, separators=(",", ":")),
                 )
             )
-        except (KeyError, ValueError) as err:
+        except (KeyError, ValueError, OverflowError, RecursionError) as err:
             raise ParseError(source, i + 2, _describe(err)) from err
     return records
 
@@ -374,7 +375,10 @@ def _user(text: str) -> str | None:
 
 
 def _number(text: str | None) -> int | None:
-    return int(text) if text and text.isdigit() else None
+    """A count; None when absent, not a number, or out of range (:mod:`collectbus.values`)."""
+    if not text or not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    return fit_int64(int(text))
 
 
 def _used(start: int | None, end: int | None, observed_ns: int, finished: bool) -> int | None:
