@@ -49,8 +49,10 @@ def _alter(nullable: bool) -> None:
     for table, columns in _COLUMNS:
         with op.batch_alter_table(table) as batch:
             for column in columns:
-                kind = sa.Double() if column in _FLOATS else sa.BigInteger()
-                batch.alter_column(column, existing_type=kind, nullable=nullable)
+                if column in _FLOATS:
+                    batch.alter_column(column, existing_type=sa.Double(), nullable=nullable)
+                else:
+                    batch.alter_column(column, existing_type=sa.BigInteger(), nullable=nullable)
 
 
 def upgrade() -> None:
