@@ -24,8 +24,8 @@ them) into quantities that only grow, per group:
   that lowers a value within its bucket lowers the exact sum), so ``sum``
   never goes down; it is meaningful for measures that are never negative
   (durations, sizes), as for any Prometheus histogram;
-- the first read of an aggregate counts everything it holds (the counters
-  start where a restarted exporter's start: a reset that ``rate()`` handles);
+- the first read of an aggregate counts everything it holds (without saved
+  state, below, a restart starts there again: a reset);
 - an aggregate missing from a read (reset and not rebuilt yet) leaves its
   counters and its last state as they were; once rebuilt, it is compared with
   that last state, so a rebuild counts only what really changed, not every
