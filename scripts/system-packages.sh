@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that the integration tests drive as real
 # programs, when they are missing: sshd (collectbus record over SSH),
-# Chromium (the HTML report, rendered headless) and promtool (the Prometheus
-# exposition). Each is installed only if its program is not on the PATH.
+# Chromium (the HTML report, rendered headless), promtool (the Prometheus
+# exposition) and prometheus (a real server scraping collectbus serve). Each is installed only if its program is not on the PATH.
 # Needs root and apt-get; otherwise it says what is missing and returns 0, and
 # the tests that need a missing program skip (or fail when CI=true).
 set -euo pipefail
@@ -11,6 +11,7 @@ declare -A wanted=(
   [sshd]=openssh-server
   [chromium]=chromium
   [promtool]=prometheus
+  [prometheus]=prometheus
 )
 
 missing=()
@@ -27,6 +28,8 @@ if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "system-packages: missing ${missing[*]} (install them with apt-get as root)" >&2
   exit 0
 fi
+# promtool and prometheus come in one package: install it once.
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
 echo "system-packages: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq >/dev/null || true

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import signal
 import socket
 import subprocess
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -328,3 +332,182 @@ def test_bad_listen_address_missing_database_and_busy_port(tmp_path: Path, sqlit
     assert busy.returncode == 1
     assert f"collectbus: error: cannot listen on 127.0.0.1:{port}: " in busy.stderr
     assert "Traceback" not in busy.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _down_deletes_and_shrinks(store: Store) -> None:
+    """While the server is down: retention takes the oldest rows, and the
+    error collections are relabelled ok (a group shrinks, another grows)."""
+    with store.engine.begin() as conn:
+        for table in ("calls", "collection_log"):
+            conn.execute(
+                sa.text(f"DELETE FROM {table} WHERE id <= (SELECT min(id) + 79 FROM {table})")
+            )
+        conn.execute(sa.text("UPDATE collection_log SET status = 'ok' WHERE status = 'error'"))
+
+
+def test_a_restarted_server_continues_its_counters(tmp_path: Path, store: Store) -> None:
+    url = store.engine.url.render_as_string(hide_password=False)
+    listen = f"127.0.0.1:{_free_port()}"
+    _write(store, 0, 120)
+    served = _serve_on(tmp_path, url, listen)
+    try:
+        base = _scrape_until(served, 120, 120)
+    finally:
+        assert served.stop() == 0, "".join(served.stderr)
+    _down_deletes_and_shrinks(store)
+
+    served = _serve_on(tmp_path, url, listen)
+    try:
+        first = parse(served.scrape())
+        assert counters(first) == counters(base)  # what was exported, nothing lower
+        new_calls, new_collections = _write(store, 120, 60)
+        after = _scrape_until(served, 180, 180)
+        _no_counter_went_down(base, after)
+        for (handler, outcome), k in new_calls.items():
+            key = {"handler": handler, "outcome": outcome}
+            got = value(after, "collectbus_calls_total", **key)
+            assert got == value(base, "collectbus_calls_total", **key) + k
+        for (source, status), k in new_collections.items():
+            key = {"source": source, "status": status}
+            got = value(after, "collectbus_collections_total", **key)
+            assert got == value(base, "collectbus_collections_total", **key) + k
+    finally:
+        code = served.stop()
+    assert code == 0, "".join(served.stderr)
+
+
+def _serve_on(tmp_path: Path, db_url: str, listen: str) -> Served:
+    env = collectbus_env(tmp_path, db_url)
+    return Served(start_collectbus("serve", "--listen", listen, cwd=tmp_path, env=env))
+
+
+class Prometheus:
+    """A real Prometheus server scraping one target every second."""
+
+    def __init__(self, tmp_path: Path, target: str) -> None:
+        binary = shutil.which("prometheus")
+        if binary is None:
+            reason = "prometheus is not installed (Debian: apt-get install prometheus)"
+            if os.environ.get("CI") == "true":
+                pytest.fail(f"prometheus is required when CI=true: {reason}")
+            pytest.skip(reason)
+        config = tmp_path / "prometheus.yml"
+        config.write_text(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+            "scrape_configs:\n  - job_name: collectbus\n"
+            f"    static_configs:\n      - targets: ['{target}']\n"
+        )
+        self.base = f"http://127.0.0.1:{_free_port()}"
+        self.log = (tmp_path / "prometheus.log").open("w")
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                f"--web.listen-address={self.base.removeprefix('http://')}",
+                "--log.level=warn",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(self.base + "/-/ready", timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert self.proc.poll() is None, (tmp_path / "prometheus.log").read_text()
+            assert time.monotonic() < deadline, "prometheus did not become ready"
+            time.sleep(0.2)
+
+    def query(self, query: str, at: float | None = None) -> list[dict[str, Any]]:
+        params = {"query": query, **({"time": repr(at)} if at is not None else {})}
+        url = self.base + "/api/v1/query?" + urllib.parse.urlencode(params)
+        with urllib.request.urlopen(url, timeout=30) as r:
+            doc = json.load(r)
+        assert doc["status"] == "success", doc
+        return list(doc["data"]["result"])
+
+    def wait_for_sum(self, metric: str, total: float) -> None:
+        """Until Prometheus has scraped ``sum(metric) == total`` (never above it)."""
+        deadline = time.monotonic() + 90
+        while True:
+            result = self.query(f"sum({metric})")
+            got = float(result[0]["value"][1]) if result else 0.0
+            assert got <= total, (got, total)
+            if got == total:
+                return
+            assert time.monotonic() < deadline, f"{metric}: {got}, waiting for {total}"
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=60)
+        finally:
+            self.log.close()
+
+
+def test_prometheus_sees_no_reset_across_a_restart_with_rows_deleted(
+    tmp_path: Path, store: Store
+) -> None:
+    """Prometheus scrapes serve every second; serve is stopped, most rows are
+    deleted, serve starts again and more calls come: Prometheus records no
+    counter reset, and increase() is the calls made, within its extrapolation."""
+    url = store.engine.url.render_as_string(hide_password=False)
+    listen = f"127.0.0.1:{_free_port()}"
+    prometheus = Prometheus(tmp_path, listen)
+    try:
+        _write(store, 0, 100)
+        served = _serve_on(tmp_path, url, listen)
+        try:
+            prometheus.wait_for_sum("collectbus_calls_total", 100)
+            start = time.time()
+            _write(store, 100, 200)
+            prometheus.wait_for_sum("collectbus_calls_total", 300)
+        finally:
+            assert served.stop() == 0, "".join(served.stderr)
+        with store.engine.begin() as conn:  # retention, while serve is down
+            conn.execute(sa.text("DELETE FROM calls WHERE id <= (SELECT min(id) + 249 FROM calls)"))
+        time.sleep(3)  # scrapes fail meanwhile: the series go stale
+        served = _serve_on(tmp_path, url, listen)
+        try:
+            _write(store, 300, 150)
+            prometheus.wait_for_sum("collectbus_calls_total", 450)
+            time.sleep(2)  # a few more samples at 450
+        finally:
+            assert served.stop() == 0, "".join(served.stderr)
+        end = time.time()
+        window = f"{int(end - start) + 30}s"  # every sample since the one at 100
+
+        resets = prometheus.query(f"resets(collectbus_calls_total[{window}])", at=end)
+        assert len(resets) == 6  # handlers × outcomes
+        assert all(float(r["value"][1]) == 0 for r in resets), resets
+
+        # The raw samples: never down, and up by exactly the calls made.
+        raw = prometheus.query(f"collectbus_calls_total[{window}]", at=end)
+        low = high = 0.0
+        for series in raw:
+            values = [float(v) for _, v in series["values"]]
+            times = [float(t) for t, _ in series["values"]]
+            assert values == sorted(values), series["metric"]
+            delta = values[-1] - values[0]
+            span = times[-1] - times[0]
+            step = span / (len(times) - 1)
+            # increase() extrapolates towards each end of the window by at
+            # most 1.1 average intervals.
+            low += delta
+            high += delta * (span + 2 * 1.1 * step) / span
+        assert low == 450 - 100
+        (increase,) = prometheus.query(f"sum(increase(collectbus_calls_total[{window}]))", at=end)
+        assert low <= float(increase["value"][1]) <= high, (increase, low, high)
+    finally:
+        prometheus.stop()

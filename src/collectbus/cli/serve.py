@@ -88,6 +88,13 @@ def _with_connect_timeout(url: str) -> str | None:
     metavar="TIME",
     help="With --aggregate: time between two updates.",
 )
+@click.option(
+    "--instance",
+    metavar="NAME",
+    help="Name the counters are kept under in the store, so that a server restarted "
+    "under it continues them (default: the configured host name and the --listen port, "
+    "HOST:PORT). Each server over one store needs its own.",
+)
 @pass_cli
 def serve(
     cli: CliContext,
@@ -97,12 +104,14 @@ def serve(
     rates_window: float,
     run_aggregates: bool | None,
     aggregate_interval: float,
+    instance: str | None,
 ) -> None:
     """Serve Prometheus /metrics, a JSON API (/api/health, /api/hosts/HOST/rates,
     /api/aggregates) and a dashboard at /.
 
     Counters count each stored call and collection once, so they only grow,
-    whatever retention deletes. Stop with Ctrl-C or SIGTERM.
+    whatever retention deletes; they are kept in the store, and a restart
+    continues them. Stop with Ctrl-C or SIGTERM.
     """
     from collectbus.aggregate.spec import spec_from_mapping
     from collectbus.clock import SystemClock
@@ -110,6 +119,7 @@ def serve(
     from collectbus.serve import ServeApp, default_sources, make_server
     from collectbus.serve.aggregates import AggregatesSource
     from collectbus.serve.aggupdate import AggregateUpdater
+    from collectbus.serve.app import saved_tracker
     from collectbus.store import Store
 
     timed = _with_connect_timeout(cli.config().store.url)
@@ -133,20 +143,24 @@ def serve(
     else:
         store = cli.read_store()
     updater: AggregateUpdater | None = None
+    host, port = listen
+    name = instance or f"{config.host}:{port}"
     try:
         clock = pipeline.clock if pipeline is not None else SystemClock()
         if run_aggregates:
             updater = AggregateUpdater(store, specs, interval_s=aggregate_interval)
-        aggregates = AggregatesSource(store, specs=specs, updater=updater)
+        aggregates = AggregatesSource(
+            store, specs=specs, updater=updater, tracker=saved_tracker(store, name, clock=clock)
+        )
         sources = default_sources(
             store,
             clock=clock,
             pipeline=pipeline,
             rates_window_s=rates_window,
             aggregates=aggregates,
+            instance=name,
         )
         app = ServeApp(store, sources=sources, pipeline=pipeline, clock=clock, updater=updater)
-        host, port = listen
         try:
             server = make_server(app, host, port)
         except OSError as err:

@@ -125,11 +125,12 @@ class AggregatesSource:
         *,
         specs: Sequence[AggregateSpec] = (),
         updater: AggregateUpdater | None = None,
+        tracker: AggregateTracker | None = None,
     ) -> None:
         self.store = store
         self.specs = {s.name: s for s in specs}
         self.updater = updater
-        self.tracker = AggregateTracker()
+        self.tracker = tracker or AggregateTracker()
         self._lock = threading.Lock()
         self._lag_errors: dict[str, str] = {}
 

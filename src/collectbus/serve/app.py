@@ -17,7 +17,8 @@ A database that cannot be read at request time gives a ``503`` whose body is
 one line naming the database (password masked); the server keeps running, and
 the sources keep their counts, so the next scrape after recovery carries on
 with no counter going down. Unknown paths get a ``404``; every API error is
-JSON, ``{"error": "..."}``.
+JSON, ``{"error": "..."}``. A client that hangs up before its response is
+sent (a scrape that Prometheus timed out) is one debug line in the log.
 
 The server is the standard library's :class:`ThreadingHTTPServer`; it binds to
 127.0.0.1 unless told otherwise.
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,11 +43,13 @@ from collectbus.daemon import Pipeline
 from collectbus.errors import StoreError
 from collectbus.serve.aggdoc import aggregates_document
 from collectbus.serve.aggregates import AggregatesSource
+from collectbus.serve.aggtrack import AggregateTracker
 from collectbus.serve.aggupdate import AggregateUpdater
 from collectbus.serve.api import ApiError, health, host_rates, scrub
 from collectbus.serve.bushealth import BusHealthSource
 from collectbus.serve.callstats import CallStatsSource, CollectionsSource
 from collectbus.serve.hostrates import DEFAULT_WINDOW_S, HostRatesSource
+from collectbus.serve.saved import SavedSeries
 from collectbus.serve.source import MetricSource, metrics_registry
 from collectbus.serve.watermark import DEFAULT_MAX_HOLD_S
 from collectbus.store import Store
@@ -81,18 +85,44 @@ def default_sources(
     rates_window_s: float = DEFAULT_WINDOW_S,
     max_hold_s: float = DEFAULT_MAX_HOLD_S,
     aggregates: AggregatesSource | None = None,
+    instance: str | None = None,
 ) -> list[MetricSource]:
     """Calls, collections, host rates and aggregates from the store; the bus's
-    health if it runs here."""
+    health if it runs here.
+
+    ``instance``: the name under which the counters are kept in the store
+    (:mod:`collectbus.serve.saved`), so that a server restarted under the
+    same name continues them; None keeps them in memory only. Pass
+    ``aggregates`` a tracker from :func:`saved_tracker` for the same.
+    """
+
+    def saved(source: str) -> SavedSeries | None:
+        return None if instance is None else SavedSeries(store, instance, source, clock=clock)
+
     sources: list[MetricSource] = [
-        CallStatsSource(store, clock=clock, max_hold_s=max_hold_s),
-        CollectionsSource(store, clock=clock, max_hold_s=max_hold_s),
+        CallStatsSource(
+            store, clock=clock, max_hold_s=max_hold_s, saved=saved(CallStatsSource.name)
+        ),
+        CollectionsSource(
+            store, clock=clock, max_hold_s=max_hold_s, saved=saved(CollectionsSource.name)
+        ),
         HostRatesSource(store, clock=clock, window_s=rates_window_s),
-        aggregates or AggregatesSource(store),
+        aggregates or AggregatesSource(store, tracker=saved_tracker(store, instance, clock=clock)),
     ]
     if pipeline is not None:
         sources.append(BusHealthSource(pipeline.bus.health))
     return sources
+
+
+def saved_tracker(store: Store, instance: str | None, *, clock: Clock) -> AggregateTracker:
+    """The aggregates' tracker, its counters kept under ``instance`` (None: in memory)."""
+    if instance is None:
+        return AggregateTracker()
+    return AggregateTracker(SavedSeries(store, instance, AggregatesSource.name, clock=clock))
+
+
+#: A client that closed its connection before the response was written.
+HUNG_UP = (BrokenPipeError, ConnectionResetError)
 
 
 class ServeApp:
@@ -188,17 +218,26 @@ class _Handler(BaseHTTPRequestHandler):
             # A bug, not bad input: the client gets a 500, the log the traceback.
             log.exception("%s %s failed", self.command, self.path)
             response = _error(500, "internal error; see the server's log")
-        self.send_response(response.status)
-        self.send_header("Content-Type", response.content_type)
-        self.send_header("Content-Length", str(len(response.body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(response.body)
+        try:
+            self.send_response(response.status)
+            self.send_header("Content-Type", response.content_type)
+            self.send_header("Content-Length", str(len(response.body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(response.body)
+        except HUNG_UP as err:
+            _hung_up(self.client_address, self.command, self.path, err)
+            self.close_connection = True
 
     do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = _answer
 
     def log_message(self, format: str, *args: object) -> None:
         log.debug("%s %s", self.address_string(), format % args)
+
+
+def _hung_up(client: object, method: str, path: str, err: OSError) -> None:
+    host = client[0] if isinstance(client, tuple) else client
+    log.debug("%s: %s %s: the client hung up (%s)", host, method, path, type(err).__name__)
 
 
 class _Server(ThreadingHTTPServer):
@@ -207,6 +246,14 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], app: ServeApp) -> None:
         self.app = app
         super().__init__(address, _Handler)
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that hung up while its request was read: one debug line."""
+        err = sys.exc_info()[1]
+        if isinstance(err, HUNG_UP):
+            _hung_up(client_address, "-", "-", err)
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
 def make_server(app: ServeApp, host: str = "127.0.0.1", port: int = 9469) -> ThreadingHTTPServer:

@@ -11,7 +11,9 @@
 Both count each row exactly once (:mod:`collectbus.serve.tally`): the counters
 start from the rows present at the server's first scrape and only grow from
 there, and the histograms observe each row once, however often they are
-scraped. A restart of the server is a counter reset, as for any exporter.
+scraped. With ``saved`` (:mod:`collectbus.serve.saved`) they are kept in the
+store, and a restarted server continues them from the id it had counted up
+to; without, a restart is a counter reset.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.metrics_core import Metric
 
 from collectbus.clock import NS_PER_S, Clock
+from collectbus.serve.saved import SavedSeries
 from collectbus.serve.tally import Key, Tally, Totals
 from collectbus.serve.watermark import DEFAULT_MAX_HOLD_S
 from collectbus.store import Store
@@ -46,7 +49,12 @@ class CallStatsSource:
     name = "calls"
 
     def __init__(
-        self, store: Store, *, clock: Clock, max_hold_s: float = DEFAULT_MAX_HOLD_S
+        self,
+        store: Store,
+        *,
+        clock: Clock,
+        max_hold_s: float = DEFAULT_MAX_HOLD_S,
+        saved: SavedSeries | None = None,
     ) -> None:
         c = calls.c
         self.tally = Tally(
@@ -58,6 +66,7 @@ class CallStatsSource:
             duration_ns=c.elapsed_ns,
             clock=clock,
             max_hold_s=max_hold_s,
+            saved=saved,
         )
 
     def _families(self) -> tuple[CounterMetricFamily, HistogramMetricFamily]:
@@ -65,7 +74,7 @@ class CallStatsSource:
             CounterMetricFamily(
                 "collectbus_calls_total",
                 "Recorded calls in the store by handler and outcome (ok: returned, "
-                "error: raised); each row counted once, from the server's first scrape on.",
+                "error: raised); each row counted once.",
                 labels=["handler", "outcome"],
             ),
             HistogramMetricFamily(
@@ -101,7 +110,12 @@ class CollectionsSource:
     name = "collections"
 
     def __init__(
-        self, store: Store, *, clock: Clock, max_hold_s: float = DEFAULT_MAX_HOLD_S
+        self,
+        store: Store,
+        *,
+        clock: Clock,
+        max_hold_s: float = DEFAULT_MAX_HOLD_S,
+        saved: SavedSeries | None = None,
     ) -> None:
         c = collection_log.c
         self.tally = Tally(
@@ -114,6 +128,7 @@ class CollectionsSource:
             end_ns=c.started_ns + c.duration_ns,
             clock=clock,
             max_hold_s=max_hold_s,
+            saved=saved,
         )
 
     def _families(
@@ -123,7 +138,7 @@ class CollectionsSource:
             CounterMetricFamily(
                 "collectbus_collections_total",
                 "Logged collections by source and status (ok, partial, error, timeout); "
-                "each row counted once, from the server's first scrape on.",
+                "each row counted once.",
                 labels=["source", "status"],
             ),
             HistogramMetricFamily(

@@ -11,10 +11,17 @@ nothing.
 
 The totals are added in only once the read has succeeded: a database that is
 away leaves them, and the watermark, as they were.
+
+With a :class:`~collectbus.serve.saved.SavedSeries`, the totals and the
+watermark are kept in the store: the first update loads them (a restarted
+server goes on from the id it had counted up to, whatever was deleted while
+it was down), and every update that counted rows saves the groups that
+changed and the watermark.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,8 +30,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, Engine, Select, Table, bindparam, case, func, select
 
 from collectbus.clock import NS_PER_S, Clock
+from collectbus.serve.saved import STATE, SavedSeries
 from collectbus.serve.watermark import DEFAULT_MAX_HOLD_S, Watermark
 from collectbus.store.dberrors import mapped_errors
+
+log = logging.getLogger("collectbus.serve")
 
 #: Upper bounds of the duration buckets, in seconds: from 100 µs (a fast
 #: handler) to a minute (a slow collection); +Inf is implied.
@@ -75,6 +85,25 @@ class Totals:
     def copy(self) -> Totals:
         return Totals(self.count, self.sum_ns, list(self.buckets), self.last_end_ns)
 
+    def to_json(self) -> dict[str, object]:
+        return {
+            "count": self.count,
+            "sum_ns": self.sum_ns,
+            "buckets": self.buckets,
+            "last_end_ns": self.last_end_ns,
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any], n_buckets: int) -> Totals:
+        """What :meth:`to_json` wrote; ValueError (or KeyError, TypeError) otherwise."""
+        buckets = [int(n) for n in doc["buckets"]]
+        if len(buckets) != n_buckets:
+            raise ValueError(f"{len(buckets)} buckets, not {n_buckets}")
+        end = doc["last_end_ns"]
+        return cls(
+            int(doc["count"]), int(doc["sum_ns"]), buckets, None if end is None else int(end)
+        )
+
     def histogram(self, bounds_s: Sequence[float]) -> list[tuple[str, float]]:
         """Buckets as ``HistogramMetricFamily.add_metric`` takes them, +Inf last."""
         pairs = [(_le(b), float(n)) for b, n in zip(bounds_s, self.buckets, strict=True)]
@@ -94,7 +123,8 @@ class Tally:
     ``keys`` are the SQL expressions to group by (plain columns, or
     expressions without parameters, such as ``error_type IS NULL``);
     ``labels`` turns one row of key values into label values. ``end`` (the
-    time a row's event ended) feeds :attr:`Totals.last_end_ns`.
+    time a row's event ended) feeds :attr:`Totals.last_end_ns`. ``saved``
+    keeps the totals and the watermark in the store (module docstring).
     """
 
     def __init__(
@@ -110,6 +140,7 @@ class Tally:
         clock: Clock,
         buckets_s: Sequence[float] = DURATION_BUCKETS_S,
         max_hold_s: float = DEFAULT_MAX_HOLD_S,
+        saved: SavedSeries | None = None,
     ) -> None:
         self.engine = engine
         self.database = database
@@ -124,6 +155,10 @@ class Tally:
         self._select = self._query()
         self._totals: dict[Key, Totals] = {}
         self._lock = threading.Lock()
+        self.saved = saved
+        self._loaded = saved is None
+        #: The saved state was not used: the next save replaces it.
+        self._replace = False
 
     def _query(self) -> Select[Any]:
         """The ``GROUP BY`` over ``low < id <= bound`` (built once; bound parameters)."""
@@ -186,8 +221,51 @@ class Tally:
         be read; the totals stay as they were.
         """
         with self._lock:
+            if not self._loaded:
+                self._load()
+            low = self.watermark.low
             bound, new = self._read()
             for key, totals in new.items():
                 self._totals.setdefault(key, Totals()).add(totals)
             self.watermark.advance(bound)
+            if self.saved is not None:
+                changed: dict[tuple[Any, ...], object] = {}
+                if new or self.watermark.low != low or self._replace:
+                    keys = self._totals if self._replace else new
+                    changed = {key: self._totals[key].to_json() for key in keys}
+                    changed[STATE] = {"low": self.watermark.low, "buckets_s": list(self.buckets_s)}
+                # Also with nothing changed: writes what a failed save left.
+                self.saved.save(changed, replace=self._replace)
+                self._replace = False
             return {k: v.copy() for k, v in self._totals.items()}
+
+    def _load(self) -> None:
+        """The saved totals and watermark, if any (StoreError: nothing changes)."""
+        assert self.saved is not None
+        try:
+            saved = self.saved.load()
+            if not saved:
+                self._loaded = True
+                return
+            state = saved.pop(STATE)
+            if [float(b) for b in state["buckets_s"]] != list(self.buckets_s):
+                raise ValueError("saved with other duration buckets")
+            low = int(state["low"])
+            totals: dict[Key, Totals] = {}
+            for key, doc in saved.items():
+                if len(key) != len(self.keys) or not all(isinstance(v, str) for v in key):
+                    raise ValueError(f"series {list(key)} is not {len(self.keys)} label values")
+                totals[key] = Totals.from_json(doc, len(self._bounds_ns))
+        except (KeyError, TypeError, ValueError) as err:
+            log.warning(
+                "%s: saved counters not used (%s: %s); counting from the rows present",
+                self.saved.where(),
+                type(err).__name__,
+                err,
+            )
+            self._loaded = True
+            self._replace = True
+            return
+        self._loaded = True
+        self._totals = totals
+        self.watermark.advance(low)

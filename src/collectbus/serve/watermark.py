@@ -31,10 +31,18 @@ id that is certainly final.
   With scrapes some seconds apart, the rows a scrape first sees are counted
   by the next one.
 
-Ids that go backwards (SQLite reuses ids once every row above them is deleted,
-a sequence that was reset) are detected when the highest id falls below the
-watermark: the watermark restarts from zero, and the rows then present, all
-new, are counted.
+Ids that go backwards are detected when the highest id falls below the
+watermark. On PostgreSQL, whose sequences never hand an id out twice, that
+is a sequence that was reset (the table's sequence is below the watermark
+too): the watermark restarts from zero and the rows then present, all new,
+are counted; while the sequence is at or past the watermark only the newest
+rows were deleted, and nothing changes. SQLite gives the next row the
+highest id present plus one, so once the newest rows are deleted their ids
+are handed out again: the watermark goes back to the highest id present, and
+the rows written with the ids given again are counted. Rows written between
+such a deletion and the next read cannot be told from older ones, and are
+not counted; counting every row present again instead would add them all a
+second time (a retention or a purge that happens to take the newest row).
 """
 
 from __future__ import annotations
@@ -43,7 +51,7 @@ import logging
 from collections import deque
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Table, func, select
+from sqlalchemy import Connection, Table, func, select, text
 
 from collectbus.clock import NS_PER_S, Clock
 
@@ -123,6 +131,14 @@ class Watermark:
         top = conn.execute(select(func.max(self.table.c.id))).scalar_one()
         return int(top or 0)
 
+    def _sequence_past(self, conn: Connection, low: int) -> bool:
+        """PostgreSQL: the table's id sequence has handed out ``low`` or more."""
+        last = conn.execute(
+            text("SELECT pg_sequence_last_value(pg_get_serial_sequence(:t, 'id')::regclass)"),
+            {"t": self.table.name},
+        ).scalar()
+        return last is not None and int(last) >= low
+
     def note(self, conn: Connection) -> None:
         """PostgreSQL: note the highest visible id and the writers in progress here."""
         if conn.dialect.name != "postgresql":
@@ -140,13 +156,20 @@ class Watermark:
     def bound(self, conn: Connection) -> int:
         """The highest id that is final in this transaction's snapshot (>= ``low``)."""
         top = self._top(conn)
-        if top < self.low:
+        if top < self.low and conn.dialect.name != "postgresql":
             log.warning(
-                "%s: the highest id went back from %d to %d (rows deleted and ids reused, "
-                "or the sequence reset); counting from the start again",
+                "%s: the highest id went back from %d to %d (the newest rows deleted, "
+                "their ids to be given again); counting from there",
                 self.table.name,
                 self.low,
                 top,
+            )
+            self.low = top
+        elif top < self.low and not self._sequence_past(conn, self.low):
+            log.warning(
+                "%s: the id sequence went back from %d (reset); counting from the start again",
+                self.table.name,
+                self.low,
             )
             self.low = 0
             self._marks.clear()

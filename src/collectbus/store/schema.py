@@ -426,3 +426,18 @@ COUNTED_TABLES: tuple[str, ...] = (
     "queue_snapshots",
     "system_snapshots",
 )
+
+# What ``collectbus serve`` has exported at /metrics (collectbus.serve.saved),
+# so that a restarted server continues its counters instead of resetting
+# them: per server name and metric source, one row per series (its key as
+# canonical JSON, its counters as JSON), and, under the series ``[]``, the
+# source's own state (the id its tally had counted up to).
+serve_counters = Table(
+    "serve_counters",
+    metadata,
+    Column("instance", Text, primary_key=True),
+    Column("source", Text, primary_key=True),
+    Column("series", Text, primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_ns", BigInteger, nullable=False),
+)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
+import struct
 import threading
 import urllib.error
 import urllib.request
@@ -11,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 
 from collectbus.clock import NS_PER_S, FakeClock
 from collectbus.serve import ServeApp, make_server
@@ -157,3 +161,63 @@ def test_dashboard_and_aggregates_api_give_503_naming_the_database(tmp_path: Pat
             assert str(path) in message
             assert "\n" not in message
         assert app.handle("GET", "/metrics").status == 503
+
+
+class _Slow:
+    """A metric source that waits, inside the scrape, until told to go on."""
+
+    name = "slow"
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.go_on = threading.Event()
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> list[Metric]:
+        self.entered.set()
+        assert self.go_on.wait(30)
+        family = GaugeMetricFamily(
+            "slow_padding", "Enough samples to fill the socket.", labels=["i"]
+        )
+        for i in range(20_000):
+            family.add_metric([str(i)], float(i))
+        return [family]
+
+
+def test_a_client_that_hangs_up_mid_scrape_is_one_debug_line(
+    store: Store, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Prometheus times a scrape out: it closes the connection before the
+    response is written (with a reset, as a killed client does)."""
+    slow = _Slow()
+    server = make_server(ServeApp(store, sources=[slow]), "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    port = server.server_address[1]
+    try:
+        with caplog.at_level(logging.DEBUG, logger="collectbus.serve"):
+            client = socket.create_connection(("127.0.0.1", port), timeout=30)
+            client.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert slow.entered.wait(30)
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            client.close()  # a reset, before reading a byte
+            slow.go_on.set()
+            # The server answers the next client.
+            status, _, body = _get(f"http://127.0.0.1:{port}/metrics")
+            assert status == 200
+            assert b"slow_padding" in body
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    hung_up = [r for r in caplog.records if "hung up" in r.getMessage()]
+    assert len(hung_up) == 1
+    assert hung_up[0].levelno == logging.DEBUG
+    assert hung_up[0].getMessage().startswith("127.0.0.1: GET /metrics: the client hung up (")
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    err = capfd.readouterr().err
+    assert "Traceback" not in err
+    assert "BrokenPipeError" not in err
+    assert "ConnectionResetError" not in err

@@ -10,19 +10,16 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from tests.unit.serve.serve_helpers import T0, call_records, expected_totals, plain, settled
 
 from collectbus.clock import NS_PER_S, FakeClock, SystemClock
-from collectbus.records import CallRecord, CollectionEvent
+from collectbus.records import CollectionEvent
 from collectbus.serve.callstats import CallStatsSource, CollectionsSource
-from collectbus.serve.tally import DURATION_BUCKETS_S, Tally, Totals
 from collectbus.serve.watermark import _ended
 from collectbus.store import Store
 from collectbus.store import open as open_store
 from collectbus.store.calls import COLUMNS, call_rows, insert_calls
 from collectbus.store.schema import calls
-
-T0 = 1_700_000_000 * NS_PER_S
-HANDLERS = ("get_user", "db.query", "render")
 
 
 @pytest.fixture
@@ -31,84 +28,28 @@ def store(store_url: str) -> Iterator[Store]:
         yield s
 
 
-def _calls(start: int, n: int) -> list[CallRecord]:
-    """n calls over three handlers, every fifth one failing, durations from 50 µs to 20 s."""
-    rng = np.random.default_rng(start)
-    elapsed = (10 ** rng.uniform(4.7, 10.3, n)).astype(np.int64)
-    return [
-        CallRecord(
-            handler=HANDLERS[(start + i) % 3],
-            qualname="app.handler",
-            host="h",
-            pid=1,
-            thread_id=1,
-            started_ns=T0 + (start + i) * 1000,
-            elapsed_ns=int(elapsed[i]),
-            error_type="ValueError" if (start + i) % 5 == 0 else None,
-        )
-        for i in range(n)
-    ]
-
-
-def _expected(records: list[CallRecord]) -> dict[tuple[str, str], Totals]:
-    """Totals computed here from the records alone, independently of the SQL."""
-    bounds = np.array([round(b * NS_PER_S) for b in DURATION_BUCKETS_S])
-    out: dict[tuple[str, str], Totals] = {}
-    for r in records:
-        key = (r.handler, "ok" if r.error_type is None else "error")
-        item = out.setdefault(key, Totals(buckets=[0] * len(bounds)))
-        item.count += 1
-        item.sum_ns += r.elapsed_ns
-        item.buckets = [
-            n + int(r.elapsed_ns <= b) for n, b in zip(item.buckets, bounds, strict=True)
-        ]
-    return out
-
-
-def settled(tally: Tally) -> dict[tuple[str, ...], Totals]:
-    """The totals once every row now in the table is counted.
-
-    On PostgreSQL the watermark waits for the transactions in progress on the
-    server (other databases' too) to end, so that can take a few updates.
-    """
-    with tally.engine.connect() as conn:
-        top = conn.execute(sa.select(sa.func.max(tally.table.c.id))).scalar_one() or 0
-    for _ in range(400):
-        totals = tally.update()
-        if tally.watermark.low >= top:
-            return totals
-        time.sleep(0.05)
-    raise AssertionError(f"{tally.table.name}: the watermark stayed below id {top}")
-
-
-def _plain(
-    totals: dict[tuple[str, ...], Totals],
-) -> dict[tuple[str, ...], tuple[int, int, list[int]]]:
-    return {k: (t.count, t.sum_ns, t.buckets) for k, t in totals.items()}
-
-
 def test_each_row_is_counted_once_however_often_it_is_read(store: Store) -> None:
     source = CallStatsSource(store, clock=SystemClock())
-    first = _calls(0, 500)
+    first = call_records(0, 500)
     store.write(first)
-    assert _plain(settled(source.tally)) == _plain(_expected(first))
-    assert _plain(source.tally.update()) == _plain(_expected(first))  # no new rows: no change
-    more = _calls(500, 300)
+    assert plain(settled(source.tally)) == plain(expected_totals(first))
+    assert plain(source.tally.update()) == plain(expected_totals(first))  # no new rows: no change
+    more = call_records(500, 300)
     store.write(more)
-    assert _plain(settled(source.tally)) == _plain(_expected(first + more))
+    assert plain(settled(source.tally)) == plain(expected_totals(first + more))
 
 
 def test_deleted_rows_take_nothing_back(store: Store) -> None:
     source = CallStatsSource(store, clock=SystemClock())
-    rows = _calls(0, 200)
+    rows = call_records(0, 200)
     store.write(rows)
-    before = _plain(settled(source.tally))
+    before = plain(settled(source.tally))
     with store.engine.begin() as conn:  # retention: the oldest half goes
         conn.execute(sa.text("DELETE FROM calls WHERE id <= (SELECT max(id) FROM calls) - 100"))
-    assert _plain(source.tally.update()) == before
-    more = _calls(200, 50)
+    assert plain(source.tally.update()) == before
+    more = call_records(200, 50)
     store.write(more)
-    assert _plain(settled(source.tally)) == _plain(_expected(rows + more))
+    assert plain(settled(source.tally)) == plain(expected_totals(rows + more))
 
 
 def test_collections_count_once_and_keep_the_latest_end(store: Store) -> None:
@@ -137,16 +78,43 @@ def test_collections_count_once_and_keep_the_latest_end(store: Store) -> None:
 def test_sqlite_ids_reused_after_every_row_was_deleted_are_new_rows(sqlite_url: str) -> None:
     with open_store(sqlite_url) as store:
         source = CallStatsSource(store, clock=SystemClock())
-        store.write(_calls(0, 5))
+        store.write(call_records(0, 5))
         assert sum(t.count for t in source.tally.update().values()) == 5
         with store.engine.begin() as conn:
             conn.execute(sa.text("DELETE FROM calls"))
-        store.write(_calls(5, 3))  # SQLite gives ids 1..3 again
+        assert sum(t.count for t in source.tally.update().values()) == 5
+        store.write(call_records(5, 3))  # SQLite gives ids 1..3 again
         assert sum(t.count for t in source.tally.update().values()) == 8
 
 
+def test_the_newest_rows_deleted_are_not_counted_again(store: Store) -> None:
+    """A purge that takes the newest rows lowers the highest id; the rows
+    present were counted, and are not counted a second time (on SQLite the
+    ids deleted are given again, to new rows that are counted)."""
+    source = CallStatsSource(store, clock=SystemClock())
+    store.write(call_records(0, 30))
+    assert sum(t.count for t in settled(source.tally).values()) == 30
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM calls WHERE id > (SELECT max(id) - 10 FROM calls)"))
+    assert sum(t.count for t in source.tally.update().values()) == 30
+    store.write(call_records(30, 4))
+    assert sum(t.count for t in settled(source.tally).values()) == 34
+
+
+@pytest.mark.postgres
+def test_a_reset_sequence_counts_the_rows_present_as_new(postgres_url: str) -> None:
+    with open_store(postgres_url) as store:
+        source = CallStatsSource(store, clock=SystemClock())
+        store.write(call_records(0, 6))
+        assert sum(t.count for t in settled(source.tally).values()) == 6
+        with store.engine.begin() as conn:
+            conn.execute(sa.text("TRUNCATE calls RESTART IDENTITY"))
+        store.write(call_records(6, 2))  # ids 1 and 2 again
+        assert sum(t.count for t in settled(source.tally).values()) == 8
+
+
 def _insert(conn: sa.Connection, start: int) -> None:
-    insert_calls(conn, call_rows(_calls(start, 1)), copy=False)
+    insert_calls(conn, call_rows(call_records(start, 1)), copy=False)
 
 
 @pytest.mark.postgres
@@ -217,7 +185,7 @@ def test_concurrent_writers_committing_out_of_order_are_counted_exactly(store: S
                         conn.execution_options(collectbus_begin="IMMEDIATE")
                     with conn.begin():
                         start = (w * transactions + t) * rows_each
-                        insert_calls(conn, call_rows(_calls(start, rows_each)), copy=False)
+                        insert_calls(conn, call_rows(call_records(start, rows_each)), copy=False)
                         time.sleep(pauses[w, t])
         except BaseException as err:
             errors.append(err)
@@ -255,7 +223,7 @@ def test_a_writer_with_an_id_but_no_transaction_id_yet_is_waited_for(postgres_ur
         late = store.engine.connect()
         try:
             tx = late.begin()
-            row = dict(zip(COLUMNS, call_rows(_calls(0, 1))[0], strict=True))
+            row = dict(zip(COLUMNS, call_rows(call_records(0, 1))[0], strict=True))
             late.execute(sa.insert(calls).values(id=early_id, **row))  # now it has a transaction id
             counts = [sum(t.count for t in source.tally.update().values())]
             for _ in range(40):  # past the settle time: the note seals with the writer in it
