@@ -286,7 +286,7 @@ class AggregateConfig(_Section):
     open_when: str | None = None
     open_column: str | None = None
     #: Ids of closed rows compared with the source per update (a rotating sweep).
-    verify_rows: int = Field(default=20_000, ge=0)
+    verify_rows: int = Field(default=8_192, ge=0)
 
 
 class Config(_Section):

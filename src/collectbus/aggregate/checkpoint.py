@@ -405,10 +405,18 @@ def _write_ledger(
     conn: Connection, dialect: Literal["sqlite", "postgresql"], name: str, changes: Changes
 ) -> None:
     lc = aggregate_ledger.c
-    _write_blocks(conn, name, changes)
+    _write_blocks(conn, dialect, name, changes)
     if changes.ledger_replace:
         conn.execute(delete(aggregate_ledger).where(lc.name == name))
     drop = [] if changes.ledger_replace else list(changes.ledger_drop) + list(changes.ledger_put)
+    if dialect == "postgresql" and drop:
+        # One statement whatever the number of rows (not one per row).
+        driver.execute(
+            conn,
+            "DELETE FROM aggregate_ledger WHERE name = :name AND row_id = ANY(:ids)",
+            {"name": name, "ids": drop},
+        )
+        drop = []
     for i in range(0, len(drop), CHUNK):
         conn.execute(
             delete(aggregate_ledger).where(lc.name == name, lc.row_id.in_(drop[i : i + CHUNK]))
@@ -422,14 +430,55 @@ def _write_ledger(
         for rid, c in changes.ledger_put.items()
         if changes.ledger_prune_below is None or rid > changes.ledger_prune_below
     ]
-    if rows:
-        conn.execute(insert(aggregate_ledger), rows)
+    _insert(
+        conn,
+        dialect,
+        "aggregate_ledger",
+        (("row_id", "bigint"), ("contribution", "text")),
+        name,
+        rows,
+    )
 
 
-def _write_blocks(conn: Connection, name: str, changes: Changes) -> None:
+def _insert(
+    conn: Connection,
+    dialect: Literal["sqlite", "postgresql"],
+    table: str,
+    typed: Sequence[tuple[str, str]],
+    name: str,
+    rows: Sequence[Mapping[str, object]],
+) -> None:
+    """Insert rows of an aggregate, ``typed`` its columns with their
+    PostgreSQL types: there, one statement over arrays (a statement per row
+    costs a round trip's work each)."""
+    if not rows:
+        return
+    columns = [c for c, _ in typed]
+    if dialect != "postgresql":
+        cols = ", ".join(["name", *columns])
+        marks = ", ".join(f":{c}" for c in ["name", *columns])
+        driver.execute_many(conn, f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows)
+        return
+    arrays = ", ".join(f"CAST(:{c} AS {kind}[])" for c, kind in typed)
+    driver.execute(
+        conn,
+        f"INSERT INTO {table} (name, {', '.join(columns)}) SELECT :name, * FROM unnest({arrays})",
+        {"name": name, **{c: [r[c] for r in rows] for c in columns}},
+    )
+
+
+def _write_blocks(
+    conn: Connection, dialect: Literal["sqlite", "postgresql"], name: str, changes: Changes
+) -> None:
     c = aggregate_blocks.c
     if changes.blocks_replace:
         conn.execute(delete(aggregate_blocks).where(c.name == name))
+    elif changes.block_puts and dialect == "postgresql":
+        driver.execute(
+            conn,
+            "DELETE FROM aggregate_blocks WHERE name = :name AND block = ANY(:blocks)",
+            {"name": name, "blocks": list(changes.block_puts)},
+        )
     elif changes.block_puts:
         blocks = list(changes.block_puts)
         for i in range(0, len(blocks), CHUNK):
@@ -441,8 +490,8 @@ def _write_blocks(conn: Connection, name: str, changes: Changes) -> None:
         for b, (n, s, t) in changes.block_puts.items()
         if n
     ]
-    if rows:
-        conn.execute(insert(aggregate_blocks), rows)
+    typed = [(c, "bigint") for c in ("block", "rows", "id_sum", "term_sum")]
+    _insert(conn, dialect, "aggregate_blocks", typed, name, rows)
 
 
 def forget(conn: Connection, name: str) -> None:

@@ -35,7 +35,7 @@ _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 DEFAULT_OPEN_ROWS = 10_000
 #: Read-only sources: ids whose closed rows an update compares with the
 #: source besides the newest block (a rotating sweep), by default.
-DEFAULT_VERIFY_ROWS = 20_000
+DEFAULT_VERIFY_ROWS = 8_192
 #: Read-only sources: seconds between verifying refreshes when none is configured.
 DEFAULT_EXTERNAL_REFRESH_S = 3600.0
 #: The longest ``open_when`` condition accepted.
