@@ -281,6 +281,12 @@ class AggregateConfig(_Section):
     open_rows: int = Field(default=10_000, ge=0)
     refresh_every: Duration | None = None
     batch_rows: int = Field(default=200_000, ge=1)
+    #: Another database's table: an SQL condition true while a row can still
+    #: change (``status = 'running'``), or a column NULL until the row is final.
+    open_when: str | None = None
+    open_column: str | None = None
+    #: Ids of closed rows compared with the source per update (a rotating sweep).
+    verify_rows: int = Field(default=8_192, ge=0)
 
 
 class Config(_Section):

@@ -34,6 +34,7 @@ from collectbus.aggregate.state import (
 )
 from collectbus.errors import StoreError
 from collectbus.store.schema import (
+    aggregate_blocks,
     aggregate_changes,
     aggregate_ledger,
     aggregate_parts,
@@ -60,9 +61,29 @@ class Checkpoint:
     mismatches: int = 0
     updated_ns: int = 0
     refreshed_ns: int | None = None
+    #: Read-only sources (:mod:`~collectbus.aggregate.tail`), else None: the
+    #: ledger holds every counted row above ``floor`` that is open by age.
+    floor: int | None = None
+    #: The next block of ids the sweep checks (None: not a read-only source).
+    sweep: int | None = None
+    #: When an update or refresh last compared every counted row with the source.
+    verified_ns: int | None = None
+    #: When a check or refresh last found and repaired a difference.
+    repaired_ns: int | None = None
 
     def state_json(self) -> str:
-        return json.dumps({"pending": [list(p) for p in self.pending], "mark": self.mark})
+        state: dict[str, object] = {
+            "pending": [list(p) for p in self.pending],
+            "mark": self.mark,
+        }
+        if self.sweep is not None:
+            state.update(
+                floor=self.floor,
+                sweep=self.sweep,
+                verified_ns=self.verified_ns,
+                repaired_ns=self.repaired_ns,
+            )
+        return json.dumps(state)
 
     def is_pending(self, row_id: int) -> bool:
         return any(lo <= row_id <= hi for lo, hi, _ in self.pending)
@@ -80,10 +101,18 @@ class Changes:
     #: Replace every group of the aggregate (full refresh, backfill).
     replace_all: bool = False
     consumed: list[int] = field(default_factory=list)
-    ledger_put: dict[int, Contribution] = field(default_factory=dict)
+    #: Ledger rows written: an open row's contribution (None: it passes no
+    #: filter, yet can still change).
+    ledger_put: dict[int, Contribution | None] = field(default_factory=dict)
     ledger_drop: list[int] = field(default_factory=list)
     #: Drop ledger rows with an id at or below this (closed rows).
     ledger_prune_below: int | None = None
+    #: Replace the whole ledger with ``ledger_put`` (a rebuild, a refresh).
+    ledger_replace: bool = False
+    #: Block digests written (:mod:`~collectbus.aggregate.blocks`): block to
+    #: (rows, sum of ids, sum of terms); all of them with ``blocks_replace``.
+    block_puts: dict[int, tuple[int, int, int]] = field(default_factory=dict)
+    blocks_replace: bool = False
     #: Per group, what this update changed in its sketches, as stored
     #: (:func:`~collectbus.aggregate.state.sketch_deltas`); none: unchanged.
     sketch_deltas: dict[str, str] = field(default_factory=dict)
@@ -156,6 +185,10 @@ def _checkpoint(
 ) -> Checkpoint:
     state = json.loads(state_text)
     return Checkpoint(
+        floor=_int_or_none(state.get("floor")),
+        sweep=_int_or_none(state.get("sweep")),
+        verified_ns=_int_or_none(state.get("verified_ns")),
+        repaired_ns=_int_or_none(state.get("repaired_ns")),
         name=name,
         spec=spec,
         last_id=int(last_id),
@@ -169,6 +202,10 @@ def _checkpoint(
     )
 
 
+def _int_or_none(value: object) -> int | None:
+    return None if value is None else int(str(value))
+
+
 def load_changes(conn: Connection, name: str) -> list[tuple[int, int, str]]:
     """Every logged change of the aggregate's source visible now: (seq, row id, old)."""
     return [
@@ -176,22 +213,34 @@ def load_changes(conn: Connection, name: str) -> list[tuple[int, int, str]]:
     ]
 
 
+def _ledger_value(text: str) -> Contribution | None:
+    return None if text == "null" else Contribution.from_json(text)
+
+
 def load_ledger(
     conn: Connection, name: str, *, above: int | None = None, ids: Sequence[int] = ()
-) -> dict[int, Contribution]:
-    """Ledger rows with an id above ``above``, and those with the given ids."""
+) -> dict[int, Contribution | None]:
+    """Ledger rows with an id above ``above``, and those with the given ids
+    (None: an open row that passes no filter)."""
     c = aggregate_ledger.c
-    out: dict[int, Contribution] = {}
+    out: dict[int, Contribution | None] = {}
     base = select(c.row_id, c.contribution).where(c.name == name)
     if above is not None:
         for rid, text in conn.execute(base.where(c.row_id > above)):
-            out[int(rid)] = Contribution.from_json(text)
+            out[int(rid)] = _ledger_value(text)
     stmt = base.where(c.row_id.in_(bindparam("ids", expanding=True)))
     wanted = list(ids)
     for i in range(0, len(wanted), CHUNK):
         for rid, text in conn.execute(stmt, {"ids": wanted[i : i + CHUNK]}):
-            out[int(rid)] = Contribution.from_json(text)
+            out[int(rid)] = _ledger_value(text)
     return out
+
+
+def load_blocks(conn: Connection, name: str) -> dict[int, tuple[int, int, int]]:
+    """Every recorded block digest of an aggregate: block to (rows, id sum, term sum)."""
+    c = aggregate_blocks.c
+    stmt = select(c.block, c.rows, c.id_sum, c.term_sum).where(c.name == name)
+    return {int(b): (int(n), int(s), int(t)) for b, n, s, t in conn.execute(stmt)}
 
 
 _LZ4: dict[str, bool] = {}
@@ -338,7 +387,12 @@ def save(
             listed = ", ".join(str(int(seq)) for seq in changes.consumed[i : i + CHUNK])
             statements.append((f"DELETE FROM aggregate_changes WHERE seq IN ({listed})", [{}]))
     ledgered = bool(
-        changes.ledger_put or changes.ledger_drop or changes.ledger_prune_below is not None
+        changes.ledger_put
+        or changes.ledger_drop
+        or changes.ledger_prune_below is not None
+        or changes.ledger_replace
+        or changes.block_puts
+        or changes.blocks_replace
     )
     counts = driver.execute_all(conn, statements, commit=commit and not ledgered)
     if before is not None and counts[0] != 1:
@@ -351,7 +405,18 @@ def _write_ledger(
     conn: Connection, dialect: Literal["sqlite", "postgresql"], name: str, changes: Changes
 ) -> None:
     lc = aggregate_ledger.c
-    drop = list(changes.ledger_drop) + list(changes.ledger_put)
+    _write_blocks(conn, dialect, name, changes)
+    if changes.ledger_replace:
+        conn.execute(delete(aggregate_ledger).where(lc.name == name))
+    drop = [] if changes.ledger_replace else list(changes.ledger_drop) + list(changes.ledger_put)
+    if dialect == "postgresql" and drop:
+        # One statement whatever the number of rows (not one per row).
+        driver.execute(
+            conn,
+            "DELETE FROM aggregate_ledger WHERE name = :name AND row_id = ANY(:ids)",
+            {"name": name, "ids": drop},
+        )
+        drop = []
     for i in range(0, len(drop), CHUNK):
         conn.execute(
             delete(aggregate_ledger).where(lc.name == name, lc.row_id.in_(drop[i : i + CHUNK]))
@@ -361,12 +426,72 @@ def _write_ledger(
             delete(aggregate_ledger).where(lc.name == name, lc.row_id <= changes.ledger_prune_below)
         )
     rows = [
-        {"name": name, "row_id": rid, "contribution": c.to_json()}
+        {"name": name, "row_id": rid, "contribution": "null" if c is None else c.to_json()}
         for rid, c in changes.ledger_put.items()
         if changes.ledger_prune_below is None or rid > changes.ledger_prune_below
     ]
-    if rows:
-        conn.execute(insert(aggregate_ledger), rows)
+    _insert(
+        conn,
+        dialect,
+        "aggregate_ledger",
+        (("row_id", "bigint"), ("contribution", "text")),
+        name,
+        rows,
+    )
+
+
+def _insert(
+    conn: Connection,
+    dialect: Literal["sqlite", "postgresql"],
+    table: str,
+    typed: Sequence[tuple[str, str]],
+    name: str,
+    rows: Sequence[Mapping[str, object]],
+) -> None:
+    """Insert rows of an aggregate, ``typed`` its columns with their
+    PostgreSQL types: there, one statement over arrays (a statement per row
+    costs a round trip's work each)."""
+    if not rows:
+        return
+    columns = [c for c, _ in typed]
+    if dialect != "postgresql":
+        cols = ", ".join(["name", *columns])
+        marks = ", ".join(f":{c}" for c in ["name", *columns])
+        driver.execute_many(conn, f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows)
+        return
+    arrays = ", ".join(f"CAST(:{c} AS {kind}[])" for c, kind in typed)
+    driver.execute(
+        conn,
+        f"INSERT INTO {table} (name, {', '.join(columns)}) SELECT :name, * FROM unnest({arrays})",
+        {"name": name, **{c: [r[c] for r in rows] for c in columns}},
+    )
+
+
+def _write_blocks(
+    conn: Connection, dialect: Literal["sqlite", "postgresql"], name: str, changes: Changes
+) -> None:
+    c = aggregate_blocks.c
+    if changes.blocks_replace:
+        conn.execute(delete(aggregate_blocks).where(c.name == name))
+    elif changes.block_puts and dialect == "postgresql":
+        driver.execute(
+            conn,
+            "DELETE FROM aggregate_blocks WHERE name = :name AND block = ANY(:blocks)",
+            {"name": name, "blocks": list(changes.block_puts)},
+        )
+    elif changes.block_puts:
+        blocks = list(changes.block_puts)
+        for i in range(0, len(blocks), CHUNK):
+            conn.execute(
+                delete(aggregate_blocks).where(c.name == name, c.block.in_(blocks[i : i + CHUNK]))
+            )
+    rows = [
+        {"name": name, "block": b, "rows": n, "id_sum": s, "term_sum": t}
+        for b, (n, s, t) in changes.block_puts.items()
+        if n
+    ]
+    typed = [(c, "bigint") for c in ("block", "rows", "id_sum", "term_sum")]
+    _insert(conn, dialect, "aggregate_blocks", typed, name, rows)
 
 
 def forget(conn: Connection, name: str) -> None:
@@ -375,6 +500,7 @@ def forget(conn: Connection, name: str) -> None:
     conn.execute(delete(checkpoints).where(checkpoints.c.name == name))
     conn.execute(delete(aggregate_changes).where(aggregate_changes.c.name == name))
     conn.execute(delete(aggregate_ledger).where(aggregate_ledger.c.name == name))
+    conn.execute(delete(aggregate_blocks).where(aggregate_blocks.c.name == name))
 
 
 __all__ = [
@@ -385,6 +511,7 @@ __all__ = [
     "concurrent_update",
     "forget",
     "key_json",
+    "load_blocks",
     "load_changes",
     "load_checkpoint",
     "load_ledger",

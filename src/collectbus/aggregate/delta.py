@@ -9,11 +9,9 @@ Two ways to know a changed row's old contribution:
   deleted): the first is retracted and the second added, with no read of the
   table (except for changes logged before the triggers logged new
   contributions, whose rows are looked up).
-- **ledger** (a read-only table elsewhere): the newest ``open_rows`` rows stay
-  open; what each contributed is kept in ``aggregate_ledger``, and every update
-  rescans them, so an edit is a −/+ and a vanished row a −. With an
-  ``updated_column``, closed rows changed after the watermark are read too
-  (and the ledger keeps every row).
+- **ledger** (a read-only table elsewhere): the rows that can still change
+  stay open in ``aggregate_ledger`` and are re-read
+  (:mod:`~collectbus.aggregate.tail`).
 
 New rows are those past ``last_id``. PostgreSQL hands out ids before commit,
 so a row can become visible after a higher id was counted (DESIGN.md, "Known
@@ -34,7 +32,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 import collectbus.aggregate.driver as driver
-from collectbus.aggregate.checkpoint import Changes, Checkpoint, load_ledger
+from collectbus.aggregate.checkpoint import Changes, Checkpoint
 from collectbus.aggregate.full import new_groups, parse_new_groups
 from collectbus.aggregate.parts import CHUNK
 from collectbus.aggregate.sql import AggregateSql
@@ -239,48 +237,6 @@ def initial_pending(
     )
     ids = [int(str(r[0])) for r in conn.execute(stmt, {"lo": lo, "hi": top})]
     return tuple((a, b, now_ns) for a, b in missing_ranges(lo, top, ids))
-
-
-def read_ledgered(
-    source: Connection, store: Connection, sql: AggregateSql, cp: Checkpoint, *, cap: bool = True
-) -> Delta:
-    """The deltas of a read-only table: rescan the open rows, diff with the ledger."""
-    spec = sql.spec
-    top = max_id(source, sql)
-    last = _next_last_id(sql, cp, top, cap)
-    window_lo = max(0, min(cp.last_id, last) - spec.open_rows)
-    rows = _rows_between(source, sql, window_lo, last)
-    seen: dict[int, tuple[Any, ...]] = {int(str(r[0])): r for r in rows}
-    late: list[tuple[Any, ...]] = []
-    if spec.updated_column and cp.mark is not None:
-        late = driver.rows(source, sql.rows_updated(), {"mark": cp.mark, "hi": window_lo})
-        seen.update((int(str(r[0])), r) for r in late)
-    ledger = load_ledger(store, spec.name, above=window_lo, ids=[int(str(r[0])) for r in late])
-    delta = Delta(after=cp, more=top > last)
-    for rid, row in seen.items():
-        now = _contrib(sql, row)
-        before = ledger.get(rid)
-        if now == before:
-            continue
-        if before is not None:
-            delta.deltas.append((before, -1))
-        if now is not None:
-            delta.deltas.append((now, 1))
-            delta.changes.ledger_put[rid] = now
-        else:
-            delta.changes.ledger_drop.append(rid)
-    for rid, before in ledger.items():
-        if rid not in seen:  # deleted while open
-            delta.deltas.append((before, -1))
-            delta.changes.ledger_drop.append(rid)
-    if not spec.updated_column:
-        delta.changes.ledger_prune_below = last - spec.open_rows
-    mark = cp.mark
-    if spec.updated_column:
-        mark = newest_mark(mark, (r[-1] for r in seen.values()))
-    delta.rows_read = len(seen)
-    delta.after = replace(cp, last_id=last, mark=mark)
-    return delta
 
 
 def newest_mark(

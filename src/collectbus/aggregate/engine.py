@@ -16,7 +16,10 @@ else from the store. In PostgreSQL the whole update is two round trips: the
 checkpoint with the changes and new rows past the one this object wrote last
 (:class:`~collectbus.aggregate.delta.Prefetch`), then the writes with the
 COMMIT. An external source (``sqltail``) is read from its own snapshot, and
-the totals written after.
+the totals written after (:mod:`~collectbus.aggregate.tail`); a block of its
+closed rows found differing from what was counted
+(:mod:`~collectbus.aggregate.blocks`) is repaired at once by a full refresh,
+and one runs every ``refresh_every`` (by default an hour) to verify it all.
 
 In SQLite the aggregate installs, with its triggers, an index in the full
 recompute's ``GROUP BY`` order holding every column it reads: a full refresh
@@ -36,7 +39,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 import collectbus.aggregate.driver as driver
 import collectbus.aggregate.install as install
@@ -57,9 +60,7 @@ from collectbus.aggregate.delta import (
     Prefetch,
     initial_pending,
     max_id,
-    newest_mark,
     prefetch_reads,
-    read_ledgered,
     read_triggered,
     triggered_probes,
 )
@@ -76,16 +77,16 @@ from collectbus.aggregate.source import (
     write_transaction,
 )
 from collectbus.aggregate.spec import AggregateSpec
-from collectbus.aggregate.sql import AggregateSql
+from collectbus.aggregate.sql import CHECK_BLOCK_BITS, AggregateSql
 from collectbus.aggregate.state import (
     GroupState,
     apply_deltas,
-    contribution,
     key_json,
     merge_partial,
     same_group,
     sketch_deltas,
 )
+from collectbus.aggregate.tail import TailCache, TailDelta, read_tailed, rebuild
 from collectbus.clock import Clock, SystemClock
 from collectbus.store import Store
 
@@ -119,6 +120,8 @@ class Aggregator:
         # Triggers and index checked against this version's (once per object).
         self._upgraded = False
         self._verified = False
+        # Blocks the last catch-up found differing (a read-only source).
+        self._mismatched: list[int] = []
         # The groups this object last wrote, valid while the checkpoint is at
         # _cache_version: an update then reads no totals back from the store.
         self._cache: dict[str, GroupState] = {}
@@ -126,6 +129,8 @@ class Aggregator:
         # The checkpoint this object wrote last: what an update guesses it
         # will read (:class:`~collectbus.aggregate.delta.Prefetch`).
         self._saved: Checkpoint | None = None
+        # A read-only source: its ledger and block digests as last written.
+        self._tail = TailCache()
         self._held = HeldConnection(store.engine, session=session_settings)
 
     def close(self) -> None:
@@ -209,10 +214,13 @@ class Aggregator:
         *,
         cap: bool = True,
         probed: Sequence[object] = (),
+        verify: bool = True,
     ) -> Delta:
-        if self.spec.external:
-            return read_ledgered(src, st, self.sql, cp, cap=cap)
         now = self.clock.time_ns()
+        if self.spec.external:
+            return read_tailed(
+                src, st, self.sql, cp, self._tail, now_ns=now, cap=cap, verify=verify
+            )
         return read_triggered(src, self.sql, cp, now_ns=now, cap=cap, probed=probed)
 
     # ------------------------------------------------------------ public
@@ -229,24 +237,28 @@ class Aggregator:
         if caught_up is None:  # reset meanwhile
             return self._build()
         cp, result = caught_up
+        if self._mismatched:
+            log.warning(
+                "aggregate %s: %d block(s) of closed rows differ from what was counted"
+                " (first: ids from %d): a delete, a re-used id or an edit; repairing",
+                self.spec.name,
+                len(self._mismatched),
+                self._mismatched[0] << CHECK_BLOCK_BITS,
+            )
+            return self.refresh()
         if self._refresh_due(cp):
             return self.refresh()
         return result
 
-    def _catch_up(self) -> tuple[Checkpoint, UpdateResult] | None:
+    def _catch_up(self, *, verify: bool = True) -> tuple[Checkpoint, UpdateResult] | None:
         rows = groups_written = 0
+        self._mismatched = []
         while True:
             if self.spec.external:
-                with self._read("read new rows") as (src, st):
-                    found = load_checkpoint(st, self.spec.name)
-                    if found is None:
-                        return None
-                    cp = found
-                    delta = self._delta(src, st, cp)
-                    groups = self._groups_after(src, st, delta)
-                after = replace(delta.after, runs=cp.runs + 1, updated_ns=self.clock.time_ns())
-                delta.changes.groups = groups
-                cp = self._save(cp, after, delta.changes)
+                step = self._step_external(verify=verify and not self._mismatched)
+                if step is None:
+                    return None
+                cp, delta, groups = step
             else:
                 step = self._step_store()
                 if step is None:
@@ -258,6 +270,50 @@ class Aggregator:
             if not delta.more:
                 break
         return cp, UpdateResult(self.spec.name, "update", rows, groups_written, cp.last_id)
+
+    def _step_external(
+        self, *, verify: bool
+    ) -> tuple[Checkpoint, Delta, dict[str, GroupState]] | None:
+        """One batch of a read-only source: read from its snapshot, then written."""
+        with self._read("read new rows") as (src, st):
+            found = load_checkpoint(st, self.spec.name)
+            if found is None:
+                return None
+            delta = self._delta(src, st, found, verify=verify)
+            assert isinstance(delta, TailDelta)
+            groups = self._groups_after(src, st, delta)
+        now = self.clock.time_ns()
+        after = replace(delta.after, runs=found.runs + 1, updated_ns=now)
+        if delta.verified and not delta.mismatched:
+            after = replace(after, verified_ns=now)
+        self._mismatched += delta.mismatched
+        delta.changes.groups = groups
+        self._tail.invalidate()  # until the write commits
+        cp = self._save(found, after, delta.changes)
+        self._remember_tail(cp, delta)
+        return cp, delta, groups
+
+    def _remember_tail(self, saved: Checkpoint, delta: TailDelta) -> None:
+        """The ledger and digests as just written, for the next update."""
+        tail, changes = self._tail, delta.changes
+        if changes.ledger_replace:
+            tail.ledger = dict(changes.ledger_put)
+            tail.raw = {}
+        else:
+            for rid in changes.ledger_drop:
+                tail.ledger.pop(rid, None)
+                tail.raw.pop(rid, None)
+            tail.ledger.update(changes.ledger_put)
+        tail.raw.update(delta.raw)
+        if changes.blocks_replace:
+            tail.blocks = {}
+        tail.blocks.update((b, d) for b, d in changes.block_puts.items() if d[0])
+        for b, d in changes.block_puts.items():
+            if not d[0]:
+                tail.blocks.pop(b, None)
+        if not self.spec.open_by_state:
+            tail.ledger, tail.raw = {}, {}
+        tail.version = saved.version
 
     def _step_store(self) -> tuple[Checkpoint, Delta, dict[str, GroupState]] | None:
         """One batch of a store table, read and written in ONE short transaction:
@@ -356,7 +412,7 @@ class Aggregator:
         self._saved = saved
 
     def _refresh_due(self, cp: Checkpoint) -> bool:
-        every = self.spec.refresh_every_s
+        every = self.spec.refresh_interval_s
         if every is None:
             return False
         last = cp.refreshed_ns or 0
@@ -364,20 +420,23 @@ class Aggregator:
 
     def refresh(self) -> UpdateResult:
         """Recompute everything from one snapshot, compare, and swap it in."""
-        if self._prepare() is None or self._catch_up() is None:
+        if self._prepare() is None or self._catch_up(verify=False) is None:
             return self._build()
+        now = self.clock.time_ns()
         with self._read("full refresh") as (src, st):
             found = load_checkpoint(st, self.spec.name)
             if found is None:
                 return self._build()
             cp = found
             # Uncapped: whatever arrived since the catch-up, in this snapshot.
-            delta = self._delta(src, st, cp, cap=False)
+            delta = self._delta(src, st, cp, cap=False, verify=False)
             incremental = load_groups(st, self.spec.name, self.spec.measures)
             stale = apply_deltas(incremental, delta.deltas, len(self.spec.measures))
             merge_partial(incremental, delta.partial.items(), len(self.spec.measures))
             recompute_extremes(src, self.sql, delta.after.last_id, incremental, stale)
             full = full_groups(src, self.sql, delta.after.last_id)
+            if self.spec.external:
+                self._rebuilt(delta, src, now)
         differing = sorted(
             k
             for k in set(incremental) | set(full)
@@ -391,7 +450,6 @@ class Aggregator:
                 len(differing),
                 differing[0],
             )
-        now = self.clock.time_ns()
         after = replace(
             delta.after,
             runs=cp.runs + 1,
@@ -399,12 +457,29 @@ class Aggregator:
             updated_ns=now,
             refreshed_ns=now,
         )
+        if self.spec.external:
+            after = replace(after, verified_ns=now)
+            if differing:
+                after = replace(after, repaired_ns=now)
         delta.changes.groups = full
         delta.changes.replace_all = True
         self._cache, self._cache_version = {}, None
+        self._tail.invalidate()
         cp = self._save(cp, after, delta.changes)
         return UpdateResult(
             self.spec.name, "refresh", delta.rows_read, len(full), cp.last_id, len(differing)
+        )
+
+    def _rebuilt(self, delta: Delta, src: Connection, now: int) -> None:
+        """A read-only source's ledger and digests from scratch, in ``delta``:
+        what a refresh writes with the full totals."""
+        found = rebuild(src, self.sql, delta.after.last_id, now)
+        changes = delta.changes
+        changes.ledger_put, changes.ledger_drop = found.ledger, []
+        changes.ledger_prune_below, changes.ledger_replace = None, True
+        changes.block_puts, changes.blocks_replace = found.blocks, True
+        delta.after = replace(
+            delta.after, floor=found.floor, sweep=0, mark=found.mark, pending=found.pending
         )
 
     def _build(self) -> UpdateResult:
@@ -419,21 +494,15 @@ class Aggregator:
             changes.groups = full_groups(src, self.sql, top)
             cp = Checkpoint(name=spec.name, spec=self._spec_json(), last_id=top)
             if spec.external:
-                lo = 0 if spec.updated_column else max(0, top - spec.open_rows)
-                rows = src.execute(text(self.sql.rows_between()), {"lo": lo, "hi": top})
-                marks: list[object] = []
-                for row in rows:
-                    c = contribution(row[1:], len(spec.keys), len(spec.measures))
-                    if c is not None:
-                        changes.ledger_put[int(str(row[0]))] = c
-                    if spec.updated_column:
-                        marks.append(row[-1])
-                cp = replace(cp, mark=newest_mark(None, marks))
+                delta = Delta(after=cp, changes=changes)
+                self._rebuilt(delta, src, now)
+                cp = replace(delta.after, verified_ns=now)
             else:
                 changes.consumed = [seq for seq, _, _ in load_changes(src, spec.name)]
                 cp = replace(cp, pending=initial_pending(src, self.sql, top, now))
         cp = replace(cp, runs=1, updated_ns=now, refreshed_ns=now)
         self._cache, self._cache_version = {}, None
+        self._tail.invalidate()
         saved = self._save(None, cp, changes)
         counted = sum(g.count for g in changes.groups.values())
         return UpdateResult(spec.name, "build", counted, len(changes.groups), saved.last_id)

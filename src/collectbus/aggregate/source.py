@@ -20,6 +20,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
 from collectbus.aggregate.spec import AggregateSpec
+from collectbus.aggregate.sql import AggregateSql
 from collectbus.errors import CollectBusError, CollectError
 from collectbus.store.dberrors import classify
 
@@ -199,3 +200,13 @@ def check_source(engine: Engine, spec: AggregateSpec) -> None:
             f"no column {', '.join(repr(c) for c in missing)} in {spec.table}"
             f" (columns: {', '.join(sorted(present))})",
         )
+    if spec.open_when:
+        probe = AggregateSql(spec, dialect_of(engine)).probe_open()
+        with source_errors(spec, "check open_when"), engine.connect() as conn:
+            try:
+                conn.exec_driver_sql(probe).all()
+            except sa_exc.DBAPIError as err:
+                first = (str(err.orig or err).strip().splitlines() or ["invalid"])[0]
+                raise CollectError(
+                    spec.source, f"open_when {spec.open_when.strip()!r} is not valid here: {first}"
+                ) from err

@@ -4,8 +4,12 @@ An :class:`AggregateSpec` is plain data, built from the ``[[aggregates]]``
 config section or in code. Its source is either a table of the collectbus store
 itself (``url`` None: ``calls``, ``jobs``, ...), where triggers log the old
 values of edited and deleted rows, or a table of another SQLite or PostgreSQL
-database (``sqltail``), opened read-only, where a window of recent rows stays
-open and is rescanned.
+database (``sqltail``), opened read-only, where the rows that can still change
+stay *open* in a ledger and are re-read on every update: the rows matching
+``open_when`` (an SQL condition, e.g. ``status = 'running'``) or whose
+``open_column`` is NULL, however old; without either, the newest
+``open_rows`` rows (an approximation: a row that changes after it left that
+window waits for a block check or the verifying refresh).
 
 Every aggregate counts rows per group, and errors (rows whose
 ``error_column`` is non-NULL, or is one of ``error_values``); every measure
@@ -29,6 +33,14 @@ _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 #: Rows of a read-only source that stay open (rescanned) by default.
 DEFAULT_OPEN_ROWS = 10_000
+#: Read-only sources: ids whose closed rows an update compares with the
+#: source besides the newest block (a rotating sweep), by default.
+DEFAULT_VERIFY_ROWS = 8_192
+#: Read-only sources: seconds between verifying refreshes when none is configured.
+DEFAULT_EXTERNAL_REFRESH_S = 3600.0
+#: The longest ``open_when`` condition accepted.
+MAX_OPEN_WHEN = 500
+_UNSAFE_SQL = re.compile(r";|--|/\*|\*/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +69,15 @@ class AggregateSpec:
     pending_s: float = 600.0
     #: At most this many new rows are read per transaction.
     batch_rows: int = 200_000
+    #: Read-only sources: an SQL condition on the source table, true while a
+    #: row can still change (``status = 'running'``).
+    open_when: str | None = None
+    #: Read-only sources: a column that is NULL while a row can still change
+    #: (``finished_at``).
+    open_column: str | None = None
+    #: Read-only sources: ids of closed rows compared with the source per
+    #: update, besides the newest block (see :mod:`~collectbus.aggregate.blocks`).
+    verify_rows: int = DEFAULT_VERIFY_ROWS
 
     def __post_init__(self) -> None:
         where = f"aggregate {self.name!r}"
@@ -72,6 +93,7 @@ class AggregateSpec:
             ("updated_column", (self.updated_column,) if self.updated_column else ()),
             ("error_column", (self.error_column,) if self.error_column else ()),
             ("filters", tuple(c for c, _ in self.filters)),
+            ("open_column", (self.open_column,) if self.open_column else ()),
         ):
             for column in names:
                 if not _COLUMN.match(column):
@@ -82,6 +104,22 @@ class AggregateSpec:
             raise ConfigError(f"{where}: error_values: needs error_column")
         if self.open_rows < 0 or self.batch_rows < 1:
             raise ConfigError(f"{where}: open_rows and batch_rows must be positive")
+        if self.verify_rows < 0:
+            raise ConfigError(f"{where}: verify_rows must be positive")
+        if (self.open_when or self.open_column) and not self.external:
+            raise ConfigError(
+                f"{where}: open_when and open_column are for a source of another database"
+                " (a table of the collectbus store has triggers)"
+            )
+        if self.open_when is not None and self.open_column:
+            raise ConfigError(f"{where}: give open_when or open_column, not both")
+        if self.open_when is not None:
+            cond = self.open_when.strip()
+            if not cond or len(cond) > MAX_OPEN_WHEN or _UNSAFE_SQL.search(cond):
+                raise ConfigError(
+                    f"{where}: open_when: one SQL condition on the table's columns, at most"
+                    f" {MAX_OPEN_WHEN} characters, without ';' or comments"
+                )
 
     @property
     def external(self) -> bool:
@@ -94,10 +132,24 @@ class AggregateSpec:
         where = mask_url(self.url) if self.url else "the collectbus store"
         return f"aggregate {self.name} ({where}, table {self.table})"
 
+    @property
+    def open_by_state(self) -> bool:
+        """True when open rows are known from the data (``open_when`` or
+        ``open_column``), not from their age."""
+        return bool(self.open_when or self.open_column)
+
+    @property
+    def refresh_interval_s(self) -> float | None:
+        """Seconds between full refreshes: the configured ones, or for a
+        read-only source :data:`DEFAULT_EXTERNAL_REFRESH_S`."""
+        if self.refresh_every_s is not None:
+            return self.refresh_every_s
+        return DEFAULT_EXTERNAL_REFRESH_S if self.external else None
+
     def columns(self) -> tuple[str, ...]:
-        """Every source column the aggregate reads."""
+        """Every source column the aggregate reads (those in ``open_when`` aside)."""
         cols = [self.id_column, *self.keys, *self.measures, *(c for c, _ in self.filters)]
-        for extra in (self.updated_column, self.error_column):
+        for extra in (self.updated_column, self.error_column, self.open_column):
             if extra:
                 cols.append(extra)
         return tuple(dict.fromkeys(cols))
@@ -113,6 +165,11 @@ class AggregateSpec:
             "filters": self.filters,
             "errors": [self.error_column, self.error_values],
         }
+        # Only when set: the totals of an aggregate without them keep their digest.
+        if self.open_when:
+            data["open_when"] = self.open_when.strip()
+        if self.open_column:
+            data["open_column"] = self.open_column
         digest = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode())
         return digest.hexdigest()[:16]
 
@@ -155,6 +212,9 @@ def spec_from_mapping(data: dict[str, object], *, where: str = "aggregates") -> 
         open_rows=int(str(data.get("open_rows", DEFAULT_OPEN_ROWS))),
         refresh_every_s=float(str(refresh)) if refresh is not None else None,
         batch_rows=int(str(data.get("batch_rows", 200_000))),
+        open_when=str(data["open_when"]) if data.get("open_when") is not None else None,
+        open_column=str(data["open_column"]) if data.get("open_column") else None,
+        verify_rows=int(str(data.get("verify_rows", DEFAULT_VERIFY_ROWS))),
     )
 
 

@@ -29,6 +29,11 @@ Dialect = Literal["sqlite", "postgresql"]
 #: SQLite's full recompute groups rows by blocks of ``2 ** ID_BLOCK_BITS``
 #: ids: each row it returns holds the sketch codes of at most that many rows.
 ID_BLOCK_BITS = 16
+#: A read-only source's closed rows are checked by blocks of ``2 ** CHECK_BLOCK_BITS``
+#: ids (:mod:`~collectbus.aggregate.blocks`).
+CHECK_BLOCK_BITS = 12
+#: Below any id a table holds: the lower bound of a range over every row.
+BELOW_ALL = -(2**62)
 
 
 def q(name: str) -> str:
@@ -116,8 +121,49 @@ class AggregateSql:
             f" ORDER BY {self.id}"
         )
 
+    def open_flag(self) -> str:
+        """A read-only source: 1 while a row can still change (``open_when``,
+        or ``open_column`` NULL), else 0; 0 when neither is configured (rows
+        are then open by age, :mod:`~collectbus.aggregate.tail`)."""
+        spec = self.spec
+        if spec.open_when:
+            return f"CASE WHEN ({spec.open_when.strip()}) THEN 1 ELSE 0 END"
+        if spec.open_column:
+            return f"CASE WHEN {q(spec.open_column)} IS NULL THEN 1 ELSE 0 END"
+        return "0"
+
+    def _text_hash(self, value: str) -> str:
+        """An integer from a text: its length and first and last characters."""
+        t = f"CAST({value} AS TEXT)"
+        if self.dialect == "sqlite":
+            first, last = f"unicode({t})", f"unicode(substr({t}, -1))"
+        else:
+            first, last = f"ascii({t})", f"ascii(right({t}, 1))"
+        return f"coalesce(length({t}) * 131 + {first} * 7 + {last}, 0)"
+
+    def term(self) -> str:
+        """A row's check term: an integer from everything it contributes (the
+        filters, keys, error flag, each measure's value to a thousandth, or
+        its NULL), summed per block of ids (:meth:`block_digests`). The same
+        database computes it for every row, so the sums are exact; no
+        logarithm, so that a block's check costs little more than its scan."""
+        spec = self.spec
+        parts = ["1", f"{self.passes()} * 2", f"{self.error()} * 5"]
+        parts += [f"{self._text_hash(q(k))} * {j + 7}" for j, k in enumerate(spec.keys)]
+        for i, m in enumerate(spec.measures):
+            x = f"CAST({q(m)} AS DOUBLE PRECISION)"
+            scaled = (
+                f"CASE WHEN abs({x}) < 1e12 THEN {x} * 1000"
+                f" WHEN abs({x}) < 1e30 THEN {x} / 1e15 ELSE 0 END"
+            )
+            parts.append(f"coalesce(CAST({scaled} AS BIGINT) % 1000003 * {i + 11}, {3 * (i + 11)})")
+        return f"({' + '.join(parts)})"
+
     def _select(self) -> str:
         cols = ", ".join([self.id, *self.contribution_columns()])
+        if self.spec.external:
+            # Read-only sources: whether the row is open, and its check term.
+            cols += f", {self.open_flag()}, {self.term()}"
         if self.spec.updated_column:
             cols += f", {q(self.spec.updated_column)}"
         return f"SELECT {cols} FROM {self.table}"
@@ -125,6 +171,32 @@ class AggregateSql:
     def rows_between(self) -> str:
         """Rows with ``:lo < id <= :hi`` (new rows, and open ones)."""
         return f"{self._select()} WHERE {self.id} > :lo AND {self.id} <= :hi ORDER BY {self.id}"
+
+    def open_rows_upto(self) -> str:
+        """Every open row with ``id <= :hi`` (a read-only source's rebuild)."""
+        return f"{self._select()} WHERE {self.open_flag()} = 1 AND {self.id} <= :hi"
+
+    def open_rows_between(self) -> str:
+        """The open rows with ``:lo < id <= :hi`` (new rows that stay in the ledger)."""
+        return (
+            f"{self._select()} WHERE {self.id} > :lo AND {self.id} <= :hi"
+            f" AND {self.open_flag()} = 1"
+        )
+
+    def block_digests(self) -> str:
+        """Per block of ``2 ** CHECK_BLOCK_BITS`` ids, of the closed rows with
+        ``:lo < id <= :hi``: count, sum of ids and sum of :meth:`term`. A
+        range of the primary key, rows read in id order."""
+        closed = f" AND {self.open_flag()} = 0" if self.spec.open_by_state else ""
+        block = f"({self.id} >> {CHECK_BLOCK_BITS})"
+        return (
+            f"SELECT {block}, count(*), sum({self.id}), sum({self.term()}) FROM {self.table}"
+            f" WHERE {self.id} > :lo AND {self.id} <= :hi{closed} GROUP BY {block}"
+        )
+
+    def probe_open(self) -> str:
+        """A statement that fails unless ``open_when`` is valid on the table."""
+        return f"SELECT {self.open_flag()} FROM {self.table} WHERE 1 = 0"
 
     def changes(self) -> str:
         """Every change logged for the aggregate, in order: seq, row id, the

@@ -57,6 +57,24 @@ class AggregateView:
     updated_ns: int
     refreshed_ns: int | None
     groups: list[GroupView]
+    #: A table of another database (no triggers: see :attr:`unverified`).
+    external: bool = False
+    #: When every counted row was last compared with the source (a refresh,
+    #: or an update whose block check covered the whole table).
+    verified_ns: int | None = None
+    #: When a check or refresh last found a difference and repaired it.
+    repaired_ns: int | None = None
+
+    @property
+    def unverified(self) -> bool:
+        """True when the totals may miss changes the incremental path cannot
+        see (deletes, re-used ids or edits of closed rows of another
+        database's table) made since the last verification: an update moved
+        the totals after it. A table of the store is never: its triggers
+        log every change."""
+        if not self.external:
+            return False
+        return self.verified_ns is None or self.verified_ns < self.updated_ns
 
 
 def _measure(
@@ -84,6 +102,7 @@ def read_aggregates(store: Store, names: list[str] | None = None) -> list[Aggreg
         heads = conn.execute(query).mappings().all()
         for head in heads:
             spec = json.loads(head["spec"])
+            checks = json.loads(head["state"])
             keys = tuple(spec.get("keys", ()))
             measures = tuple(spec.get("measures", ()))
             groups = []
@@ -113,6 +132,9 @@ def read_aggregates(store: Store, names: list[str] | None = None) -> list[Aggreg
                     updated_ns=int(head["updated_ns"]),
                     refreshed_ns=head["refreshed_ns"],
                     groups=groups,
+                    external="sweep" in checks,
+                    verified_ns=checks.get("verified_ns"),
+                    repaired_ns=checks.get("repaired_ns"),
                 )
             )
     return out

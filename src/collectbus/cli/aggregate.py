@@ -16,7 +16,14 @@ from types import FrameType
 
 import click
 
-from collectbus.aggregate import AggregateSpec, Aggregator, RunOutcome, read_aggregates, run_all
+from collectbus.aggregate import (
+    AggregateSpec,
+    AggregateView,
+    Aggregator,
+    RunOutcome,
+    read_aggregates,
+    run_all,
+)
 from collectbus.aggregate.spec import spec_from_mapping
 from collectbus.cli.context import CliContext, pass_cli
 from collectbus.cli.output import duration_option, format_option, iso, render
@@ -138,15 +145,44 @@ def show(cli: CliContext, name: str, fmt: str) -> None:
         raise CollectError(
             f"aggregate {name}", "nothing stored yet", hint=f"collectbus aggregate run {name}"
         )
-    view = views[0]
+    rows, columns, title = show_rows(views[0], fmt)
+    render(rows, fmt, columns=columns, title=title if fmt == "table" else None)
+
+
+def verification(view: AggregateView) -> str:
+    """How far the totals are checked against their source, in words."""
+    if not view.external:
+        return "exact (triggers log every change)"
+    repaired = f"; repaired {iso(view.repaired_ns)}" if view.repaired_ns else ""
+    if not view.unverified:
+        return f"verified {iso(view.verified_ns or view.updated_ns)}{repaired}"
+    since = iso(view.verified_ns) if view.verified_ns else "never"
+    return (
+        f"UNVERIFIED (last verified {since}): deletes or edits of closed rows since then"
+        f" may be missing until the block sweep or the next refresh{repaired}"
+    )
+
+
+def show_rows(view: AggregateView, fmt: str) -> tuple[list[dict[str, object]], list[str], str]:
+    """The rows, columns and title ``show`` prints for an aggregate. Besides
+    the table's title, JSON and CSV carry on every row ``verified`` (false
+    while :attr:`~collectbus.aggregate.AggregateView.unverified`),
+    ``verified_at`` and ``repaired_at``."""
     columns: list[str] = [*view.key_names, "count", "errors"]
     for m in view.measure_names:
         columns += [f"{m}_{s}" for s in ("mean", "min", "max", "p50", "p95", "p99")]
         if fmt != "table":
             columns += [f"{m}_n", f"{m}_sum"]
+    if fmt != "table":
+        columns += ["verified", "verified_at", "repaired_at"]
+    status = {
+        "verified": not view.unverified,
+        "verified_at": iso(view.verified_ns) if view.verified_ns else None,
+        "repaired_at": iso(view.repaired_ns) if view.repaired_ns else None,
+    }
     rows: list[dict[str, object]] = []
     for g in view.groups:
-        row: dict[str, object] = {**g.keys, "count": g.count, "errors": g.errors}
+        row: dict[str, object] = {**g.keys, "count": g.count, "errors": g.errors, **status}
         for m, mv in g.measures.items():
             row.update(
                 {
@@ -161,8 +197,11 @@ def show(cli: CliContext, name: str, fmt: str) -> None:
                 }
             )
         rows.append(row)
-    title = f"{view.name}: {view.source}, up to id {view.last_id}, updated {iso(view.updated_ns)}"
-    render(rows, fmt, columns=columns, title=title if fmt == "table" else None)
+    title = (
+        f"{view.name}: {view.source}, up to id {view.last_id}, updated {iso(view.updated_ns)};"
+        f" {verification(view)}"
+    )
+    return rows, columns, title
 
 
 @aggregate.command("list")

@@ -2,7 +2,10 @@
 
 The document is a list, one object per aggregate: ``name``, ``source``,
 ``table``, ``keys``, ``measures``, ``last_id``, ``runs``, ``mismatches``,
-``updated`` (RFC 3339) and ``updated_ns``, ``refreshed_ns``, and ``groups``:
+``updated`` (RFC 3339) and ``updated_ns``, ``refreshed_ns``, ``verified``
+(false while changes the incremental path cannot see may be missing: see
+:attr:`~collectbus.aggregate.AggregateView.unverified`), ``verified_ns``,
+``repaired_ns``, and ``groups``:
 per group its ``keys`` (an object), ``count``, ``errors`` and per measure
 ``n``, ``sum``, ``min``, ``max``, ``mean``, ``p50``, ``p95`` and ``p99``: the
 figures of ``collectbus aggregate show --format json``.
@@ -52,6 +55,9 @@ def aggregates_document(views: list[AggregateView]) -> list[dict[str, object]]:
                 "updated": iso_utc(view.updated_ns),
                 "updated_ns": view.updated_ns,
                 "refreshed_ns": view.refreshed_ns,
+                "verified": not view.unverified,
+                "verified_ns": view.verified_ns,
+                "repaired_ns": view.repaired_ns,
                 "groups": groups,
             }
         )

@@ -16,7 +16,8 @@ Counters, which never go down (:mod:`collectbus.serve.aggtrack` says how):
   bounds (:data:`BOUNDS`: 1, 2.5 and 5 times each power of ten from 0.001 to
   5e12, in the measure's own unit);
 - ``collectbus_aggregate_mismatches_total{aggregate}``: groups a full refresh
-  found differing from the incremental state, and repaired.
+  found differing from the incremental state, and repaired (for another
+  database's table, also the refresh a block check of closed rows starts).
 
 Why not the totals themselves as counters: an aggregate is a state, and a
 retraction (a deleted or edited source row) lowers it. A counter that went
@@ -33,7 +34,13 @@ Gauges, equal to what ``collectbus aggregate show`` prints:
 
 Per aggregate (label ``aggregate`` only):
 ``collectbus_aggregate_last_update_timestamp_seconds``,
-``collectbus_aggregate_groups``, ``collectbus_aggregate_checkpoint_id``, and
+``collectbus_aggregate_groups``, ``collectbus_aggregate_checkpoint_id``,
+``collectbus_aggregate_unverified`` (1 while changes the incremental path
+cannot see may be missing: another database's table updated since every
+counted row was last compared with it),
+``collectbus_aggregate_verified_timestamp_seconds`` and
+``collectbus_aggregate_repaired_timestamp_seconds`` (when last verified, and
+last repaired; absent if never), and
 for a table of the store ``collectbus_aggregate_lag_rows`` (rows with an id
 past the checkpoint; one indexed ``max(id)``). With the background updater
 (:mod:`collectbus.serve.aggupdate`): ``collectbus_aggregate_updates_total``,
@@ -96,6 +103,9 @@ _FAMILIES = (
     ("groups", "gauge", "Groups the aggregate holds."),
     ("checkpoint_id", "gauge", "The last source id the aggregate has counted."),
     ("lag_rows", "gauge", "Rows of the store table with an id past the checkpoint."),
+    ("unverified", "gauge", "1 while changes the incremental path cannot see may be missing."),
+    ("verified_timestamp_seconds", "gauge", "When every counted row was last verified (Unix time)."),
+    ("repaired_timestamp_seconds", "gauge", "When a difference was last found and repaired (Unix time)."),
     ("updates", "counter", "Updates this server ran (serve's background updater)."),
     ("update_errors", "counter", "Updates this server ran that failed."),
     ("update_failing", "gauge", "1 while this server's last update of the aggregate failed."),
@@ -173,6 +183,13 @@ class AggregatesSource:
         )
         f["groups"].add_sample(P + "groups", agg, float(len(view.groups)))
         f["checkpoint_id"].add_sample(P + "checkpoint_id", agg, float(view.last_id))
+        f["unverified"].add_sample(P + "unverified", agg, 1.0 if view.unverified else 0.0)
+        for family, ns in (
+            ("verified_timestamp_seconds", view.verified_ns),
+            ("repaired_timestamp_seconds", view.repaired_ns),
+        ):
+            if ns is not None:
+                f[family].add_sample(P + family, agg, ns / NS_PER_S)
         if lag is not None:
             f["lag_rows"].add_sample(P + "lag_rows", agg, float(lag))
 

@@ -412,6 +412,18 @@ aggregate_ledger = Table(
     Column("contribution", Text, nullable=False),
 )
 
+# A read-only source's closed rows, per block of ids, as last compared with the
+# source: an update checks blocks against these (0012).
+aggregate_blocks = Table(
+    "aggregate_blocks",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("block", BigInteger, primary_key=True),
+    Column("rows", BigInteger, nullable=False),
+    Column("id_sum", BigInteger, nullable=False),
+    Column("term_sum", BigInteger, nullable=False),
+)
+
 #: Tables whose row counts ``Store.status()`` reports.
 COUNTED_TABLES: tuple[str, ...] = (
     "hosts",

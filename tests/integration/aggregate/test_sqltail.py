@@ -190,9 +190,12 @@ def test_source_is_opened_read_only(store: Store, source_url: str) -> None:
         engine.dispose()
 
 
-def test_full_refresh_repairs_an_edit_the_window_missed(store: Store, source_url: str) -> None:
-    """Without an updated column, a row edited after it closed is only caught by
-    the full refresh, which counts the mismatch and repairs it."""
+def test_an_edit_of_a_closed_row_is_found_by_its_block_and_repaired(
+    store: Store, source_url: str
+) -> None:
+    """Without an updated column, a row edited after it closed is not re-read;
+    the block check sees its block differ, and the update repairs it with a
+    full refresh, counting the mismatch."""
     aggregate = spec(source_url, updated_column=None, open_rows=2)
     writer = _writer(source_url)
     with writer.begin() as conn:
@@ -211,10 +214,8 @@ def test_full_refresh_repairs_an_edit_the_window_missed(store: Store, source_url
             conn.execute(
                 text("UPDATE agent_invocations SET status = 'error' WHERE id = :i"), {"i": first}
             )
-        agg.update()
-        assert stored(store.engine, aggregate)[("coder",)]["errors"] == 0  # closed: not seen
-        result = agg.refresh()
-        assert result.mismatched_groups == 1
+        result = agg.update()
+        assert (result.kind, result.mismatched_groups) == ("refresh", 1)
         assert stored(store.engine, aggregate) == _approx(oracle(writer, aggregate))
         assert agg.refresh().mismatched_groups == 0
     writer.dispose()

@@ -1,0 +1,340 @@
+"""The deltas of a table of another database (sqltail), opened read-only.
+
+No trigger can log what a changed row of such a table contributed, so the
+rows that can still change stay *open*: what each contributed is kept in a
+ledger (``aggregate_ledger``), and every update re-reads them, so an edit is
+a −/+ and a vanished row a −. Which rows are open:
+
+- **by state** (``open_when``, an SQL condition such as ``status = 'running'``,
+  or ``open_column``, NULL until the row is final): the open rows, however
+  old, re-read by id in batches; a row that closes leaves the ledger with its
+  final contribution counted. An update reads those rows and the new ones,
+  nothing else: its cost follows the rows in flight, not the table.
+- **by age** (neither configured): the newest ``open_rows`` rows, an
+  approximation: a row that changes after it left that window is found by
+  the block check (:mod:`~collectbus.aggregate.blocks`) or the verifying
+  refresh. The ledger covers every counted row above its *floor*, and the
+  window never moves below it: when the newest rows are deleted and the
+  highest id drops, the rows below the floor stay closed, counted once.
+  With an ``updated_column``, closed rows changed after the watermark are
+  read too (and the ledger keeps every row).
+
+Closed rows are checked block by block (:mod:`~collectbus.aggregate.blocks`):
+a delete, an id re-used or an edit of a closed row shows as a block that
+differs, and the engine repairs it with a full refresh.
+
+In PostgreSQL an id is handed out before its transaction commits: new ids
+skipped by the watermark stay *pending* and are read again on every update,
+until they appear or ``pending_s`` passes (as for a table of the store,
+:mod:`~collectbus.aggregate.delta`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sqlalchemy import Connection
+
+import collectbus.aggregate.driver as driver
+from collectbus.aggregate.blocks import (
+    BLOCK_IDS,
+    ZERO,
+    Adjustments,
+    Digest,
+    all_digests,
+    block_of,
+    check,
+    read_digests,
+)
+from collectbus.aggregate.checkpoint import Checkpoint, load_blocks, load_ledger
+from collectbus.aggregate.delta import (
+    Delta,
+    _contrib,
+    _next_last_id,
+    _rows_between,
+    _rows_with_ids,
+    initial_pending,
+    max_id,
+    missing_ranges,
+    newest_mark,
+)
+from collectbus.aggregate.full import new_groups
+from collectbus.aggregate.sql import BELOW_ALL, AggregateSql
+from collectbus.aggregate.state import Contribution
+
+
+@dataclass(slots=True)
+class TailCache:
+    """What an aggregator keeps between updates of a read-only source, valid
+    while the checkpoint is at ``version``: the recorded block digests and,
+    for rows open by state, the ledger and each open row as last read (an
+    unchanged row is skipped without parsing it)."""
+
+    version: int | None = None
+    blocks: dict[int, Digest] = field(default_factory=dict)
+    ledger: dict[int, Contribution | None] = field(default_factory=dict)
+    raw: dict[int, tuple[Any, ...]] = field(default_factory=dict)
+
+    def load(self, st: Connection, sql: AggregateSql, cp: Checkpoint) -> None:
+        """Read the store's ledger and digests unless already held for ``cp``."""
+        if self.version == cp.version:
+            return
+        self.blocks = load_blocks(st, sql.spec.name)
+        self.ledger = (
+            load_ledger(st, sql.spec.name, above=BELOW_ALL) if sql.spec.open_by_state else {}
+        )
+        self.raw = {}
+        self.version = cp.version
+
+    def invalidate(self) -> None:
+        self.version = None
+
+
+@dataclass(slots=True)
+class TailDelta(Delta):
+    """A :class:`~collectbus.aggregate.delta.Delta` of a read-only source, with
+    what the block check found."""
+
+    mismatched: list[int] = field(default_factory=list)
+    #: Every counted block was compared with the source in this snapshot.
+    verified: bool = False
+    #: Open rows as read (by id): for the cache, once written.
+    raw: dict[int, tuple[Any, ...]] = field(default_factory=dict)
+
+
+def _layout(sql: AggregateSql) -> tuple[int, int]:
+    """Where a row of ``_select`` holds its open flag and its check term."""
+    spec = sql.spec
+    open_at = 3 + len(spec.keys) + 2 * len(spec.measures)
+    return open_at, open_at + 1
+
+
+def read_tailed(
+    source: Connection,
+    store: Connection,
+    sql: AggregateSql,
+    cp: Checkpoint,
+    cache: TailCache,
+    *,
+    now_ns: int,
+    cap: bool = True,
+    verify: bool = True,
+) -> TailDelta:
+    """The deltas of a read-only table since ``cp``, and (``verify``) the block check."""
+    spec = sql.spec
+    cache.load(store, sql, cp)
+    top = max_id(source, sql)
+    last = _next_last_id(sql, cp, top, cap)
+    delta = TailDelta(after=cp, more=top > last)
+    adjust = Adjustments()
+    dirty: set[int] = set()
+    if spec.open_by_state:
+        _by_state(source, sql, cp, cache, delta, adjust, last, now_ns)
+        closed_hi = last
+        after = replace(delta.after, last_id=last, floor=None)
+    else:
+        closed_hi = _by_age(source, store, sql, cp, delta, adjust, dirty, last)
+        after = replace(delta.after, last_id=last, floor=closed_hi)
+    recorded = {**cache.blocks, **adjust.applied(cache.blocks)}
+    for b in sorted(dirty):  # closed rows edited and read: take the source's digest
+        lo, hi = b * BLOCK_IDS - 1, min(closed_hi, (b + 1) * BLOCK_IDS - 1)
+        recorded[b] = read_digests(source, sql, lo, hi).get(b, ZERO)
+    puts = {b: recorded[b] for b in set(adjust.added) | dirty}
+    delta.changes.block_puts = puts
+    sweep = cp.sweep or 0
+    if verify:
+        result = check(
+            source, sql, recorded, closed_hi=closed_hi, sweep=sweep, verify_rows=spec.verify_rows
+        )
+        delta.mismatched, delta.verified, sweep = result.mismatched, result.complete, result.sweep
+    delta.after = replace(after, sweep=sweep)
+    return delta
+
+
+def _by_state(
+    source: Connection,
+    sql: AggregateSql,
+    cp: Checkpoint,
+    cache: TailCache,
+    delta: TailDelta,
+    adjust: Adjustments,
+    last: int,
+    now_ns: int,
+) -> None:
+    """Open rows known from the data: re-read the ledger's rows by id, read
+    the new rows and the pending ones."""
+    open_at, term_at = _layout(sql)
+    changes, out = delta.changes, delta.deltas
+    ids = sorted(cache.ledger)
+    found = _rows_with_ids(source, sql, ids)
+    delta.rows_read += len(found)
+    for rid in ids:
+        before = cache.ledger[rid]
+        row = found.get(rid)
+        if row is None:  # deleted while open
+            if before is not None:
+                out.append((before, -1))
+            changes.ledger_drop.append(rid)
+            continue
+        raw = tuple(row[1:term_at])
+        still_open = bool(row[open_at])
+        if still_open and cache.raw.get(rid) == raw:
+            delta.raw[rid] = raw
+            continue
+        now = _contrib(sql, row)
+        if now != before:
+            if before is not None:
+                out.append((before, -1))
+            if now is not None:
+                out.append((now, 1))
+        if still_open:
+            delta.raw[rid] = raw
+            if now != before:
+                changes.ledger_put[rid] = now
+        else:  # closed: counted as it is now, checked by its block from now on
+            changes.ledger_drop.append(rid)
+            adjust.close(rid, row[term_at])
+    pending: list[tuple[int, int, int]] = []
+    for lo, hi, seen_ns in cp.pending:
+        if lo > last:
+            continue
+        rows = _rows_between(source, sql, lo - 1, min(hi, last))
+        _count_new(sql, rows, delta, adjust)
+        if now_ns - seen_ns <= sql.spec.pending_s * 1e9:
+            got = [int(str(r[0])) for r in rows]
+            pending += [(a, b, seen_ns) for a, b in missing_ranges(lo, min(hi, last), got)]
+    if last > cp.last_id:
+        params = {"lo": cp.last_id, "hi": last}
+        delta.partial = new_groups(source, sql, last, cp.last_id)
+        opened = driver.rows(source, sql.open_rows_between(), params)
+        for row in opened:
+            rid = int(str(row[0]))
+            changes.ledger_put[rid] = _contrib(sql, row)
+            delta.raw[rid] = tuple(row[1:term_at])
+        adjust.add(read_digests(source, sql, cp.last_id, last))
+        present = int(str(driver.rows(source, sql.count_between(), params)[0][0]))
+        delta.rows_read += present
+        if sql.dialect == "postgresql" and present < last - cp.last_id:
+            got = [int(str(r[0])) for r in driver.rows(source, sql.ids_between(), params)]
+            pending += [(a, b, now_ns) for a, b in missing_ranges(cp.last_id + 1, last, got)]
+    delta.after = replace(cp, pending=tuple(sorted(pending)))
+
+
+def _count_new(
+    sql: AggregateSql, rows: Sequence[Sequence[Any]], delta: TailDelta, adjust: Adjustments
+) -> None:
+    """Rows that just became visible (pending ids): counted; open ones into
+    the ledger, closed ones into their block's digest."""
+    open_at, term_at = _layout(sql)
+    for row in rows:
+        rid = int(str(row[0]))
+        now = _contrib(sql, row)
+        if now is not None:
+            delta.deltas.append((now, 1))
+        if row[open_at]:
+            delta.changes.ledger_put[rid] = now
+            delta.raw[rid] = tuple(row[1:term_at])
+        else:
+            adjust.close(rid, row[term_at])
+    delta.rows_read += len(rows)
+
+
+def _by_age(
+    source: Connection,
+    store: Connection,
+    sql: AggregateSql,
+    cp: Checkpoint,
+    delta: TailDelta,
+    adjust: Adjustments,
+    dirty: set[int],
+    last: int,
+) -> int:
+    """Open rows by age: rescan the window above the floor, diff with the
+    ledger; the new floor (rows at or below it are closed)."""
+    spec = sql.spec
+    _open_at, term_at = _layout(sql)
+    floor = cp.floor if cp.floor is not None else max(0, cp.last_id - spec.open_rows)
+    # Never below what the ledger covers: (floor, last_id].
+    rows = _rows_between(source, sql, floor, last)
+    seen: dict[int, tuple[Any, ...]] = {int(str(r[0])): r for r in rows}
+    late: list[tuple[Any, ...]] = []
+    if spec.updated_column and cp.mark is not None:
+        late = driver.rows(source, sql.rows_updated(), {"mark": cp.mark, "hi": floor})
+        for r in late:
+            rid = int(str(r[0]))
+            seen[rid] = r
+            dirty.add(block_of(rid))
+    ledger = load_ledger(store, spec.name, above=floor, ids=[int(str(r[0])) for r in late])
+    for rid, row in seen.items():
+        now = _contrib(sql, row)
+        before = ledger.get(rid)
+        if now == before:
+            continue
+        if before is not None:
+            delta.deltas.append((before, -1))
+        if now is not None:
+            delta.deltas.append((now, 1))
+            delta.changes.ledger_put[rid] = now
+        else:
+            delta.changes.ledger_drop.append(rid)
+    for rid, before in ledger.items():
+        if rid not in seen and before is not None:  # deleted while open
+            delta.deltas.append((before, -1))
+            delta.changes.ledger_drop.append(rid)
+    new_floor = min(max(floor, last - spec.open_rows), last)
+    for rid, row in seen.items():
+        if floor < rid <= new_floor:  # leaves the window: closed from now on
+            adjust.close(rid, row[term_at])
+    if not spec.updated_column:
+        delta.changes.ledger_prune_below = new_floor
+    mark = cp.mark
+    if spec.updated_column:
+        mark = newest_mark(mark, (r[-1] for r in seen.values()))
+    delta.rows_read = len(seen)
+    delta.after = replace(cp, mark=mark)
+    return new_floor
+
+
+@dataclass(slots=True)
+class Rebuilt:
+    """A read-only source's ledger, digests and checkpoint state, from scratch."""
+
+    ledger: dict[int, Contribution | None]
+    blocks: dict[int, Digest]
+    floor: int | None
+    mark: int | float | str | None
+    pending: tuple[tuple[int, int, int], ...]
+
+
+def rebuild(source: Connection, sql: AggregateSql, top: int, now_ns: int) -> Rebuilt:
+    """The ledger and block digests of a read-only source at ``top``, read
+    in the caller's snapshot (a build, a full refresh)."""
+    spec = sql.spec
+    ledger: dict[int, Contribution | None] = {}
+    marks: list[object] = []
+    if spec.open_by_state:
+        rows = driver.rows(source, sql.open_rows_upto(), {"hi": top})
+        floor = None
+        closed_hi = top
+        pending = initial_pending(source, sql, top, now_ns)
+    else:
+        floor = max(0, top - spec.open_rows)
+        lo = BELOW_ALL if spec.updated_column else floor
+        rows = driver.rows(source, sql.rows_between(), {"lo": lo, "hi": top})
+        closed_hi = floor
+        pending = ()
+    for row in rows:
+        c = _contrib(sql, row)
+        if c is not None or spec.open_by_state:
+            ledger[int(str(row[0]))] = c
+        if spec.updated_column:
+            marks.append(row[-1])
+    return Rebuilt(
+        ledger=ledger,
+        blocks=all_digests(source, sql, closed_hi),
+        floor=floor,
+        mark=newest_mark(None, marks) if spec.updated_column else None,
+        pending=pending,
+    )
