@@ -31,8 +31,12 @@ def test_types_and_nullability() -> None:
     disk = WIDE_TABLES["host_disk"].table
     assert isinstance(disk.c.device.type, sa.Text)
     assert isinstance(disk.c.read_sectors.type, sa.BigInteger)
-    assert not disk.c.read_sectors.nullable
+    # A value a column cannot hold is stored as NULL (collectbus.values): every
+    # value column may be NULL, the keys never.
+    assert disk.c.read_sectors.nullable
     assert disk.c.flush_ios.nullable
+    assert not disk.c.device.nullable
+    assert not disk.c.time_ns.nullable
     load = WIDE_TABLES["host_load"].table
     assert isinstance(load.c.load1.type, sa.Double)  # float64 in both databases
     mem = WIDE_TABLES["host_mem"].table

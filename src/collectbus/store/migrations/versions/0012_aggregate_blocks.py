@@ -1,7 +1,7 @@
 """aggregate_blocks: a read-only source's closed rows, checked per block of ids.
 
 Revision ID: 0012
-Revises: 0009
+Revises: 0011
 Create Date: 2026-12-06
 
 An aggregate over another database's table records, per block of ids, the
@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012"
-down_revision: str | None = "0009"
+down_revision: str | None = "0011"
 branch_labels: str | None = None
 depends_on: str | None = None
 

@@ -1,7 +1,7 @@
 """The host counters may be NULL: a value out of range is stored as NULL.
 
-Revision ID: 0010_host_counters_nullable
-Revises: 0009
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-01
 
 The host parsers replace a number a column cannot hold (a counter past
@@ -16,8 +16,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010_host_counters_nullable"
-down_revision: str | None = "0009"
+revision = "0013"
+down_revision: str | None = "0012"
 branch_labels: str | None = None
 depends_on: str | None = None
 
