@@ -157,6 +157,9 @@ class StoreSink:
             if not self._migrated:
                 self.store.migrate()
                 self._migrated = True
+            if self._failures:
+                # After a failure (a full disk?), room first: the WAL checkpointed.
+                self.store.checkpoint()
             while self._pending:
                 head = self._pending[0]
                 try:

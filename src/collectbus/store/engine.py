@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -84,6 +85,9 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 #: Seconds a PostgreSQL connection attempt may take (libpq's ``connect_timeout``).
 PG_CONNECT_TIMEOUT_S = 10
 DEFAULT_COMPACT_AFTER_S = 3600.0
+#: SQLite: for this long after a failed write, each write is followed by a WAL
+#: checkpoint (see :meth:`Store.write`).
+CHECKPOINT_EACH_COMMIT_NS = 600 * 1_000_000_000
 
 
 def _parse(url: str) -> URL:
@@ -122,6 +126,10 @@ def make_engine(
             # libpq waits for the OS's TCP timeout (minutes) without these.
             options: dict[str, object] = {"connect_timeout": PG_CONNECT_TIMEOUT_S}
             if statement_timeout_s is not None:
+                # Within the deadline too (libpq's least is 2 s).
+                options["connect_timeout"] = max(
+                    2, min(PG_CONNECT_TIMEOUT_S, math.ceil(statement_timeout_s))
+                )
                 idle = max(1, int(statement_timeout_s / 3))
                 options.update(
                     keepalives=1,
@@ -286,6 +294,8 @@ class Store:
         self._host_ids: dict[str, int] = {}
         #: Values and rows left out and kept in the quarantine table since opened.
         self.quarantined = 0
+        # SQLite: until then, each commit is followed by a WAL checkpoint.
+        self._checkpoint_each_until_ns = 0
         self._logged_causes: set[tuple[str, str | None, str]] = set()
         #: Jobs, their history and scheduler snapshots (:mod:`collectbus.store.jobs`).
         self.jobs = JobStore(
@@ -488,9 +498,19 @@ class Store:
                 # Something the checks do not know: part by part, row by row.
                 written = self._write_parts(parts, screened, careful=True)
         except StoreError:
-            # A full disk: the WAL's space is all that may be freed here.
-            self.checkpoint()
+            if self.dialect == "sqlite":
+                # A full disk, perhaps: the WAL's space is all that may be freed
+                # here, and it is freed only by a complete checkpoint, which
+                # needs room for the pages it moves. So the WAL is kept to one
+                # commit for a while: each commit is checkpointed, before the
+                # next can fill what was freed.
+                self._checkpoint_each_until_ns = (
+                    self._clock.monotonic_ns() + CHECKPOINT_EACH_COMMIT_NS
+                )
+                self.checkpoint()
             raise
+        if self._checkpoint_each_until_ns > self._clock.monotonic_ns():
+            self.checkpoint()
         host_ids, staged, refused = written
         # Cached only once committed: a rolled-back insert leaves no stale id.
         self._host_ids.update(host_ids)
