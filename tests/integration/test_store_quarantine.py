@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -21,6 +22,7 @@ from collectbus.store import open as open_store
 from collectbus.store.migrate import alembic_config, upgrade
 from collectbus.store.quarantine import HAS_NUL, NOT_FINITE, NOT_INT64, NOT_UTF8
 from collectbus.testing import make_host_sample
+from tests.integration.cli_helpers import collectbus, collectbus_env
 
 T0 = 1_800_000_000 * 10**9
 S = 10**9
@@ -249,3 +251,22 @@ def upgrade_down(conn: sa.Connection) -> None:
     config = alembic_config(conn)
     before = ScriptDirectory.from_config(config).get_revision("0010").down_revision
     command.downgrade(config, str(before))
+
+
+def test_health_and_db_status_report_the_quarantine(
+    store: Store, store_url: str, tmp_path: Path
+) -> None:
+    from collectbus.serve.api import health
+
+    poisoned = dataclasses.replace(make_host_sample("h1", T0), net=(_net("eth0", NOT_AVAILABLE),))
+    store.write([poisoned, _event(T0)])
+    code, doc = health(store, None)
+    assert code == 200  # refused data is reported, not an outage
+    held = doc["store"]["quarantine"]  # type: ignore[index]
+    assert held["rows"] == 1
+    assert held["latest"][0]["field"] == "rx_bytes"
+    shown = collectbus("db", "status", cwd=tmp_path, env=collectbus_env(tmp_path, store_url))
+    assert shown.returncode == 0, shown.stderr
+    assert "quarantined values and rows" in shown.stdout
+    assert "host_net.rx_bytes" in shown.stdout
+    assert str(NOT_AVAILABLE) in shown.stdout

@@ -587,9 +587,9 @@ class Store:
             self._logged_causes.add(entry.cause)
             what = f"{entry.table}.{entry.field}" if entry.field else f"a row of {entry.table}"
             log.warning(
-                "store: %s: %s = %s (host %s, source %s) %s: left out and kept in the "
-                "quarantine table, the rest of the collection stored; further values "
-                "refused for this reason are counted, not logged (collectbus db status)",
+                "store: %s: %s = %s (host %s, source %s) %s. Kept in the quarantine "
+                "table, the rest of the collection stored; further values refused for "
+                "this reason are counted, not logged (collectbus db status)",
                 self._url,
                 what,
                 value_text(entry.value),
