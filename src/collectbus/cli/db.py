@@ -90,8 +90,9 @@ def _quarantine_rows(held: object) -> list[dict[str, object]]:
     """The quarantine's count and its newest entries, for ``db status``."""
     if not isinstance(held, dict):
         return []
-    count = f"more than {held['rows']:,}" if held.get("more") else held.get("rows", 0)
-    rows: list[dict[str, object]] = [{"item": "quarantined values and rows", "value": count}]
+    rows: list[dict[str, object]] = [
+        {"item": "quarantined values and rows", "value": held.get("rows", 0)}
+    ]
     for r in held.get("latest", []):
         where = (
             f"{r['table_name']}.{r['field']}" if r.get("field") else f"a row of {r['table_name']}"
