@@ -21,8 +21,15 @@ from collectbus.records import CallRecord, CollectionEvent, LoadRow, NetRow
 from collectbus.store import Store
 from collectbus.store import open as open_store
 from collectbus.store.migrate import alembic_config, upgrade
-from collectbus.store.quarantine import HAS_NUL, NOT_FINITE, NOT_INT64, NOT_UTF8
+from collectbus.store.quarantine import (
+    HAS_NUL,
+    NOT_FINITE,
+    NOT_INT64,
+    NOT_UTF8,
+    OUT_OF_RANGE_AT_SOURCE,
+)
 from collectbus.testing import make_host_sample
+from collectbus.values import out_of_range_details
 from tests.integration.cli_helpers import collectbus, collectbus_env
 
 T0 = 1_800_000_000 * 10**9
@@ -295,3 +302,22 @@ def test_downgrading_past_nullable_counters_moves_their_rows_to_quarantine(store
         upgrade(conn)
     columns = {c["name"]: c for c in sa.inspect(store.engine).get_columns("host_net")}
     assert columns["rx_bytes"]["nullable"]
+
+
+def test_values_a_parser_replaced_are_reported_with_the_refused_ones(store: Store) -> None:
+    details = out_of_range_details(["net.eth0.rx_bytes", "load.load1"])
+    event = CollectionEvent(
+        source="host", host="h1", started_ns=T0, duration_ns=5, status="ok", details=details
+    )
+    store.write([make_host_sample("h1", T0), event])
+    (held,) = _held(store)
+    assert (held["table_name"], held["field"], held["value"]) == (
+        "host",
+        "net.eth0.rx_bytes,load.load1",
+        "2",
+    )
+    assert held["reason"] == OUT_OF_RANGE_AT_SOURCE
+    assert (held["host"], held["time_ns"]) == ("h1", T0)
+    (logged,) = store.collection_log()
+    assert logged["details"] == dict(details)  # counted by the parser, not twice
+    assert store.status()["quarantine"]["rows"] == 1  # type: ignore[index]

@@ -59,6 +59,7 @@ from collectbus.store.quarantine import (
     Careful,
     Refused,
     names_of,
+    out_of_range_entries,
     read_quarantine,
     screen,
     value_problem,
@@ -573,6 +574,7 @@ class Store:
             ]
             event_rows = screen(collection_log, EVENT_COLUMNS, event_rows, _event_where, refused)
             step.rows(collection_log.name, event_rows, _event_writer(conn), _event_where)
+            refused.extend(out_of_range_entries(parts.events))
             write_entries(conn, refused, source=parts.source, stored_ns=self._clock.time_ns())
         return host_ids, staged[0] if staged else None, refused
 

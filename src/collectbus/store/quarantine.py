@@ -44,6 +44,7 @@ from sqlalchemy import (
     select,
 )
 
+from collectbus.records import CollectionEvent
 from collectbus.store.dberrors import refusal
 from collectbus.store.jobrows import TEXT_LIMIT, clean_text
 from collectbus.store.rowcounts import rowid_range_query
@@ -62,6 +63,9 @@ ROW_LEFT_OUT = "the row was left out"
 QUARANTINED_DETAIL = "quarantined"
 #: How many of the newest quarantined rows ``Store.status()`` shows.
 LATEST = 5
+#: The reason of a quarantine row that reports values a collector's parser
+#: replaced by NULL (:mod:`collectbus.values`).
+OUT_OF_RANGE_AT_SOURCE = "out of range where it was read; stored as NULL (collectbus.values)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,6 +331,34 @@ def read_quarantine(conn: Connection, *, latest: int = LATEST) -> dict[str, obje
         "rows": 0 if high is None or low is None else high - low + 1,
         "latest": [dict(r) for r in rows],
     }
+
+
+def out_of_range_entries(events: Sequence[CollectionEvent]) -> list[Refused]:
+    """One quarantine entry per collection whose parser replaced values by NULL.
+
+    The parsers decide each value as they read it (:mod:`collectbus.values`)
+    and name what they replaced in the collection's details
+    (``out_of_range``, ``out_of_range_fields``); this makes them visible where
+    every other refused value is (``collectbus db status``, ``/api/health``):
+    the field is the list of names, the value their count.
+    """
+    entries = []
+    for event in events:
+        details = dict(event.details)
+        count = details.get("out_of_range")
+        if count is None:
+            continue
+        entries.append(
+            Refused(
+                event.source,
+                details.get("out_of_range_fields", ""),
+                int(count) if count.isdigit() else count,
+                OUT_OF_RANGE_AT_SOURCE,
+                event.host,
+                event.started_ns,
+            )
+        )
+    return entries
 
 
 def with_count(details: Sequence[tuple[str, str]], n: int) -> tuple[tuple[str, str], ...]:
