@@ -8,7 +8,9 @@ the median of ``--runs`` runs each, against anchors measured in the same run:
   1 s samples of one host, and ``collectbus jobs --since 1d`` on a store
   holding 10,000 jobs: <= 1.5x ``python -c "import sqlalchemy"``.
 
-``python -c pass`` is printed too: the interpreter's own start. The stores are
+``python -c pass`` is printed too: the interpreter's own start. For the two
+commands that read a store, the libraries they import are listed with their
+import times, the first place to look when they go over budget. The stores are
 built in a temporary directory with the store API; the commands run with that
 directory as their working directory and no config file, after one warm-up
 run each (it writes the bytecode cache, as any installation has). The runs of all
@@ -44,6 +46,8 @@ S = 1_000_000_000
 HOST_SECONDS = 3600
 JOBS = 10_000
 STATES = ("queued",) * 12 + ("running",) * 7 + ("held",)
+#: Libraries whose import time is shown for the commands that read the store.
+HEAVY = ("pandas", "numpy", "sqlalchemy", "alembic", "pydantic", "rich", "zstandard")
 
 
 def build_host_store(url: str, now_ns: int) -> None:
@@ -113,6 +117,26 @@ def collectbus_argv() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "collectbus"]
 
 
+def heavy_imports(argv: Sequence[str], cwd: Path, env: dict[str, str]) -> str:
+    """The libraries a ``python -m collectbus`` run imports, by import time (``-X importtime``)."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "collectbus", *argv],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    costs = {}
+    for line in done.stderr.splitlines():
+        if line.startswith("import time:") and line.count("|") == 2:
+            _self, cumulative, name = line.removeprefix("import time:").split("|")
+            if name.strip() in HEAVY:
+                costs[name.strip()] = int(cumulative) / 1e3
+    ranked = sorted(costs.items(), key=lambda item: -item[1])
+    return ", ".join(f"{name} {ms:.0f} ms" for name, ms in ranked) or "none"
+
+
 def check_output(name: str, stdout: str) -> str:
     """What the command printed, in short: the benchmark must time real answers."""
     if name == "host":
@@ -173,6 +197,10 @@ def main() -> int:
                 used, stdout = cpu_seconds(argv, work, env)
                 times[name].append(used)
                 notes.setdefault(name, check_output(name, stdout))
+        imported = {
+            name: heavy_imports(commands[name][0][len(cb) :], work, env)
+            for name in ("host", "jobs")
+        }
     medians = {name: statistics.median(values) for name, values in times.items()}
     labels = {
         "--help": "collectbus --help",
@@ -195,6 +223,8 @@ def main() -> int:
         if notes.get(name):
             line += f"  [{notes[name]}]"
         print(line)
+    for name, costs in imported.items():
+        print(f"  {name} imports (wall time, -X importtime, one run): {costs}")
     return 0 if ok else 1
 
 

@@ -8,7 +8,6 @@ so that ``collectbus --help`` answers at once.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -50,6 +49,8 @@ class CliContext:
 
     def read_store(self, *, check_schema: bool = True) -> Store:
         """The store, for commands that only read: nothing is created or migrated."""
+        from pathlib import Path
+
         from sqlalchemy.engine import make_url
 
         from collectbus.config import database_url

@@ -13,7 +13,6 @@ hint on the next line when there is one; ``-v`` adds the traceback.
 
 from __future__ import annotations
 
-import logging
 import sys
 
 import click
@@ -138,6 +137,8 @@ def cli(
     ctx.obj = CliContext(
         config_path=config_path, db_url=db_url, proc_root=proc_root, verbose=verbose
     )
+    import logging  # here, not at the top: ``--help`` and ``--version`` need no logging
+
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(
         level=level, format="collectbus: %(levelname)s: %(message)s", stream=sys.stderr
@@ -177,6 +178,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(err.exit_code)
     except CollectBusError as err:
         if verbose:
+            import logging
+
             logging.getLogger("collectbus").exception("details")
         _print_error(str(err), err.hint)
         sys.exit(EXIT_USAGE if isinstance(err, ConfigError) else EXIT_FAILED)
