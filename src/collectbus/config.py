@@ -44,6 +44,7 @@ from sqlalchemy.exc import ArgumentError
 
 from collectbus.collectors.host.filters import DEFAULT_DISK_EXCLUDE, DEFAULT_MAX_DEVICES
 from collectbus.errors import ConfigError
+from collectbus.store.deadline import DEFAULT_STATEMENT_TIMEOUT_S
 from collectbus.urls import mask_url
 
 DEFAULT_DB_URL = "sqlite:///collectbus.db"
@@ -233,6 +234,9 @@ class StoreConfig(_Section):
     compact_every: Duration = 600.0
     #: Bounded queue between the bus and the database writer.
     queue_size: int = Field(default=10_000, ge=1)
+    #: A read or write that blocks longer than this fails, and the daemon
+    #: treats it as an outage (buffers and retries); see store/deadline.py.
+    statement_timeout: Duration = DEFAULT_STATEMENT_TIMEOUT_S
 
 
 class RetentionConfig(_Section):

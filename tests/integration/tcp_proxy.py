@@ -9,13 +9,18 @@ import threading
 
 class TcpProxy:
     """Forwards 127.0.0.1:<port> to ``target``; :meth:`cut` drops every connection
-    and refuses new ones, :meth:`restore` accepts again on the same port."""
+    and refuses new ones, :meth:`restore` accepts again on the same port.
+    :meth:`stall` keeps every connection open but forwards nothing (a frozen
+    network or proxy: the peer's kernel still acknowledges), :meth:`resume`
+    forwards again."""
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
         self._lock = threading.Lock()
         self._conns: list[socket.socket] = []
         self._listener: socket.socket | None = None
+        self._flowing = threading.Event()
+        self._flowing.set()
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = int(probe.getsockname()[1])
@@ -42,7 +47,15 @@ class TcpProxy:
                 conn.shutdown(socket.SHUT_RDWR)
             conn.close()
 
-    close = cut
+    def close(self) -> None:
+        self.resume()
+        self.cut()
+
+    def stall(self) -> None:
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
 
     def _accept(self, listener: socket.socket) -> None:
         while True:
@@ -61,10 +74,10 @@ class TcpProxy:
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while data := src.recv(65536):
+                self._flowing.wait()
                 dst.sendall(data)
         except OSError:
             pass

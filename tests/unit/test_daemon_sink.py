@@ -3,6 +3,7 @@ outages (at start or later) logged once and retried with a backoff."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ from collectbus.bus import Result
 from collectbus.clock import NS_PER_S, FakeClock
 from collectbus.daemon.sink import STORE_RETRY_MAX_S, StoreSink
 from collectbus.errors import SchemaError, StoreError
-from collectbus.records import CollectionEvent
+from collectbus.records import CollectionEvent, HostSample, NetRow
 from collectbus.store import Store
 from collectbus.store import open as open_store
 from collectbus.store.engine import make_engine
@@ -253,3 +254,59 @@ def test_a_schema_newer_than_collectbus_is_fatal_and_nothing_is_written(
     assert "schema at revision 9999_future, newer than this collectbus" in str(fatal[0])
     assert (sink.written_collections, sink.pending, sink.failed_writes) == (0, 3, 0)
     assert _count(url, "collection_log") == 0
+
+
+def _poisoned(seq: int, time_ns: int) -> Result:
+    """A collection whose eth0 counter is 2^64 - 1, as some NIC drivers print."""
+    good = _result(seq, time_ns)
+    sample = good.records[0]
+    assert isinstance(sample, HostSample)
+    eth0 = NetRow("eth0", 2**64 - 1, *([0] * 15))
+    return dataclasses.replace(good, records=(dataclasses.replace(sample, net=(eth0,)),))
+
+
+def test_a_refused_value_is_quarantined_and_the_collections_after_it_written_at_once(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="collectbus"):
+        env.sink(_poisoned(1, START_NS))
+        for i in range(2, 6):  # the clock stands still: no backoff could let them through
+            env.sink(_result(i, START_NS + i))
+    assert (env.sink.pending, env.sink.failed_writes, env.sink.lost_collections) == (0, 0, 0)
+    assert env.sink.written_collections == 5
+    assert _count(env.url, "collection_log") == 5
+    assert _count(env.url, "host_mem") == 5  # the poisoned collection's other parts too
+    assert _count(env.url, "quarantine") == 1
+    assert env.store.quarantined == 1
+    problems = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(problems) == 1
+    assert "quarantine" in problems[0].getMessage()
+
+
+def test_a_collection_refused_as_a_whole_is_dropped_and_never_holds_back_the_next(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A rule of the database on host names that nothing before the INSERT knows.
+    with env.store.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TRIGGER no_h9 BEFORE INSERT ON hosts WHEN NEW.name = 'h9' "
+            "BEGIN SELECT RAISE(ABORT, 'no h9 here'); END"
+        )
+
+    def from_h9(seq: int, time_ns: int) -> Result:
+        good = _result(seq, time_ns)
+        sample = dataclasses.replace(good.records[0], host="h9")
+        return dataclasses.replace(good, records=(sample,))
+
+    with caplog.at_level(logging.INFO, logger="collectbus.daemon"):
+        env.sink(from_h9(1, START_NS))
+        env.sink(_result(2, START_NS + 1))
+        env.sink(from_h9(3, START_NS + 2))
+        env.sink(_result(4, START_NS + 3))
+    assert (env.sink.pending, env.sink.failed_writes) == (0, 0)
+    assert (env.sink.written_collections, env.sink.refused_collections) == (2, 2)
+    assert _count(env.url, "collection_log") == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(errors) == 1, errors  # one cause, logged once
+    assert "no h9 here" in errors[0]
+    assert "dropped, not retried" in errors[0]

@@ -45,7 +45,12 @@ class CliContext:
         from collectbus.config import database_url
         from collectbus.store import open as open_store
 
-        return open_store(database_url(self.config()), migrate=migrate)
+        config = self.config()
+        return open_store(
+            database_url(config),
+            migrate=migrate,
+            statement_timeout_s=config.store.statement_timeout,
+        )
 
     def read_store(self, *, check_schema: bool = True) -> Store:
         """The store, for commands that only read: nothing is created or migrated."""
@@ -66,7 +71,9 @@ class CliContext:
                 f"{mask_url(url)}: no such database file",
                 hint="check --db, or collect first: collectbus run --duration 30s",
             )
-        store = open_store(url, migrate=False)
+        store = open_store(
+            url, migrate=False, statement_timeout_s=self.config().store.statement_timeout
+        )
         try:
             if check_schema:
                 store.check_schema()

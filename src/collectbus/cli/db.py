@@ -71,6 +71,7 @@ def status(cli: CliContext, exact: bool, fmt: str) -> None:
         rows.append({"item": "row counts", "value": METHOD_DESCRIPTIONS[method]})
         suffix = " (estimate)" if info.get("rows_estimated") else ""
         rows += [{"item": f"rows in {name}{suffix}", "value": n} for name, n in counts.items()]
+    rows += _quarantine_rows(info.get("quarantine"))
     rows += [
         {
             "item": f"collection {iso(int(str(r['started_ns'])))} {r['source']}",
@@ -83,6 +84,27 @@ def status(cli: CliContext, exact: bool, fmt: str) -> None:
         for r in latest
     ]
     render(rows, fmt, columns=("item", "value"))
+
+
+def _quarantine_rows(held: object) -> list[dict[str, object]]:
+    """The quarantine's count and its newest entries, for ``db status``."""
+    if not isinstance(held, dict):
+        return []
+    rows: list[dict[str, object]] = [
+        {"item": "quarantined values and rows", "value": held.get("rows", 0)}
+    ]
+    for r in held.get("latest", []):
+        where = (
+            f"{r['table_name']}.{r['field']}" if r.get("field") else f"a row of {r['table_name']}"
+        )
+        rows.append(
+            {
+                "item": f"quarantined {iso(int(r['stored_ns']))} {where}",
+                "value": f"{r['value']}: {r['reason']} (host {r['host'] or '-'}, "
+                f"source {r['source'] or '-'})",
+            }
+        )
+    return rows
 
 
 @db.command("compact")

@@ -163,12 +163,16 @@ class Pipeline:
     ) -> None:
         self.config = config
         self.clock = clock or SystemClock()
+        timeout = config.store.statement_timeout
         if store is not None:
             self.store = store
         elif wait_for_store:
-            self.store = Store(make_engine(database_url(config)))
+            self.store = Store(
+                make_engine(database_url(config), statement_timeout_s=timeout),
+                statement_timeout_s=timeout,
+            )
         else:
-            self.store = open_store(database_url(config))
+            self.store = open_store(database_url(config), statement_timeout_s=timeout)
         self._stop: threading.Event | None = None
         self.store.jobs.scrub = config.privacy.scrub
         self.sink = StoreSink(
@@ -296,9 +300,12 @@ def run_daemon(config: Config) -> int:
     finally:
         lock.release()
     log.info(
-        "collectbus daemon stopped: %d collections, %d write failures, %d collections not written",
+        "collectbus daemon stopped: %d collections, %d write failures, %d collections not "
+        "written, %d values or rows quarantined, %d collections refused",
         summary.collections,
         summary.failed_writes,
         summary.unwritten,
+        pipeline.store.quarantined,
+        pipeline.sink.refused_collections,
     )
     return 0

@@ -3,7 +3,16 @@
 A store that cannot be reached, at start or later, is one outage: the bus goes
 on collecting into the sink's bounded buffer, the outage is logged once, the
 sink tries again with a backoff, and the buffered collections are written,
-oldest first, once the store is back (as Telegraf's output buffer does).
+oldest first, once the store is back (as Telegraf's output buffer does). A
+database that stops answering is an outage too: each write has a deadline
+(``store.statement_timeout``, :mod:`collectbus.store.deadline`).
+
+Data the database refuses is not an outage: retrying it can never succeed.
+The store leaves the refused values and rows out, keeps them in its
+quarantine table and writes the rest of the collection
+(:mod:`collectbus.store.quarantine`); a collection refused as a whole all
+the same is counted in ``refused_collections``, logged once per cause, and
+dropped, so that it never holds back the collections after it.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from collectbus.clock import NS_PER_S, Clock
 from collectbus.errors import SchemaError, StoreError
 from collectbus.records import Record
 from collectbus.store import Store
+from collectbus.store.dberrors import RefusedError
 from collectbus.store.retention import RetentionLimits
 
 log = logging.getLogger("collectbus.daemon")
@@ -26,14 +36,16 @@ log = logging.getLogger("collectbus.daemon")
 #: each further failure, up to STORE_RETRY_MAX_S.
 STORE_RETRY_MIN_S = 1.0
 STORE_RETRY_MAX_S = 30.0
+#: How often a SQLite store's WAL is checkpointed and truncated.
+CHECKPOINT_EVERY_S = 60.0
 
 
 class StoreSink:
     """A bus subscriber that writes each collection to the store.
 
     One collection is one transaction: a crash loses at most the collection
-    being written. A write that fails (database unreachable, locked or
-    restarting, disk full) is counted, and the collection waits in a bounded
+    being written. A write that fails (database unreachable, locked,
+    restarting or not answering, disk full) is counted, and the collection waits in a bounded
     retry buffer, oldest first, to be written before the next one, so a
     database that is away for a while loses nothing. When the buffer is full
     its oldest collection is dropped and counted in ``lost_collections``, as
@@ -62,6 +74,7 @@ class StoreSink:
         retention_every_s: float = 3600.0,
         migrate: bool = False,
         on_fatal: Callable[[SchemaError], None] | None = None,
+        checkpoint_every_s: float = CHECKPOINT_EVERY_S,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -74,6 +87,9 @@ class StoreSink:
         self.written_records = 0
         self.failed_writes = 0
         self.lost_collections = 0
+        #: Collections the database refused as a whole: dropped, never retried.
+        self.refused_collections = 0
+        self._refusals_logged: set[str] = set()
         self.last_error: str | None = None
         #: The schema error that stopped the writing (see the class docstring).
         self.fatal: SchemaError | None = None
@@ -94,6 +110,11 @@ class StoreSink:
         self.retention_every_ns = int(retention_every_s * NS_PER_S)
         self._next_cleanup_ns = clock.monotonic_ns()
         self.cleanups = 0
+        #: SQLite: the WAL is checkpointed this often, so that it cannot grow
+        #: without end while a nearly full disk stops the automatic checkpoints.
+        self.checkpoint_every_ns = int(checkpoint_every_s * NS_PER_S)
+        self._next_checkpoint_ns = clock.monotonic_ns() + self.checkpoint_every_ns
+        self.checkpoints = 0
 
     @property
     def pending(self) -> int:
@@ -136,9 +157,17 @@ class StoreSink:
             if not self._migrated:
                 self.store.migrate()
                 self._migrated = True
+            if self._failures:
+                # After a failure (a full disk?), room first: the WAL checkpointed.
+                self.store.checkpoint()
             while self._pending:
                 head = self._pending[0]
-                self.store.write(head)
+                try:
+                    self.store.write(head)
+                except RefusedError as err:
+                    self._pending.popleft()
+                    self._refused(err)
+                    continue
                 self._pending.popleft()
                 self.written_collections += 1
                 self.written_records += len(head) - 1
@@ -157,6 +186,21 @@ class StoreSink:
         if self._failures:
             self._recovered()
         return True
+
+    def _refused(self, err: RefusedError) -> None:
+        """Drop a collection the database refused; log each cause once."""
+        self.refused_collections += 1
+        self.last_error = str(err)
+        cause = str(err).split(": ", 1)[-1]
+        if cause in self._refusals_logged:
+            log.debug("store: collection refused again: %s", err)
+            return
+        self._refusals_logged.add(cause)
+        log.error(
+            "store: %s; the collection was dropped, not retried: the collections after it "
+            "are written as usual (further refusals for this cause are counted, not logged)",
+            err,
+        )
 
     def _failed(self, err: StoreError) -> None:
         now = self.clock.monotonic_ns()
@@ -194,6 +238,10 @@ class StoreSink:
         self._retry_at_ns = 0
 
     def _housekeeping(self) -> None:
+        if self.clock.monotonic_ns() >= self._next_checkpoint_ns:
+            self._next_checkpoint_ns = self.clock.monotonic_ns() + self.checkpoint_every_ns
+            if self.store.checkpoint():
+                self.checkpoints += 1
         if self.clock.monotonic_ns() >= self._next_compact_ns:
             self._next_compact_ns = self.clock.monotonic_ns() + self.compact_every_ns
             self.compact()

@@ -72,6 +72,10 @@ def host_rates(store: Store, host: str, query: Mapping[str, str]) -> list[dict[s
 def health(store: Store, pipeline: Pipeline | None) -> tuple[int, dict[str, object]]:
     """(HTTP status, document): 200 when the store answers and the bus, if any, runs.
 
+    ``store.quarantine`` counts the values and rows the database refused and
+    shows the newest with their reasons; refused data is reported, not an
+    outage, so it leaves the status at 200.
+
     The store's rows per table are estimates (``rows_estimated``,
     ``rows_method``; :mod:`collectbus.store.rowcounts`): no table is counted,
     so a poll costs the same on any size of store.
@@ -96,6 +100,10 @@ def health(store: Store, pipeline: Pipeline | None) -> tuple[int, dict[str, obje
         "failed_writes": sink.failed_writes,
         "pending": sink.pending,
         "lost_collections": sink.lost_collections,
+        # Refused data (never retried): values and rows kept in the store's
+        # quarantine table (doc["store"]["quarantine"]), whole collections dropped.
+        "quarantined": sink.store.quarantined,
+        "refused_collections": sink.refused_collections,
         "last_error": sink.last_error,
     }
     if bus.state != "running" and status == 200:

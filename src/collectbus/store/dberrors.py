@@ -4,6 +4,21 @@ Every message is one line that names the database (password masked) and what
 was being done; ``hint`` says what to try. SQLite reports its conditions in
 the message text, PostgreSQL in the SQLSTATE code (PostgreSQL manual,
 Appendix A "Error Codes").
+
+Two kinds of failure are told apart, because they call for opposite answers:
+
+- the database **cannot be reached or cannot write now** (connection lost,
+  server down, disk full, locked, no answer in time): a plain
+  :class:`StoreError`; the same data can be written later, so a writer keeps
+  it and retries;
+- the database **refused the data** (a value out of range for its column, a
+  constraint, a type or an encoding it cannot hold): a :class:`RefusedError`;
+  retrying the same rows can never succeed, so a writer leaves those rows out
+  (see :mod:`collectbus.store.quarantine`) and goes on with the rest. These
+  are PostgreSQL's SQLSTATE classes 22 (data exception) and 23 (integrity
+  constraint violation), the DB-API's ``DataError`` and ``IntegrityError`` of
+  either driver, and a Python value the driver cannot convert at all (an
+  integer past 64 bits, text that is not valid UTF-8).
 """
 
 from __future__ import annotations
@@ -51,10 +66,24 @@ _POSTGRES = {
     "28P01": ("authentication failed", "check the user and the password in the environment"),
     "28000": ("authentication failed", "check the user and pg_hba.conf"),
     "53100": ("the server's disk is full", "free space on the database server"),
-    "22003": ("a value is out of range for its column", "check the collector's values"),
     "40P01": ("deadlock detected", "retry the operation"),
     "57P01": ("the server is shutting down", "retry once it is back"),
+    "57014": (
+        "cancelled by the statement timeout (store.statement_timeout)",
+        "the server is overloaded or a lock is held; see pg_stat_activity",
+    ),
 }
+
+
+#: PostgreSQL SQLSTATE classes of refused data: data exception, integrity constraint.
+_REFUSED_CLASSES = ("22", "23")
+#: The DB-API (PEP 249) exception classes of refused data, in sqlite3 and psycopg alike.
+_REFUSED_DBAPI = frozenset({"DataError", "IntegrityError"})
+_REFUSED_HINT = "the rows were left out and kept in the quarantine table: collectbus db status"
+
+
+class RefusedError(StoreError):
+    """The database refused the data itself: writing it again cannot succeed."""
 
 
 class DriverError(Exception):
@@ -70,9 +99,37 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0].strip() if text else type(err).__name__
 
 
+def refused(err: BaseException) -> bool:
+    """Whether a driver exception is a refusal of the data (see the module docstring)."""
+    sqlstate = getattr(err, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate[:2] in _REFUSED_CLASSES:
+        return True
+    if isinstance(err, OverflowError | UnicodeError):
+        return True
+    return any(c.__name__ in _REFUSED_DBAPI for c in type(err).__mro__)
+
+
+def refusal(err: BaseException) -> str | None:
+    """The first line of a refusal (a driver's or SQLAlchemy's exception, or
+    one of the Python errors a driver raises for a value it cannot convert),
+    or None when ``err`` is not one: an outage, a bug."""
+    if isinstance(err, sa_exc.DBAPIError):
+        return refusal(err.orig) if err.orig is not None else None
+    if isinstance(err, DriverError):
+        return refusal(err.orig)
+    if isinstance(err, RefusedError):
+        return str(err)
+    return _first_line(err) if refused(err) else None
+
+
 def classify(database: str, action: str, err: BaseException) -> StoreError:
-    """The StoreError (or SchemaError) for a driver exception."""
+    """The StoreError (SchemaError, RefusedError) for a driver exception."""
     detail = _first_line(err)
+    if refused(err):
+        return RefusedError(
+            f"{database}: {action} failed: the database refused a value ({detail})",
+            hint=_REFUSED_HINT,
+        )
     sqlstate = getattr(err, "sqlstate", None)
     if isinstance(sqlstate, str) and sqlstate in _POSTGRES:
         what, hint = _POSTGRES[sqlstate]
@@ -105,9 +162,14 @@ def mapped_errors(database: str, action: str) -> Iterator[None]:
     except sa_exc.SQLAlchemyError as err:
         raise StoreError(f"{database}: {action} failed: {_first_line(err)}") from err
     except OverflowError as err:
-        raise StoreError(
+        raise RefusedError(
             f"{database}: {action} failed: a value does not fit a 64-bit integer column",
-            hint="check the collector's values",
+            hint=_REFUSED_HINT,
+        ) from err
+    except UnicodeError as err:
+        raise RefusedError(
+            f"{database}: {action} failed: text that is not valid UTF-8 ({_first_line(err)})",
+            hint=_REFUSED_HINT,
         ) from err
     except OSError as err:
         raise StoreError(

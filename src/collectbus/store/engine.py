@@ -16,10 +16,14 @@ compaction is seen either entirely or not at all.
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
+import math
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy.typing as npt
@@ -41,23 +45,49 @@ from sqlalchemy.engine import URL, make_url
 from collectbus.clock import Clock, SystemClock
 from collectbus.errors import SchemaError, StoreError
 from collectbus.records import CallRecord, CollectionEvent, HostInventory, HostSample, Record
+from collectbus.store.calls import COLUMNS as CALL_COLUMNS
 from collectbus.store.calls import call_rows, insert_calls, read_call_timings, read_calls
 from collectbus.store.compact import CompactStats, compact_hour, hour_cutoff, pending
-from collectbus.store.dberrors import mapped_errors
-from collectbus.store.hostsamples import insert_rows, read_host, sample_rows
+from collectbus.store.dberrors import RefusedError, mapped_errors
+from collectbus.store.deadline import DEFAULT_STATEMENT_TIMEOUT_S, WATCHDOG, Guard
+from collectbus.store.hostsamples import RowTuple, insert_rows, read_host, sample_rows
 from collectbus.store.inventory import read_inventories, write_inventories
 from collectbus.store.jobs import SCHEDULER_RECORDS, JobStore, complete_clusters
-from collectbus.store.jobstate import CACHE_HORIZON_NS, event_row
+from collectbus.store.jobstate import CACHE_HORIZON_NS, Staged, event_row
 from collectbus.store.migrate import current_revision, head_revision, known_revision, upgrade
+from collectbus.store.quarantine import (
+    Careful,
+    Refused,
+    names_of,
+    read_quarantine,
+    screen,
+    value_problem,
+    value_text,
+    with_count,
+    write_entries,
+)
 from collectbus.store.retention import CleanupStats, RetentionLimits, cleanup
 from collectbus.store.rowcounts import row_counts
-from collectbus.store.schema import COUNTED_TABLES, WIDE_TABLES, collection_log, hosts
+from collectbus.store.schema import (
+    COUNTED_TABLES,
+    WIDE_TABLES,
+    WideTable,
+    calls,
+    collection_log,
+    host_inventory,
+    hosts,
+)
+
+log = logging.getLogger("collectbus.store")
 
 DEFAULT_URL = "sqlite:///collectbus.db"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 #: Seconds a PostgreSQL connection attempt may take (libpq's ``connect_timeout``).
 PG_CONNECT_TIMEOUT_S = 10
 DEFAULT_COMPACT_AFTER_S = 3600.0
+#: SQLite: for this long after a failed write, each write is followed by a WAL
+#: checkpoint (see :meth:`Store.write`).
+CHECKPOINT_EACH_COMMIT_NS = 600 * 1_000_000_000
 
 
 def _parse(url: str) -> URL:
@@ -72,8 +102,15 @@ def _parse(url: str) -> URL:
     return parsed
 
 
-def make_engine(url: str) -> Engine:
-    """A SQLAlchemy engine for ``url``, with collectbus's per-connection settings."""
+def make_engine(
+    url: str, *, statement_timeout_s: float | None = DEFAULT_STATEMENT_TIMEOUT_S
+) -> Engine:
+    """A SQLAlchemy engine for ``url``, with collectbus's per-connection settings.
+
+    ``statement_timeout_s`` bounds the SQLite busy timeout, and sets the
+    PostgreSQL connection's TCP keepalives and ``tcp_user_timeout`` (libpq
+    options; those the URL names win), see :mod:`collectbus.store.deadline`.
+    """
     parsed = _parse(url)
     shown = parsed.render_as_string(hide_password=True)
     backend = parsed.get_backend_name()
@@ -86,21 +123,33 @@ def make_engine(url: str) -> Engine:
         raise StoreError(f"{shown}: unsupported database", hint="use sqlite:// or postgresql://")
     with mapped_errors(shown, "open"):
         if backend == "postgresql":
-            # libpq waits for the OS's TCP timeout (minutes) without one; the
-            # URL's own ?connect_timeout= wins.
-            timeout = (
-                {}
-                if "connect_timeout" in parsed.query
-                else {"connect_timeout": PG_CONNECT_TIMEOUT_S}
-            )
-            return create_engine(parsed, pool_pre_ping=True, connect_args=timeout)
+            # libpq waits for the OS's TCP timeout (minutes) without these.
+            options: dict[str, object] = {"connect_timeout": PG_CONNECT_TIMEOUT_S}
+            if statement_timeout_s is not None:
+                # Within the deadline too (libpq's least is 2 s).
+                options["connect_timeout"] = max(
+                    2, min(PG_CONNECT_TIMEOUT_S, math.ceil(statement_timeout_s))
+                )
+                idle = max(1, int(statement_timeout_s / 3))
+                options.update(
+                    keepalives=1,
+                    keepalives_idle=idle,
+                    keepalives_interval=idle,
+                    keepalives_count=3,
+                    tcp_user_timeout=int(statement_timeout_s * 1000),
+                )
+            connect_args = {k: v for k, v in options.items() if k not in parsed.query}
+            return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
         engine = create_engine(parsed)
-    event.listen(engine, "connect", _sqlite_connect)
+    busy_ms = SQLITE_BUSY_TIMEOUT_MS
+    if statement_timeout_s is not None:
+        busy_ms = min(busy_ms, max(1, int(statement_timeout_s * 1000)))
+    event.listen(engine, "connect", functools.partial(_sqlite_connect, busy_ms=busy_ms))
     event.listen(engine, "begin", _sqlite_begin)
     return engine
 
 
-def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_connect(dbapi_connection: Any, _record: Any, *, busy_ms: int) -> None:
     # SQLAlchemy emits BEGIN itself (_sqlite_begin); sqlite3's own implicit
     # transactions would otherwise begin late and commit before DDL.
     dbapi_connection.isolation_level = None
@@ -108,7 +157,7 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     try:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
     finally:
         cursor.close()
@@ -124,6 +173,103 @@ def _sqlite_begin(conn: Connection) -> None:
         raise sa_exc.DBAPIError.instance(statement, None, err, sqlite3.Error) from err
 
 
+EVENT_COLUMNS = tuple(
+    event_row(CollectionEvent(source="", host="", started_ns=0, duration_ns=0, status=""))
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Parts:
+    """One collection, sorted by where it goes, its checkable rows checked."""
+
+    samples: list[HostSample]
+    inventories: list[HostInventory]
+    scheduler: list[Record]
+    events: list[CollectionEvent]
+    call_rows: list[RowTuple]
+    source: str | None
+
+
+def _screen_hosts(
+    samples: list[HostSample], inventories: list[HostInventory], refused: list[Refused]
+) -> tuple[list[HostSample], list[HostInventory]]:
+    """Leave out the samples and inventories of a host name no column can hold."""
+    bad: dict[str, str] = {}
+    for host in {s.host for s in samples} | {r.host for r in inventories}:
+        problem = value_problem("text", host)
+        if problem is not None:
+            bad[host] = problem
+            refused.append(
+                Refused(hosts.name, "name", host, f"{problem}; its records were left out")
+            )
+    if not bad:
+        return samples, inventories
+    return [s for s in samples if s.host not in bad], [r for r in inventories if r.host not in bad]
+
+
+def _document_fine(record: HostInventory, refused: list[Refused]) -> bool:
+    problem = value_problem("text", record.document)
+    if problem is None:
+        return True
+    refused.append(
+        Refused(
+            host_inventory.name, "document", record.document, problem, record.host, record.time_ns
+        )
+    )
+    return False
+
+
+def _event_tuple(
+    event: CollectionEvent, details: Sequence[tuple[str, str]] | None = None
+) -> RowTuple:
+    row = event_row(event if details is None else replace(event, details=tuple(details)))
+    return tuple(row[c] for c in EVENT_COLUMNS)
+
+
+_EVENT_HOST, _EVENT_TIME = EVENT_COLUMNS.index("host"), EVENT_COLUMNS.index("started_ns")
+_CALL_HOST, _CALL_TIME = CALL_COLUMNS.index("host"), CALL_COLUMNS.index("started_ns")
+
+
+def _where(row: RowTuple, host: int, time: int) -> tuple[str | None, int | None]:
+    name, time_ns = row[host], row[time]
+    return (
+        name if isinstance(name, str) else None,
+        time_ns if isinstance(time_ns, int) else None,
+    )
+
+
+def _event_where(row: RowTuple) -> tuple[str | None, int | None]:
+    return _where(row, _EVENT_HOST, _EVENT_TIME)
+
+
+def _call_where(row: RowTuple) -> tuple[str | None, int | None]:
+    return _where(row, _CALL_HOST, _CALL_TIME)
+
+
+def _wide_writer(
+    conn: Connection, wide: WideTable, copy: bool
+) -> Callable[[Sequence[RowTuple]], None]:
+    return lambda rows: insert_rows(conn, wide, rows, copy=copy)
+
+
+def _inventory_writer(
+    conn: Connection, record: HostInventory, host_ids: dict[str, int]
+) -> Callable[[], None]:
+    def write() -> None:
+        write_inventories(conn, [record], host_ids)
+
+    return write
+
+
+def _event_writer(conn: Connection) -> Callable[[Sequence[RowTuple]], None]:
+    def write(rows: Sequence[RowTuple]) -> None:
+        conn.execute(
+            insert(collection_log), [dict(zip(EVENT_COLUMNS, r, strict=True)) for r in rows]
+        )
+
+    return write
+
+
 class Store:
     """Host samples, collection events and recorded calls in SQLite or PostgreSQL."""
 
@@ -134,14 +280,23 @@ class Store:
         compact_after_s: float = DEFAULT_COMPACT_AFTER_S,
         clock: Clock | None = None,
         use_copy: bool = True,
+        statement_timeout_s: float | None = DEFAULT_STATEMENT_TIMEOUT_S,
     ) -> None:
         self._engine = engine
+        #: How long a transaction may block (:mod:`collectbus.store.deadline`); None: no limit.
+        self.statement_timeout_s = statement_timeout_s
+        self._guard = Guard(engine) if statement_timeout_s is not None else None
         self._url = engine.url.render_as_string(hide_password=True)
         self._clock = clock or SystemClock()
         self.compact_after_s = compact_after_s
         #: PostgreSQL bulk path: COPY (True) or executemany (False, a benchmark anchor).
         self.use_copy = use_copy
         self._host_ids: dict[str, int] = {}
+        #: Values and rows left out and kept in the quarantine table since opened.
+        self.quarantined = 0
+        # SQLite: until then, each commit is followed by a WAL checkpoint.
+        self._checkpoint_each_until_ns = 0
+        self._logged_causes: set[tuple[str, str | None, str]] = set()
         #: Jobs, their history and scheduler snapshots (:mod:`collectbus.store.jobs`).
         self.jobs = JobStore(
             lambda action: self._transaction(action, write=True),
@@ -176,14 +331,56 @@ class Store:
         self.close()
 
     @contextmanager
-    def _transaction(self, action: str, *, write: bool) -> Iterator[Connection]:
-        with mapped_errors(self._url, action), self._engine.connect() as conn:
-            if write and self.dialect == "sqlite":
-                conn.execution_options(collectbus_begin="IMMEDIATE")
-            if not write and self.dialect == "postgresql":
-                conn.execution_options(isolation_level="REPEATABLE READ")
-            with conn.begin():
-                yield conn
+    def _transaction(
+        self, action: str, *, write: bool, deadline: bool = True
+    ) -> Iterator[Connection]:
+        """One transaction, within the statement timeout unless ``deadline`` is False."""
+        timeout = self.statement_timeout_s if deadline else None
+        ticket = None
+        if timeout is not None and self._guard is not None:
+            ticket = WATCHDOG.watch(self._guard, timeout)
+        try:
+            with mapped_errors(self._url, action), self._engine.connect() as conn:
+                if write and self.dialect == "sqlite":
+                    conn.execution_options(collectbus_begin="IMMEDIATE")
+                if not write and self.dialect == "postgresql":
+                    conn.execution_options(isolation_level="REPEATABLE READ")
+                with conn.begin():
+                    if self.dialect == "postgresql":
+                        # Milliseconds; 0 (no limit) for a transaction without deadline.
+                        conn.exec_driver_sql(
+                            f"SET LOCAL statement_timeout = {int((timeout or 0) * 1000)}"
+                        )
+                    yield conn
+        except StoreError as err:
+            if ticket is not None and ticket.fired:
+                raise StoreError(
+                    f"{self._url}: {action} failed: no answer within {timeout:g} s "
+                    "(store.statement_timeout); the connection was closed",
+                    hint="check the database server and the network to it",
+                ) from err
+            raise
+        finally:
+            if ticket is not None:
+                WATCHDOG.release(ticket)
+
+    def checkpoint(self) -> bool:
+        """SQLite: move the WAL into the database file and truncate the WAL
+        (``PRAGMA wal_checkpoint(TRUNCATE)``), so that the space it held is
+        free again. True if the WAL was emptied; False for PostgreSQL, when a
+        reader still uses the WAL, or when it failed (a full disk): the next
+        checkpoint tries again.
+        """
+        if self.dialect != "sqlite":
+            return False
+        try:
+            with self._engine.connect() as conn:
+                busy, _, _ = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+                conn.commit()
+        except (sa_exc.SQLAlchemyError, OSError, sqlite3.Error) as err:
+            log.debug("store: %s: WAL checkpoint failed: %s", self._url, err)
+            return False
+        return not busy
 
     # ------------------------------------------------------------ schema
 
@@ -193,7 +390,8 @@ class Store:
         A schema at a revision this package does not know was written by a
         newer collectbus: that is a :class:`SchemaError`, and nothing changes.
         """
-        with self._transaction("migrate", write=True) as conn:
+        # No deadline: a migration may rewrite a large table.
+        with self._transaction("migrate", write=True, deadline=False) as conn:
             revision = current_revision(conn)
             if revision is not None and not known_revision(revision):
                 raise SchemaError(
@@ -237,6 +435,7 @@ class Store:
         with self._transaction("status", write=False) as conn:
             revision = current_revision(conn)
             method, counts = row_counts(conn, self.dialect, COUNTED_TABLES, exact=exact)
+            held = read_quarantine(conn) if "quarantine" in counts else None
         head = head_revision()
         return {
             "url": self._url,
@@ -247,6 +446,8 @@ class Store:
             "tables": counts,
             "rows_estimated": method != "count",
             "rows_method": method,
+            # Values and rows the database refused (None before the table exists).
+            "quarantine": held,
         }
 
     # ------------------------------------------------------------ writing
@@ -257,8 +458,11 @@ class Store:
         HostSamples go to the wide tables, CollectionEvents to
         ``collection_log``, CallRecords to ``calls`` and scheduler records to
         ``jobs``, ``job_history`` and the snapshot tables (diffed by
-        :class:`~collectbus.store.jobs.JobStore`). If anything fails, nothing
-        of the cycle is stored.
+        :class:`~collectbus.store.jobs.JobStore`). If the database cannot be
+        reached or cannot write, nothing of the cycle is stored (a
+        :class:`StoreError`). A value or row the database refuses is left out
+        and kept in the ``quarantine`` table, and the rest of the cycle is
+        stored (:mod:`collectbus.store.quarantine`).
         """
         samples: list[HostSample] = []
         events: list[CollectionEvent] = []
@@ -281,26 +485,118 @@ class Store:
                 raise TypeError(f"the store cannot write {type(record).__name__}")
         if not samples and not events and not recorded_calls and not inventories and not scheduler:
             return 0
-        listed = complete_clusters(scheduler, events)
-        staged = None
-        with self._transaction("write", write=True) as conn:
-            if scheduler or listed:
-                now_ns = max((e.started_ns for e in events), default=None)
-                staged = self.jobs.stage(conn, scheduler, listed, now_ns=now_ns)
-            host_ids = self._upsert_hosts(conn, [*samples, *inventories])
-            copy = self.use_copy and self.dialect == "postgresql"
-            for table, rows in sample_rows(samples, host_ids).items():
-                insert_rows(conn, WIDE_TABLES[table], rows, copy=copy)
-            if events:
-                conn.execute(insert(collection_log), [event_row(e) for e in events])
-            insert_calls(conn, call_rows(recorded_calls), copy=copy)
-            if inventories:
-                write_inventories(conn, inventories, host_ids)
+        screened: list[Refused] = []
+        samples, inventories = _screen_hosts(samples, inventories, screened)
+        inventories = [r for r in inventories if _document_fine(r, screened)]
+        call_tuples = screen(calls, CALL_COLUMNS, call_rows(recorded_calls), _call_where, screened)
+        source = events[0].source if len(events) == 1 else "calls" if recorded_calls else None
+        parts = _Parts(samples, inventories, scheduler, events, call_tuples, source)
+        try:
+            try:
+                written = self._write_parts(parts, screened, careful=False)
+            except RefusedError:
+                # Something the checks do not know: part by part, row by row.
+                written = self._write_parts(parts, screened, careful=True)
+        except StoreError:
+            if self.dialect == "sqlite":
+                # A full disk, perhaps: the WAL's space is all that may be freed
+                # here, and it is freed only by a complete checkpoint, which
+                # needs room for the pages it moves. So the WAL is kept to one
+                # commit for a while: each commit is checkpointed, before the
+                # next can fill what was freed.
+                self._checkpoint_each_until_ns = (
+                    self._clock.monotonic_ns() + CHECKPOINT_EACH_COMMIT_NS
+                )
+                self.checkpoint()
+            raise
+        if self._checkpoint_each_until_ns > self._clock.monotonic_ns():
+            self.checkpoint()
+        host_ids, staged, refused = written
         # Cached only once committed: a rolled-back insert leaves no stale id.
         self._host_ids.update(host_ids)
         if staged is not None:
             self.jobs.commit(staged)
+        self._note_refused(refused, source)
         return len(samples) + len(events) + len(recorded_calls) + len(inventories) + len(scheduler)
+
+    def _write_parts(
+        self, parts: _Parts, screened: list[Refused], *, careful: bool
+    ) -> tuple[dict[str, int], Staged | None, list[Refused]]:
+        """One transaction; with ``careful``, each part in a savepoint and a
+        refused part row by row (:class:`~collectbus.store.quarantine.Careful`)."""
+        refused = list(screened)
+        staged: list[Staged] = []
+        with self._transaction("write", write=True) as conn:
+            step = Careful(conn, refused, careful=careful)
+            copy = self.use_copy and self.dialect == "postgresql" and not careful
+            listed = complete_clusters(parts.scheduler, parts.events)
+            if parts.scheduler or listed:
+                now_ns = max((e.started_ns for e in parts.events), default=None)
+                step.part(
+                    "jobs",
+                    f"{len(parts.scheduler)} scheduler records",
+                    lambda: staged.append(
+                        self.jobs.stage(conn, parts.scheduler, listed, now_ns=now_ns)
+                    ),
+                )
+            host_ids = self._upsert_hosts(conn, [*parts.samples, *parts.inventories])
+            names = names_of(host_ids)
+
+            def wide_where(row: RowTuple) -> tuple[str | None, int | None]:
+                host_id, time_ns = row[0], row[1]
+                return names.get(host_id) if isinstance(host_id, int) else None, (
+                    time_ns if isinstance(time_ns, int) else None
+                )
+
+            for table, rows in sample_rows(parts.samples, host_ids, refused).items():
+                wide = WIDE_TABLES[table]
+                names_in_order = ("host_id", "time_ns", *wide.columns)
+                kept = screen(wide.table, names_in_order, rows, wide_where, refused)
+                step.rows(table, kept, _wide_writer(conn, wide, copy), wide_where)
+            step.rows(
+                calls.name,
+                parts.call_rows,
+                lambda some: insert_calls(conn, list(some), copy=copy),
+                _call_where,
+            )
+            for inventory in parts.inventories:
+                step.part(
+                    host_inventory.name,
+                    f"the inventory of {inventory.host} at {inventory.time_ns}",
+                    _inventory_writer(conn, inventory, host_ids),
+                )
+            # Last, so that the collection's log line counts what was left out.
+            n_refused = len(refused)
+            event_rows = [
+                _event_tuple(e, with_count(e.details, n_refused if len(parts.events) == 1 else 0))
+                for e in parts.events
+            ]
+            event_rows = screen(collection_log, EVENT_COLUMNS, event_rows, _event_where, refused)
+            step.rows(collection_log.name, event_rows, _event_writer(conn), _event_where)
+            write_entries(conn, refused, source=parts.source, stored_ns=self._clock.time_ns())
+        return host_ids, staged[0] if staged else None, refused
+
+    def _note_refused(self, refused: list[Refused], source: str | None) -> None:
+        """Count what was left out; log each cause (table, field, reason) once."""
+        if not refused:
+            return
+        self.quarantined += len(refused)
+        for entry in refused:
+            if entry.cause in self._logged_causes:
+                continue
+            self._logged_causes.add(entry.cause)
+            what = f"{entry.table}.{entry.field}" if entry.field else f"a row of {entry.table}"
+            log.warning(
+                "store: %s: %s = %s (host %s, source %s) %s. Kept in the quarantine "
+                "table, the rest of the collection stored; further values refused for "
+                "this reason are counted, not logged (collectbus db status)",
+                self._url,
+                what,
+                value_text(entry.value),
+                entry.host or "-",
+                source or "-",
+                entry.reason,
+            )
 
     def cleanup(
         self, limits: RetentionLimits, *, now_ns: int | None = None, dry_run: bool = False
@@ -453,12 +749,20 @@ def open(
     compact_after_s: float = DEFAULT_COMPACT_AFTER_S,
     clock: Clock | None = None,
     use_copy: bool = True,
+    statement_timeout_s: float | None = DEFAULT_STATEMENT_TIMEOUT_S,
 ) -> Store:
     """Open the store at ``url`` (default ``sqlite:///collectbus.db``, relative to
     the working directory) and, unless ``migrate=False``, bring its schema to the
-    newest revision."""
-    engine = make_engine(url or DEFAULT_URL)
-    store = Store(engine, compact_after_s=compact_after_s, clock=clock, use_copy=use_copy)
+    newest revision. A transaction that blocks longer than
+    ``statement_timeout_s`` fails (:mod:`collectbus.store.deadline`)."""
+    engine = make_engine(url or DEFAULT_URL, statement_timeout_s=statement_timeout_s)
+    store = Store(
+        engine,
+        compact_after_s=compact_after_s,
+        clock=clock,
+        use_copy=use_copy,
+        statement_timeout_s=statement_timeout_s,
+    )
     try:
         if migrate:
             store.migrate()

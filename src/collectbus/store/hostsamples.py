@@ -25,7 +25,8 @@ from collectbus.errors import StoreError
 from collectbus.procfields import MEMINFO_COLUMNS, VMSTAT_COLUMNS
 from collectbus.records import HostSample
 from collectbus.store.chunks import ChunkFormatError, decode_chunk
-from collectbus.store.dberrors import DriverError
+from collectbus.store.dberrors import DriverError, RefusedError
+from collectbus.store.quarantine import Refused
 from collectbus.store.schema import HOUR_NS, WideTable, host_chunks, hosts
 
 Columns = dict[str, npt.NDArray[Any]]
@@ -33,9 +34,15 @@ RowTuple = tuple[object, ...]
 
 
 def sample_rows(
-    samples: Iterable[HostSample], host_ids: Mapping[str, int]
+    samples: Iterable[HostSample],
+    host_ids: Mapping[str, int],
+    refused: list[Refused] | None = None,
 ) -> dict[str, list[RowTuple]]:
-    """One list of ``(host_id, time_ns, *fields)`` tuples per wide table."""
+    """One list of ``(host_id, time_ns, *fields)`` tuples per wide table.
+
+    A meminfo or vmstat tuple whose length is not the table's is left out and
+    appended to ``refused``; without ``refused``, it is a :class:`RefusedError`.
+    """
     cpu: list[RowTuple] = []
     stat: list[RowTuple] = []
     mem: list[RowTuple] = []
@@ -51,11 +58,9 @@ def sample_rows(
         cpu.extend(head + row for row in s.cpu)
         if s.stat is not None:
             stat.append(head + s.stat)
-        if s.mem is not None:
-            _check_width(s, "mem", s.mem, len(MEMINFO_COLUMNS))
+        if s.mem is not None and _fits(s, "mem", s.mem, len(MEMINFO_COLUMNS), refused):
             mem.append(head + s.mem)
-        if s.vmstat is not None:
-            _check_width(s, "vmstat", s.vmstat, len(VMSTAT_COLUMNS))
+        if s.vmstat is not None and _fits(s, "vmstat", s.vmstat, len(VMSTAT_COLUMNS), refused):
             vmstat.append(head + s.vmstat)
         disk.extend(head + row for row in s.disk)
         net.extend(head + row for row in s.net)
@@ -80,13 +85,23 @@ def sample_rows(
     }
 
 
-def _check_width(sample: HostSample, name: str, values: tuple[object, ...], width: int) -> None:
-    if len(values) != width:
-        raise StoreError(
-            f"host {sample.host!r}: sample.{name} has {len(values)} values, "
-            f"host_{name} has {width} columns",
+def _fits(
+    sample: HostSample,
+    name: str,
+    values: tuple[object, ...],
+    width: int,
+    refused: list[Refused] | None,
+) -> bool:
+    if len(values) == width:
+        return True
+    reason = f"sample.{name} has {len(values)} values, host_{name} has {width} columns"
+    if refused is None:
+        raise RefusedError(
+            f"host {sample.host!r}: {reason}",
             hint="the collector and the store disagree on the column layout (procfields.py)",
         )
+    refused.append(Refused(f"host_{name}", None, values, reason, sample.host, sample.time_ns))
+    return False
 
 
 def insert_rows(conn: Connection, wide: WideTable, rows: Sequence[RowTuple], *, copy: bool) -> None:

@@ -7,7 +7,8 @@ text value is made storable before it is written:
   ``bytes.decode(errors="surrogateescape")`` leaves them) has the bad bytes
   replaced by U+FFFD;
 - NUL characters are removed (PostgreSQL ``text`` cannot hold them);
-- a number outside the signed 64-bit range is stored as NULL;
+- a number outside the signed 64-bit range is stored as NULL (the one value
+  rule, :mod:`collectbus.values`);
 - a value longer than its limit (:data:`TEXT_LIMIT`, or :data:`LONG_TEXT_LIMIT`
   for host lists, :data:`RAW_LIMIT` for the raw payload) is truncated, and
   says so at its end.
@@ -32,6 +33,7 @@ import json
 from collections.abc import Callable
 
 from collectbus.records import JobRecord
+from collectbus.values import fits_int64
 
 #: Longest text kept in a plain column (names, states, comments).
 TEXT_LIMIT = 4096
@@ -42,7 +44,6 @@ RAW_LIMIT = 4 << 20
 #: The longest cluster or job id that is accepted at all.
 KEY_LIMIT = 256
 SCRUBBED = "[scrubbed]"
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 #: Keys of the raw payload scrubbed when ``privacy.scrub`` is true (PBS, then Slurm).
 SCRUBBED_KEYS = frozenset(
@@ -246,7 +247,7 @@ def job_row(
     row[COL["username"]] = user
     for name in ("priority", *_NUMBERS):
         number = getattr(record, name)
-        if number is not None and not _INT64_MIN <= number <= _INT64_MAX:
+        if number is not None and not fits_int64(number):
             report(name, f"{number} does not fit a 64-bit integer, stored as NULL")
             number = None
         row[COL[name]] = number

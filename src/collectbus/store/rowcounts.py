@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Select,
     Table,
@@ -90,12 +91,15 @@ def row_counts(
     return "rowid_range", counts
 
 
-def rowid_range_query(table: Table) -> Select[int | None, int | None]:
+def rowid_range_query(
+    table: Table, column: ColumnElement[int] = _ROWID
+) -> Select[int | None, int | None]:
     """SQLite: (max(rowid), min(rowid)) of ``table`` as two scalar subqueries,
     each answered by one b-tree descent; a single ``SELECT max(rowid),
-    min(rowid)`` would scan the table."""
-    highest = select(func.max(_ROWID)).select_from(table).scalar_subquery()
-    lowest = select(func.min(_ROWID)).select_from(table).scalar_subquery()
+    min(rowid)`` would scan the table. Any indexed integer ``column`` in
+    place of the rowid, on either database, is read the same way."""
+    highest = select(func.max(column)).select_from(table).scalar_subquery()
+    lowest = select(func.min(column)).select_from(table).scalar_subquery()
     return select(highest, lowest)
 
 

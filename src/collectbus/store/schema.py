@@ -424,6 +424,24 @@ aggregate_blocks = Table(
     Column("term_sum", BigInteger, nullable=False),
 )
 
+# Values and rows the database refused (collectbus.store.quarantine): one row
+# per value left out (``field``) or row left out (``field`` NULL), with the
+# value as text and why. The rest of each collection was stored.
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    # When it was refused, and the time of the record that carried it.
+    Column("stored_ns", BigInteger, nullable=False),
+    Column("time_ns", BigInteger, nullable=True),
+    Column("host", Text, nullable=True),
+    Column("source", Text, nullable=True),  # the collector, e.g. "host", "calls"
+    Column("table_name", Text, nullable=False),
+    Column("field", Text, nullable=True),
+    Column("value", Text, nullable=True),
+    Column("reason", Text, nullable=False),
+)
+
 #: Tables whose row counts ``Store.status()`` reports.
 COUNTED_TABLES: tuple[str, ...] = (
     "hosts",
@@ -437,6 +455,7 @@ COUNTED_TABLES: tuple[str, ...] = (
     "node_snapshots",
     "queue_snapshots",
     "system_snapshots",
+    "quarantine",
 )
 
 # What ``collectbus serve`` has exported at /metrics (collectbus.serve.saved),

@@ -18,6 +18,7 @@ from sqlalchemy import Connection
 from collectbus.records import NodeRecord, QueueRecord, SystemRecord
 from collectbus.store.bulk import RowTuple, bulk_insert
 from collectbus.store.jobrows import LONG_TEXT_LIMIT, RAW_LIMIT, TEXT_LIMIT, clean_text
+from collectbus.values import fit_int64
 
 NODE_KEYFRAME_NS = 3600 * 1_000_000_000
 
@@ -69,11 +70,6 @@ def _text(value: str | None, limit: int = TEXT_LIMIT) -> str | None:
     return None if value is None else clean_text(value, limit)[0]
 
 
-def _int(value: int | None) -> int | None:
-    """A number that fits a BIGINT column, else NULL."""
-    return value if value is None or -(2**63) <= value < 2**63 else None
-
-
 def _join(values: tuple[str, ...]) -> str | None:
     return _text(",".join(values), LONG_TEXT_LIMIT) if values else None
 
@@ -119,10 +115,10 @@ class SnapshotWriter:
                         r.observed_ns,
                         r.enabled,
                         r.started,
-                        _int(r.jobs_total),
-                        _int(r.jobs_queued),
-                        _int(r.jobs_running),
-                        _int(r.jobs_held),
+                        fit_int64(r.jobs_total),
+                        fit_int64(r.jobs_queued),
+                        fit_int64(r.jobs_running),
+                        fit_int64(r.jobs_held),
                         _counts(r.state_counts),
                         _text(r.raw_json, RAW_LIMIT),
                     )
@@ -135,7 +131,7 @@ class SnapshotWriter:
                         _text(r.server),
                         r.observed_ns,
                         _text(r.server_state),
-                        _int(r.jobs_total),
+                        fit_int64(r.jobs_total),
                         _counts(r.state_counts),
                         _text(r.raw_json, RAW_LIMIT),
                     )
@@ -150,12 +146,12 @@ class SnapshotWriter:
             r.state,
             r.native_state,
             r.partitions,
-            _int(r.cpus_total),
-            _int(r.cpus_allocated),
-            _int(r.gpus_total),
-            _int(r.gpus_allocated),
-            _int(r.mem_total_bytes),
-            _int(r.mem_allocated_bytes),
+            fit_int64(r.cpus_total),
+            fit_int64(r.cpus_allocated),
+            fit_int64(r.gpus_total),
+            fit_int64(r.gpus_allocated),
+            fit_int64(r.mem_total_bytes),
+            fit_int64(r.mem_allocated_bytes),
             r.jobs,
             r.comment,
         )
@@ -172,12 +168,12 @@ class SnapshotWriter:
             _text(r.state),
             _text(r.native_state),
             _join(r.partitions),
-            _int(r.cpus_total),
-            _int(r.cpus_allocated),
-            _int(r.gpus_total),
-            _int(r.gpus_allocated),
-            _int(r.mem_total_bytes),
-            _int(r.mem_allocated_bytes),
+            fit_int64(r.cpus_total),
+            fit_int64(r.cpus_allocated),
+            fit_int64(r.gpus_total),
+            fit_int64(r.gpus_allocated),
+            fit_int64(r.mem_total_bytes),
+            fit_int64(r.mem_allocated_bytes),
             _join(r.jobs),
             _text(r.comment),
             _text(r.raw_json, RAW_LIMIT),

@@ -1,7 +1,7 @@
 """serve_counters: what ``collectbus serve`` has exported, so that a restart continues it.
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-11-30
 
 A frozen copy of ``collectbus.store.schema.serve_counters`` at this revision.
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision: str | None = "0009"
+down_revision: str | None = "0010"
 branch_labels: str | None = None
 depends_on: str | None = None
 

@@ -7,11 +7,14 @@ Create Date: 2026-12-01
 The host parsers replace a number a column cannot hold (a counter past
 ``2**63 - 1`` or below zero, a NaN or infinite float) by None
 (``collectbus.values``), so every value column of the host tables that was
-NOT NULL becomes nullable. Downgrading makes them NOT NULL again, which fails
-while such a NULL is stored.
+NOT NULL becomes nullable. Downgrading makes them NOT NULL again: a row that
+holds such a NULL cannot stay, so it is moved to the quarantine table (one
+row each, with its time, host and the reason) before its table is altered.
 """
 
 from __future__ import annotations
+
+import time
 
 import sqlalchemy as sa
 from alembic import op
@@ -59,5 +62,28 @@ def upgrade() -> None:
     _alter(True)
 
 
+_DOWNGRADE_REASON = (
+    "holds a NULL that revision 0012 cannot store; the row was left out by the downgrade"
+)
+
+
+def _quarantine_rows_with_nulls() -> None:
+    """Move each row holding a NULL in a column about to be NOT NULL to quarantine."""
+    stored_ns = time.time_ns()
+    for table, columns in _COLUMNS:
+        where = " OR ".join(f"{column} IS NULL" for column in columns)
+        joined = " OR ".join(f"t.{column} IS NULL" for column in columns)
+        op.execute(
+            sa.text(
+                "INSERT INTO quarantine "
+                "(stored_ns, time_ns, host, source, table_name, field, value, reason) "
+                f"SELECT :stored_ns, t.time_ns, h.name, 'host', :table, NULL, NULL, :reason "
+                f"FROM {table} t LEFT JOIN hosts h ON h.id = t.host_id WHERE {joined}"
+            ).bindparams(stored_ns=stored_ns, table=table, reason=_DOWNGRADE_REASON)
+        )
+        op.execute(sa.text(f"DELETE FROM {table} WHERE {where}"))
+
+
 def downgrade() -> None:
+    _quarantine_rows_with_nulls()
     _alter(False)
