@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/serve_scrape.py
 	$(BIN)/python bench/jobs_store.py
 	$(BIN)/python bench/incremental.py $(INCREMENTAL_ARGS)
+	$(BIN)/python bench/cli_startup.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .mypy_cache .ruff_cache .pytest_cache

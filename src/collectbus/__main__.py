@@ -1,5 +1,5 @@
 """``python -m collectbus``: the same as the ``collectbus`` command."""
 
-from collectbus.cli.main import main
+from collectbus.cli.entry import main
 
 main()

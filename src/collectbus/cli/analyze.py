@@ -7,14 +7,16 @@ Tables show durations as ``1d 02:03:04``; JSON and CSV carry seconds.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import click
-import pandas as pd
 
 from collectbus.cli.context import CliContext, pass_cli
 from collectbus.cli.jobformat import duration, nothing, when
 from collectbus.cli.output import duration_option, format_option, render, time_window
-from collectbus.store import Store
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 GROUPS = ("user", "project", "queue", "size", "cluster")
 DEFAULT_STEPS = 24
@@ -254,7 +256,7 @@ def queue_depth_cmd(
     from collectbus.analysis.jobs import queue_depth
 
     since_ns, until_ns = time_window(since, until)
-    store: Store = cli.read_store()
+    store = cli.read_store()
     try:
         table = queue_depth(
             store,

@@ -8,15 +8,15 @@ statistics per handler (``--stats``).
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import click
-import numpy as np
-import numpy.typing as npt
 
-from collectbus.calls.stats import group, stats_row
 from collectbus.cli.context import CliContext, pass_cli
 from collectbus.cli.output import format_option, iso, iso_utc, render, time_window
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 CALL_COLUMNS = (
     "time",
@@ -155,6 +155,10 @@ def _call_row(row: dict[str, object], fmt: str) -> dict[str, object]:
 def _stats_rows(
     timings: dict[str, npt.NDArray[Any]], fmt: str, *, errors_only: bool
 ) -> list[dict[str, object]]:
+    import numpy as np
+
+    from collectbus.calls.stats import group, stats_row
+
     handlers = timings["handler"]
     if len(handlers) == 0:
         return []

@@ -1,18 +1,20 @@
-"""What every command shares: the global options and the configuration."""
+"""What every command shares: the global options and the configuration.
+
+Nothing heavy is imported here: the configuration (pydantic) and the store
+(SQLAlchemy, Alembic) are imported by the first command that asks for them,
+so that ``collectbus --help`` answers at once.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from sqlalchemy.engine import make_url
 
-from collectbus.config import Config, database_url, load_config
-from collectbus.errors import StoreError
-from collectbus.store import Store
-from collectbus.store import open as open_store
-from collectbus.urls import mask_url
+if TYPE_CHECKING:
+    from collectbus.config import Config
+    from collectbus.store import Store
 
 
 @dataclass
@@ -28,6 +30,8 @@ class CliContext:
     def config(self, **overrides: object) -> Config:
         """The configuration: flags > environment > file > defaults."""
         if self._config is None or overrides:
+            from collectbus.config import load_config
+
             flags: dict[str, object] = {
                 "store.url": self.db_url,
                 "collectors.host.proc_root": self.proc_root,
@@ -38,6 +42,9 @@ class CliContext:
 
     def open_store(self, *, migrate: bool = True) -> Store:
         """The store, its schema brought up to date (for commands that write)."""
+        from collectbus.config import database_url
+        from collectbus.store import open as open_store
+
         config = self.config()
         return open_store(
             database_url(config),
@@ -47,6 +54,15 @@ class CliContext:
 
     def read_store(self, *, check_schema: bool = True) -> Store:
         """The store, for commands that only read: nothing is created or migrated."""
+        from pathlib import Path
+
+        from sqlalchemy.engine import make_url
+
+        from collectbus.config import database_url
+        from collectbus.errors import StoreError
+        from collectbus.store import open as open_store
+        from collectbus.urls import mask_url
+
         url = database_url(self.config())
         parsed = make_url(url)
         file = parsed.database if parsed.get_backend_name() == "sqlite" else None

@@ -16,7 +16,6 @@ import click
 
 from collectbus.cli.context import CliContext, pass_cli
 from collectbus.cli.output import details_text, format_option, iso, render
-from collectbus.daemon import run_daemon
 from collectbus.errors import DaemonError, SchemaError, StoreError
 from collectbus.pidfile import running, wait_released
 
@@ -198,4 +197,6 @@ def run_foreground(cli: CliContext) -> None:
             logging.Formatter("%(asctime)s collectbus: %(levelname)s: %(message)s")
         )
     logging.getLogger("collectbus").setLevel(logging.INFO)
+    from collectbus.daemon import run_daemon
+
     sys.exit(run_daemon(cli.config()))

@@ -2,7 +2,8 @@
 scheduler data, as the PBS and Slurm collectors keep it.
 
 Tables show local times and durations; JSON and CSV carry RFC 3339 UTC
-times, the stored nanosecond values and durations in seconds.
+times, the stored nanosecond values and durations in seconds. The store is
+imported by the command that runs, not with this module.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import json
 
 import click
 
-from collectbus.cli.collectnow import collect_now
 from collectbus.cli.context import CliContext, pass_cli
 from collectbus.cli.jobformat import (
     duration,
@@ -24,13 +24,6 @@ from collectbus.cli.jobformat import (
 from collectbus.cli.output import format_option, render, time_window
 from collectbus.errors import CollectBusError
 from collectbus.records import JOB_STATES
-from collectbus.store.jobquery import (
-    JOB_FIELDS,
-    latest_nodes,
-    latest_queues,
-    read_history,
-    read_jobs,
-)
 
 JOB_TABLE = (
     "cluster",
@@ -152,8 +145,12 @@ def jobs(
 
     Jobs that existed in the window (submitted before --until, seen after
     --since), oldest first; WAIT is start - submit."""
+    from collectbus.store.jobquery import read_jobs
+
     since_ns, until_ns = time_window(since, until)
     if collect:
+        from collectbus.cli.collectnow import collect_now
+
         collect_now(cli, {"jobs"})
     store = cli.read_store()
     try:
@@ -180,6 +177,8 @@ def jobs(
 
 
 def _json_job_columns() -> tuple[str, ...]:
+    from collectbus.store.jobquery import JOB_FIELDS
+
     fields = tuple("user" if f == "username" else f for f in JOB_FIELDS)
     return (*fields, *JOB_TIMES.values(), "wait_queued_s", "runtime_s")
 
@@ -199,6 +198,8 @@ def job(cli: CliContext, job_id: str, cluster: str | None, raw: bool, fmt: str) 
     JOB_ID is the scheduler's id; a PBS id may be given without its server
     (123 for 123.pbs01). An id used again later shows each job it named.
     """
+    from collectbus.store.jobquery import read_history, read_jobs
+
     store = cli.read_store()
     try:
         with store.jobs.reading() as conn:
@@ -296,6 +297,8 @@ def history(
     """Job changes: state, substate, queue, priority, hosts, comment.
 
     The changes seen in the window, oldest first (the newest --limit)."""
+    from collectbus.store.jobquery import read_history
+
     since_ns, until_ns = time_window(since, until)
     store = cli.read_store()
     try:
@@ -337,7 +340,11 @@ def nodes(cli: CliContext, cluster: str | None, state: str | None, collect: bool
 
     A node's row is stored when it changes, and at least hourly: AS_OF is
     the time of that row."""
+    from collectbus.store.jobquery import latest_nodes
+
     if collect:
+        from collectbus.cli.collectnow import collect_now
+
         collect_now(cli, {"nodes"})
     store = cli.read_store()
     try:
@@ -364,7 +371,11 @@ def nodes(cli: CliContext, cluster: str | None, state: str | None, collect: bool
 @pass_cli
 def queues(cli: CliContext, cluster: str | None, collect: bool, fmt: str) -> None:
     """Queues (Slurm: partitions) as last recorded, with job counts."""
+    from collectbus.store.jobquery import latest_queues
+
     if collect:
+        from collectbus.cli.collectnow import collect_now
+
         collect_now(cli, {"queues", "partitions"})
     store = cli.read_store()
     try:

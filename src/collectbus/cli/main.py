@@ -13,13 +13,13 @@ hint on the next line when there is one; ``-v`` adds the traceback.
 
 from __future__ import annotations
 
-import logging
 import sys
 
 import click
 
 from collectbus import __version__
 from collectbus.cli.context import CliContext
+from collectbus.cli.lazy import LazyCommand, LazyGroup
 from collectbus.cli.usage import describe_usage_error, one_line
 from collectbus.errors import CollectBusError, ConfigError
 
@@ -27,8 +27,78 @@ PROG_NAME = "collectbus"
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
+#: Every command, imported when it runs; the one-line help is what ``--help`` lists.
+COMMANDS = {
+    "aggregate": LazyCommand(
+        "collectbus.cli.aggregate:aggregate", "Incremental aggregates: run, show, list, reset."
+    ),
+    "analyze": LazyCommand(
+        "collectbus.cli.analyze:analyze",
+        "Job waits, runtimes and efficiency; queue depth and node states.",
+    ),
+    "calls": LazyCommand(
+        "collectbus.cli.calls:calls",
+        "Recorded calls: the newest, the slowest (--slowest N), the failed (--errors),"
+        " or statistics per handler (--stats).",
+    ),
+    "daemon": LazyCommand(
+        "collectbus.cli.daemon:daemon",
+        "Collect in the background; the PID file names the host and user.",
+    ),
+    "db": LazyCommand("collectbus.cli.db:db", "Manage the database (SQLite file or PostgreSQL)."),
+    "history": LazyCommand(
+        "collectbus.cli.jobs:history",
+        "Job changes: state, substate, queue, priority, hosts, comment.",
+    ),
+    "host": LazyCommand(
+        "collectbus.cli.host:host",
+        "Host rates from stored samples: CPU, disks (iostat -x), network, memory, PSI, cgroup.",
+    ),
+    "job": LazyCommand("collectbus.cli.jobs:job", "One job and its whole history."),
+    "jobs": LazyCommand(
+        "collectbus.cli.jobs:jobs", "Stored jobs: state, wait, runtime, size, exit status."
+    ),
+    "nodes": LazyCommand(
+        "collectbus.cli.jobs:nodes",
+        "Nodes as last recorded: state, CPUs and GPUs allocated, jobs.",
+    ),
+    "queues": LazyCommand(
+        "collectbus.cli.jobs:queues",
+        "Queues (Slurm: partitions) as last recorded, with job counts.",
+    ),
+    "record": LazyCommand(
+        "collectbus.cli.record:record",
+        "Run CMD and record host metrics on every host while it runs.",
+    ),
+    "report": LazyCommand(
+        "collectbus.cli.report:report",
+        "Write an HTML page with CPU, memory, disk and network charts per host.",
+    ),
+    "run": LazyCommand(
+        "collectbus.cli.run:run", "Collect in the foreground into the store, then print a summary."
+    ),
+    "serve": LazyCommand(
+        "collectbus.cli.serve:serve",
+        "Serve Prometheus /metrics, a JSON API (/api/health, /api/hosts/HOST/rates,"
+        " /api/aggregates) and a dashboard at /.",
+    ),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+#: The subcommands of ``collectbus collect``.
+COLLECT_COMMANDS = {
+    "host": LazyCommand("collectbus.cli.run:collect_host", "Read /proc once and print the sample."),
+    "pbs": LazyCommand(
+        "collectbus.cli.pbs:collect_pbs",
+        "Run the PBS command for ENTITY (jobs, nodes, queues, server) once and print it.",
+    ),
+}
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy_commands=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="collectbus")
 @click.option(
     "--config",
@@ -67,6 +137,8 @@ def cli(
     ctx.obj = CliContext(
         config_path=config_path, db_url=db_url, proc_root=proc_root, verbose=verbose
     )
+    import logging  # here, not at the top: ``--help`` and ``--version`` need no logging
+
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(
         level=level, format="collectbus: %(levelname)s: %(message)s", stream=sys.stderr
@@ -75,36 +147,12 @@ def cli(
     logging.getLogger("alembic").setLevel(max(level, logging.WARNING))
 
 
-def _register() -> None:
-    from collectbus.cli import calls, daemon, db, host, pbs, record, report, run
-    from collectbus.cli import serve as serve_cmd
-
-    cli.add_command(run.run)
-    cli.add_command(run.collect)
-    run.collect.add_command(pbs.collect_pbs)
-    cli.add_command(host.host)
-    cli.add_command(record.record)
-    cli.add_command(report.report)
-    cli.add_command(calls.calls)
-    cli.add_command(daemon.daemon)
-    cli.add_command(db.db)
-    cli.add_command(serve_cmd.serve)
-
-    from collectbus.cli import analyze, jobs
-
-    cli.add_command(jobs.jobs)
-    cli.add_command(jobs.job)
-    cli.add_command(jobs.history)
-    cli.add_command(jobs.nodes)
-    cli.add_command(jobs.queues)
-    cli.add_command(analyze.analyze)
-
-    from collectbus.cli import aggregate
-
-    cli.add_command(aggregate.aggregate)
+@click.group(cls=LazyGroup, lazy_commands=COLLECT_COMMANDS)
+def collect() -> None:
+    """Collect one sample now and print it (nothing is stored)."""
 
 
-_register()
+cli.add_command(collect)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -130,6 +178,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(err.exit_code)
     except CollectBusError as err:
         if verbose:
+            import logging
+
             logging.getLogger("collectbus").exception("details")
         _print_error(str(err), err.hint)
         sys.exit(EXIT_USAGE if isinstance(err, ConfigError) else EXIT_FAILED)

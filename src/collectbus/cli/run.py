@@ -102,12 +102,7 @@ def _print_summary(summary: Summary) -> None:
         click.echo("next: collectbus host --since 10m", err=True)
 
 
-@click.group()
-def collect() -> None:
-    """Collect one sample now and print it (nothing is stored)."""
-
-
-@collect.command("host")
+@click.command("host")
 @click.option("--format", "fmt", type=click.Choice(FORMATS[:2]), default="table", show_default=True)
 @pass_cli
 def collect_host(cli: CliContext, fmt: str) -> None:

@@ -9,7 +9,6 @@ from http.server import ThreadingHTTPServer
 from typing import TYPE_CHECKING
 
 import click
-from sqlalchemy.engine import make_url
 
 from collectbus.cli.context import CliContext, pass_cli
 from collectbus.cli.output import duration_option
@@ -35,6 +34,8 @@ def _listen(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[s
 
 def _with_connect_timeout(url: str) -> str | None:
     """The URL with a connect timeout, if it is PostgreSQL's and has none."""
+    from sqlalchemy.engine import make_url
+
     parsed = make_url(url)
     if parsed.get_backend_name() != "postgresql" or "connect_timeout" in parsed.query:
         return None
