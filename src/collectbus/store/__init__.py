@@ -2,12 +2,37 @@
 
 ``collectbus.store.open(url)`` returns a :class:`Store`; the URL alone decides
 the database. See :mod:`collectbus.store.engine`.
+
+The names below are loaded on first use, so that a light module of the
+package (``collectbus.store.deadline``, say) can be imported without
+SQLAlchemy, Alembic and numpy: the CLI's start-up depends on it.
 """
 
 from __future__ import annotations
 
-from collectbus.store.compact import CompactStats
-from collectbus.store.engine import DEFAULT_URL, Store, open
+import importlib
+from typing import TYPE_CHECKING
+
 from collectbus.urls import mask_url
 
+if TYPE_CHECKING:
+    from collectbus.store.compact import CompactStats
+    from collectbus.store.engine import DEFAULT_URL, Store, open
+
 __all__ = ["DEFAULT_URL", "CompactStats", "Store", "mask_url", "open"]
+
+_LAZY = {
+    "CompactStats": "collectbus.store.compact",
+    "DEFAULT_URL": "collectbus.store.engine",
+    "Store": "collectbus.store.engine",
+    "open": "collectbus.store.engine",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
