@@ -202,10 +202,7 @@ class Runner:
             return
         self._pool.grow()  # the late collection keeps its thread until it returns
         self._account(state, result, [])
-        try:  # from a pool thread, so that a "block" subscriber holds up no caller
-            self._pool.submit(partial(self._publish_in_order, state, result))
-        except BusError:  # the bus is stopping and has no pool left
-            self._publish_in_order(state, result)
+        self._publish_in_order(state, result)
 
     def served(self, state: CollectorState, result: Result) -> Result:
         """Hand out a cached result, counting it when it is stale."""
@@ -278,9 +275,10 @@ class Runner:
     ) -> None:
         """Publish ``result`` after any earlier result of the same collector.
 
-        With ``flight``, the collector is freed first: publishing is the bus's
-        work, not the collector's, so a tick that comes while its result is
-        still going out is not skipped.
+        With ``flight``, the collector is freed first. publish() never waits
+        for a subscriber (a ``block`` subscriber's result waits in its own
+        line), so the lock is held for the fan-out only and the next tick of
+        the collector is never skipped because of a subscriber.
         """
         with state.publish_lock:
             state.quiet.clear()

@@ -59,7 +59,7 @@ __all__ = ["DEFAULT_TIERS", "CollectionBus", "Result", "Subscription"]
 
 log = logging.getLogger("collectbus.bus")
 
-#: Tier intervals in seconds (DESIGN.md, "Bus").
+#: Tier intervals in seconds.
 DEFAULT_TIERS: Mapping[str, float] = MappingProxyType(
     {"inventory": 300.0, "system": 10.0, "fast": 1.0}
 )
@@ -174,7 +174,10 @@ class CollectionBus:
 
         ``collectors`` limits it to those collectors (default: all). ``every``
         asks for one result per period of that many seconds, and makes the
-        collectors run at least that often.
+        collectors run at least that often. ``policy`` says what a full queue
+        of ``maxsize`` results does with a new one; with ``block`` the result
+        waits up to ``block_timeout`` seconds for room, the publisher never
+        does (see :mod:`collectbus.bus.subscription`).
         """
         wanted = None if collectors is None else tuple(collectors)
         with self._lock:
@@ -347,7 +350,7 @@ class CollectionBus:
                         self._runner.expire(self._entries[flight.collector], flight, now)
                 for entry, tick, due in self._due(now):
                     self._fire(entry, tick, due, now)
-                self._fanout.check_drops()  # warnings about plain subscribers' drops
+                self._fanout.check_drops()  # drops of results that waited for room in vain
                 self._clock.sleep_until(self._next_wake_ns(now), self._wake)
         except BaseException:
             # A bug here would stop every collection in silence: say so, loudly,
