@@ -80,10 +80,12 @@ class CollectorState:
     #: The problems of the last partial collection, so that a file that stays
     #: broken is logged once, not at every tick.
     known_problems: frozenset[str] = frozenset()
-    #: Held while a result of this collector is published, so that its results
-    #: go out in order even though the collector is free again meanwhile.
+    #: Held while a result of this collector is published, so that the result
+    #: of a timed-out collection and the next one go out in order.
     publish_lock: threading.Lock = field(default_factory=threading.Lock)
-    #: Set while none of its results is being published (stop() waits on it).
+    #: Cleared while the result of a timed-out collection is published by the
+    #: thread that declared the timeout (stop() waits on it); a collection's
+    #: own thread publishes before its cache slot is idle.
     quiet: threading.Event = field(default_factory=_set_event)
 
     @property
@@ -202,7 +204,11 @@ class Runner:
             return
         self._pool.grow()  # the late collection keeps its thread until it returns
         self._account(state, result, [])
-        self._publish_in_order(state, result)
+        state.quiet.clear()
+        try:
+            self._publish_in_order(state, result)
+        finally:
+            state.quiet.set()
 
     def served(self, state: CollectorState, result: Result) -> Result:
         """Hand out a cached result, counting it when it is stale."""
@@ -252,7 +258,7 @@ class Runner:
             won = self._cache.settle(flight, result)
             if won:
                 self._account(state, result, ctx.problems)
-                self._publish_in_order(state, result, flight)
+                self._publish_in_order(state, result)
             else:
                 with self._lock:
                     state.late_discarded += 1
@@ -270,24 +276,16 @@ class Runner:
             if not won and flight.result is not None and flight.result.event.status == "timeout":
                 self._pool.shrink()  # undo the grow() of expire()
 
-    def _publish_in_order(
-        self, state: CollectorState, result: Result, flight: Flight | None = None
-    ) -> None:
+    def _publish_in_order(self, state: CollectorState, result: Result) -> None:
         """Publish ``result`` after any earlier result of the same collector.
 
-        With ``flight``, the collector is freed first. publish() never waits
-        for a subscriber (a ``block`` subscriber's result waits in its own
-        line), so the lock is held for the fan-out only and the next tick of
-        the collector is never skipped because of a subscriber.
+        publish() never waits for a subscriber (a ``block`` subscriber's
+        result waits in its own line), so a collection's thread publishes
+        before it frees the collector: the fan-out takes microseconds, and a
+        collector whose cache slot is idle has published its last result.
         """
         with state.publish_lock:
-            state.quiet.clear()
-            try:
-                if flight is not None:
-                    self._cache.end(flight)
-                self._publish(result)
-            finally:
-                state.quiet.set()
+            self._publish(result)
 
     def _succeeded(
         self,

@@ -37,10 +37,12 @@ event. Skipped ticks are counted in health(), not published.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType, TracebackType
 from typing import Literal
@@ -66,6 +68,40 @@ DEFAULT_TIERS: Mapping[str, float] = MappingProxyType(
 
 # The scheduler re-checks at least this often even with nothing to do.
 _MAX_SLEEP_NS = 3600 * NS_PER_S
+
+
+class _Alarm:
+    """What the scheduler thread sleeps on: the next tick, or an earlier set().
+
+    On the system clock it sleeps on a bare lock, released by set(): the
+    cheapest timed wait there is, and one that gives up the interpreter at
+    once, so that the pool thread just handed a collection does not have to
+    wait for the scheduler. Any other clock (a test's) gets an Event.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._event = threading.Event()
+        self._system = isinstance(clock, SystemClock)
+        self._bell = threading.Lock()
+        self._bell.acquire()  # released by set() to end a sleep
+
+    def set(self) -> None:
+        self._event.set()
+        with contextlib.suppress(RuntimeError):  # released already, not taken back yet
+            self._bell.release()
+
+    def clear(self) -> None:
+        self._event.clear()
+        self._bell.acquire(False)  # take back a release nobody slept through
+
+    def sleep_until(self, deadline_ns: int) -> None:
+        if not self._system:
+            self._clock.sleep_until(deadline_ns, self._event)
+            return
+        left = deadline_ns - time.monotonic_ns()
+        if left > 0:
+            self._bell.acquire(True, left / NS_PER_S)
 
 
 class CollectionBus:
@@ -107,7 +143,7 @@ class CollectionBus:
         )
         self._state: Literal["new", "running", "stopped", "failed"] = "new"
         self._origin_ns = 0
-        self._wake = threading.Event()
+        self._wake = _Alarm(self._clock)
         self._stopping = threading.Event()
         self._ticker_done = threading.Event()
         self._thread: threading.Thread | None = None
@@ -345,13 +381,22 @@ class CollectionBus:
             while not self._stopping.is_set():
                 self._wake.clear()
                 now = self._clock.monotonic_ns()
+                wake_ns = now + _MAX_SLEEP_NS  # the next tick or deadline, whichever is first
                 for flight in self._cache.open_flights():
                     if flight.deadline_ns <= now:
                         self._runner.expire(self._entries[flight.collector], flight, now)
-                for entry, tick, due in self._due(now):
-                    self._fire(entry, tick, due, now)
+                    else:
+                        wake_ns = min(wake_ns, flight.deadline_ns)
                 self._fanout.check_drops()  # drops of results that waited for room in vain
-                self._clock.sleep_until(self._next_wake_ns(now), self._wake)
+                due, next_fire_ns = self._due(now)
+                wake_ns = min(wake_ns, next_fire_ns)
+                for entry, tick, planned in due:
+                    deadline = self._fire(entry, tick, planned, now)
+                    if deadline is not None:
+                        wake_ns = min(wake_ns, deadline)
+                # Straight to sleep after the hand-offs: the pool threads find
+                # the interpreter free instead of waiting for this thread.
+                self._wake.sleep_until(wake_ns)
         except BaseException:
             # A bug here would stop every collection in silence: say so, loudly,
             # and let health() show it, then let the thread die with the error.
@@ -362,12 +407,15 @@ class CollectionBus:
         finally:
             self._ticker_done.set()
 
-    def _due(self, now: int) -> list[tuple[CollectorState, int, int]]:
-        """The collectors whose tick has come, each with its tick and planned start."""
+    def _due(self, now: int) -> tuple[list[tuple[CollectorState, int, int]], int]:
+        """The collectors whose tick has come, each with its tick and planned
+        start; and the next time a tick comes, once these are planned."""
         due = []
+        next_fire = now + _MAX_SLEEP_NS
         with self._lock:
             for entry in self._entries.values():
                 if entry.fire_ns > now:
+                    next_fire = min(next_fire, entry.fire_ns)
                     continue
                 tick, fire, interval = entry.next_tick_ns, entry.fire_ns, entry.interval_ns
                 late = (now - tick) // interval
@@ -377,20 +425,16 @@ class CollectionBus:
                     fire = tick
                 entry.last_tick_ns = tick
                 self._schedule(entry, tick + 1)
+                next_fire = min(next_fire, entry.fire_ns)
                 due.append((entry, tick, fire))
-        return due
+        return due, next_fire
 
-    def _next_wake_ns(self, now: int) -> int:
-        with self._lock:
-            times = [e.fire_ns for e in self._entries.values()]
-        times.extend(f.deadline_ns for f in self._cache.open_flights())
-        return min([*times, now + _MAX_SLEEP_NS])
-
-    def _fire(self, entry: CollectorState, tick: int, due: int, now: int) -> None:
+    def _fire(self, entry: CollectorState, tick: int, due: int, now: int) -> int | None:
+        """Start the collection of this tick; the deadline of the new flight, if any."""
         with self._lock:
             if entry.in_backoff(now):
                 entry.backoff_skips += 1
-                return
+                return None
         wall = self._clock.time_ns()
         flight, new = self._cache.begin(
             entry.name,
@@ -404,8 +448,9 @@ class CollectionBus:
             with self._lock:
                 entry.skips += 1
             log.debug("collector %s: tick skipped, the previous collection still runs", entry.name)
-            return
+            return None
         self._runner.submit(entry, flight)
+        return flight.deadline_ns
 
     # --------------------------------------------------------- collecting
 
