@@ -87,12 +87,16 @@ class _Alarm:
         self._bell.acquire()  # released by set() to end a sleep
 
     def set(self) -> None:
-        self._event.set()
+        if not self._system:
+            self._event.set()
+            return
         with contextlib.suppress(RuntimeError):  # released already, not taken back yet
             self._bell.release()
 
     def clear(self) -> None:
-        self._event.clear()
+        if not self._system:
+            self._event.clear()
+            return
         self._bell.acquire(False)  # take back a release nobody slept through
 
     def sleep_until(self, deadline_ns: int) -> None:
