@@ -80,12 +80,10 @@ class CollectorState:
     #: The problems of the last partial collection, so that a file that stays
     #: broken is logged once, not at every tick.
     known_problems: frozenset[str] = frozenset()
-    #: Held while a result of this collector is published, so that the result
-    #: of a timed-out collection and the next one go out in order.
+    #: Held while a result of this collector is published, so that its results
+    #: go out in order even though the collector is free again meanwhile.
     publish_lock: threading.Lock = field(default_factory=threading.Lock)
-    #: Cleared while the result of a timed-out collection is published by the
-    #: thread that declared the timeout (stop() waits on it); a collection's
-    #: own thread publishes before its cache slot is idle.
+    #: Set while none of its results is being published (stop() waits on it).
     quiet: threading.Event = field(default_factory=_set_event)
 
     @property
@@ -204,11 +202,7 @@ class Runner:
             return
         self._pool.grow()  # the late collection keeps its thread until it returns
         self._account(state, result, [])
-        state.quiet.clear()
-        try:
-            self._publish_in_order(state, result)
-        finally:
-            state.quiet.set()
+        self._publish_in_order(state, result)
 
     def served(self, state: CollectorState, result: Result) -> Result:
         """Hand out a cached result, counting it when it is stale."""
@@ -258,7 +252,7 @@ class Runner:
             won = self._cache.settle(flight, result)
             if won:
                 self._account(state, result, ctx.problems)
-                self._publish_in_order(state, result)
+                self._publish_in_order(state, result, flight)
             else:
                 with self._lock:
                     state.late_discarded += 1
@@ -276,16 +270,25 @@ class Runner:
             if not won and flight.result is not None and flight.result.event.status == "timeout":
                 self._pool.shrink()  # undo the grow() of expire()
 
-    def _publish_in_order(self, state: CollectorState, result: Result) -> None:
+    def _publish_in_order(
+        self, state: CollectorState, result: Result, flight: Flight | None = None
+    ) -> None:
         """Publish ``result`` after any earlier result of the same collector.
 
-        publish() never waits for a subscriber (a ``block`` subscriber's
-        result waits in its own line), so a collection's thread publishes
-        before it frees the collector: the fan-out takes microseconds, and a
-        collector whose cache slot is idle has published its last result.
+        With ``flight``, the collector is freed first, so that a subscriber
+        that has the result finds the collector free (a tick that comes then
+        is not skipped). publish() never waits for a subscriber (a ``block``
+        subscriber's result waits in its own line), so the lock is held for
+        the fan-out only.
         """
         with state.publish_lock:
-            self._publish(result)
+            state.quiet.clear()
+            try:
+                if flight is not None:
+                    self._cache.end(flight)
+                self._publish(result)
+            finally:
+                state.quiet.set()
 
     def _succeeded(
         self,
