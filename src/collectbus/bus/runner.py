@@ -35,12 +35,6 @@ from collectbus.records import CollectionEvent, Record
 log = logging.getLogger("collectbus.bus")
 
 
-def _set_event() -> threading.Event:
-    event = threading.Event()
-    event.set()
-    return event
-
-
 @dataclass(slots=True, eq=False)
 class CollectorState:
     """One collector on the bus: its settings, schedule and counters.
@@ -81,10 +75,9 @@ class CollectorState:
     #: broken is logged once, not at every tick.
     known_problems: frozenset[str] = frozenset()
     #: Held while a result of this collector is published, so that its results
-    #: go out in order even though the collector is free again meanwhile.
+    #: go out in order even though the collector is free again meanwhile; a
+    #: publish never waits, so stop() waits for one by taking it.
     publish_lock: threading.Lock = field(default_factory=threading.Lock)
-    #: Set while none of its results is being published (stop() waits on it).
-    quiet: threading.Event = field(default_factory=_set_event)
 
     @property
     def timeout(self) -> int:
@@ -282,13 +275,9 @@ class Runner:
         the fan-out only.
         """
         with state.publish_lock:
-            state.quiet.clear()
-            try:
-                if flight is not None:
-                    self._cache.end(flight)
-                self._publish(result)
-            finally:
-                state.quiet.set()
+            if flight is not None:
+                self._cache.end(flight)
+            self._publish(result)
 
     def _succeeded(
         self,

@@ -305,7 +305,8 @@ class CollectionBus:
             self._wait(self._ticker_done, end_ns)
         for name, entry in list(self._entries.items()):
             self._wait(self._cache.idle_event(name), end_ns)  # the collection returned,
-            self._wait(entry.quiet, end_ns)  # and its result went out
+            with entry.publish_lock:  # and its result went out (a publish never waits)
+                pass
         for sub, drained in self._fanout.close_all():
             if not self._wait(drained, end_ns):
                 self._fanout.abandon(sub)
@@ -364,7 +365,9 @@ class CollectionBus:
             n = (entry.last_tick_ns - self._origin_ns) // interval + 1
             tick = self._origin_ns + n * interval
         entry.next_tick_ns = tick
-        entry.fire_ns = tick + int(self._rng.random() * self._jitter * interval)
+        entry.fire_ns = tick
+        if self._jitter:
+            entry.fire_ns += int(self._rng.random() * self._jitter * interval)
 
     def _replan(self) -> None:
         """Subscribers came or went: recompute every collector's interval."""
