@@ -34,6 +34,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/host_sample.py
 	$(BIN)/python bench/bus_publish.py
+	$(BIN)/python bench/bus_tick.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/chunk_size.py
 	$(BIN)/python bench/calls_overhead.py

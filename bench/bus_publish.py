@@ -1,8 +1,16 @@
-"""Budget: publishing one result costs <= 100 ns per subscriber (DESIGN.md).
+"""What publishing one result costs per subscriber (no budget: see below).
 
 Anchor: a bare ``deque.append`` of the same object, timed in the same run the
 same way (a Python loop calling a bound method), so the ratio says how many
 "appends" a publish costs per subscriber.
+
+The old budget of 100 ns per subscriber is retired. It bought a lock-free
+fan-out whose drop counts could trail by one and which relied on the GIL;
+publish() now takes each subscriber's own lock to append, evict, count and
+wake its consumer (exact counts at every instant, on any Python), and a
+collector publishes a few times a second, so a few hundred nanoseconds per
+subscriber are not worth more code. The figures are printed to watch for
+regressions; what a whole tick of the bus costs is ``bench/bus_tick.py``.
 
 Three cases, for 1, 4 and 16 subscribers of one collector (the default
 policy, ``drop_oldest`` without ``every``):
@@ -18,12 +26,10 @@ Times are CPU time of the publishing thread (``time.thread_time_ns``): the
 consumer threads share the GIL, so wall time would also count their work.
 Each case is timed in several rounds and the best round counts (the least
 disturbed by the rest of the machine). ``ns/pub/sub`` is the whole time of a
-publish divided by the subscribers, fixed cost included: that is what the
-budget bounds, for every subscriber count. ``marginal`` is the cost of one
-more subscriber, from the 1 and 16 subscriber figures.
+publish divided by the subscribers, fixed cost included. ``marginal`` is the
+cost of one more subscriber, from the 1 and 16 subscriber figures.
 
     python bench/bus_publish.py
-    python bench/bus_publish.py --check   # exit 1 when any figure is over budget
 """
 
 from __future__ import annotations
@@ -40,7 +46,6 @@ from collectbus.bus.fanout import Fanout
 from collectbus.clock import SystemClock
 from collectbus.records import CollectionEvent
 
-BUDGET_NS = 100.0
 SUBSCRIBERS = (1, 4, 16)
 
 
@@ -99,35 +104,23 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--publishes", type=int, default=50_000, help="per round")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--check", action="store_true", help="exit 1 when over budget")
     args = parser.parse_args()
     # The "full" case drops on purpose; its rate-limited warnings are not the point here.
     logging.getLogger("collectbus.bus").setLevel(logging.ERROR)
 
     anchor = anchor_ns(args.publishes, args.rounds)
     print(f"anchor: bare deque.append        {anchor:7.1f} ns")
-    print(f"budget: {BUDGET_NS:.0f} ns per subscriber per publish")
     print()
-    print(f"{'case':<10} {'subs':>4} {'ns/pub/sub':>11} {'x anchor':>9}  budget")
-    over = []
+    print(f"{'case':<10} {'subs':>4} {'ns/pub/sub':>11} {'x anchor':>9}")
     for case in ("full", "room", "draining"):
         figures = {}
         for subs in SUBSCRIBERS:
             ns = publish_ns(case, subs, args.publishes, args.rounds)
             figures[subs] = ns
-            verdict = "ok" if ns <= BUDGET_NS else "OVER"
-            print(f"{case:<10} {subs:>4} {ns:11.1f} {ns / anchor:9.2f}  {verdict}")
-            if ns > BUDGET_NS:
-                over.append(f"{case}/{subs}")
+            print(f"{case:<10} {subs:>4} {ns:11.1f} {ns / anchor:9.2f}")
         first, last = SUBSCRIBERS[0], SUBSCRIBERS[-1]
         marginal = (figures[last] * last - figures[first] * first) / (last - first)
-        verdict = "ok" if marginal <= BUDGET_NS else "OVER"
-        print(f"{case:<10} {'marginal':>4} {marginal:7.1f} {marginal / anchor:9.2f}  {verdict}")
-        if marginal > BUDGET_NS:
-            over.append(f"{case}/marginal")
-    if args.check and over:
-        print(f"over budget: {', '.join(over)}", file=sys.stderr)
-        return 1
+        print(f"{case:<10} {'marginal':>4} {marginal:7.1f} {marginal / anchor:9.2f}")
     return 0
 
 

@@ -15,7 +15,7 @@ really returns, so a timed-out collector is never run twice at once.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from collectbus.records import CollectionEvent, Record
 
@@ -46,10 +46,11 @@ class Flight:
     """One collection under way; every caller that asks meanwhile shares it."""
 
     __slots__ = (
+        "_done",
+        "_guard",
         "collector",
         "created_ns",
         "deadline_ns",
-        "done",
         "due_ns",
         "result",
         "seq",
@@ -67,6 +68,7 @@ class Flight:
         created_ns: int,
         deadline_ns: int,
         due_ns: int | None,
+        guard: threading.Lock,
     ) -> None:
         self.collector = collector
         self.seq = seq
@@ -79,13 +81,20 @@ class Flight:
         #: Monotonic time the scheduler meant it to start (None: on demand).
         self.due_ns = due_ns
         self.result: Result | None = None
-        self.done = threading.Event()
+        # The event is made for the first caller who waits (most flights have
+        # none); ``guard``, the cache's lock, orders it with settle().
+        self._guard = guard
+        self._done: threading.Event | None = None
 
-
-def _set_event() -> threading.Event:
-    event = threading.Event()
-    event.set()
-    return event
+    @property
+    def done(self) -> threading.Event:
+        """Set once the flight is resolved (its result is in ``result``)."""
+        with self._guard:
+            if self._done is None:
+                self._done = threading.Event()
+                if self.result is not None:
+                    self._done.set()
+            return self._done
 
 
 @dataclass(slots=True, eq=False)
@@ -96,8 +105,8 @@ class _Slot:
     good: Result | None = None
     flight: Flight | None = None
     busy: bool = False
-    #: Set whenever no collection runs (stop() waits on it).
-    idle: threading.Event = field(default_factory=_set_event)
+    #: Set whenever no collection runs; made when first asked for (stop() waits on it).
+    idle: threading.Event | None = None
 
 
 class ResultCache:
@@ -141,7 +150,12 @@ class ResultCache:
     def idle_event(self, collector: str) -> threading.Event:
         """An event that is set whenever no collection of ``collector`` runs."""
         with self._lock:
-            return self._slots[collector].idle
+            slot = self._slots[collector]
+            if slot.idle is None:
+                slot.idle = threading.Event()
+                if not slot.busy:
+                    slot.idle.set()
+            return slot.idle
 
     def open_flights(self) -> list[Flight]:
         """Flights not resolved yet (candidates for a timeout)."""
@@ -187,10 +201,12 @@ class ResultCache:
                 created_ns=created_ns,
                 deadline_ns=created_ns + timeout_ns,
                 due_ns=due_ns,
+                guard=self._lock,
             )
             slot.flight = flight
             slot.busy = True
-            slot.idle.clear()
+            if slot.idle is not None:
+                slot.idle.clear()
             return flight, True
 
     def settle(self, flight: Flight, result: Result) -> bool:
@@ -208,7 +224,9 @@ class ResultCache:
             slot.latest_ns = flight.created_ns
             if not result.stale and result.event.status in GOOD_STATUSES:
                 slot.good = result
-        flight.done.set()
+            done = flight._done
+        if done is not None:
+            done.set()
         return True
 
     def end(self, flight: Flight) -> None:
@@ -217,4 +235,5 @@ class ResultCache:
             slot = self._slots[flight.collector]
             if slot.flight is flight:
                 slot.busy = False
-                slot.idle.set()
+                if slot.idle is not None:
+                    slot.idle.set()

@@ -12,8 +12,8 @@ then adds a thread so the other collectors keep their workers, and
 
 from __future__ import annotations
 
-import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 
 from collectbus.errors import BusError
@@ -22,7 +22,12 @@ Job = Callable[[], None]
 
 
 class WorkerPool:
-    """A fixed number of daemon threads taking jobs from one queue."""
+    """A fixed number of daemon threads taking jobs from one queue.
+
+    Each idle thread sleeps on a lock of its own, and a job wakes exactly one
+    of them, the one that went idle last (its stack and caches are warm). One
+    shared blocking queue would wake more than one sleeper per job.
+    """
 
     def __init__(self, size: int, *, name: str = "collectbus-collect") -> None:
         if size < 1:
@@ -32,8 +37,11 @@ class WorkerPool:
         self._live = 0
         self._spawned = 0
         self._closed = False
-        self._lock = threading.Lock()
-        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()  # guards everything below
+        #: Jobs not taken yet; None tells the thread that takes it to exit.
+        self._jobs: deque[Job | None] = deque()
+        #: The bells of the idle threads (each held; released to wake its thread).
+        self._idle: list[threading.Lock] = []
 
     def submit(self, job: Job) -> None:
         """Run ``job`` on a worker thread; threads are started on first use."""
@@ -42,7 +50,7 @@ class WorkerPool:
                 raise BusError("the bus is stopped: no more collections can run")
             while self._live < self._target:
                 self._spawn()
-        self._jobs.put(job)
+            self._put(job)
 
     def grow(self) -> None:
         """Add one thread: a job overran its timeout and still holds a worker."""
@@ -56,14 +64,20 @@ class WorkerPool:
         with self._lock:
             self._target -= 1
             if self._live > self._target:
-                self._jobs.put(None)
+                self._put(None)
 
     def shutdown(self) -> None:
         """Let every idle thread exit; a thread still running a job ends after it."""
         with self._lock:
             self._closed = True
             for _ in range(self._live):
-                self._jobs.put(None)
+                self._put(None)
+
+    def _put(self, job: Job | None) -> None:
+        """(lock held) Queue ``job`` and wake one idle thread, if any."""
+        self._jobs.append(job)
+        if self._idle:
+            self._idle.pop().release()
 
     def _spawn(self) -> None:
         self._spawned += 1
@@ -74,9 +88,29 @@ class WorkerPool:
         thread.start()
 
     def _work(self) -> None:
+        bell = threading.Lock()
+        bell.acquire()
         try:
-            while (job := self._jobs.get()) is not None:
+            while True:
+                with self._lock:
+                    if self._jobs:
+                        job = self._jobs.popleft()
+                    else:
+                        self._idle.append(bell)
+                        job = _IDLE
+                if job is _IDLE:
+                    bell.acquire()  # until a job (or an exit) is put for this thread
+                    continue
+                if job is None:
+                    return
                 job()
         finally:
             with self._lock:
                 self._live -= 1
+
+
+def _idle() -> None:
+    """Marks "no job yet" in a worker's loop (never run)."""
+
+
+_IDLE: Job = _idle

@@ -35,12 +35,6 @@ from collectbus.records import CollectionEvent, Record
 log = logging.getLogger("collectbus.bus")
 
 
-def _set_event() -> threading.Event:
-    event = threading.Event()
-    event.set()
-    return event
-
-
 @dataclass(slots=True, eq=False)
 class CollectorState:
     """One collector on the bus: its settings, schedule and counters.
@@ -81,10 +75,9 @@ class CollectorState:
     #: broken is logged once, not at every tick.
     known_problems: frozenset[str] = frozenset()
     #: Held while a result of this collector is published, so that its results
-    #: go out in order even though the collector is free again meanwhile.
+    #: go out in order even though the collector is free again meanwhile; a
+    #: publish never waits, so stop() waits for one by taking it.
     publish_lock: threading.Lock = field(default_factory=threading.Lock)
-    #: Set while none of its results is being published (stop() waits on it).
-    quiet: threading.Event = field(default_factory=_set_event)
 
     @property
     def timeout(self) -> int:
@@ -202,10 +195,7 @@ class Runner:
             return
         self._pool.grow()  # the late collection keeps its thread until it returns
         self._account(state, result, [])
-        try:  # from a pool thread, so that a "block" subscriber holds up no caller
-            self._pool.submit(partial(self._publish_in_order, state, result))
-        except BusError:  # the bus is stopping and has no pool left
-            self._publish_in_order(state, result)
+        self._publish_in_order(state, result)
 
     def served(self, state: CollectorState, result: Result) -> Result:
         """Hand out a cached result, counting it when it is stale."""
@@ -278,18 +268,16 @@ class Runner:
     ) -> None:
         """Publish ``result`` after any earlier result of the same collector.
 
-        With ``flight``, the collector is freed first: publishing is the bus's
-        work, not the collector's, so a tick that comes while its result is
-        still going out is not skipped.
+        With ``flight``, the collector is freed first, so that a subscriber
+        that has the result finds the collector free (a tick that comes then
+        is not skipped). publish() never waits for a subscriber (a ``block``
+        subscriber's result waits in its own line), so the lock is held for
+        the fan-out only.
         """
         with state.publish_lock:
-            state.quiet.clear()
-            try:
-                if flight is not None:
-                    self._cache.end(flight)
-                self._publish(result)
-            finally:
-                state.quiet.set()
+            if flight is not None:
+                self._cache.end(flight)
+            self._publish(result)
 
     def _succeeded(
         self,

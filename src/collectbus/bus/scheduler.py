@@ -37,10 +37,12 @@ event. Skipped ticks are counted in health(), not published.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType, TracebackType
 from typing import Literal
@@ -59,13 +61,51 @@ __all__ = ["DEFAULT_TIERS", "CollectionBus", "Result", "Subscription"]
 
 log = logging.getLogger("collectbus.bus")
 
-#: Tier intervals in seconds (DESIGN.md, "Bus").
+#: Tier intervals in seconds.
 DEFAULT_TIERS: Mapping[str, float] = MappingProxyType(
     {"inventory": 300.0, "system": 10.0, "fast": 1.0}
 )
 
 # The scheduler re-checks at least this often even with nothing to do.
 _MAX_SLEEP_NS = 3600 * NS_PER_S
+
+
+class _Alarm:
+    """What the scheduler thread sleeps on: the next tick, or an earlier set().
+
+    On the system clock it sleeps on a bare lock, released by set(): the
+    cheapest timed wait there is, and one that gives up the interpreter at
+    once, so that the pool thread just handed a collection does not have to
+    wait for the scheduler. Any other clock (a test's) gets an Event.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._event = threading.Event()
+        self._system = isinstance(clock, SystemClock)
+        self._bell = threading.Lock()
+        self._bell.acquire()  # released by set() to end a sleep
+
+    def set(self) -> None:
+        if not self._system:
+            self._event.set()
+            return
+        with contextlib.suppress(RuntimeError):  # released already, not taken back yet
+            self._bell.release()
+
+    def clear(self) -> None:
+        if not self._system:
+            self._event.clear()
+            return
+        self._bell.acquire(False)  # take back a release nobody slept through
+
+    def sleep_until(self, deadline_ns: int) -> None:
+        if not self._system:
+            self._clock.sleep_until(deadline_ns, self._event)
+            return
+        left = deadline_ns - time.monotonic_ns()
+        if left > 0:
+            self._bell.acquire(True, left / NS_PER_S)
 
 
 class CollectionBus:
@@ -107,7 +147,7 @@ class CollectionBus:
         )
         self._state: Literal["new", "running", "stopped", "failed"] = "new"
         self._origin_ns = 0
-        self._wake = threading.Event()
+        self._wake = _Alarm(self._clock)
         self._stopping = threading.Event()
         self._ticker_done = threading.Event()
         self._thread: threading.Thread | None = None
@@ -174,7 +214,10 @@ class CollectionBus:
 
         ``collectors`` limits it to those collectors (default: all). ``every``
         asks for one result per period of that many seconds, and makes the
-        collectors run at least that often.
+        collectors run at least that often. ``policy`` says what a full queue
+        of ``maxsize`` results does with a new one; with ``block`` the result
+        waits up to ``block_timeout`` seconds for room, the publisher never
+        does (see :mod:`collectbus.bus.subscription`).
         """
         wanted = None if collectors is None else tuple(collectors)
         with self._lock:
@@ -262,7 +305,8 @@ class CollectionBus:
             self._wait(self._ticker_done, end_ns)
         for name, entry in list(self._entries.items()):
             self._wait(self._cache.idle_event(name), end_ns)  # the collection returned,
-            self._wait(entry.quiet, end_ns)  # and its result went out
+            with entry.publish_lock:  # and its result went out (a publish never waits)
+                pass
         for sub, drained in self._fanout.close_all():
             if not self._wait(drained, end_ns):
                 self._fanout.abandon(sub)
@@ -321,7 +365,9 @@ class CollectionBus:
             n = (entry.last_tick_ns - self._origin_ns) // interval + 1
             tick = self._origin_ns + n * interval
         entry.next_tick_ns = tick
-        entry.fire_ns = tick + int(self._rng.random() * self._jitter * interval)
+        entry.fire_ns = tick
+        if self._jitter:
+            entry.fire_ns += int(self._rng.random() * self._jitter * interval)
 
     def _replan(self) -> None:
         """Subscribers came or went: recompute every collector's interval."""
@@ -342,13 +388,22 @@ class CollectionBus:
             while not self._stopping.is_set():
                 self._wake.clear()
                 now = self._clock.monotonic_ns()
+                wake_ns = now + _MAX_SLEEP_NS  # the next tick or deadline, whichever is first
                 for flight in self._cache.open_flights():
                     if flight.deadline_ns <= now:
                         self._runner.expire(self._entries[flight.collector], flight, now)
-                for entry, tick, due in self._due(now):
-                    self._fire(entry, tick, due, now)
-                self._fanout.check_drops()  # warnings about plain subscribers' drops
-                self._clock.sleep_until(self._next_wake_ns(now), self._wake)
+                    else:
+                        wake_ns = min(wake_ns, flight.deadline_ns)
+                self._fanout.check_drops()  # drops of results that waited for room in vain
+                due, next_fire_ns = self._due(now)
+                wake_ns = min(wake_ns, next_fire_ns)
+                for entry, tick, planned in due:
+                    deadline = self._fire(entry, tick, planned, now)
+                    if deadline is not None:
+                        wake_ns = min(wake_ns, deadline)
+                # Straight to sleep after the hand-offs: the pool threads find
+                # the interpreter free instead of waiting for this thread.
+                self._wake.sleep_until(wake_ns)
         except BaseException:
             # A bug here would stop every collection in silence: say so, loudly,
             # and let health() show it, then let the thread die with the error.
@@ -359,12 +414,15 @@ class CollectionBus:
         finally:
             self._ticker_done.set()
 
-    def _due(self, now: int) -> list[tuple[CollectorState, int, int]]:
-        """The collectors whose tick has come, each with its tick and planned start."""
+    def _due(self, now: int) -> tuple[list[tuple[CollectorState, int, int]], int]:
+        """The collectors whose tick has come, each with its tick and planned
+        start; and the next time a tick comes, once these are planned."""
         due = []
+        next_fire = now + _MAX_SLEEP_NS
         with self._lock:
             for entry in self._entries.values():
                 if entry.fire_ns > now:
+                    next_fire = min(next_fire, entry.fire_ns)
                     continue
                 tick, fire, interval = entry.next_tick_ns, entry.fire_ns, entry.interval_ns
                 late = (now - tick) // interval
@@ -374,20 +432,16 @@ class CollectionBus:
                     fire = tick
                 entry.last_tick_ns = tick
                 self._schedule(entry, tick + 1)
+                next_fire = min(next_fire, entry.fire_ns)
                 due.append((entry, tick, fire))
-        return due
+        return due, next_fire
 
-    def _next_wake_ns(self, now: int) -> int:
-        with self._lock:
-            times = [e.fire_ns for e in self._entries.values()]
-        times.extend(f.deadline_ns for f in self._cache.open_flights())
-        return min([*times, now + _MAX_SLEEP_NS])
-
-    def _fire(self, entry: CollectorState, tick: int, due: int, now: int) -> None:
+    def _fire(self, entry: CollectorState, tick: int, due: int, now: int) -> int | None:
+        """Start the collection of this tick; the deadline of the new flight, if any."""
         with self._lock:
             if entry.in_backoff(now):
                 entry.backoff_skips += 1
-                return
+                return None
         wall = self._clock.time_ns()
         flight, new = self._cache.begin(
             entry.name,
@@ -401,8 +455,9 @@ class CollectionBus:
             with self._lock:
                 entry.skips += 1
             log.debug("collector %s: tick skipped, the previous collection still runs", entry.name)
-            return
+            return None
         self._runner.submit(entry, flight)
+        return flight.deadline_ns
 
     # --------------------------------------------------------- collecting
 

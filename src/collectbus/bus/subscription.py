@@ -1,13 +1,33 @@
 """A subscriber of the bus: its bounded queue, its policy, its counters.
 
-The producer side (publish, the policies, the routes) is in
-:mod:`collectbus.bus.fanout` and :mod:`collectbus.bus.routes`; this is the
-consumer side. The state of a subscription belongs to its
-:class:`~collectbus.bus.fanout.Fanout` and is guarded by the fanout's lock,
-except the queue of a plain subscriber (``drop_oldest`` or ``latest``, no
-``every``): publish() appends to it without the lock (``deque.append`` is
-atomic under the GIL), and a consumer pops from it, counts, and decides to
-sleep under the lock.
+Each subscription is a deque and a :class:`threading.Condition` of its own.
+:meth:`Subscription.offer` (called by publish) appends, evicts, counts and
+notifies under that condition's lock; the consumer pops and counts under it
+too. Nothing is shared between subscriptions, so a slow or blocked subscriber
+holds nobody else up, and every counter is exact at every instant::
+
+    delivered + dropped + queued == every result offered to it
+
+(``offer`` refuses a result after :meth:`Subscription.close`, and a result
+that ``every`` leaves out is not offered.) The policies, when the queue holds
+``maxsize`` results:
+
+``drop_oldest``  the oldest result is evicted for the new one (the default);
+``drop_newest``  the new result is refused;
+``latest``       a queue of one: the new result replaces the one waiting;
+``block``        the new result waits for room, in order, up to
+                 ``block_timeout`` seconds of bus time after its publish; one
+                 still waiting then is dropped. The waiting is the result's,
+                 not the publisher's: publish() parks it in the subscription's
+                 own waiting line and returns at once, so a ``block``
+                 subscriber never delays the collector, the scheduler, the
+                 cache or the other subscribers. Each pop moves the oldest
+                 waiting result into the queue; a result whose deadline has
+                 passed is dropped, and counted, by the first to look (a pop,
+                 a publish, health(), the scheduler's drop check). Its
+                 ``queued`` counts the waiting results too, so that it can
+                 exceed ``maxsize``; the line holds at most what is published
+                 within ``block_timeout``.
 
 A callback subscriber gets a named daemon thread of its own; a callback that
 raises is logged and counted, and the thread goes on with the next result. A
@@ -26,7 +46,7 @@ from collections.abc import Callable, Iterator
 from typing import Literal, Protocol
 
 from collectbus.bus.cache import Result
-from collectbus.bus.routes import Bell, Feed, Routes, Target, in_flight
+from collectbus.clock import Clock
 from collectbus.errors import BusError
 
 log = logging.getLogger("collectbus.bus")
@@ -36,20 +56,11 @@ POLICIES: tuple[Policy, ...] = ("drop_oldest", "drop_newest", "latest", "block")
 
 Callback = Callable[[Result], None]
 
-#: How often (real seconds) the consumer of a closed subscription looks again
-#: while a publish begun before close() may still add to its queue.
-STRAGGLER_POLL_S = 0.001
-
 
 class Hub(Protocol):
     """What a subscription needs of its :class:`~collectbus.bus.fanout.Fanout`."""
 
-    #: Guards every queue and counter of every subscription.
-    lock: threading.Lock
-
     def remove(self, sub: Subscription) -> None: ...
-
-    def dropped(self, sub: Subscription) -> int: ...
 
 
 class Subscription:
@@ -63,6 +74,7 @@ class Subscription:
     def __init__(
         self,
         fanout: Hub,
+        clock: Clock,
         *,
         name: str,
         callback: Callback | None,
@@ -79,25 +91,21 @@ class Subscription:
         self.every_ns = every_ns
         self.block_timeout_ns = block_timeout_ns
         self._fanout = fanout
+        self._clock = clock
         self._callback = callback
         self._evicting = policy in ("drop_oldest", "latest")
-        #: Fed by publish() without the lock; its drops are derived (see routes).
-        self._plain = self._evicting and every_ns is None
-        self._queue: deque[Result] = deque(maxlen=self.maxsize if self._evicting else None)
-        self._put: Target = self._queue.append
-        #: Other policies: every drop, counted under the lock. Plain: the highest
-        #: count derived so far (so that it never goes down).
-        self._dropped = 0
-        self._offered = 0  # plain: offered through feeds already folded
-        self._feeds: list[Feed] = []
-        self._bells: list[Bell] = []
+        self._blocking = policy == "block"
+        #: Guards everything below; consumers wait on ``_cond`` (the same lock).
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._sleepers = 0  # consumers waiting on _cond for a result
+        self._queue: deque[Result] = deque()
+        #: ``block`` only: (monotonic deadline, result) waiting for room, oldest first.
+        self._waiting: deque[tuple[int, Result]] = deque()
+        self._period: int | None = None  # last ``every`` period offered
         self._delivered = 0
+        self._dropped = 0
         self._errors = 0
-        #: One lock per consumer asleep on the empty queue; releasing it wakes it.
-        self._waiters: list[threading.Lock] = []
-        self._blocked = 0  # publishers waiting for room (policy "block")
-        self._space = threading.Event()
-        self._period: int | None = None  # last ``every`` period delivered
         self._warned_drops = 0
         self._closed = False
         self._abandoned = False
@@ -106,28 +114,34 @@ class Subscription:
 
     # ----------------------------------------------------------- public
 
-    @property
-    def dropped(self) -> int:
-        """Results lost to the queue policy (exact once no publish is under way,
-        see :mod:`collectbus.bus.fanout`)."""
-        return self._fanout.dropped(self)
-
     def wants(self, collector: str) -> bool:
         return self.collectors is None or collector in self.collectors
 
     @property
+    def dropped(self) -> int:
+        """Results lost to the queue policy, counted exactly."""
+        with self._lock:
+            self._expire()
+            return self._dropped
+
+    @property
     def delivered(self) -> int:
         """Results handed to the consumer."""
-        return self._delivered
+        with self._lock:
+            return self._delivered
 
     @property
     def errors(self) -> int:
         """Times the callback raised."""
-        return self._errors
+        with self._lock:
+            return self._errors
 
     @property
     def queued(self) -> int:
-        return len(self._queue)
+        """Results waiting for the consumer (for ``block``, those waiting for room too)."""
+        with self._lock:
+            self._expire()
+            return len(self._queue) + len(self._waiting)
 
     @property
     def closed(self) -> bool:
@@ -153,53 +167,113 @@ class Subscription:
     def __repr__(self) -> str:
         return f"<Subscription {self.name!r} {self.policy} queued={self.queued}>"
 
+    # ------------------------------------------------------ producer side
+
+    def offer(self, result: Result) -> bool:
+        """Queue ``result`` by the policy; never waits. True when something was
+        dropped (or parked for ``block``), so that the fanout looks for warnings."""
+        with self._lock:
+            if self._closed:
+                return False
+            every = self.every_ns
+            if every is not None:
+                period = result.tick_ns // every
+                if period == self._period:
+                    return False
+                self._period = period
+            queue = self._queue
+            if len(queue) < self.maxsize:
+                queue.append(result)
+                if self._sleepers:
+                    self._cond.notify()
+                return False
+            if self._evicting:
+                queue.popleft()
+                queue.append(result)
+                self._dropped += 1
+            elif self._blocking:
+                now = self._clock.monotonic_ns()
+                self._expire(now)
+                self._waiting.append((now + self.block_timeout_ns, result))
+            else:
+                self._dropped += 1
+            return True
+
+    def _expire(self, now_ns: int | None = None) -> None:
+        """(lock held) Drop, and count, the waiting results whose deadline has passed."""
+        waiting = self._waiting
+        if not waiting:
+            return
+        now = self._clock.monotonic_ns() if now_ns is None else now_ns
+        while waiting and waiting[0][0] <= now:
+            waiting.popleft()
+            self._dropped += 1
+
+    # ------------------------------------------------------ fanout side
+
+    def _close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._cond.notify_all()
+
+    def _abandon(self) -> None:
+        with self._lock:
+            self._abandoned = True
+            self._cond.notify_all()
+
+    def _unreported(self) -> tuple[int, int]:
+        """Drops not warned about yet, now marked warned, and all drops so far."""
+        with self._lock:
+            self._expire()
+            count = self._dropped - self._warned_drops
+            self._warned_drops = self._dropped
+            return count, self._dropped
+
+    def _waits(self) -> bool:
+        """Results wait for room (they may be dropped later, at their deadline)."""
+        with self._lock:
+            return bool(self._waiting)
+
+    def _counts(self, now_wall_ns: int) -> tuple[int, int, int, int, int]:
+        """delivered, dropped, queued, errors and lag, read at one instant."""
+        with self._lock:
+            self._expire()
+            queue = self._queue
+            lag = now_wall_ns - queue[0].tick_ns if queue else 0
+            queued = len(queue) + len(self._waiting)
+            return self._delivered, self._dropped, queued, self._errors, max(lag, 0)
+
     # ------------------------------------------------------ consumer side
 
     def _take(self, timeout: float | None) -> Result | None:
-        """Pop the next result, sleeping (real time) while the queue is empty.
-
-        Pops, counts and decisions to sleep happen under the fanout lock; a
-        plain queue also grows without it (publish()). A consumer about to
-        sleep registers a lock of its own and rings the bells of its routes
-        (:meth:`Routes.doze <collectbus.bus.routes.Routes.doze>`), then looks
-        at the queue once more: a publish appends before it looks at the bell,
-        so either this second look sees the result, or the publisher sees the
-        bell and releases the lock. No wake-up is lost.
-        """
+        """Pop the next result, waiting (real time) while the queue is empty."""
         give_up = None if timeout is None else time.monotonic() + timeout
-        queue = self._queue
-        lock = self._fanout.lock
-        lock.acquire()
-        try:
+        cond = self._cond
+        with cond:
             while True:
                 if self._abandoned:
                     return None
-                if queue:  # only consumers pop, under the lock: it stays non-empty
+                queue = self._queue
+                if queue:
                     result = queue.popleft()
                     self._delivered += 1
-                    if self._blocked:
-                        self._space.set()
+                    if self._waiting:
+                        self._expire()
+                        if self._waiting:
+                            queue.append(self._waiting.popleft()[1])
                     return result
-                wait = -1.0
                 if self._closed:
-                    if not (self._plain and in_flight(self)):
-                        return None
-                    wait = STRAGGLER_POLL_S  # a publish begun before close() may still add
+                    return None
+                left = None
                 if give_up is not None:
                     left = give_up - time.monotonic()
                     if left <= 0:
                         return None
-                    wait = left if wait < 0 else min(wait, left)
-                waiter = Routes.doze(self)
-                if not queue:
-                    lock.release()
-                    try:
-                        waiter.acquire(timeout=wait)
-                    finally:
-                        lock.acquire()
-                Routes.undoze(self, waiter)  # unless a publisher woke it already
-        finally:
-            lock.release()
+                self._sleepers += 1
+                try:
+                    cond.wait(left)
+                finally:
+                    self._sleepers -= 1
 
     def _deliver(self, callback: Callback) -> None:
         """The callback thread: one result at a time, until closed and drained."""
@@ -208,7 +282,8 @@ class Subscription:
                 try:
                     callback(result)
                 except Exception as exc:  # the subscriber's bug must not stop its thread
-                    self._errors += 1
+                    with self._lock:
+                        self._errors += 1
                     log.error(
                         "subscriber %s: callback raised %s: %s (result %s #%d)",
                         self.name,

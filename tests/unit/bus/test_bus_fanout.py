@@ -56,40 +56,42 @@ def test_block_waits_for_room_until_its_deadline_then_drops(
     fanout: Fanout, clock: FakeClock
 ) -> None:
     sub = fanout.subscribe(name="s", maxsize=2, policy="block", block_timeout=1.0)
-    fanout.publish(result(seq=1))
-    fanout.publish(result(seq=2))
-    publisher = threading.Thread(target=fanout.publish, args=(result(seq=3),))
-    publisher.start()
-    assert clock.wait_for_sleepers(1, GUARD_S)  # the publisher waits on the bus clock
-    clock.advance(seconds(1))
-    publisher.join(GUARD_S)
-    assert not publisher.is_alive()
-    assert (sub.dropped, sub.queued) == (1, 2)
+    for seq in (1, 2, 3):
+        fanout.publish(result(seq=seq))  # returns at once; 3 waits for room
+    assert (sub.dropped, sub.queued) == (0, 3)
+    clock.advance(seconds(0.999))
+    assert (sub.dropped, sub.queued) == (0, 3)  # still within its deadline
+    clock.advance(seconds(0.001))
+    assert (sub.dropped, sub.queued) == (1, 2)  # no room came in time: dropped
 
-    publisher = threading.Thread(target=fanout.publish, args=(result(seq=4),))
-    publisher.start()
-    assert clock.wait_for_sleepers(1, GUARD_S)
-    first = sub.get(timeout=0)  # makes room: the waiting publisher gets in
-    publisher.join(GUARD_S)
-    assert not publisher.is_alive()
+    fanout.publish(result(seq=4))
+    clock.advance(seconds(0.5))
+    fanout.publish(result(seq=5))
+    first = sub.get(timeout=0)  # makes room: the oldest waiting result gets in
     assert first is not None
     assert first.seq == 1
-    assert sub.dropped == 1
+    assert (sub.dropped, sub.queued) == (1, 3)
+    clock.advance(seconds(0.5))  # 4 is in the queue; 5 still has 0.5 s
+    assert (sub.dropped, sub.queued) == (1, 3)
+    clock.advance(seconds(0.5))  # 5 waited 1 s for room in vain
+    assert (sub.dropped, sub.queued) == (2, 2)
     assert _seqs(sub) == [2, 4]
+    assert (sub.delivered, sub.dropped, sub.queued) == (3, 2, 0)
 
 
-def test_a_blocked_subscriber_does_not_hold_up_the_others(fanout: Fanout, clock: FakeClock) -> None:
+def test_a_blocked_subscriber_does_not_hold_up_the_publisher_or_the_others(
+    fanout: Fanout, clock: FakeClock
+) -> None:
     blocked = fanout.subscribe(name="blocked", maxsize=1, policy="block", block_timeout=60)
     other = fanout.subscribe(name="other")
-    fanout.publish(result(seq=1))
-    publisher = threading.Thread(target=fanout.publish, args=(result(seq=2),))
-    publisher.start()
-    assert clock.wait_for_sleepers(1, GUARD_S)
-    assert _seqs(other) == [1, 2]  # delivered while the publisher still waits
-    blocked.close()  # closing releases the waiting publisher; its result is dropped
-    publisher.join(GUARD_S)
-    assert not publisher.is_alive()
-    assert (blocked.dropped, blocked.queued) == (1, 1)
+    for seq in range(1, 11):
+        fanout.publish(result(seq=seq))  # nothing here waits: this thread goes on
+    assert _seqs(other) == list(range(1, 11))
+    assert (blocked.dropped, blocked.queued) == (0, 10)
+    blocked.close()  # what waits for room is still delivered, in order, as room comes
+    fanout.publish(result(seq=11))  # after close: not offered
+    assert [r.seq for r in blocked] == list(range(1, 11))
+    assert (blocked.delivered, blocked.dropped, blocked.queued) == (10, 0, 0)
 
 
 def test_counts_are_exact_with_concurrent_publishers_and_a_consumer(fanout: Fanout) -> None:

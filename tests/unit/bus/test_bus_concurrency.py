@@ -1,8 +1,8 @@
-"""Plain subscribers are fed without a lock: counts, order and wake-ups under threads.
+"""Publishers, consumers and subscribers coming and going, racing on real threads.
 
 These tests race real threads on purpose; what they check holds for every
-interleaving (exact counts once publishers are done, FIFO, no lost wake-up),
-so they pass or fail regardless of timing. Nothing here asserts a duration.
+interleaving (exact counts, FIFO, no lost wake-up), so they pass or fail
+regardless of timing. Nothing here asserts a duration.
 """
 
 from __future__ import annotations
@@ -17,10 +17,7 @@ import pytest
 from tests.unit.bus.bus_doubles import GUARD_S, ScriptedCollector, result, seconds, tick, wait_until
 
 from collectbus.bus import CollectionBus
-from collectbus.bus.cache import Result
 from collectbus.bus.fanout import Fanout
-from collectbus.bus.routes import Feed, Routes, in_flight
-from collectbus.bus.subscription import Subscription
 from collectbus.clock import FakeClock
 
 PUBLISHERS = 4
@@ -163,39 +160,6 @@ def test_a_sleeping_consumer_is_never_left_asleep(clock: FakeClock, racy: None) 
     assert sub.dropped == 0
 
 
-def test_a_publish_between_the_last_look_and_falling_asleep_is_not_missed(
-    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The worst moment for a publish: the consumer found its queue empty and
-    is about to register as asleep, so the publish sees no bell. The consumer
-    must notice the result when it looks again, after registering."""
-    fanout = Fanout(clock)
-    sub = fanout.subscribe(name="s")
-    fanout.publish(result(seq=0))  # builds the route, so that publish needs no lock
-    assert sub.get(timeout=0) is not None
-    doze = Routes.doze
-    slipped: list[bool] = []
-
-    def publish_then_doze(member: Subscription) -> threading.Lock:
-        if not slipped:
-            slipped.append(True)
-            fanout.publish(result(seq=1))  # appends, finds no bell, wakes nobody
-        return doze(member)
-
-    monkeypatch.setattr(Routes, "doze", staticmethod(publish_then_doze))
-    got: list[Result | None] = []
-    reader = threading.Thread(target=lambda: got.append(sub.get()))
-    reader.start()
-    reader.join(GUARD_S)
-    if reader.is_alive():  # the result sits in the queue and its reader sleeps on
-        fanout.publish(result(seq=2))
-        reader.join(GUARD_S)
-        pytest.fail("the reader slept through a result")
-    assert slipped
-    assert got[0] is not None
-    assert got[0].seq == 1
-
-
 def test_subscribers_coming_and_going_keep_the_counts_exact(clock: FakeClock, racy: None) -> None:
     fanout = Fanout(clock)
     keep = fanout.subscribe(name="keep", maxsize=10)
@@ -213,21 +177,15 @@ def test_subscribers_coming_and_going_keep_the_counts_exact(clock: FakeClock, ra
         # Nothing was left behind by a publish that raced close().
         assert (sub.queued, sub.delivered) == (0, len(received))
     assert keep.delivered + keep.dropped + keep.queued == PUBLISHERS * PER_PUBLISHER
-    fanout.health()
-    assert len(fanout._routes._feeds) <= 1  # every retired counter was folded
 
 
-def test_plain_drops_are_warned_about_lazily_and_rate_limited(
+def test_drops_are_warned_about_at_once_then_rate_limited(
     clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     fanout = Fanout(clock)
     sub = fanout.subscribe(name="s", maxsize=1)
     with caplog.at_level(logging.WARNING, logger="collectbus.bus"):
-        for n in range(5):
-            fanout.publish(result(seq=n))
-        assert caplog.records == []  # publish() itself never looks
-        fanout.check_drops()
-        for n in range(3):
+        for n in range(5):  # the first drop warns; the next 3 wait for the interval
             fanout.publish(result(seq=n))
         clock.advance(seconds(9.9))
         fanout.check_drops()  # within the interval: no warning
@@ -237,17 +195,17 @@ def test_plain_drops_are_warned_about_lazily_and_rate_limited(
             fanout.publish(result(seq=n))
         sub.close()  # closing reports what is left, whatever the rate limit
     assert [r.getMessage() for r in caplog.records] == [
-        "subscriber s: dropped 4 result(s) since the last warning "
-        "(policy drop_oldest, maxsize 1, 4 dropped in all)",
+        "subscriber s: dropped 1 result(s) since the last warning "
+        "(policy drop_oldest, maxsize 1, 1 dropped in all)",
         "subscriber s: dropped 3 result(s) since the last warning "
-        "(policy drop_oldest, maxsize 1, 7 dropped in all)",
+        "(policy drop_oldest, maxsize 1, 4 dropped in all)",
         "subscriber s: dropped 2 result(s) since the last warning "
-        "(policy drop_oldest, maxsize 1, 9 dropped in all)",
+        "(policy drop_oldest, maxsize 1, 6 dropped in all)",
     ]
-    assert (sub.dropped, sub.queued) == (9, 1)
+    assert (sub.dropped, sub.queued) == (6, 1)
 
 
-def test_the_running_bus_warns_about_plain_drops_by_itself(
+def test_the_running_bus_warns_about_drops_by_itself(
     bus: CollectionBus,
     clock: FakeClock,
     collector: ScriptedCollector,
@@ -260,9 +218,11 @@ def test_the_running_bus_warns_about_plain_drops_by_itself(
         wait_until(lambda: sub.queued == 1, "the first result")
         tick(clock)
         wait_until(lambda: sub.dropped == 1, "the second result, evicting the first")
-        collector.gate.clear()  # the next collection publishes nothing yet
-        tick(clock)  # the scheduler looks for drops each time it wakes up
-        collector.gate.set()
+
+        def warned() -> bool:
+            return any("dropped" in r.getMessage() for r in caplog.records)
+
+        wait_until(warned, "the warning, given by the publish that dropped")
     warnings = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
     assert warnings[0] == (
         "subscriber s: dropped 1 result(s) since the last warning "
@@ -270,42 +230,24 @@ def test_the_running_bus_warns_about_plain_drops_by_itself(
     )
 
 
-def test_a_feed_is_final_once_nothing_can_count_through_it() -> None:
-    feed = Feed((), set())
-    held = feed.count  # as a hot tuple or a running publish holds it
-    for _ in range(3):
-        next(held)
-    assert (feed.published(), feed.final()) == (3, False)
-    del held
-    assert feed.final()
-
-
-def test_a_closed_subscriber_is_in_flight_while_a_publish_holds_its_queue(
+def test_the_running_bus_warns_when_a_block_deadline_passes_between_publishes(
+    bus: CollectionBus,
     clock: FakeClock,
+    collector: ScriptedCollector,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    fanout = Fanout(clock)
-    sub = fanout.subscribe(name="s")
-    fanout.publish(result())
-    assert in_flight(sub)  # its live route holds its append
-    sub.close()
-    assert not in_flight(sub)
-    put = sub._put  # a publish that fetched the route before close()
-    assert in_flight(sub)
-    del put
-    assert not in_flight(sub)
-
-
-def test_closing_while_a_publish_is_still_appending_delivers_its_result(
-    clock: FakeClock,
-) -> None:
-    fanout = Fanout(clock)
-    got: list[Result] = []
-    sub = fanout.subscribe(got.append, name="s")
-    straggler = sub._put  # as a publish that fetched the route before close()
-    sub.close()
-    assert not sub._finished.wait(0.02)  # its consumer waits for the straggler
-    straggler(result(seq=7))
-    del straggler
-    assert sub._finished.wait(GUARD_S)
-    assert [r.seq for r in got] == [7]
-    assert (sub.delivered, sub.queued) == (1, 0)
+    bus.add(collector, tier="fast", interval=2.0)
+    sub = bus.subscribe(name="s", maxsize=1, policy="block", block_timeout=2.0)
+    with caplog.at_level(logging.WARNING, logger="collectbus.bus"):
+        bus.start()
+        wait_until(lambda: sub.queued == 1, "the first result")
+        bus.collect_now("c")  # waits for room in the queue, until 2 s from now
+        assert (sub.dropped, sub.queued) == (0, 2)
+        collector.gate.clear()  # the next collection publishes nothing yet
+        tick(clock, 2.0)  # the scheduler wakes up for it and looks for drops
+        collector.gate.set()
+    assert [r.getMessage() for r in caplog.records] == [
+        "subscriber s: dropped 1 result(s) since the last warning "
+        "(policy block, maxsize 1, 1 dropped in all)"
+    ]
+    assert (sub.dropped, sub.queued) == (1, 1)
