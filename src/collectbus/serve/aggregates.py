@@ -7,8 +7,9 @@ group (labels ``aggregate`` and one per group key; ``measure`` for measures):
 Counters, which never go down (:mod:`collectbus.serve.aggtrack` says how):
 
 - ``collectbus_aggregate_rows_total``: rows the group gained since the
-  server's first read; ``collectbus_aggregate_rows_retracted_total``: rows it
-  lost (a source row deleted, edited into another group or out of a filter);
+  series began (the first read by a server of a store holding no saved
+  counters for the group: they are kept in the store, so a restarted server
+  continues them); ``collectbus_aggregate_rows_retracted_total``: rows it lost (a source row deleted, edited into another group or out of a filter);
 - ``collectbus_aggregate_errors_total``, ``collectbus_aggregate_errors_retracted_total``:
   the same for error rows;
 - ``collectbus_aggregate_measure`` (histogram: ``_bucket{le}``, ``_count``,
@@ -24,7 +25,7 @@ retraction (a deleted or edited source row) lowers it. A counter that went
 down would read as a reset to Prometheus and ``rate()`` would count the whole
 total again. So the totals are gauges, and the counters accumulate the
 gains and the losses separately, each only growing; ``rows_total -
-rows_retracted_total`` is the change since the first read.
+rows_retracted_total`` is the change since the series began.
 
 Gauges, equal to what ``collectbus aggregate show`` prints:
 
@@ -83,9 +84,9 @@ _INVALID = re.compile(r"[^a-zA-Z0-9_]")
 P = "collectbus_aggregate_"
 # (name, type, help)
 _FAMILIES = (
-    ("rows", "counter", "Rows the group gained since the server's first read (never goes down)."),
+    ("rows", "counter", "Rows the group gained since /metrics first read it from this store; saved there, so a restart continues the count (never goes down)."),
     ("rows_retracted", "counter", "Rows the group lost (source rows deleted or edited away)."),
-    ("errors", "counter", "Error rows the group gained since the server's first read."),
+    ("errors", "counter", "Error rows the group gained since /metrics first read it from this store; saved there across restarts."),
     ("errors_retracted", "counter", "Error rows the group lost."),
     ("measure", "histogram", "Values each measure gained, each observed once, in the measure's unit."),
     ("mismatches", "counter", "Groups a full refresh found differing from the incremental state."),
