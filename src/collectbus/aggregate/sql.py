@@ -194,6 +194,21 @@ class AggregateSql:
             f" WHERE {self.id} > :lo AND {self.id} <= :hi{closed} GROUP BY {block}"
         )
 
+    def split_digests(self) -> str:
+        """:meth:`block_digests` of ``:lo < id <= :hi``, each block split in
+        two rows by whether ``id > :mid``: the newest blocks' digests as the
+        source has them (both rows added) and, from the same scan, the new
+        closed rows past the checkpoint ``:mid`` (the second row), with their
+        count."""
+        closed = f" AND {self.open_flag()} = 0" if self.spec.open_by_state else ""
+        block = f"({self.id} >> {CHECK_BLOCK_BITS})"
+        new = f"CASE WHEN {self.id} > :mid THEN 1 ELSE 0 END"
+        return (
+            f"SELECT {block}, {new}, count(*), sum({self.id}), sum({self.term()})"
+            f" FROM {self.table} WHERE {self.id} > :lo AND {self.id} <= :hi{closed}"
+            f" GROUP BY {block}, {new}"
+        )
+
     def probe_open(self) -> str:
         """A statement that fails unless ``open_when`` is valid on the table."""
         return f"SELECT {self.open_flag()} FROM {self.table} WHERE 1 = 0"
@@ -207,11 +222,20 @@ class AggregateSql:
             " WHERE name = :name ORDER BY seq"
         )
 
-    def rows_with_ids(self, ids: Sequence[int]) -> str:
-        """The rows with the given ids (integers read from the database,
-        written in): each row's id and contribution now."""
-        listed = ", ".join(str(int(i)) for i in ids)
-        return f"{self._select()} WHERE {self.id} IN ({listed})"
+    def rows_with_ids(self) -> str:
+        """The rows whose ids are in ``:ids`` (:meth:`id_list`): each row's id
+        and contribution now. One statement text whatever the ids, so it is
+        prepared once: the ids are an array probed through the primary key
+        (PostgreSQL), or a JSON array SQLite reads with ``json_each``."""
+        if self.dialect == "postgresql":
+            return f"{self._select()} WHERE {self.id} = ANY(CAST(:ids AS BIGINT[]))"
+        return f"{self._select()} WHERE {self.id} IN (SELECT value FROM json_each(:ids))"
+
+    def id_list(self, ids: Sequence[int]) -> object:
+        """The ``:ids`` parameter of :meth:`rows_with_ids`."""
+        if self.dialect == "postgresql":
+            return [int(i) for i in ids]
+        return "[" + ",".join(str(int(i)) for i in ids) + "]"
 
     def rows_updated(self) -> str:
         """Closed rows (``id <= :hi``) changed after the watermark ``:mark``."""
