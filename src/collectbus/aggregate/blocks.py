@@ -9,11 +9,17 @@ ids, the count, the sum of ids and the sum of a check term
 counted. Each update adjusts those digests by the rows it closed itself (new
 rows, completed open rows, rows leaving the age window), then compares some
 blocks with the source, in the same snapshot, with one range scan of the
-primary key each: the newest block always (where deletes of the newest rows
+primary key each: the newest blocks always (where deletes of the newest rows
 and id re-use happen), and a rotating sweep of ``verify_rows`` ids. A table
 that small fits in one update: every update then compares every block, and
-the aggregate is *verified*. A block that differs means a change the
-incremental path could not see: the engine repairs it with a full refresh.
+the aggregate is *verified*. Otherwise a pass of the sweep over every block
+takes several updates: the checkpoint keeps when the last complete pass
+began (``checked_ns``), before which every change of a closed row is in the
+totals. A block that differs means a change the incremental path could not
+see: the engine repairs it with a full refresh. Not a recount of the block
+alone: what a closed row contributed is not kept (only the ledger's open
+rows are), so the block's old share of the totals, sketches included,
+cannot be taken out by itself.
 """
 
 from __future__ import annotations

@@ -290,6 +290,8 @@ class Aggregator:
         self, *, verify: bool
     ) -> tuple[Checkpoint, Delta, dict[str, GroupState]] | None:
         """One batch of a read-only source: read from its snapshot, then written."""
+        # Before the snapshot: a change made before this time is in it.
+        started = self.clock.time_ns()
         with self._read("read new rows") as (src, st):
             found = load_checkpoint(st, self.spec.name)
             if found is None:
@@ -301,7 +303,8 @@ class Aggregator:
             assert isinstance(delta, TailDelta)
             groups = self._groups_after(src, st, delta)
         now = self.clock.time_ns()
-        after = checked(replace(delta.after, runs=found.runs + 1, updated_ns=now), delta, now)
+        after = replace(delta.after, runs=found.runs + 1, updated_ns=now)
+        after = checked(after, delta, started=started, now=now)
         self._mismatched += delta.mismatched
         delta.changes.groups = groups
         self._tail.invalidate()  # until the write commits
@@ -549,16 +552,17 @@ class Aggregator:
         return None
 
 
-def checked(after: Checkpoint, delta: TailDelta, now: int) -> Checkpoint:
-    """The checkpoint after an update's block check: verified when it compared
-    every block; a pass of the sweep begun, or ended (every block compared
-    since the pass began, none differing: ``checked_ns``)."""
+def checked(after: Checkpoint, delta: TailDelta, *, started: int, now: int) -> Checkpoint:
+    """The checkpoint after an update's block check (its snapshot taken
+    after ``started``): verified when it compared every block; a pass of the
+    sweep begun, or ended (every block compared since the pass began, none
+    differing: ``checked_ns``)."""
     if delta.mismatched:
         return after  # repaired next, by a refresh that verifies it all
     if delta.verified:
-        return replace(after, verified_ns=now, checked_ns=now, pass_ns=None)
+        return replace(after, verified_ns=now, checked_ns=started, pass_ns=None)
     if delta.pass_began:
-        after = replace(after, pass_ns=now)
+        after = replace(after, pass_ns=started)
     if delta.pass_ended and after.pass_ns is not None:
         after = replace(after, checked_ns=after.pass_ns, pass_ns=None)
     return after

@@ -39,9 +39,11 @@ Per aggregate (label ``aggregate`` only):
 ``collectbus_aggregate_unverified`` (1 while changes the incremental path
 cannot see may be missing: another database's table updated since every
 counted row was last compared with it),
-``collectbus_aggregate_verified_timestamp_seconds`` and
-``collectbus_aggregate_repaired_timestamp_seconds`` (when last verified, and
-last repaired; absent if never), and
+``collectbus_aggregate_verified_timestamp_seconds``,
+``collectbus_aggregate_checked_timestamp_seconds`` and
+``collectbus_aggregate_repaired_timestamp_seconds`` (when last verified, when
+the block sweep's last full pass began, and when last repaired; absent if
+never), and
 for a table of the store ``collectbus_aggregate_lag_rows`` (rows with an id
 past the checkpoint; one indexed ``max(id)``). With the background updater
 (:mod:`collectbus.serve.aggupdate`): ``collectbus_aggregate_updates_total``,
@@ -106,6 +108,7 @@ _FAMILIES = (
     ("lag_rows", "gauge", "Rows of the store table with an id past the checkpoint."),
     ("unverified", "gauge", "1 while changes the incremental path cannot see may be missing."),
     ("verified_timestamp_seconds", "gauge", "When every counted row was last verified (Unix time)."),
+    ("checked_timestamp_seconds", "gauge", "When the block sweep's last full pass began: changes of closed rows before it are counted (Unix time)."),
     ("repaired_timestamp_seconds", "gauge", "When a difference was last found and repaired (Unix time)."),
     ("updates", "counter", "Updates this server ran (serve's background updater)."),
     ("update_errors", "counter", "Updates this server ran that failed."),
@@ -187,6 +190,7 @@ class AggregatesSource:
         f["unverified"].add_sample(P + "unverified", agg, 1.0 if view.unverified else 0.0)
         for family, ns in (
             ("verified_timestamp_seconds", view.verified_ns),
+            ("checked_timestamp_seconds", view.checked_ns),
             ("repaired_timestamp_seconds", view.repaired_ns),
         ):
             if ns is not None:

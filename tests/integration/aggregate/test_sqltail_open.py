@@ -17,6 +17,7 @@ from sqlalchemy import Engine, create_engine, inspect, text
 
 from collectbus.aggregate import AggregateSpec, Aggregator, read_aggregates
 from collectbus.cli.aggregate import show_rows
+from collectbus.clock import FakeClock
 from collectbus.errors import CollectError, ConfigError
 from collectbus.serve.aggregates import AggregatesSource
 from collectbus.store import Store
@@ -462,3 +463,53 @@ def test_migration_0012_down_and_up_again_with_data(store_url: str, tmp_path: Pa
     finally:
         store.close()
         writer.dispose()
+
+
+def test_the_sweep_says_before_when_every_change_of_closed_rows_is_in(
+    store: Store, source: tuple[str, Engine]
+) -> None:
+    """Between verifications the totals are unverified; ``checked_ns`` says
+    when the sweep's last full pass began: a change of a closed row made
+    before it is in the totals, one made after may not be, until the next
+    pass reaches its block and repairs it."""
+    url, writer = source
+    fill(writer, 40_000)  # blocks 0 to 9 of 4,096 ids; 9 is the newest
+    clock = FakeClock()
+    second = 1_000_000_000
+    # Two blocks per update: blocks 0-8 take five updates, then the sweep wraps.
+    spec = make_spec(url, open_when="status = 'running'", verify_rows=2 * 4096)
+
+    def view() -> Any:
+        (found,) = read_aggregates(store, ["agents"])
+        return found
+
+    with Aggregator(store, spec, clock=clock) as agg:
+        agg.update()
+        built = view().verified_ns
+        assert built is not None
+        assert view().checked_ns == built
+        starts = []
+        for i in range(5):
+            clock.advance(second)
+            starts.append(clock.time_ns())
+            insert_running(writer, 3)
+            assert agg.update().kind == "update"
+            if i == 0:  # blocks 0 and 1 compared; now a closed row of block 1 goes
+                clock.advance(second)
+                run_sql(writer, "DELETE FROM agent_invocations WHERE id = 5000")
+            v = view()
+            assert v.unverified
+            assert v.checked_ns == (built if i < 4 else starts[0])
+        # The first pass ended: it began before the delete, which is not in yet.
+        assert shown(store)[0] != group_by(writer)
+        rows, _columns, _title = show_rows(view(), "json")
+        assert rows[0]["checked_at"] is not None
+        assert "last full pass" in show_rows(view(), "table")[2]
+        # The next pass reaches block 1 at once: found, repaired, verified.
+        clock.advance(second)
+        result = agg.update()
+        assert result.kind == "refresh"
+        figures, verified = shown(store)
+        assert verified
+        assert figures == group_by(writer)
+        assert view().checked_ns == view().verified_ns == clock.time_ns()
