@@ -70,6 +70,14 @@ class Checkpoint:
     verified_ns: int | None = None
     #: When a check or refresh last found and repaired a difference.
     repaired_ns: int | None = None
+    #: The check term the block digests were summed with
+    #: (:data:`~collectbus.aggregate.sql.TERM_VERSION`; None: the first).
+    term: int | None = None
+    #: When the sweep's current pass over every block began.
+    pass_ns: int | None = None
+    #: When the last complete pass of the sweep began: every block of closed
+    #: rows was compared with the source since, and found equal (or repaired).
+    checked_ns: int | None = None
 
     def state_json(self) -> str:
         state: dict[str, object] = {
@@ -82,6 +90,9 @@ class Checkpoint:
                 sweep=self.sweep,
                 verified_ns=self.verified_ns,
                 repaired_ns=self.repaired_ns,
+                term=self.term,
+                pass_ns=self.pass_ns,
+                checked_ns=self.checked_ns,
             )
         return json.dumps(state)
 
@@ -189,6 +200,9 @@ def _checkpoint(
         sweep=_int_or_none(state.get("sweep")),
         verified_ns=_int_or_none(state.get("verified_ns")),
         repaired_ns=_int_or_none(state.get("repaired_ns")),
+        term=_int_or_none(state.get("term")),
+        pass_ns=_int_or_none(state.get("pass_ns")),
+        checked_ns=_int_or_none(state.get("checked_ns")),
         name=name,
         spec=spec,
         last_id=int(last_id),
@@ -386,112 +400,88 @@ def save(
             # Sequence numbers read from the database: written in, not bound.
             listed = ", ".join(str(int(seq)) for seq in changes.consumed[i : i + CHUNK])
             statements.append((f"DELETE FROM aggregate_changes WHERE seq IN ({listed})", [{}]))
-    ledgered = bool(
-        changes.ledger_put
-        or changes.ledger_drop
-        or changes.ledger_prune_below is not None
-        or changes.ledger_replace
-        or changes.block_puts
-        or changes.blocks_replace
-    )
-    counts = driver.execute_all(conn, statements, commit=commit and not ledgered)
+    statements += _ledger_statements(dialect, name, changes)
+    counts = driver.execute_all(conn, statements, commit=commit)
     if before is not None and counts[0] != 1:
         raise CheckpointConflict(f"aggregate {name}: updated by another process meanwhile")
-    _write_ledger(conn, dialect, name, changes)
     return saved
 
 
-def _write_ledger(
-    conn: Connection, dialect: Literal["sqlite", "postgresql"], name: str, changes: Changes
-) -> None:
-    lc = aggregate_ledger.c
-    _write_blocks(conn, dialect, name, changes)
+Statements = list[tuple[str, Sequence[Mapping[str, object]]]]
+
+
+def _ledger_statements(
+    dialect: Literal["sqlite", "postgresql"], name: str, changes: Changes
+) -> Statements:
+    """The writes of the ledger and the block digests, to run with the
+    checkpoint's: each a single statement whatever the number of rows (ids
+    and values as arrays in PostgreSQL, a JSON array of ids in SQLite)."""
+    out: Statements = []
+    key = {"name": name}
+    if changes.blocks_replace:
+        out.append(("DELETE FROM aggregate_blocks WHERE name = :name", [key]))
+    elif changes.block_puts:
+        blocks = _ids_in(dialect, "block")
+        out.append(
+            (f"DELETE FROM aggregate_blocks WHERE name = :name AND {blocks}",
+             [{**key, "ids": driver.id_list(dialect, changes.block_puts)}])
+        )  # fmt: skip
+    puts = [(b, d) for b, d in changes.block_puts.items() if d[0]]
+    columns = ("block", "rows", "id_sum", "term_sum")
+    out += _insert(dialect, "aggregate_blocks", [(c, "bigint") for c in columns], name,
+                   [dict(zip(columns, (b, *d), strict=True)) for b, d in puts])  # fmt: skip
     if changes.ledger_replace:
-        conn.execute(delete(aggregate_ledger).where(lc.name == name))
-    drop = [] if changes.ledger_replace else list(changes.ledger_drop) + list(changes.ledger_put)
-    if dialect == "postgresql" and drop:
-        # One statement whatever the number of rows (not one per row).
-        driver.execute(
-            conn,
-            "DELETE FROM aggregate_ledger WHERE name = :name AND row_id = ANY(:ids)",
-            {"name": name, "ids": drop},
-        )
-        drop = []
-    for i in range(0, len(drop), CHUNK):
-        conn.execute(
-            delete(aggregate_ledger).where(lc.name == name, lc.row_id.in_(drop[i : i + CHUNK]))
-        )
-    if changes.ledger_prune_below is not None:
-        conn.execute(
-            delete(aggregate_ledger).where(lc.name == name, lc.row_id <= changes.ledger_prune_below)
-        )
-    rows = [
-        {"name": name, "row_id": rid, "contribution": "null" if c is None else c.to_json()}
+        out.append(("DELETE FROM aggregate_ledger WHERE name = :name", [key]))
+    drop = [] if changes.ledger_replace else [*changes.ledger_drop, *changes.ledger_put]
+    if drop:
+        rows = _ids_in(dialect, "row_id")
+        out.append(
+            (f"DELETE FROM aggregate_ledger WHERE name = :name AND {rows}",
+             [{**key, "ids": driver.id_list(dialect, drop)}])
+        )  # fmt: skip
+    below = changes.ledger_prune_below
+    if below is not None:
+        prune = "DELETE FROM aggregate_ledger WHERE name = :name AND row_id <= :below"
+        out.append((prune, [{**key, "below": below}]))
+    ledger = [
+        {"row_id": rid, "contribution": "null" if c is None else c.to_json()}
         for rid, c in changes.ledger_put.items()
-        if changes.ledger_prune_below is None or rid > changes.ledger_prune_below
+        if below is None or rid > below
     ]
-    _insert(
-        conn,
-        dialect,
-        "aggregate_ledger",
-        (("row_id", "bigint"), ("contribution", "text")),
-        name,
-        rows,
-    )
+    typed = (("row_id", "bigint"), ("contribution", "text"))
+    out += _insert(dialect, "aggregate_ledger", typed, name, ledger)
+    return out
+
+
+def _ids_in(dialect: Literal["sqlite", "postgresql"], column: str) -> str:
+    """``column`` in the ids of the parameter ``:ids`` (:func:`_id_list`)."""
+    if dialect == "postgresql":
+        return f"{column} = ANY(CAST(:ids AS BIGINT[]))"
+    return f"{column} IN (SELECT value FROM json_each(:ids))"
 
 
 def _insert(
-    conn: Connection,
     dialect: Literal["sqlite", "postgresql"],
     table: str,
     typed: Sequence[tuple[str, str]],
     name: str,
     rows: Sequence[Mapping[str, object]],
-) -> None:
-    """Insert rows of an aggregate, ``typed`` its columns with their
+) -> Statements:
+    """Inserting rows of an aggregate, ``typed`` its columns with their
     PostgreSQL types: there, one statement over arrays (a statement per row
-    costs a round trip's work each)."""
+    costs a round trip's work each), each sent as the text of an array."""
     if not rows:
-        return
+        return []
     columns = [c for c, _ in typed]
     if dialect != "postgresql":
         cols = ", ".join(["name", *columns])
         marks = ", ".join(f":{c}" for c in ["name", *columns])
-        driver.execute_many(conn, f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows)
-        return
+        return [(f"INSERT INTO {table} ({cols}) VALUES ({marks})",
+                 [{"name": name, **r} for r in rows])]  # fmt: skip
     arrays = ", ".join(f"CAST(:{c} AS {kind}[])" for c, kind in typed)
-    driver.execute(
-        conn,
-        f"INSERT INTO {table} (name, {', '.join(columns)}) SELECT :name, * FROM unnest({arrays})",
-        {"name": name, **{c: [r[c] for r in rows] for c in columns}},
-    )
-
-
-def _write_blocks(
-    conn: Connection, dialect: Literal["sqlite", "postgresql"], name: str, changes: Changes
-) -> None:
-    c = aggregate_blocks.c
-    if changes.blocks_replace:
-        conn.execute(delete(aggregate_blocks).where(c.name == name))
-    elif changes.block_puts and dialect == "postgresql":
-        driver.execute(
-            conn,
-            "DELETE FROM aggregate_blocks WHERE name = :name AND block = ANY(:blocks)",
-            {"name": name, "blocks": list(changes.block_puts)},
-        )
-    elif changes.block_puts:
-        blocks = list(changes.block_puts)
-        for i in range(0, len(blocks), CHUNK):
-            conn.execute(
-                delete(aggregate_blocks).where(c.name == name, c.block.in_(blocks[i : i + CHUNK]))
-            )
-    rows = [
-        {"name": name, "block": b, "rows": n, "id_sum": s, "term_sum": t}
-        for b, (n, s, t) in changes.block_puts.items()
-        if n
-    ]
-    typed = [(c, "bigint") for c in ("block", "rows", "id_sum", "term_sum")]
-    _insert(conn, dialect, "aggregate_blocks", typed, name, rows)
+    params = {"name": name, **{c: driver.pg_array([r[c] for r in rows]) for c in columns}}
+    sql = f"INSERT INTO {table} (name, {', '.join(columns)}) SELECT :name, * FROM unnest({arrays})"
+    return [(sql, [params])]
 
 
 def forget(conn: Connection, name: str) -> None:

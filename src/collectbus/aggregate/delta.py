@@ -34,7 +34,6 @@ from sqlalchemy import Connection, text
 import collectbus.aggregate.driver as driver
 from collectbus.aggregate.checkpoint import Changes, Checkpoint
 from collectbus.aggregate.full import new_groups, parse_new_groups
-from collectbus.aggregate.parts import CHUNK
 from collectbus.aggregate.sql import AggregateSql
 from collectbus.aggregate.state import Contribution, NewRows, contribution
 
@@ -67,11 +66,16 @@ def _rows_between(conn: Connection, sql: AggregateSql, lo: int, hi: int) -> list
 def _rows_with_ids(
     conn: Connection, sql: AggregateSql, ids: Sequence[int]
 ) -> dict[int, tuple[Any, ...]]:
-    out: dict[int, tuple[Any, ...]] = {}
-    for i in range(0, len(ids), CHUNK):
-        for row in driver.rows(conn, sql.rows_with_ids(ids[i : i + CHUNK]), {}):
-            out[int(str(row[0]))] = row
-    return out
+    """The rows with the given ids, by id: one statement (:meth:`~collectbus.
+    aggregate.sql.AggregateSql.rows_with_ids`)."""
+    if not ids:
+        return {}
+    return by_id(driver.rows(conn, sql.rows_with_ids(), {"ids": sql.id_list(ids)}))
+
+
+def by_id(rows: Iterable[tuple[Any, ...]]) -> dict[int, tuple[Any, ...]]:
+    """Rows whose first column is their id, by id."""
+    return {int(str(row[0])): row for row in rows}
 
 
 def missing_ranges(lo: int, hi: int, seen: Sequence[int]) -> list[tuple[int, int]]:

@@ -29,6 +29,29 @@ def _pyformat(query: str, names: tuple[str, ...]) -> str:
     return query
 
 
+def pg_array(values: Sequence[object]) -> str:
+    """The text of a PostgreSQL array of integers or texts (None: NULL), to
+    bind and cast: psycopg sends a list element by element, several times
+    slower."""
+    out = []
+    for v in values:
+        if v is None:
+            out.append("NULL")
+        elif isinstance(v, int):
+            out.append(str(v))
+        else:
+            text = str(v).replace("\\", "\\\\").replace('"', '\\"')
+            out.append(f'"{text}"')
+    return "{" + ",".join(out) + "}"
+
+
+def id_list(dialect: str, ids: Iterable[int]) -> str:
+    """Integers as one parameter: the text of an array (PostgreSQL, to cast
+    to ``BIGINT[]``) or of a JSON array (SQLite, read by ``json_each``)."""
+    listed = ",".join(str(int(i)) for i in ids)
+    return "{" + listed + "}" if dialect == "postgresql" else "[" + listed + "]"
+
+
 def _raw(conn: Connection) -> Any:
     """The driver's connection (both drivers are synchronous: the DB-API
     connection is the driver's own, and stays reachable on a connection

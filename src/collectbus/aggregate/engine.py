@@ -77,7 +77,7 @@ from collectbus.aggregate.source import (
     write_transaction,
 )
 from collectbus.aggregate.spec import AggregateSpec
-from collectbus.aggregate.sql import CHECK_BLOCK_BITS, AggregateSql
+from collectbus.aggregate.sql import CHECK_BLOCK_BITS, TERM_VERSION, AggregateSql
 from collectbus.aggregate.state import (
     GroupState,
     apply_deltas,
@@ -122,6 +122,8 @@ class Aggregator:
         self._verified = False
         # Blocks the last catch-up found differing (a read-only source).
         self._mismatched: list[int] = []
+        # The last catch-up found digests of another check term (an upgrade).
+        self._stale_terms = False
         # The groups this object last wrote, valid while the checkpoint is at
         # _cache_version: an update then reads no totals back from the store.
         self._cache: dict[str, GroupState] = {}
@@ -200,11 +202,16 @@ class Aggregator:
                 install.upgrade(w, self.sql, triggers=triggers, index=index)
 
     def _save(self, before: Checkpoint | None, after: Checkpoint, changes: Changes) -> Checkpoint:
-        with (
-            source_errors(self.spec, "write the totals"),
-            write_transaction(self.store.engine) as w,
-        ):
-            return save(w, self.store.dialect, self.spec.measures, before, after, changes)
+        """Write in one transaction on the held connection (whose session has
+        the write settings): in PostgreSQL, the writes in one round trip and
+        the COMMIT in another."""
+        tuned = self.store.dialect == "postgresql"
+        with source_errors(self.spec, "write the totals"), concurrent_update(self.spec.name):
+            return self._held.run(
+                lambda w: save(
+                    w, self.store.dialect, self.spec.measures, before, after, changes, tuned=tuned
+                )
+            )
 
     def _delta(
         self,
@@ -237,6 +244,13 @@ class Aggregator:
         if caught_up is None:  # reset meanwhile
             return self._build()
         cp, result = caught_up
+        if self._stale_terms:
+            log.info(
+                "aggregate %s: block digests of an earlier check term; recomputing them"
+                " with a full refresh",
+                self.spec.name,
+            )
+            return self.refresh()
         if self._mismatched:
             log.warning(
                 "aggregate %s: %d block(s) of closed rows differ from what was counted"
@@ -253,6 +267,7 @@ class Aggregator:
     def _catch_up(self, *, verify: bool = True) -> tuple[Checkpoint, UpdateResult] | None:
         rows = groups_written = 0
         self._mismatched = []
+        self._stale_terms = False
         while True:
             if self.spec.external:
                 step = self._step_external(verify=verify and not self._mismatched)
@@ -275,17 +290,21 @@ class Aggregator:
         self, *, verify: bool
     ) -> tuple[Checkpoint, Delta, dict[str, GroupState]] | None:
         """One batch of a read-only source: read from its snapshot, then written."""
+        # Before the snapshot: a change made before this time is in it.
+        started = self.clock.time_ns()
         with self._read("read new rows") as (src, st):
             found = load_checkpoint(st, self.spec.name)
             if found is None:
                 return None
+            if found.term != TERM_VERSION:
+                self._stale_terms = True
+            verify = verify and not self._stale_terms
             delta = self._delta(src, st, found, verify=verify)
             assert isinstance(delta, TailDelta)
             groups = self._groups_after(src, st, delta)
         now = self.clock.time_ns()
         after = replace(delta.after, runs=found.runs + 1, updated_ns=now)
-        if delta.verified and not delta.mismatched:
-            after = replace(after, verified_ns=now)
+        after = checked(after, delta, started=started, now=now)
         self._mismatched += delta.mismatched
         delta.changes.groups = groups
         self._tail.invalidate()  # until the write commits
@@ -479,7 +498,14 @@ class Aggregator:
         changes.ledger_prune_below, changes.ledger_replace = None, True
         changes.block_puts, changes.blocks_replace = found.blocks, True
         delta.after = replace(
-            delta.after, floor=found.floor, sweep=0, mark=found.mark, pending=found.pending
+            delta.after,
+            floor=found.floor,
+            sweep=0,
+            mark=found.mark,
+            pending=found.pending,
+            term=TERM_VERSION,
+            pass_ns=None,
+            checked_ns=now,
         )
 
     def _build(self) -> UpdateResult:
@@ -524,3 +550,19 @@ class Aggregator:
         if backfill:
             return self._build()
         return None
+
+
+def checked(after: Checkpoint, delta: TailDelta, *, started: int, now: int) -> Checkpoint:
+    """The checkpoint after an update's block check (its snapshot taken
+    after ``started``): verified when it compared every block; a pass of the
+    sweep begun, or ended (every block compared since the pass began, none
+    differing: ``checked_ns``)."""
+    if delta.mismatched:
+        return after  # repaired next, by a refresh that verifies it all
+    if delta.verified:
+        return replace(after, verified_ns=now, checked_ns=started, pass_ns=None)
+    if delta.pass_began:
+        after = replace(after, pass_ns=started)
+    if delta.pass_ended and after.pass_ns is not None:
+        after = replace(after, checked_ns=after.pass_ns, pass_ns=None)
+    return after

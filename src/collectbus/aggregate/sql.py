@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Literal
 
+from collectbus.aggregate.driver import id_list
 from collectbus.aggregate.sketch import bucket_sql
 from collectbus.aggregate.spec import AggregateSpec, Scalar
 
@@ -32,6 +33,9 @@ ID_BLOCK_BITS = 16
 #: A read-only source's closed rows are checked by blocks of ``2 ** CHECK_BLOCK_BITS``
 #: ids (:mod:`~collectbus.aggregate.blocks`).
 CHECK_BLOCK_BITS = 12
+#: The definition of :meth:`AggregateSql.term` the recorded block digests were
+#: summed with: digests of another definition are recomputed (a refresh).
+TERM_VERSION = 2
 #: Below any id a table holds: the lower bound of a range over every row.
 BELOW_ALL = -(2**62)
 
@@ -139,24 +143,35 @@ class AggregateSql:
             first, last = f"unicode({t})", f"unicode(substr({t}, -1))"
         else:
             first, last = f"ascii({t})", f"ascii(right({t}, 1))"
-        return f"coalesce(length({t}) * 131 + {first} * 7 + {last}, 0)"
+        return f"(length({t}) * 131 + {first} * 7 + {last})"
 
     def term(self) -> str:
         """A row's check term: an integer from everything it contributes (the
-        filters, keys, error flag, each measure's value to a thousandth, or
-        its NULL), summed per block of ids (:meth:`block_digests`). The same
-        database computes it for every row, so the sums are exact; no
-        logarithm, so that a block's check costs little more than its scan."""
+        filters, keys, error flag, each measure's value or its NULL), summed
+        per block of ids (:meth:`block_digests`). The same database computes
+        it for every row, so the sums are exact. PostgreSQL: its own hash of
+        each key's text and of each measure's value, so that any change of
+        either changes the term; SQLite, which has no hash function: a key's
+        length and first and last characters, a measure to a thousandth.
+        Either costs little more than the scan of the block
+        (:data:`TERM_VERSION` names the current definition)."""
         spec = self.spec
         parts = ["1", f"{self.passes()} * 2", f"{self.error()} * 5"]
-        parts += [f"{self._text_hash(q(k))} * {j + 7}" for j, k in enumerate(spec.keys)]
+        pg = self.dialect == "postgresql"
+        for j, k in enumerate(spec.keys):
+            hashed = f"hashtext(CAST({q(k)} AS TEXT))::bigint" if pg else self._text_hash(q(k))
+            parts.append(f"coalesce({hashed}, 0) * {j + 7}")
         for i, m in enumerate(spec.measures):
             x = f"CAST({q(m)} AS DOUBLE PRECISION)"
-            scaled = (
-                f"CASE WHEN abs({x}) < 1e12 THEN {x} * 1000"
-                f" WHEN abs({x}) < 1e30 THEN {x} / 1e15 ELSE 0 END"
-            )
-            parts.append(f"coalesce(CAST({scaled} AS BIGINT) % 1000003 * {i + 11}, {3 * (i + 11)})")
+            if pg:
+                value = f"hashfloat8({x})::bigint"
+            else:
+                scaled = (
+                    f"CASE WHEN abs({x}) < 1e12 THEN {x} * 1000"
+                    f" WHEN abs({x}) < 1e30 THEN {x} / 1e15 ELSE 0 END"
+                )
+                value = f"CAST({scaled} AS BIGINT) % 1000003"
+            parts.append(f"coalesce({value} * {i + 11}, {3 * (i + 11)})")
         return f"({' + '.join(parts)})"
 
     def _select(self) -> str:
@@ -194,6 +209,21 @@ class AggregateSql:
             f" WHERE {self.id} > :lo AND {self.id} <= :hi{closed} GROUP BY {block}"
         )
 
+    def split_digests(self) -> str:
+        """:meth:`block_digests` of ``:lo < id <= :hi``, each block split in
+        two rows by whether ``id > :mid``: the newest blocks' digests as the
+        source has them (both rows added) and, from the same scan, the new
+        closed rows past the checkpoint ``:mid`` (the second row), with their
+        count."""
+        closed = f" AND {self.open_flag()} = 0" if self.spec.open_by_state else ""
+        block = f"({self.id} >> {CHECK_BLOCK_BITS})"
+        new = f"CASE WHEN {self.id} > :mid THEN 1 ELSE 0 END"
+        return (
+            f"SELECT {block}, {new}, count(*), sum({self.id}), sum({self.term()})"
+            f" FROM {self.table} WHERE {self.id} > :lo AND {self.id} <= :hi{closed}"
+            f" GROUP BY {block}, {new}"
+        )
+
     def probe_open(self) -> str:
         """A statement that fails unless ``open_when`` is valid on the table."""
         return f"SELECT {self.open_flag()} FROM {self.table} WHERE 1 = 0"
@@ -207,11 +237,19 @@ class AggregateSql:
             " WHERE name = :name ORDER BY seq"
         )
 
-    def rows_with_ids(self, ids: Sequence[int]) -> str:
-        """The rows with the given ids (integers read from the database,
-        written in): each row's id and contribution now."""
-        listed = ", ".join(str(int(i)) for i in ids)
-        return f"{self._select()} WHERE {self.id} IN ({listed})"
+    def rows_with_ids(self) -> str:
+        """The rows whose ids are in ``:ids`` (:meth:`id_list`): each row's id
+        and contribution now. One statement text whatever the ids, so it is
+        prepared once: the ids are an array probed through the primary key
+        (PostgreSQL), or a JSON array SQLite reads with ``json_each``."""
+        if self.dialect == "postgresql":
+            return f"{self._select()} WHERE {self.id} = ANY(CAST(:ids AS BIGINT[]))"
+        return f"{self._select()} WHERE {self.id} IN (SELECT value FROM json_each(:ids))"
+
+    def id_list(self, ids: Sequence[int]) -> str:
+        """The ``:ids`` parameter of :meth:`rows_with_ids` (an array's text:
+        a list is several times slower to send, element by element)."""
+        return id_list(self.dialect, ids)
 
     def rows_updated(self) -> str:
         """Closed rows (``id <= :hi``) changed after the watermark ``:mark``."""

@@ -42,10 +42,13 @@ from collectbus.aggregate.blocks import (
     BLOCK_IDS,
     ZERO,
     Adjustments,
+    CheckResult,
     Digest,
     all_digests,
     block_of,
     check,
+    compare,
+    plan_sweep,
     read_digests,
 )
 from collectbus.aggregate.checkpoint import Checkpoint, load_blocks, load_ledger
@@ -54,13 +57,13 @@ from collectbus.aggregate.delta import (
     _contrib,
     _next_last_id,
     _rows_between,
-    _rows_with_ids,
+    by_id,
     initial_pending,
     max_id,
     missing_ranges,
     newest_mark,
 )
-from collectbus.aggregate.full import new_groups
+from collectbus.aggregate.full import parse_new_groups
 from collectbus.aggregate.sql import BELOW_ALL, AggregateSql
 from collectbus.aggregate.state import Contribution
 
@@ -100,6 +103,11 @@ class TailDelta(Delta):
     mismatched: list[int] = field(default_factory=list)
     #: Every counted block was compared with the source in this snapshot.
     verified: bool = False
+    #: Where the next update's sweep starts; whether this update's check
+    #: began a pass of the sweep, and whether it ended one.
+    next_sweep: int = 0
+    pass_began: bool = False
+    pass_ended: bool = False
     #: Open rows as read (by id): for the cache, once written.
     raw: dict[int, tuple[Any, ...]] = field(default_factory=dict)
 
@@ -113,7 +121,7 @@ def _layout(sql: AggregateSql) -> tuple[int, int]:
 
 def read_tailed(
     source: Connection,
-    store: Connection,
+    store: Connection | None,
     sql: AggregateSql,
     cp: Checkpoint,
     cache: TailCache,
@@ -122,53 +130,155 @@ def read_tailed(
     cap: bool = True,
     verify: bool = True,
 ) -> TailDelta:
-    """The deltas of a read-only table since ``cp``, and (``verify``) the block check."""
+    """The deltas of a read-only table since ``cp``, and (``verify``) the block
+    check. ``store``: None when ``cache`` holds the ledger and digests of
+    ``cp`` already (rows open by state need nothing else from the store)."""
     spec = sql.spec
-    cache.load(store, sql, cp)
+    if store is not None:
+        cache.load(store, sql, cp)
+    assert cache.version == cp.version
+    if spec.open_by_state:
+        return _read_by_state(source, sql, cp, cache, now_ns=now_ns, cap=cap, verify=verify)
+    assert store is not None
     top = max_id(source, sql)
     last = _next_last_id(sql, cp, top, cap)
     delta = TailDelta(after=cp, more=top > last)
     adjust = Adjustments()
     dirty: set[int] = set()
-    if spec.open_by_state:
-        _by_state(source, sql, cp, cache, delta, adjust, last, now_ns)
-        closed_hi = last
-        after = replace(delta.after, last_id=last, floor=None)
-    else:
-        closed_hi = _by_age(source, store, sql, cp, delta, adjust, dirty, last)
-        after = replace(delta.after, last_id=last, floor=closed_hi)
+    closed_hi = _by_age(source, store, sql, cp, delta, adjust, dirty, last)
+    after = replace(delta.after, last_id=last, floor=closed_hi)
     recorded = {**cache.blocks, **adjust.applied(cache.blocks)}
     for b in sorted(dirty):  # closed rows edited and read: take the source's digest
         lo, hi = b * BLOCK_IDS - 1, min(closed_hi, (b + 1) * BLOCK_IDS - 1)
         recorded[b] = read_digests(source, sql, lo, hi).get(b, ZERO)
-    puts = {b: recorded[b] for b in set(adjust.added) | dirty}
-    delta.changes.block_puts = puts
+    delta.changes.block_puts = {b: recorded[b] for b in set(adjust.added) | dirty}
     sweep = cp.sweep or 0
     if verify:
-        result = check(
-            source, sql, recorded, closed_hi=closed_hi, sweep=sweep, verify_rows=spec.verify_rows
+        _checked(
+            delta,
+            check(
+                source,
+                sql,
+                recorded,
+                closed_hi=closed_hi,
+                sweep=sweep,
+                verify_rows=spec.verify_rows,
+            ),
         )
-        delta.mismatched, delta.verified, sweep = result.mismatched, result.complete, result.sweep
-    delta.after = replace(after, sweep=sweep)
+    else:
+        delta.next_sweep = sweep
+    delta.after = replace(after, sweep=delta.next_sweep)
     return delta
 
 
-def _by_state(
+def _checked(delta: TailDelta, result: CheckResult) -> None:
+    delta.mismatched, delta.verified = result.mismatched, result.complete
+    delta.next_sweep, delta.pass_began, delta.pass_ended = result.sweep, result.began, result.ended
+
+
+#: Above any id: the upper bound of an uncapped read.
+ABOVE_ALL = 2**62
+
+
+def _read_by_state(
     source: Connection,
     sql: AggregateSql,
     cp: Checkpoint,
     cache: TailCache,
+    *,
+    now_ns: int,
+    cap: bool,
+    verify: bool,
+) -> TailDelta:
+    """Rows open by state: every read of the update in one round trip
+    (PostgreSQL), sent before the highest id is known. A batch past the
+    checkpoint holds exactly the rows up to ``last``: none is above the highest
+    id in this snapshot. The reads: the highest id; the ledger's rows by id;
+    the new rows (grouped by the database, and the open ones one by one); the
+    digests of the newest blocks, split into the rows counted before and the
+    new closed rows; and the sweep's blocks."""
+    spec = sql.spec
+    hi = cp.last_id + spec.batch_rows if cap else ABOVE_ALL
+    plan = plan_sweep(cp.sweep or 0, block_of(max(cp.last_id, 0)), spec.verify_rows)
+    ids = sorted(cache.ledger)
+    new: dict[str, object] = {"lo": cp.last_id, "hi": hi}
+    reads: list[tuple[str, dict[str, object]]] = [
+        (sql.max_id(), {}),
+        (sql.rows_with_ids(), {"ids": sql.id_list(ids)}),
+        (sql.packed_totals(), new),
+        (sql.open_rows_between(), new),
+        (sql.split_digests(), {"lo": plan.newest_lo(), "mid": cp.last_id, "hi": hi}),
+    ]
+    swept = plan.swept_ids() if verify else None
+    if swept is not None:
+        reads.append((sql.block_digests(), {"lo": swept[0], "hi": swept[1]}))
+    found = driver.rows_many(source, reads)
+    top = int(str(found[0][0][0])) if found[0][0][0] is not None else 0
+    last = _next_last_id(sql, cp, top, cap)
+    delta = TailDelta(after=cp, more=top > last)
+    adjust = Adjustments()
+    _open_rows(sql, cache, delta, adjust, ids, by_id(found[1]))
+    pending = _pending(source, sql, cp, delta, adjust, last, now_ns)
+    digests: dict[int, Digest] = {}  # the newest blocks' in the source
+    if last > cp.last_id:
+        delta.partial = parse_new_groups(sql, found[2])
+        _term_at = _layout(sql)[1]
+        for row in found[3]:
+            rid = int(str(row[0]))
+            delta.changes.ledger_put[rid] = _contrib(sql, row)
+            delta.raw[rid] = tuple(row[1:_term_at])
+        present = len(found[3])
+        for b, is_new, n, id_sum, term_sum in found[4]:
+            d = (int(n), int(id_sum), int(term_sum))
+            if is_new:
+                adjust.add({int(b): d})
+                present += d[0]
+            digests[int(b)] = _plus(digests.get(int(b), ZERO), d)
+        delta.rows_read += present
+        if sql.dialect == "postgresql" and present < last - cp.last_id:
+            params = {"lo": cp.last_id, "hi": last}
+            got = [int(str(r[0])) for r in driver.rows(source, sql.ids_between(), params)]
+            pending += [(a, b, now_ns) for a, b in missing_ranges(cp.last_id + 1, last, got)]
+    else:
+        for b, _new, n, id_sum, term_sum in found[4]:
+            digests[int(b)] = _plus(digests.get(int(b), ZERO), (int(n), int(id_sum), int(term_sum)))
+    recorded = {**cache.blocks, **adjust.applied(cache.blocks)}
+    delta.changes.block_puts = {b: recorded[b] for b in adjust.added}
+    if verify:
+        if top < cp.last_id and block_of(max(top, 0)) < plan.newest:
+            # The newest rows deleted (SQLite then hands their ids out again):
+            # the blocks they left must now hold what was counted of them.
+            above = plan.newest_lo()
+            plan = replace(plan, newest=block_of(max(top, 0)))
+            digests.update(read_digests(source, sql, plan.newest_lo(), above))
+        if swept is not None:
+            digests.update((int(b), (int(n), int(s), int(t))) for b, n, s, t in found[5])
+        _checked(delta, plan.result(compare(digests, recorded, plan)))
+    else:
+        delta.next_sweep = cp.sweep or 0
+    delta.after = replace(
+        cp, last_id=last, floor=None, pending=tuple(sorted(pending)), sweep=delta.next_sweep
+    )
+    return delta
+
+
+def _plus(a: Digest, b: Digest) -> Digest:
+    return (a[0] + b[0], a[1] + b[1], a[2] + b[2])
+
+
+def _open_rows(
+    sql: AggregateSql,
+    cache: TailCache,
     delta: TailDelta,
     adjust: Adjustments,
-    last: int,
-    now_ns: int,
+    ids: Sequence[int],
+    found: dict[int, tuple[Any, ...]],
 ) -> None:
-    """Open rows known from the data: re-read the ledger's rows by id, read
-    the new rows and the pending ones."""
+    """The ledger's rows as read now: an unchanged open row is skipped, a
+    changed one retracted and added again, a closed one counted as it ends
+    and checked by its block from now on, a vanished one retracted."""
     open_at, term_at = _layout(sql)
     changes, out = delta.changes, delta.deltas
-    ids = sorted(cache.ledger)
-    found = _rows_with_ids(source, sql, ids)
     delta.rows_read += len(found)
     for rid in ids:
         before = cache.ledger[rid]
@@ -196,6 +306,19 @@ def _by_state(
         else:  # closed: counted as it is now, checked by its block from now on
             changes.ledger_drop.append(rid)
             adjust.close(rid, row[term_at])
+
+
+def _pending(
+    source: Connection,
+    sql: AggregateSql,
+    cp: Checkpoint,
+    delta: TailDelta,
+    adjust: Adjustments,
+    last: int,
+    now_ns: int,
+) -> list[tuple[int, int, int]]:
+    """Ids skipped by the watermark (PostgreSQL): those now visible counted,
+    the others still pending unless ``pending_s`` passed."""
     pending: list[tuple[int, int, int]] = []
     for lo, hi, seen_ns in cp.pending:
         if lo > last:
@@ -205,21 +328,7 @@ def _by_state(
         if now_ns - seen_ns <= sql.spec.pending_s * 1e9:
             got = [int(str(r[0])) for r in rows]
             pending += [(a, b, seen_ns) for a, b in missing_ranges(lo, min(hi, last), got)]
-    if last > cp.last_id:
-        params = {"lo": cp.last_id, "hi": last}
-        delta.partial = new_groups(source, sql, last, cp.last_id)
-        opened = driver.rows(source, sql.open_rows_between(), params)
-        for row in opened:
-            rid = int(str(row[0]))
-            changes.ledger_put[rid] = _contrib(sql, row)
-            delta.raw[rid] = tuple(row[1:term_at])
-        adjust.add(read_digests(source, sql, cp.last_id, last))
-        present = int(str(driver.rows(source, sql.count_between(), params)[0][0]))
-        delta.rows_read += present
-        if sql.dialect == "postgresql" and present < last - cp.last_id:
-            got = [int(str(r[0])) for r in driver.rows(source, sql.ids_between(), params)]
-            pending += [(a, b, now_ns) for a, b in missing_ranges(cp.last_id + 1, last, got)]
-    delta.after = replace(cp, pending=tuple(sorted(pending)))
+    return pending
 
 
 def _count_new(

@@ -64,6 +64,11 @@ class AggregateView:
     verified_ns: int | None = None
     #: When a check or refresh last found a difference and repaired it.
     repaired_ns: int | None = None
+    #: When the block sweep's last complete pass began (or the last
+    #: verification, if later): every block of closed rows was compared with
+    #: the source since then, so a delete, re-used id or edit of a closed row
+    #: made before it is in the totals (found, and repaired).
+    checked_ns: int | None = None
 
     @property
     def unverified(self) -> bool:
@@ -135,6 +140,7 @@ def read_aggregates(store: Store, names: list[str] | None = None) -> list[Aggreg
                     external="sweep" in checks,
                     verified_ns=checks.get("verified_ns"),
                     repaired_ns=checks.get("repaired_ns"),
+                    checked_ns=checks.get("checked_ns") or checks.get("verified_ns"),
                 )
             )
     return out

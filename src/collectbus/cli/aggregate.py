@@ -157,9 +157,14 @@ def verification(view: AggregateView) -> str:
     if not view.unverified:
         return f"verified {iso(view.verified_ns or view.updated_ns)}{repaired}"
     since = iso(view.verified_ns) if view.verified_ns else "never"
+    checked = (
+        f"; those made before {iso(view.checked_ns)} are in (the block sweep's last full pass)"
+        if view.checked_ns and view.checked_ns != view.verified_ns
+        else ""
+    )
     return (
         f"UNVERIFIED (last verified {since}): deletes or edits of closed rows since then"
-        f" may be missing until the block sweep or the next refresh{repaired}"
+        f" may be missing until the block sweep or the next refresh{checked}{repaired}"
     )
 
 
@@ -167,17 +172,19 @@ def show_rows(view: AggregateView, fmt: str) -> tuple[list[dict[str, object]], l
     """The rows, columns and title ``show`` prints for an aggregate. Besides
     the table's title, JSON and CSV carry on every row ``verified`` (false
     while :attr:`~collectbus.aggregate.AggregateView.unverified`),
-    ``verified_at`` and ``repaired_at``."""
+    ``verified_at``, ``checked_at`` (:attr:`~collectbus.aggregate.AggregateView.checked_ns`)
+    and ``repaired_at``."""
     columns: list[str] = [*view.key_names, "count", "errors"]
     for m in view.measure_names:
         columns += [f"{m}_{s}" for s in ("mean", "min", "max", "p50", "p95", "p99")]
         if fmt != "table":
             columns += [f"{m}_n", f"{m}_sum"]
     if fmt != "table":
-        columns += ["verified", "verified_at", "repaired_at"]
+        columns += ["verified", "verified_at", "checked_at", "repaired_at"]
     status = {
         "verified": not view.unverified,
         "verified_at": iso(view.verified_ns) if view.verified_ns else None,
+        "checked_at": iso(view.checked_ns) if view.checked_ns else None,
         "repaired_at": iso(view.repaired_ns) if view.repaired_ns else None,
     }
     rows: list[dict[str, object]] = []

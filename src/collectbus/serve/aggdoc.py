@@ -5,7 +5,8 @@ The document is a list, one object per aggregate: ``name``, ``source``,
 ``updated`` (RFC 3339) and ``updated_ns``, ``refreshed_ns``, ``verified``
 (false while changes the incremental path cannot see may be missing: see
 :attr:`~collectbus.aggregate.AggregateView.unverified`), ``verified_ns``,
-``repaired_ns``, and ``groups``:
+``repaired_ns``, ``checked_ns`` (when the block sweep's last full pass
+began: changes of closed rows before it are in the totals), and ``groups``:
 per group its ``keys`` (an object), ``count``, ``errors`` and per measure
 ``n``, ``sum``, ``min``, ``max``, ``mean``, ``p50``, ``p95`` and ``p99``: the
 figures of ``collectbus aggregate show --format json``.
@@ -58,6 +59,7 @@ def aggregates_document(views: list[AggregateView]) -> list[dict[str, object]]:
                 "verified": not view.unverified,
                 "verified_ns": view.verified_ns,
                 "repaired_ns": view.repaired_ns,
+                "checked_ns": view.checked_ns,
                 "groups": groups,
             }
         )

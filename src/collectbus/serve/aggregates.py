@@ -7,8 +7,9 @@ group (labels ``aggregate`` and one per group key; ``measure`` for measures):
 Counters, which never go down (:mod:`collectbus.serve.aggtrack` says how):
 
 - ``collectbus_aggregate_rows_total``: rows the group gained since the
-  server's first read; ``collectbus_aggregate_rows_retracted_total``: rows it
-  lost (a source row deleted, edited into another group or out of a filter);
+  series began (the first read by a server of a store holding no saved
+  counters for the group: they are kept in the store, so a restarted server
+  continues them); ``collectbus_aggregate_rows_retracted_total``: rows it lost (a source row deleted, edited into another group or out of a filter);
 - ``collectbus_aggregate_errors_total``, ``collectbus_aggregate_errors_retracted_total``:
   the same for error rows;
 - ``collectbus_aggregate_measure`` (histogram: ``_bucket{le}``, ``_count``,
@@ -24,7 +25,7 @@ retraction (a deleted or edited source row) lowers it. A counter that went
 down would read as a reset to Prometheus and ``rate()`` would count the whole
 total again. So the totals are gauges, and the counters accumulate the
 gains and the losses separately, each only growing; ``rows_total -
-rows_retracted_total`` is the change since the first read.
+rows_retracted_total`` is the change since the series began.
 
 Gauges, equal to what ``collectbus aggregate show`` prints:
 
@@ -38,9 +39,11 @@ Per aggregate (label ``aggregate`` only):
 ``collectbus_aggregate_unverified`` (1 while changes the incremental path
 cannot see may be missing: another database's table updated since every
 counted row was last compared with it),
-``collectbus_aggregate_verified_timestamp_seconds`` and
-``collectbus_aggregate_repaired_timestamp_seconds`` (when last verified, and
-last repaired; absent if never), and
+``collectbus_aggregate_verified_timestamp_seconds``,
+``collectbus_aggregate_checked_timestamp_seconds`` and
+``collectbus_aggregate_repaired_timestamp_seconds`` (when last verified, when
+the block sweep's last full pass began, and when last repaired; absent if
+never), and
 for a table of the store ``collectbus_aggregate_lag_rows`` (rows with an id
 past the checkpoint; one indexed ``max(id)``). With the background updater
 (:mod:`collectbus.serve.aggupdate`): ``collectbus_aggregate_updates_total``,
@@ -83,9 +86,9 @@ _INVALID = re.compile(r"[^a-zA-Z0-9_]")
 P = "collectbus_aggregate_"
 # (name, type, help)
 _FAMILIES = (
-    ("rows", "counter", "Rows the group gained since the server's first read (never goes down)."),
+    ("rows", "counter", "Rows the group gained since /metrics first read it from this store; saved there, so a restart continues the count (never goes down)."),
     ("rows_retracted", "counter", "Rows the group lost (source rows deleted or edited away)."),
-    ("errors", "counter", "Error rows the group gained since the server's first read."),
+    ("errors", "counter", "Error rows the group gained since /metrics first read it from this store; saved there across restarts."),
     ("errors_retracted", "counter", "Error rows the group lost."),
     ("measure", "histogram", "Values each measure gained, each observed once, in the measure's unit."),
     ("mismatches", "counter", "Groups a full refresh found differing from the incremental state."),
@@ -105,6 +108,7 @@ _FAMILIES = (
     ("lag_rows", "gauge", "Rows of the store table with an id past the checkpoint."),
     ("unverified", "gauge", "1 while changes the incremental path cannot see may be missing."),
     ("verified_timestamp_seconds", "gauge", "When every counted row was last verified (Unix time)."),
+    ("checked_timestamp_seconds", "gauge", "When the block sweep's last full pass began: changes of closed rows before it are counted (Unix time)."),
     ("repaired_timestamp_seconds", "gauge", "When a difference was last found and repaired (Unix time)."),
     ("updates", "counter", "Updates this server ran (serve's background updater)."),
     ("update_errors", "counter", "Updates this server ran that failed."),
@@ -186,6 +190,7 @@ class AggregatesSource:
         f["unverified"].add_sample(P + "unverified", agg, 1.0 if view.unverified else 0.0)
         for family, ns in (
             ("verified_timestamp_seconds", view.verified_ns),
+            ("checked_timestamp_seconds", view.checked_ns),
             ("repaired_timestamp_seconds", view.repaired_ns),
         ):
             if ns is not None:

@@ -54,7 +54,13 @@ def plan(conn: sqlite3.Connection, query: str, params: dict[str, object]) -> str
         (SQL.max_id(), {}, "agent_invocations"),
         (SQL.rows_between(), {"lo": 100, "hi": 1100}, "INTEGER PRIMARY KEY (rowid>? AND rowid<?)"),
         (SQL.changes(), {"name": "agents"}, "ix_aggregate_changes_name_seq"),
-        (SQL.rows_with_ids([3, 7]), {}, "INTEGER PRIMARY KEY (rowid=?)"),
+        (SQL.rows_with_ids(), {"ids": SQL.id_list([3, 7])}, "INTEGER PRIMARY KEY (rowid=?)"),
+        (SQL.block_digests(), {"lo": 1, "hi": 9}, "INTEGER PRIMARY KEY (rowid>? AND rowid<?)"),
+        (
+            SQL.split_digests(),
+            {"lo": 1, "mid": 5, "hi": 9},
+            "INTEGER PRIMARY KEY (rowid>? AND rowid<?)",
+        ),
         (SQL.rows_updated(), {"mark": 1900, "hi": 1000}, "ix_agent_invocations_updated_at"),
         (SQL.count_between(), {"lo": 1, "hi": 9}, "INTEGER PRIMARY KEY (rowid>? AND rowid<?)"),
         (SQL.packed_totals(), {"lo": 1, "hi": 9}, "INTEGER PRIMARY KEY (rowid>? AND rowid<?)"),
@@ -80,7 +86,9 @@ def test_incremental_queries_do_not_scan(
     conn: sqlite3.Connection, query: str, params: dict[str, object], uses: str
 ) -> None:
     text = plan(conn, query, params)
-    assert not any(part.strip().startswith("SCAN") for part in text.split("|")), text
+    # A scan of the ids passed in (json_each of a parameter) is no scan of a table.
+    scans = [p for p in text.split("|") if p.strip().startswith("SCAN") and "json_each" not in p]
+    assert not scans, text
     assert uses in text, text
 
 
