@@ -142,19 +142,18 @@ class SnapshotWriter:
         return len(nodes) + len(queues) + len(systems)
 
     def _node_row(self, r: NodeRecord) -> RowTuple | None:
-        judged = (
-            r.state,
-            r.native_state,
-            r.partitions,
-            fit_int64(r.cpus_total),
-            fit_int64(r.cpus_allocated),
-            fit_int64(r.gpus_total),
-            fit_int64(r.gpus_allocated),
-            fit_int64(r.mem_total_bytes),
-            fit_int64(r.mem_allocated_bytes),
-            r.jobs,
-            r.comment,
+        sizes = tuple(
+            fit_int64(n)
+            for n in (
+                r.cpus_total,
+                r.cpus_allocated,
+                r.gpus_total,
+                r.gpus_allocated,
+                r.mem_total_bytes,
+                r.mem_allocated_bytes,
+            )
         )
+        judged = (r.state, r.native_state, r.partitions, *sizes, r.jobs, r.comment)
         key = (r.cluster, r.node)
         last = self._nodes.get(key)
         if last is not None and last[0] == judged and r.observed_ns - last[1] < NODE_KEYFRAME_NS:
@@ -168,12 +167,7 @@ class SnapshotWriter:
             _text(r.state),
             _text(r.native_state),
             _join(r.partitions),
-            fit_int64(r.cpus_total),
-            fit_int64(r.cpus_allocated),
-            fit_int64(r.gpus_total),
-            fit_int64(r.gpus_allocated),
-            fit_int64(r.mem_total_bytes),
-            fit_int64(r.mem_allocated_bytes),
+            *sizes,
             _join(r.jobs),
             _text(r.comment),
             _text(r.raw_json, RAW_LIMIT),
