@@ -44,6 +44,10 @@ class CliContext:
             self._config = load_config(self.config_path, overrides=flags)
         return self._config
 
+    def forget_config(self) -> None:
+        """Load the configuration again when next asked (a global option changed)."""
+        self._config = None
+
     def store_settings(self) -> StoreSettings:
         """The store's URL and deadline: from the light reading of the config
         file, or from the full configuration when that is loaded or needed."""
