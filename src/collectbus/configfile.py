@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +83,8 @@ def read_config_file(
     files = [Path(named)] if named else candidate_files(env)
     for file in files:
         if named or file.is_file():
+            import tomllib  # only with a file to read: it compiles its patterns on import
+
             try:
                 with file.open("rb") as fh:
                     return tomllib.load(fh), str(file)

@@ -71,6 +71,9 @@ FAMILY_NAMES = (
     "load",
 )
 
+#: The tables the summary is computed from.
+SOURCES = ("host_stat", "host_cpu", "host_mem", "host_disk", "host_net", "host_load")
+
 #: A wide table as the store reads it: its column names and its rows.
 Table = tuple[Sequence[str], Sequence[Sequence[object]]]
 Key = tuple[str, int]
@@ -83,10 +86,10 @@ def store_summary(
     since_ns: int | None = None,
     until_ns: int | None = None,
 ) -> list[dict[str, object]]:
-    """:func:`summary_rows` of the store's samples with ``since_ns <= time_ns < until_ns``."""
-    return summary_rows(
-        lambda name: store.read_host_rows(name, host=host, since_ns=since_ns, until_ns=until_ns)
-    )
+    """:func:`summary_rows` of the store's samples with ``since_ns <= time_ns < until_ns``,
+    its tables read in one snapshot."""
+    tables = store.read_host_rows(SOURCES, host=host, since_ns=since_ns, until_ns=until_ns)
+    return summary_rows(tables.__getitem__)
 
 
 def summary_rows(table: Callable[[str], Table]) -> list[dict[str, object]]:

@@ -713,19 +713,23 @@ class Store:
 
     def read_host_rows(
         self,
-        table: str,
+        tables: Sequence[str],
         *,
         host: str | None = None,
         since_ns: int | None = None,
         until_ns: int | None = None,
-    ) -> tuple[tuple[str, ...], list[tuple[object, ...]]]:
+    ) -> dict[str, tuple[tuple[str, ...], list[tuple[object, ...]]]]:
         """The rows of :meth:`read_host` as Python tuples, without NumPy unless a
-        chunk is decoded: the column names (``host``, ``time_ns``, the device
-        key if any, the values) and the rows, NULL as None."""
-        wide = self._wide(table)
-        with self._transaction(f"read {wide.name}", write=False) as conn:
-            rows = read_host_rows(conn, wide, host=host, since_ns=since_ns, until_ns=until_ns)
-        return ("host", "time_ns", *wide.columns), rows
+        chunk is decoded, for several tables in one snapshot: per table, the
+        column names (``host``, ``time_ns``, the device key if any, the
+        values) and the rows, NULL as None."""
+        wides = [self._wide(table) for table in tables]
+        out: dict[str, tuple[tuple[str, ...], list[tuple[object, ...]]]] = {}
+        with self._transaction("read host samples", write=False) as conn:
+            for table, wide in zip(tables, wides, strict=True):
+                rows = read_host_rows(conn, wide, host=host, since_ns=since_ns, until_ns=until_ns)
+                out[table] = (("host", "time_ns", *wide.columns), rows)
+        return out
 
     @staticmethod
     def _wide(table: str) -> WideTable:
