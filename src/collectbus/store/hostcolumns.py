@@ -162,11 +162,11 @@ def read_host(
     parts: list[Columns] = []
     ids: list[npt.NDArray[np.int64]] = []
     if queries.rows is not None and queries.chunks is not None:
-        rows = conn.execute(queries.rows).all()
+        rows = conn.exec_driver_sql(*queries.rows).all()
         if rows:
             parts.append(rows_to_columns(wide, [r[1:] for r in rows]))
             ids.append(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))
-        for chunk_host, encoding, payload in conn.execute(queries.chunks):
+        for chunk_host, encoding, payload in conn.exec_driver_sql(*queries.chunks):
             part = decoded_chunk(wide, chunk_host, encoding, payload, since_ns, until_ns)
             parts.append(part)
             ids.append(np.full(len(part["time_ns"]), chunk_host, dtype=np.int64))

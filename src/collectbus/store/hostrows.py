@@ -32,8 +32,8 @@ def read_host_rows(
     if queries.rows is None or queries.chunks is None:
         return []
     names = queries.names
-    out: list[RowTuple] = [(names[r[0]], *r[1:]) for r in conn.execute(queries.rows)]
-    for chunk_host, encoding, payload in conn.execute(queries.chunks):
+    out: list[RowTuple] = [(names[r[0]], *r[1:]) for r in conn.exec_driver_sql(*queries.rows)]
+    for chunk_host, encoding, payload in conn.exec_driver_sql(*queries.chunks):
         from collectbus.store.hostcolumns import chunk_rows  # NumPy, for chunks only
 
         part = chunk_rows(wide, chunk_host, encoding, payload, since_ns, until_ns)

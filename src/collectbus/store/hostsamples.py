@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Connection, Select, select
+from sqlalchemy import Connection
 
 from collectbus.procfields import MEMINFO_COLUMNS, VMSTAT_COLUMNS
 from collectbus.records import HostSample
@@ -124,14 +124,23 @@ def insert_rows(conn: Connection, wide: WideTable, rows: Sequence[RowTuple], *, 
 # ------------------------------------------------------------------- reading
 
 
+#: A statement in the driver's own parameter style, and its parameters.
+Query = tuple[str, tuple[object, ...]]
+
+
 class HostQueries(NamedTuple):
-    """What reading one wide table sends: host names, the recent rows, the chunks."""
+    """What reading one wide table sends: host names, the recent rows, the chunks.
+
+    Plain SQL for the driver (:meth:`~sqlalchemy.engine.Connection.exec_driver_sql`):
+    compiling the same statements with SQLAlchemy costs more than running them
+    on a short window.
+    """
 
     names: dict[int, str]
     #: ``(host_id, time_ns, *columns)`` of the recent rows; None when ``host`` is unknown.
-    rows: Select[Any] | None
+    rows: Query | None
     #: ``(host_id, encoding, payload)`` of the chunks that may hold rows of the window.
-    chunks: Select[Any] | None
+    chunks: Query | None
 
 
 def host_queries(
@@ -144,30 +153,34 @@ def host_queries(
 ) -> HostQueries:
     """The queries for rows with ``since_ns <= time_ns < until_ns`` (chunks are
     whole hours: their rows must still be cut to the window)."""
-    names: dict[int, str] = {
-        int(i): str(n) for i, n in conn.execute(select(hosts.c.id, hosts.c.name)).all()
-    }
+    names = {int(i): str(n) for i, n in conn.exec_driver_sql(f"SELECT id, name FROM {hosts.name}")}
     host_id = next((i for i, n in names.items() if n == host), None)
     if host is not None and host_id is None:
         return HostQueries(names, None, None)
-    t = wide.table
-    query = select(t.c.host_id, t.c.time_ns, *(t.c[c] for c in wide.columns))
-    chunk_query = select(host_chunks.c.host_id, host_chunks.c.encoding, host_chunks.c.payload)
-    chunk_query = chunk_query.where(host_chunks.c.source == wide.name)
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    quote = conn.dialect.identifier_preparer.quote
+    rows_where: list[tuple[str, object]] = []
+    chunks_where: list[tuple[str, object]] = [("source =", wide.name)]
     if host_id is not None:
-        query = query.where(t.c.host_id == host_id)
-        chunk_query = chunk_query.where(host_chunks.c.host_id == host_id)
+        rows_where.append(("host_id =", host_id))
+        chunks_where.append(("host_id =", host_id))
     if since_ns is not None:
-        query = query.where(t.c.time_ns >= since_ns)
+        rows_where.append(("time_ns >=", since_ns))
         # A chunk holds one hour: the bound on hour_start_ns lets the
         # (host_id, source, hour_start_ns) index skip the hours before.
-        chunk_query = chunk_query.where(
-            host_chunks.c.hour_start_ns > since_ns - HOUR_NS,
-            host_chunks.c.last_ns >= since_ns,
-        )
+        chunks_where += [("hour_start_ns >", since_ns - HOUR_NS), ("last_ns >=", since_ns)]
     if until_ns is not None:
-        query = query.where(t.c.time_ns < until_ns)
-        chunk_query = chunk_query.where(
-            host_chunks.c.hour_start_ns < until_ns, host_chunks.c.first_ns < until_ns
-        )
-    return HostQueries(names, query, chunk_query)
+        rows_where.append(("time_ns <", until_ns))
+        chunks_where += [("hour_start_ns <", until_ns), ("first_ns <", until_ns)]
+
+    def query(columns: Sequence[str], table: str, where: list[tuple[str, object]]) -> Query:
+        sql = f"SELECT {', '.join(quote(c) for c in columns)} FROM {table}"
+        if where:
+            sql += " WHERE " + " AND ".join(f"{condition} {mark}" for condition, _ in where)
+        return sql, tuple(value for _, value in where)
+
+    return HostQueries(
+        names,
+        query(("host_id", "time_ns", *wide.columns), wide.name, rows_where),
+        query(("host_id", "encoding", "payload"), host_chunks.name, chunks_where),
+    )
