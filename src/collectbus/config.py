@@ -16,6 +16,9 @@ such as ``"500ms"``, ``"10s"``, ``"5m"``, ``"1h"``, ``"7d"``.
 Secrets never come from the command line: a database password is read from
 ``$COLLECTBUS_DB_PASSWORD`` or from the file named by ``store.password_file``
 and put into the URL in memory only; :func:`mask_url` hides it in every log.
+
+Finding and reading the file, and the store's settings alone (for commands
+that only read the store, without pydantic), are in :mod:`collectbus.configfile`.
 """
 
 from __future__ import annotations
@@ -23,9 +26,7 @@ from __future__ import annotations
 import os
 import re
 import socket
-import tomllib
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -39,35 +40,29 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from collectbus.collectors.host.filters import DEFAULT_DISK_EXCLUDE, DEFAULT_MAX_DEVICES
+from collectbus.configfile import (
+    DEFAULT_DB_URL,
+    ENV_OVERRIDES,
+    candidate_files,
+    check_url,
+    parse_duration,
+    read_config_file,
+    with_password,
+)
 from collectbus.errors import ConfigError
 from collectbus.store.deadline import DEFAULT_STATEMENT_TIMEOUT_S
-from collectbus.urls import mask_url
 
-DEFAULT_DB_URL = "sqlite:///collectbus.db"
-SUPPORTED_DATABASES = ("sqlite", "postgresql")
-
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-
-
-def parse_duration(value: object) -> float:
-    """Seconds from a number or a string like ``"10s"``; raises ValueError."""
-    if isinstance(value, bool):
-        raise ValueError("a duration is a number of seconds or a string like '10s'")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION.match(value)):
-        seconds = float(m.group(1)) * _UNITS[m.group(2) or "s"]
-    else:
-        raise ValueError(f"{value!r} is not a duration (examples: 10, '500ms', '10s', '5m', '1h')")
-    if seconds <= 0:
-        raise ValueError("a duration must be positive")
-    return seconds
-
+__all__ = [
+    "DEFAULT_DB_URL",
+    "ENV_OVERRIDES",
+    "Config",
+    "candidate_files",
+    "database_url",
+    "load_config",
+    "parse_duration",
+]
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
@@ -338,26 +333,6 @@ class Config(_Section):
         return self
 
 
-#: Environment variables and the dotted key each overrides.
-ENV_OVERRIDES: dict[str, str] = {
-    "COLLECTBUS_DB_URL": "store.url",
-    "COLLECTBUS_HOST": "host",
-    "COLLECTBUS_PROC_ROOT": "collectors.host.proc_root",
-    "COLLECTBUS_PID_FILE": "daemon.pid_file",
-    "COLLECTBUS_LOG_FILE": "daemon.log_file",
-}
-
-
-def candidate_files(env: Mapping[str, str]) -> list[Path]:
-    """The config files looked for, in order, when none is named."""
-    xdg = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return [
-        Path("collectbus.toml"),
-        Path(xdg) / "collectbus" / "collectbus.toml",
-        Path("/etc/collectbus/collectbus.toml"),
-    ]
-
-
 def _set_dotted(data: dict[str, Any], dotted: str, value: object) -> None:
     *parents, leaf = dotted.split(".")
     node = data
@@ -399,23 +374,7 @@ def load_config(
     values are ignored, so a flag that was not given changes nothing.
     """
     env = os.environ if env is None else env
-    data: dict[str, Any] = {}
-    source = "defaults"
-    named = path or env.get("COLLECTBUS_CONFIG")
-    files = [Path(named)] if named else candidate_files(env)
-    for file in files:
-        if named or file.is_file():
-            try:
-                with file.open("rb") as fh:
-                    data = tomllib.load(fh)
-            except FileNotFoundError as err:
-                raise ConfigError(f"{file}: config file not found") from err
-            except OSError as err:
-                raise ConfigError(f"{file}: cannot read: {err.strerror}") from err
-            except tomllib.TOMLDecodeError as err:
-                raise ConfigError(f"{file}: invalid TOML: {err}") from err
-            source = str(file)
-            break
+    data, source = read_config_file(path, env)
     # Which layer set each overridden key, so that an error blames the right one.
     origins: dict[str, str] = {}
     for var, dotted in ENV_OVERRIDES.items():
@@ -430,46 +389,15 @@ def load_config(
         config = Config.model_validate(data)
     except ValidationError as err:
         raise _format_validation(source, origins, err) from err
-    _check_url(config.store.url, origins.get("store.url", source))
+    check_url(config.store.url, origins.get("store.url", source))
     for i, aggregate in enumerate(config.aggregates):
         if aggregate.source is not None:
-            _check_url(aggregate.source, source, key=f"aggregates.{i}.source ({aggregate.name})")
+            check_url(aggregate.source, source, key=f"aggregates.{i}.source ({aggregate.name})")
     config._source = source
     return config
-
-
-def _check_url(url: str, source: str, *, key: str = "store.url") -> None:
-    try:
-        parsed = make_url(url)
-        parsed.port  # noqa: B018 -- parsing the port is what raises on "host:abc"
-    except (ArgumentError, ValueError) as err:
-        raise ConfigError(
-            f"{source}: {key}: {mask_url(url)!r} is not a database URL",
-            hint="use sqlite:///path.db or postgresql://user@host/db",
-        ) from err
-    if parsed.get_backend_name() not in SUPPORTED_DATABASES:
-        raise ConfigError(
-            f"{source}: {key}: {parsed.get_backend_name()!r} databases are not supported",
-            hint="use sqlite:///path.db or postgresql://user@host/db",
-        )
-    if parsed.password:
-        raise ConfigError(
-            f"{source}: {key}: a password in the URL would end up in logs and process lists",
-            hint="set COLLECTBUS_DB_PASSWORD or store.password_file instead",
-        )
 
 
 def database_url(config: Config, env: Mapping[str, str] | None = None) -> str:
     """The store URL with its password filled in from the environment or a file."""
     env = os.environ if env is None else env
-    password = env.get("COLLECTBUS_DB_PASSWORD")
-    if password is None and config.store.password_file:
-        try:
-            password = Path(config.store.password_file).read_text().strip()
-        except OSError as err:
-            raise ConfigError(
-                f"store.password_file: cannot read {config.store.password_file}: {err.strerror}"
-            ) from err
-    if not password:
-        return config.store.url
-    return make_url(config.store.url).set(password=password).render_as_string(hide_password=False)
+    return with_password(config.store.url, config.store.password_file, env)

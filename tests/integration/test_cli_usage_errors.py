@@ -19,19 +19,20 @@ def env(tmp_path: Path) -> dict[str, str]:
     [
         (
             ["jobs", "--bogus"],
-            "jobs: no such option --bogus (did you mean --user?)",
+            # The global options are the command's too (given after it).
+            "jobs: no such option --bogus (did you mean one of --user, --verbose?)",
             "collectbus jobs --help",
         ),
         (["--bogus"], "no such option --bogus (did you mean --verbose?)", "collectbus --help"),
         (["jobs", "-Z"], "jobs: no such option -Z", "collectbus jobs --help"),
         (
             ["db", "status", "--bogus"],
-            "db status: no such option --bogus",
+            "db status: no such option --bogus (did you mean --verbose?)",
             "collectbus db status --help",
         ),
         (
             ["aggregate", "show", "--bogus"],
-            "aggregate show: no such option --bogus",
+            "aggregate show: no such option --bogus (did you mean --verbose?)",
             "collectbus aggregate show --help",
         ),
         (

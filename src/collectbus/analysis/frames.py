@@ -16,7 +16,8 @@ import pandas as pd
 
 from collectbus.records import HostSample
 from collectbus.store import Store
-from collectbus.store.hostsamples import rows_to_columns, sample_rows, sort_key, take
+from collectbus.store.hostcolumns import rows_to_columns, sort_key, take
+from collectbus.store.hostsamples import sample_rows
 from collectbus.store.schema import WIDE_TABLES
 
 

@@ -19,11 +19,13 @@ Which devices count (a name heuristic for now; a better filter comes later):
   so that no I/O is counted twice. Sectors are 512 bytes
   (``Documentation/admin-guide/iostats.rst``).
 - interfaces: all but ``lo``. Virtual interfaces (bridges, veth) are counted.
+
+:mod:`collectbus.analysis.summary` computes the same rows in plain Python,
+for the command line (which then needs neither NumPy nor pandas).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from functools import reduce
 
@@ -33,41 +35,29 @@ import pandas as pd
 
 from collectbus.analysis.counters import counter_delta
 from collectbus.analysis.frames import samples
+from collectbus.analysis.summary import (
+    BOOT_TIME_JITTER_S,
+    CPU_FIELDS,
+    EXCLUDED_DISKS,
+    EXCLUDED_IFACES,
+    NS_PER_S,
+    RATE_COLUMNS,
+    SECTOR_BYTES,
+)
 from collectbus.store import Store
 
-NS_PER_S = 1e9
-SECTOR_BYTES = 512
-BOOT_TIME_JITTER_S = 1
+__all__ = [
+    "EXCLUDED_DISKS",
+    "EXCLUDED_IFACES",
+    "RATE_COLUMNS",
+    "counter_rates",
+    "rates",
+    "rates_from_tables",
+    "step_resets",
+    "with_boot_time",
+]
 
-# After node_exporter's diskstats default device exclude
-# (``^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$``), plus mmcblk
-# partitions, CD drives and the stacked dm/md devices.
-EXCLUDED_DISKS = re.compile(
-    r"^(z?ram\d+|loop\d+|fd\d+|sr\d+|dm-\d+|md\d+(p\d+)?"
-    r"|(h|s|v|xv)d[a-z]+\d+|nvme\d+n\d+p\d+|mmcblk\d+p\d+)$"
-)
-EXCLUDED_IFACES = frozenset({"lo"})
-
-RATE_COLUMNS = (
-    "cpu_percent",
-    "cpu_user_percent",
-    "cpu_system_percent",
-    "cpu_iowait_percent",
-    "cpu_steal_percent",
-    "mem_used_bytes",
-    "mem_available_bytes",
-    "mem_cached_bytes",
-    "swap_used_bytes",
-    "disk_read_bytes_per_s",
-    "disk_write_bytes_per_s",
-    "net_rx_bytes_per_s",
-    "net_tx_bytes_per_s",
-    "load1",
-    "load5",
-    "load15",
-)
 _KEYS = ["host", "time_ns"]
-_CPU_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
 
 
 def _floats(frame: pd.DataFrame, column: str) -> npt.NDArray[np.float64]:
@@ -153,8 +143,8 @@ def _counter_values(
 
 def _cpu(cpu: pd.DataFrame) -> pd.DataFrame:
     total = cpu[cpu["cpu"] == -1].reset_index(drop=True)
-    deltas = counter_rates(total, None, {f: f for f in _CPU_FIELDS}, clamp=True)
-    all_ticks = deltas[list(_CPU_FIELDS)].sum(axis=1, skipna=False)
+    deltas = counter_rates(total, None, {f: f for f in CPU_FIELDS}, clamp=True)
+    all_ticks = deltas[list(CPU_FIELDS)].sum(axis=1, skipna=False)
     busy = all_ticks - deltas["idle"] - deltas["iowait"]
     out = deltas[_KEYS].copy()
     # Both are per second, so their ratio is the share of the interval.

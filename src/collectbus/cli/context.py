@@ -1,8 +1,11 @@
 """What every command shares: the global options and the configuration.
 
 Nothing heavy is imported here: the configuration (pydantic) and the store
-(SQLAlchemy, Alembic) are imported by the first command that asks for them,
-so that ``collectbus --help`` answers at once.
+(SQLAlchemy) are imported by the first command that asks for them, so that
+``collectbus --help`` answers at once. Commands that only read the store
+take its settings from :func:`collectbus.configfile.store_settings`, without
+validating the whole configuration (pydantic): the commands that collect,
+serve or write validate it in full.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import click
 
 if TYPE_CHECKING:
     from collectbus.config import Config
+    from collectbus.configfile import StoreSettings
     from collectbus.store import Store
 
 
@@ -40,6 +44,22 @@ class CliContext:
             self._config = load_config(self.config_path, overrides=flags)
         return self._config
 
+    def forget_config(self) -> None:
+        """Load the configuration again when next asked (a global option changed)."""
+        self._config = None
+
+    def store_settings(self) -> StoreSettings:
+        """The store's URL and deadline: from the light reading of the config
+        file, or from the full configuration when that is loaded or needed."""
+        from collectbus.configfile import StoreSettings, store_settings
+
+        if self._config is None:
+            light = store_settings(self.config_path, db_url=self.db_url)
+            if light is not None:
+                return light
+        store = self.config().store
+        return StoreSettings(store.url, store.password_file, store.statement_timeout)
+
     def open_store(self, *, migrate: bool = True) -> Store:
         """The store, its schema brought up to date (for commands that write)."""
         from collectbus.config import database_url
@@ -58,12 +78,12 @@ class CliContext:
 
         from sqlalchemy.engine import make_url
 
-        from collectbus.config import database_url
         from collectbus.errors import StoreError
         from collectbus.store import open as open_store
         from collectbus.urls import mask_url
 
-        url = database_url(self.config())
+        settings = self.store_settings()
+        url = settings.database_url()
         parsed = make_url(url)
         file = parsed.database if parsed.get_backend_name() == "sqlite" else None
         if file not in (None, "", ":memory:") and not Path(str(file)).exists():
@@ -71,9 +91,7 @@ class CliContext:
                 f"{mask_url(url)}: no such database file",
                 hint="check --db, or collect first: collectbus run --duration 30s",
             )
-        store = open_store(
-            url, migrate=False, statement_timeout_s=self.config().store.statement_timeout
-        )
+        store = open_store(url, migrate=False, statement_timeout_s=settings.statement_timeout)
         try:
             if check_schema:
                 store.check_schema()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import math
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, cast
 
 import click
 
@@ -13,7 +14,10 @@ from collectbus.cli.output import duration_option, format_option, iso, iso_utc, 
 from collectbus.errors import ConfigError
 
 if TYPE_CHECKING:
-    import pandas as pd
+    from collectbus.store import Store
+
+#: One family's rows (dicts) and their columns.
+Family = tuple[list[dict[str, object]], list[str]]
 
 #: Columns of the summary table, in order; the JSON and CSV outputs carry raw numbers.
 COLUMNS = (
@@ -54,12 +58,12 @@ def _human_bytes(value: object, per_s: bool) -> object:
 
 
 def _metrics(value: str) -> list[str]:
-    from collectbus.analysis.views import FAMILIES
+    from collectbus.analysis.summary import FAMILY_NAMES
 
     names = [v.strip() for v in value.split(",") if v.strip()]
-    unknown = [n for n in names if n not in FAMILIES]
+    unknown = [n for n in names if n not in FAMILY_NAMES]
     if unknown or not names:
-        known = ", ".join(FAMILIES)
+        known = ", ".join(FAMILY_NAMES)
         raise click.BadParameter(f"unknown family {', '.join(unknown) or value!r} (known: {known})")
     return names
 
@@ -114,22 +118,20 @@ def host(
     names = _metrics(metric)
     if fmt == "csv" and len(names) > 1:
         raise ConfigError("--format csv takes one --metric family", hint="run once per family")
-    from collectbus.analysis.families import store_tables
-    from collectbus.analysis.views import FAMILIES, downsample, family
-
     since_ns, until_ns = time_window(since, until)
     store = cli.read_store()
     try:
-        tables = store_tables(store, host=host_name, since_ns=since_ns, until_ns=until_ns)
-        frames = {}
-        for name in names:
-            frame = family(tables, name)
-            if every is not None:
-                frame = downsample(frame, every, FAMILIES[name][1])
-            frames[name] = frame
+        if names == ["summary"] and every is None:
+            # The summary alone, in plain Python: no NumPy or pandas to import.
+            from collectbus.analysis.summary import RATE_COLUMNS, store_summary
+
+            rows = store_summary(store, host=host_name, since_ns=since_ns, until_ns=until_ns)
+            frames = {"summary": (rows, ["host", "time_ns", *RATE_COLUMNS])}
+        else:
+            frames = _families(store, names, every, host_name, since_ns, until_ns)
     finally:
         store.close()
-    if all(frame.empty for frame in frames.values()):
+    if not any(rows for rows, _columns in frames.values()):
         click.echo(
             "no host samples in this window; collect some with: collectbus run --duration 30s",
             err=True,
@@ -138,29 +140,54 @@ def host(
             click.echo("[]" if len(names) == 1 else json.dumps({n: [] for n in names}))
         return
     if fmt == "json" and len(names) > 1:
-        click.echo(json.dumps({n: _json_rows(f) for n, f in frames.items()}, indent=2))
+        click.echo(json.dumps({n: _json_rows(*f) for n, f in frames.items()}, indent=2))
         return
-    for name, frame in frames.items():
-        rows = _rows(frame, fmt)
+    for name, (records, names_of_columns) in frames.items():
+        rows = _rows(records, names_of_columns, fmt)
         if fmt == "table" and name == "summary":
             render(rows, fmt, columns=COLUMNS, headers=HEADERS)
         elif fmt == "table":
-            columns = ["time", *(str(c) for c in frame.columns if c != "time_ns")]
+            columns = ["time", *(c for c in names_of_columns if c != "time_ns")]
             render(rows, fmt, columns=columns, title=name)
         else:
-            render(rows, fmt, columns=("time", *(str(c) for c in frame.columns)))
+            render(rows, fmt, columns=("time", *names_of_columns))
 
 
-def _rows(frame: pd.DataFrame, fmt: str) -> list[dict[str, object]]:
+def _families(
+    store: Store,
+    names: list[str],
+    every: float | None,
+    host_name: str | None,
+    since_ns: int,
+    until_ns: int,
+) -> dict[str, Family]:
+    """The families as pandas computes them (:mod:`collectbus.analysis.views`)."""
+    from collectbus.analysis.families import store_tables
+    from collectbus.analysis.views import FAMILIES, downsample, family
+
+    tables = store_tables(store, host=host_name, since_ns=since_ns, until_ns=until_ns)
+    frames: dict[str, Family] = {}
+    for name in names:
+        frame = family(tables, name)
+        if every is not None:
+            frame = downsample(frame, every, FAMILIES[name][1])
+        records = [{str(k): v for k, v in r.items()} for r in frame.to_dict("records")]
+        frames[name] = (records, [str(c) for c in frame.columns])
+    return frames
+
+
+def _rows(
+    records: Sequence[Mapping[str, object]], columns: Sequence[str], fmt: str
+) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
-    for rec in frame.to_dict("records"):
-        row: dict[str, object] = {str(k): v for k, v in rec.items()}
-        time_ns = int(rec["time_ns"])
+    for rec in records:
+        row: dict[str, object] = dict(rec)
+        time_ns = int(cast(float, rec["time_ns"]))
         row["time_ns"] = time_ns
-        for col in frame.columns:
-            value = row[str(col)]
-            if str(col).endswith("_bytes") and isinstance(value, float) and not math.isnan(value):
-                row[str(col)] = int(value)  # sizes are whole bytes; NaN made the column float
+        for col in columns:
+            value = row[col]
+            if col.endswith("_bytes") and isinstance(value, float) and not math.isnan(value):
+                row[col] = int(value)  # sizes are whole bytes; NaN made the column float
         if fmt == "table":
             row["time"] = iso(time_ns)
             for col in row:
@@ -177,8 +204,10 @@ def _rows(frame: pd.DataFrame, fmt: str) -> list[dict[str, object]]:
     return rows
 
 
-def _json_rows(frame: pd.DataFrame) -> list[dict[str, object]]:
-    rows = _rows(frame, "json")
+def _json_rows(
+    records: Sequence[Mapping[str, object]], columns: Sequence[str]
+) -> list[dict[str, object]]:
+    rows = _rows(records, columns, "json")
     return [
         {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()}
         for r in rows

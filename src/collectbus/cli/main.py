@@ -9,11 +9,17 @@ Exit codes:
 
 Every error is one line on standard error, ``collectbus: error: ...``, with a
 hint on the next line when there is one; ``-v`` adds the traceback.
+
+The global options (``--config``, ``--db``, ``--proc-root``, ``-v``) may come
+before the command or after it (``collectbus host --db URL -v``): one
+definition, :data:`GLOBAL_OPTIONS`, makes both.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -22,6 +28,8 @@ from collectbus.cli.context import CliContext
 from collectbus.cli.lazy import LazyCommand, LazyGroup
 from collectbus.cli.usage import describe_usage_error, one_line
 from collectbus.errors import CollectBusError, ConfigError
+
+_Command = TypeVar("_Command", bound=click.Command)
 
 PROG_NAME = "collectbus"
 EXIT_FAILED = 1
@@ -94,27 +102,85 @@ COLLECT_COMMANDS = {
 }
 
 
+#: The global options: (declarations, settings). The CliContext field is the option's name.
+GLOBAL_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
+    (
+        ("--config", "config_path"),
+        {
+            "metavar": "PATH",
+            "help": "Config file (default: ./collectbus.toml, then ~/.config/collectbus/,"
+            " then /etc/collectbus/).",
+        },
+    ),
+    (
+        ("--db", "db_url"),
+        {
+            "metavar": "URL",
+            "help": "Database URL: sqlite:///collectbus.db (default) or postgresql://user@host/db.",
+        },
+    ),
+    (
+        ("--proc-root", "proc_root"),
+        {"metavar": "DIR", "help": "Read /proc files from DIR instead of /proc."},
+    ),
+    (("-v", "--verbose", "verbose"), {"count": True, "help": "More logging; -vv for debug."}),
+)
+
+
+def _configure_logging(verbose: int) -> None:
+    import logging  # here, not at the top: ``--help`` and ``--version`` need no logging
+
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(format="collectbus: %(levelname)s: %(message)s", stream=sys.stderr)
+    logging.getLogger().setLevel(level)
+    # Alembic tells at INFO what it assumes about each database: noise here.
+    logging.getLogger("alembic").setLevel(max(level, logging.WARNING))
+
+
+def _after_the_command(ctx: click.Context, param: click.Parameter, value: object) -> None:
+    """A global option given after the command: into the CliContext, over the one before."""
+    if value is None or value == 0:
+        return
+    cli = ctx.find_object(CliContext)
+    if cli is None:  # pragma: no cover - the group's callback always makes one
+        return
+    if param.name == "verbose":
+        cli.verbose += int(str(value))
+        _configure_logging(cli.verbose)
+        return
+    setattr(cli, str(param.name), value)
+    cli.forget_config()
+
+
+def _global_options(after: bool) -> list[click.Option]:
+    """The global options: for the top level, or for every command (``after``)."""
+    options = []
+    for decls, settings in GLOBAL_OPTIONS:
+        extra: dict[str, Any] = {}
+        if after:
+            extra = {"expose_value": False, "callback": _after_the_command}
+        elif decls[0] == "--config":
+            extra = {"envvar": "COLLECTBUS_CONFIG"}
+        options.append(click.Option(decls, **settings, **extra))
+    return options
+
+
+def _with_options(options: list[click.Option]) -> Callable[[_Command], _Command]:
+    def attach(command: _Command) -> _Command:
+        command.params.extend(options)
+        return command
+
+    return attach
+
+
+@_with_options(_global_options(after=False))
 @click.group(
     cls=LazyGroup,
     lazy_commands=COMMANDS,
+    shared_params=_global_options(after=True),
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.version_option(__version__, prog_name="collectbus")
-@click.option(
-    "--config",
-    "config_path",
-    metavar="PATH",
-    envvar="COLLECTBUS_CONFIG",
-    help="Config file (default: ./collectbus.toml, then ~/.config/collectbus/, then /etc/collectbus/).",
-)
-@click.option(
-    "--db",
-    "db_url",
-    metavar="URL",
-    help="Database URL: sqlite:///collectbus.db (default) or postgresql://user@host/db.",
-)
-@click.option("--proc-root", metavar="DIR", help="Read /proc files from DIR instead of /proc.")
-@click.option("-v", "--verbose", count=True, help="More logging; -vv for debug.")
 @click.pass_context
 def cli(
     ctx: click.Context,
@@ -133,18 +199,13 @@ def cli(
       collectbus calls --stats           recorded Python calls, per handler
       collectbus jobs --since 1d         batch jobs (PBS, Slurm) and their history
       collectbus analyze wait-times      job waits, runtimes, efficiency, queue depth
+
+    Options may also follow the command: collectbus host --db URL -v.
     """
     ctx.obj = CliContext(
         config_path=config_path, db_url=db_url, proc_root=proc_root, verbose=verbose
     )
-    import logging  # here, not at the top: ``--help`` and ``--version`` need no logging
-
-    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(
-        level=level, format="collectbus: %(levelname)s: %(message)s", stream=sys.stderr
-    )
-    # Alembic tells at INFO what it assumes about each database: noise here.
-    logging.getLogger("alembic").setLevel(max(level, logging.WARNING))
+    _configure_logging(verbose)
 
 
 @click.group(cls=LazyGroup, lazy_commands=COLLECT_COMMANDS)
@@ -167,6 +228,9 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("collectbus: aborted", err=True)
         sys.exit(130)
     except click.exceptions.NoArgsIsHelpError as err:
+        if err.ctx.parent is None:  # ``collectbus`` alone: the help asked for, on stdout
+            click.echo(err.format_message())
+            sys.exit(0)
         err.show()  # a group named without its command: the group's help
         sys.exit(err.exit_code)
     except click.UsageError as err:

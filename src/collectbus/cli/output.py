@@ -11,10 +11,14 @@ import re
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.table import Table
+
+from collectbus.cli.table import PIPE_WIDTH, console_width, plain_table
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 FORMATS = ("table", "json", "csv")
 
@@ -42,7 +46,7 @@ def duration_option(_ctx: click.Context, param: click.Parameter, value: str | No
     """A click callback: seconds from ``30s``, ``5m``, ``500ms``."""
     if value is None:
         return None
-    from collectbus.config import parse_duration
+    from collectbus.configfile import parse_duration
 
     try:
         seconds = parse_duration(value)
@@ -159,18 +163,41 @@ def render(
             writer.writerow({c: _json_value(r.get(c)) for c in cols})
         click.echo(buf.getvalue(), nl=False)
     else:
-        table = Table(title=title, show_edge=False, header_style="bold")
-        for c in cols:
-            table.add_column(
-                (headers or {}).get(c, c),
-                justify="right" if rows and _numeric(rows[0].get(c)) else "left",
-            )
-        for r in rows:
-            table.add_row(*(_cell(r.get(c), c) for c in cols))
-        if console is None:
-            # Piped output is read by people too (less, a log): never squeeze it to 80 columns.
-            console = Console(width=None if sys.stdout.isatty() else 200)
-        console.print(table)
+        _table(rows, cols, title, headers or {}, console)
+
+
+def _table(
+    rows: Sequence[Row],
+    cols: Sequence[str],
+    title: str | None,
+    headers: Mapping[str, str],
+    console: Console | None,
+) -> None:
+    """A rich table; drawn without rich when it is simple (:mod:`collectbus.cli.table`)."""
+    titles = [headers.get(c, c) for c in cols]
+    right = [bool(rows) and _numeric(rows[0].get(c)) for c in cols]
+    cells = [[_cell(r.get(c), c) for c in cols] for r in rows]
+    size = console_width(sys.stdout) if console is None else None
+    if size is not None:
+        text = plain_table(cells, titles, right, title=title, width=size[0], styled=size[1])
+        if text is not None:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            return
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=title, show_edge=False, header_style="bold")
+    for name, is_right in zip(titles, right, strict=True):
+        table.add_column(name, justify="right" if is_right else "left")
+    for row in cells:
+        # Text, not markup: a cell holding "[b]" or ":smile:" is shown as it is.
+        table.add_row(*(Text(text) for text in row))
+    if console is None:
+        # Piped output is read by people too (less, a log): never squeeze it to 80 columns.
+        console = Console(width=None if sys.stdout.isatty() else PIPE_WIDTH)
+    console.print(table)
 
 
 def _numeric(value: object) -> bool:

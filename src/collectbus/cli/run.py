@@ -34,14 +34,9 @@ from collectbus.records import HostSample
     metavar="TIME",
     help="Host sample interval (default: its tier's, 10s).",
 )
-@click.option("--db", "db_url", metavar="URL", help="Database URL (overrides the global --db).")
 @pass_cli
-def run(
-    cli: CliContext, duration: float | None, interval: float | None, db_url: str | None
-) -> None:
+def run(cli: CliContext, duration: float | None, interval: float | None) -> None:
     """Collect in the foreground into the store, then print a summary."""
-    if db_url:
-        cli.db_url = db_url
     config = cli.config()
     pipeline = Pipeline(config, interval_s=interval)
     stop = threading.Event()

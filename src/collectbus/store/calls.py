@@ -8,15 +8,16 @@ mappings, or, for statistics over many calls, plain NumPy columns.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
 from sqlalchemy import Connection, Select, select
 
 from collectbus.records import CallRecord
 from collectbus.store.bulk import RowTuple, bulk_insert
 from collectbus.store.schema import calls
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 COLUMNS = (
     "host",
@@ -117,6 +118,8 @@ def read_call_timings(
     """Columns of the calls in the window, oldest first: ``handler`` and
     ``error_type`` (objects, None for a call that returned), ``started_ns`` and
     ``elapsed_ns``."""
+    import numpy as np  # here: the rest of the store reads without NumPy
+
     c = calls.c
     query = _window(
         select(c.handler, c.started_ns, c.elapsed_ns, c.error_type),

@@ -24,9 +24,8 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy.typing as npt
 from sqlalchemy import (
     Connection,
     Engine,
@@ -39,7 +38,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import URL, make_url
 
 from collectbus.clock import Clock, SystemClock
@@ -47,14 +46,13 @@ from collectbus.errors import SchemaError, StoreError
 from collectbus.records import CallRecord, CollectionEvent, HostInventory, HostSample, Record
 from collectbus.store.calls import COLUMNS as CALL_COLUMNS
 from collectbus.store.calls import call_rows, insert_calls, read_call_timings, read_calls
-from collectbus.store.compact import CompactStats, compact_hour, hour_cutoff, pending
 from collectbus.store.dberrors import RefusedError, mapped_errors
 from collectbus.store.deadline import DEFAULT_STATEMENT_TIMEOUT_S, WATCHDOG, Guard
-from collectbus.store.hostsamples import RowTuple, insert_rows, read_host, sample_rows
+from collectbus.store.hostrows import read_host_rows
+from collectbus.store.hostsamples import RowTuple, insert_rows, sample_rows
 from collectbus.store.inventory import read_inventories, write_inventories
 from collectbus.store.jobs import SCHEDULER_RECORDS, JobStore, complete_clusters
 from collectbus.store.jobstate import CACHE_HORIZON_NS, Staged, event_row
-from collectbus.store.migrate import current_revision, head_revision, known_revision, upgrade
 from collectbus.store.quarantine import (
     Careful,
     Refused,
@@ -68,6 +66,7 @@ from collectbus.store.quarantine import (
     write_entries,
 )
 from collectbus.store.retention import CleanupStats, RetentionLimits, cleanup
+from collectbus.store.revision import HEAD_REVISION, read_revision
 from collectbus.store.rowcounts import row_counts
 from collectbus.store.schema import (
     COUNTED_TABLES,
@@ -78,6 +77,11 @@ from collectbus.store.schema import (
     host_inventory,
     hosts,
 )
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    from collectbus.store.compact import CompactStats
 
 log = logging.getLogger("collectbus.store")
 
@@ -391,6 +395,14 @@ class Store:
         A schema at a revision this package does not know was written by a
         newer collectbus: that is a :class:`SchemaError`, and nothing changes.
         """
+        # Alembic only here: readers compare revisions without it (:mod:`.revision`).
+        from collectbus.store.migrate import (
+            current_revision,
+            head_revision,
+            known_revision,
+            upgrade,
+        )
+
         # No deadline: a migration may rewrite a large table.
         with self._transaction("migrate", write=True, deadline=False) as conn:
             revision = current_revision(conn)
@@ -413,8 +425,8 @@ class Store:
         gets a clear error instead of "no such table".
         """
         with self._transaction("read the schema revision", write=False) as conn:
-            revision = current_revision(conn)
-        head = head_revision()
+            revision = read_revision(conn)
+        head = HEAD_REVISION
         if revision is None:
             raise SchemaError(
                 f"{self._url}: no collectbus data here",
@@ -434,10 +446,10 @@ class Store:
         any size of table. ``rows_estimated`` says which, ``rows_method`` how.
         """
         with self._transaction("status", write=False) as conn:
-            revision = current_revision(conn)
+            revision = read_revision(conn)
             method, counts = row_counts(conn, self.dialect, COUNTED_TABLES, exact=exact)
             held = read_quarantine(conn) if "quarantine" in counts else None
-        head = head_revision()
+        head = HEAD_REVISION
         return {
             "url": self._url,
             "dialect": self.dialect,
@@ -634,6 +646,8 @@ class Store:
                 )
                 ids[name] = known
                 continue
+            from sqlalchemy.dialects import postgresql  # imported by PostgreSQL stores only
+
             dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
             stmt = dialect_insert(hosts).values(name=name, first_seen_ns=first, last_seen_ns=last)
             new = stmt.excluded
@@ -660,6 +674,8 @@ class Store:
     ) -> CompactStats:
         """Move whole hours older than ``older_than_s`` (default: ``compact_after_s``)
         into chunks; see :mod:`collectbus.store.compact`."""
+        from collectbus.store.compact import CompactStats, compact_hour, hour_cutoff, pending
+
         now = self._clock.time_ns() if now_ns is None else now_ns
         cutoff = hour_cutoff(now, self.compact_after_s if older_than_s is None else older_than_s)
         stats = CompactStats(cutoff_ns=cutoff)
@@ -689,12 +705,39 @@ class Store:
         the values, sorted by host, device and time; nullable columns are
         ``numpy.ma.MaskedArray``.
         """
+        from collectbus.store.hostcolumns import read_host
+
+        wide = self._wide(table)
+        with self._transaction(f"read {wide.name}", write=False) as conn:
+            return read_host(conn, wide, host=host, since_ns=since_ns, until_ns=until_ns)
+
+    def read_host_rows(
+        self,
+        tables: Sequence[str],
+        *,
+        host: str | None = None,
+        since_ns: int | None = None,
+        until_ns: int | None = None,
+    ) -> dict[str, tuple[tuple[str, ...], list[tuple[object, ...]]]]:
+        """The rows of :meth:`read_host` as Python tuples, without NumPy unless a
+        chunk is decoded, for several tables in one snapshot: per table, the
+        column names (``host``, ``time_ns``, the device key if any, the
+        values) and the rows, NULL as None."""
+        wides = [self._wide(table) for table in tables]
+        out: dict[str, tuple[tuple[str, ...], list[tuple[object, ...]]]] = {}
+        with self._transaction("read host samples", write=False) as conn:
+            for table, wide in zip(tables, wides, strict=True):
+                rows = read_host_rows(conn, wide, host=host, since_ns=since_ns, until_ns=until_ns)
+                out[table] = (("host", "time_ns", *wide.columns), rows)
+        return out
+
+    @staticmethod
+    def _wide(table: str) -> WideTable:
         name = table if table.startswith("host_") else f"host_{table}"
         wide = WIDE_TABLES.get(name)
         if wide is None:
             raise StoreError(f"unknown host table {table!r}; one of {', '.join(WIDE_TABLES)}")
-        with self._transaction(f"read {name}", write=False) as conn:
-            return read_host(conn, wide, host=host, since_ns=since_ns, until_ns=until_ns)
+        return wide
 
     def inventories(
         self, *, host: str | None = None, history: bool = False

@@ -5,31 +5,25 @@ per wide-table row and bulk-inserts them: ``executemany`` on SQLite, ``COPY``
 on PostgreSQL (psycopg 3). DESIGN.md measured ``executemany`` into PostgreSQL
 at 54–80k rows/s against 1.5–2.4M for ``COPY``.
 
-Reading returns plain NumPy columns (no pandas here): the recent rows of a
-wide table merged with its decoded chunks. Columns that the schema allows to
-be NULL come back as ``numpy.ma.MaskedArray``, every other one as a plain
-array: int64 for counters, float64 for load averages, objects (str) for the
-host and device names.
+Reading: :func:`host_queries` are the queries of both readers,
+:mod:`collectbus.store.hostrows` (Python tuples, NumPy only to decode a
+chunk) and :mod:`collectbus.store.hostcolumns` (NumPy columns, for pandas and
+compaction).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
-import numpy as np
-import numpy.typing as npt
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection
 
-from collectbus.errors import StoreError
 from collectbus.procfields import MEMINFO_COLUMNS, VMSTAT_COLUMNS
 from collectbus.records import HostSample
-from collectbus.store.chunks import ChunkFormatError, decode_chunk
 from collectbus.store.dberrors import DriverError, RefusedError
 from collectbus.store.quarantine import Refused
 from collectbus.store.schema import HOUR_NS, WideTable, host_chunks, hosts
 
-Columns = dict[str, npt.NDArray[Any]]
 RowTuple = tuple[object, ...]
 
 
@@ -130,144 +124,63 @@ def insert_rows(conn: Connection, wide: WideTable, rows: Sequence[RowTuple], *, 
 # ------------------------------------------------------------------- reading
 
 
-def empty_columns(wide: WideTable) -> Columns:
-    """Zero-length columns of the right types, without ``host``."""
-    dtypes = {"int": np.int64, "float": np.float64, "text": object}
-    out: Columns = {"time_ns": np.zeros(0, dtype=np.int64)}
-    for name, kind in zip(wide.columns, wide.kinds, strict=True):
-        array = np.zeros(0, dtype=dtypes[kind])
-        out[name] = (
-            np.ma.MaskedArray(array, mask=np.zeros(0, bool)) if name in wide.nullable else array
-        )
-    return out
+#: A statement in the driver's own parameter style, and its parameters.
+Query = tuple[str, tuple[object, ...]]
 
 
-def rows_to_columns(wide: WideTable, rows: Sequence[Row[Any]] | Sequence[RowTuple]) -> Columns:
-    """Columns from ``(time_ns, *wide.columns)`` rows."""
-    if not rows:
-        return empty_columns(wide)
-    values = list(zip(*rows, strict=True))
-    out: Columns = {"time_ns": np.array(values[0], dtype=np.int64)}
-    dtypes = {"int": np.int64, "float": np.float64, "text": object}
-    for name, kind, column in zip(wide.columns, wide.kinds, values[1:], strict=True):
-        dtype = dtypes[kind]
-        if name not in wide.nullable:
-            out[name] = np.array(column, dtype=dtype)
-            continue
-        mask = np.fromiter((v is None for v in column), dtype=bool, count=len(column))
-        fill = "" if kind == "text" else 0
-        data = np.array([fill if v is None else v for v in column], dtype=dtype)
-        out[name] = np.ma.MaskedArray(data, mask=mask)
-    return out
+class HostQueries(NamedTuple):
+    """What reading one wide table sends: host names, the recent rows, the chunks.
+
+    Plain SQL for the driver (:meth:`~sqlalchemy.engine.Connection.exec_driver_sql`):
+    compiling the same statements with SQLAlchemy costs more than running them
+    on a short window.
+    """
+
+    names: dict[int, str]
+    #: ``(host_id, time_ns, *columns)`` of the recent rows; None when ``host`` is unknown.
+    rows: Query | None
+    #: ``(host_id, encoding, payload)`` of the chunks that may hold rows of the window.
+    chunks: Query | None
 
 
-def conform(wide: WideTable, decoded: Columns) -> Columns:
-    """Chunk columns in the table's current layout (a later column is all NULL)."""
-    n = len(decoded["time_ns"])
-    template = empty_columns(wide)
-    out: Columns = {"time_ns": np.asarray(decoded["time_ns"], dtype=np.int64)}
-    for name in wide.columns:
-        column = decoded.get(name)
-        if column is None:
-            if name not in wide.nullable:
-                raise StoreError(f"a {wide.name} chunk lacks the NOT NULL column {name!r}")
-            dtype = template[name].dtype
-            data = np.full(n, "", dtype=object) if dtype.kind == "O" else np.zeros(n, dtype=dtype)
-            out[name] = np.ma.MaskedArray(data, mask=np.ones(n, bool))
-        elif name in wide.nullable:
-            out[name] = np.ma.MaskedArray(np.ma.getdata(column), mask=np.ma.getmaskarray(column))
-        else:
-            out[name] = np.ma.getdata(column)
-    return out
-
-
-def concat(wide: WideTable, parts: Sequence[Columns]) -> Columns:
-    """Join column sets end to end, keeping the NULL masks."""
-    if not parts:
-        return empty_columns(wide)
-    if len(parts) == 1:
-        return parts[0]
-    out: Columns = {}
-    for name in parts[0]:
-        data = np.concatenate([np.ma.getdata(p[name]) for p in parts])
-        if name in wide.nullable:
-            mask = np.concatenate([np.ma.getmaskarray(p[name]) for p in parts])
-            out[name] = np.ma.MaskedArray(data, mask=mask)
-        else:
-            out[name] = data
-    return out
-
-
-def take(columns: Columns, index: npt.NDArray[Any]) -> Columns:
-    """The rows at ``index`` (an integer or boolean array) of every column."""
-    return {name: column[index] for name, column in columns.items()}
-
-
-def sort_key(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
-    """An array that sorts like ``values`` (text becomes its rank)."""
-    if values.dtype == object:
-        return np.unique(values, return_inverse=True)[1].reshape(-1)
-    return values
-
-
-def read_host(
+def host_queries(
     conn: Connection,
     wide: WideTable,
     *,
     host: str | None,
     since_ns: int | None,
     until_ns: int | None,
-) -> Columns:
-    """Rows with ``since_ns <= time_ns < until_ns``, recent and compacted,
-    sorted by host, device and time; ``host`` is the first column."""
-    names = dict(conn.execute(select(hosts.c.id, hosts.c.name)).all())
+) -> HostQueries:
+    """The queries for rows with ``since_ns <= time_ns < until_ns`` (chunks are
+    whole hours: their rows must still be cut to the window)."""
+    names = {int(i): str(n) for i, n in conn.exec_driver_sql(f"SELECT id, name FROM {hosts.name}")}
     host_id = next((i for i, n in names.items() if n == host), None)
-    parts: list[Columns] = []
-    ids: list[npt.NDArray[np.int64]] = []
-    if host is None or host_id is not None:
-        t = wide.table
-        query = select(t.c.host_id, t.c.time_ns, *(t.c[c] for c in wide.columns))
-        chunk_query = select(host_chunks.c.host_id, host_chunks.c.encoding, host_chunks.c.payload)
-        chunk_query = chunk_query.where(host_chunks.c.source == wide.name)
-        if host_id is not None:
-            query = query.where(t.c.host_id == host_id)
-            chunk_query = chunk_query.where(host_chunks.c.host_id == host_id)
-        if since_ns is not None:
-            query = query.where(t.c.time_ns >= since_ns)
-            # A chunk holds one hour: the bound on hour_start_ns lets the
-            # (host_id, source, hour_start_ns) index skip the hours before.
-            chunk_query = chunk_query.where(
-                host_chunks.c.hour_start_ns > since_ns - HOUR_NS,
-                host_chunks.c.last_ns >= since_ns,
-            )
-        if until_ns is not None:
-            query = query.where(t.c.time_ns < until_ns)
-            chunk_query = chunk_query.where(
-                host_chunks.c.hour_start_ns < until_ns, host_chunks.c.first_ns < until_ns
-            )
-        rows = conn.execute(query).all()
-        if rows:
-            parts.append(rows_to_columns(wide, [r[1:] for r in rows]))
-            ids.append(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))
-        for chunk_host, encoding, payload in conn.execute(chunk_query):
-            try:
-                part = conform(wide, decode_chunk(payload, encoding))
-            except ChunkFormatError as err:
-                raise StoreError(f"a {wide.name} chunk of host id {chunk_host}: {err}") from err
-            time_ns = part["time_ns"]
-            keep = np.ones(len(time_ns), dtype=bool)
-            if since_ns is not None:
-                keep &= time_ns >= since_ns
-            if until_ns is not None:
-                keep &= time_ns < until_ns
-            parts.append(take(part, keep) if not keep.all() else part)
-            ids.append(np.full(int(keep.sum()), chunk_host, dtype=np.int64))
-    columns = concat(wide, parts)
-    host_ids = np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64)
-    host_names = np.array([names[i] for i in host_ids.tolist()], dtype=object)
-    keys = [columns["time_ns"]]
-    if wide.key is not None:
-        keys.append(sort_key(np.ma.getdata(columns[wide.key])))
-    keys.append(sort_key(host_names))
-    order = np.lexsort(keys)
-    return {"host": host_names[order], **take(columns, order)}
+    if host is not None and host_id is None:
+        return HostQueries(names, None, None)
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    quote = conn.dialect.identifier_preparer.quote
+    rows_where: list[tuple[str, object]] = []
+    chunks_where: list[tuple[str, object]] = [("source =", wide.name)]
+    if host_id is not None:
+        rows_where.append(("host_id =", host_id))
+        chunks_where.append(("host_id =", host_id))
+    if since_ns is not None:
+        rows_where.append(("time_ns >=", since_ns))
+        # A chunk holds one hour: the bound on hour_start_ns lets the
+        # (host_id, source, hour_start_ns) index skip the hours before.
+        chunks_where += [("hour_start_ns >", since_ns - HOUR_NS), ("last_ns >=", since_ns)]
+    if until_ns is not None:
+        rows_where.append(("time_ns <", until_ns))
+        chunks_where += [("hour_start_ns <", until_ns), ("first_ns <", until_ns)]
+
+    def query(columns: Sequence[str], table: str, where: list[tuple[str, object]]) -> Query:
+        sql = f"SELECT {', '.join(quote(c) for c in columns)} FROM {table}"
+        if where:
+            sql += " WHERE " + " AND ".join(f"{condition} {mark}" for condition, _ in where)
+        return sql, tuple(value for _, value in where)
+
+    return HostQueries(
+        names,
+        query(("host_id", "time_ns", *wide.columns), wide.name, rows_where),
+        query(("host_id", "encoding", "payload"), host_chunks.name, chunks_where),
+    )

@@ -37,7 +37,6 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import Integer, Text
 
 from collectbus.store.schema import metadata
@@ -55,16 +54,14 @@ METHOD_DESCRIPTIONS: dict[RowCountMethod, str] = {
 
 _ROWID = literal_column("rowid", Integer)
 
-_PG_ESTIMATES = text(
-    """
+_PG_ESTIMATES = """
     SELECT c.relname, c.reltuples, c.relpages,
            pg_relation_size(c.oid) / current_setting('block_size')::bigint AS pages,
            coalesce(s.n_live_tup, 0) AS live
     FROM pg_class AS c
     LEFT JOIN pg_stat_user_tables AS s ON s.relid = c.oid
     WHERE c.oid IN (SELECT to_regclass(n) FROM unnest(:names) AS n)
-    """
-).bindparams(bindparam("names", type_=ARRAY(Text)))
+"""
 
 
 def row_counts(
@@ -72,7 +69,11 @@ def row_counts(
 ) -> tuple[RowCountMethod, dict[str, int]]:
     """(method, rows per table) for those of ``names`` that exist, in their order."""
     if dialect == "postgresql" and not exact:
-        rows = conn.execute(_PG_ESTIMATES, {"names": list(names)}).all()
+        # Imported here: SQLite stores never load the PostgreSQL dialect.
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        query = text(_PG_ESTIMATES).bindparams(bindparam("names", type_=ARRAY(Text)))
+        rows = conn.execute(query, {"names": list(names)}).all()
         found = {
             str(r.relname): _planner_estimate(r.reltuples, r.relpages, r.pages, r.live)
             for r in rows

@@ -1,6 +1,6 @@
 """``collectbus`` starts light: help and version import none of the heavy libraries,
-every command is found through the lazy table, and Ctrl-C during start-up is
-one line and exit 130.
+``jobs`` and ``host`` read the store with SQLAlchemy alone, every command is
+found through the lazy table, and Ctrl-C during start-up is one line and exit 130.
 
 Each check runs in a fresh interpreter: what one test imported would
 otherwise hide what the next one imports.
@@ -12,17 +12,25 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
+from pathlib import Path
 
 import click
 import pytest
 
 from collectbus.cli.lazy import LazyGroup, load_command
 from collectbus.cli.main import cli
+from collectbus.records import CollectionEvent
+from collectbus.store import open as open_store
+from collectbus.store.jobs import COMPLETE_LISTING
+from collectbus.testing import make_host_sample
+from collectbus.testing_sched import make_pbs_job
 
-HEAVY = ("pandas", "numpy", "sqlalchemy", "alembic", "pydantic")
+HEAVY = ("pandas", "numpy", "sqlalchemy", "alembic", "pydantic", "rich")
+S = 10**9
 
 
-def _imported_after(args: list[str]) -> tuple[list[str], str]:
+def _imported_after(args: list[str], cwd: Path | None = None) -> tuple[list[str], str]:
     """The heavy packages imported by ``collectbus ARGS``, and what it printed."""
     code = textwrap.dedent(
         f"""
@@ -39,10 +47,47 @@ def _imported_after(args: list[str]) -> tuple[list[str], str]:
         """
     )
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        cwd=cwd,
     )
     heavy, printed = json.loads(done.stdout)
     return heavy, printed
+
+
+def test_jobs_and_host_read_with_sqlalchemy_alone(tmp_path: Path) -> None:
+    """No NumPy, Alembic, pydantic, pandas or rich: the summary, the table and the
+    schema check are done without them."""
+    url = f"sqlite:///{tmp_path / 'cb.db'}"
+    now = time.time_ns()
+    jobs = [make_pbs_job(100 + i, submit_ns=now - 600 * S, observed_ns=now - S) for i in range(3)]
+    listing = CollectionEvent(
+        source="pbs",
+        host="h",
+        started_ns=now - S,
+        duration_ns=S,
+        status="ok",
+        records=len(jobs),
+        details=(COMPLETE_LISTING, ("cluster", "aurora")),
+    )
+    with open_store(url) as store:
+        store.write([*jobs, listing])
+        store.write([make_host_sample("h", now - i * 10 * S) for i in range(6, 0, -1)])
+    heavy, printed = _imported_after(["--db", url, "jobs", "--since", "1d"], cwd=tmp_path)
+    assert printed.count(".pbs01.") == 3  # the table, drawn
+    assert heavy == ["sqlalchemy"]
+    args = ["--db", url, "host", "--since", "5m", "--format", "json"]
+    heavy, printed = _imported_after(args, cwd=tmp_path)
+    rows = json.loads(printed)
+    assert len(rows) == 6
+    assert rows[-1]["cpu_percent"] == pytest.approx(40.0)
+    assert heavy == ["sqlalchemy"]
+    heavy, printed = _imported_after(["--db", url, "host", "--since", "5m"], cwd=tmp_path)
+    assert "cpu %" in printed
+    assert heavy == ["sqlalchemy"]
 
 
 @pytest.mark.parametrize(

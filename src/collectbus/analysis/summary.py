@@ -1,0 +1,274 @@
+"""The host summary (``collectbus host``) in plain Python, without NumPy or pandas.
+
+:func:`summary_rows` gives the rows of :func:`collectbus.analysis.host.rates`,
+one per host and tick with :data:`RATE_COLUMNS`, computed over the rows the
+store reads (:meth:`collectbus.store.Store.read_host_rows`) by the rules of
+:mod:`collectbus.analysis.host`: a step has no rate (NaN) when it is a
+series' first sample, when either of its counters is NULL, when the boot
+time moved by more than a second, when the device was missing at a tick in
+between, or by :mod:`collectbus.analysis.counters`. A unit test compares
+both on the same stores. Importing pandas takes longer than a short window
+takes to compute: the command line uses this, Python users the frames.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from bisect import bisect_right
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, cast
+
+from collectbus.analysis.counters import counter_step
+
+if TYPE_CHECKING:
+    from collectbus.store import Store
+
+NS_PER_S = 1e9
+SECTOR_BYTES = 512
+BOOT_TIME_JITTER_S = 1
+
+# After node_exporter's diskstats default device exclude
+# (``^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$``), plus mmcblk
+# partitions, CD drives and the stacked dm/md devices.
+EXCLUDED_DISKS = re.compile(
+    r"^(z?ram\d+|loop\d+|fd\d+|sr\d+|dm-\d+|md\d+(p\d+)?"
+    r"|(h|s|v|xv)d[a-z]+\d+|nvme\d+n\d+p\d+|mmcblk\d+p\d+)$"
+)
+EXCLUDED_IFACES = frozenset({"lo"})
+
+RATE_COLUMNS = (
+    "cpu_percent",
+    "cpu_user_percent",
+    "cpu_system_percent",
+    "cpu_iowait_percent",
+    "cpu_steal_percent",
+    "mem_used_bytes",
+    "mem_available_bytes",
+    "mem_cached_bytes",
+    "swap_used_bytes",
+    "disk_read_bytes_per_s",
+    "disk_write_bytes_per_s",
+    "net_rx_bytes_per_s",
+    "net_tx_bytes_per_s",
+    "load1",
+    "load5",
+    "load15",
+)
+CPU_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+#: The families of ``collectbus host --metric``, in order (:data:`collectbus.analysis.views.FAMILIES`).
+FAMILY_NAMES = (
+    "summary",
+    "cpu",
+    "percpu",
+    "disk",
+    "net",
+    "mem",
+    "psi",
+    "cgroup",
+    "uptime",
+    "load",
+)
+
+#: The tables the summary is computed from.
+SOURCES = ("host_stat", "host_cpu", "host_mem", "host_disk", "host_net", "host_load")
+
+#: A wide table as the store reads it: its column names and its rows.
+Table = tuple[Sequence[str], Sequence[Sequence[object]]]
+Key = tuple[str, int]
+
+
+def store_summary(
+    store: Store,
+    *,
+    host: str | None = None,
+    since_ns: int | None = None,
+    until_ns: int | None = None,
+) -> list[dict[str, object]]:
+    """:func:`summary_rows` of the store's samples with ``since_ns <= time_ns < until_ns``,
+    its tables read in one snapshot."""
+    tables = store.read_host_rows(SOURCES, host=host, since_ns=since_ns, until_ns=until_ns)
+    return summary_rows(tables.__getitem__)
+
+
+def summary_rows(table: Callable[[str], Table]) -> list[dict[str, object]]:
+    """One dict per host and tick, sorted: ``host``, ``time_ns`` and
+    :data:`RATE_COLUMNS` (floats, NaN where there is no value)."""
+    boots = _boot_times(table("host_stat"))
+    out: dict[Key, dict[str, float]] = {}
+
+    def put(key: Key, values: dict[str, float]) -> None:
+        out.setdefault(key, {}).update(values)
+
+    cpu_columns, cpu_rows = table("host_cpu")
+    cpu_index = list(cpu_columns).index("cpu")
+    total = [row for row in cpu_rows if row[cpu_index] == -1]
+    for key, _device, step in _rates((cpu_columns, total), None, CPU_FIELDS, boots, clamp=True):
+        put(key, _cpu_shares(step))
+    for key, values in _gauges(table("host_mem")).items():
+        used = _minus(values["mem_total_bytes"], values["mem_available_bytes"])
+        swap = _minus(values["swap_total_bytes"], values["swap_free_bytes"])
+        put(
+            key,
+            {
+                "mem_used_bytes": used,
+                "mem_available_bytes": _float(values["mem_available_bytes"]),
+                "mem_cached_bytes": _float(values["cached_bytes"]),
+                "swap_used_bytes": swap,
+            },
+        )
+    disk = _summed(
+        _rates(table("host_disk"), "device", ("read_sectors", "write_sectors"), boots),
+        lambda device: not EXCLUDED_DISKS.match(device),
+    )
+    for key, (read, write) in disk.items():
+        put(
+            key,
+            {
+                "disk_read_bytes_per_s": read * SECTOR_BYTES,
+                "disk_write_bytes_per_s": write * SECTOR_BYTES,
+            },
+        )
+    net = _summed(
+        _rates(table("host_net"), "iface", ("rx_bytes", "tx_bytes"), boots),
+        lambda iface: iface not in EXCLUDED_IFACES,
+    )
+    for key, (rx, tx) in net.items():
+        put(key, {"net_rx_bytes_per_s": rx, "net_tx_bytes_per_s": tx})
+    for key, values in _gauges(table("host_load")).items():
+        put(key, {name: _float(values[name]) for name in ("load1", "load5", "load15")})
+    return [
+        {"host": host, "time_ns": time_ns, **{c: found.get(c, math.nan) for c in RATE_COLUMNS}}
+        for (host, time_ns), found in sorted(out.items(), key=lambda item: item[0])
+    ]
+
+
+def _int(value: object) -> int:
+    return cast(int, value)
+
+
+def _float(value: object) -> float:
+    """A stored number as a float; NULL is NaN."""
+    return math.nan if value is None else float(cast(float, value))
+
+
+def _minus(a: object, b: object) -> float:
+    return _float(a) - _float(b)
+
+
+def _gauges(table: Table) -> dict[Key, dict[str, object]]:
+    columns, rows = table
+    return {(str(row[0]), _int(row[1])): dict(zip(columns, row, strict=True)) for row in rows}
+
+
+def _boot_times(stat: Table) -> dict[str, tuple[list[int], list[float]]]:
+    """Per host: the ``host_stat`` times and the boot time at each (NaN for NULL)."""
+    columns, rows = stat
+    boot = list(columns).index("boot_time_s")
+    out: dict[str, tuple[list[int], list[float]]] = {}
+    for row in rows:
+        times, values = out.setdefault(str(row[0]), ([], []))
+        times.append(_int(row[1]))
+        values.append(_float(row[boot]))
+    return out
+
+
+def _boot_at(boots: dict[str, tuple[list[int], list[float]]], host: str, time_ns: int) -> float:
+    """The host's boot time as of its latest ``host_stat`` row at or before ``time_ns``."""
+    times, values = boots.get(host, ([], []))
+    i = bisect_right(times, time_ns) - 1
+    return values[i] if i >= 0 else math.nan
+
+
+def _rates(
+    table: Table,
+    key: str | None,
+    counters: Sequence[str],
+    boots: dict[str, tuple[list[int], list[float]]],
+    *,
+    clamp: bool = False,
+) -> list[tuple[Key, object, dict[str, float]]]:
+    """(host and time, device, per-second rate of each counter) per row.
+
+    ``table`` is sorted by host, device and time, as the store reads it.
+    """
+    columns, rows = table
+    names = list(columns)
+    key_index = names.index(key) if key is not None else None
+    indexes = [names.index(c) for c in counters]
+    # Each time's dense rank among the host's times in this table: a device
+    # whose previous row is more than one rank back was missing in between.
+    times_of: dict[str, set[int]] = {}
+    for row in rows:
+        times_of.setdefault(str(row[0]), set()).add(_int(row[1]))
+    ranks = {h: {t: rank for rank, t in enumerate(sorted(ts))} for h, ts in times_of.items()}
+    out: list[tuple[Key, object, dict[str, float]]] = []
+    previous: Sequence[object] | None = None
+    previous_boot = math.nan
+    for row in rows:
+        host, time_ns = str(row[0]), _int(row[1])
+        device = row[key_index] if key_index is not None else None
+        boot = _boot_at(boots, host, time_ns)
+        reset = previous is None
+        if previous is not None:
+            before = _int(previous[1])
+            reset = (
+                str(previous[0]) != host
+                or (key_index is not None and previous[key_index] != device)
+                or ranks[host][time_ns] - ranks[host][before] > 1
+                or abs(boot - previous_boot) > BOOT_TIME_JITTER_S
+                or time_ns <= before
+            )
+        step: dict[str, float] = {}
+        for name, index in zip(counters, indexes, strict=True):
+            value = row[index]
+            old = previous[index] if previous is not None else None
+            if reset or previous is None or value is None or old is None:
+                step[name] = math.nan
+            else:
+                seconds = (time_ns - _int(previous[1])) / NS_PER_S
+                step[name] = counter_step(_int(old), _int(value), clamp=clamp) / seconds
+        out.append(((host, time_ns), device, step))
+        previous, previous_boot = row, boot
+    return out
+
+
+def _clip(value: float) -> float:
+    return value if math.isnan(value) else min(max(value, 0.0), 100.0)
+
+
+def _percent(part: float, whole: float) -> float:
+    """``100 * part / whole`` within 0..100, as NumPy divides (x/0: inf, 0/0: NaN)."""
+    if math.isnan(part) or math.isnan(whole):
+        return math.nan
+    if whole == 0:
+        return math.nan if part == 0 else _clip(math.copysign(math.inf, part))
+    return _clip(100 * part / whole)
+
+
+def _cpu_shares(step: dict[str, float]) -> dict[str, float]:
+    total = 0.0
+    for field in CPU_FIELDS:
+        total += step[field]
+    busy = total - step["idle"] - step["iowait"]
+    shares = {"cpu_percent": _percent(busy, total)}
+    for field in ("user", "system", "iowait", "steal"):
+        shares[f"cpu_{field}_percent"] = _percent(step[field], total)
+    return shares
+
+
+def _summed(
+    rates: list[tuple[Key, object, dict[str, float]]], counted: Callable[[str], bool]
+) -> dict[Key, tuple[float, float]]:
+    """Per host and tick, the sum over the counted devices of each of two rates;
+    NaN where none of them has one."""
+    sums: dict[Key, list[float]] = {}
+    for key, device, step in rates:
+        if not counted(str(device)):
+            continue
+        found = sums.setdefault(key, [math.nan, math.nan])
+        for i, value in enumerate(step.values()):
+            if not math.isnan(value):
+                found[i] = value if math.isnan(found[i]) else found[i] + value
+    return {key: (a, b) for key, (a, b) in sums.items()}
