@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from datetime import UTC
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from collectbus import codec
 from collectbus.collectors.base import CollectContext
+from collectbus.collectors.host.cgroupfiles import CgroupReader
 from collectbus.collectors.host.collector import HostCollector
 from collectbus.collectors.host.filters import FilterConfig
 from collectbus.collectors.host.parse import (
@@ -312,3 +314,30 @@ def test_a_file_past_the_size_cap_is_refused(tmp_path: Path) -> None:
     big.write_bytes(b"x" * 100_000)
     with pytest.raises(CollectError, match="longer than 10000 bytes"):
         ProcFile(str(big), max_bytes=10_000).read()
+
+
+def test_cgroup_values_out_of_range_are_named_only_when_a_row_keeps_them(tmp_path: Path) -> None:
+    directory = tmp_path / "cgroup"
+    shutil.copytree(DATA / "cgroup" / "v2-container", directory)
+    stat = directory / "memory.stat"
+    data = stat.read_bytes()
+    for old, new in (
+        (b"workingset_refault_anon 0\n", b"workingset_refault_anon " + NIC_NA + b"\n"),
+        (b"pgfault 1843290\n", b"pgfault " + NIC_NA + b"\n"),
+    ):
+        assert old in data
+        data = data.replace(old, new)
+    stat.write_bytes(data)
+    io = directory / "io.stat"
+    io.write_bytes(io.read_bytes().replace(b"dbytes=0", b"dbytes=" + NIC_NA, 1))
+    reader = CgroupReader(str(directory), "/docker/abc")
+    ctx = CollectContext(host="h")
+    errors: list[str] = []
+    replaced: list[str] = []
+    row = reader.read(ctx, errors, replaced)
+    reader.close()
+    assert row is not None
+    assert row.memory_pgfault is None  # replaced and named: the row keeps it
+    assert errors == []
+    # workingset_refault_anon and dbytes are not stored: out of range, yet not named
+    assert replaced == ["cgroup.memory.stat.pgfault"]
