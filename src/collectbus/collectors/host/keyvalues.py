@@ -177,9 +177,12 @@ class VmstatParser(CachedParser[KeyValues, _VmstatLayout]):
         tokens = data.split()
         if len(tokens) != layout.tokens or tokens[0::2] != layout.keys:
             return None
+        if layout.columns is None:  # the keys are the columns: no list to reorder
+            values = tuple(map(to_int, tokens[1::2]))
+            if sum(values) > INT64_MAX:
+                return None  # the pure parser names the values out of range
+            return KeyValues(values, layout.unknown_keys)
         numbers = list(map(to_int, tokens[1::2]))
         if sum(numbers) > INT64_MAX:
-            return None  # the pure parser names the values out of range
-        if layout.columns is None:
-            return KeyValues(tuple(numbers), layout.unknown_keys)
+            return None
         return _in_columns(cast("list[int | None]", numbers), layout.columns, layout.unknown_keys)

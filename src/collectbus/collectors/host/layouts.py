@@ -63,6 +63,8 @@ _EOL = b"\x00"
 _EOL_SPACED = b" \x00 "
 # Bytes looked for as ints: ``int in bytes`` is a memchr, where ``bytes in
 # bytes`` first fails to read its operand as an int, at the cost of an exception.
+# Likewise the fast paths compare slices rather than call startswith/endswith,
+# whose arguments are parsed from a format string on every call.
 _EOL_BYTE = _EOL[0]
 _MINUS = ord("-")
 
@@ -73,7 +75,7 @@ def _tokens(data: bytes) -> list[bytes]:
     ValueError (no fast path) unless every line of ``data`` ends with a newline,
     as in every /proc file: what follows the last one would not be seen.
     """
-    if _EOL_BYTE in data or not data.endswith(b"\n"):
+    if _EOL_BYTE in data or data[-1:] != b"\n":
         raise ValueError("not /proc text")
     return data.replace(b"\n", _EOL_SPACED).split()
 
@@ -452,7 +454,7 @@ class NetDevParser(_FilteredRows[NetRow]):
         return layout
 
     def _fast(self, layout: _RowsLayout, data: bytes) -> tuple[NetRow, ...] | None:
-        if not data.startswith(layout.prefix):
+        if data[: len(layout.prefix)] != layout.prefix:
             return None
         flat = _rows_numbers(layout, data[len(layout.prefix) :].replace(b":", b": "))
         if flat is None:
