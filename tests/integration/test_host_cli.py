@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -117,3 +118,85 @@ def test_run_stores_the_inventory_of_this_host(tmp_path: Path) -> None:
     assert inventory["host"] == "here"
     assert inventory["cpu"]["threads"] >= 1
     assert any(nic["name"] == "lo" for nic in inventory["nics"])
+
+
+# ------------------------------------------- collect host on a hostile /proc
+
+FC = Path(__file__).resolve().parents[1] / "data" / "procfs" / "fc-6.18-2cpu"
+
+
+def _recorded_proc(root: Path) -> Path:
+    """A copy of the recorded /proc of tests/data/procfs/fc-6.18-2cpu."""
+    proc = root / "proc"
+    (proc / "net").mkdir(parents=True)
+    (proc / "pressure").mkdir()
+    for name in ("stat", "meminfo", "vmstat", "diskstats", "loadavg", "uptime"):
+        (proc / name).write_bytes((FC / name).read_bytes())
+    (proc / "net" / "dev").write_bytes((FC / "net_dev").read_bytes())
+    for resource in ("cpu", "io", "memory"):
+        (proc / "pressure" / resource).write_bytes((FC / f"pressure_{resource}").read_bytes())
+    return proc
+
+
+def _edit(path: Path, old: bytes, new: bytes) -> None:
+    data = path.read_bytes()
+    assert old in data
+    path.write_bytes(data.replace(old, new, 1))
+
+
+def _no_constant(name: str) -> object:
+    raise AssertionError(f"{name} in the JSON output")
+
+
+def _collect_host(tmp_path: Path, proc: Path) -> tuple[dict[str, object], str]:
+    env = collectbus_env(tmp_path, f"sqlite:///{tmp_path / 'cb.db'}")
+    # The timeout guards against a hang (a FIFO read would block forever); it times nothing.
+    result = collectbus(
+        "--proc-root", str(proc), "collect", "host", "--format", "json",
+        cwd=tmp_path, env=env, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    sample = json.loads(result.stdout, parse_constant=_no_constant)
+    assert isinstance(sample, dict)
+    return sample, result.stderr
+
+
+def test_collect_host_on_values_out_of_range_prints_null_and_names_them(tmp_path: Path) -> None:
+    proc = _recorded_proc(tmp_path)
+    (proc / "uptime").write_bytes(b"inf 6\n")
+    _edit(proc / "loadavg", b"1.13 ", b"nan ")
+    _edit(proc / "pressure" / "cpu", b"some avg10=5.78", b"some avg10=nan")
+    _edit(proc / "net" / "dev", b"eth0: 76987845", b"eth0: 18446744073709551615")
+    sample, stderr = _collect_host(tmp_path, proc)
+
+    load = sample["load"]
+    uptime = sample["uptime"]
+    assert isinstance(load, dict)
+    assert isinstance(uptime, dict)
+    assert load["load1"] is None
+    assert load["load5"] == 0.40
+    assert uptime["uptime_s"] is None
+    assert uptime["idle_s"] == 6.0
+    (eth0,) = [n for n in sample["net"] if n["iface"] == "eth0"]  # type: ignore[attr-defined]
+    assert eth0["rx_bytes"] is None
+    assert eth0["rx_packets"] == 1784
+    (cpu_psi,) = [p for p in sample["psi"] if p["resource"] == "cpu"]  # type: ignore[attr-defined]
+    assert cpu_psi["some_avg10"] is None
+    (line,) = [x for x in stderr.splitlines() if "out of range" in x]
+    for name in ("load.load1", "uptime.uptime_s", "psi.cpu.some_avg10", "net.eth0.rx_bytes"):
+        assert name in line
+    assert line.startswith("collectbus: warning: 4 values out of range")
+
+
+def test_collect_host_with_stat_a_fifo_reads_the_rest_without_blocking(tmp_path: Path) -> None:
+    proc = _recorded_proc(tmp_path)
+    (proc / "stat").unlink()
+    os.mkfifo(proc / "stat")  # no writer: a blocking open or read would never return
+    sample, stderr = _collect_host(tmp_path, proc)
+    assert sample["stat"] is None
+    assert sample["cpu"] == []
+    assert sample["mem"] is not None
+    assert sample["load"] is not None
+    (line,) = [x for x in stderr.splitlines() if "stat" in x]
+    assert line == f"collectbus: warning: {proc / 'stat'}: not a regular file (a FIFO); not read"

@@ -113,6 +113,13 @@ def collect_host(cli: CliContext, fmt: str) -> None:
         raise CollectError("host", "the host collector returned no sample")
     for problem in ctx.problems:
         click.echo(f"collectbus: warning: {problem}", err=True)
+    details = dict(ctx.details)
+    if "out_of_range" in details:
+        click.echo(
+            f"collectbus: warning: {details['out_of_range']} values out of range, shown as null: "
+            f"{details.get('out_of_range_fields', '')}",
+            err=True,
+        )
     if fmt == "json":
         click.echo(codec.dumps_json(sample))
         return

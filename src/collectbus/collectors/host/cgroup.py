@@ -17,7 +17,7 @@ that passes ``2**63 - 1``) is None, named ``cgroup.<file>.<key>`` in the
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 from collectbus.collectors.host.numbers import counter
 from collectbus.errors import ParseError
@@ -30,8 +30,10 @@ __all__ = [
     "cgroup_row",
     "in_container",
     "parse_cpu_max",
+    "parse_cpu_stat",
     "parse_flat_keyed",
     "parse_io_stat",
+    "parse_memory_stat",
     "parse_single_value",
 ]
 
@@ -77,9 +79,17 @@ def _replaced(replaced: list[str] | None, source: str, key: bytes = b"") -> None
 
 
 def parse_flat_keyed(
-    data: bytes, source: str, replaced: list[str] | None = None
+    data: bytes,
+    source: str,
+    replaced: list[str] | None = None,
+    *,
+    stored: Collection[bytes] | None = None,
 ) -> dict[bytes, int | None]:
-    """A flat keyed file (``cpu.stat``, ``memory.stat``): key to value."""
+    """A flat keyed file (``cpu.stat``, ``memory.stat``): key to value.
+
+    A value out of range is None; it is named in ``replaced`` when its key is
+    one of ``stored`` (the keys a row keeps; None: every key).
+    """
     out: dict[bytes, int | None] = {}
     for number, line in enumerate(_lines(data), 1):
         fields = line.split()
@@ -89,9 +99,23 @@ def parse_flat_keyed(
             value = out[fields[0]] = counter(fields[1])
         except ValueError as err:
             raise ParseError(source, number, f"not an integer: {_shown(fields[1])}") from err
-        if value is None:
+        if value is None and (stored is None or fields[0] in stored):
             _replaced(replaced, source, fields[0])
     return out
+
+
+def parse_cpu_stat(
+    data: bytes, source: str, replaced: list[str] | None = None
+) -> dict[bytes, int | None]:
+    """``cpu.stat``; only the values of the keys a row keeps are named when out of range."""
+    return parse_flat_keyed(data, source, replaced, stored=_CPU_STAT_KEYS)
+
+
+def parse_memory_stat(
+    data: bytes, source: str, replaced: list[str] | None = None
+) -> dict[bytes, int | None]:
+    """``memory.stat``; only the values of the keys a row keeps are named when out of range."""
+    return parse_flat_keyed(data, source, replaced, stored=_MEMORY_STAT_KEYS)
 
 
 def parse_single_value(
@@ -156,7 +180,8 @@ def parse_io_stat(
             out[key] = None if value is None or total is None else fit_counter(total + value)
             if out[key] is None and key not in bad:
                 bad.add(key)
-                _replaced(replaced, source, key)
+                if key in _IO_KEYS:  # the sums a row keeps
+                    _replaced(replaced, source, key)
     return out
 
 

@@ -11,8 +11,9 @@ from collectbus.collectors.host.cgroup import (
     CGROUP_FILES,
     cgroup_row,
     parse_cpu_max,
-    parse_flat_keyed,
+    parse_cpu_stat,
     parse_io_stat,
+    parse_memory_stat,
     parse_single_value,
 )
 from collectbus.collectors.host.procfile import ProcFile
@@ -74,11 +75,11 @@ class CgroupReader:
         names: list[str] = [] if replaced is None else replaced
         row = cgroup_row(
             self.name,
-            cpu_stat=self._read("cpu.stat", parse_flat_keyed, ctx, errors, names),
+            cpu_stat=self._read("cpu.stat", parse_cpu_stat, ctx, errors, names),
             cpu_max=self._read("cpu.max", parse_cpu_max, ctx, errors, names),
             memory_current=self._read("memory.current", parse_single_value, ctx, errors, names),
             memory_max=self._read("memory.max", _parse_max, ctx, errors, names),
-            memory_stat=self._read("memory.stat", parse_flat_keyed, ctx, errors, names),
+            memory_stat=self._read("memory.stat", parse_memory_stat, ctx, errors, names),
             io_stat=self._read("io.stat", parse_io_stat, ctx, errors, names),
             pids_current=self._read("pids.current", parse_single_value, ctx, errors, names),
         )

@@ -29,19 +29,24 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 from functools import partial
-from typing import Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from collectbus.collectors.base import CollectContext
 from collectbus.collectors.host.cgroup import cgroup_dir, in_container, own_cgroup_path
 from collectbus.collectors.host.cgroupfiles import CgroupReader
 from collectbus.collectors.host.filters import DeviceFilter, FilterConfig
 from collectbus.collectors.host.keyvalues import MeminfoParser, VmstatParser
-from collectbus.collectors.host.layouts import DiskstatsParser, NetDevParser, StatParser
+from collectbus.collectors.host.layouts import (
+    CachedParser,
+    DiskstatsParser,
+    NetDevParser,
+    StatParser,
+)
 from collectbus.collectors.host.parse import parse_loadavg
 from collectbus.collectors.host.parse_system import PSI_RESOURCES, parse_pressure, parse_uptime
 from collectbus.collectors.host.procfile import LONGEST_RECORD, ProcFile, read_once
 from collectbus.errors import CollectError
-from collectbus.records import DiskRow, HostSample, NetRow, PsiRow, UptimeRow
+from collectbus.records import DiskRow, HostSample, NetRow, PsiRow
 from collectbus.values import out_of_range_details
 
 __all__ = ["SOURCES", "CgroupMode", "HostCollector", "ProcFile"]
@@ -98,12 +103,22 @@ class HostCollector:
         self._vmstat = VmstatParser(paths[2])
         self._diskstats = DiskstatsParser(paths[3], self._select_disks)
         self._net_dev = NetDevParser(paths[4], self._select_ifaces)
-        self._loadavg_source = paths[5]
+        self._cached: tuple[CachedParser[Any, Any], ...] = (
+            self._stat,
+            self._meminfo,
+            self._vmstat,
+            self._diskstats,
+            self._net_dev,
+        )
+        # The names of the values a collection replaced by None; cleared by each
+        # collection, filled by the parsers of the files read without a layout.
+        self._replaced: list[str] = []
+        self._loadavg = partial(parse_loadavg, source=paths[5], replaced=self._replaced)
         # uptime and PSI are read when they exist at the start (a recorded
         # tree may lack them); once found, a failure to read them is reported.
         uptime = os.path.join(self.proc_root, "uptime")
         self._uptime_file = ProcFile(uptime) if os.path.exists(uptime) else None
-        self._uptime_source = uptime
+        self._uptime = partial(parse_uptime, source=uptime, replaced=self._replaced)
         # PSI needs Linux 4.20 with CONFIG_PSI; without the directory there is nothing to read.
         pressure = os.path.join(self.proc_root, "pressure")
         self._psi = [
@@ -211,43 +226,32 @@ class HostCollector:
         vm = _read(vm_file, self._vmstat.parse, ctx, errors)
         disk = _read(disk_file, self._diskstats.parse, ctx, errors)
         net = _read(net_file, self._net_dev.parse, ctx, errors)
-        replaced: list[str] = []
-        load = _read(
-            load_file,
-            lambda data: parse_loadavg(data, self._loadavg_source, replaced=replaced),
-            ctx,
-            errors,
-        )
+        replaced = self._replaced
+        replaced.clear()
+        load = _read(load_file, self._loadavg, ctx, errors)
         if len(errors) == len(SOURCES):
             raise CollectError(
                 self.proc_root, f"none of the {len(SOURCES)} files could be read; {errors[0]}"
             )
-        for result, parser in (
-            (stat, self._stat),
-            (mem, self._meminfo),
-            (vm, self._vmstat),
-            (disk, self._diskstats),
-            (net, self._net_dev),
-        ):
-            if result is not None:  # read and parsed now: its names are this read's
+        for result, parser in zip((stat, mem, vm, disk, net), self._cached, strict=True):
+            if parser.replaced and result is not None:  # read and parsed now: this read's names
                 replaced += parser.replaced
-        uptime: UptimeRow | None = None
-        if self._uptime_file is not None:
-            uptime = _read(
-                self._uptime_file,
-                lambda data: parse_uptime(data, self._uptime_source, replaced=replaced),
-                ctx,
-                errors,
-            )
+        uptime = (
+            _read(self._uptime_file, self._uptime, ctx, errors)
+            if self._uptime_file is not None
+            else None
+        )
         psi: list[PsiRow] = []
         for file, parse_psi in self._psi_parsers:
             parsed = _read(file, parse_psi, ctx, errors)
             if parsed is not None:
                 psi.append(parsed[0])
-                replaced += parsed[1]
+                if parsed[1]:
+                    replaced += parsed[1]
         cgroup = self._cgroup.read(ctx, errors, replaced) if self._cgroup is not None else None
-        for key, value in out_of_range_details(replaced):
-            ctx.detail(key, value)
+        if replaced:
+            for key, value in out_of_range_details(replaced):
+                ctx.detail(key, value)
         if mem is not None:
             self._unknown_keys["meminfo"] = mem.unknown_keys
         if vm is not None:

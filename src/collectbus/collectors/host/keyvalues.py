@@ -9,6 +9,12 @@ has a byte that is not a digit, so with every key pinned at its position each
 line keeps its count of tokens, and the tokens between the keys are the
 values. That costs less than pinning the line ends as :mod:`.layouts` does, in
 the largest file of a sample.
+
+The skeleton also rules out a minus sign: a layout is kept only when its fast
+path gave what the pure parser did, which it cannot for a file with a negative
+value (the pure parser makes it None), so a ``-`` before a value is a byte the
+skeleton lacks. What remains is a value past ``2**63 - 1``, which one ``sum``
+of the converted values rules out (see :mod:`.layouts`).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from typing import cast
 
 from collectbus.collectors.host import parse
 from collectbus.collectors.host.layouts import CachedParser, Getter, getter, to_int
-from collectbus.collectors.host.numbers import fits
+from collectbus.collectors.host.numbers import INT64_MAX
 from collectbus.collectors.host.parse import KeyValues
 from collectbus.procfields import MEMINFO_KEYS, VMSTAT_COLUMNS
 
@@ -125,7 +131,7 @@ class MeminfoParser(CachedParser[KeyValues, _MeminfoLayout]):
         if len(tokens) != layout.tokens or layout.pinned(tokens) != layout.pinned_tokens:
             return None
         numbers = list(map(mul, map(to_int, layout.values(tokens)), layout.scale))
-        if not fits(numbers):
+        if sum(numbers) > INT64_MAX:
             return None  # the pure parser names the values out of range
         return _in_columns(cast("list[int | None]", numbers), layout.columns, layout.unknown_keys)
 
@@ -171,9 +177,12 @@ class VmstatParser(CachedParser[KeyValues, _VmstatLayout]):
         tokens = data.split()
         if len(tokens) != layout.tokens or tokens[0::2] != layout.keys:
             return None
+        if layout.columns is None:  # the keys are the columns: no list to reorder
+            values = tuple(map(to_int, tokens[1::2]))
+            if sum(values) > INT64_MAX:
+                return None  # the pure parser names the values out of range
+            return KeyValues(values, layout.unknown_keys)
         numbers = list(map(to_int, tokens[1::2]))
-        if not fits(numbers):
-            return None  # the pure parser names the values out of range
-        if layout.columns is None:
-            return KeyValues(tuple(numbers), layout.unknown_keys)
+        if sum(numbers) > INT64_MAX:
+            return None
         return _in_columns(cast("list[int | None]", numbers), layout.columns, layout.unknown_keys)

@@ -12,7 +12,12 @@ goes to the pure parser, which raises :class:`~collectbus.errors.ParseError`
 on malformed content, and the layout is learnt again. So does a read with a
 number out of range (:mod:`.numbers`): the pure parser replaces it by None and
 names it in ``replaced``, and a file that keeps such a number takes the pure
-parser on every read.
+parser on every read. The fast paths rule such a number out in bulk, not
+value by value: a minus sign is a ``-`` byte where none was learnt (none but
+those of the pinned names), and with none, values of which one passes
+``2**63 - 1`` sum past it, which one C-level ``sum`` over the converted list
+tells. Real counters sum far below it; a sum that does not is refused (the
+pure parser then decides each value), never wrongly accepted.
 
 With every line end pinned, each line has the very tokens the pure parser
 accepted, so both read the same numbers from the same places; a layout is kept
@@ -34,7 +39,7 @@ from operator import itemgetter
 from typing import Generic, TypeVar
 
 from collectbus.collectors.host import parse
-from collectbus.collectors.host.numbers import fits
+from collectbus.collectors.host.numbers import INT64_MAX
 from collectbus.records import CpuRow, DiskRow, NetRow, StatRow
 
 __all__ = ["CachedParser", "DiskstatsParser", "NetDevParser", "StatParser", "getter", "to_int"]
@@ -56,6 +61,12 @@ _MISFIT = (ValueError, IndexError)
 # holds this byte already never takes a fast path (/proc text never does).
 _EOL = b"\x00"
 _EOL_SPACED = b" \x00 "
+# Bytes looked for as ints: ``int in bytes`` is a memchr, where ``bytes in
+# bytes`` first fails to read its operand as an int, at the cost of an exception.
+# Likewise the fast paths compare slices rather than call startswith/endswith,
+# whose arguments are parsed from a format string on every call.
+_EOL_BYTE = _EOL[0]
+_MINUS = ord("-")
 
 
 def _tokens(data: bytes) -> list[bytes]:
@@ -64,7 +75,7 @@ def _tokens(data: bytes) -> list[bytes]:
     ValueError (no fast path) unless every line of ``data`` ends with a newline,
     as in every /proc file: what follows the last one would not be seen.
     """
-    if _EOL in data or not data.endswith(b"\n"):
+    if _EOL_BYTE in data or data[-1:] != b"\n":
         raise ValueError("not /proc text")
     return data.replace(b"\n", _EOL_SPACED).split()
 
@@ -201,17 +212,24 @@ class _RowsLayout:
     eols: list[bytes]
     names: tuple[str | int, ...]  # what the kept rows hold for their raw names
     pad: int  # how many None columns the kernel does not print
+    dashes: int  # the ``-`` bytes of the raw names (``dm-0``): any other is a minus sign
     kept: Getter | None = None  # the numbers of the kept rows, None when all are kept
 
 
 def _rows_numbers(layout: _RowsLayout, body: bytes) -> list[int] | None:
-    """The numbers of every line as one flat list, or None if the layout differs."""
+    """The numbers of every line as one flat list, or None if the layout differs.
+
+    Also None when a number may be out of range: a ``-`` beyond those of the
+    pinned names is a minus sign, and a sum past ``2**63 - 1`` may hide a value
+    past it (see the module). The pure parser then decides.
+    """
     tokens = _tokens(body)
     width = layout.width
     if (
         len(tokens) != layout.tokens
         or tokens[width - 1 :: width] != layout.eols
         or tokens[layout.name_at :: width] != layout.raw_names
+        or (body.count(b"-") != layout.dashes if layout.dashes else _MINUS in body)
     ):
         return None
     del tokens[width - 1 :: width]
@@ -220,7 +238,7 @@ def _rows_numbers(layout: _RowsLayout, body: bytes) -> list[int] | None:
         numbers = list(map(to_int, layout.kept(tokens)))
     else:
         numbers = list(map(to_int, tokens))
-    return numbers if fits(numbers) else None
+    return None if sum(numbers) > INT64_MAX else numbers
 
 
 def _rows_layout(
@@ -241,15 +259,17 @@ def _rows_layout(
         positions = [row * size + i for row in keep for i in range(size)]
         kept = getter(positions) if positions else (lambda _tokens: ())
         names = tuple(names[row] for row in keep)
+    raw_names = tokens[name_at::width]
     return _RowsLayout(
         prefix=prefix,
         tokens=len(tokens),
         width=width,
         name_at=name_at,
-        raw_names=tokens[name_at::width],
+        raw_names=raw_names,
         eols=[_EOL] * (len(tokens) // width),
         names=names,
         pad=pad,
+        dashes=sum(name.count(b"-") for name in raw_names),
         kept=kept,
     )
 
@@ -354,17 +374,18 @@ class StatParser(CachedParser[tuple[tuple[CpuRow, ...], StatRow], _StatLayout]):
         intr_total = int(data[intr + 6 : space if space > 0 else end])
         tail = _tokens(data[end + 1 :])
         # The numbers after softirq's first are not read, so not checked either:
-        # the line count keeps a newline from hiding among them.
+        # the line count (each newline one _EOL token) keeps a newline from
+        # hiding among them.
         if (
             len(tail) != layout.tail_len
             or layout.tail_pinned(tail) != layout.tail_pinned_tokens
-            or data.count(b"\n", end + 1) != layout.tail_lines
+            or tail.count(_EOL) != layout.tail_lines
         ):
             return None
-        tail_values = [intr_total, *map(to_int, layout.tail_values(tail))]
-        if not fits(tail_values):
+        btime, ctxt, softirq, forks, running, blocked = map(to_int, layout.tail_values(tail))
+        # In range exactly when their bitwise OR is (a negative one makes it negative).
+        if not 0 <= intr_total | btime | ctxt | softirq | forks | running | blocked <= INT64_MAX:
             return None
-        intr_total, btime, ctxt, softirq, forks, running, blocked = tail_values
         return cpus, _new(StatRow, (btime, ctxt, intr_total, softirq, forks, running, blocked))
 
 
@@ -433,7 +454,7 @@ class NetDevParser(_FilteredRows[NetRow]):
         return layout
 
     def _fast(self, layout: _RowsLayout, data: bytes) -> tuple[NetRow, ...] | None:
-        if not data.startswith(layout.prefix):
+        if data[: len(layout.prefix)] != layout.prefix:
             return None
         flat = _rows_numbers(layout, data[len(layout.prefix) :].replace(b":", b": "))
         if flat is None:

@@ -13,11 +13,19 @@ collector puts them in the collection's details with
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from collectbus.values import INT64_MAX, finite, fit_counter
 
-__all__ = ["INT64_MAX", "counter", "fits", "note", "real"]
+__all__ = ["INF", "INT64_MAX", "counter", "note", "real"]
+
+#: For the one test of a row of floats: ``-INF < a + b + c < INF`` is False
+#: when any is NaN or infinite (and when finite ones overflow: then each is
+#: decided by :func:`real`). Likewise ``0 <= a | b | c <= INT64_MAX`` holds
+#: exactly when each of the counters does. The parsers of the small files
+#: (loadavg, uptime, PSI) test a row so, and only a row that fails goes value by
+#: value, which names the values replaced.
+INF = float("inf")
 
 
 def counter(token: bytes | str) -> int | None:
@@ -35,11 +43,6 @@ def counter(token: bytes | str) -> int | None:
 def real(token: bytes | str) -> float | None:
     """A float from a token; None for NaN and infinities. ValueError if not a number."""
     return finite(float(token))
-
-
-def fits(values: Sequence[int]) -> bool:
-    """True when every counter of a fast path's bulk conversion fits (no value replaced)."""
-    return not values or (min(values) >= 0 and max(values) <= INT64_MAX)
 
 
 def note(

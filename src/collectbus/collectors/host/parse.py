@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from collectbus.collectors.host.numbers import counter, note, real
+from collectbus.collectors.host.numbers import INF, INT64_MAX, counter, note, real
 from collectbus.errors import ParseError
 from collectbus.procfields import MEMINFO_KEYS, VMSTAT_COLUMNS
 from collectbus.records import CpuRow, DiskRow, LoadRow, NetRow, StatRow
@@ -39,6 +39,10 @@ __all__ = [
     "parse_vmstat",
     "parse_vmstat_detail",
 ]
+
+
+# tuple.__new__ builds a NamedTuple row without the Python-level __new__.
+_new = tuple.__new__
 
 
 class KeyValues(NamedTuple):
@@ -371,11 +375,22 @@ def parse_loadavg(
     fields = lines[0].split() if len(lines) == 1 else []
     if len(fields) != 5 or fields[3].count(b"/") != 1:
         raise ParseError(source, 1, f"expected 'l1 l5 l15 running/total last_pid': {_shown(data)}")
+    running, _, total = fields[3].partition(b"/")
+    try:
+        load1, load5, load15 = float(fields[0]), float(fields[1]), float(fields[2])
+        procs_running, procs_total, last_pid = int(running), int(total), int(fields[4])
+    except ValueError:
+        pass  # named below, value by value
+    else:
+        if (
+            -INF < load1 + load5 + load15 < INF
+            and 0 <= procs_running | procs_total | last_pid <= INT64_MAX
+        ):
+            return _new(LoadRow, (load1, load5, load15, procs_running, procs_total, last_pid))
     try:
         loads = [real(fields[0]), real(fields[1]), real(fields[2])]
     except ValueError as err:
         raise ParseError(source, 1, f"not a load average: {_shown(lines[0])}") from err
-    running, _, total = fields[3].partition(b"/")
     try:
         counts = [counter(running), counter(total), counter(fields[4])]
     except ValueError as err:

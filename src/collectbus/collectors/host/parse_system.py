@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 
-from collectbus.collectors.host.numbers import counter, note, real
+from collectbus.collectors.host.numbers import INF, INT64_MAX, counter, note, real
 from collectbus.errors import ParseError
 from collectbus.records import PsiRow, UptimeRow
+from collectbus.values import finite, fit_counter
 
 __all__ = ["PSI_RESOURCES", "parse_pressure", "parse_uptime"]
 
@@ -32,6 +33,8 @@ def _shown(raw: bytes) -> str:
 
 
 _Psi = tuple[float | None, float | None, float | None, int | None]
+# The names of a PsiRow's values (``some_avg10`` ... ``full_total_us``).
+_PSI_FIELDS = PsiRow._fields[1:]
 
 
 def _psi_line(line: bytes, source: str, number: int) -> _Psi:
@@ -52,11 +55,13 @@ def _psi_line(line: bytes, source: str, number: int) -> _Psi:
 
 # The whole file as the kernel prints it (psi_show: "%s avg10=%lu.%02lu avg60=...
 # total=%llu\n"); a file that does not match goes to the line-by-line parser.
-# A total of 19 digits or fewer may still pass 2**63 - 1: it is checked.
-_PSI_FILE = re.compile(
-    rb"some avg10=(\d+\.\d+) avg60=(\d+\.\d+) avg300=(\d+\.\d+) total=(\d{1,19})\n"
-    rb"full avg10=(\d+\.\d+) avg60=(\d+\.\d+) avg300=(\d+\.\d+) total=(\d{1,19})\n"
+# An average of at most 20 digits before its point is finite; a total of 19
+# digits or fewer may still pass 2**63 - 1: it is checked.
+_PSI_LINE = (
+    rb" avg10=(\d{1,20}\.\d+) avg60=(\d{1,20}\.\d+) avg300=(\d{1,20}\.\d+) total=(\d{1,19})"
+    rb"\n"
 )
+_PSI_FILE = re.compile(b"some" + _PSI_LINE + b"full" + _PSI_LINE)
 
 
 def parse_pressure(
@@ -71,23 +76,23 @@ def parse_pressure(
     if match is None:
         return _parse_pressure_lines(data, resource, source, replaced)
     a10, a60, a300, total, f10, f60, f300, full_total = match.groups()
-    row = PsiRow(
+    # The averages as matched are finite; a total may pass 2**63 - 1 (None, named).
+    some, full = int(total), int(full_total)
+    totals: tuple[int | None, int | None] = (some, full)
+    if (some | full) > INT64_MAX:
+        totals = fit_counter(some), fit_counter(full)
+        note(replaced, f"psi.{resource}", _PSI_FIELDS[3::4], totals)
+    return PsiRow(
         resource,
-        real(a10),
-        real(a60),
-        real(a300),
-        counter(total),
-        real(f10),
-        real(f60),
-        real(f300),
-        counter(full_total),
+        float(a10),
+        float(a60),
+        float(a300),
+        totals[0],
+        float(f10),
+        float(f60),
+        float(f300),
+        totals[1],
     )
-    if None in row:
-        note(replaced, f"psi.{resource}", _PSI_FIELDS, row[1:])
-    return row
-
-
-_PSI_FIELDS = PsiRow._fields[1:]
 
 
 def _parse_pressure_lines(
@@ -123,8 +128,11 @@ def parse_uptime(
     if len(fields) != 2 or data.count(b"\n") > 1:
         raise ParseError(source, 1, f"expected 'uptime idle' in seconds: {_shown(data)}")
     try:
-        row = UptimeRow(real(fields[0]), real(fields[1]))
+        up, idle = float(fields[0]), float(fields[1])
     except ValueError as err:
         raise ParseError(source, 1, f"not a number of seconds: {_shown(data)}") from err
+    if -INF < up + idle < INF:
+        return UptimeRow(up, idle)
+    row = UptimeRow(finite(up), finite(idle))
     note(replaced, "uptime", UptimeRow._fields, row)
     return row

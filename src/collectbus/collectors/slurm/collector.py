@@ -7,7 +7,10 @@ timeout, and hands the output to the pure parsers of :mod:`.parse` and :mod:`.te
 A command that fails, hangs past its timeout or prints something that does not
 parse fails the collection with one line naming the command (a
 :class:`~collectbus.errors.CollectError`); the bus logs it, backs off and serves
-the last good result, marked stale.
+the last good result, marked stale. One job, node or partition that cannot be
+built is that item's problem: it is left out, and one reported line names the
+cluster and the items (``cluster c1: 1 jobs refused: job 61: missing key
+'job_state'``), counted in the details (``refused``); the rest is stored.
 
 **Is the job listing complete?** A jobs collection that returns records holds
 every job ``squeue`` listed (after the configured filters), and says so in its
@@ -16,7 +19,8 @@ event's details as the job store expects (``cluster`` and
 "Job listings"). With a ``states`` filter the listing is ``partial``: a job
 that leaves the kept states has not gone. When ``squeue`` fails, the
 collection fails (no fresh records, no details), so a job can never look
-vanished because of a failed ``squeue``. When only the accounting query
+vanished because of a failed ``squeue``. A listing with a refused job is
+``partial`` too (the job is not in it, yet not gone). When only the accounting query
 (``sacct``) fails, the collection is ``partial`` and marks nothing: the
 finished jobs from accounting are missing this time and are fetched by the
 next collection (its window starts where the last good one did). Each
@@ -50,7 +54,7 @@ from collectbus.collectors.slurm.text import (
     with_job_counts,
 )
 from collectbus.config import SlurmConfig
-from collectbus.errors import CollectError, CommandFailed
+from collectbus.errors import CollectError, CommandFailed, ParseError
 from collectbus.records import FINAL_JOB_STATES, JobRecord, Record, SystemRecord
 from collectbus.values import out_of_range_details
 
@@ -103,6 +107,25 @@ def _note_out_of_range(ctx: CollectContext, replaced: list[str]) -> None:
     """Put the values replaced by None (out of range) in the collection's details."""
     for key, value in out_of_range_details(replaced):
         ctx.detail(key, value)
+
+
+def _report_refused(
+    ctx: CollectContext, command: str, cluster: str, what: str, refused: list[str]
+) -> None:
+    """Report the items a parser refused: one line naming the cluster and the first few.
+
+    The collection turns ``partial``; the count is in its details (``refused``).
+    """
+    if not refused:
+        return
+    shown = "; ".join(refused[:3])
+    more = f" (and {len(refused) - 3} more)" if len(refused) > 3 else ""
+    ctx.detail("refused", str(len(refused)))
+    ctx.report(
+        ParseError(
+            command, None, f"cluster {cluster}: {len(refused)} {what} refused: {shown}{more}"
+        )
+    )
 
 
 def settings_from_config(config: SlurmConfig) -> SlurmSettings:
@@ -184,20 +207,24 @@ class SlurmJobsCollector:
         now = ctx.clock.time_ns()
         result = self._cmd.run(ctx, "squeue", "--json")
         replaced: list[str] = []
+        refused: list[str] = []
         live = parse_squeue_json(
             result.stdout,
             source=result.command,
             cluster=settings.cluster,
             observed_ns=now,
             replaced=replaced,
+            refused=refused,
         )
         _note_out_of_range(ctx, replaced)
         cluster = self._cmd.cluster(ctx, live[0].cluster if live else None)
+        _report_refused(ctx, result.command, cluster, "jobs", refused)
         live = [j if j.cluster == cluster else replace(j, cluster=cluster) for j in live]
         live = filter_jobs(live, users=settings.users, states=settings.states)
         records: list[Record] = list(live)
         records.append(_job_counts(cluster, live, now, result.command))
-        ctx.job_listing(cluster, complete=not settings.states)
+        # A refused job is missing from the listing: it must not look gone.
+        ctx.job_listing(cluster, complete=not settings.states and not refused)
         finished = self.finished_jobs(ctx, cluster=cluster)
         seen = {(j.job_id, j.submit_ns) for j in live}
         seen_ids = {j.job_id for j in live}
@@ -253,14 +280,17 @@ class SlurmJobsCollector:
             ctx, "sacct", "--json", "-a", "-S", since, "-E", "now", "-s", SACCT_FINAL_STATES
         )
         replaced: list[str] = []
+        refused: list[str] = []
         jobs = parse_sacct_json(
             result.stdout,
             source=result.command,
             cluster=cluster,
             observed_ns=now,
             replaced=replaced,
+            refused=refused,
         )
         _note_out_of_range(ctx, replaced)
+        _report_refused(ctx, result.command, cluster, "finished jobs", refused)
         if any(
             j.state == "failed" and j.exit_status is None and j.exit_signal is None for j in jobs
         ):
@@ -326,14 +356,18 @@ class SlurmNodesCollector:
         now = ctx.clock.time_ns()
         result = self._cmd.run(ctx, "sinfo", "--json")
         replaced: list[str] = []
+        refused: list[str] = []
+        cluster = self._cmd.cluster(ctx)
         nodes = parse_sinfo_json(
             result.stdout,
             source=result.command,
-            cluster=self._cmd.cluster(ctx),
+            cluster=cluster,
             observed_ns=now,
             replaced=replaced,
+            refused=refused,
         )
         _note_out_of_range(ctx, replaced)
+        _report_refused(ctx, result.command, cluster, "nodes", refused)
         return list(nodes)
 
 
@@ -358,17 +392,30 @@ class SlurmPartitionsCollector:
         now = ctx.clock.time_ns()
         result = self._cmd.run(ctx, "scontrol", "show", "partition", "-o")
         cluster = self._cmd.cluster(ctx)
+        refused: list[str] = []
         queues = parse_scontrol_partitions(
-            result.stdout, source=result.command, cluster=cluster, observed_ns=now
+            result.stdout,
+            source=result.command,
+            cluster=cluster,
+            observed_ns=now,
+            refused=refused,
         )
+        _report_refused(ctx, result.command, cluster, "partitions", refused)
         try:
             jobs = self._cmd.run(ctx, "squeue", "--json")
+            refused_jobs: list[str] = []
             live = parse_squeue_json(
-                jobs.stdout, source=jobs.command, cluster=cluster, observed_ns=now
+                jobs.stdout,
+                source=jobs.command,
+                cluster=cluster,
+                observed_ns=now,
+                refused=refused_jobs,
             )
         except CollectError as err:
             ctx.report(err)
             return list(queues)
+        # The counts leave out a refused job; the report says so.
+        _report_refused(ctx, jobs.command, cluster, "jobs (not counted)", refused_jobs)
         return list(with_job_counts(queues, live))
 
 

@@ -24,10 +24,17 @@ heterogeneous component ``"20+1"``. A job is identified by
 ``(cluster, job_id, submit_ns)``, since a clean start of slurmctld reuses ids.
 
 Malformed JSON raises :class:`~collectbus.errors.ParseError` naming the command
-and the line and column; an entry of the wrong shape names its index. A
-number no column can hold (past a signed 64-bit integer, NaN, an infinity:
-:mod:`collectbus.values`) is None, named in the ``replaced`` list a parser is
-given (``jobs[3]=1e+999``), which the collector puts in the collection's details.
+and the line and column: a payload that cannot be parsed at all costs the
+whole output. One item (a job, a node) that cannot be built is that item's
+problem: given a ``refused`` list, a parser skips it and names it there with
+the reason (``job 61: missing key 'job_state'``; ``jobs[3]`` when even its id
+cannot be read), and the collector reports it and marks its listing partial.
+Without a ``refused`` list, such an item is a ParseError. A number no column
+can hold (past a signed 64-bit integer, NaN, an infinity:
+:mod:`collectbus.values`), or a product of one (megabytes as bytes, minutes as
+seconds) that passes a signed 64-bit integer, is None, named by item and
+field in the ``replaced`` list a parser is given (``job 61: time_limit``,
+``job 7: time.limit``), which the collector puts in the collection's details.
 """
 
 from __future__ import annotations
@@ -102,30 +109,59 @@ def load_json(data: bytes, source: str, key: str) -> tuple[JsonObject, list[Json
     return doc, list(items)
 
 
+#: What building one item may raise when the item is malformed: that item is refused.
+BAD_ITEM = (KeyError, TypeError, ValueError, OverflowError, IndexError, RecursionError)
+
+
 def _each(
-    items: list[JsonObject], source: str, key: str, build: Callable[[JsonObject], T]
+    items: list[JsonObject],
+    source: str,
+    key: str,
+    build: Callable[[JsonObject], T],
+    refused: list[str] | None,
 ) -> list[T]:
-    """``build`` of every item; a malformed one is a ParseError naming it (``jobs[3]: ...``)."""
+    """``build`` of every item; a malformed one is named in ``refused`` and skipped.
+
+    Without ``refused`` a malformed item is a ParseError naming it.
+    """
     records = []
     for i, item in enumerate(items):
-        token = _ITEM.set(f"{key}[{i}]")
+        label = _label(key, i, item)
+        token = _ITEM.set(label)
         try:
             records.append(build(item))
-        except (KeyError, TypeError, ValueError, OverflowError, IndexError, RecursionError) as err:
-            raise ParseError(source, None, f"{key}[{i}]: {_describe(err)}") from err
+        except BAD_ITEM as err:
+            if refused is None:
+                raise ParseError(source, None, f"{label}: {_describe(err)}") from err
+            refused.append(f"{label}: {_describe(err)}"[:200])
         finally:
             _ITEM.reset(token)
     return records
 
 
-#: The entity being read (``jobs[3]``) and where its values out of range are named.
+def _label(key: str, index: int, item: JsonObject) -> str:
+    """How an item is named: ``job 61``, ``node cn01``, else by position (``jobs[3]``)."""
+    if key == "nodes":
+        name = item.get("name")
+        if isinstance(name, str) and name and len(name) <= 64 and name.isprintable():
+            return f"node {name}"
+    else:
+        ident = item.get("job_id")
+        if isinstance(ident, int) and not isinstance(ident, bool) and 0 <= ident < 10**19:
+            return f"job {ident}"
+        if isinstance(ident, str) and ident.isascii() and ident.isdigit() and len(ident) <= 19:
+            return f"job {ident}"
+    return f"{key}[{index}]"
+
+
+#: The item being read (``job 61``) and where its values out of range are named.
 _ITEM: ContextVar[str] = ContextVar("slurm_item", default="")
 _REPLACED: ContextVar[list[str] | None] = ContextVar("slurm_replaced", default=None)
 
 
 @contextmanager
 def _replacing(replaced: list[str] | None) -> Iterator[None]:
-    """Name the values out of range met while parsing in ``replaced`` (``jobs[3]=1e999``)."""
+    """Name the values out of range met while parsing in ``replaced`` (``job 61: priority``)."""
     token = _REPLACED.set(replaced)
     try:
         yield
@@ -133,11 +169,36 @@ def _replacing(replaced: list[str] | None) -> Iterator[None]:
         _REPLACED.reset(token)
 
 
-def _out_of_range(value: object) -> None:
-    """Note that a value of the entity being read is out of range (it becomes None)."""
+def _out_of_range(field: str) -> None:
+    """Note that ``field`` of the item being read is out of range (it becomes None)."""
     replaced = _REPLACED.get()
     if replaced is not None:
-        replaced.append(f"{_ITEM.get()}={str(value)[:24]}")
+        replaced.append(f"{_ITEM.get()}: {field}")
+
+
+def _field(obj: JsonObject, key: str, name: str | None = None) -> int | None:
+    """The integer ``obj[key]`` (:func:`_int`); out of range it is None, named ``name or key``."""
+    return _int(obj.get(key), name or key)
+
+
+def _fit(value: int | None, name: str) -> int | None:
+    """A value computed from fields (a product): None, named, when past a signed 64-bit int."""
+    if value is None or fits_int64(value):
+        return value
+    _out_of_range(name)
+    return None
+
+
+def _time(obj: JsonObject, key: str, name: str | None = None) -> int | None:
+    """Epoch seconds ``obj[key]`` as nanoseconds; 0 and null are unset, one out of range named."""
+    value = obj.get(key)
+    ns = epoch_ns(value)
+    past = (isinstance(value, int) and value > 0) or (
+        isinstance(value, float) and not math.isfinite(value)
+    )
+    if ns is None and past and not isinstance(value, bool):
+        _out_of_range(name or key)
+    return ns
 
 
 # ------------------------------------------------------------------ squeue
@@ -150,19 +211,22 @@ def parse_squeue_json(
     cluster: str | None,
     observed_ns: int,
     replaced: list[str] | None = None,
+    refused: list[str] | None = None,
 ) -> list[JobRecord]:
     """Every job ``squeue --json`` lists. ``cluster`` None takes the jobs' own ``cluster``."""
     _, items = load_json(data, source, "jobs")
     with _replacing(replaced):
-        return _each(items, source, "jobs", lambda item: _squeue_job(item, cluster, observed_ns))
+        return _each(
+            items, source, "jobs", lambda item: _squeue_job(item, cluster, observed_ns), refused
+        )
 
 
 def _squeue_job(job: JsonObject, cluster: str | None, observed_ns: int) -> JobRecord:
     native = _str(job["job_state"]) or ""
     reason = _str(job.get("state_reason"))
     state = job_state(native, reason)
-    start_ns = epoch_ns(job.get("start_time"))
-    end_ns = epoch_ns(job.get("end_time"))
+    start_ns = _time(job, "start_time")
+    end_ns = _time(job, "end_time")
     if state in ("queued", "held"):
         # A pending job's start_time is only the scheduler's estimate (a year
         # ahead when it has none): the job has not started.
@@ -170,21 +234,21 @@ def _squeue_job(job: JsonObject, cluster: str | None, observed_ns: int) -> JobRe
     finished = state in ("completed", "failed", "cancelled", "timeout")
     exit_status = exit_signal = None
     if finished:
-        exit_status, exit_signal = decode_wait_status(_int(job.get("exit_code")) or 0)
-    array_job = _int(job.get("array_job_id")) or 0
+        exit_status, exit_signal = decode_wait_status(_field(job, "exit_code") or 0)
+    array_job = _field(job, "array_job_id") or 0
     used = None
     if start_ns is not None:
         # A running job's end_time is when its time limit will end it.
         until = end_ns if finished and end_ns is not None else observed_ns
         used = max(0, (until - start_ns) // NS_PER_S)
     tres = tres_map(_str(job.get("tres_req_str")) or "")
-    cpus = _int(job.get("cpus"))
-    nodes = _int(job.get("node_count"))
+    cpus = _field(job, "cpus")
+    nodes = _field(job, "node_count")
     return JobRecord(
         cluster=cluster or _str(job.get("cluster")) or SCHEDULER,
         scheduler=SCHEDULER,
         job_id=_job_id(job["job_id"], array_job, job.get("array_task_id"), job),
-        submit_ns=epoch_ns(job.get("submit_time")),
+        submit_ns=_time(job, "submit_time"),
         observed_ns=observed_ns,
         state=state,
         native_state=native,
@@ -193,16 +257,16 @@ def _squeue_job(job: JsonObject, cluster: str | None, observed_ns: int) -> JobRe
         user=_str(job.get("user_name")),
         account=_str(job.get("account")),
         queue=_str(job.get("partition")),
-        priority=_int(job.get("priority")),
+        priority=_field(job, "priority"),
         array_parent=str(array_job) if array_job else None,
         exec_hosts=expand_hostlist(_str(job.get("nodes")) or ""),
         nodes_requested=nodes,
         cpus_requested=cpus,
         gpus_requested=_gpus(tres),
         mem_requested_bytes=_squeue_memory(job, tres, cpus, nodes),
-        walltime_requested_seconds=_minutes(job.get("time_limit")),
+        walltime_requested_seconds=_minutes(job, "time_limit"),
         walltime_used_seconds=used,
-        eligible_ns=epoch_ns(job.get("eligible_time")),
+        eligible_ns=_time(job, "eligible_time"),
         start_ns=start_ns,
         end_ns=end_ns,
         exit_status=exit_status,
@@ -215,12 +279,12 @@ def _squeue_job(job: JsonObject, cluster: str | None, observed_ns: int) -> JobRe
 def _squeue_memory(
     job: JsonObject, tres: dict[str, str], cpus: int | None, nodes: int | None
 ) -> int | None:
-    per_node = _int(job.get("memory_per_node"))
+    per_node = _field(job, "memory_per_node")
     if per_node:
-        return per_node * MIB * (nodes or 1)
-    per_cpu = _int(job.get("memory_per_cpu"))
+        return _fit(per_node * MIB * (nodes or 1), "memory_per_node")
+    per_cpu = _field(job, "memory_per_cpu")
     if per_cpu:
-        return per_cpu * MIB * (cpus or 1)
+        return _fit(per_cpu * MIB * (cpus or 1), "memory_per_cpu")
     return memory_bytes(tres["mem"]) if "mem" in tres else None
 
 
@@ -234,11 +298,14 @@ def parse_sinfo_json(
     cluster: str,
     observed_ns: int,
     replaced: list[str] | None = None,
+    refused: list[str] | None = None,
 ) -> list[NodeRecord]:
     """Every node ``sinfo --json`` lists."""
     _, items = load_json(data, source, "nodes")
     with _replacing(replaced):
-        return _each(items, source, "nodes", lambda item: _sinfo_node(item, cluster, observed_ns))
+        return _each(
+            items, source, "nodes", lambda item: _sinfo_node(item, cluster, observed_ns), refused
+        )
 
 
 def _sinfo_node(node: JsonObject, cluster: str, observed_ns: int) -> NodeRecord:
@@ -247,8 +314,8 @@ def _sinfo_node(node: JsonObject, cluster: str, observed_ns: int) -> NodeRecord:
     native = "+".join((base.upper(), *(f.upper() for f in flags)))
     tres_used = tres_map(_str(node.get("tres_used")) or "")
     tres = tres_map(_str(node.get("tres")) or "")
-    real_mb = _int(node.get("real_memory"))
-    alloc_mb = _int(node.get("alloc_memory"))
+    real_mb = _field(node, "real_memory")
+    alloc_mb = _field(node, "alloc_memory")
     return NodeRecord(
         cluster=cluster,
         scheduler=SCHEDULER,
@@ -257,12 +324,12 @@ def _sinfo_node(node: JsonObject, cluster: str, observed_ns: int) -> NodeRecord:
         state=node_state(base, flags),
         native_state=native,
         partitions=tuple(str(p) for p in _list(node.get("partitions"))),
-        cpus_total=_int(node.get("cpus")),
-        cpus_allocated=_int(node.get("alloc_cpus")),
+        cpus_total=_field(node, "cpus"),
+        cpus_allocated=_field(node, "alloc_cpus"),
         gpus_total=_gpus(tres),
         gpus_allocated=_gpus(tres_used),
-        mem_total_bytes=real_mb * MIB if real_mb is not None else None,
-        mem_allocated_bytes=alloc_mb * MIB if alloc_mb is not None else None,
+        mem_total_bytes=_fit(real_mb * MIB, "real_memory") if real_mb is not None else None,
+        mem_allocated_bytes=_fit(alloc_mb * MIB, "alloc_memory") if alloc_mb is not None else None,
         comment=_str(node.get("reason")) or _str(node.get("comment")),
         raw_json=_raw(node),
     )
@@ -278,11 +345,14 @@ def parse_sacct_json(
     cluster: str | None,
     observed_ns: int,
     replaced: list[str] | None = None,
+    refused: list[str] | None = None,
 ) -> list[JobRecord]:
     """Every job ``sacct --json`` returns (its steps stay in ``raw_json``)."""
     _, items = load_json(data, source, "jobs")
     with _replacing(replaced):
-        return _each(items, source, "jobs", lambda item: _sacct_job(item, cluster, observed_ns))
+        return _each(
+            items, source, "jobs", lambda item: _sacct_job(item, cluster, observed_ns), refused
+        )
 
 
 def _sacct_job(job: JsonObject, cluster: str | None, observed_ns: int) -> JobRecord:
@@ -292,7 +362,7 @@ def _sacct_job(job: JsonObject, cluster: str | None, observed_ns: int) -> JobRec
     state = job_state(native, reason)
     times = _obj(job.get("time"))
     array = _obj(job.get("array"))
-    array_job = _int(array.get("job_id")) or 0
+    array_job = _field(array, "job_id", "array.job_id") or 0
     task: object = array.get("task_id")
     exit_status, exit_signal = _sacct_exit(_obj(job.get("exit_code")), state)
     required = _obj(job.get("required"))
@@ -300,20 +370,24 @@ def _sacct_job(job: JsonObject, cluster: str | None, observed_ns: int) -> JobRec
         str(_obj(t).get("type")): _obj(t).get("count")
         for t in _list(_obj(job.get("tres")).get("requested"))
     }
-    mem_mb = _int(tres.get("mem")) or _int(required.get("memory"))
+    mem_mb = _field(tres, "mem", "tres.requested.mem") or _field(
+        required, "memory", "required.memory"
+    )
     total = _obj(times.get("total"))
     cpu_used = None
     if "seconds" in total:
-        cpu_used = (_int(total.get("seconds")) or 0) + round(
-            (_int(total.get("microseconds")) or 0) / 1e6
+        cpu_used = _fit(
+            (_field(total, "seconds", "time.total.seconds") or 0)
+            + round((_field(total, "microseconds", "time.total.microseconds") or 0) / 1e6),
+            "time.total",
         )
-    started = epoch_ns(times.get("start"))
+    started = _time(times, "start", "time.start")
     comment = _obj(job.get("comment"))
     return JobRecord(
         cluster=cluster or _str(job.get("cluster")) or SCHEDULER,
         scheduler=SCHEDULER,
         job_id=_job_id(job["job_id"], array_job, task, {"array_task_string": array.get("task")}),
-        submit_ns=epoch_ns(times.get("submission")),
+        submit_ns=_time(times, "submission", "time.submission"),
         observed_ns=observed_ns,
         state=state,
         native_state=native,
@@ -322,19 +396,23 @@ def _sacct_job(job: JsonObject, cluster: str | None, observed_ns: int) -> JobRec
         user=_str(job.get("user")),
         account=_str(job.get("account")),
         queue=_str(job.get("partition")),
-        priority=_int(job.get("priority")),
+        priority=_field(job, "priority"),
         array_parent=str(array_job) if array_job else None,
         exec_hosts=expand_hostlist(_str(job.get("nodes")) or ""),
-        nodes_requested=_int(tres.get("node")),
-        cpus_requested=_int(required.get("CPUs")) or _int(tres.get("cpu")),
-        gpus_requested=_int(tres.get("gres/gpu")) or _int(tres.get("gpu")),
-        mem_requested_bytes=mem_mb * MIB if mem_mb else None,
-        walltime_requested_seconds=_minutes(times.get("limit")),
-        walltime_used_seconds=_int(times.get("elapsed")) if started is not None else None,
+        nodes_requested=_field(tres, "node", "tres.requested.node"),
+        cpus_requested=_field(required, "CPUs", "required.CPUs")
+        or _field(tres, "cpu", "tres.requested.cpu"),
+        gpus_requested=_field(tres, "gres/gpu", "tres.requested.gres/gpu")
+        or _field(tres, "gpu", "tres.requested.gpu"),
+        mem_requested_bytes=_fit(mem_mb * MIB, "tres.requested.mem") if mem_mb else None,
+        walltime_requested_seconds=_minutes(times, "limit", "time.limit"),
+        walltime_used_seconds=(
+            _field(times, "elapsed", "time.elapsed") if started is not None else None
+        ),
         cpu_used_seconds=cpu_used,
-        eligible_ns=epoch_ns(times.get("eligible")),
+        eligible_ns=_time(times, "eligible", "time.eligible"),
         start_ns=started,
-        end_ns=epoch_ns(times.get("end")),
+        end_ns=_time(times, "end", "time.end"),
         exit_status=exit_status,
         exit_signal=exit_signal,
         comment=_str(comment.get("job")),
@@ -348,8 +426,8 @@ def _sacct_exit(exit_code: JsonObject, state: str) -> tuple[int | None, int | No
         return None, None
     status = _str(exit_code.get("status")) or ""
     if status == "SIGNALED":
-        return None, _int(_obj(exit_code.get("signal")).get("signal_id"))
-    code = _int(exit_code.get("return_code"))
+        return None, _field(_obj(exit_code.get("signal")), "signal_id", "exit_code.signal")
+    code = _field(exit_code, "return_code", "exit_code.return_code")
     if code == 0 and state != "completed":
         return None, None  # Slurm 22.05 reports SUCCESS for a job that exited non-zero
     return code, None
@@ -359,32 +437,36 @@ def _sacct_exit(exit_code: JsonObject, state: str) -> tuple[int | None, int | No
 
 
 def _job_id(raw: object, array_job: int, task: object, job: JsonObject) -> str:
-    job_id = _int(raw)
+    job_id = _int(raw, "job_id")
     if job_id is None:
         raise ValueError(f"job_id {raw!r} is not an integer")
     if array_job:
-        task_id = _int(task)
+        task_id = _int(task, "array_task_id")
         if task_id is not None:
             return f"{array_job}_{task_id}"
         pending = _str(job.get("array_task_string"))
         if pending:
             return f"{array_job}_[{pending}]"
-    het = _int(job.get("het_job_id")) or 0
+    het = _int(job.get("het_job_id"), "het_job_id") or 0
     if het:
-        return f"{het}+{_int(job.get('het_job_offset')) or 0}"
+        return f"{het}+{_int(job.get('het_job_offset'), 'het_job_offset') or 0}"
     return str(job_id)
 
 
 def _gpus(tres: Mapping[str, str]) -> int | None:
     for key in ("gres/gpu", "gpu"):
         if key in tres:
-            return tres_int(dict(tres), key)
+            count = tres_int(dict(tres), key)
+            if count is None and tres[key].isascii() and tres[key].isdigit():
+                _out_of_range(f"tres.{key}")  # digits past a signed 64-bit integer
+            return count
     return None
 
 
-def _minutes(value: object) -> int | None:
-    minutes = _int(value)
-    return minutes * 60 if minutes is not None else None
+def _minutes(obj: JsonObject, key: str, name: str | None = None) -> int | None:
+    """A time limit in minutes as seconds (null: unlimited); out of range it is None, named."""
+    minutes = _field(obj, key, name)
+    return _fit(minutes * 60, name or key) if minutes is not None else None
 
 
 def _is_object(value: object) -> TypeGuard[JsonObject]:
@@ -407,12 +489,15 @@ def _list(value: object) -> list[object]:
     return value
 
 
-def _int(value: object) -> int | None:
-    """An integer field; None when absent, or out of range (past int64, NaN, infinite)."""
+def _int(value: object, name: str = "") -> int | None:
+    """An integer field; None when absent, or out of range (past int64, NaN, infinite).
+
+    A value out of range is named ``name`` (see :func:`_out_of_range`).
+    """
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, float) and not math.isfinite(value):
-        _out_of_range(value)
+        _out_of_range(name)
         return None
     if isinstance(value, float) and value.is_integer():
         value = int(value)
@@ -421,12 +506,12 @@ def _int(value: object) -> int | None:
         if not digits.isdigit():
             raise TypeError(f"expected an integer, got {value[:40]!r}")
         if len(digits) > 19:
-            _out_of_range(value)
+            _out_of_range(name)
             return None
         value = int(value)
     if isinstance(value, int):
         if not fits_int64(value):
-            _out_of_range(value)
+            _out_of_range(name)
             return None
         return value
     raise TypeError(f"expected an integer, got {str(value)[:40]!r}")

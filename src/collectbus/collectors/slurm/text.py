@@ -98,8 +98,12 @@ def parse_scontrol_partitions(
     source: str = "scontrol show partition -o",
     cluster: str,
     observed_ns: int,
+    refused: list[str] | None = None,
 ) -> list[QueueRecord]:
     """One QueueRecord per partition, without job counts (see :func:`with_job_counts`).
+
+    A line without a ``PartitionName`` is refused, named in ``refused``
+    (``line 3: no PartitionName``); without ``refused`` it is a ParseError.
 
     ``State`` (``man scontrol``): UP takes and starts jobs; DOWN takes them but
     starts none; DRAIN starts the queued ones but takes no new ones; INACTIVE
@@ -110,7 +114,10 @@ def parse_scontrol_partitions(
     for i, row in enumerate(parse_keyvalue_lines(data, source)):
         name = row.get("PartitionName")
         if not name:
-            raise ParseError(source, i + 1, "no PartitionName")
+            if refused is None:
+                raise ParseError(source, i + 1, "no PartitionName")
+            refused.append(f"line {i + 1}: no PartitionName")
+            continue
         state = row.get("State", "").upper()
         records.append(
             QueueRecord(

@@ -7,8 +7,13 @@ JSON or text that is not JSON.
 
 from __future__ import annotations
 
+import copy
+import json
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -334,3 +339,110 @@ def test_config_section(tmp_path: Path, ctx: CollectContext) -> None:
     path.write_text('[collectors.slurm]\nenabled = true\ntier = "hourly"\n')
     with pytest.raises(ConfigError, match=r"collectors\.slurm\.tier: unknown tier 'hourly'"):
         load_config(path, env={})
+
+
+# ------------------------------------------------- one bad item, not the output
+
+
+def _mutated(tmp_path: Path, name: str, edit: Callable[[Any], None]) -> LocalRunner:
+    """A runner whose fakes print the recordings, ``name`` edited as JSON by ``edit``."""
+    data = tmp_path / "slurm"
+    shutil.copytree(DATA, data)
+    doc = json.loads((data / name).read_bytes())
+    edit(doc)
+    (data / name).write_text(json.dumps(doc))
+    env = {**os.environ, "FAKE_SLURM_DATA": str(data), "FAKE_SLURM_MODE": "ok"}
+    env["FAKE_SACCT_MODE"] = "json"
+    return LocalRunner(timeout=10.0, env=env)
+
+
+def _squeue_job(doc: dict[str, Any], job_id: int) -> dict[str, Any]:
+    job: dict[str, Any] = next(j for j in doc["jobs"] if j["job_id"] == job_id)
+    return job
+
+
+def test_a_job_that_cannot_be_built_is_refused_and_the_listing_is_partial(
+    tmp_path: Path, ctx: CollectContext
+) -> None:
+    def edit(doc: dict[str, Any]) -> None:
+        del _squeue_job(doc, 3)["job_state"]
+
+    runner = _mutated(tmp_path, "squeue_json_22.05.8_after_jobs.json", edit)
+    records = SlurmJobsCollector(_settings(), runner=runner).collect(ctx)
+    jobs = _jobs(records)
+    # job 3 is refused; the other squeue jobs and the finished ones from sacct are kept
+    assert sorted(jobs) == ["1", "2", "4", "5", "6", "7", "8", "9_1", "9_2", "9_3"]
+    (problem,) = ctx.problems
+    message = str(problem)
+    assert "\n" not in message
+    assert "cluster testcluster: 1 jobs refused: job 3: missing key 'job_state'" in message
+    assert str(FAKES / "squeue") in message
+    details = dict(ctx.details)
+    assert details["refused"] == "1"
+    assert details["job_listing"] == "partial"  # job 3 is missing, not gone
+    (mark,) = [r for r in records if isinstance(r, SystemRecord)]
+    assert mark.jobs_total == 5
+
+
+def test_a_finished_job_that_cannot_be_built_is_refused(
+    tmp_path: Path, ctx: CollectContext
+) -> None:
+    def edit(doc: dict[str, Any]) -> None:
+        doc["jobs"][0]["state"] = "COMPLETED"  # an object in Slurm's output
+
+    runner = _mutated(tmp_path, "sacct_json_22.05.8.json", edit)
+    jobs = _jobs(SlurmJobsCollector(_settings(), runner=runner).collect(ctx))
+    assert "7" not in jobs
+    assert {"8", "9_1", "9_2", "9_3"} <= set(jobs)
+    (problem,) = ctx.problems
+    assert "cluster testcluster: 1 finished jobs refused: job 7: expected an object" in str(problem)
+    assert dict(ctx.details)["job_listing"] == "complete"  # squeue's listing was whole
+
+
+def test_a_node_that_cannot_be_built_is_refused(tmp_path: Path, ctx: CollectContext) -> None:
+    def edit(doc: dict[str, Any]) -> None:
+        second = copy.deepcopy(doc["nodes"][0])
+        second["name"] = "cn02"
+        doc["nodes"][0]["cpus"] = "many"
+        doc["nodes"].append(second)
+
+    runner = _mutated(tmp_path, "sinfo_json_22.05.8.json", edit)
+    records = SlurmNodesCollector(_settings(), runner=runner).collect(ctx)
+    assert [r.node for r in records if isinstance(r, NodeRecord)] == ["cn02"]
+    (problem,) = ctx.problems
+    assert "cluster fakecluster: 1 nodes refused: node localhost: expected an integer" in str(
+        problem
+    )
+
+
+def test_a_partition_without_a_name_is_refused(tmp_path: Path, ctx: CollectContext) -> None:
+    data = tmp_path / "slurm"
+    shutil.copytree(DATA, data)
+    lines = (data / "scontrol_show_partition_o.txt").read_text().splitlines()
+    lines[0] = lines[0].replace("PartitionName=debug ", "")
+    (data / "scontrol_show_partition_o.txt").write_text("\n".join(lines) + "\n")
+    env = {**os.environ, "FAKE_SLURM_DATA": str(data), "FAKE_SLURM_MODE": "ok"}
+    records = SlurmPartitionsCollector(
+        _settings(cluster="c"), runner=LocalRunner(timeout=10.0, env=env)
+    ).collect(ctx)
+    assert [q.queue for q in records if isinstance(q, QueueRecord)] == ["long"]
+    (problem,) = ctx.problems
+    assert "cluster c: 1 partitions refused: line 1: no PartitionName" in str(problem)
+
+
+def test_values_out_of_range_are_named_by_job_and_field(
+    tmp_path: Path, ctx: CollectContext
+) -> None:
+    def edit(doc: dict[str, Any]) -> None:
+        _squeue_job(doc, 6)["time_limit"] = 2**62  # minutes: past int64 as seconds
+        _squeue_job(doc, 2)["priority"] = 2**64
+
+    runner = _mutated(tmp_path, "squeue_json_22.05.8_after_jobs.json", edit)
+    jobs = _jobs(SlurmJobsCollector(_settings(), runner=runner).collect(ctx))
+    assert jobs["6"].walltime_requested_seconds is None
+    assert jobs["2"].priority is None
+    details = dict(ctx.details)
+    assert details["out_of_range"] == "2"
+    assert details["out_of_range_fields"] == "job 2: priority,job 6: time_limit"
+    assert ctx.problems == []  # a value out of range costs nothing else
+    assert details["job_listing"] == "complete"

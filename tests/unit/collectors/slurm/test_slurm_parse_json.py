@@ -222,7 +222,7 @@ def test_sacct_signal_is_decoded() -> None:
         (b'{"jobs": {}}', r"squeue --json: no 'jobs' list"),
         (b'{"jobs": [3]}', r"squeue --json: jobs\[0\] is not an object"),
         (b'{"jobs": [{"job_id": "x", "job_state": "PENDING"}]}', r"squeue --json: jobs\[0\]: "),
-        (b'{"jobs": [{"job_id": 1}]}', r"squeue --json: jobs\[0\]: missing key 'job_state'"),
+        (b'{"jobs": [{"job_id": 1}]}', r"squeue --json: job 1: missing key 'job_state'"),
         (
             b'{"errors": [{"error": "Invalid user"}], "jobs": []}',
             r"Slurm reported errors: .*Invalid user",
@@ -262,3 +262,34 @@ def test_a_pending_jobs_estimated_start_is_not_a_start() -> None:
     assert job.state == "queued"
     assert job.start_ns is None
     assert job.walltime_used_seconds is None
+
+
+def test_an_item_that_cannot_be_built_is_refused_by_name_and_the_rest_kept() -> None:
+    doc = json.loads(_read("squeue_json_22.05.8_after_jobs.json"))
+    doc["jobs"][2]["exit_code"] = "seven"  # job 3
+    doc["jobs"][4]["job_id"] = None  # job 5: no id to name it by
+    del doc["jobs"][4]["job_state"]
+    refused: list[str] = []
+    jobs = parse_squeue_json(
+        json.dumps(doc).encode(), cluster="c", observed_ns=OBSERVED, refused=refused
+    )
+    assert [j.job_id for j in jobs] == ["1", "2", "4", "6"]
+    assert refused == [
+        "job 3: expected an integer, got 'seven'",
+        "jobs[4]: missing key 'job_state'",
+    ]
+    with pytest.raises(ParseError, match=r"squeue --json: job 3: expected an integer"):
+        parse_squeue_json(json.dumps(doc).encode(), cluster="c", observed_ns=OBSERVED)
+
+
+def test_sacct_values_out_of_range_are_named_by_field() -> None:
+    doc = json.loads(_read("sacct_json_22.05.8.json"))
+    doc["jobs"][0]["time"]["limit"] = 2**64
+    doc["jobs"][0]["time"]["start"] = 2**62  # seconds: past int64 as nanoseconds
+    replaced: list[str] = []
+    jobs = parse_sacct_json(
+        json.dumps(doc).encode(), cluster="c", observed_ns=OBSERVED, replaced=replaced
+    )
+    assert jobs[0].walltime_requested_seconds is None
+    assert jobs[0].start_ns is None
+    assert replaced == ["job 7: time.start", "job 7: time.limit"]
