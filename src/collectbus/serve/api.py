@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from collectbus.daemon import Pipeline
 from collectbus.errors import StoreError
+from collectbus.pipeline import Pipeline
 from collectbus.store import Store
 from collectbus.timefmt import iso_utc, time_window
 

@@ -39,8 +39,8 @@ from prometheus_client.exposition import choose_encoder
 
 from collectbus.aggregate import AggregateView, read_aggregates
 from collectbus.clock import Clock, SystemClock
-from collectbus.daemon import Pipeline
 from collectbus.errors import StoreError
+from collectbus.pipeline import Pipeline
 from collectbus.serve.aggdoc import aggregates_document
 from collectbus.serve.aggregates import AggregatesSource
 from collectbus.serve.aggtrack import AggregateTracker

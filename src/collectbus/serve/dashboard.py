@@ -25,7 +25,7 @@ from html import escape
 from sqlalchemy import func, select
 
 from collectbus.clock import NS_PER_S, Clock
-from collectbus.daemon import Pipeline
+from collectbus.pipeline import Pipeline
 from collectbus.report.svg import PALETTE, Line, line_chart, scale_unit
 from collectbus.serve.aggdoc import aggregates_document
 from collectbus.serve.aggupdate import AggregateUpdater
