@@ -118,9 +118,9 @@ def serve(
     from collectbus.clock import SystemClock
     from collectbus.pipeline import Pipeline
     from collectbus.serve import ServeApp, default_sources, make_server
-    from collectbus.serve.aggregates import AggregatesSource
     from collectbus.serve.aggupdate import AggregateUpdater
-    from collectbus.serve.app import saved_tracker
+    from collectbus.serve.http.app import saved_tracker
+    from collectbus.serve.metrics.aggregates import AggregatesSource
     from collectbus.store import Store
 
     timed = _with_connect_timeout(cli.config().store.url)
