@@ -31,10 +31,10 @@ from sqlalchemy import text
 
 from collectbus.clock import SystemClock
 from collectbus.serve import metrics_registry
-from collectbus.serve.callstats import CallStatsSource
-from collectbus.serve.saved import SavedSeries
-from collectbus.serve.tally import DURATION_BUCKETS_S
-from collectbus.serve.watermark import DEFAULT_SETTLE_S
+from collectbus.serve.counting.saved import SavedSeries
+from collectbus.serve.counting.tally import DURATION_BUCKETS_S
+from collectbus.serve.counting.watermark import DEFAULT_SETTLE_S
+from collectbus.serve.metrics.callstats import CallStatsSource
 from collectbus.store import Store
 from collectbus.store import open as open_store
 from collectbus.store.bulk import RowTuple

@@ -18,7 +18,7 @@ from collectbus.clock import FakeClock
 from collectbus.collectors.pbs.collector import PbsJobsCollector
 from collectbus.collectors.run import LocalRunner
 from collectbus.collectors.slurm.collector import SlurmJobsCollector, SlurmSettings
-from collectbus.daemon.sink import StoreSink
+from collectbus.pipeline.sink import StoreSink
 from collectbus.records import CollectionEvent
 from collectbus.store import Store
 from collectbus.store import open as open_store

@@ -2,7 +2,7 @@
 
 queued -> running -> finished -> server down (exit 255) -> recovered, each
 step collected by a real :class:`CollectionBus` and written by
-:class:`~collectbus.daemon.sink.StoreSink` (the daemon's write path) to SQLite and
+:class:`~collectbus.pipeline.sink.StoreSink` (the daemon's write path) to SQLite and
 PostgreSQL. The rows of ``job_history`` and ``collection_log`` are checked
 step by step; the outage marks nothing disappeared. A partial listing (text
 cut from the output) marks nothing disappeared either.
@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from collectbus.bus import CollectionBus
 from collectbus.clock import FakeClock
-from collectbus.daemon.sink import StoreSink
+from collectbus.pipeline.sink import StoreSink
 from collectbus.store import Store
 from collectbus.store import open as open_store
 from collectbus.store.schema import job_history, jobs

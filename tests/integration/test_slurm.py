@@ -40,7 +40,7 @@ from collectbus.collectors.slurm.collector import (
     SlurmPartitionsCollector,
     SlurmSettings,
 )
-from collectbus.daemon.sink import StoreSink
+from collectbus.pipeline.sink import StoreSink
 from collectbus.records import FINAL_JOB_STATES, JobRecord, NodeRecord, QueueRecord, SystemRecord
 from collectbus.store import open as open_store
 from collectbus.store.schema import job_history

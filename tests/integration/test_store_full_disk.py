@@ -18,7 +18,7 @@ import pytest
 
 from collectbus.bus import Result
 from collectbus.clock import NS_PER_S, FakeClock
-from collectbus.daemon.sink import STORE_RETRY_MAX_S, StoreSink
+from collectbus.pipeline.sink import STORE_RETRY_MAX_S, StoreSink
 from collectbus.records import CollectionEvent
 from collectbus.store import Store
 from collectbus.store import open as open_store

@@ -270,7 +270,7 @@ def upgrade_down(conn: sa.Connection) -> None:
 def test_health_and_db_status_report_the_quarantine(
     store: Store, store_url: str, tmp_path: Path
 ) -> None:
-    from collectbus.serve.api import health
+    from collectbus.serve.http.api import health
 
     poisoned = dataclasses.replace(make_host_sample("h1", T0), net=(_net("eth0", NOT_AVAILABLE),))
     store.write([poisoned, _event(T0)])

@@ -122,7 +122,7 @@ def test_parse_duration_rejects(bad: object) -> None:
 
 
 def test_host_filter_keys_reach_the_collector(tmp_path: Path) -> None:
-    from collectbus.daemon import host_collector_options
+    from collectbus.pipeline import host_collector_options
 
     path = tmp_path / "c.toml"
     path.write_text(

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from collectbus.bus import Result
 from collectbus.clock import NS_PER_S, FakeClock
 from collectbus.config import load_config
-from collectbus.daemon import Pipeline
-from collectbus.daemon.sink import StoreSink
+from collectbus.pipeline import Pipeline
+from collectbus.pipeline.sink import StoreSink
 from collectbus.records import CollectionEvent, JobRecord
 from collectbus.store import Store
 from collectbus.store import open as open_store

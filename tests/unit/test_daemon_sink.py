@@ -13,8 +13,8 @@ import sqlalchemy as sa
 
 from collectbus.bus import Result
 from collectbus.clock import NS_PER_S, FakeClock
-from collectbus.daemon.sink import STORE_RETRY_MAX_S, StoreSink
 from collectbus.errors import SchemaError, StoreError
+from collectbus.pipeline.sink import STORE_RETRY_MAX_S, StoreSink
 from collectbus.records import CollectionEvent, HostSample, NetRow
 from collectbus.store import Store
 from collectbus.store import open as open_store

@@ -2,8 +2,8 @@
 
 One collection of each enabled scheduler collector of the entity
 (``[collectors.pbs]``, ``[collectors.slurm]``), run through a
-:class:`~collectbus.bus.CollectionBus` and written by the daemon's
-:class:`~collectbus.daemon.sink.StoreSink`: the same records, ``collection_log``
+:class:`~collectbus.bus.CollectionBus` and written by the pipeline's
+:class:`~collectbus.pipeline.sink.StoreSink`: the same records, ``collection_log``
 entries and job history as the daemon would store. A failed collection is one
 line on standard error naming its command, and the others are still stored;
 what is shown afterwards is read back from the store.
@@ -18,9 +18,9 @@ import click
 from collectbus.bus import CollectionBus
 from collectbus.cli.context import CliContext
 from collectbus.clock import SystemClock
-from collectbus.daemon import scheduler_collectors
-from collectbus.daemon.sink import StoreSink
 from collectbus.errors import ConfigError, StoreError
+from collectbus.pipeline import scheduler_collectors
+from collectbus.pipeline.sink import StoreSink
 
 
 def collect_now(cli: CliContext, entities: Collection[str]) -> None:

@@ -7,9 +7,7 @@ import datetime as dt
 import io
 import json
 import math
-import re
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -19,6 +17,9 @@ from collectbus.cli.table import PIPE_WIDTH, console_width, plain_table
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+from collectbus import timefmt
+from collectbus.timefmt import iso_utc as iso_utc  # the commands import it from here
 
 FORMATS = ("table", "json", "csv")
 
@@ -32,11 +33,6 @@ format_option = click.option(
 )
 
 Row = Mapping[str, object]
-
-_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d|w)$")
-_LATEST_S = 253_402_300_800  # 10000-01-01T00:00:00Z
-_REL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
 
 #: The shortest interval a command accepts: below it, reading /proc is all the host does.
 MIN_INTERVAL_S = 0.01
@@ -58,41 +54,20 @@ def duration_option(_ctx: click.Context, param: click.Parameter, value: str | No
 
 
 def parse_time(value: str, *, now_ns: int) -> int:
-    """Nanoseconds since the epoch from ``10m`` (ago), an ISO time, ``now`` or epoch seconds."""
-    text = value.strip()
-    if text == "now":
-        return now_ns
-    if m := _RELATIVE.match(text):
-        result = now_ns - int(float(m.group(1)) * _REL_UNITS[m.group(2)] * 1e9)
-    else:
-        try:
-            seconds = float(text)
-        except ValueError:
-            try:
-                when = dt.datetime.fromisoformat(text)
-            except ValueError:
-                raise click.BadParameter(
-                    f"{value!r} is not a time; use e.g. 15m, 2h, 2026-11-24T10:00, or epoch seconds"
-                ) from None
-            if when.tzinfo is None:
-                when = when.astimezone()
-            seconds = when.timestamp()
-        if not 0 <= seconds < _LATEST_S:
-            raise click.BadParameter(f"{value!r} is not a time between 1970 and 9999")
-        result = int(seconds * 1e9)
-    if result < 0:
-        raise click.BadParameter(f"{value!r} reaches back before 1970")
-    return result
+    """:func:`collectbus.timefmt.parse_time`; a time it cannot read is a usage error."""
+    try:
+        return timefmt.parse_time(value, now_ns=now_ns)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
 
 
 def time_window(since: str, until: str) -> tuple[int, int]:
-    """``--since`` and ``--until`` as nanoseconds, checked to be in order."""
-    now = time.time_ns()
-    since_ns = parse_time(since, now_ns=now)
-    until_ns = parse_time(until, now_ns=now)
-    if since_ns >= until_ns:
-        raise click.BadParameter("--since must be before --until")
-    return since_ns, until_ns
+    """``--since`` and ``--until`` as nanoseconds, checked to be in order
+    (:func:`collectbus.timefmt.time_window`); a bad window is a usage error."""
+    try:
+        return timefmt.time_window(since, until)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
 
 
 def iso(ns: int | None) -> str:
@@ -100,12 +75,6 @@ def iso(ns: int | None) -> str:
     if ns is None:
         return ""
     return dt.datetime.fromtimestamp(ns / 1e9).astimezone().strftime("%Y-%m-%d %H:%M:%S")
-
-
-def iso_utc(ns: int) -> str:
-    """An RFC 3339 UTC time with milliseconds, for JSON and CSV."""
-    when = dt.datetime.fromtimestamp(ns / 1e9, tz=dt.UTC)
-    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 #: Integer columns that are identifiers, not amounts: no thousands separator.

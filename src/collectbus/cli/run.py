@@ -14,8 +14,8 @@ from collectbus import codec
 from collectbus.cli.context import CliContext, pass_cli
 from collectbus.cli.output import FORMATS, duration_option, render
 from collectbus.collectors.base import CollectContext, close_collector
-from collectbus.daemon import Pipeline, Summary, host_collector_options
 from collectbus.errors import CollectError
+from collectbus.pipeline import Pipeline, Summary, host_collector_options
 from collectbus.plugins import load_collector
 from collectbus.procfields import MEMINFO_COLUMNS
 from collectbus.records import HostSample

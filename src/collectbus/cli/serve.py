@@ -15,7 +15,7 @@ from collectbus.cli.output import duration_option
 from collectbus.errors import CollectBusError, ConfigError
 
 if TYPE_CHECKING:
-    from collectbus.daemon import Pipeline
+    from collectbus.pipeline import Pipeline
 
 log = logging.getLogger("collectbus.serve")
 
@@ -116,11 +116,11 @@ def serve(
     """
     from collectbus.aggregate.spec import spec_from_mapping
     from collectbus.clock import SystemClock
-    from collectbus.daemon import Pipeline
+    from collectbus.pipeline import Pipeline
     from collectbus.serve import ServeApp, default_sources, make_server
-    from collectbus.serve.aggregates import AggregatesSource
     from collectbus.serve.aggupdate import AggregateUpdater
-    from collectbus.serve.app import saved_tracker
+    from collectbus.serve.http.app import saved_tracker
+    from collectbus.serve.metrics.aggregates import AggregatesSource
     from collectbus.store import Store
 
     timed = _with_connect_timeout(cli.config().store.url)

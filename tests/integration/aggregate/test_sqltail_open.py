@@ -19,7 +19,7 @@ from collectbus.aggregate import AggregateSpec, Aggregator, read_aggregates
 from collectbus.cli.aggregate import show_rows
 from collectbus.clock import FakeClock
 from collectbus.errors import CollectError, ConfigError
-from collectbus.serve.aggregates import AggregatesSource
+from collectbus.serve.metrics.aggregates import AggregatesSource
 from collectbus.store import Store
 from collectbus.store import open as open_store
 from collectbus.store.engine import make_engine

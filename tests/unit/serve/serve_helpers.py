@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from collectbus.clock import NS_PER_S
 from collectbus.records import CallRecord
-from collectbus.serve.tally import DURATION_BUCKETS_S, Tally, Totals
+from collectbus.serve.counting.tally import DURATION_BUCKETS_S, Tally, Totals
 
 T0 = 1_700_000_000 * NS_PER_S
 HANDLERS = ("get_user", "db.query", "render")

@@ -12,10 +12,10 @@ from tests.unit.serve.serve_helpers import counters, parse, value
 
 from collectbus.aggregate import AggregateSpec, Aggregator, read_aggregates
 from collectbus.records import CallRecord
-from collectbus.serve.aggregates import AggregatesSource, label_name
-from collectbus.serve.aggtrack import AggregateCounters, AggregateTracker
 from collectbus.serve.aggupdate import AggregateUpdater
-from collectbus.serve.source import metrics_registry
+from collectbus.serve.counting.aggtrack import AggregateCounters, AggregateTracker
+from collectbus.serve.metrics.aggregates import AggregatesSource, label_name
+from collectbus.serve.metrics.source import metrics_registry
 from collectbus.store import Store
 from collectbus.store import open as open_store
 

@@ -19,10 +19,10 @@ from collectbus.aggregate import AggregateSpec, Aggregator, read_aggregates
 from collectbus.clock import NS_PER_S, FakeClock, SystemClock
 from collectbus.errors import StoreError
 from collectbus.records import CallRecord, CollectionEvent
-from collectbus.serve.aggtrack import AggregateCounters, AggregateTracker
-from collectbus.serve.callstats import CallStatsSource, CollectionsSource
-from collectbus.serve.saved import SavedSeries, decode_key, encode_key
-from collectbus.serve.tally import Totals
+from collectbus.serve.counting.aggtrack import AggregateCounters, AggregateTracker
+from collectbus.serve.counting.saved import SavedSeries, decode_key, encode_key
+from collectbus.serve.counting.tally import Totals
+from collectbus.serve.metrics.callstats import CallStatsSource, CollectionsSource
 from collectbus.store import Store
 from collectbus.store import open as open_store
 from collectbus.store.schema import serve_counters

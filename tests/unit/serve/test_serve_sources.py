@@ -15,8 +15,8 @@ from collectbus.clock import NS_PER_S, FakeClock
 from collectbus.collectors.base import CollectContext
 from collectbus.records import CallRecord, CollectionEvent, Record
 from collectbus.serve import default_sources, metrics_registry
-from collectbus.serve.bushealth import BusHealthSource
-from collectbus.serve.callstats import CallStatsSource
+from collectbus.serve.metrics.bushealth import BusHealthSource
+from collectbus.serve.metrics.callstats import CallStatsSource
 from collectbus.store import Store
 from collectbus.store import open as open_store
 from collectbus.testing import make_host_sample

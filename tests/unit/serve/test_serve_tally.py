@@ -14,8 +14,8 @@ from tests.unit.serve.serve_helpers import T0, call_records, expected_totals, pl
 
 from collectbus.clock import NS_PER_S, FakeClock, SystemClock
 from collectbus.records import CollectionEvent
-from collectbus.serve.callstats import CallStatsSource, CollectionsSource
-from collectbus.serve.watermark import _ended
+from collectbus.serve.counting.watermark import _ended
+from collectbus.serve.metrics.callstats import CallStatsSource, CollectionsSource
 from collectbus.store import Store
 from collectbus.store import open as open_store
 from collectbus.store.calls import COLUMNS, call_rows, insert_calls

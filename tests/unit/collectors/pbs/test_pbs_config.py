@@ -16,8 +16,8 @@ from collectbus.collectors.pbs.collector import (
 )
 from collectbus.collectors.run import LocalRunner
 from collectbus.config import load_config
-from collectbus.daemon import Pipeline, scheduler_collectors
 from collectbus.errors import ConfigError
+from collectbus.pipeline import Pipeline, scheduler_collectors
 from collectbus.store import open as open_store
 
 README = Path(__file__).resolve().parents[4] / "src/collectbus/collectors/pbs/README.md"

@@ -27,8 +27,8 @@ from collectbus.collectors.slurm.collector import (
     SlurmSettings,
 )
 from collectbus.config import load_config
-from collectbus.daemon import PBS_TIMEOUT_MARGIN_S, SLURM_COMMANDS, scheduler_collectors
 from collectbus.errors import CollectError, CommandFailed, CommandTimeout, ConfigError, ParseError
+from collectbus.pipeline import PBS_TIMEOUT_MARGIN_S, SLURM_COMMANDS, scheduler_collectors
 from collectbus.records import JobRecord, NodeRecord, QueueRecord, SystemRecord
 
 TESTS = Path(__file__).resolve().parents[3]

@@ -1,8 +1,8 @@
 """Counters kept in the store, so that a restarted ``collectbus serve`` continues them.
 
 A metric source counts each stored row once from a watermark
-(:mod:`collectbus.serve.tally`), or folds the successive states of the
-aggregates into counters that only grow (:mod:`collectbus.serve.aggtrack`).
+(:mod:`collectbus.serve.counting.tally`), or folds the successive states of the
+aggregates into counters that only grow (:mod:`collectbus.serve.counting.aggtrack`).
 Held in memory alone, those counters would start again at a restart from
 what the store holds then: rows deleted while the server was down
 (retention, a purge), or a group that shrank, would bring a counter back

@@ -25,12 +25,12 @@ from html import escape
 from sqlalchemy import func, select
 
 from collectbus.clock import NS_PER_S, Clock
-from collectbus.daemon import Pipeline
+from collectbus.pipeline import Pipeline
 from collectbus.report.svg import PALETTE, Line, line_chart, scale_unit
-from collectbus.serve.aggdoc import aggregates_document
 from collectbus.serve.aggupdate import AggregateUpdater
-from collectbus.serve.api import host_rates
-from collectbus.serve.dashstyle import CSS, fmt_measure, fmt_number, utc
+from collectbus.serve.http.aggdoc import aggregates_document
+from collectbus.serve.http.api import host_rates
+from collectbus.serve.http.dashstyle import CSS, fmt_measure, fmt_number, utc
 from collectbus.store import Store
 from collectbus.store.schema import collection_log
 

@@ -2,7 +2,7 @@
 
 Routes (GET only):
 
-- ``/metrics``: every metric source (:mod:`collectbus.serve.source`) through
+- ``/metrics``: every metric source (:mod:`collectbus.serve.metrics.source`) through
   one fresh ``prometheus_client`` registry, in the text format or OpenMetrics,
   as the ``Accept`` header asks;
 - ``/api/health``: the store's status, with rows per table estimated (never
@@ -10,8 +10,8 @@ Routes (GET only):
   health and the store writer's counters;
 - ``/api/hosts/<host>/rates?since=5m&until=now``: the rows that
   ``collectbus host --format json`` prints;
-- ``/api/aggregates``: every aggregate in the store (:mod:`collectbus.serve.aggdoc`);
-- ``/``: the dashboard (:mod:`collectbus.serve.dashboard`), an HTML page.
+- ``/api/aggregates``: every aggregate in the store (:mod:`collectbus.serve.http.aggdoc`);
+- ``/``: the dashboard (:mod:`collectbus.serve.http.dashboard`), an HTML page.
 
 A database that cannot be read at request time gives a ``503`` whose body is
 one line naming the database (password masked); the server keeps running, and
@@ -39,19 +39,19 @@ from prometheus_client.exposition import choose_encoder
 
 from collectbus.aggregate import AggregateView, read_aggregates
 from collectbus.clock import Clock, SystemClock
-from collectbus.daemon import Pipeline
 from collectbus.errors import StoreError
-from collectbus.serve.aggdoc import aggregates_document
-from collectbus.serve.aggregates import AggregatesSource
-from collectbus.serve.aggtrack import AggregateTracker
+from collectbus.pipeline import Pipeline
 from collectbus.serve.aggupdate import AggregateUpdater
-from collectbus.serve.api import ApiError, health, host_rates, scrub
-from collectbus.serve.bushealth import BusHealthSource
-from collectbus.serve.callstats import CallStatsSource, CollectionsSource
-from collectbus.serve.hostrates import DEFAULT_WINDOW_S, HostRatesSource
-from collectbus.serve.saved import SavedSeries
-from collectbus.serve.source import MetricSource, metrics_registry
-from collectbus.serve.watermark import DEFAULT_MAX_HOLD_S
+from collectbus.serve.counting.aggtrack import AggregateTracker
+from collectbus.serve.counting.saved import SavedSeries
+from collectbus.serve.counting.watermark import DEFAULT_MAX_HOLD_S
+from collectbus.serve.http.aggdoc import aggregates_document
+from collectbus.serve.http.api import ApiError, health, host_rates, scrub
+from collectbus.serve.metrics.aggregates import AggregatesSource
+from collectbus.serve.metrics.bushealth import BusHealthSource
+from collectbus.serve.metrics.callstats import CallStatsSource, CollectionsSource
+from collectbus.serve.metrics.hostrates import DEFAULT_WINDOW_S, HostRatesSource
+from collectbus.serve.metrics.source import MetricSource, metrics_registry
 from collectbus.store import Store
 from collectbus.store.dberrors import mapped_errors
 
@@ -91,7 +91,7 @@ def default_sources(
     health if it runs here.
 
     ``instance``: the name under which the counters are kept in the store
-    (:mod:`collectbus.serve.saved`), so that a server restarted under the
+    (:mod:`collectbus.serve.counting.saved`), so that a server restarted under the
     same name continues them; None keeps them in memory only. Pass
     ``aggregates`` a tracker from :func:`saved_tracker` for the same.
     """
@@ -196,7 +196,7 @@ class ServeApp:
             return read_aggregates(self.store)
 
     def dashboard(self) -> Response:
-        from collectbus.serve.dashboard import render_dashboard
+        from collectbus.serve.http.dashboard import render_dashboard
 
         with mapped_errors(self.store.url, "draw the dashboard"):
             page = render_dashboard(

@@ -1,4 +1,4 @@
-"""The daemon's store writer: a bus subscriber that writes each collection.
+"""The pipeline's store writer: a bus subscriber that writes each collection.
 
 A store that cannot be reached, at start or later, is one outage: the bus goes
 on collecting into the sink's bounded buffer, the outage is logged once, the

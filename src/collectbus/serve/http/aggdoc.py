@@ -15,7 +15,7 @@ figures of ``collectbus aggregate show --format json``.
 from __future__ import annotations
 
 from collectbus.aggregate import AggregateView
-from collectbus.cli.output import iso_utc
+from collectbus.timefmt import iso_utc
 
 
 def aggregates_document(views: list[AggregateView]) -> list[dict[str, object]]:

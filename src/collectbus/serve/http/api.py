@@ -10,10 +10,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from collectbus.cli.output import iso_utc, time_window
-from collectbus.daemon import Pipeline
 from collectbus.errors import StoreError
+from collectbus.pipeline import Pipeline
 from collectbus.store import Store
+from collectbus.timefmt import iso_utc, time_window
 
 
 def scrub(store: Store, err: StoreError) -> str:
@@ -40,8 +40,6 @@ def _json_value(value: object) -> object:
 
 def host_rates(store: Store, host: str, query: Mapping[str, str]) -> list[dict[str, object]]:
     """Rate rows of one host in ``since``..``until`` (default: the last hour)."""
-    from click import BadParameter
-
     from collectbus.analysis.host import rates
 
     unknown = set(query) - {"since", "until"}
@@ -49,8 +47,8 @@ def host_rates(store: Store, host: str, query: Mapping[str, str]) -> list[dict[s
         raise ApiError(400, f"unknown query parameter(s): {', '.join(sorted(unknown))}")
     try:
         since_ns, until_ns = time_window(query.get("since", "1h"), query.get("until", "now"))
-    except BadParameter as err:
-        raise ApiError(400, f"bad time window: {err.message}") from err
+    except ValueError as err:
+        raise ApiError(400, f"bad time window: {err}") from err
     if host not in {str(h["name"]) for h in store.hosts()}:
         raise ApiError(404, f"no host named {host!r} in {store.url}")
     frame = rates(store, host=host, since_ns=since_ns, until_ns=until_ns)

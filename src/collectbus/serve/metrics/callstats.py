@@ -8,10 +8,10 @@
   ``collectbus_collection_duration_seconds{source}`` and
   ``collectbus_last_collection_timestamp_seconds{source}``.
 
-Both count each row exactly once (:mod:`collectbus.serve.tally`): the counters
+Both count each row exactly once (:mod:`collectbus.serve.counting.tally`): the counters
 start from the rows present at the server's first scrape and only grow from
 there, and the histograms observe each row once, however often they are
-scraped. With ``saved`` (:mod:`collectbus.serve.saved`) they are kept in the
+scraped. With ``saved`` (:mod:`collectbus.serve.counting.saved`) they are kept in the
 store, and a restarted server continues them from the id it had counted up
 to; without, a restart is a counter reset.
 """
@@ -24,9 +24,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.metrics_core import Metric
 
 from collectbus.clock import NS_PER_S, Clock
-from collectbus.serve.saved import SavedSeries
-from collectbus.serve.tally import Key, Tally, Totals
-from collectbus.serve.watermark import DEFAULT_MAX_HOLD_S
+from collectbus.serve.counting.saved import SavedSeries
+from collectbus.serve.counting.tally import Key, Tally, Totals
+from collectbus.serve.counting.watermark import DEFAULT_MAX_HOLD_S
 from collectbus.store import Store
 from collectbus.store.schema import calls, collection_log
 

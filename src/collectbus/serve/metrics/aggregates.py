@@ -4,7 +4,7 @@ Every scrape reads the aggregates from the store
 (:func:`~collectbus.aggregate.read_aggregates`) and exposes, per aggregate and
 group (labels ``aggregate`` and one per group key; ``measure`` for measures):
 
-Counters, which never go down (:mod:`collectbus.serve.aggtrack` says how):
+Counters, which never go down (:mod:`collectbus.serve.counting.aggtrack` says how):
 
 - ``collectbus_aggregate_rows_total``: rows the group gained since the
   series began (the first read by a server of a store holding no saved
@@ -68,8 +68,8 @@ from sqlalchemy import text
 from collectbus.aggregate import AggregateSpec, AggregateView, read_aggregates
 from collectbus.clock import NS_PER_S
 from collectbus.errors import StoreError
-from collectbus.serve.aggtrack import AggregateCounters, AggregateTracker, group_labels
 from collectbus.serve.aggupdate import AggregateUpdater
+from collectbus.serve.counting.aggtrack import AggregateCounters, AggregateTracker, group_labels
 from collectbus.store import Store
 from collectbus.store.dberrors import mapped_errors
 

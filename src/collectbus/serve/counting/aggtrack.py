@@ -34,7 +34,7 @@ them) into quantities that only grow, per group:
 A read is applied atomically: the tracker changes only once it has the whole
 new state, so a failed read leaves it as it was.
 
-With a :class:`~collectbus.serve.saved.SavedSeries` the counters and the last
+With a :class:`~collectbus.serve.counting.saved.SavedSeries` the counters and the last
 state of every group are kept in the store: the first read loads them, so a
 restarted server compares each aggregate with the state it last saw (a group
 that shrank while it was down counts as retracted, not as a lower
@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collectbus.aggregate import AggregateView, GroupView
-from collectbus.serve.saved import SavedSeries, SeriesKey
+from collectbus.serve.counting.saved import SavedSeries, SeriesKey
 
 log = logging.getLogger("collectbus.serve")
 

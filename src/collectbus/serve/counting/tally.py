@@ -12,7 +12,7 @@ nothing.
 The totals are added in only once the read has succeeded: a database that is
 away leaves them, and the watermark, as they were.
 
-With a :class:`~collectbus.serve.saved.SavedSeries`, the totals and the
+With a :class:`~collectbus.serve.counting.saved.SavedSeries`, the totals and the
 watermark are kept in the store: the first update loads them (a restarted
 server goes on from the id it had counted up to, whatever was deleted while
 it was down), and every update that counted rows saves the groups that
@@ -30,8 +30,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Engine, Select, Table, bindparam, case, func, select
 
 from collectbus.clock import NS_PER_S, Clock
-from collectbus.serve.saved import STATE, SavedSeries
-from collectbus.serve.watermark import DEFAULT_MAX_HOLD_S, Watermark
+from collectbus.serve.counting.saved import STATE, SavedSeries
+from collectbus.serve.counting.watermark import DEFAULT_MAX_HOLD_S, Watermark
 from collectbus.store.dberrors import mapped_errors
 
 log = logging.getLogger("collectbus.serve")
