@@ -115,7 +115,7 @@ def measure(label: str, url: str, rows: int, new: int, rounds: int, naive_rounds
 
         def let_a_scrape_see_them() -> None:
             # PostgreSQL counts the rows a scrape has seen at the next scrape at
-            # least DEFAULT_SETTLE_S later (serve.watermark): let one scrape see
+            # least DEFAULT_SETTLE_S later (serve.counting.watermark): let one scrape see
             # them and wait, so that the scrape timed next is the one that counts.
             if store.dialect == "postgresql":
                 generate_latest(registry)

@@ -458,7 +458,7 @@ COUNTED_TABLES: tuple[str, ...] = (
     "quarantine",
 )
 
-# What ``collectbus serve`` has exported at /metrics (collectbus.serve.saved),
+# What ``collectbus serve`` has exported at /metrics (collectbus.serve.counting.saved),
 # so that a restarted server continues its counters instead of resetting
 # them: per server name and metric source, one row per series (its key as
 # canonical JSON, its counters as JSON), and, under the series ``[]``, the

@@ -6,7 +6,7 @@ Create Date: 2026-11-30
 
 A frozen copy of ``collectbus.store.schema.serve_counters`` at this revision.
 Per server name, metric source and series: the series' counters as JSON
-(``collectbus.serve.saved``). The downgrade drops the table: a server of the
+(``collectbus.serve.counting.saved``). The downgrade drops the table: a server of the
 older version starts its counters again from the rows present.
 """
 
