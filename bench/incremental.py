@@ -305,6 +305,9 @@ def main() -> int:
     parser.add_argument("--max-rows", type=int, default=SIZES[-1])
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--no-pg", action="store_true", help="SQLite only.")
+    parser.add_argument(
+        "--external-only", action="store_true", help="Only the external table's section."
+    )
     args = parser.parse_args()
     sizes = [s for s in SIZES if s <= args.max_rows] or [args.max_rows]
     results: list[tuple[str, int, dict[str, float]]] = []
@@ -318,6 +321,8 @@ def main() -> int:
                 with pg_database(args.pg_url) as src, pg_database(args.pg_url) as st:
                     external.append(("postgresql", size, measure_external(st, src, size)))
         print(f"external   {size:>12,} rows done", file=sys.stderr, flush=True)
+        if args.external_only:
+            continue
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "bench.db"
             url = f"sqlite:///{path}"

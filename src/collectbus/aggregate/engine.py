@@ -317,13 +317,13 @@ class Aggregator:
         tail, changes = self._tail, delta.changes
         if changes.ledger_replace:
             tail.ledger = dict(changes.ledger_put)
-            tail.raw = {}
+            tail.seen = {}
         else:
             for rid in changes.ledger_drop:
                 tail.ledger.pop(rid, None)
-                tail.raw.pop(rid, None)
+                tail.seen.pop(rid, None)
             tail.ledger.update(changes.ledger_put)
-        tail.raw.update(delta.raw)
+        tail.seen.update(delta.seen)
         if changes.blocks_replace:
             tail.blocks = {}
         tail.blocks.update((b, d) for b, d in changes.block_puts.items() if d[0])
@@ -331,7 +331,7 @@ class Aggregator:
             if not d[0]:
                 tail.blocks.pop(b, None)
         if not self.spec.open_by_state:
-            tail.ledger, tail.raw = {}, {}
+            tail.ledger, tail.seen = {}, {}
         tail.version = saved.version
 
     def _step_store(self) -> tuple[Checkpoint, Delta, dict[str, GroupState]] | None:
