@@ -555,3 +555,25 @@ def test_postgresql_sends_back_only_the_open_rows_that_changed(
     by_sent = {int(r[-1]): r for r in rows}
     assert by_sent[194][2] == "agent_9"
     assert by_sent[291][digest_at - 2] == 0  # closed now
+
+
+def test_an_update_after_the_source_connection_was_lost_reconnects(
+    store: Store, source: tuple[str, Engine]
+) -> None:
+    """The connection to the source is kept between updates; when the server
+    ends it, the next update opens another and stays exact."""
+    if store.dialect != "postgresql":
+        pytest.skip("a SQLite source has no server to end the connection")
+    url, writer = source
+    fill(writer, 1_000)
+    with Aggregator(store, make_spec(url, open_when="status = 'running'")) as agg:
+        agg.update()
+        run_sql(
+            writer,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        insert_running(writer, 5)
+        complete_oldest(writer, 3, seed=2)
+        agg.update()
+        assert shown(store)[0] == group_by(writer)
