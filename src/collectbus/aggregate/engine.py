@@ -134,9 +134,14 @@ class Aggregator:
         # A read-only source: its ledger and block digests as last written.
         self._tail = TailCache()
         self._held = HeldConnection(store.engine, session=session_settings)
+        # A read-only source: the connection its updates read from, kept
+        # (and in PostgreSQL, its prepared statements) between updates.
+        self._source_held = HeldConnection(self._source, read_only=True) if spec.external else None
 
     def close(self) -> None:
         self._held.close()
+        if self._source_held is not None:
+            self._source_held.close()
         if self.spec.external:
             self._source.dispose()
 
@@ -292,16 +297,24 @@ class Aggregator:
         """One batch of a read-only source: read from its snapshot, then written."""
         # Before the snapshot: a change made before this time is in it.
         started = self.clock.time_ns()
-        with self._read("read new rows") as (src, st):
-            found = load_checkpoint(st, self.spec.name)
-            if found is None:
-                return None
-            if found.term != TERM_VERSION:
-                self._stale_terms = True
-            verify = verify and not self._stale_terms
-            delta = self._delta(src, st, found, verify=verify)
-            assert isinstance(delta, TailDelta)
-            groups = self._groups_after(src, st, delta)
+
+        def read(src: Connection) -> tuple[Checkpoint, TailDelta, dict[str, GroupState]] | None:
+            with snapshot(self.store.engine) as st:
+                found = load_checkpoint(st, self.spec.name)
+                if found is None:
+                    return None
+                if found.term != TERM_VERSION:
+                    self._stale_terms = True
+                delta = self._delta(src, st, found, verify=verify and not self._stale_terms)
+                assert isinstance(delta, TailDelta)
+                return found, delta, self._groups_after(src, st, delta)
+
+        assert self._source_held is not None
+        with source_errors(self.spec, "read new rows"):
+            read_back = self._source_held.run(read)
+        if read_back is None:
+            return None
+        found, delta, groups = read_back
         now = self.clock.time_ns()
         after = replace(delta.after, runs=found.runs + 1, updated_ns=now)
         after = checked(after, delta, started=started, now=now)
@@ -317,13 +330,13 @@ class Aggregator:
         tail, changes = self._tail, delta.changes
         if changes.ledger_replace:
             tail.ledger = dict(changes.ledger_put)
-            tail.raw = {}
+            tail.seen = {}
         else:
             for rid in changes.ledger_drop:
                 tail.ledger.pop(rid, None)
-                tail.raw.pop(rid, None)
+                tail.seen.pop(rid, None)
             tail.ledger.update(changes.ledger_put)
-        tail.raw.update(delta.raw)
+        tail.seen.update(delta.seen)
         if changes.blocks_replace:
             tail.blocks = {}
         tail.blocks.update((b, d) for b, d in changes.block_puts.items() if d[0])
@@ -331,7 +344,7 @@ class Aggregator:
             if not d[0]:
                 tail.blocks.pop(b, None)
         if not self.spec.open_by_state:
-            tail.ledger, tail.raw = {}, {}
+            tail.ledger, tail.seen = {}, {}
         tail.version = saved.version
 
     def _step_store(self) -> tuple[Checkpoint, Delta, dict[str, GroupState]] | None:

@@ -134,20 +134,23 @@ class HeldConnection:
         engine: Engine,
         *,
         session: Callable[[Connection], Sequence[str]] | None = None,
+        read_only: bool = False,
     ) -> None:
         """``session``: the statements that give the connection its settings
         (``SET``, ``PRAGMA``), run when it is opened. Such a connection is
         taken out of the pool (closed, not returned), so that its settings
-        never reach the pool's other users."""
+        never reach the pool's other users. ``read_only``: transactions
+        that only read (a source's snapshot), SQLite's deferred ``BEGIN``."""
         self.engine = engine
         self._session = session
+        self._read_only = read_only
         self._conn: Connection | None = None
 
     def _open(self) -> Connection:
         conn = self.engine.connect()
         if dialect_of(self.engine) == "postgresql":
             conn = conn.execution_options(isolation_level="REPEATABLE READ")
-        else:
+        elif not self._read_only:
             conn = conn.execution_options(collectbus_begin="IMMEDIATE")
         if self._session is not None:
             conn.detach()

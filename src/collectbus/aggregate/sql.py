@@ -174,14 +174,51 @@ class AggregateSql:
             parts.append(f"coalesce({value} * {i + 11}, {3 * (i + 11)})")
         return f"({' + '.join(parts)})"
 
-    def _select(self) -> str:
-        cols = ", ".join([self.id, *self.contribution_columns()])
+    @property
+    def digests(self) -> bool:
+        """Whether a row read holds its :meth:`digest` (after the check term):
+        rows open by state in a PostgreSQL source."""
+        return self.dialect == "postgresql" and self.spec.open_by_state
+
+    def digest(self) -> str:
+        """PostgreSQL: a 64-bit hash of the text of everything a row
+        contributes (the filters, keys, error flag, each measure's value)
+        and of its open flag, to tell whether an open row changed since it
+        was read (:meth:`changed_rows`)."""
+        cols = [self.passes(), *map(q, self.spec.keys), self.error(), *map(q, self.spec.measures)]
+        return f"hashtextextended(CAST(ROW({', '.join(cols)}, {self.open_flag()}) AS TEXT), 0)"
+
+    def _columns(self) -> str:
+        """What a row read holds after its id: its contribution; for a
+        read-only source whether it is open, its check term and (PostgreSQL,
+        rows open by state) its digest; its ``updated_column`` last."""
+        cols = ", ".join(self.contribution_columns())
         if self.spec.external:
-            # Read-only sources: whether the row is open, and its check term.
             cols += f", {self.open_flag()}, {self.term()}"
+        if self.digests:
+            cols += f", {self.digest()}"
         if self.spec.updated_column:
             cols += f", {q(self.spec.updated_column)}"
-        return f"SELECT {cols} FROM {self.table}"
+        return cols
+
+    def _select(self) -> str:
+        return f"SELECT {self.id}, {self._columns()} FROM {self.table}"
+
+    def changed_rows(self) -> str:
+        """PostgreSQL: of the rows whose ids are in ``:ids``, those whose
+        :meth:`digest` differs from the one at the same place in ``:digests``
+        (NULL: not known), as :meth:`rows_with_ids` reads them, and those
+        vanished (NULLs); each with the id sent, last. Both arrays as
+        :func:`~collectbus.aggregate.driver.pg_array` writes them."""
+        assert self.digests
+        seen, at = "collectbus_seen", f"{self.table}.{self.id}"
+        return (
+            f"SELECT {at}, {self._columns()}, {seen}_id"
+            f" FROM unnest(CAST(:ids AS BIGINT[]), CAST(:digests AS BIGINT[]))"
+            f" AS {seen}({seen}_id, {seen}_digest)"
+            f" LEFT JOIN {self.table} ON {at} = {seen}_id"
+            f" WHERE {at} IS NULL OR {self.digest()} IS DISTINCT FROM {seen}_digest"
+        )
 
     def rows_between(self) -> str:
         """Rows with ``:lo < id <= :hi`` (new rows, and open ones)."""

@@ -57,7 +57,6 @@ from collectbus.aggregate.delta import (
     _contrib,
     _next_last_id,
     _rows_between,
-    by_id,
     initial_pending,
     max_id,
     missing_ranges,
@@ -72,13 +71,14 @@ from collectbus.aggregate.state import Contribution
 class TailCache:
     """What an aggregator keeps between updates of a read-only source, valid
     while the checkpoint is at ``version``: the recorded block digests and,
-    for rows open by state, the ledger and each open row as last read (an
-    unchanged row is skipped without parsing it)."""
+    for rows open by state, the ledger and what each open row was when last
+    read (:func:`_seen`): an unchanged row is skipped without parsing it, and
+    in PostgreSQL not even sent."""
 
     version: int | None = None
     blocks: dict[int, Digest] = field(default_factory=dict)
     ledger: dict[int, Contribution | None] = field(default_factory=dict)
-    raw: dict[int, tuple[Any, ...]] = field(default_factory=dict)
+    seen: dict[int, object] = field(default_factory=dict)
 
     def load(self, st: Connection, sql: AggregateSql, cp: Checkpoint) -> None:
         """Read the store's ledger and digests unless already held for ``cp``."""
@@ -88,7 +88,7 @@ class TailCache:
         self.ledger = (
             load_ledger(st, sql.spec.name, above=BELOW_ALL) if sql.spec.open_by_state else {}
         )
-        self.raw = {}
+        self.seen = {}
         self.version = cp.version
 
     def invalidate(self) -> None:
@@ -108,8 +108,8 @@ class TailDelta(Delta):
     next_sweep: int = 0
     pass_began: bool = False
     pass_ended: bool = False
-    #: Open rows as read (by id): for the cache, once written.
-    raw: dict[int, tuple[Any, ...]] = field(default_factory=dict)
+    #: Open rows read and changed (by id, :func:`_seen`): for the cache, once written.
+    seen: dict[int, object] = field(default_factory=dict)
 
 
 def _layout(sql: AggregateSql) -> tuple[int, int]:
@@ -117,6 +117,12 @@ def _layout(sql: AggregateSql) -> tuple[int, int]:
     spec = sql.spec
     open_at = 3 + len(spec.keys) + 2 * len(spec.measures)
     return open_at, open_at + 1
+
+
+def _seen(sql: AggregateSql, row: Sequence[Any], term_at: int) -> object:
+    """What an open row is as read, to tell later whether it changed: its
+    digest (PostgreSQL, computed by the server), else its values."""
+    return row[term_at + 1] if sql.digests else tuple(row[1:term_at])
 
 
 def read_tailed(
@@ -202,9 +208,18 @@ def _read_by_state(
     plan = plan_sweep(cp.sweep or 0, block_of(max(cp.last_id, 0)), spec.verify_rows)
     ids = sorted(cache.ledger)
     new: dict[str, object] = {"lo": cp.last_id, "hi": hi}
+    if sql.digests:  # only the open rows that changed
+        seen = cache.seen
+        known: dict[str, object] = {
+            "ids": sql.id_list(ids),
+            "digests": driver.pg_array([seen.get(i) for i in ids]),
+        }
+        ledger_read: tuple[str, dict[str, object]] = (sql.changed_rows(), known)
+    else:
+        ledger_read = (sql.rows_with_ids(), {"ids": sql.id_list(ids)})
     reads: list[tuple[str, dict[str, object]]] = [
         (sql.max_id(), {}),
-        (sql.rows_with_ids(), {"ids": sql.id_list(ids)}),
+        ledger_read,
         (sql.packed_totals(), new),
         (sql.open_rows_between(), new),
         (sql.split_digests(), {"lo": plan.newest_lo(), "mid": cp.last_id, "hi": hi}),
@@ -217,7 +232,7 @@ def _read_by_state(
     last = _next_last_id(sql, cp, top, cap)
     delta = TailDelta(after=cp, more=top > last)
     adjust = Adjustments()
-    _open_rows(sql, cache, delta, adjust, ids, by_id(found[1]))
+    _open_rows(sql, cache, delta, adjust, ids, found[1])
     pending = _pending(source, sql, cp, delta, adjust, last, now_ns)
     digests: dict[int, Digest] = {}  # the newest blocks' in the source
     if last > cp.last_id:
@@ -226,7 +241,7 @@ def _read_by_state(
         for row in found[3]:
             rid = int(str(row[0]))
             delta.changes.ledger_put[rid] = _contrib(sql, row)
-            delta.raw[rid] = tuple(row[1:_term_at])
+            delta.seen[rid] = _seen(sql, row, _term_at)
         present = len(found[3])
         for b, is_new, n, id_sum, term_sum in found[4]:
             d = (int(n), int(id_sum), int(term_sum))
@@ -272,27 +287,36 @@ def _open_rows(
     delta: TailDelta,
     adjust: Adjustments,
     ids: Sequence[int],
-    found: dict[int, tuple[Any, ...]],
+    rows: Sequence[Sequence[Any]],
 ) -> None:
-    """The ledger's rows as read now: an unchanged open row is skipped, a
-    changed one retracted and added again, a closed one counted as it ends
-    and checked by its block from now on, a vanished one retracted."""
+    """The ledger's rows (``ids``) as read now: an unchanged open row is
+    skipped, a changed one retracted and added again, a closed one counted as
+    it ends and checked by its block from now on, a vanished one retracted.
+    ``rows``: those of :meth:`~collectbus.aggregate.sql.AggregateSql.changed_rows`
+    (PostgreSQL: the changed and the vanished ones only), else every one
+    present."""
     open_at, term_at = _layout(sql)
-    changes, out = delta.changes, delta.deltas
-    delta.rows_read += len(found)
-    for rid in ids:
+    changes, out, seen = delta.changes, delta.deltas, cache.seen
+    if sql.digests:
+        present = [r for r in rows if r[0] is not None]
+        gone = [int(str(r[-1])) for r in rows if r[0] is None]
+    else:
+        present = list(rows)
+        found = {int(str(r[0])) for r in rows}
+        gone = [rid for rid in ids if rid not in found] if len(found) < len(ids) else []
+    delta.rows_read += len(ids) - len(gone)  # every open row was read (by the server)
+    for rid in gone:  # deleted while open
         before = cache.ledger[rid]
-        row = found.get(rid)
-        if row is None:  # deleted while open
-            if before is not None:
-                out.append((before, -1))
-            changes.ledger_drop.append(rid)
-            continue
-        raw = tuple(row[1:term_at])
+        if before is not None:
+            out.append((before, -1))
+        changes.ledger_drop.append(rid)
+    for row in present:
+        rid = int(str(row[0]))
+        now_seen = _seen(sql, row, term_at)
         still_open = bool(row[open_at])
-        if still_open and cache.raw.get(rid) == raw:
-            delta.raw[rid] = raw
+        if still_open and seen.get(rid) == now_seen:
             continue
+        before = cache.ledger[rid]
         now = _contrib(sql, row)
         if now != before:
             if before is not None:
@@ -300,7 +324,7 @@ def _open_rows(
             if now is not None:
                 out.append((now, 1))
         if still_open:
-            delta.raw[rid] = raw
+            delta.seen[rid] = now_seen
             if now != before:
                 changes.ledger_put[rid] = now
         else:  # closed: counted as it is now, checked by its block from now on
@@ -344,7 +368,7 @@ def _count_new(
             delta.deltas.append((now, 1))
         if row[open_at]:
             delta.changes.ledger_put[rid] = now
-            delta.raw[rid] = tuple(row[1:term_at])
+            delta.seen[rid] = _seen(sql, row, term_at)
         else:
             adjust.close(rid, row[term_at])
     delta.rows_read += len(rows)

@@ -15,7 +15,9 @@ from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, inspect, text
 
+import collectbus.aggregate.driver as driver
 from collectbus.aggregate import AggregateSpec, Aggregator, read_aggregates
+from collectbus.aggregate.sql import AggregateSql
 from collectbus.cli.aggregate import show_rows
 from collectbus.clock import FakeClock
 from collectbus.errors import CollectError, ConfigError
@@ -513,3 +515,65 @@ def test_the_sweep_says_before_when_every_change_of_closed_rows_is_in(
         assert verified
         assert figures == group_by(writer)
         assert view().checked_ns == view().verified_ns == clock.time_ns()
+
+
+def test_postgresql_sends_back_only_the_open_rows_that_changed(
+    store: Store, source: tuple[str, Engine]
+) -> None:
+    """An update sends the open rows' ids with their digests as last read: the
+    server returns the rows whose contribution or open flag changed, and the
+    vanished ones; not those unchanged, nor those only a column outside the
+    aggregate changed in."""
+    if store.dialect != "postgresql":
+        pytest.skip("open rows are told apart by the server's digest in PostgreSQL only")
+    url, writer = source
+    fill(writer, 1_000)
+    sql = AggregateSql(make_spec(url, open_when="status = 'running'"), "postgresql")
+    digest_at = 3 + len(sql.spec.keys) + 2 * len(sql.spec.measures) + 2
+    with writer.connect() as conn:
+        digests = {
+            int(r[0]): r[digest_at] for r in driver.rows(conn, sql.open_rows_upto(), {"hi": 10**9})
+        }
+    ids = sorted(digests)
+    assert ids == list(range(97, 1_000, 97))
+    run_sql(
+        writer,
+        "UPDATE agent_invocations SET agent_name = 'agent_9' WHERE id = 194",
+        "UPDATE agent_invocations SET status = 'ok', duration_seconds = 2 WHERE id = 291",
+        "DELETE FROM agent_invocations WHERE id = 388",
+        "UPDATE agent_invocations SET finished_at = 7 WHERE id = 485",
+    )
+    sent = [None if i == 582 else digests[i] for i in ids]
+    with writer.connect() as conn:
+        rows = driver.rows(
+            conn,
+            sql.changed_rows(),
+            {"ids": sql.id_list(ids), "digests": driver.pg_array(sent)},
+        )
+    assert sorted(int(r[-1]) for r in rows) == [194, 291, 388, 582]
+    assert {int(r[-1]) for r in rows if r[0] is None} == {388}
+    by_sent = {int(r[-1]): r for r in rows}
+    assert by_sent[194][2] == "agent_9"
+    assert by_sent[291][digest_at - 2] == 0  # closed now
+
+
+def test_an_update_after_the_source_connection_was_lost_reconnects(
+    store: Store, source: tuple[str, Engine]
+) -> None:
+    """The connection to the source is kept between updates; when the server
+    ends it, the next update opens another and stays exact."""
+    if store.dialect != "postgresql":
+        pytest.skip("a SQLite source has no server to end the connection")
+    url, writer = source
+    fill(writer, 1_000)
+    with Aggregator(store, make_spec(url, open_when="status = 'running'")) as agg:
+        agg.update()
+        run_sql(
+            writer,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        insert_running(writer, 5)
+        complete_oldest(writer, 3, seed=2)
+        agg.update()
+        assert shown(store)[0] == group_by(writer)
