@@ -517,6 +517,7 @@ def test_the_sweep_says_before_when_every_change_of_closed_rows_is_in(
         assert view().checked_ns == view().verified_ns == clock.time_ns()
 
 
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
 def test_postgresql_sends_back_only_the_open_rows_that_changed(
     store: Store, source: tuple[str, Engine]
 ) -> None:
@@ -524,8 +525,7 @@ def test_postgresql_sends_back_only_the_open_rows_that_changed(
     server returns the rows whose contribution or open flag changed, and the
     vanished ones; not those unchanged, nor those only a column outside the
     aggregate changed in."""
-    if store.dialect != "postgresql":
-        pytest.skip("open rows are told apart by the server's digest in PostgreSQL only")
+    # Open rows are told apart by the server's digest in PostgreSQL only.
     url, writer = source
     fill(writer, 1_000)
     sql = AggregateSql(make_spec(url, open_when="status = 'running'"), "postgresql")
@@ -557,13 +557,13 @@ def test_postgresql_sends_back_only_the_open_rows_that_changed(
     assert by_sent[291][digest_at - 2] == 0  # closed now
 
 
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
 def test_an_update_after_the_source_connection_was_lost_reconnects(
     store: Store, source: tuple[str, Engine]
 ) -> None:
     """The connection to the source is kept between updates; when the server
     ends it, the next update opens another and stays exact."""
-    if store.dialect != "postgresql":
-        pytest.skip("a SQLite source has no server to end the connection")
+    # A SQLite source has no server to end the connection.
     url, writer = source
     fill(writer, 1_000)
     with Aggregator(store, make_spec(url, open_when="status = 'running'")) as agg:
