@@ -1,6 +1,6 @@
 """Budget: a recorded call costs <= 300 ns net and <= 0.25x prometheus_client;
 <= 150 ns when disabled or sampled out; stats() over 100k calls <= 25 ms
-(DESIGN.md, "Budgets").
+(docs/architecture.md, "Recording calls").
 
 Every case wraps the same one-argument function and calls it in the same
 Python loop; "net" is the time per call minus that of the bare function in

@@ -1,6 +1,8 @@
-"""Budget: a compacted host sample takes <= 150 bytes on disk (DESIGN.md).
+"""Budget: a compacted host sample takes <= 150 bytes on disk.
 
-Anchor: the same sample as JSON (about 9.8 KB in DESIGN.md). Takes real
+See docs/architecture.md, "Ingest and chunks".
+
+Anchor: the same sample as JSON (about 9.8 KB in a design measurement). Takes real
 samples from the live /proc at an interval, writes them one cycle at a time
 into a temporary SQLite store, compacts everything and measures.
 

@@ -8,7 +8,7 @@ with a cgroup of its own. The inventory is a tier of its own and not counted.
 Anchor: psutil, in the same run, reading what a sample holds:
 ``cpu_times(percpu=True)``, ``virtual_memory()``, ``swap_memory()``,
 ``disk_io_counters(perdisk=True)``, ``net_io_counters(pernic=True)`` and
-``getloadavg()`` (DESIGN.md measured 245 us for it). Both run on the live
+``getloadavg()`` (a design measurement gave 245 us for it). Both run on the live
 /proc, one sample after another; each round times many samples with the
 process CPU clock, the rounds alternate between the two, and the best round
 counts (the least disturbed by the rest of the machine).

@@ -1,6 +1,6 @@
 """Budget: bulk ingest >= 1M values/s into SQLite and into PostgreSQL via COPY.
 
-Anchor: ``executemany`` into PostgreSQL, in the same run (DESIGN.md measured
+Anchor: ``executemany`` into PostgreSQL, in the same run (a design measurement gave
 54-80k rows/s for it, against 1.5-2.4M rows/s for COPY). Writes synthetic
 samples the size of a real 2-CPU host's (about 550 values: 10 disks, 4
 interfaces) through ``Store.write``, one transaction per batch of samples.

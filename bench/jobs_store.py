@@ -1,6 +1,7 @@
 """Budget: a 10,000-job snapshot diffed and stored in <= 1 s with 5 % changed,
-and <= 50 ms when nothing changed (DESIGN.md: PBS ``qstat -f`` with 10k jobs,
-parsed and diffed, <= 1 s; the parse is measured by the parsers' benchmarks).
+and <= 50 ms when nothing changed (docs/architecture.md, "Schedulers": PBS
+``qstat -f`` with 10k jobs, parsed and diffed, <= 1 s; the parse is measured
+by the parsers' benchmarks).
 
 Each cycle goes through ``Store.write`` as the daemon's store writer calls it:
 the records and a ``collection_log`` entry marked as a complete listing, in

@@ -1,6 +1,6 @@
 """Parsing ``squeue --json`` of a large cluster: 10,000 jobs.
 
-DESIGN.md has no Slurm budget; the nearest is PBS's (``qstat -f`` with 10k
+There is no Slurm budget; the nearest is PBS's (``qstat -f`` with 10k
 jobs parsed and diffed in at most 1 s), which this prints the figure against.
 Anchor: ``json.loads`` of the same bytes, in the same run (the floor for any
 parser built on the standard library). The jobs are the six of a recorded

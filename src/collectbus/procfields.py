@@ -1,10 +1,11 @@
 """Column layouts of the key-value /proc files: meminfo and vmstat.
 
-The wide host tables have fixed columns, as DESIGN.md asks. For the two files
-whose keys vary by kernel the columns are the keys of Linux 6.18 (``man 5 proc``
-and ``Documentation/filesystems/proc.rst``); an older kernel leaves some of them
-NULL, and a key this list does not know is counted and left out, never guessed
-into another column. Adding a column is a migration.
+The wide host tables have fixed columns (docs/architecture.md, "The store
+layout"). For the two files whose keys vary by kernel the columns are the keys
+of Linux 6.18 (``man 5 proc`` and ``Documentation/filesystems/proc.rst``); an
+older kernel leaves some of them NULL, and a key this list does not know is
+counted and left out, never guessed into another column. Adding a column is a
+migration.
 """
 
 from __future__ import annotations

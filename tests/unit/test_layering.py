@@ -1,4 +1,5 @@
-"""The layers of collectbus, as rules on who imports whom.
+"""The layers of collectbus, as rules on who imports whom
+(docs/architecture.md, "Import rules").
 
 Every module of the package is parsed once (the ``imports`` fixture); each
 rule below is one test naming the modules that break it. An import counts
@@ -25,7 +26,7 @@ LEAVES = {
     "collectbus.values",
     "collectbus.timefmt",
 }
-# Only these wire the layers together (STYLE.md).
+# Only these wire the layers together (docs/architecture.md, "Import rules").
 WIRING = ("collectbus.cli", "collectbus.daemon", "collectbus.serve", "collectbus.__main__")
 
 Imports = dict[str, set[str]]

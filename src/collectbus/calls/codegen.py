@@ -3,7 +3,7 @@
 Why generate code: a wrapper written ``def wrapper(*args, **kwargs)`` packs
 every call's arguments into a tuple and a dict and unpacks them again. That
 cost 65-80 ns per call on the development machines, a quarter of the
-recording budget (DESIGN.md: <= 300 ns net). A wrapper compiled with the
+recording budget (bench/calls_overhead.py: <= 300 ns net). A wrapper compiled with the
 function's own parameters (``def handler(self, request):``) passes them on as
 plain locals. The same technique is used by :mod:`dataclasses` and attrs.
 

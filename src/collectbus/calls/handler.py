@@ -8,7 +8,7 @@
 when queried; ``elapsed`` is in nanoseconds. ``detail`` is None for a plain successful call, else a
 :data:`Detail` tuple of strings. Tuples of scalars keep a full garbage
 collection cheap; dicts or lists in the entries made it 10x slower
-(DESIGN.md, "Recording calls").
+(docs/architecture.md, "Recording calls").
 
 **Totals without a lock.** Each thread counts its own calls, errors and
 nanoseconds in a :class:`ThreadTotals` that only it writes; readers add up

@@ -28,7 +28,8 @@ smartswitch (``api.collect.configure.enabled = False``, or
 ``method_config={"ping": "enabled:off"}``) skips the wrapper altogether.
 
 Cost: smartswitch spends 0.8-0.9 µs per plugin layer on its own checks before
-a plugin runs (DESIGN.md); the recording adds the collector's usual cost.
+a plugin runs (docs/architecture.md, "Recording calls"); the recording adds
+the collector's usual cost.
 """
 
 from __future__ import annotations

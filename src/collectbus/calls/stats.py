@@ -3,7 +3,7 @@
 The same code serves the live collector (over the entries its history still
 holds) and ``collectbus calls --stats`` (over rows read from the store).
 Everything is computed in one pass over sorted arrays, without a Python loop
-per call: 100k calls take a few milliseconds (budget: 25 ms, DESIGN.md).
+per call: 100k calls take a few milliseconds (budget: 25 ms, bench/calls_overhead.py).
 
 Percentiles use linear interpolation between the closest ranks, as
 ``numpy.percentile`` does by default.

@@ -1,7 +1,8 @@
 """Bulk inserts: ``executemany`` on SQLite, ``COPY`` on PostgreSQL.
 
-DESIGN.md measured ``executemany`` into PostgreSQL at 54-80k rows/s against
-1.5-2.4M for ``COPY`` through psycopg 3. Both run inside the caller's
+A design measurement put ``executemany`` into PostgreSQL at 54-80k rows/s
+against 1.5-2.4M for ``COPY`` through psycopg 3 (docs/architecture.md,
+"Ingest and chunks"; ``bench/ingest.py``). Both run inside the caller's
 transaction.
 """
 

@@ -24,7 +24,8 @@ How each kind becomes integers:
   one integer code per row.
 
 Everything then goes through zstd at level 3, the measured sweet spot
-(DESIGN.md: blocks of 60, per-column delta, zstd-3: 125 bytes per sample).
+(a design measurement: blocks of 60, per-column delta, zstd-3: 125 bytes per
+sample; docs/architecture.md, "Ingest and chunks").
 
 Payload layout, little-endian, before zstd: a header ``<BIH`` (format
 version, rows, columns); per column ``<H`` name length, the UTF-8 name,

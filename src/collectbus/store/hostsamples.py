@@ -2,8 +2,9 @@
 
 Writing turns :class:`~collectbus.records.HostSample` records into one tuple
 per wide-table row and bulk-inserts them: ``executemany`` on SQLite, ``COPY``
-on PostgreSQL (psycopg 3). DESIGN.md measured ``executemany`` into PostgreSQL
-at 54–80k rows/s against 1.5–2.4M for ``COPY``.
+on PostgreSQL (psycopg 3). A design measurement put ``executemany`` into
+PostgreSQL at 54–80k rows/s against 1.5–2.4M for ``COPY``
+(docs/architecture.md, "Ingest and chunks").
 
 Reading: :func:`host_queries` are the queries of both readers,
 :mod:`collectbus.store.hostrows` (Python tuples, NumPy only to decode a

@@ -1,6 +1,6 @@
 """The store's tables, as SQLAlchemy Core ``Table`` objects.
 
-Host samples live in two layers (DESIGN.md, "Store"):
+Host samples live in two layers (docs/architecture.md, "The store layout"):
 
 - **wide tables**, one per /proc source, whose columns are the fields of the
   matching row type in :mod:`collectbus.records` (or the key lists in
@@ -142,7 +142,7 @@ def _wide(name: str, key: str | None, fields: tuple[tuple[str, Kind, bool], ...]
         # of rows, so a time-range scan filtered by host is all that reads and
         # compaction need, and new rows append at the right edge of this one
         # B-tree. A per-series (host, device) index would cost every insert
-        # (DESIGN.md: no per-series index on these tables).
+        # (docs/architecture.md, "The store layout").
         Index(None, "time_ns"),
     )
     return WideTable(

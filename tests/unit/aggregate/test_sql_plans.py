@@ -1,5 +1,5 @@
 """The queries an update runs use an index in SQLite: no full scan at any size
-(DESIGN.md, "Known pitfalls": ``updated > ? AND id <= ?`` must be ``+id``)."""
+(docs/architecture.md, "Pitfalls": ``updated > ? AND id <= ?`` must be ``+id``)."""
 
 from __future__ import annotations
 

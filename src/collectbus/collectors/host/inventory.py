@@ -1,8 +1,9 @@
 """Pure parsers of the host inventory: what the host is made of, not what it does.
 
 Read every 5 minutes (the ``inventory`` tier), never per sample: cpuinfo alone
-costs about 40 us (DESIGN.md). Bytes in, plain values out; malformed content
-raises :class:`~collectbus.errors.ParseError` naming the source and line.
+costs about 40 us (docs/architecture.md, "Host sample"). Bytes in, plain values
+out; malformed content raises :class:`~collectbus.errors.ParseError` naming the
+source and line.
 
 - ``/proc/cpuinfo`` (``man 5 proc``; x86 and arm64 layouts);
 - ``os-release`` (``man 5 os-release``);

@@ -10,7 +10,7 @@ id that is certainly final.
   ids: the highest visible id is safe.
 - **PostgreSQL** hands ids out before commit. With several writers, id 11 can
   commit after id 12 has been read; a watermark moved to 12 would skip 11 for
-  ever (DESIGN.md, "Known pitfalls"). So the watermark is held below the
+  ever (docs/architecture.md, "Pitfalls"). So the watermark is held below the
   oldest transaction still in progress: each read first *notes*, in a short
   statement of its own, the highest visible id and the transactions then in
   progress in this database (their ids, from ``pg_locks``); the read itself
