@@ -20,8 +20,8 @@ whose rows are inserted ``running`` and completed later, ``open_when =
   window of recent rows), with the default block check; then the totals are
   compared with the full GROUP BY (they must be equal).
 
-Budgets (DESIGN.md): incremental <= 2 ms at 10M rows on SQLite, <= 5 ms on
-PostgreSQL; late-update detection <= 5 ms at 10M; a full refresh of 1M rows
+Budgets (docs/architecture.md, "Serving and aggregates"): incremental <= 2 ms
+at 10M rows on SQLite, <= 5 ms on PostgreSQL; late-update detection <= 5 ms at 10M; a full refresh of 1M rows
 <= 1 s; an external update at 1M rows <= 0.05x its full GROUP BY. Every timed value is the median of several repeats (the machine is
 shared; one run says little); the external anchor is run once untimed first,
 and each timed external run starts after a garbage collection (the garbage

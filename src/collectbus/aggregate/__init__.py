@@ -1,4 +1,4 @@
-"""Incremental aggregates with checkpoints (DESIGN.md, "Aggregation").
+"""Incremental aggregates with checkpoints (docs/architecture.md, "Aggregates").
 
 An aggregate is a named ``GROUP BY`` over a source table: count, error count,
 and per measure n, sum, min, max, mean and p50/p95/p99 from a mergeable

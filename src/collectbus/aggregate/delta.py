@@ -14,8 +14,8 @@ Two ways to know a changed row's old contribution:
   (:mod:`~collectbus.aggregate.tail`).
 
 New rows are those past ``last_id``. PostgreSQL hands out ids before commit,
-so a row can become visible after a higher id was counted (DESIGN.md, "Known
-pitfalls"): ids skipped by the watermark stay *pending* and are looked up
+so a row can become visible after a higher id was counted (docs/architecture.md,
+"Pitfalls"): ids skipped by the watermark stay *pending* and are looked up
 again on every update, until they appear or ``pending_s`` passes. SQLite
 writers are serialised, so nothing commits behind the watermark; but SQLite
 reuses the highest id once its row is deleted, so there the watermark drops

@@ -6,7 +6,7 @@ measure's value with its sketch bucket (:func:`~collectbus.aggregate.sketch.buck
 New rows, trigger-logged old values and the full refresh therefore agree to
 the bit.
 
-Query plans (DESIGN.md, "Known pitfalls"): SQLite answers
+Query plans (docs/architecture.md, "Pitfalls"): SQLite answers
 ``updated > ? AND id <= ?`` with a rowid range scan over the whole table, so
 the id bound is written ``+id <= ?``, which keeps it out of index selection and
 lets the ``updated`` index drive. Identifiers are checked by
