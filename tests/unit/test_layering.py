@@ -129,19 +129,7 @@ def test_the_store_does_not_import_the_aggregate_engine(graph: Imports) -> None:
 
 
 @pytest.mark.parametrize(
-    "forbidden",
-    [
-        "collectbus.store",
-        pytest.param(
-            "collectbus.aggregate",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="collectbus.collectors.sqltail turns the [[aggregates]] of the config "
-                "into AggregateSpecs (collectbus.aggregate.spec)",
-            ),
-        ),
-        "collectbus.cli",
-    ],
+    "forbidden", ["collectbus.store", "collectbus.aggregate", "collectbus.cli"]
 )
 def test_collectors_import_neither_store_aggregate_nor_cli(graph: Imports, forbidden: str) -> None:
     assert not _offenders(graph, ["collectbus.collectors"], [forbidden])

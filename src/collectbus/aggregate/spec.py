@@ -22,9 +22,13 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from collectbus.errors import ConfigError
 from collectbus.urls import mask_url
+
+if TYPE_CHECKING:
+    from collectbus.config import Config
 
 Scalar = str | int | float | bool
 
@@ -224,3 +228,15 @@ def _as_list(value: object) -> list[object]:
     if isinstance(value, list | tuple):
         return list(value)
     return [value]
+
+
+def specs_from_config(config: Config, *, tailed_only: bool = False) -> list[AggregateSpec]:
+    """Every ``[[aggregates]]`` entry of the configuration (or only those with a
+    ``source``: tables of another database, see ``sqltail/README.md`` beside
+    this module) as a spec; errors name the file, the entry and its name."""
+    origin = f"{config.source}: " if config.source else ""
+    return [
+        spec_from_mapping(a.model_dump(), where=f"{origin}aggregates.{i} ({a.name})")
+        for i, a in enumerate(config.aggregates)
+        if a.source is not None or not tailed_only
+    ]

@@ -24,7 +24,7 @@ from collectbus.aggregate import (
     read_aggregates,
     run_all,
 )
-from collectbus.aggregate.spec import spec_from_mapping
+from collectbus.aggregate.spec import specs_from_config
 from collectbus.cli.context import CliContext, pass_cli
 from collectbus.cli.output import duration_option, format_option, iso, render
 from collectbus.errors import CollectError, ConfigError
@@ -35,14 +35,11 @@ RUN_COLUMNS = ("aggregate", "kind", "rows_read", "groups", "last_id", "mismatche
 
 def _specs(cli: CliContext, names: tuple[str, ...]) -> list[AggregateSpec]:
     config = cli.config()
-    specs = [
-        spec_from_mapping(a.model_dump(), where=f"aggregates.{i} ({a.name})")
-        for i, a in enumerate(config.aggregates)
-    ]
+    specs = specs_from_config(config)
     if not specs:
         raise ConfigError(
             f"{config.source}: aggregates: none configured",
-            hint="add an [[aggregates]] table; see collectors/sqltail/README.md",
+            hint="add an [[aggregates]] table; see src/collectbus/aggregate/sqltail/README.md",
         )
     if names:
         known = {s.name for s in specs}

@@ -114,7 +114,7 @@ def serve(
     whatever retention deletes; they are kept in the store, and a restart
     continues them. Stop with Ctrl-C or SIGTERM.
     """
-    from collectbus.aggregate.spec import spec_from_mapping
+    from collectbus.aggregate.spec import specs_from_config
     from collectbus.clock import SystemClock
     from collectbus.pipeline import Pipeline
     from collectbus.serve import ServeApp, default_sources, make_server
@@ -125,10 +125,7 @@ def serve(
 
     timed = _with_connect_timeout(cli.config().store.url)
     config = cli.config(**{"store.url": timed}) if timed else cli.config()
-    specs = [
-        spec_from_mapping(a.model_dump(), where=f"{config.source}: aggregates.{i} ({a.name})")
-        for i, a in enumerate(config.aggregates)
-    ]
+    specs = specs_from_config(config)
     if run_aggregates and not specs:
         raise ConfigError(
             f"{config.source}: --aggregate: no [[aggregates]] configured",

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-import collectbus.collectors.sqltail as sqltail
+import collectbus.aggregate as aggregate_package
+from collectbus.aggregate.spec import specs_from_config
 from collectbus.config import load_config
 from collectbus.errors import ConfigError
 from tests.integration.cli_helpers import collectbus, collectbus_env
 
-SAMPLE = Path(sqltail.__file__).with_name("sqltail.sample.toml")
+SAMPLE = Path(aggregate_package.__file__).parent / "sqltail" / "sqltail.sample.toml"
 AGENTS = ("planner", "coder", "reviewer")
 
 
@@ -158,7 +159,7 @@ def test_aggregate_config_is_validated(tmp_path: Path, toml: str, message: str) 
 
 def test_sample_config_loads() -> None:
     config = load_config(SAMPLE, env={})
-    specs = sqltail.specs_from_config(config, tailed_only=True)
+    specs = specs_from_config(config, tailed_only=True)
     assert [s.name for s in specs] == ["agent_latency", "agent_status"]
     assert specs[0].refresh_every_s == 3600.0
     assert specs[1].filters == (("status", ("ok", "error", "timeout")),)
