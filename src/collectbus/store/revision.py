@@ -31,7 +31,7 @@ def read_revision(conn: Connection) -> str | None:
         ).scalar()
     else:
         found = conn.exec_driver_sql(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?)",
             (VERSION_TABLE,),
         ).scalar()
     if not found:
