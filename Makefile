@@ -1,6 +1,8 @@
 # collectbus: two commands on a fresh machine.
 #   make run    install into .venv and collect host metrics into ./collectbus.db
 #   make test   install into .venv and run every test (SQLite and PostgreSQL)
+# Also: make test-fast (the tests that are not slow and need neither PostgreSQL nor
+# Slurm), make lint, make bench.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -9,7 +11,7 @@ RUN_ARGS ?= --duration 15s --interval 1s
 # bench/incremental.py goes up to 10M rows; e.g. INCREMENTAL_ARGS="--max-rows 1000000" is quicker.
 INCREMENTAL_ARGS ?=
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test test-fast lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +27,9 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -m "not slow and not postgres and not slurm"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -29,6 +29,15 @@ def _unavailable(reason: str) -> NoReturn:
     pytest.skip(f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {reason}")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``postgres`` every test that uses the ``postgres_url`` fixture, directly
+    or through another fixture, so that ``-m "not postgres"`` leaves them all out
+    (the PostgreSQL cases of ``store_url`` carry the mark through their param)."""
+    for item in items:
+        if "postgres_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)
+
+
 @pytest.fixture(scope="session")
 def _pg_admin_ok() -> str | None:
     """None if the server answers, else why not (checked once per session)."""

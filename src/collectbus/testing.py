@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 
+from collectbus.clock import NS_PER_S
 from collectbus.procfields import MEMINFO_COLUMNS, VMSTAT_COLUMNS
 from collectbus.records import (
     CgroupRow,
@@ -23,7 +24,6 @@ from collectbus.records import (
     UptimeRow,
 )
 
-NS_PER_S = 1_000_000_000
 #: The default boot time of every fake host: 2020-09-13 12:26:40 UTC.
 BOOT_TIME_S = 1_600_000_000
 #: meminfo and vmstat keys this fake kernel does not have (stored as NULL).

@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 import time
 
+from collectbus.clock import NS_PER_S
 from collectbus.records import JobRecord
 
-NS_PER_S = 1_000_000_000
 #: PBS job state letters for the neutral states (PBS reference guide, "Job States").
 PBS_LETTERS = {
     "queued": "Q",

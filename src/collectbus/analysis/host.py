@@ -40,10 +40,10 @@ from collectbus.analysis.summary import (
     CPU_FIELDS,
     EXCLUDED_DISKS,
     EXCLUDED_IFACES,
-    NS_PER_S,
     RATE_COLUMNS,
     SECTOR_BYTES,
 )
+from collectbus.clock import NS_PER_S
 from collectbus.store import Store
 
 __all__ = [

@@ -31,6 +31,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from collectbus.clock import NS_PER_S
 from collectbus.store import Store
 from collectbus.store.jobquery import (
     JOB_FIELDS,
@@ -42,7 +43,6 @@ from collectbus.store.jobquery import (
 from collectbus.store.jobstate import HISTORY_COLUMNS
 from collectbus.store.snapshots import NODE_KEYFRAME_NS
 
-NS_PER_S = 1e9
 #: The three definitions of a job's wait, and the column each is in.
 WAIT_DEFINITIONS = {
     "queued": "wait_queued_s",

@@ -20,11 +20,11 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, cast
 
 from collectbus.analysis.counters import counter_step
+from collectbus.clock import NS_PER_S
 
 if TYPE_CHECKING:
     from collectbus.store import Store
 
-NS_PER_S = 1e9
 SECTOR_BYTES = 512
 BOOT_TIME_JITTER_S = 1
 

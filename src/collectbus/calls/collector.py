@@ -42,9 +42,10 @@ from collectbus.calls.capture import DEFAULT_MAX_TEXT, Capture, FailureCount, Fo
 from collectbus.calls.export import ExportFormat, document, write_export
 from collectbus.calls.handler import Entry, Handler
 from collectbus.calls.settings import Settings, Switch
-from collectbus.calls.stats import NS_PER_S, CallStats
+from collectbus.calls.stats import CallStats
 from collectbus.calls.view import HistoryView
 from collectbus.calls.wrappers import is_wrapper_frame, wrap
+from collectbus.clock import NS_PER_S
 from collectbus.records import CallRecord, Record
 
 F = TypeVar("F", bound=Callable[..., object])

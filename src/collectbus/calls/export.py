@@ -16,8 +16,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from collectbus import codec
 from collectbus.calls.stats import CallStats
+from collectbus.codec import dumps_json, from_plain, loads_json, to_plain
 from collectbus.errors import ParseError
 from collectbus.records import CallRecord
 
@@ -34,7 +34,7 @@ def document(
         "version": DOCUMENT_VERSION,
         **meta,
         "stats": {name: dataclasses.asdict(s) for name, s in stats.items()},
-        "records": [codec.to_plain(r) for r in records],
+        "records": [to_plain(r) for r in records],
     }
 
 
@@ -56,7 +56,7 @@ def write_export(
                 out.write("\n")
             else:
                 for record in records:
-                    out.write(codec.dumps_json(record))
+                    out.write(dumps_json(record))
                     out.write("\n")
         tmp.replace(target)
     finally:
@@ -78,10 +78,10 @@ def read_export(path: str | os.PathLike[str]) -> list[CallRecord]:
             raise ParseError(source, None, "records must be a list")
         if not all(isinstance(p, dict) for p in plain):
             raise ParseError(source, None, "every record must be an object")
-        records = [codec.from_plain(p, source=source) for p in plain]
+        records = [from_plain(p, source=source) for p in plain]
     else:
         records = [
-            codec.loads_json(line, source=f"{source}:{n}")
+            loads_json(line, source=f"{source}:{n}")
             for n, line in enumerate(text.splitlines(), start=1)
             if line.strip()
         ]

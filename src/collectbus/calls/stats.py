@@ -21,8 +21,8 @@ import numpy as np
 import numpy.typing as npt
 
 from collectbus.calls.handler import Entry
+from collectbus.clock import NS_PER_S
 
-NS_PER_S = 1e9
 PERCENTILES = (50.0, 95.0, 99.0)
 
 #: (wall-clock start ns, elapsed ns, error type or None) of a handler's last call.

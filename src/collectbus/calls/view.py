@@ -18,12 +18,12 @@ import numpy.typing as npt
 
 from collectbus.calls.handler import Entry, Handler
 from collectbus.calls.stats import (
-    NS_PER_S,
     CallStats,
     EntryColumns,
     group,
     stats_row,
 )
+from collectbus.clock import NS_PER_S
 from collectbus.records import CallRecord
 
 Index = npt.NDArray[np.intp]

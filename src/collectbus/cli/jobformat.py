@@ -8,8 +8,8 @@ from collections.abc import Callable, Sequence
 import click
 
 from collectbus.cli.output import iso, iso_utc
+from collectbus.clock import NS_PER_S
 
-NS_PER_S = 1_000_000_000
 #: What to do when a scheduler table holds nothing for the question asked.
 EMPTY_HINT = (
     "the PBS and Slurm collectors of `collectbus daemon start` store them; "

@@ -45,6 +45,7 @@ from operator import attrgetter
 
 from sqlalchemy import Connection, insert
 
+from collectbus.clock import NS_PER_S
 from collectbus.records import (
     CLUSTER_DETAIL,
     COMPLETE_LISTING,
@@ -67,7 +68,6 @@ from collectbus.store.jobstate import (
     DISAPPEARED,
     LOGGED_PROBLEMS,
     NO_SUBMIT,
-    NS_PER_S,
     ApplyResult,
     ClusterCache,
     Current,

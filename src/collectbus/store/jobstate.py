@@ -16,6 +16,7 @@ from operator import attrgetter
 
 from sqlalchemy import Connection, select
 
+from collectbus.clock import NS_PER_S
 from collectbus.records import FINAL_JOB_STATES, CollectionEvent, JobRecord
 from collectbus.store.bulk import RowTuple, bulk_insert
 from collectbus.store.jobrows import JOB_COLUMNS, TRACKED, key_problem
@@ -23,7 +24,6 @@ from collectbus.store.schema import jobs
 
 log = logging.getLogger("collectbus.store.jobs")
 
-NS_PER_S = 1_000_000_000
 #: Finished jobs seen within this time are loaded into the cache at start.
 CACHE_HORIZON_NS = 14 * 86400 * NS_PER_S
 #: Problems logged one by one per collection; the rest are counted.

@@ -46,8 +46,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TypeGuard, TypeVar
 
+from collectbus.clock import NS_PER_S
 from collectbus.collectors.slurm.states import (
-    NS_PER_S,
     decode_wait_status,
     epoch_ns,
     expand_hostlist,

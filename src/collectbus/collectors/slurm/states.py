@@ -12,9 +12,8 @@ import math
 import re
 from datetime import datetime, tzinfo
 
+from collectbus.clock import NS_PER_S
 from collectbus.values import fit_int64
-
-NS_PER_S = 1_000_000_000
 
 _JOB_STATES = {
     "PENDING": "queued",
