@@ -24,7 +24,7 @@ from collectbus.clock import NS_PER_S, Clock, SystemClock
 from collectbus.collectors.base import Collector
 from collectbus.collectors.host.filters import FilterConfig
 from collectbus.collectors.run import CommandRunner
-from collectbus.collectors.slurm.collector import settings_from_config
+from collectbus.collectors.slurm.collector import SlurmSettings
 from collectbus.config import Config, PbsConfig, SlurmConfig, database_url
 from collectbus.errors import SchemaError
 from collectbus.pipeline.sink import StoreSink
@@ -55,6 +55,24 @@ class Summary:
     #: Collections still waiting in the retry buffer, or dropped from it.
     unwritten: int
     database: str
+
+
+def slurm_settings(config: SlurmConfig) -> SlurmSettings:
+    """The Slurm collectors' settings from the ``[collectors.slurm]`` section.
+
+    The config is read here, where collectors are built, so that the
+    collectors never import the config (docs/architecture.md, "Import rules").
+    """
+    return SlurmSettings(
+        cluster=config.cluster,
+        bin_dir=config.bin_dir,
+        ssh_host=config.ssh_host,
+        timeout_s=config.timeout,
+        accounting=config.accounting,
+        sacct_lookback_s=config.sacct_lookback,
+        users=tuple(config.users),
+        states=tuple(config.states),
+    )
 
 
 def host_collector_options(config: Config) -> dict[str, object]:
@@ -115,7 +133,7 @@ def scheduler_collectors(
             )
         )
     if slurm.enabled:
-        settings = settings_from_config(slurm)
+        settings = slurm_settings(slurm)
         sections.append(
             (
                 "slurm",

@@ -53,7 +53,6 @@ from collectbus.collectors.slurm.text import (
     parse_scontrol_partitions,
     with_job_counts,
 )
-from collectbus.config import SlurmConfig
 from collectbus.errors import CollectError, CommandFailed, ParseError
 from collectbus.records import FINAL_JOB_STATES, JobRecord, Record, SystemRecord
 from collectbus.values import out_of_range_details
@@ -63,7 +62,6 @@ __all__ = [
     "SlurmNodesCollector",
     "SlurmPartitionsCollector",
     "SlurmSettings",
-    "settings_from_config",
 ]
 
 Accounting = Literal["auto", "slurmdbd", "jobcomp", "none"]
@@ -125,20 +123,6 @@ def _report_refused(
         ParseError(
             command, None, f"cluster {cluster}: {len(refused)} {what} refused: {shown}{more}"
         )
-    )
-
-
-def settings_from_config(config: SlurmConfig) -> SlurmSettings:
-    """The settings of the ``[collectors.slurm]`` section."""
-    return SlurmSettings(
-        cluster=config.cluster,
-        bin_dir=config.bin_dir,
-        ssh_host=config.ssh_host,
-        timeout_s=config.timeout,
-        accounting=config.accounting,
-        sacct_lookback_s=config.sacct_lookback,
-        users=tuple(config.users),
-        states=tuple(config.states),
     )
 
 
