@@ -99,6 +99,20 @@ def test_an_unknown_host_is_named(recording: tuple[Path, Path], tmp_path: Path) 
     assert f"{result}: no host 'nope'; hosts: " in done.stderr
 
 
+def test_a_missing_folder_is_refused_before_any_work(
+    recording: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # As cp does: a typo in the folder must not create a new tree.
+    result, db = recording
+    out = tmp_path / "no" / "such" / "report.html"
+    done = _report(tmp_path, db, "report", str(result), "--html", str(out))
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"collectbus: error: {out}: cannot write the report: no folder '{out.parent}'"
+    ]
+    assert not (tmp_path / "no").exists()
+
+
 def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 

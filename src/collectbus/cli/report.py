@@ -57,15 +57,17 @@ def report(
     """
     if (result is None) == (since is None):
         raise click.UsageError("give a RESULT.json file, or --since for the store (not both)")
+    out = Path(html_path)
+    if not out.parent.is_dir():
+        # As cp does: the folder must exist; a typo in it must not become a new tree.
+        raise RecordError(f"{out}: cannot write the report: no folder {str(out.parent)!r}")
     if result is not None:
         data = load(result)
         page = _from_recording(data, result, host_name, title)
     else:
         assert since is not None
         page = _from_store(cli, since, until, host_name, title)
-    out = Path(html_path)
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(render(page), encoding="utf-8")
     except OSError as err:
         raise RecordError(f"{out}: cannot write the report: {err.strerror or err}") from err
