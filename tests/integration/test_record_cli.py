@@ -174,3 +174,39 @@ def test_an_ssh_option_without_a_value_is_a_usage_error(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 2
     assert "'Port' is not KEY=VALUE" in done.stderr
+
+
+def test_an_unwritable_out_folder_is_refused_before_the_command_runs(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    (tmp_path / "a-file").write_text("")
+    out = tmp_path / "a-file" / "results"  # under a regular file: no folder can be made
+    done = collectbus(
+        "record", f"--out={out}", "--", "touch", str(marker),
+        cwd=tmp_path, env=collectbus_env(tmp_path, f"sqlite:///{tmp_path / 'cb.db'}"),
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"collectbus: error: --out {out}: cannot write there: Not a directory"
+    ]
+    assert not marker.exists()
+
+
+def test_a_folder_lost_during_the_run_gets_a_fallback_file_and_the_exit_code(
+    store_url: str, tmp_path: Path
+) -> None:
+    # CMD replaces the --out folder with a file: the write at the end fails.
+    out, spare = tmp_path / "results", tmp_path / "tmp"
+    spare.mkdir()
+    env = collectbus_env(tmp_path, store_url)
+    env["TMPDIR"] = str(spare)
+    done = collectbus(
+        "record", "--interval=0.2s", f"--out={out}", "--",
+        "sh", "-c", f"rmdir {out} && touch {out} && exit 3",
+        cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    (fallback,) = spare.glob("timeseries-*.json")
+    assert f"collectbus: error: {out / fallback.name}: cannot write the result" in done.stderr
+    assert f"collectbus: wrote the result to {fallback} instead" in done.stderr
+    assert "collectbus: stored in " in done.stderr  # the samples are in the store too
+    assert json.loads(fallback.read_text())["collectbus"]["exit_code"] == 3

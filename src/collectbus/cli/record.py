@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -110,6 +111,7 @@ def record(
             raise click.BadParameter(f"{option!r} is not KEY=VALUE", param_hint="--ssh-option")
     if ssh_config is not None and not Path(ssh_config).is_file():
         raise RecordError(f"--ssh-config {ssh_config}: no such file")
+    out = _writable_folder(Path(out_dir))
     config = cli.config()
     store = None if no_store else cli.open_store()
     try:
@@ -128,9 +130,43 @@ def record(
     finally:
         if store is not None:
             store.close()
-    path = write(data, Path(out_dir) / f"timeseries-{_stamp(data.start_time_ns)}.json")
+    name = f"timeseries-{_stamp(data.start_time_ns)}.json"
+    path: Path | None
+    try:
+        path = write(data, out / name)
+    except RecordError as err:
+        # The folder was writable when CMD started; the run is not thrown away.
+        click.echo(f"collectbus: error: {err}", err=True)
+        path = _write_fallback(data, name)
     _summary(data, path, store, recorder)
     sys.exit(code)
+
+
+def _writable_folder(folder: Path) -> Path:
+    """``--out``, created if missing and checked writable before CMD runs.
+
+    A destination that cannot be written is one line and exit 1, before the
+    benchmark has cost anything.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise RecordError(f"--out {folder}: cannot write there: {err.strerror or err}") from err
+    return folder
+
+
+def _write_fallback(data: TimeSeriesData, name: str) -> Path | None:
+    """Write the result to the temporary folder, saying where; None (and one
+    line) if even that fails. CMD's exit code is kept either way."""
+    try:
+        path = write(data, Path(tempfile.gettempdir()) / name)
+    except RecordError as err:
+        click.echo(f"collectbus: error: {err}", err=True)
+        return None
+    click.echo(f"collectbus: wrote the result to {path} instead", err=True)
+    return path
 
 
 def _run(recorder: Recorder, command: Sequence[str]) -> tuple[int, TimeSeriesData]:
@@ -176,7 +212,9 @@ def _stamp(time_ns: int) -> str:
     return when.strftime("%Y%m%dT%H%M%S.%fZ")[:-4] + "Z"
 
 
-def _summary(data: TimeSeriesData, path: Path, store: Store | None, recorder: Recorder) -> None:
+def _summary(
+    data: TimeSeriesData, path: Path | None, store: Store | None, recorder: Recorder
+) -> None:
     for host in data.hosts_requested:
         good = len(data.good_samples(host))
         errors = data.errors_by_host.get(host)
@@ -195,5 +233,6 @@ def _summary(data: TimeSeriesData, path: Path, store: Store | None, recorder: Re
             else f"{store.url} ({recorder.store_errors} failed writes)"
         )
         click.echo(f"collectbus: stored in {where}", err=True)
-    click.echo(f"collectbus: result: {path}", err=True)
-    click.echo(f"next: collectbus report {path} --html report.html", err=True)
+    if path is not None:
+        click.echo(f"collectbus: result: {path}", err=True)
+        click.echo(f"next: collectbus report {path} --html report.html", err=True)
