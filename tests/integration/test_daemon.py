@@ -21,7 +21,8 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 
 def test_start_status_stop(tmp_path: Path, env: dict[str, str]) -> None:
-    started = collectbus("daemon", "start", cwd=tmp_path, env=env)
+    # --wait and --timeout take durations like every other time option.
+    started = collectbus("daemon", "start", "--wait", "20s", cwd=tmp_path, env=env)
     assert started.returncode == 0, started.stderr
     assert "started (pid" in started.stdout
     try:
@@ -47,7 +48,7 @@ def test_start_status_stop(tmp_path: Path, env: dict[str, str]) -> None:
         assert "already running" in again.stderr
         assert again.stderr.count("\n") <= 2  # one line, and a hint
     finally:
-        stopped = collectbus("daemon", "stop", cwd=tmp_path, env=env)
+        stopped = collectbus("daemon", "stop", "--timeout", "1m", cwd=tmp_path, env=env)
     assert_stopped(stopped, tmp_path, env)
     log = (tmp_path / "collectbus.log").read_text()
     assert "received SIGTERM" in log

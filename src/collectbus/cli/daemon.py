@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from collectbus.cli.context import CliContext, pass_cli
-from collectbus.cli.output import details_text, format_option, iso, render
+from collectbus.cli.output import details_text, duration_option, format_option, iso, render
 from collectbus.errors import DaemonError, SchemaError, StoreError
 from collectbus.pidfile import running, wait_released
 
@@ -49,7 +49,12 @@ def _start_error(log_path: Path) -> str:
 
 @daemon.command()
 @click.option(
-    "--wait", default=10.0, show_default=True, help="Seconds to wait for the daemon to come up."
+    "--wait",
+    callback=duration_option,
+    default="10s",
+    show_default=True,
+    metavar="TIME",
+    help="How long to wait for the daemon to come up (10s, 1m, 500ms).",
 )
 @pass_cli
 def start(cli: CliContext, wait: float) -> None:
@@ -113,7 +118,14 @@ def start(cli: CliContext, wait: float) -> None:
 
 
 @daemon.command()
-@click.option("--timeout", default=15.0, show_default=True, help="Seconds to wait after SIGTERM.")
+@click.option(
+    "--timeout",
+    callback=duration_option,
+    default="15s",
+    show_default=True,
+    metavar="TIME",
+    help="How long to wait after SIGTERM (15s, 1m).",
+)
 @pass_cli
 def stop(cli: CliContext, timeout: float) -> None:
     """Stop the daemon with SIGTERM; it writes what it holds and exits."""

@@ -107,7 +107,7 @@ GLOBAL_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (
         ("--config", "config_path"),
         {
-            "metavar": "PATH",
+            "metavar": "FILE",
             "help": "Config file (default: ./collectbus.toml, then ~/.config/collectbus/,"
             " then /etc/collectbus/).",
         },

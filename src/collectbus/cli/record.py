@@ -65,6 +65,7 @@ _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     default=3600,
     show_default=True,
     type=click.IntRange(min=1),
+    metavar="N",
     help="Samples kept per host; beyond it the oldest are dropped (and counted).",
 )
 @click.option(

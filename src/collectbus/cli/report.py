@@ -37,7 +37,7 @@ _FAILED = frozenset({"error", "timeout"})
     type=click.Path(dir_okay=False),
     help="Where to write the page.",
 )
-@click.option("--title", metavar="TEXT", help="Page title (default: from the source).")
+@click.option("--title", metavar="TITLE", help="Page title (default: from the source).")
 @pass_cli
 def report(
     cli: CliContext,

@@ -107,7 +107,7 @@ def test_help_says_so(tmp_path: Path) -> None:
     done = _run("--help", cwd=tmp_path)
     assert "Options may also follow the command" in done.stdout
     sub = _run("jobs", "--help", cwd=tmp_path)
-    for option in ("--config PATH", "--db URL", "--proc-root DIR", "-v, --verbose"):
+    for option in ("--config FILE", "--db URL", "--proc-root DIR", "-v, --verbose"):
         assert option in sub.stdout
 
 
