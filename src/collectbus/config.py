@@ -23,6 +23,7 @@ that only read the store, without pydantic), are in :mod:`collectbus.configfile`
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import socket
@@ -36,6 +37,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    StrictBool,
     ValidationError,
     field_validator,
     model_validator,
@@ -84,7 +86,7 @@ class BusConfig(_Section):
 
 
 class HostConfig(_Section):
-    enabled: bool = True
+    enabled: StrictBool = True
     proc_root: str = "/proc"
     tier: str = "system"
     interval: Duration | None = None
@@ -97,7 +99,7 @@ class HostConfig(_Section):
     #: Regular expressions on device names (searched); see collectors/host/filters.py.
     disk_include: list[str] = Field(default_factory=list)
     disk_exclude: list[str] = Field(default_factory=lambda: list(DEFAULT_DISK_EXCLUDE))
-    disk_partitions: bool = False
+    disk_partitions: StrictBool = False
     net_include: list[str] = Field(default_factory=list)
     net_exclude: list[str] = Field(default_factory=list)
     #: The most disks, and the most interfaces, collected; past it: dropped, counted, logged once.
@@ -115,7 +117,7 @@ class HostConfig(_Section):
 
 
 class HostInventoryConfig(_Section):
-    enabled: bool = True
+    enabled: StrictBool = True
     tier: str = "inventory"
     timeout: Duration = 10.0
 
@@ -131,7 +133,7 @@ class SlurmIntervals(_Section):
 class SlurmConfig(_Section):
     """``[collectors.slurm]``: the Slurm jobs, nodes and partitions collectors."""
 
-    enabled: bool = False
+    enabled: StrictBool = False
     #: The name records carry; unset takes Slurm's ClusterName.
     cluster: str | None = None
     #: The folder of squeue, sinfo, sacct and scontrol; unset looks them up in PATH.
@@ -174,7 +176,7 @@ class PbsIntervals(_Section):
 class PbsConfig(_Section):
     """PBS Professional / OpenPBS (``collectors/pbs/README.md``)."""
 
-    enabled: bool = False
+    enabled: StrictBool = False
     #: The name records carry, so that several clusters share one database.
     cluster: str = "pbs"
     #: Folder of qstat and pbsnodes; None: found on the PATH (of the login node).
@@ -185,7 +187,7 @@ class PbsConfig(_Section):
     ssh_host: str | None = None
     ssh_command: str = "ssh"
     #: The server keeps job history (``job_history_enable``): use ``qstat -x``.
-    history: bool = False
+    history: StrictBool = False
     #: The zone the server prints its times in (IANA name); None: the local zone.
     timezone: str | None = None
     #: Deadline of each command.
@@ -194,7 +196,7 @@ class PbsConfig(_Section):
     spool_dir: str | None = "pbs-spool"
     #: Give unchanged jobs fresh records each collection. Off: an unchanged job's
     #: record is the one given last time, and the store takes the collection's time.
-    renew_unchanged: bool = False
+    renew_unchanged: StrictBool = False
     tier: str = "inventory"
     intervals: PbsIntervals = Field(default_factory=PbsIntervals)
 
@@ -250,7 +252,7 @@ class RetentionConfig(_Section):
 class PrivacyConfig(_Section):
     #: Scrub personal fields (owner, account, job name, e-mail, comment,
     #: environment, paths) from stored raw scheduler payloads.
-    scrub: bool = False
+    scrub: StrictBool = False
 
 
 class DaemonConfig(_Section):
@@ -344,14 +346,44 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: object) -> None:
     node[leaf] = value
 
 
+def _did_you_mean(loc: tuple[int | str, ...]) -> str:
+    """``; did you mean 'x'?`` for an unknown key close to a known one, else ''."""
+    model: object = Config
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue  # a list's item: the model is the list's
+        fields = getattr(model, "model_fields", None)
+        if fields is None or part not in fields:
+            return ""
+        model = _model_of(fields[part].annotation)
+    fields = getattr(model, "model_fields", None)
+    if fields is None:
+        return ""
+    close = difflib.get_close_matches(str(loc[-1]), list(fields), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _model_of(annotation: object) -> object:
+    """The model class an annotation holds: itself, or a list's item type."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return None
+
+
 def _format_validation(
     source: str, origins: Mapping[str, str], err: ValidationError
 ) -> ConfigError:
-    first = err.errors()[0]
+    errors = err.errors()
+    # A misspelt key is the likeliest cause of the others (a required key
+    # "missing"): name it first.
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     key = ".".join(str(p) for p in first["loc"]) or "(top level)"
     msg = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
-        msg = "unknown key"
+        msg = "unknown key" + _did_you_mean(first["loc"])
     if not first["loc"] and ": " in msg:
         # A check across keys names its key in the message.
         key, _, msg = msg.partition(": ")

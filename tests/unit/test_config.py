@@ -55,7 +55,17 @@ def test_user_config_used_when_no_local_file(
 @pytest.mark.parametrize(
     ("toml", "message"),
     [
-        ("[store]\nurll = 1\n", "store.urll: unknown key"),
+        ("[store]\nurll = 1\n", "store.urll: unknown key; did you mean 'url'\\?"),
+        ("[collectors.slurm]\nenable = true\n", "unknown key; did you mean 'enabled'\\?"),
+        (
+            '[[aggregates]]\nname = "a"\ntabel = "t"\n',
+            "aggregates.0.tabel: unknown key; did you mean 'table'\\? \\(and 1 more\\)",
+        ),
+        ("[bus]\nzzz = 1\n", "bus.zzz: unknown key \\(|bus.zzz: unknown key$"),
+        (
+            '[collectors.pbs]\nenabled = "yes"\n',
+            "collectors.pbs.enabled: Input should be a valid boolean",
+        ),
         ('[collectors.host]\ninterval = "soon"\n', "collectors.host.interval"),
         ("[bus]\njitter = 2.0\n", "bus.jitter"),
         ("[bus\n", "invalid TOML"),
