@@ -84,6 +84,8 @@ _IDENTIFIERS = frozenset({"pid", "id", "seq", "job_id"})
 def _cell(value: object, column: str = "") -> str:
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"  # as qstat -Q and sinfo print them
     if isinstance(value, float):
         if math.isnan(value):
             return ""

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import click
 import pytest
@@ -53,3 +54,15 @@ def test_render_json_csv_table(capsys: pytest.CaptureFixture[str]) -> None:
 def test_parse_time_rejects_out_of_range(bad: str) -> None:
     with pytest.raises(click.BadParameter):
         parse_time(bad, now_ns=NOW)
+
+
+def test_tables_show_booleans_as_yes_and_no(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = [{"queue": "workq", "enabled": True, "started": False}]
+    render(rows, "table")
+    out = capsys.readouterr().out
+    assert "True" not in out and "False" not in out
+    assert re.findall(r"\b(?:yes|no)\b", out) == ["yes", "no"]
+    render(rows, "json")  # JSON keeps real booleans
+    assert json.loads(capsys.readouterr().out) == [
+        {"queue": "workq", "enabled": True, "started": False}
+    ]
