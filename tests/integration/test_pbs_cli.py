@@ -48,8 +48,8 @@ def test_collect_pbs_queues_as_a_table(tmp_path: Path) -> None:
     assert "pbs queues: 14" in result.stdout
     cpu = next(line for line in result.stdout.splitlines() if line.split()[:1] == ["cpu"])
     assert [cell for cell in cpu.split() if cell != "│"][1:] == [
-        "True",
-        "True",
+        "yes",
+        "yes",
         "1,041",
         "165",
         "805",
