@@ -30,11 +30,14 @@ def _setup(tmp_path: Path) -> tuple[Scenario, dict[str, str], str]:
     return scenario, env, url
 
 
-def _jobs(tmp_path: Path, env: dict[str, str]) -> tuple[dict[str, str], str]:
+def _jobs(tmp_path: Path, env: dict[str, str], code: int = 0) -> tuple[dict[str, str], str]:
     result = collectbus(
         "jobs", "--collect", "--since", "2022-10-01", "--format", "json", cwd=tmp_path, env=env
     )
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == code, result.stderr
+    if code == 1:  # nothing collected: nothing shown
+        assert result.stdout == ""
+        return {}, result.stderr
     return {r["job_id"]: r["state"] for r in json.loads(result.stdout)}, result.stderr
 
 
@@ -49,10 +52,16 @@ def test_jobs_collect_stores_each_step_then_shows_it(tmp_path: Path) -> None:
     assert shown == {JOB_A: "running", JOB_B: "held"}
 
     scenario.activate("down")
-    shown, stderr = _jobs(tmp_path, env)
-    assert shown == {JOB_A: "running", JOB_B: "held"}  # what is stored, nothing gone
-    line = next(x for x in stderr.splitlines() if x.startswith("collectbus: pbs-jobs: error"))
+    # qstat exits 255: the command failed, and says why once, without the bus's words.
+    _, stderr = _jobs(tmp_path, env, code=1)
+    line, error, hint = stderr.splitlines()
+    assert line.startswith("collectbus: pbs-jobs: error, 0 records: ")
     assert f"qstat -x -f -F json @{SERVER} on server {SERVER}: exited with status 255" in line
+    assert error == "collectbus: error: pbs-jobs: nothing collected"
+    assert hint == "  hint: the reason is on the line above"
+    scenario.activate("running")
+    shown, _ = _jobs(tmp_path, env)
+    assert shown == {JOB_A: "running", JOB_B: "held"}  # what is stored, nothing gone
 
     store = open_store(url)
     try:
@@ -68,6 +77,7 @@ def test_jobs_collect_stores_each_step_then_shows_it(tmp_path: Path) -> None:
         ("pbs-jobs", "ok"),
         ("pbs-jobs", "ok"),
         ("pbs-jobs", "error"),
+        ("pbs-jobs", "ok"),
     ]
     assert log[0]["details"]["job_listing"] == "complete"
     states = [(str(j), old, new) for j, field, old, new in rows if field == "state"]
@@ -101,3 +111,53 @@ def test_collect_with_no_scheduler_enabled_says_so(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "no scheduler collector is enabled" in result.stderr
     assert "[collectors.pbs]" in result.stderr
+
+
+def _failing_slurm(tmp_path: Path, env: dict[str, str], script: str, timeout: str = "5s") -> None:
+    """Add a Slurm section whose squeue, sinfo, sacct and scontrol run ``script``."""
+    bin_dir = tmp_path / "slurm-bin"
+    bin_dir.mkdir()
+    for name in ("squeue", "sinfo", "sacct", "scontrol"):
+        program = bin_dir / name
+        program.write_text(f"#!/bin/sh\n{script}\n")
+        program.chmod(0o755)
+    config = Path(env["COLLECTBUS_CONFIG"])
+    config.write_text(
+        config.read_text()
+        + f'[collectors.slurm]\nenabled = true\ncluster = "c1"\nbin_dir = "{bin_dir}"\n'
+        f'timeout = "{timeout}"\naccounting = "none"\n'
+    )
+
+
+def test_some_collections_failing_is_partly_done(tmp_path: Path) -> None:
+    # PBS answers, Slurm's squeue exits 255: PBS's jobs are stored and shown, exit 4.
+    _, env, _ = _setup(tmp_path)
+    _failing_slurm(tmp_path, env, "echo 'slurm_load_jobs error: Unable to contact' >&2; exit 255")
+    shown, stderr = _jobs(tmp_path, env, code=4)
+    assert shown == {JOB_A: "queued", JOB_B: "held"}
+    assert "collectbus: pbs-jobs: ok, 2 records" in stderr
+    assert "collectbus: slurm-jobs: error, 0 records: " in stderr
+    assert stderr.splitlines()[-1] == (
+        "collectbus: partly done: 1 of 2 collections failed (slurm-jobs)"
+    )
+    assert "backing off" not in stderr
+
+
+def test_a_hanging_or_garbled_scheduler_fails_the_command(tmp_path: Path) -> None:
+    env = collectbus_env(tmp_path, f"sqlite:///{tmp_path / 'collectbus.db'}")
+    config = tmp_path / "collectbus.toml"
+    config.write_text("")
+    env["COLLECTBUS_CONFIG"] = str(config)
+    _failing_slurm(tmp_path, env, "sleep 30", timeout="1s")
+    for args in (["jobs", "--collect"], ["nodes", "--collect"], ["queues", "--collect"]):
+        result = collectbus(*args, cwd=tmp_path, env=env)
+        assert result.returncode == 1, (args, result.stderr)
+        assert "timed out after 1 s" in result.stderr, args
+        assert "nothing collected" in result.stderr, args
+        assert "no jobs found" not in result.stderr, args
+    for name in ("squeue", "sinfo", "sacct", "scontrol"):
+        (tmp_path / "slurm-bin" / name).write_text("#!/bin/sh\necho '{\"jobs\": [{'\n")
+    result = collectbus("jobs", "--collect", cwd=tmp_path, env=env)
+    assert result.returncode == 1, result.stderr
+    assert "slurm-jobs: error, 0 records: " in result.stderr
+    assert "nothing collected" in result.stderr

@@ -272,7 +272,12 @@ def test_an_empty_database_says_so(
     assert collectbus("db", "init", cwd=tmp_path, env=env).returncode == 0
     out = collectbus("jobs", "--format", "json", cwd=tmp_path, env=env)
     assert (out.returncode, out.stdout.strip()) == (0, "[]")
-    assert out.stderr.startswith("collectbus: no jobs found;")
+    assert out.stderr.splitlines() == [
+        "collectbus: no jobs found",
+        "  hint: widen --since; or the PBS and Slurm collectors are off by default: set"
+        " enabled = true in [collectors.pbs] or [collectors.slurm], then run collectbus"
+        " daemon start",
+    ]
     # The other commands in this process, as the entry point runs them.
     for name, value in env.items():
         monkeypatch.setenv(name, value)

@@ -26,10 +26,10 @@ from collectbus.aggregate import (
 )
 from collectbus.aggregate.spec import specs_from_config
 from collectbus.cli.context import CliContext, pass_cli
+from collectbus.cli.exitcodes import EXIT_FAILED
 from collectbus.cli.output import duration_option, format_option, iso, render
 from collectbus.errors import CollectError, ConfigError
 
-EXIT_FAILED = 1
 RUN_COLUMNS = ("aggregate", "kind", "rows_read", "groups", "last_id", "mismatched", "error")
 
 

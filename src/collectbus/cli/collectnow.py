@@ -7,24 +7,73 @@ One collection of each enabled scheduler collector of the entity
 entries and job history as the daemon would store. A failed collection is one
 line on standard error naming its command, and the others are still stored;
 what is shown afterwards is read back from the store.
+
+The bus's own log lines (backoff, "no good result yet") are for a daemon that
+keeps going; a one-shot collection says each outcome once, here (``-v``
+shows the bus's lines too). When every collection failed nothing is shown
+and the command fails (exit 1); when only some did, what was stored is shown
+and the command exits 4, partly done (:mod:`collectbus.cli.exitcodes`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import contextlib
+import logging
+import sys
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass
 
 import click
 
 from collectbus.bus import CollectionBus
 from collectbus.cli.context import CliContext
+from collectbus.cli.exitcodes import EXIT_PARTIAL
 from collectbus.clock import SystemClock
-from collectbus.errors import ConfigError, StoreError
+from collectbus.errors import CollectError, ConfigError, StoreError
 from collectbus.pipeline import scheduler_collectors
 from collectbus.pipeline.sink import StoreSink
 
+#: The statuses of a collection that brought nothing.
+FAILED_STATUSES = frozenset({"error", "timeout"})
 
-def collect_now(cli: CliContext, entities: Collection[str]) -> None:
-    """Collect ``entities`` (``jobs``, ``nodes``, ``queues``, ``partitions``) once and store them."""
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one ``--collect`` did: the collections run and those that failed."""
+
+    collections: int
+    failed: tuple[str, ...]
+
+    def finish(self) -> None:
+        """After the listing: exit 4 (partly done) if some collections failed."""
+        if self.failed:
+            click.echo(
+                f"collectbus: partly done: {len(self.failed)} of {self.collections}"
+                f" collections failed ({', '.join(self.failed)})",
+                err=True,
+            )
+            sys.exit(EXIT_PARTIAL)
+
+
+@contextlib.contextmanager
+def _bus_quiet(verbose: int) -> Iterator[None]:
+    """The bus's warnings silenced for a one-shot collection, unless ``-v``."""
+    logger = logging.getLogger("collectbus.bus")
+    previous = logger.level
+    if not verbose:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
+def collect_now(cli: CliContext, entities: Collection[str]) -> Outcome:
+    """Collect ``entities`` (``jobs``, ``nodes``, ``queues``, ``partitions``) once and store them.
+
+    Raises :class:`~collectbus.errors.CollectError` when every collection
+    failed (each was named on standard error); else returns which failed.
+    """
     config = cli.config()
     chosen = scheduler_collectors(config, entities=entities)
     if not chosen:
@@ -42,19 +91,30 @@ def collect_now(cli: CliContext, entities: Collection[str]) -> None:
         compact_every_s=config.store.compact_every,
         retry_buffer=1,
     )
+    failed: list[str] = []
     try:
-        for entry in chosen:
-            bus.add(
-                entry.collector, tier=entry.tier, interval=entry.interval, timeout=entry.timeout
-            )
-        for entry in chosen:
-            result = bus.collect_now(entry.collector.name)
-            sink(result)
-            event = result.event
-            line = f"collectbus: {event.source}: {event.status}, {event.records} records"
-            click.echo(f"{line}: {event.error}" if event.error else line, err=True)
-            if sink.pending:
-                raise StoreError(f"{store.url}: {event.source} not stored: {sink.last_error}")
+        with _bus_quiet(cli.verbose):
+            for entry in chosen:
+                bus.add(
+                    entry.collector,
+                    tier=entry.tier,
+                    interval=entry.interval,
+                    timeout=entry.timeout,
+                )
+            for entry in chosen:
+                result = bus.collect_now(entry.collector.name)
+                sink(result)
+                event = result.event
+                line = f"collectbus: {event.source}: {event.status}, {event.records} records"
+                click.echo(f"{line}: {event.error}" if event.error else line, err=True)
+                if sink.pending:
+                    raise StoreError(f"{store.url}: {event.source} not stored: {sink.last_error}")
+                if event.status in FAILED_STATUSES:
+                    failed.append(event.source)
     finally:
         bus.stop()
         store.close()
+    if len(failed) == len(chosen):
+        names = ", ".join(failed)
+        raise CollectError(names, "nothing collected", hint="the reason is on the line above")
+    return Outcome(collections=len(chosen), failed=tuple(failed))

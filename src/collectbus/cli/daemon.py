@@ -15,11 +15,10 @@ from pathlib import Path
 import click
 
 from collectbus.cli.context import CliContext, pass_cli
+from collectbus.cli.exitcodes import EXIT_NOT_RUNNING
 from collectbus.cli.output import details_text, duration_option, format_option, iso, render
 from collectbus.errors import DaemonError, SchemaError, StoreError
 from collectbus.pidfile import running, wait_released
-
-EXIT_NOT_RUNNING = 3
 
 
 @click.group()

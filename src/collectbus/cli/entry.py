@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-EXIT_INTERRUPTED = 130
+from collectbus.cli.exitcodes import EXIT_INTERRUPTED  # constants alone: nothing to wait for
 
 
 def main() -> None:

@@ -7,13 +7,15 @@ from collections.abc import Callable, Sequence
 
 import click
 
+from collectbus.cli.context import CliContext
 from collectbus.cli.output import iso, iso_utc
 from collectbus.clock import NS_PER_S
+from collectbus.errors import CollectBusError
 
-#: What to do when a scheduler table holds nothing for the question asked.
-EMPTY_HINT = (
-    "the PBS and Slurm collectors of `collectbus daemon start` store them; "
-    "if they ran earlier, widen --since"
+#: Said when nothing was found and no scheduler collector is enabled.
+COLLECTORS_OFF = (
+    "the PBS and Slurm collectors are off by default: set enabled = true in"
+    " [collectors.pbs] or [collectors.slurm], then run collectbus daemon start"
 )
 
 
@@ -46,9 +48,31 @@ def when(ns: object, fmt: str) -> str | None:
     return iso(ns) if fmt == "table" else iso_utc(ns)
 
 
-def nothing(what: str, fmt: str) -> None:
-    """Say that there is nothing to show, on stderr; JSON still gets a list."""
-    click.echo(f"collectbus: no {what} found; {EMPTY_HINT}", err=True)
+def nothing(what: str, fmt: str, cli: CliContext | None = None, *, window: bool = True) -> None:
+    """Say that there is nothing to show, on stderr, with the likeliest way to
+    get some; JSON still gets a list.
+
+    ``window``: the command has ``--since`` (nodes and queues show the latest
+    rows, whatever their age). With ``cli``, the configuration says whether
+    any scheduler collector is on; a configuration that cannot be read is
+    not this command's error, and the hint then names both causes.
+    """
+    enabled: bool | None = None
+    if cli is not None:
+        try:
+            collectors = cli.config().collectors
+            enabled = collectors.pbs.enabled or collectors.slurm.enabled
+        except CollectBusError:
+            enabled = None
+    hints = []
+    if window:
+        hints.append("widen --since")
+    if enabled is not True:
+        hints.append(COLLECTORS_OFF)
+    elif not window:
+        hints.append("collect them now with --collect")
+    click.echo(f"collectbus: no {what} found", err=True)
+    click.echo(f"  hint: {'; or '.join(hints)}", err=True)
     if fmt == "json":
         click.echo("[]")
 

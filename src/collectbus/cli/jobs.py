@@ -9,6 +9,7 @@ imported by the command that runs, not with this module.
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
@@ -24,6 +25,9 @@ from collectbus.cli.jobformat import (
 from collectbus.cli.output import format_option, render, time_window
 from collectbus.errors import CollectBusError
 from collectbus.records import JOB_STATES
+
+if TYPE_CHECKING:
+    from collectbus.cli.collectnow import Outcome
 
 JOB_TABLE = (
     "cluster",
@@ -148,10 +152,11 @@ def jobs(
     from collectbus.store.jobquery import read_jobs
 
     since_ns, until_ns = time_window(since, until)
+    outcome: Outcome | None = None
     if collect:
         from collectbus.cli.collectnow import collect_now
 
-        collect_now(cli, {"jobs"})
+        outcome = collect_now(cli, {"jobs"})
     store = cli.read_store()
     try:
         with store.jobs.reading() as conn:
@@ -169,11 +174,13 @@ def jobs(
     finally:
         store.close()
     if not rows:
-        nothing("jobs", fmt)
-        return
-    shown = [_job_row(r, fmt) for r in rows]
-    columns = JOB_TABLE if fmt == "table" else _json_job_columns()
-    render(shown, fmt, columns=columns)
+        nothing("jobs", fmt, cli)
+    else:
+        shown = [_job_row(r, fmt) for r in rows]
+        columns = JOB_TABLE if fmt == "table" else _json_job_columns()
+        render(shown, fmt, columns=columns)
+    if outcome is not None:
+        outcome.finish()
 
 
 def _json_job_columns() -> tuple[str, ...]:
@@ -316,7 +323,7 @@ def history(
     finally:
         store.close()
     if not rows:
-        nothing("job changes", fmt)
+        nothing("job changes", fmt, cli)
         return
     shown = time_columns(rows, fmt, {"observed_ns": "time"})
     for row in shown:
@@ -342,10 +349,11 @@ def nodes(cli: CliContext, cluster: str | None, state: str | None, collect: bool
     the time of that row."""
     from collectbus.store.jobquery import latest_nodes
 
+    outcome: Outcome | None = None
     if collect:
         from collectbus.cli.collectnow import collect_now
 
-        collect_now(cli, {"nodes"})
+        outcome = collect_now(cli, {"nodes"})
     store = cli.read_store()
     try:
         with store.jobs.reading("read node_snapshots") as conn:
@@ -354,14 +362,16 @@ def nodes(cli: CliContext, cluster: str | None, state: str | None, collect: bool
         store.close()
     rows = [r for r in rows if state is None or r["state"] == state]
     if not rows:
-        nothing("nodes", fmt)
-        return
-    shown = time_columns(rows, fmt, {"observed_ns": "as_of"})
-    if fmt == "table":
-        for row in shown:
-            jobs_text = row.get("jobs")
-            row["jobs"] = len(str(jobs_text).split(",")) if jobs_text else 0
-    render(shown, fmt, columns=NODE_TABLE if fmt == "table" else None)
+        nothing("nodes", fmt, cli, window=False)
+    else:
+        shown = time_columns(rows, fmt, {"observed_ns": "as_of"})
+        if fmt == "table":
+            for row in shown:
+                jobs_text = row.get("jobs")
+                row["jobs"] = len(str(jobs_text).split(",")) if jobs_text else 0
+        render(shown, fmt, columns=NODE_TABLE if fmt == "table" else None)
+    if outcome is not None:
+        outcome.finish()
 
 
 @click.command()
@@ -373,10 +383,11 @@ def queues(cli: CliContext, cluster: str | None, collect: bool, fmt: str) -> Non
     """Queues (Slurm: partitions) as last recorded, with job counts."""
     from collectbus.store.jobquery import latest_queues
 
+    outcome: Outcome | None = None
     if collect:
         from collectbus.cli.collectnow import collect_now
 
-        collect_now(cli, {"queues", "partitions"})
+        outcome = collect_now(cli, {"queues", "partitions"})
     store = cli.read_store()
     try:
         with store.jobs.reading("read queue_snapshots") as conn:
@@ -384,7 +395,9 @@ def queues(cli: CliContext, cluster: str | None, collect: bool, fmt: str) -> Non
     finally:
         store.close()
     if not rows:
-        nothing("queues", fmt)
-        return
-    shown = time_columns(rows, fmt, {"observed_ns": "as_of"})
-    render(shown, fmt, columns=QUEUE_TABLE if fmt == "table" else None)
+        nothing("queues", fmt, cli, window=False)
+    else:
+        shown = time_columns(rows, fmt, {"observed_ns": "as_of"})
+        render(shown, fmt, columns=QUEUE_TABLE if fmt == "table" else None)
+    if outcome is not None:
+        outcome.finish()

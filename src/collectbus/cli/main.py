@@ -25,6 +25,7 @@ import click
 
 from collectbus import __version__
 from collectbus.cli.context import CliContext
+from collectbus.cli.exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from collectbus.cli.lazy import LazyCommand, LazyGroup
 from collectbus.cli.usage import describe_usage_error, one_line
 from collectbus.errors import CollectBusError, ConfigError
@@ -32,8 +33,6 @@ from collectbus.errors import CollectBusError, ConfigError
 _Command = TypeVar("_Command", bound=click.Command)
 
 PROG_NAME = "collectbus"
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 
 #: Every command, imported when it runs; the one-line help is what ``--help`` lists.
 COMMANDS = {
@@ -226,11 +225,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(err.exit_code)
     except click.Abort:
         click.echo("collectbus: aborted", err=True)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     except click.exceptions.NoArgsIsHelpError as err:
         if err.ctx.parent is None:  # ``collectbus`` alone: the help asked for, on stdout
             click.echo(err.format_message())
-            sys.exit(0)
+            sys.exit(EXIT_OK)
         err.show()  # a group named without its command: the group's help
         sys.exit(err.exit_code)
     except click.UsageError as err:
@@ -249,8 +248,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_USAGE if isinstance(err, ConfigError) else EXIT_FAILED)
     except KeyboardInterrupt:
         click.echo("collectbus: interrupted", err=True)
-        sys.exit(130)
-    sys.exit(0)
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(EXIT_OK)
 
 
 def _print_error(message: str, hint: str) -> None:

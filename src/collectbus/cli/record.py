@@ -25,13 +25,13 @@ from types import FrameType
 import click
 
 from collectbus.cli.context import CliContext, pass_cli
+from collectbus.cli.exitcodes import EXIT_NOT_STARTED
 from collectbus.cli.output import duration_option
 from collectbus.errors import RecordError
 from collectbus.record import Recorder, TimeSeriesData, write
 from collectbus.record.hosts import parse_hosts
 from collectbus.store import Store
 
-EXIT_NOT_STARTED = 127
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 

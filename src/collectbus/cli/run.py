@@ -12,9 +12,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from collectbus import codec
 from collectbus.cli.context import CliContext, pass_cli
+from collectbus.cli.exitcodes import EXIT_FAILED, EXIT_PARTIAL
 from collectbus.cli.output import FORMATS, duration_option, render
 from collectbus.collectors.base import CollectContext, close_collector
-from collectbus.errors import CollectError
+from collectbus.errors import CollectError, ConfigError
 from collectbus.pipeline import Pipeline, Summary, host_collector_options
 from collectbus.plugins import load_collector
 from collectbus.procfields import MEMINFO_COLUMNS
@@ -39,6 +40,12 @@ def run(cli: CliContext, duration: float | None, interval: float | None) -> None
     """Collect in the foreground into the store, then print a summary."""
     config = cli.config()
     pipeline = Pipeline(config, interval_s=interval)
+    if not pipeline.bus.health().collectors:
+        pipeline.store.close()
+        raise ConfigError(
+            f"{config.source}: every collector is disabled: nothing to run",
+            hint="set enabled = true in [collectors.host], [collectors.pbs] or [collectors.slurm]",
+        )
     stop = threading.Event()
     err_console = Console(stderr=True)
     click.echo(f"collecting into {pipeline.store.url}; Ctrl-C to stop", err=True)
@@ -53,7 +60,13 @@ def run(cli: CliContext, duration: float | None, interval: float | None) -> None
     _print_summary(summary)
     if summary.unwritten or summary.samples == 0:
         # Nothing (or not everything) reached the database: a script must notice.
-        sys.exit(1)
+        sys.exit(EXIT_FAILED)
+    if summary.errors:
+        click.echo(
+            f"collectbus: partly done: {summary.errors} collections failed; the others are stored",
+            err=True,
+        )
+        sys.exit(EXIT_PARTIAL)
 
 
 def _run_with_progress(
@@ -93,7 +106,7 @@ def _print_summary(summary: Summary) -> None:
         {"": "database", "value": summary.database},
     ]
     render(rows, "table", title="collectbus run")
-    if summary.samples:
+    if summary.samples and not summary.unwritten and not summary.errors:
         click.echo("next: collectbus host --since 10m", err=True)
 
 
