@@ -20,7 +20,8 @@ COLLECTORS_OFF = (
 
 
 def duration(seconds: float | None) -> str:
-    """``3d 04:05:06``, ``04:05:06`` or ``05:06``, for tables."""
+    """``3d 04:05:06`` or ``00:05:06``, for tables: always hours, minutes and
+    seconds, so that a column lines up and reads one way (as sacct's Elapsed)."""
     if seconds is None or seconds != seconds:  # None or NaN
         return ""
     sign = "-" if seconds < 0 else ""
@@ -28,9 +29,7 @@ def duration(seconds: float | None) -> str:
     days, rest = divmod(total, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
-    clock = (
-        f"{hours:02d}:{minutes:02d}:{secs:02d}" if hours or days else f"{minutes:02d}:{secs:02d}"
-    )
+    clock = f"{hours:02d}:{minutes:02d}:{secs:02d}"
     return f"{sign}{days}d {clock}" if days else f"{sign}{clock}"
 
 

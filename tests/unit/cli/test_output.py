@@ -7,6 +7,7 @@ import re
 import click
 import pytest
 
+from collectbus.cli.jobformat import duration
 from collectbus.cli.output import parse_time, render
 
 NOW = 1_800_000_000 * 10**9
@@ -67,3 +68,18 @@ def test_tables_show_booleans_as_yes_and_no(capsys: pytest.CaptureFixture[str]) 
     assert json.loads(capsys.readouterr().out) == [
         {"queue": "workq", "enabled": True, "started": False}
     ]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (168, "00:02:48"),
+        (21743, "06:02:23"),
+        (3 * 86400 + 4 * 3600 + 5 * 60 + 6, "3d 04:05:06"),
+        (-90, "-00:01:30"),
+        (None, ""),
+        (float("nan"), ""),
+    ],
+)
+def test_durations_read_one_way_in_a_column(seconds: float | None, shown: str) -> None:
+    assert duration(seconds) == shown
