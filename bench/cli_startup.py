@@ -35,9 +35,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from collectbus.records import CollectionEvent
+from collectbus.jobtrack.writer import TrackedStore
+from collectbus.records import COMPLETE_LISTING, CollectionEvent
 from collectbus.store import open as open_store
-from collectbus.store.jobs import COMPLETE_LISTING
 from collectbus.testing import make_host_sample
 from collectbus.testing_sched import make_pbs_job
 
@@ -95,7 +95,7 @@ def build_jobs_store(url: str, now_ns: int) -> None:
     )
     store = open_store(url)
     try:
-        store.write([*records, event])
+        TrackedStore(store).write([*records, event])
     finally:
         store.close()
 

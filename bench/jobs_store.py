@@ -3,9 +3,9 @@ and <= 50 ms when nothing changed (docs/architecture.md, "Schedulers": PBS
 ``qstat -f`` with 10k jobs, parsed and diffed, <= 1 s; the parse is measured
 by the parsers' benchmarks).
 
-Each cycle goes through ``Store.write`` as the daemon's store writer calls it:
-the records and a ``collection_log`` entry marked as a complete listing, in
-one transaction. Records are realistic PBS jobs (about 2.5 KB of raw payload
+Each cycle goes through the job tracker and ``Store.write`` as the daemon's
+store writer calls them (``TrackedStore.write``): the records and a
+``collection_log`` entry marked as a complete listing, in one transaction. Records are realistic PBS jobs (about 2.5 KB of raw payload
 each), and every cycle gets freshly built records, as a parser makes them.
 
 Anchor, in the same run: a naive upsert of every job of a listing
@@ -27,11 +27,12 @@ import time
 
 import psycopg
 
-from collectbus.records import CollectionEvent, JobRecord
+from collectbus.jobtrack.rows import job_row
+from collectbus.jobtrack.writer import TrackedStore
+from collectbus.records import COMPLETE_LISTING, CollectionEvent, JobRecord
 from collectbus.store import Store
 from collectbus.store import open as open_store
-from collectbus.store.jobrows import JOB_COLUMNS, job_row
-from collectbus.store.jobs import COMPLETE_LISTING
+from collectbus.store.jobrows import JOB_COLUMNS
 from collectbus.testing_sched import make_pbs_job
 from pgdb import pg_database
 
@@ -73,7 +74,7 @@ def snapshot(n: int, observed_ns: int, changed: frozenset[int] = frozenset()) ->
     return out
 
 
-def cycle(store: Store, records: list[JobRecord]) -> float:
+def cycle(store: TrackedStore, records: list[JobRecord]) -> float:
     event = CollectionEvent(
         source="pbs",
         host="bench",
@@ -110,26 +111,27 @@ def naive_upsert(store: Store, records: list[JobRecord]) -> float:
 def run(url: str, label: str, n: int, repeat: int) -> bool:
     changed = frozenset(i for i in range(n) if i % 20 == i // 20 % 20)  # 5 %, every state
     store = open_store(url)
+    jobs = TrackedStore(store)
     t = T0
     try:
-        t_first = cycle(store, snapshot(n, t))
+        t_first = cycle(jobs, snapshot(n, t))
         # Alternate between the base and the changed listing: 5 % change every cycle.
         t_changed, t_same, t_naive = [], [], []
         for k in range(repeat):
             t += 30 * S
             records = snapshot(n, t, changed if k % 2 == 0 else frozenset())
-            t_changed.append(cycle(store, records))
-            result = dataclasses.replace(store.jobs.last_result, messages=[])
+            t_changed.append(cycle(jobs, records))
+            result = dataclasses.replace(jobs.tracker.last_result, messages=[])
         for _ in range(repeat):
             t += 30 * S
             # Freshly built records with the last cycle's content, as a parser makes them.
             records = snapshot(n, t, changed if (repeat - 1) % 2 == 0 else frozenset())
-            t_same.append(cycle(store, records))
-            same = store.jobs.last_result
-        # A restarted daemon reloads the cache; every job's row is rewritten once.
-        store.jobs.forget()
+            t_same.append(cycle(jobs, records))
+            same = jobs.tracker.last_result
+        # A restarted daemon reloads what the store holds; every job's row is rewritten once.
+        jobs.tracker.forget()
         t += 30 * S
-        t_restart = cycle(store, snapshot(n, t, changed if (repeat - 1) % 2 == 0 else frozenset()))
+        t_restart = cycle(jobs, snapshot(n, t, changed if (repeat - 1) % 2 == 0 else frozenset()))
         for _ in range(3):
             t_naive.append(naive_upsert(store, records))
     finally:

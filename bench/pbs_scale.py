@@ -45,6 +45,7 @@ import psycopg
 
 from collectbus.collectors.pbs.incremental import IncrementalJobs
 from collectbus.collectors.pbs.parse import parse_qstat_jobs
+from collectbus.jobtrack.writer import TrackedStore
 from collectbus.records import CLUSTER_DETAIL, COMPLETE_LISTING, CollectionEvent, JobRecord
 from collectbus.store import Store
 from collectbus.store import open as open_store
@@ -115,7 +116,8 @@ class Stores:
     """The job stores a cycle is written to, and the time of the next cycle."""
 
     def __init__(self, stores: dict[str, Store]) -> None:
-        self.stores = stores
+        # Each store with the job tracker in front, as the daemon writes.
+        self.stores = {label: TrackedStore(store) for label, store in stores.items()}
         self.now_ns = T0_NS
 
     def tick(self) -> int:

@@ -24,6 +24,7 @@ from collectbus.analysis.jobs import (
     wait_times,
     walltime_efficiency,
 )
+from collectbus.jobtrack.writer import TrackedStore
 from collectbus.records import JobRecord, NodeRecord
 from collectbus.store import Store
 from collectbus.store import open as open_store
@@ -117,8 +118,9 @@ def _pbs_records() -> list[JobRecord]:
 
 @pytest.fixture
 def frame(store: Store) -> pd.DataFrame:
-    store.jobs.apply(_slurm_records(), complete=False)
-    store.jobs.apply(_pbs_records(), complete=False)
+    jobs = TrackedStore(store)
+    jobs.apply(_slurm_records(), complete=False)
+    jobs.apply(_pbs_records(), complete=False)
     return jobs_frame(store)
 
 
@@ -217,8 +219,9 @@ def test_queue_depth_and_node_states_follow_the_history(store: Store) -> None:
         ],
         [job(2, t0 + 3 * m, "running"), job(3, t0 + 3 * m, "queued", "debug")],  # 1 gone
     ]
+    jobs = TrackedStore(store)
     for listing in listings:
-        store.jobs.apply(listing, complete=True)
+        jobs.apply(listing, complete=True)
     depth = queue_depth(store, since_ns=t0, until_ns=t0 + 4 * m, step_ns=m)
     got = {
         (int((r.time_ns - t0) // m), r.queue): (r.queued, r.held, r.running)
@@ -247,9 +250,10 @@ def test_queue_depth_and_node_states_follow_the_history(store: Store) -> None:
             native_state=state,
         )
 
-    store.write([node("n1", t0, "idle"), node("n2", t0, "allocated")])
-    store.write([node("n1", t0 + m, "allocated"), node("n2", t0 + m, "allocated")])
-    store.write([node("n1", t0 + 2 * m, "down"), node("n2", t0 + 2 * m, "allocated")])
+    jobs = TrackedStore(store)
+    jobs.write([node("n1", t0, "idle"), node("n2", t0, "allocated")])
+    jobs.write([node("n1", t0 + m, "allocated"), node("n2", t0 + m, "allocated")])
+    jobs.write([node("n1", t0 + 2 * m, "down"), node("n2", t0 + 2 * m, "allocated")])
     states = node_states(store, since_ns=t0, until_ns=t0 + 3 * m, step_ns=m)
     assert states.to_dict("list") == {
         "time_ns": [t0, t0 + m, t0 + 2 * m],

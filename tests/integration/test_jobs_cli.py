@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from collectbus.cli.main import main
-from collectbus.records import CollectionEvent, NodeRecord, QueueRecord
+from collectbus.jobtrack.writer import TrackedStore
+from collectbus.records import COMPLETE_LISTING, CollectionEvent, NodeRecord, QueueRecord
 from collectbus.store import open as open_store
-from collectbus.store.jobs import COMPLETE_LISTING
 from collectbus.testing_sched import make_pbs_job
 from tests.integration.cli_helpers import collectbus, collectbus_env
 
@@ -64,6 +64,7 @@ def _populate(url: str, t0: int) -> None:
         ],
     ]
     store = open_store(url)
+    jobs = TrackedStore(store)
     try:
         for k, listing in enumerate(listings):
             t = t0 + k * 10 * M
@@ -92,7 +93,7 @@ def _populate(url: str, t0: int) -> None:
                 jobs_running=1,
                 jobs_held=1,
             )
-            store.write([*listing, *nodes, queue, _event(t)])  # type: ignore[list-item]
+            jobs.write([*listing, *nodes, queue, _event(t)])  # type: ignore[list-item]
     finally:
         store.close()
 

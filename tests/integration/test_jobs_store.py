@@ -13,10 +13,18 @@ import pytest
 import sqlalchemy as sa
 
 from collectbus.errors import StoreError
-from collectbus.records import CollectionEvent, JobRecord, NodeRecord, QueueRecord, SystemRecord
+from collectbus.jobtrack.state import CACHE_HORIZON_NS
+from collectbus.jobtrack.writer import TrackedStore
+from collectbus.records import (
+    COMPLETE_LISTING,
+    CollectionEvent,
+    JobRecord,
+    NodeRecord,
+    QueueRecord,
+    SystemRecord,
+)
 from collectbus.store import Store
 from collectbus.store import open as open_store
-from collectbus.store.jobs import COMPLETE_LISTING
 from collectbus.store.retention import RetentionLimits
 from collectbus.testing_sched import make_pbs_job
 
@@ -31,6 +39,12 @@ def store(store_url: str) -> Iterator[Store]:
     s = open_store(store_url)
     yield s
     s.close()
+
+
+@pytest.fixture
+def jobs(store: Store) -> TrackedStore:
+    """The job tracker in front of ``store``, as the pipeline's store writer has it."""
+    return TrackedStore(store)
 
 
 def _job(number: int, t: int, **kw: object) -> JobRecord:
@@ -79,10 +93,15 @@ CHANGES: list[tuple[str, dict[str, object], str | None, str | None]] = [
 
 @pytest.mark.parametrize(("field", "change", "old", "new"), CHANGES)
 def test_each_tracked_change_is_one_history_row(
-    store: Store, field: str, change: dict[str, object], old: str | None, new: str | None
+    store: Store,
+    jobs: TrackedStore,
+    field: str,
+    change: dict[str, object],
+    old: str | None,
+    new: str | None,
 ) -> None:
-    store.jobs.apply([_job(1, T0), _job(2, T0)], complete=True)
-    store.jobs.apply([_job(1, T0 + 30 * S, **change), _job(2, T0 + 30 * S)], complete=True)
+    jobs.apply([_job(1, T0), _job(2, T0)], complete=True)
+    jobs.apply([_job(1, T0 + 30 * S, **change), _job(2, T0 + 30 * S)], complete=True)
     rows = [r for r in _history(store) if r[6] != "first seen"]
     changed = [r for r in rows if r[3] == field]
     assert len(changed) == 1
@@ -93,9 +112,9 @@ def test_each_tracked_change_is_one_history_row(
     assert {r[3] for r in rows} <= {field, "substate"}
 
 
-def test_start_records_state_substate_and_exec_hosts(store: Store) -> None:
-    store.jobs.apply([_job(1, T0, nodes=2)], complete=True)
-    store.jobs.apply(
+def test_start_records_state_substate_and_exec_hosts(store: Store, jobs: TrackedStore) -> None:
+    jobs.apply([_job(1, T0, nodes=2)], complete=True)
+    jobs.apply(
         [_job(1, T0 + 30 * S, nodes=2, state="running", start_ns=T0 + 20 * S)], complete=True
     )
     rows = {r[3]: (r[4], r[5]) for r in _history(store) if r[6] is None}
@@ -107,28 +126,28 @@ def test_start_records_state_substate_and_exec_hosts(store: Store) -> None:
     assert len(new.split(",")) == 2
 
 
-def test_nothing_changed_writes_no_history_and_no_row(store: Store) -> None:
-    store.jobs.apply([_job(1, T0), _job(2, T0, state="running", start_ns=T0)], complete=True)
+def test_nothing_changed_writes_no_history_and_no_row(store: Store, jobs: TrackedStore) -> None:
+    jobs.apply([_job(1, T0), _job(2, T0, state="running", start_ns=T0)], complete=True)
     before = _history(store)
     for k in range(1, 4):
-        result = store.jobs.apply(
+        result = jobs.apply(
             [_job(1, T0 + k * 30 * S), _job(2, T0 + k * 30 * S, state="running", start_ns=T0)],
             complete=True,
         )
         assert (result.inserted, result.updated, result.history, result.unchanged) == (0, 0, 0, 2)
     assert _history(store) == before
     # The reloaded cache (a restarted daemon) agrees: nothing to record either.
-    store.jobs.forget()
-    store.jobs.apply(
+    jobs.tracker.forget()
+    jobs.apply(
         [_job(1, T0 + 200 * S), _job(2, T0 + 200 * S, state="running", start_ns=T0)], complete=True
     )
     assert _history(store) == before
 
 
-def test_usage_updates_the_row_without_history(store: Store) -> None:
+def test_usage_updates_the_row_without_history(store: Store, jobs: TrackedStore) -> None:
     running = {"state": "running", "start_ns": T0}
-    store.jobs.apply([_job(1, T0, walltime_used_s=10, **running)], complete=True)
-    result = store.jobs.apply([_job(1, T0 + 60 * S, walltime_used_s=70, **running)], complete=True)
+    jobs.apply([_job(1, T0, walltime_used_s=10, **running)], complete=True)
+    result = jobs.apply([_job(1, T0 + 60 * S, walltime_used_s=70, **running)], complete=True)
     assert (result.updated, result.history) == (1, 0)
     assert _rows(store, "SELECT walltime_used_seconds, last_seen_ns FROM jobs") == [
         (70, T0 + 60 * S)
@@ -138,11 +157,11 @@ def test_usage_updates_the_row_without_history(store: Store) -> None:
 # ---------------------------------------------------------------- identity
 
 
-def test_a_reused_id_with_a_new_submit_time_is_a_new_job(store: Store) -> None:
+def test_a_reused_id_with_a_new_submit_time_is_a_new_job(store: Store, jobs: TrackedStore) -> None:
     old = _job(7, T0, state="completed", start_ns=T0 - 50 * S, end_ns=T0 - 10 * S)
-    store.jobs.apply([old], complete=True)
+    jobs.apply([old], complete=True)
     new = dataclasses.replace(_job(7, T0 + DAY), submit_ns=T0 + DAY - 5 * S)
-    result = store.jobs.apply([new], complete=True)
+    result = jobs.apply([new], complete=True)
     assert result.inserted == 1
     rows = _rows(store, "SELECT job_id, submit_ns, state FROM jobs ORDER BY submit_ns")
     assert rows == [
@@ -154,13 +173,13 @@ def test_a_reused_id_with_a_new_submit_time_is_a_new_job(store: Store) -> None:
 
 
 def test_a_record_without_submit_time_joins_the_newest_job_of_its_id(
-    store: Store, caplog: pytest.LogCaptureFixture
+    store: Store, jobs: TrackedStore, caplog: pytest.LogCaptureFixture
 ) -> None:
-    store.jobs.apply([_job(1, T0)], complete=True)
+    jobs.apply([_job(1, T0)], complete=True)
     late = dataclasses.replace(_job(1, T0 + 30 * S, state="held"), submit_ns=None)
     orphan = dataclasses.replace(_job(2, T0 + 30 * S), submit_ns=None)
-    with caplog.at_level(logging.WARNING, logger="collectbus.store.jobs"):
-        result = store.jobs.apply([late, orphan, _job(3, T0 + 30 * S)], complete=False)
+    with caplog.at_level(logging.WARNING, logger="collectbus.jobtrack"):
+        result = jobs.apply([late, orphan, _job(3, T0 + 30 * S)], complete=False)
     assert (result.refused, result.inserted, result.updated) == (1, 1, 1)
     assert result.messages == [
         "cluster aurora job '2.pbs01.example.org': refused: no submit time, "
@@ -171,24 +190,26 @@ def test_a_record_without_submit_time_joins_the_newest_job_of_its_id(
         ("1.pbs01.example.org", "held"),
         ("3.pbs01.example.org", "queued"),
     ]
-    assert store.jobs.refused_total == 1
+    assert jobs.tracker.refused_total == 1
 
 
 # ---------------------------------------------------------------- disappearance
 
 
-def test_a_job_gone_from_a_complete_listing_disappears_then_completes_later(store: Store) -> None:
+def test_a_job_gone_from_a_complete_listing_disappears_then_completes_later(
+    store: Store, jobs: TrackedStore
+) -> None:
     running = {"state": "running", "start_ns": T0}
-    store.write([_job(1, T0, **running), _job(2, T0), _event(T0)])
+    jobs.write([_job(1, T0, **running), _job(2, T0), _event(T0)])
     # Job 1 leaves the live listing (qstat -f without -x) without an end seen.
-    store.write([_job(2, T0 + 30 * S), _event(T0 + 30 * S)])
+    jobs.write([_job(2, T0 + 30 * S), _event(T0 + 30 * S)])
     assert _rows(store, "SELECT job_id, state FROM jobs ORDER BY job_id") == [
         ("1.pbs01.example.org", "disappeared"),
         ("2.pbs01.example.org", "queued"),
     ]
     # Later, qstat -x (or sacct) reports its end: a finished record completes it.
     finished = _job(1, T0 + 90 * S, state="completed", start_ns=T0, end_ns=T0 + 40 * S)
-    store.write([finished, _event(T0 + 90 * S, complete=False)])
+    jobs.write([finished, _event(T0 + 90 * S, complete=False)])
     history = [(r[3], r[4], r[5], r[6]) for r in _history(store, "1.pbs01.example.org")]
     assert (
         "state",
@@ -203,12 +224,12 @@ def test_a_job_gone_from_a_complete_listing_disappears_then_completes_later(stor
     ) == [("completed", T0 + 40 * S, 0)]
 
 
-def test_an_empty_complete_listing_names_its_cluster(store: Store) -> None:
-    store.write([_job(1, T0), _event(T0)])
-    store.write([_event(T0 + 30 * S)])  # the queue is empty now
+def test_an_empty_complete_listing_names_its_cluster(store: Store, jobs: TrackedStore) -> None:
+    jobs.write([_job(1, T0), _event(T0)])
+    jobs.write([_event(T0 + 30 * S)])  # the queue is empty now
     assert _rows(store, "SELECT state FROM jobs") == [("disappeared",)]
     # Another cluster's listing leaves this one alone.
-    store.write([_job(9, T0 + 60 * S, cluster="polaris"), _event(T0 + 60 * S, cluster="polaris")])
+    jobs.write([_job(9, T0 + 60 * S, cluster="polaris"), _event(T0 + 60 * S, cluster="polaris")])
     assert _rows(store, "SELECT cluster, state FROM jobs ORDER BY cluster") == [
         ("aurora", "disappeared"),
         ("polaris", "queued"),
@@ -226,28 +247,30 @@ def test_an_empty_complete_listing_names_its_cluster(store: Store) -> None:
     ],
     ids=["partial", "error", "timeout", "stale", "not-a-complete-listing"],
 )
-def test_a_failed_or_partial_collection_marks_nothing(store: Store, event: CollectionEvent) -> None:
-    store.write([_job(1, T0), _job(2, T0), _event(T0)])
-    store.write([_job(2, T0 + 30 * S), event])
+def test_a_failed_or_partial_collection_marks_nothing(
+    store: Store, jobs: TrackedStore, event: CollectionEvent
+) -> None:
+    jobs.write([_job(1, T0), _job(2, T0), _event(T0)])
+    jobs.write([_job(2, T0 + 30 * S), event])
     assert _rows(store, "SELECT state FROM jobs ORDER BY job_id") == [("queued",), ("queued",)]
     assert all(r[5] != "disappeared" for r in _history(store))
-    assert store.jobs.apply([], complete=False).disappeared == 0
+    assert jobs.apply([], complete=False).disappeared == 0
 
 
 def test_a_rolled_back_collection_leaves_the_cache_as_it_was(
-    store: Store, monkeypatch: pytest.MonkeyPatch
+    store: Store, jobs: TrackedStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store.jobs.apply([_job(1, T0)], complete=True)
-    import collectbus.store.jobs as jobs_module
+    jobs.apply([_job(1, T0)], complete=True)
+    import collectbus.store.engine as engine_module
 
     def broken(*_a: object, **_k: object) -> None:
         raise sa.exc.OperationalError("INSERT", {}, Exception("disk I/O error"))
 
-    monkeypatch.setattr(jobs_module, "write_staged", broken)
+    monkeypatch.setattr(engine_module, "write_scheduler_rows", broken)
     with pytest.raises(StoreError, match="disk I/O error"):
-        store.jobs.apply([_job(1, T0 + 30 * S, state="held")], complete=True)
+        jobs.apply([_job(1, T0 + 30 * S, state="held")], complete=True)
     monkeypatch.undo()
-    result = store.jobs.apply([_job(1, T0 + 60 * S, state="held")], complete=True)
+    result = jobs.apply([_job(1, T0 + 60 * S, state="held")], complete=True)
     assert (result.updated, result.history) == (1, 2)  # state and substate, once
     assert [r[5] for r in _history(store)] == ["queued", "held", "20"]
 
@@ -255,12 +278,14 @@ def test_a_rolled_back_collection_leaves_the_cache_as_it_was(
 # ---------------------------------------------------------------- retention
 
 
-def test_retention_never_deletes_a_job_whose_history_is_kept(store: Store) -> None:
+def test_retention_never_deletes_a_job_whose_history_is_kept(
+    store: Store, jobs: TrackedStore
+) -> None:
     old = T0 - 400 * DAY
     done = {"state": "completed", "start_ns": old, "end_ns": old + 10 * S}
-    store.jobs.apply([make_pbs_job(1, submit_ns=old - S, observed_ns=old, **done)], complete=False)
-    store.jobs.apply([_job(2, T0 - 10 * DAY, **done)], complete=False)
-    store.jobs.apply([_job(3, T0 - 400 * DAY)], complete=False)  # still queued: never deleted
+    jobs.apply([make_pbs_job(1, submit_ns=old - S, observed_ns=old, **done)], complete=False)
+    jobs.apply([_job(2, T0 - 10 * DAY, **done)], complete=False)
+    jobs.apply([_job(3, T0 - 400 * DAY)], complete=False)  # still queued: never deleted
     # History kept 2 years: no job may go, although jobs are kept only 30 days.
     keep_history = RetentionLimits(job_history_days=730, jobs_days=30)
     assert store.cleanup(keep_history, now_ns=T0).rows == {"job_history": 0, "jobs": 0}
@@ -281,10 +306,10 @@ def test_retention_never_deletes_a_job_whose_history_is_kept(store: Store) -> No
     assert orphans == [(0,)]
 
 
-def test_retention_of_snapshots(store: Store) -> None:
+def test_retention_of_snapshots(store: Store, jobs: TrackedStore) -> None:
     for days in (100, 10):
         t = T0 - days * DAY
-        store.write(
+        jobs.write(
             [
                 NodeRecord(
                     cluster="aurora",
@@ -330,10 +355,12 @@ def _aurora_records() -> list[JobRecord]:
 
 
 @pytest.mark.parametrize("scrub", [False, True])
-def test_scrubbing_removes_personal_fields_from_the_raw_payload(store: Store, scrub: bool) -> None:
-    store.jobs.scrub = scrub
+def test_scrubbing_removes_personal_fields_from_the_raw_payload(
+    store: Store, jobs: TrackedStore, scrub: bool
+) -> None:
+    jobs.tracker.scrub = scrub
     records = _aurora_records()
-    store.jobs.apply(records, complete=False)
+    jobs.apply(records, complete=False)
     stored = _rows(store, "SELECT job_id, raw_json, username FROM jobs ORDER BY job_id")
     assert len(stored) == 4
     personal = (
@@ -368,7 +395,9 @@ def test_scrubbing_removes_personal_fields_from_the_raw_payload(store: Store, sc
 # ---------------------------------------------------------------- bad input
 
 
-def test_bad_records_are_repaired_or_refused_and_the_rest_is_stored(store: Store) -> None:
+def test_bad_records_are_repaired_or_refused_and_the_rest_is_stored(
+    store: Store, jobs: TrackedStore
+) -> None:
     huge = "x" * 2_000_000
     bad_bytes = b"sim\xff\xfe_run".decode("utf-8", "surrogateescape")
     records = [
@@ -379,7 +408,7 @@ def test_bad_records_are_repaired_or_refused_and_the_rest_is_stored(store: Store
         _job(5, T0, comment="nul\x00inside"),
         _job(6, T0),
     ]
-    result = store.jobs.apply(records, complete=False)
+    result = jobs.apply(records, complete=False)
     assert (result.inserted, result.refused, result.repaired) == (4, 2, 3)
     messages = "\n".join(result.messages)
     assert len(result.messages) == 5
@@ -400,14 +429,16 @@ def test_bad_records_are_repaired_or_refused_and_the_rest_is_stored(store: Store
     names = dict(_rows(store, "SELECT job_id, name FROM jobs"))
     assert names["2.pbs01.example.org"] == "sim\ufffd\ufffd_run"
     # The repaired job is unchanged at the next collection: no history, no rewrite.
-    again = store.jobs.apply([_job(1, T0 + 30 * S, comment=huge)], complete=False)
+    again = jobs.apply([_job(1, T0 + 30 * S, comment=huge)], complete=False)
     assert (again.unchanged, again.updated, again.history) == (1, 0, 0)
 
 
 # ---------------------------------------------------------------- snapshots
 
 
-def test_nodes_are_written_when_they_change_and_once_an_hour(store: Store) -> None:
+def test_nodes_are_written_when_they_change_and_once_an_hour(
+    store: Store, jobs: TrackedStore
+) -> None:
     def node(t: int, state: str, jobs: tuple[str, ...] = ()) -> NodeRecord:
         return NodeRecord(
             cluster="aurora",
@@ -423,7 +454,7 @@ def test_nodes_are_written_when_they_change_and_once_an_hour(store: Store) -> No
 
     times = [T0 + k * 300 * S for k in range(20)]  # every 5 minutes for 95 minutes
     for k, t in enumerate(times):
-        store.write([node(t, "allocated", ("1.pbs",)) if 3 <= k < 5 else node(t, "idle")])
+        jobs.write([node(t, "allocated", ("1.pbs",)) if 3 <= k < 5 else node(t, "idle")])
     rows = _rows(store, "SELECT observed_ns, state, jobs FROM node_snapshots ORDER BY observed_ns")
     assert rows == [
         (times[0], "idle", None),
@@ -433,7 +464,7 @@ def test_nodes_are_written_when_they_change_and_once_an_hour(store: Store) -> No
     ]
 
 
-def test_queue_and_system_records_are_kept_every_time(store: Store) -> None:
+def test_queue_and_system_records_are_kept_every_time(store: Store, jobs: TrackedStore) -> None:
     queue = QueueRecord(
         cluster="aurora",
         scheduler="pbs",
@@ -455,7 +486,7 @@ def test_queue_and_system_records_are_kept_every_time(store: Store) -> None:
         server_state="Active",
         jobs_total=12,
     )
-    store.write([queue, system, dataclasses.replace(queue, observed_ns=T0 + S)])
+    jobs.write([queue, system, dataclasses.replace(queue, observed_ns=T0 + S)])
     assert _rows(
         store, "SELECT observed_ns, jobs_queued, state_counts FROM queue_snapshots ORDER BY id"
     ) == [
@@ -468,9 +499,9 @@ def test_queue_and_system_records_are_kept_every_time(store: Store) -> None:
 
 
 def test_the_collection_and_its_log_entry_are_one_transaction(
-    store: Store, monkeypatch: pytest.MonkeyPatch
+    store: Store, jobs: TrackedStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    written = store.write([_job(1, T0), _job(2, T0), _event(T0)])
+    written = jobs.write([_job(1, T0), _job(2, T0), _event(T0)])
     assert written == 3
     assert _rows(store, "SELECT source, status FROM collection_log") == [("pbs", "ok")]
     # A collection whose last step fails leaves neither its jobs nor its log entry.
@@ -489,14 +520,16 @@ def test_the_collection_and_its_log_entry_are_one_transaction(
         native_state="free",
     )
     with pytest.raises(StoreError, match="full"):
-        store.write([_job(3, T0 + S), node, _event(T0 + S)])
+        jobs.write([_job(3, T0 + S), node, _event(T0 + S)])
     assert len(_rows(store, "SELECT * FROM collection_log")) == 1
     assert len(_rows(store, "SELECT * FROM jobs")) == 2
     assert len(_rows(store, "SELECT * FROM job_history")) == 2
 
 
-def test_a_number_too_large_for_its_column_is_stored_as_null(store: Store) -> None:
-    result = store.jobs.apply(
+def test_a_number_too_large_for_its_column_is_stored_as_null(
+    store: Store, jobs: TrackedStore
+) -> None:
+    result = jobs.apply(
         [dataclasses.replace(_job(3, T0), priority=2**70), _job(4, T0)], complete=False
     )
     assert (result.inserted, result.repaired) == (2, 1)
@@ -510,14 +543,15 @@ def test_a_number_too_large_for_its_column_is_stored_as_null(store: Store) -> No
     ]
 
 
-def test_evicted_jobs_are_found_again_in_the_database(store: Store) -> None:
+def test_evicted_jobs_are_found_again_in_the_database(store: Store, jobs: TrackedStore) -> None:
     done = {"state": "completed", "start_ns": T0, "end_ns": T0 + S}
-    store.jobs.apply([_job(1, T0, **done), _job(2, T0)], complete=True)
-    # Weeks later the clean-up drops the finished job from the cache, not from the table.
+    jobs.apply([_job(1, T0, **done), _job(2, T0)], complete=True)
+    # Weeks later the clean-up keeps the finished job's row, and the tracker lets it go.
     store.cleanup(RetentionLimits(), now_ns=T0 + 30 * DAY)
-    assert store.jobs.evict(T0 + 30 * DAY) == 0  # already gone from the cache
+    assert jobs.tracker.evict(T0 + 30 * DAY - CACHE_HORIZON_NS) == 1
+    assert jobs.tracker.evict(T0 + 30 * DAY - CACHE_HORIZON_NS) == 0  # already let go
     # A late finished listing (sacct over a long window) names it again: no new row.
-    result = store.jobs.apply([_job(1, T0 + 30 * DAY, **done)], complete=False)
+    result = jobs.apply([_job(1, T0 + 30 * DAY, **done)], complete=False)
     assert (result.inserted, result.history) == (0, 0)
     assert len(_rows(store, "SELECT * FROM jobs")) == 2
 
@@ -527,7 +561,7 @@ def test_a_job_is_found_by_its_id_through_an_index(sqlite_url: str) -> None:
     from collectbus.store.jobquery import read_history, read_jobs
 
     with open_store(sqlite_url) as store:
-        store.jobs.apply([_job(i, T0) for i in range(200)], complete=False)
+        TrackedStore(store).apply([_job(i, T0) for i in range(200)], complete=False)
         with store.engine.connect() as conn:
             conn.exec_driver_sql("ANALYZE")
         statements: list[str] = []

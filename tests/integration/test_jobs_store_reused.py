@@ -10,11 +10,12 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from collectbus.records import CollectionEvent, JobRecord
+from collectbus.jobtrack.state import ApplyResult
+from collectbus.jobtrack.tracker import LAST_SEEN_EVERY_NS
+from collectbus.jobtrack.writer import TrackedStore
+from collectbus.records import COMPLETE_LISTING, CollectionEvent, JobRecord
 from collectbus.store import Store
 from collectbus.store import open as open_store
-from collectbus.store.jobs import COMPLETE_LISTING, LAST_SEEN_EVERY_NS
-from collectbus.store.jobstate import ApplyResult
 from collectbus.testing_sched import make_pbs_job
 
 S = 10**9
@@ -84,14 +85,15 @@ def test_a_reused_record_object_is_stored_as_an_equal_fresh_copy(store: Store) -
     # "fresh" an equal copy every time.
     mine = {name: dataclasses.replace(r, cluster="reused") for name, r in originals.items()}
     results: dict[str, list[ApplyResult]] = {"reused": [], "fresh": []}
+    jobs = TrackedStore(store)
     for cluster in results:
         for t, names in CYCLES:
             if cluster == "reused":
                 records = [mine[name] for name in names]
             else:
                 records = [dataclasses.replace(originals[n], cluster=cluster) for n in names]
-            store.write([*records, _event(t, cluster)])
-            results[cluster].append(dataclasses.replace(store.jobs.last_result, messages=[]))
+            jobs.write([*records, _event(t, cluster)])
+            results[cluster].append(dataclasses.replace(jobs.tracker.last_result, messages=[]))
     assert results["reused"] == results["fresh"]
     assert [r.unchanged for r in results["reused"]] == [0, 3, 2, 2, 2, 2, 3, 2]
     for table in ("jobs", "job_history"):

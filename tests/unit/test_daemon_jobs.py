@@ -15,10 +15,9 @@ from collectbus.clock import NS_PER_S, FakeClock
 from collectbus.config import load_config
 from collectbus.pipeline import Pipeline
 from collectbus.pipeline.sink import StoreSink
-from collectbus.records import CollectionEvent, JobRecord
+from collectbus.records import COMPLETE_LISTING, CollectionEvent, JobRecord
 from collectbus.store import Store
 from collectbus.store import open as open_store
-from collectbus.store.jobs import COMPLETE_LISTING
 from collectbus.store.retention import RetentionLimits
 from collectbus.testing_sched import make_pbs_job
 
@@ -93,7 +92,7 @@ def test_the_sink_stores_jobs_and_applies_retention_on_schedule(
     assert _count(store, "SELECT count(*) FROM jobs") == 1
 
 
-def test_the_pipeline_passes_the_privacy_setting_to_the_store(tmp_path: Path) -> None:
+def test_the_pipeline_passes_the_privacy_setting_to_the_job_tracker(tmp_path: Path) -> None:
     config_file = tmp_path / "collectbus.toml"
     config_file.write_text(
         "[collectors.host]\nenabled = false\n[privacy]\nscrub = true\n"
@@ -104,7 +103,7 @@ def test_the_pipeline_passes_the_privacy_setting_to_the_store(tmp_path: Path) ->
     )
     pipeline = Pipeline(config, clock=FakeClock(start_ns=START_NS))
     try:
-        assert pipeline.store.jobs.scrub is True
+        assert pipeline.sink.jobs.tracker.scrub is True
         assert pipeline.sink.retention == RetentionLimits(
             job_history_days=400, snapshot_days=90, jobs_days=500
         )

@@ -86,6 +86,7 @@ def test_the_tree_is_parsed(graph: Imports) -> None:
         "collectbus.serve.http.app",
         "collectbus.pipeline",
         "collectbus.store",
+        "collectbus.jobtrack.tracker",
         "collectbus.collectors.host.collector",
         "collectbus.cli.entry",
         "collectbus.__main__",
@@ -126,6 +127,17 @@ def test_the_store_does_not_import_the_aggregate_engine(graph: Imports) -> None:
     # Migrations included: a migration that imported the engine's code would
     # change what it does when that code changes.
     assert not _offenders(graph, ["collectbus.store"], ["collectbus.aggregate"])
+
+
+def test_the_store_does_not_import_the_job_tracker(graph: Imports) -> None:
+    # The tracker reads the store and hands it rows; the store only writes them.
+    assert not _offenders(graph, ["collectbus.store"], ["collectbus.jobtrack"])
+
+
+def test_the_job_tracker_imports_no_front_end_nor_the_pipeline(graph: Imports) -> None:
+    # It sits between the bus and the store; the pipeline and the front ends use it.
+    forbidden = ["collectbus.cli", "collectbus.daemon", "collectbus.serve", "collectbus.pipeline"]
+    assert not _offenders(graph, ["collectbus.jobtrack"], forbidden)
 
 
 @pytest.mark.parametrize(

@@ -40,7 +40,7 @@ from collectbus.store.jobquery import (
     read_node_snapshots,
     read_state_changes,
 )
-from collectbus.store.jobstate import HISTORY_COLUMNS
+from collectbus.store.jobtables import HISTORY_COLUMNS
 from collectbus.store.snapshots import NODE_KEYFRAME_NS
 
 #: The three definitions of a job's wait, and the column each is in.

@@ -13,7 +13,7 @@ good result, marked stale.
 
 Job listings
 ------------
-The store (:class:`~collectbus.store.jobs.JobStore`) marks a job
+The job tracker (:mod:`collectbus.jobtrack.tracker`) marks a job
 ``disappeared`` when it is neither finished nor in a **complete** listing of
 its cluster's live jobs. A jobs collector says which listings are complete
 with :meth:`CollectContext.job_listing`, which puts two details in the

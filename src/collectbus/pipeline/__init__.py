@@ -182,7 +182,6 @@ class Pipeline:
         else:
             self.store = open_store(database_url(config), statement_timeout_s=timeout)
         self._stop: threading.Event | None = None
-        self.store.jobs.scrub = config.privacy.scrub
         self.sink = StoreSink(
             self.store,
             clock=self.clock,
@@ -196,6 +195,7 @@ class Pipeline:
             retention_every_s=config.retention.every,
             migrate=wait_for_store and store is None,
             on_fatal=self._halt,
+            scrub=config.privacy.scrub,
         )
         if wait_for_store:
             # Reachable now: migrated before collecting starts. Not reachable:

@@ -13,6 +13,10 @@ quarantine table and writes the rest of the collection
 (:mod:`collectbus.store.quarantine`); a collection refused as a whole all
 the same is counted in ``refused_collections``, logged once per cause, and
 dropped, so that it never holds back the collections after it.
+
+Scheduler records pass through the job tracker on their way
+(:class:`~collectbus.jobtrack.writer.TrackedStore`): the store is given the
+rows of what changed, and the tracker keeps what was written.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from collections.abc import Callable
 from collectbus.bus import Result
 from collectbus.clock import NS_PER_S, Clock
 from collectbus.errors import SchemaError, StoreError
+from collectbus.jobtrack.state import CACHE_HORIZON_NS
+from collectbus.jobtrack.writer import TrackedStore
 from collectbus.records import Record
 from collectbus.store import Store
 from collectbus.store.dberrors import RefusedError
@@ -75,8 +81,11 @@ class StoreSink:
         migrate: bool = False,
         on_fatal: Callable[[SchemaError], None] | None = None,
         checkpoint_every_s: float = CHECKPOINT_EVERY_S,
+        scrub: bool = False,
     ) -> None:
         self.store = store
+        #: The job tracker in front of the store; ``scrub`` is ``[privacy] scrub``.
+        self.jobs = TrackedStore(store, scrub=scrub)
         self.clock = clock
         self.compact_after_s = compact_after_s
         self.compact_every_ns = int(compact_every_s * NS_PER_S)
@@ -163,7 +172,7 @@ class StoreSink:
             while self._pending:
                 head = self._pending[0]
                 try:
-                    self.store.write(head)
+                    self.jobs.write(head)
                 except RefusedError as err:
                     self._pending.popleft()
                     self._refused(err)
@@ -256,6 +265,8 @@ class StoreSink:
         try:
             stats = self.store.cleanup(self.retention)
             self.cleanups += 1
+            # The tracker would otherwise hold every job ever seen.
+            self.jobs.tracker.evict(self.clock.time_ns() - CACHE_HORIZON_NS)
         except StoreError as err:
             self.last_error = str(err)
             log.error("store: retention clean-up failed: %s", err)

@@ -23,7 +23,7 @@ import math
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import (
@@ -43,16 +43,27 @@ from sqlalchemy.engine import URL, make_url
 
 from collectbus.clock import Clock, SystemClock
 from collectbus.errors import SchemaError, StoreError
-from collectbus.records import CallRecord, CollectionEvent, HostInventory, HostSample, Record
+from collectbus.records import (
+    CallRecord,
+    CollectionEvent,
+    HostInventory,
+    HostSample,
+    JobRecord,
+    NodeRecord,
+    QueueRecord,
+    Record,
+    SystemRecord,
+)
+from collectbus.store.bulk import RowTuple
 from collectbus.store.calls import COLUMNS as CALL_COLUMNS
 from collectbus.store.calls import call_rows, insert_calls, read_call_timings, read_calls
 from collectbus.store.dberrors import RefusedError, mapped_errors
 from collectbus.store.deadline import DEFAULT_STATEMENT_TIMEOUT_S, WATCHDOG, Guard
+from collectbus.store.events import EVENT_COLUMNS, event_row
 from collectbus.store.hostrows import read_host_rows
-from collectbus.store.hostsamples import RowTuple, insert_rows, sample_rows
+from collectbus.store.hostsamples import insert_rows, sample_rows
 from collectbus.store.inventory import read_inventories, write_inventories
-from collectbus.store.jobs import SCHEDULER_RECORDS, JobStore, complete_clusters
-from collectbus.store.jobstate import CACHE_HORIZON_NS, Staged, event_row
+from collectbus.store.jobtables import JobTables, SchedulerRows, write_scheduler_rows
 from collectbus.store.quarantine import (
     Careful,
     Refused,
@@ -178,23 +189,6 @@ def _sqlite_begin(conn: Connection) -> None:
         raise sa_exc.DBAPIError.instance(statement, None, err, sqlite3.Error) from err
 
 
-EVENT_COLUMNS = tuple(
-    event_row(CollectionEvent(source="", host="", started_ns=0, duration_ns=0, status=""))
-)
-
-
-@dataclass(frozen=True, slots=True)
-class _Parts:
-    """One collection, sorted by where it goes, its checkable rows checked."""
-
-    samples: list[HostSample]
-    inventories: list[HostInventory]
-    scheduler: list[Record]
-    events: list[CollectionEvent]
-    call_rows: list[RowTuple]
-    source: str | None
-
-
 def _screen_hosts(
     samples: list[HostSample], inventories: list[HostInventory], refused: list[Refused]
 ) -> tuple[list[HostSample], list[HostInventory]]:
@@ -275,6 +269,110 @@ def _event_writer(conn: Connection) -> Callable[[Sequence[RowTuple]], None]:
     return write
 
 
+@dataclass(slots=True)
+class _Tx:
+    """One collection's write transaction, as its writers see it."""
+
+    conn: Connection
+    step: Careful
+    #: PostgreSQL bulk path: COPY.
+    copy: bool
+    host_ids: dict[str, int]
+    #: What was left out so far (the collection's log line counts it).
+    refused: list[Refused]
+    #: The scheduler rows written, to be marked stored once committed.
+    stored: list[SchedulerRows] = field(default_factory=list)
+    host_names: dict[int, str] = field(default_factory=dict)
+
+    def wide_where(self, row: RowTuple) -> tuple[str | None, int | None]:
+        host_id, time_ns = row[0], row[1]
+        return self.host_names.get(host_id) if isinstance(host_id, int) else None, (
+            time_ns if isinstance(time_ns, int) else None
+        )
+
+
+def _scheduler_writer(conn: Connection, rows: SchedulerRows, copy: bool) -> Callable[[], None]:
+    def write() -> None:
+        write_scheduler_rows(conn, rows, copy=copy)
+
+    return write
+
+
+def _write_scheduler_rows(tx: _Tx, batches: list[SchedulerRows]) -> None:
+    for rows in batches:
+        what = f"{rows.records} scheduler records"
+        if tx.step.part("jobs", what, _scheduler_writer(tx.conn, rows, tx.copy)):
+            tx.stored.append(rows)
+
+
+def _write_samples(tx: _Tx, samples: list[HostSample]) -> None:
+    for table, rows in sample_rows(samples, tx.host_ids, tx.refused).items():
+        wide = WIDE_TABLES[table]
+        names_in_order = ("host_id", "time_ns", *wide.columns)
+        kept = screen(wide.table, names_in_order, rows, tx.wide_where, tx.refused)
+        tx.step.rows(table, kept, _wide_writer(tx.conn, wide, tx.copy), tx.wide_where)
+
+
+def _write_calls(tx: _Tx, records: list[CallRecord]) -> None:
+    rows = screen(calls, CALL_COLUMNS, call_rows(records), _call_where, tx.refused)
+    copy = tx.copy
+    tx.step.rows(
+        calls.name, rows, lambda some: insert_calls(tx.conn, list(some), copy=copy), _call_where
+    )
+
+
+def _write_inventories(tx: _Tx, inventories: list[HostInventory]) -> None:
+    for inventory in inventories:
+        tx.step.part(
+            host_inventory.name,
+            f"the inventory of {inventory.host} at {inventory.time_ns}",
+            _inventory_writer(tx.conn, inventory, tx.host_ids),
+        )
+
+
+def _write_events(tx: _Tx, events: list[CollectionEvent]) -> None:
+    # Last, so that the collection's log line counts what was left out.
+    n_refused = len(tx.refused)
+    rows = [
+        _event_tuple(e, with_count(e.details, n_refused if len(events) == 1 else 0)) for e in events
+    ]
+    rows = screen(collection_log, EVENT_COLUMNS, rows, _event_where, tx.refused)
+    tx.step.rows(collection_log.name, rows, _event_writer(tx.conn), _event_where)
+    tx.refused.extend(out_of_range_entries(events))
+
+
+@dataclass(frozen=True, slots=True)
+class _Writer:
+    """How the store writes one record type."""
+
+    write: Callable[[_Tx, list[Any]], None]
+    #: How many records a list of this type stands for.
+    count: Callable[[list[Any]], int] = len
+
+
+#: One writer per record type the store writes, in the order they are written
+#: within a collection's transaction. A record of a type not here is an error.
+WRITERS: dict[type, _Writer] = {
+    SchedulerRows: _Writer(_write_scheduler_rows, lambda rows: sum(r.records for r in rows)),
+    HostSample: _Writer(_write_samples),
+    CallRecord: _Writer(_write_calls),
+    HostInventory: _Writer(_write_inventories),
+    CollectionEvent: _Writer(_write_events),
+}
+_SCHEDULER_RECORDS = (JobRecord, NodeRecord, QueueRecord, SystemRecord)
+
+
+def _unknown(record: object) -> TypeError:
+    name = type(record).__name__
+    if isinstance(record, _SCHEDULER_RECORDS):
+        return TypeError(
+            f"the store cannot write {name}: scheduler records become rows in the job "
+            "tracker (collectbus.jobtrack.writer.TrackedStore writes them)"
+        )
+    known = ", ".join(t.__name__ for t in WRITERS)
+    return TypeError(f"the store cannot write {name}; it writes {known}")
+
+
 class Store:
     """Host samples, collection events and recorded calls in SQLite or PostgreSQL."""
 
@@ -302,12 +400,9 @@ class Store:
         # SQLite: until then, each commit is followed by a WAL checkpoint.
         self._checkpoint_each_until_ns = 0
         self._logged_causes: set[tuple[str, str | None, str]] = set()
-        #: Jobs, their history and scheduler snapshots (:mod:`collectbus.store.jobs`).
-        self.jobs = JobStore(
-            lambda action: self._transaction(action, write=True),
-            lambda action: self._transaction(action, write=False),
-            copy=use_copy and self.dialect == "postgresql",
-        )
+        #: Jobs, their history and scheduler snapshots read back
+        #: (:mod:`collectbus.store.jobtables`); the job tracker writes them.
+        self.jobs = JobTables(lambda action: self._transaction(action, write=False))
 
     # ------------------------------------------------------------ basics
 
@@ -465,51 +560,48 @@ class Store:
 
     # ------------------------------------------------------------ writing
 
-    def write(self, records: Iterable[Record]) -> int:
+    def write(self, records: Iterable[Record | SchedulerRows]) -> int:
         """Store one collection cycle in one transaction; return the records stored.
 
-        HostSamples go to the wide tables, CollectionEvents to
-        ``collection_log``, CallRecords to ``calls`` and scheduler records to
-        ``jobs``, ``job_history`` and the snapshot tables (diffed by
-        :class:`~collectbus.store.jobs.JobStore`). If the database cannot be
-        reached or cannot write, nothing of the cycle is stored (a
-        :class:`StoreError`). A value or row the database refuses is left out
-        and kept in the ``quarantine`` table, and the rest of the cycle is
-        stored (:mod:`collectbus.store.quarantine`).
+        Each record goes to the writer of its type (:data:`WRITERS`):
+        HostSamples to the wide tables, CallRecords to ``calls``,
+        HostInventories to ``host_inventory``, CollectionEvents to
+        ``collection_log``, and the rows the job tracker made of scheduler
+        records (:class:`~collectbus.store.jobtables.SchedulerRows`, counted as
+        the records they stand for) to ``jobs``, ``job_history`` and the
+        snapshot tables. Any other type is a :class:`TypeError`, before anything
+        is written. If the database cannot be reached or cannot write, nothing
+        of the cycle is stored (a :class:`StoreError`). A value or row the
+        database refuses is left out and kept in the ``quarantine`` table, and
+        the rest of the cycle is stored (:mod:`collectbus.store.quarantine`).
         """
-        samples: list[HostSample] = []
-        events: list[CollectionEvent] = []
-        recorded_calls: list[CallRecord] = []
-        inventories: list[HostInventory] = []
-        scheduler: list[Record] = []
+        groups: dict[type, list[Any]] = {}
         for record in records:
-            if isinstance(record, SCHEDULER_RECORDS):
-                scheduler.append(record)
-                continue
-            if isinstance(record, HostSample):
-                samples.append(record)
-            elif isinstance(record, HostInventory):
-                inventories.append(record)
-            elif isinstance(record, CollectionEvent):
-                events.append(record)
-            elif isinstance(record, CallRecord):
-                recorded_calls.append(record)
-            else:
-                raise TypeError(f"the store cannot write {type(record).__name__}")
-        if not samples and not events and not recorded_calls and not inventories and not scheduler:
+            kind = type(record)
+            group = groups.get(kind)
+            if group is None:
+                if kind not in WRITERS:
+                    raise _unknown(record)
+                group = groups[kind] = []
+            group.append(record)
+        if not groups:
             return 0
         screened: list[Refused] = []
-        samples, inventories = _screen_hosts(samples, inventories, screened)
-        inventories = [r for r in inventories if _document_fine(r, screened)]
-        call_tuples = screen(calls, CALL_COLUMNS, call_rows(recorded_calls), _call_where, screened)
-        source = events[0].source if len(events) == 1 else "calls" if recorded_calls else None
-        parts = _Parts(samples, inventories, scheduler, events, call_tuples, source)
+        samples, inventories = _screen_hosts(
+            groups.get(HostSample, []), groups.get(HostInventory, []), screened
+        )
+        if HostSample in groups:
+            groups[HostSample] = samples
+        if HostInventory in groups:
+            groups[HostInventory] = [r for r in inventories if _document_fine(r, screened)]
+        events = groups.get(CollectionEvent, [])
+        source = events[0].source if len(events) == 1 else "calls" if CallRecord in groups else None
         try:
             try:
-                written = self._write_parts(parts, screened, careful=False)
+                written = self._write_groups(groups, screened, source, careful=False)
             except RefusedError:
                 # Something the checks do not know: part by part, row by row.
-                written = self._write_parts(parts, screened, careful=True)
+                written = self._write_groups(groups, screened, source, careful=True)
         except StoreError:
             if self.dialect == "sqlite":
                 # A full disk, perhaps: the WAL's space is all that may be freed
@@ -524,71 +616,42 @@ class Store:
             raise
         if self._checkpoint_each_until_ns > self._clock.monotonic_ns():
             self.checkpoint()
-        host_ids, staged, refused = written
+        host_ids, stored, refused = written
         # Cached only once committed: a rolled-back insert leaves no stale id.
         self._host_ids.update(host_ids)
-        if staged is not None:
-            self.jobs.commit(staged)
+        for rows in stored:
+            rows.stored = True
         self._note_refused(refused, source)
-        return len(samples) + len(events) + len(recorded_calls) + len(inventories) + len(scheduler)
+        return sum(WRITERS[kind].count(group) for kind, group in groups.items())
 
-    def _write_parts(
-        self, parts: _Parts, screened: list[Refused], *, careful: bool
-    ) -> tuple[dict[str, int], Staged | None, list[Refused]]:
-        """One transaction; with ``careful``, each part in a savepoint and a
-        refused part row by row (:class:`~collectbus.store.quarantine.Careful`)."""
+    def _write_groups(
+        self,
+        groups: dict[type, list[Any]],
+        screened: list[Refused],
+        source: str | None,
+        *,
+        careful: bool,
+    ) -> tuple[dict[str, int], list[SchedulerRows], list[Refused]]:
+        """One transaction, each group by its writer; with ``careful``, each
+        part in a savepoint and a refused part row by row
+        (:class:`~collectbus.store.quarantine.Careful`)."""
         refused = list(screened)
-        staged: list[Staged] = []
         with self._transaction("write", write=True) as conn:
-            step = Careful(conn, refused, careful=careful)
-            copy = self.use_copy and self.dialect == "postgresql" and not careful
-            listed = complete_clusters(parts.scheduler, parts.events)
-            if parts.scheduler or listed:
-                now_ns = max((e.started_ns for e in parts.events), default=None)
-                step.part(
-                    "jobs",
-                    f"{len(parts.scheduler)} scheduler records",
-                    lambda: staged.append(
-                        self.jobs.stage(conn, parts.scheduler, listed, now_ns=now_ns)
-                    ),
-                )
-            host_ids = self._upsert_hosts(conn, [*parts.samples, *parts.inventories])
-            names = names_of(host_ids)
-
-            def wide_where(row: RowTuple) -> tuple[str | None, int | None]:
-                host_id, time_ns = row[0], row[1]
-                return names.get(host_id) if isinstance(host_id, int) else None, (
-                    time_ns if isinstance(time_ns, int) else None
-                )
-
-            for table, rows in sample_rows(parts.samples, host_ids, refused).items():
-                wide = WIDE_TABLES[table]
-                names_in_order = ("host_id", "time_ns", *wide.columns)
-                kept = screen(wide.table, names_in_order, rows, wide_where, refused)
-                step.rows(table, kept, _wide_writer(conn, wide, copy), wide_where)
-            step.rows(
-                calls.name,
-                parts.call_rows,
-                lambda some: insert_calls(conn, list(some), copy=copy),
-                _call_where,
+            hosted = [*groups.get(HostSample, ()), *groups.get(HostInventory, ())]
+            tx = _Tx(
+                conn,
+                Careful(conn, refused, careful=careful),
+                self.use_copy and self.dialect == "postgresql" and not careful,
+                self._upsert_hosts(conn, hosted) if hosted else {},
+                refused,
             )
-            for inventory in parts.inventories:
-                step.part(
-                    host_inventory.name,
-                    f"the inventory of {inventory.host} at {inventory.time_ns}",
-                    _inventory_writer(conn, inventory, host_ids),
-                )
-            # Last, so that the collection's log line counts what was left out.
-            n_refused = len(refused)
-            event_rows = [
-                _event_tuple(e, with_count(e.details, n_refused if len(parts.events) == 1 else 0))
-                for e in parts.events
-            ]
-            event_rows = screen(collection_log, EVENT_COLUMNS, event_rows, _event_where, refused)
-            step.rows(collection_log.name, event_rows, _event_writer(conn), _event_where)
-            refused.extend(out_of_range_entries(parts.events))
-            write_entries(conn, refused, source=parts.source, stored_ns=self._clock.time_ns())
-        return host_ids, staged[0] if staged else None, refused
+            tx.host_names = names_of(tx.host_ids)
+            for kind, writer in WRITERS.items():
+                group = groups.get(kind)
+                if group is not None:
+                    writer.write(tx, group)
+            write_entries(conn, refused, source=source, stored_ns=self._clock.time_ns())
+        return tx.host_ids, tx.stored, refused
 
     def _note_refused(self, refused: list[Refused], source: str | None) -> None:
         """Count what was left out; log each cause (table, field, reason) once."""
@@ -619,9 +682,6 @@ class Store:
         now = self._clock.time_ns() if now_ns is None else now_ns
         with self._transaction("clean up", write=not dry_run) as conn:
             stats = cleanup(conn, limits, now_ns=now, dry_run=dry_run)
-        if not dry_run:
-            # The cache would otherwise grow with every job ever seen.
-            self.jobs.evict(now - CACHE_HORIZON_NS)
         return stats
 
     def _upsert_hosts(

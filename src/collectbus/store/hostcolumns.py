@@ -18,8 +18,9 @@ import numpy.typing as npt
 from sqlalchemy import Connection, Row
 
 from collectbus.errors import StoreError
+from collectbus.store.bulk import RowTuple
 from collectbus.store.chunks import ChunkFormatError, decode_chunk
-from collectbus.store.hostsamples import RowTuple, host_queries
+from collectbus.store.hostsamples import host_queries
 from collectbus.store.schema import WideTable
 
 Columns = dict[str, npt.NDArray[Any]]

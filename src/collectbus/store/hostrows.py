@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from sqlalchemy import Connection
 
-from collectbus.store.hostsamples import RowTuple, host_queries
+from collectbus.store.bulk import RowTuple
+from collectbus.store.hostsamples import host_queries
 from collectbus.store.schema import WideTable
 
 

@@ -1,10 +1,8 @@
 """Host samples in and out of the wide tables and chunks.
 
 Writing turns :class:`~collectbus.records.HostSample` records into one tuple
-per wide-table row and bulk-inserts them: ``executemany`` on SQLite, ``COPY``
-on PostgreSQL (psycopg 3). A design measurement put ``executemany`` into
-PostgreSQL at 54–80k rows/s against 1.5–2.4M for ``COPY``
-(docs/architecture.md, "Ingest and chunks").
+per wide-table row and bulk-inserts them (:func:`collectbus.store.bulk.bulk_insert`:
+``executemany`` on SQLite, ``COPY`` on PostgreSQL).
 
 Reading: :func:`host_queries` are the queries of both readers,
 :mod:`collectbus.store.hostrows` (Python tuples, NumPy only to decode a
@@ -15,17 +13,16 @@ compaction).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, NamedTuple, cast
+from typing import NamedTuple
 
 from sqlalchemy import Connection
 
 from collectbus.procfields import MEMINFO_COLUMNS, VMSTAT_COLUMNS
 from collectbus.records import HostSample
-from collectbus.store.dberrors import DriverError, RefusedError
+from collectbus.store.bulk import RowTuple, bulk_insert
+from collectbus.store.dberrors import RefusedError
 from collectbus.store.quarantine import Refused
 from collectbus.store.schema import HOUR_NS, WideTable, host_chunks, hosts
-
-RowTuple = tuple[object, ...]
 
 
 def sample_rows(
@@ -101,25 +98,7 @@ def _fits(
 
 def insert_rows(conn: Connection, wide: WideTable, rows: Sequence[RowTuple], *, copy: bool) -> None:
     """Bulk-insert rows into one wide table, inside the caller's transaction."""
-    if not rows:
-        return
-    quote = conn.dialect.identifier_preparer.quote
-    names = ", ".join(quote(c) for c in ("host_id", "time_ns", *wide.columns))
-    if copy:
-        import psycopg
-
-        driver = cast("psycopg.Connection[Any]", conn.connection.driver_connection)
-        sql = f"COPY {wide.name} ({names}) FROM STDIN"
-        try:
-            with driver.cursor() as cursor, cursor.copy(sql) as cp:
-                for row in rows:
-                    cp.write_row(row)
-        except psycopg.Error as err:
-            raise DriverError(err) from err
-        return
-    marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    markers = ", ".join([marker] * (2 + len(wide.columns)))
-    conn.exec_driver_sql(f"INSERT INTO {wide.name} ({names}) VALUES ({markers})", list(rows))
+    bulk_insert(conn, wide.name, ("host_id", "time_ns", *wide.columns), rows, copy=copy)
 
 
 # ------------------------------------------------------------------- reading

@@ -14,7 +14,8 @@ Recorded calls go to **calls**, one row per call (:mod:`collectbus.store.calls`)
 Batch jobs go to **jobs** (one row per job, its current or final state) and
 **job_history** (one row per change of a tracked field); nodes, queues and
 the scheduler server to **node_snapshots**, **queue_snapshots** and
-**system_snapshots** (:mod:`collectbus.store.jobs`).
+**system_snapshots** (:mod:`collectbus.store.jobtables`, written from the rows
+of the job tracker, :mod:`collectbus.jobtrack`).
 
 This module is built from the record layouts, so it is always the live
 contract; the migrations in ``migrations/versions`` keep a frozen copy, and a
@@ -94,7 +95,7 @@ collection_log = Table(
     Column("stale", Boolean, nullable=False),
     Index(None, "started_ns"),
     # What the collection noted (CollectionEvent.details), a JSON object; see
-    # collectbus.store.jobstate.details_json.
+    # collectbus.store.events.details_json.
     Column("details", Text, nullable=True),
 )
 
@@ -230,7 +231,7 @@ host_inventory = Table(
 # ---------------------------------------------------------------- scheduler
 #
 # Batch jobs, their changes, and snapshots of nodes, queues and the server
-# (:mod:`collectbus.store.jobs`, :mod:`collectbus.store.snapshots`). A job is
+# (:mod:`collectbus.store.jobtables`, :mod:`collectbus.store.snapshots`). A job is
 # keyed by (cluster, job_id, submit_ns): schedulers reuse ids. Lists
 # (exec_hosts, partitions, jobs) are comma-joined text; state counts are JSON.
 

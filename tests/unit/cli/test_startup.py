@@ -20,9 +20,9 @@ import pytest
 
 from collectbus.cli.lazy import LazyGroup, load_command
 from collectbus.cli.main import cli
-from collectbus.records import CollectionEvent
+from collectbus.jobtrack.writer import TrackedStore
+from collectbus.records import COMPLETE_LISTING, CollectionEvent
 from collectbus.store import open as open_store
-from collectbus.store.jobs import COMPLETE_LISTING
 from collectbus.testing import make_host_sample
 from collectbus.testing_sched import make_pbs_job
 
@@ -74,7 +74,7 @@ def test_jobs_and_host_read_with_sqlalchemy_alone(tmp_path: Path) -> None:
         details=(COMPLETE_LISTING, ("cluster", "aurora")),
     )
     with open_store(url) as store:
-        store.write([*jobs, listing])
+        TrackedStore(store).write([*jobs, listing])
         store.write([make_host_sample("h", now - i * 10 * S) for i in range(6, 0, -1)])
     heavy, printed = _imported_after(["--db", url, "jobs", "--since", "1d"], cwd=tmp_path)
     assert printed.count(".pbs01.") == 3  # the table, drawn

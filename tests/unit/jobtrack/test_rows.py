@@ -7,14 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from collectbus.store.jobrows import (
-    RAW_LIMIT,
-    SCRUBBED,
-    TEXT_LIMIT,
-    clean_text,
-    prepare_raw,
-    scrub_value,
-)
+from collectbus.jobtrack.rows import SCRUBBED, prepare_raw, scrub_value
+from collectbus.store.jobrows import RAW_LIMIT, TEXT_LIMIT, clean_text
 
 DATA = Path(__file__).parent.parent.parent / "data" / "jobs"
 

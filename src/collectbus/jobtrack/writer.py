@@ -1,0 +1,73 @@
+"""The job tracker in front of a store: collections in, rows written.
+
+:class:`TrackedStore` is what the store writer of the pipeline
+(:mod:`collectbus.pipeline.sink`) writes through: the scheduler records of a
+collection go to the :class:`~collectbus.jobtrack.tracker.JobTracker`, the
+rows it returns and the rest of the collection to
+:meth:`collectbus.store.Store.write`, in one transaction, and the tracker
+keeps what changed once that transaction committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from collectbus.jobtrack.state import ApplyResult
+from collectbus.jobtrack.tracker import (
+    SCHEDULER_RECORDS,
+    JobTracker,
+    SchedulerRecord,
+    complete_clusters,
+)
+from collectbus.records import CollectionEvent, JobRecord, Record
+from collectbus.store.engine import Store
+
+
+class TrackedStore:
+    """A store with a job tracker in front of it."""
+
+    def __init__(self, store: Store, *, scrub: bool = False) -> None:
+        self.store = store
+        #: Reads what the store holds of a cluster when it first sees it.
+        self.tracker = JobTracker(store.jobs, scrub=scrub)
+
+    def write(self, records: Iterable[Record]) -> int:
+        """Store one collection in one transaction, its scheduler records
+        tracked; return the records stored (as :meth:`Store.write`)."""
+        batch = list(records)
+        scheduler = [r for r in batch if isinstance(r, SCHEDULER_RECORDS)]
+        events = [r for r in batch if isinstance(r, CollectionEvent)]
+        listed = complete_clusters(scheduler, events)
+        if not scheduler and not listed:
+            return self.store.write(batch)
+        now_ns = max((e.started_ns for e in events), default=None)
+        tracked = self.tracker.track(scheduler, listed=listed, now_ns=now_ns)
+        others = [r for r in batch if not isinstance(r, SCHEDULER_RECORDS)]
+        written = self.store.write([tracked.rows, *others])
+        if tracked.rows.stored:
+            self.tracker.commit(tracked)
+        return written
+
+    def apply(
+        self,
+        records: Iterable[SchedulerRecord],
+        *,
+        complete: bool,
+        clusters: Iterable[str] = (),
+        event: CollectionEvent | None = None,
+        now_ns: int | None = None,
+    ) -> ApplyResult:
+        """Track and store one collection in one transaction (with ``event``, if given).
+
+        ``complete`` says the job records are a complete listing of the live
+        jobs of their clusters, and of ``clusters`` (which may have none).
+        """
+        batch = list(records)
+        listed: set[str] = set()
+        if complete:
+            listed = set(clusters) | {r.cluster for r in batch if isinstance(r, JobRecord)}
+        tracked = self.tracker.track(batch, listed=listed, now_ns=now_ns)
+        self.store.write([tracked.rows] if event is None else [tracked.rows, event])
+        if tracked.rows.stored:
+            self.tracker.commit(tracked)
+        return tracked.result
