@@ -4,7 +4,8 @@
 
     CollectionBus
       ├── scheduler thread  aligned ticks, jitter, skip-if-busy, backoff, timeouts
-      ├── WorkerPool        collections run here, never on the scheduler thread
+      ├── WorkerPool        collections run here, never on the scheduler thread;
+      │                     a pool thread may keep a collector's beat
       ├── ResultCache       latest result per collector; one collection at a time
       └── Fanout            a bounded queue (and a thread) per subscriber
 
@@ -16,6 +17,17 @@ of each tick by a fresh uniform draw in ``[0, jitter * interval)``; it is never
 accumulated, and ``Result.tick_ns`` is the unjittered tick. When the scheduler
 wakes more than one interval late (a suspended machine), only the latest tick
 runs and the others are counted as ``missed``.
+
+**Beats.** On the system clock, the pool thread that ran a scheduled tick
+keeps the collector's beat: it sleeps until the next tick and takes it itself
+(the same planning, skips, backoff and counts as the scheduler's), so a tick
+costs one thread wake, not a scheduler wake plus a hand-off. The scheduler
+leaves a kept collector's ticks alone and wakes only for what a keeper cannot
+do: a flight's deadline (it sleeps until the earliest deadline a kept
+collector's next flight could have, so once per timeout rather than once per
+tick). The beat goes back to the scheduler when the collector fails or times
+out, when subscribers change its interval, when the pool needs the thread for
+another job, and at stop().
 
 **Rates.** A collector runs at the shortest ``every`` that any of its
 subscribers asked for; when none asked, at its own interval (``add(interval=)``,

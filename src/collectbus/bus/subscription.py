@@ -40,7 +40,8 @@ results are queued (default 1: each result wakes it), or until ``linger``
 seconds have passed since it fell asleep, or until the subscription closes;
 then it takes every result queued, one by one, without sleeping. So a
 ``batch`` subscriber is woken about once per ``batch`` results instead of once
-per result, and no result waits more than ``linger`` seconds for its batch.
+per result (and, idle, once per ``linger``), and no result waits more than
+``linger`` seconds for its batch.
 Batching changes when the consumer wakes, nothing else: the policies, the
 order and the counts are the same. A publish wakes a consumer only when one
 sleeps and the batch is full; otherwise it just appends.
