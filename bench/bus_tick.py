@@ -1,28 +1,32 @@
 """Budget: one tick of the bus with an empty collector costs <= 50 us of CPU.
 
-A tick is everything the bus does for one scheduled collection: the scheduler
-thread waking up, the hand-off to a pool thread, the cache, the result, the
-accounting and the publish. The collector is empty (it returns no records),
-so what is measured is the bus alone.
+A tick is everything the bus does for one scheduled collection: the thread
+that fires it waking up (a pool thread keeping the collector's beat, or the
+scheduler thread handing the collection to a pool thread), the cache, the
+result, the accounting and the publish. The collector is empty (it returns no
+records), so what is measured is the bus alone.
 
 Anchor, in the same run: a plain loop on one thread that sleeps until the next
-tick of the same aligned schedule and calls the same collector, as a
-hand-written sampler would. Its figure is what waking up at each tick costs at
-least on this machine; the ratio says how many such plain ticks one bus tick
-costs, and ``over anchor`` what the bus adds to it.
+tick of the same aligned schedule (same interval) and calls the same collector
+with a new context, as a hand-written sampler would. Its figure is what waking
+up at each tick costs at least on this machine; the ratio says how many such
+plain ticks one bus tick costs, and ``over anchor`` what the bus adds to it.
 
 Rows, each the CPU time of the whole process (``time.process_time``: every
 thread, user and system) divided by the collections that ran:
 
-- ``plain loop``: the anchor;
+- ``plain loop``: the anchor, timed from its first tick to its last;
 - ``bus, no subscriber``: the bus ticking, its results cached only; this is
-  the row the budget bounds;
+  the row the budget bounds. Timed from before ``start()`` to after
+  ``stop()``: starting and stopping the bus's threads are counted in;
 - ``bus, 1 subscriber``: one callback subscriber (``drop_oldest``) gets every
   result on its own thread: the tick plus waking that thread;
 - ``bus, block + other``: a ``block`` subscriber and a ``drop_oldest`` one.
 
-Each row runs several rounds of ``--duration`` seconds at ``--interval``; the
-best round counts (the least disturbed by the rest of the machine).
+Each round runs every row once, for ``--duration`` seconds at ``--interval``,
+one row after the other, so that the anchor and the bus rows share the
+machine's conditions; ``--rounds`` rounds, and each row's best round counts
+(the least disturbed by the rest of the machine).
 
     python bench/bus_tick.py
     python bench/bus_tick.py --check   # exit 1 when over budget
@@ -100,10 +104,6 @@ def bus_loop(interval: float, duration: float, subscribers: str) -> float:
     return spent / collector.calls / 1000
 
 
-def best(run: Callable[[], float], rounds: int) -> float:
-    return min(run() for _ in range(rounds))
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--interval", type=float, default=0.002, help="seconds between ticks")
@@ -112,9 +112,9 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 when over budget")
     args = parser.parse_args()
 
-    rows: list[tuple[str, float]] = []
-    anchor = best(lambda: plain_loop(args.interval, args.duration), args.rounds)
-    rows.append(("plain loop (anchor)", anchor))
+    cases: list[tuple[str, Callable[[], float]]] = [
+        ("plain loop (anchor)", lambda: plain_loop(args.interval, args.duration))
+    ]
     for label, subs in (
         ("bus, no subscriber", "none"),
         ("bus, 1 subscriber", "one"),
@@ -124,7 +124,13 @@ def main() -> int:
         def run(subs: str = subs) -> float:
             return bus_loop(args.interval, args.duration, subs)
 
-        rows.append((label, best(run, args.rounds)))
+        cases.append((label, run))
+    figures: dict[str, list[float]] = {label: [] for label, _ in cases}
+    for _ in range(args.rounds):  # rounds interleaved: every row meets the same machine
+        for label, case in cases:
+            figures[label].append(case())
+    rows = [(label, min(runs)) for label, runs in figures.items()]
+    anchor = rows[0][1]
     print(f"bus tick: CPU time per collection of an empty collector, every {args.interval:g} s")
     print(f"budget: {BUDGET_US:.0f} us per tick (bus, no subscriber)")
     print()

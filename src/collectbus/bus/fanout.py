@@ -86,6 +86,8 @@ class Fanout:
         maxsize: int = 1000,
         policy: Policy = "drop_oldest",
         block_timeout: float = 1.0,
+        batch: int = 1,
+        linger: float = 1.0,
     ) -> Subscription:
         if policy not in POLICIES:
             raise BusError(f"subscriber {name!r}: unknown policy {policy!r} (known: {POLICIES})")
@@ -95,6 +97,10 @@ class Fanout:
             raise BusError(f"subscriber {name!r}: every must be positive, got {every}")
         if block_timeout < 0:
             raise BusError(f"subscriber {name!r}: block_timeout must be >= 0")
+        if batch < 1:
+            raise BusError(f"subscriber {name!r}: batch must be at least 1, got {batch}")
+        if linger <= 0:
+            raise BusError(f"subscriber {name!r}: linger must be positive, got {linger}")
         sub = Subscription(
             self,
             self._clock,
@@ -105,6 +111,8 @@ class Fanout:
             maxsize=maxsize,
             policy=policy,
             block_timeout_ns=int(block_timeout * NS_PER_S),
+            batch=batch,
+            linger_s=linger,
         )
         with self._lock:
             if name in self._subs:

@@ -8,25 +8,49 @@ of the whole process. These threads are named daemon threads.
 A collection that times out keeps its thread until it returns. :meth:`grow`
 then adds a thread so the other collectors keep their workers, and
 :meth:`shrink` retires one once the late collection has returned.
+
+**Beats.** A job may return a :class:`Beat`: the next job it wants to run on
+the same thread, and when. The thread then sleeps until that time and runs it
+itself, with no hand-off from another thread (the bus uses this so that a
+collector's ticks cost one thread wake each, not two; see
+:mod:`collectbus.bus.scheduler`). A thread keeping a beat still counts as
+free: when a job comes and no other thread is idle, it takes the job and gives
+the beat back (``Beat.drop``), as it does at shutdown.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
+from collectbus.clock import NS_PER_S
 from collectbus.errors import BusError
 
-Job = Callable[[], None]
+
+@dataclass(frozen=True, slots=True)
+class Beat:
+    """A job's next job, to run on the same thread at ``at_ns``."""
+
+    #: When to run ``job`` (``time.monotonic_ns``).
+    at_ns: int
+    job: Job
+    #: Called instead of ``job`` when the thread is needed for something else.
+    drop: Callable[[], None]
+
+
+Job = Callable[[], "Beat | None"]
 
 
 class WorkerPool:
     """A fixed number of daemon threads taking jobs from one queue.
 
     Each idle thread sleeps on a lock of its own, and a job wakes exactly one
-    of them, the one that went idle last (its stack and caches are warm). One
-    shared blocking queue would wake more than one sleeper per job.
+    of them, the one that went idle last (its stack and caches are warm); a
+    thread keeping a beat only when no other is idle. One shared blocking
+    queue would wake more than one sleeper per job.
     """
 
     def __init__(self, size: int, *, name: str = "collectbus-collect") -> None:
@@ -42,6 +66,8 @@ class WorkerPool:
         self._jobs: deque[Job | None] = deque()
         #: The bells of the idle threads (each held; released to wake its thread).
         self._idle: list[threading.Lock] = []
+        #: The bells of the threads sleeping until a beat (idle too).
+        self._keeping: list[threading.Lock] = []
 
     def submit(self, job: Job) -> None:
         """Run ``job`` on a worker thread; threads are started on first use."""
@@ -78,6 +104,8 @@ class WorkerPool:
         self._jobs.append(job)
         if self._idle:
             self._idle.pop().release()
+        elif self._keeping:
+            self._keeping.pop().release()
 
     def _spawn(self) -> None:
         self._spawned += 1
@@ -90,27 +118,52 @@ class WorkerPool:
     def _work(self) -> None:
         bell = threading.Lock()
         bell.acquire()
+        beat: Beat | None = None
         try:
             while True:
                 with self._lock:
                     if self._jobs:
                         job = self._jobs.popleft()
-                    else:
+                    elif beat is None:
                         self._idle.append(bell)
                         job = _IDLE
-                if job is _IDLE:
+                    else:
+                        self._keeping.append(bell)
+                        job = _IDLE
+                if job is _IDLE and beat is None:
                     bell.acquire()  # until a job (or an exit) is put for this thread
+                    continue
+                if job is _IDLE:
+                    assert beat is not None
+                    left = beat.at_ns - time.monotonic_ns()
+                    rung = left > 0 and bell.acquire(True, left / NS_PER_S)
+                    if not rung:
+                        with self._lock:
+                            rung = bell not in self._keeping
+                            if not rung:
+                                self._keeping.remove(bell)
+                        if rung:  # a job came just as the beat was due
+                            bell.acquire()  # take back the release
+                    if not rung:
+                        job, beat = beat.job, None
+                if beat is not None:  # a job (or an exit) came first: the beat goes back
+                    beat.drop()
+                    beat = None
+                if job is _IDLE:
                     continue
                 if job is None:
                     return
-                job()
+                beat = job()
         finally:
+            if beat is not None:
+                beat.drop()
             with self._lock:
                 self._live -= 1
 
 
 def _idle() -> None:
     """Marks "no job yet" in a worker's loop (never run)."""
+    return None
 
 
 _IDLE: Job = _idle

@@ -26,7 +26,7 @@ from functools import partial
 
 from collectbus.bus.cache import GOOD_STATUSES, Flight, Result, ResultCache
 from collectbus.bus.health import CollectorHealth
-from collectbus.bus.pool import WorkerPool
+from collectbus.bus.pool import Beat, WorkerPool
 from collectbus.clock import NS_PER_S, Clock
 from collectbus.collectors.base import CollectContext, Collector
 from collectbus.errors import BusError, CollectBusError, CollectError, CollectorTimeout
@@ -78,6 +78,9 @@ class CollectorState:
     #: go out in order even though the collector is free again meanwhile; a
     #: publish never waits, so stop() waits for one by taking it.
     publish_lock: threading.Lock = field(default_factory=threading.Lock)
+    #: The token of the pool thread keeping this collector's beat (firing its
+    #: ticks itself), if one does; the scheduler leaves its ticks alone then.
+    keeper: object | None = None
 
     @property
     def timeout(self) -> int:
@@ -136,6 +139,7 @@ class Runner:
         cache: ResultCache,
         pool: WorkerPool,
         publish: Callable[[Result], None],
+        on_timeout: Callable[[CollectorState], None] = lambda state: None,
     ) -> None:
         self._host = host
         self._clock = clock
@@ -143,6 +147,7 @@ class Runner:
         self._cache = cache
         self._pool = pool
         self._publish = publish
+        self._on_timeout = on_timeout
 
     def collect(self, state: CollectorState) -> Result:
         """Start a collection on demand, or join the one under way, and wait for it."""
@@ -162,8 +167,11 @@ class Runner:
             self.submit(state, flight)
         return self.wait(state, flight)
 
-    def submit(self, state: CollectorState, flight: Flight) -> None:
-        """Run the new ``flight`` on a pool thread.
+    def submit(
+        self, state: CollectorState, flight: Flight, then: Callable[[], Beat | None] | None = None
+    ) -> None:
+        """Run the new ``flight`` on a pool thread; ``then`` gives what that
+        thread does next (see :meth:`run_here`).
 
         When the bus stopped meanwhile (no pool), the flight is settled as an
         error at once, so that nobody waits for it and the collector is free.
@@ -171,7 +179,7 @@ class Runner:
         with self._lock:
             state.runs += 1
         try:
-            self._pool.submit(partial(self._run, state, flight))
+            self._pool.submit(partial(self._run, state, flight, then))
         except BusError as err:
             wall = self._clock.time_ns()
             self._cache.settle(flight, self._failed(state, flight, "error", str(err), wall, 0))
@@ -194,6 +202,7 @@ class Runner:
         if not self._cache.settle(flight, result):
             return
         self._pool.grow()  # the late collection keeps its thread until it returns
+        self._on_timeout(state)
         self._account(state, result, [])
         self._publish_in_order(state, result)
 
@@ -219,12 +228,30 @@ class Runner:
 
     # ------------------------------------------------------------ pool side
 
-    def _run(self, state: CollectorState, flight: Flight) -> None:
+    def run_here(
+        self, state: CollectorState, flight: Flight, then: Callable[[], Beat | None]
+    ) -> Beat | None:
+        """Run the new ``flight`` on this (pool) thread, at once: the caller
+        started it (its clock readings are the start) and counted it (its run
+        and lag, under the bus lock). Once its result is out, ``then()`` says
+        what this thread does next."""
+        return self._run(state, flight, then, started=(flight.wall_ns, flight.created_ns))
+
+    def _run(
+        self,
+        state: CollectorState,
+        flight: Flight,
+        then: Callable[[], Beat | None] | None,
+        started: tuple[int, int] | None = None,
+    ) -> Beat | None:
         clock = self._clock
-        started_wall, started = clock.time_ns(), clock.monotonic_ns()
-        if flight.due_ns is not None:
-            with self._lock:
-                state.lag_ns = started - flight.due_ns
+        if started is None:
+            started_wall, started_ns = clock.time_ns(), clock.monotonic_ns()
+            if flight.due_ns is not None:
+                with self._lock:
+                    state.lag_ns = started_ns - flight.due_ns
+        else:
+            started_wall, started_ns = started
         ctx = CollectContext(host=self._host, clock=clock, deadline_ns=flight.deadline_ns)
         won = False
         try:
@@ -234,7 +261,7 @@ class Runner:
                 records = tuple(state.collector.collect(ctx))
             except Exception as exc:  # noqa: BLE001  logged, counted, backed off in _account()
                 failure = exc
-            duration = clock.monotonic_ns() - started
+            duration = clock.monotonic_ns() - started_ns
             if failure is None:
                 result = self._succeeded(
                     state, flight, records, ctx.problems, started_wall, duration, ctx.details
@@ -242,10 +269,10 @@ class Runner:
             else:
                 text = _describe(failure)
                 result = self._failed(state, flight, "error", text, started_wall, duration)
-            won = self._cache.settle(flight, result)
-            if won:
+            if self._cache.settle(flight, result):
                 self._account(state, result, ctx.problems)
                 self._publish_in_order(state, result, flight)
+                won = True
             else:
                 with self._lock:
                     state.late_discarded += 1
@@ -259,9 +286,11 @@ class Runner:
             if flight.result is None:  # a BaseException is on its way up: wake the waiters
                 interrupted = self._failed(state, flight, "error", "interrupted", started_wall, 0)
                 self._cache.settle(flight, interrupted)
-            self._cache.end(flight)
+            if not won:  # a won flight was ended by _publish_in_order
+                self._cache.end(flight)
             if not won and flight.result is not None and flight.result.event.status == "timeout":
                 self._pool.shrink()  # undo the grow() of expire()
+        return then() if won and then is not None else None
 
     def _publish_in_order(
         self, state: CollectorState, result: Result, flight: Flight | None = None
@@ -296,8 +325,8 @@ class Runner:
             duration_ns=duration_ns,
             status="partial" if problems else "ok",
             records=len(records),
-            error="; ".join(str(p) for p in problems) or None,
-            details=tuple(details or ()),
+            error="; ".join(str(p) for p in problems) if problems else None,
+            details=tuple(details) if details else (),
         )
         return Result(
             collector=state.name,
@@ -342,6 +371,19 @@ class Runner:
     def _account(self, state: CollectorState, result: Result, problems: list[CollectError]) -> None:
         """Count a settled collection, start or reset the backoff, and log it."""
         status = result.event.status
+        if status == "ok" and not result.stale:
+            with self._lock:  # the common case, in short
+                state.last_status = status
+                state.last_duration_ns = result.event.duration_ns
+                state.ok += 1
+                state.failures = 0
+                state.backoff_ns = 0
+                state.backoff_until_ns = None
+                cleared = bool(state.known_problems)
+                state.known_problems = frozenset()
+            if cleared:
+                log.info("collector %s: complete again", state.name)
+            return
         now = self._clock.monotonic_ns()
         with self._lock:
             state.last_status = status

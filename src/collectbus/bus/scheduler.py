@@ -4,7 +4,8 @@
 
     CollectionBus
       ├── scheduler thread  aligned ticks, jitter, skip-if-busy, backoff, timeouts
-      ├── WorkerPool        collections run here, never on the scheduler thread
+      ├── WorkerPool        collections run here, never on the scheduler thread;
+      │                     a pool thread may keep a collector's beat
       ├── ResultCache       latest result per collector; one collection at a time
       └── Fanout            a bounded queue (and a thread) per subscriber
 
@@ -16,6 +17,17 @@ of each tick by a fresh uniform draw in ``[0, jitter * interval)``; it is never
 accumulated, and ``Result.tick_ns`` is the unjittered tick. When the scheduler
 wakes more than one interval late (a suspended machine), only the latest tick
 runs and the others are counted as ``missed``.
+
+**Beats.** On the system clock, the pool thread that ran a scheduled tick
+keeps the collector's beat: it sleeps until the next tick and takes it itself
+(the same planning, skips, backoff and counts as the scheduler's), so a tick
+costs one thread wake, not a scheduler wake plus a hand-off. The scheduler
+leaves a kept collector's ticks alone and wakes only for what a keeper cannot
+do: a flight's deadline (it sleeps until the earliest deadline a kept
+collector's next flight could have, so once per timeout rather than once per
+tick). The beat goes back to the scheduler when the collector fails or times
+out, when subscribers change its interval, when the pool needs the thread for
+another job, and at stop().
 
 **Rates.** A collector runs at the shortest ``every`` that any of its
 subscribers asked for; when none asked, at its own interval (``add(interval=)``,
@@ -44,13 +56,14 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from types import MappingProxyType, TracebackType
 from typing import Literal
 
-from collectbus.bus.cache import Result, ResultCache
+from collectbus.bus.cache import Flight, Result, ResultCache
 from collectbus.bus.fanout import Fanout
 from collectbus.bus.health import BusHealth
-from collectbus.bus.pool import WorkerPool
+from collectbus.bus.pool import Beat, WorkerPool
 from collectbus.bus.runner import CollectorState, Runner
 from collectbus.bus.subscription import Subscription
 from collectbus.clock import NS_PER_S, Clock, SystemClock
@@ -108,6 +121,17 @@ class _Alarm:
             self._bell.acquire(True, left / NS_PER_S)
 
 
+class _Keeper:
+    """The token of a pool thread keeping a collector's beat, and its calls."""
+
+    __slots__ = ("beat", "drop", "next_beat")
+
+    def __init__(self, bus: CollectionBus, entry: CollectorState) -> None:
+        self.beat = partial(bus._beat, entry, self)
+        self.drop = partial(bus._drop_beat, entry, self)
+        self.next_beat = partial(bus._keep_beat, entry, self)
+
+
 class CollectionBus:
     """Schedules collectors, runs each collection once for everyone, fans results out."""
 
@@ -144,10 +168,14 @@ class CollectionBus:
             cache=self._cache,
             pool=self._pool,
             publish=self._fanout.publish,
+            on_timeout=self._drop_beat,
         )
         self._state: Literal["new", "running", "stopped", "failed"] = "new"
         self._origin_ns = 0
         self._wake = _Alarm(self._clock)
+        # Pool threads keep beats on the system clock only: they sleep on bare
+        # locks, which a test's clock cannot wake.
+        self._beats = isinstance(self._clock, SystemClock)
         self._stopping = threading.Event()
         self._ticker_done = threading.Event()
         self._thread: threading.Thread | None = None
@@ -208,6 +236,8 @@ class CollectionBus:
         maxsize: int = 1000,
         policy: Literal["drop_oldest", "drop_newest", "latest", "block"] = "drop_oldest",
         block_timeout: float = 1.0,
+        batch: int = 1,
+        linger: float = 1.0,
     ) -> Subscription:
         """Receive results: through ``callback`` (on a thread of the subscriber's
         own), or by reading the returned subscription when there is none.
@@ -217,7 +247,9 @@ class CollectionBus:
         collectors run at least that often. ``policy`` says what a full queue
         of ``maxsize`` results does with a new one; with ``block`` the result
         waits up to ``block_timeout`` seconds for room, the publisher never
-        does (see :mod:`collectbus.bus.subscription`).
+        does (see :mod:`collectbus.bus.subscription`). With ``batch``, the
+        consumer is woken once that many results are queued, or ``linger``
+        real seconds after it fell asleep, rather than for each result.
         """
         wanted = None if collectors is None else tuple(collectors)
         with self._lock:
@@ -237,6 +269,8 @@ class CollectionBus:
             maxsize=maxsize,
             policy=policy,
             block_timeout=block_timeout,
+            batch=batch,
+            linger=linger,
         )
 
     # ------------------------------------------------------------ reading
@@ -379,6 +413,8 @@ class CollectionBus:
             for entry, interval in planned:
                 if interval != entry.interval_ns:
                     entry.interval_ns = interval
+                    # A keeper sleeps until the old tick: the scheduler takes over.
+                    entry.keeper = None
                     if self._state == "running":
                         self._schedule(entry, now)
         self._wake.set()
@@ -389,7 +425,12 @@ class CollectionBus:
                 self._wake.clear()
                 now = self._clock.monotonic_ns()
                 wake_ns = now + _MAX_SLEEP_NS  # the next tick or deadline, whichever is first
-                for flight in self._cache.open_flights():
+                with self._lock:  # one instant for both: a keeper starts its flight under it
+                    flights = self._cache.open_flights()
+                    for entry in self._entries.values():
+                        if entry.keeper is not None:  # no flight of it can end sooner
+                            wake_ns = min(wake_ns, entry.fire_ns + entry.timeout)
+                for flight in flights:
                     if flight.deadline_ns <= now:
                         self._runner.expire(self._entries[flight.collector], flight, now)
                     else:
@@ -397,10 +438,9 @@ class CollectionBus:
                 self._fanout.check_drops()  # drops of results that waited for room in vain
                 due, next_fire_ns = self._due(now)
                 wake_ns = min(wake_ns, next_fire_ns)
-                for entry, tick, planned in due:
-                    deadline = self._fire(entry, tick, planned, now)
-                    if deadline is not None:
-                        wake_ns = min(wake_ns, deadline)
+                for entry, flight in due:
+                    self._runner.submit(entry, flight, partial(self._keep_beat, entry, None))
+                    wake_ns = min(wake_ns, flight.deadline_ns)
                 # Straight to sleep after the hand-offs: the pool threads find
                 # the interpreter free instead of waiting for this thread.
                 self._wake.sleep_until(wake_ns)
@@ -414,34 +454,39 @@ class CollectionBus:
         finally:
             self._ticker_done.set()
 
-    def _due(self, now: int) -> tuple[list[tuple[CollectorState, int, int]], int]:
-        """The collectors whose tick has come, each with its tick and planned
-        start; and the next time a tick comes, once these are planned."""
+    def _due(self, now: int) -> tuple[list[tuple[CollectorState, Flight]], int]:
+        """The collections to start now, for the collectors whose tick has come
+        (but those a pool thread keeps the beat of); and the next time a tick
+        comes, once these are planned."""
         due = []
         next_fire = now + _MAX_SLEEP_NS
         with self._lock:
             for entry in self._entries.values():
+                if entry.keeper is not None:
+                    continue
                 if entry.fire_ns > now:
                     next_fire = min(next_fire, entry.fire_ns)
                     continue
-                tick, fire, interval = entry.next_tick_ns, entry.fire_ns, entry.interval_ns
-                late = (now - tick) // interval
-                if late > 0:  # the scheduler itself was late: run only the latest tick
-                    entry.missed += late
-                    tick += late * interval
-                    fire = tick
-                entry.last_tick_ns = tick
-                self._schedule(entry, tick + 1)
+                flight = self._take_tick(entry, now)
                 next_fire = min(next_fire, entry.fire_ns)
-                due.append((entry, tick, fire))
+                if flight is not None:
+                    due.append((entry, flight))
         return due, next_fire
 
-    def _fire(self, entry: CollectorState, tick: int, due: int, now: int) -> int | None:
-        """Start the collection of this tick; the deadline of the new flight, if any."""
-        with self._lock:
-            if entry.in_backoff(now):
-                entry.backoff_skips += 1
-                return None
+    def _take_tick(self, entry: CollectorState, now: int) -> Flight | None:
+        """(bus lock) The tick of ``entry`` has come: plan the next one, and
+        start this one's collection, or count why not."""
+        tick, fire, interval = entry.next_tick_ns, entry.fire_ns, entry.interval_ns
+        late = (now - tick) // interval
+        if late > 0:  # woken late (a suspended machine): run only the latest tick
+            entry.missed += late
+            tick += late * interval
+            fire = tick
+        entry.last_tick_ns = tick
+        self._schedule(entry, tick + 1)
+        if entry.in_backoff(now):
+            entry.backoff_skips += 1
+            return None
         wall = self._clock.time_ns()
         flight, new = self._cache.begin(
             entry.name,
@@ -449,15 +494,65 @@ class CollectionBus:
             wall_ns=wall,
             created_ns=now,
             timeout_ns=entry.timeout,
-            due_ns=due,
+            due_ns=fire,
         )
         if flight is None or not new:
-            with self._lock:
-                entry.skips += 1
+            entry.skips += 1
             log.debug("collector %s: tick skipped, the previous collection still runs", entry.name)
             return None
-        self._runner.submit(entry, flight)
-        return flight.deadline_ns
+        return flight
+
+    # -------------------------------------------------------------- beats
+
+    def _keep_beat(self, entry: CollectorState, token: _Keeper | None) -> Beat | None:
+        """What the pool thread that ran a tick of ``entry`` does next: keep
+        the beat (sleep until the next tick and run it itself), or not (None).
+
+        ``token`` is None after a tick the scheduler handed off: the thread then
+        takes the beat if nobody keeps it. A keeper goes on while its token
+        holds. Beats are for a collector that runs well: after a failure
+        (backoff), a replan or a timeout, the scheduler has it.
+        """
+        if not self._beats:
+            return None
+        with self._lock:
+            if entry.keeper is not token:
+                return None  # another thread keeps it, or the beat was taken back
+            if self._state != "running" or entry.failures:
+                if token is not None:
+                    entry.keeper = None
+                    self._wake.set()
+                return None
+            if token is None:
+                token = entry.keeper = _Keeper(self, entry)
+            assert isinstance(token, _Keeper)
+            return Beat(at_ns=entry.fire_ns, job=token.beat, drop=token.drop)
+
+    def _beat(self, entry: CollectorState, token: _Keeper) -> Beat | None:
+        """A keeper's wake-up: run the tick of ``entry`` on this thread."""
+        now = self._clock.monotonic_ns()
+        with self._lock:
+            if entry.keeper is not token:
+                return None
+            if self._state != "running":
+                entry.keeper = None
+                return None
+            flight = None if entry.fire_ns > now else self._take_tick(entry, now)
+            if flight is not None:  # it starts now, here
+                entry.runs += 1
+                entry.lag_ns = now - flight.due_ns if flight.due_ns is not None else None
+        if flight is None:  # early (a later tick was planned), skipped or backing off
+            return self._keep_beat(entry, token)
+        return self._runner.run_here(entry, flight, token.next_beat)
+
+    def _drop_beat(self, entry: CollectorState, token: object | None = None) -> None:
+        """The beat of ``entry`` goes back to the scheduler (``token``: if that
+        keeper still has it; None: whoever has it)."""
+        with self._lock:
+            if entry.keeper is None or (token is not None and entry.keeper is not token):
+                return
+            entry.keeper = None
+        self._wake.set()
 
     # --------------------------------------------------------- collecting
 

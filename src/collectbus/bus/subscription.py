@@ -34,6 +34,17 @@ raises is logged and counted, and the thread goes on with the next result. A
 pull subscriber (no callback) is read with :meth:`Subscription.get` or by
 iterating. Those reads wait in real time, like :meth:`queue.Queue.get`: they
 are the consumer's own waits, not bus scheduling.
+
+**Batches.** A consumer that has emptied the queue sleeps until ``batch``
+results are queued (default 1: each result wakes it), or until ``linger``
+seconds have passed since it fell asleep, or until the subscription closes;
+then it takes every result queued, one by one, without sleeping. So a
+``batch`` subscriber is woken about once per ``batch`` results instead of once
+per result (and, idle, once per ``linger``), and no result waits more than
+``linger`` seconds for its batch.
+Batching changes when the consumer wakes, nothing else: the policies, the
+order and the counts are the same. A publish wakes a consumer only when one
+sleeps and the batch is full; otherwise it just appends.
 """
 
 from __future__ import annotations
@@ -83,6 +94,8 @@ class Subscription:
         maxsize: int,
         policy: Policy,
         block_timeout_ns: int,
+        batch: int = 1,
+        linger_s: float | None = None,
     ) -> None:
         self.name = name
         self.policy: Policy = policy
@@ -90,6 +103,9 @@ class Subscription:
         self.collectors = collectors
         self.every_ns = every_ns
         self.block_timeout_ns = block_timeout_ns
+        self.batch = min(batch, self.maxsize)  # a full queue always wakes the consumer
+        #: Longest real sleep of a consumer waiting for a batch (None: no limit).
+        self.linger_s = linger_s if batch > 1 else None
         self._fanout = fanout
         self._clock = clock
         self._callback = callback
@@ -184,7 +200,7 @@ class Subscription:
             queue = self._queue
             if len(queue) < self.maxsize:
                 queue.append(result)
-                if self._sleepers:
+                if self._sleepers and len(queue) >= self.batch:
                     self._cond.notify()
                 return False
             if self._evicting:
@@ -264,11 +280,12 @@ class Subscription:
                     return result
                 if self._closed:
                     return None
-                left = None
+                left = self.linger_s
                 if give_up is not None:
-                    left = give_up - time.monotonic()
-                    if left <= 0:
+                    until = give_up - time.monotonic()
+                    if until <= 0:
                         return None
+                    left = until if left is None else min(left, until)
                 self._sleepers += 1
                 try:
                     cond.wait(left)

@@ -67,6 +67,8 @@ LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "local"})
 
 # The bus backoff is replaced by the SSH collector's own (see the module docstring).
 _NO_BACKOFF_S = 1e-9
+# The result buffer takes the samples of about this many seconds at a time.
+_BATCH_S = 1.0
 # How much longer than the per-host timeout the bus waits before it gives up on a collection.
 _BUS_GRACE_S = 1.0
 
@@ -171,7 +173,6 @@ class Recorder:
         }
         self._dropped = dict.fromkeys(self.hosts, 0)
         self._errors = {h: HostErrors() for h in self.hosts}
-        self._last_seen_ns = dict.fromkeys(self.hosts, -1)
         self._failing: dict[str, bool] = {}
         self._good: dict[str, int] = {}
         self._skipped: dict[str, int] = {}
@@ -236,7 +237,16 @@ class Recorder:
             )
         self._quiet = _QuietFailures(frozenset(self._host_of))
         logging.getLogger("collectbus.bus").addFilter(self._quiet)
-        bus.subscribe(self._on_result, name="record", maxsize=100_000, policy="block")
+        # Woken about once a second, not at every sample (the result buffer
+        # has no hurry; stop() drains it): see docs/architecture.md, "The bus".
+        bus.subscribe(
+            self._on_result,
+            name="record",
+            maxsize=100_000,
+            policy="block",
+            batch=max(1, int(_BATCH_S / self.interval)),
+            linger=_BATCH_S,
+        )
         if self._store is not None:
             bus.subscribe(self._write, name="store", maxsize=100_000, policy="drop_oldest")
         self._bus = bus
@@ -281,7 +291,10 @@ class Recorder:
         self.stop()
 
     def samples_seen(self, host: str) -> int:
-        """Good samples of ``host`` so far, dropped ones included (cheap, for progress)."""
+        """Good samples of ``host`` so far, dropped ones included (cheap, for progress).
+
+        The buffer takes samples about once a second: the newest may not be counted yet.
+        """
         with self._lock:
             return self._good.get(host, 0)
 
@@ -329,14 +342,16 @@ class Recorder:
         )
 
     def _final_round(self, bus: CollectionBus) -> None:
-        now = self.clock.monotonic_ns()
-        with self._lock:
-            stale = [
-                name
-                for name, host in self._host_of.items()
-                if self._last_seen_ns[host] < 0
-                or now - self._last_seen_ns[host] > self.interval * NS_PER_S / 2
-            ]
+        # The bus's latest results, not the buffer's: it may not have taken
+        # the newest batch yet.
+        latest = bus.snapshot()
+        now = self.clock.time_ns()
+        stale = [
+            name
+            for name in self._host_of
+            if name not in latest
+            or now - latest[name].event.started_ns > self.interval * NS_PER_S / 2
+        ]
         threads = [
             threading.Thread(target=bus.collect_now, args=(name,), name=f"record-final-{name}")
             for name in stale
@@ -358,7 +373,6 @@ class Recorder:
             samples = [HostSample(host=host, time_ns=event.started_ns, errors=(message,))]
         failed = event.status not in GOOD_STATUSES or result.stale
         with self._lock:
-            self._last_seen_ns[host] = self.clock.monotonic_ns()
             was_failing = self._failing.get(host, False)
             self._failing[host] = failed
             if not failed:

@@ -8,6 +8,7 @@ regardless of timing. Nothing here asserts a duration.
 from __future__ import annotations
 
 import logging
+import random
 import sys
 import threading
 import time
@@ -16,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 from tests.unit.bus.bus_doubles import GUARD_S, ScriptedCollector, result, seconds, tick, wait_until
 
-from collectbus.bus import CollectionBus
+from collectbus.bus import CollectionBus, Result
 from collectbus.bus.fanout import Fanout
 from collectbus.clock import FakeClock
 
@@ -251,3 +252,65 @@ def test_the_running_bus_warns_when_a_block_deadline_passes_between_publishes(
         "(policy block, maxsize 1, 1 dropped in all)"
     ]
     assert (sub.dropped, sub.queued) == (1, 1)
+
+
+def test_counts_are_exact_at_random_instants_under_8_publishers_and_a_slow_consumer(
+    clock: FakeClock, racy: None
+) -> None:
+    """While 8 publishers race and a slow consumer drains, stop the publishers
+    between two publishes at random instants: at each, every subscriber's
+    ``delivered + dropped + queued`` must be exactly what was published."""
+    publishers, per_publisher = 8, 1500
+    rng = random.Random(8)
+    fanout = Fanout(clock)
+    got: list[int] = []
+
+    def slow(r: Result) -> None:
+        got.append(r.seq)
+        if r.seq % 7 == 0:
+            time.sleep(0.0002)  # slower than the publishers: its queue overflows
+
+    subs = [
+        fanout.subscribe(slow, name="slow", maxsize=50),
+        fanout.subscribe(slow, name="batched", maxsize=50, batch=10, linger=0.01),
+        fanout.subscribe(name="newest", maxsize=40, policy="drop_newest"),
+        fanout.subscribe(name="latest", policy="latest"),
+        fanout.subscribe(name="block", maxsize=30, policy="block"),
+    ]
+    # Each publisher holds its own lock around a publish, so that holding all
+    # of them stops every publisher between two publishes.
+    locks = [threading.Lock() for _ in range(publishers)]
+    published = [0] * publishers
+
+    def produce(p: int) -> None:
+        for n in range(per_publisher):
+            with locks[p]:
+                fanout.publish(result(seq=p * SEQ_BASE + n))
+                published[p] += 1
+
+    threads = [threading.Thread(target=produce, args=(p,)) for p in range(publishers)]
+    for t in threads:
+        t.start()
+    instants = 0
+    while any(t.is_alive() for t in threads):
+        time.sleep(rng.random() * 0.002)
+        for lock in locks:
+            lock.acquire()
+        try:
+            sent = sum(published)
+            # Each row is read at one instant; the consumers go on meanwhile.
+            for h in fanout.health():
+                assert h.delivered + h.dropped + h.queued == sent, (sent, h)
+        finally:
+            for lock in locks:
+                lock.release()
+        instants += 1
+    _join(threads)
+    assert instants > 1
+    total = publishers * per_publisher
+    for sub, drained in fanout.close_all():
+        assert drained.wait(GUARD_S), sub.name
+    for h in fanout.health():
+        assert h.delivered + h.dropped + h.queued == total, h
+    assert subs[0].dropped > 0, "the slow consumer never fell behind: nothing was tested"
+    assert subs[0].delivered + subs[1].delivered == len(got)

@@ -6,7 +6,7 @@ import logging
 import threading
 
 import pytest
-from tests.unit.bus.bus_doubles import GUARD_S, result, seconds
+from tests.unit.bus.bus_doubles import GUARD_S, result, seconds, wait_until
 
 from collectbus.bus.cache import Result
 from collectbus.bus.fanout import Fanout
@@ -244,3 +244,77 @@ def test_misuse_is_refused(fanout: Fanout) -> None:
     with pytest.raises(BusError, match="maxsize"):
         fanout.subscribe(name="x", maxsize=0)
     cb.close()
+
+
+def test_a_batch_consumer_sleeps_until_its_batch_is_full(fanout: Fanout) -> None:
+    got: list[int] = []
+    first = threading.Event()
+
+    def take(r: Result) -> None:
+        got.append(r.seq)
+        first.set()
+
+    sub = fanout.subscribe(take, name="s", batch=3, linger=3600.0)
+    wait_until(lambda: sub._sleepers == 1, "the consumer asleep on its empty queue")
+    fanout.publish(result(seq=1))
+    fanout.publish(result(seq=2))
+    assert not first.wait(0.05), "woken before its batch was full"
+    assert (sub.delivered, sub.queued) == (0, 2)
+    fanout.publish(result(seq=3))
+    assert first.wait(GUARD_S)
+    for sub_, drained in fanout.close_all():
+        assert drained.wait(GUARD_S), sub_.name
+    assert got == [1, 2, 3]
+
+
+def test_a_partial_batch_is_delivered_after_linger(fanout: Fanout) -> None:
+    sub = fanout.subscribe(name="s", batch=100, linger=0.01)
+    reader_got: list[Result | None] = []
+    reader = threading.Thread(target=lambda: reader_got.append(sub.get(timeout=GUARD_S)))
+    reader.start()
+    fanout.publish(result(seq=1))
+    reader.join(GUARD_S)
+    assert [r.seq for r in reader_got if r is not None] == [1]
+
+
+def test_closing_a_batch_subscriber_delivers_its_partial_batch(fanout: Fanout) -> None:
+    got: list[int] = []
+    sub = fanout.subscribe(lambda r: got.append(r.seq), name="s", batch=10, linger=3600.0)
+    for seq in (1, 2, 3):
+        fanout.publish(result(seq=seq))
+    sub.close()
+    assert sub._finished.wait(GUARD_S)
+    assert got == [1, 2, 3]
+    assert (sub.delivered, sub.dropped, sub.queued) == (3, 0, 0)
+
+
+def test_a_batch_never_exceeds_the_queue(fanout: Fanout) -> None:
+    """A full queue wakes the consumer whatever the batch: drop_oldest with
+    maxsize 2 and batch 10 still delivers, evicting and counting."""
+    got: list[int] = []
+    done = threading.Event()
+
+    def take(r: Result) -> None:
+        got.append(r.seq)
+        done.set()
+
+    sub = fanout.subscribe(take, name="s", maxsize=2, batch=10, linger=3600.0)
+    assert sub.batch == 2
+    for seq in (1, 2, 3):
+        fanout.publish(result(seq=seq))
+    assert done.wait(GUARD_S)
+    for sub_, drained in fanout.close_all():
+        assert drained.wait(GUARD_S), sub_.name
+    assert sub.delivered + sub.dropped == 3
+    assert got[-1] == 3
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"batch": 0}, "batch must be at least 1"), ({"linger": 0.0}, "linger must be positive")],
+)
+def test_bad_batch_settings_are_refused(
+    fanout: Fanout, kwargs: dict[str, float], message: str
+) -> None:
+    with pytest.raises(BusError, match=message):
+        fanout.subscribe(name="s", **kwargs)  # type: ignore[arg-type]

@@ -148,3 +148,31 @@ def test_the_configured_host_name_is_read_locally(proc_root: Path) -> None:
     assert sample.host == "bench-client-7"
     assert sample.errors == ()
     assert rec.ssh_control_dir is None  # no SSH at all
+
+
+def test_a_fast_recorder_buffers_in_batches_and_stop_still_gets_every_sample(
+    proc_root: Path,
+) -> None:
+    """At 0.1 s, the buffer takes samples ten at a time (or after a second):
+    stop() drains what it had not taken yet, and takes no last sample when
+    the bus's latest one is recent, whether or not the buffer has it."""
+    clock = FakeClock()
+    start = clock.time_ns()
+    rec = Recorder(["localhost"], interval=0.1, clock=clock, proc_root=str(proc_root))
+    rec.start()
+    bus = rec._bus
+    assert bus is not None
+
+    def on_the_bus(seq: int) -> bool:
+        latest = bus.snapshot().get("host:localhost")
+        return latest is not None and latest.seq == seq
+
+    wait_for(lambda: on_the_bus(1), "round 0")
+    clock.advance(NS_PER_S // 10)
+    wait_for(lambda: on_the_bus(2), "round 1")
+    clock.advance(NS_PER_S // 100)  # the latest sample is 10 ms old
+    data = rec.stop()
+    assert [s.time_ns for s in data.samples_by_host["localhost"]] == [
+        start,
+        start + NS_PER_S // 10,
+    ]
