@@ -7,9 +7,12 @@ a −/+ and a vanished row a −. Which rows are open:
 
 - **by state** (``open_when``, an SQL condition such as ``status = 'running'``,
   or ``open_column``, NULL until the row is final): the open rows, however
-  old, re-read by id in batches; a row that closes leaves the ledger with its
-  final contribution counted. An update reads those rows and the new ones,
-  nothing else: its cost follows the rows in flight, not the table.
+  old, re-read every update; a row that closes leaves the ledger with its final
+  contribution counted. An update reads those rows and the new ones, nothing
+  else: its cost follows the rows in flight, not the table. From PostgreSQL
+  only the open rows that changed come back: those of a table whose place
+  (``ctid``) or ``xmin`` differs from when they were read, those of a view
+  whose digest does (:meth:`~collectbus.aggregate.sql.AggregateSql.changed_rows`).
 - **by age** (neither configured): the newest ``open_rows`` rows, an
   approximation: a row that changes after it left that window is found by
   the block check (:mod:`~collectbus.aggregate.blocks`) or the verifying
