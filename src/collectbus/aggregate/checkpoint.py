@@ -142,17 +142,27 @@ _MOVE_CHECKPOINT = (
     " updated_ns = :updated_ns, refreshed_ns = :refreshed_ns"
     " WHERE name = :name AND version = :before"
 )
+#: PostgreSQL: the move, failing the transaction (a division by zero) unless
+#: the checkpoint was at ``:before``: the writes sent after it in the same
+#: round trip, and the COMMIT, then do nothing.
+_MOVE_CHECKPOINT_OR_FAIL = (
+    f"WITH collectbus_moved AS ({_MOVE_CHECKPOINT} RETURNING 1)"
+    " SELECT 1 / count(*) FROM collectbus_moved"
+)
+#: The SQLSTATE of that failure (division_by_zero).
+_MOVED_MEANWHILE = "22012"
 _LOAD_CHANGES = "SELECT seq, row_id, old FROM aggregate_changes WHERE name = :name ORDER BY seq"
 
 
 @contextmanager
 def concurrent_update(name: str) -> Iterator[None]:
     """A PostgreSQL serialization failure in the block (another updater wrote
-    the same rows since this transaction's snapshot) as a CheckpointConflict."""
+    the same rows since this transaction's snapshot), or a checkpoint found
+    moved by :func:`save`, as a CheckpointConflict."""
     try:
         yield
     except DBAPIError as err:
-        if getattr(err.orig, "sqlstate", None) != "40001":
+        if getattr(err.orig, "sqlstate", None) not in ("40001", _MOVED_MEANWHILE):
             raise
         raise CheckpointConflict(f"aggregate {name}: updated by another process meanwhile") from err
 
@@ -341,10 +351,12 @@ def save(
     (``tuned``: the caller already applied :func:`write_settings`).
 
     ``commit``: in PostgreSQL, and when it is the transaction's last work,
-    commit it in the round trip of the writes. That is only safe in a
-    REPEATABLE READ transaction that read the checkpoint: a concurrent move
-    of the checkpoint then fails the write (and the COMMIT rolls back),
-    instead of changing no row.
+    commit it in the round trip of the writes. The checkpoint's move is the
+    first write, and fails the transaction unless the checkpoint was still
+    at ``before`` (so does a concurrent move, in a REPEATABLE READ
+    transaction): the other writes then do nothing, and the COMMIT rolls
+    back. In SQLite the move runs first, alone: the others run only if it
+    moved the checkpoint.
 
     Raises :class:`CheckpointConflict` if the checkpoint moved since ``before``
     was read; the caller's transaction then rolls back.
@@ -379,8 +391,12 @@ def save(
     # round trip in PostgreSQL.
     statements: list[tuple[str, Sequence[Mapping[str, object]]]] = []
     if before is not None:
-        statements.append((_MOVE_CHECKPOINT, [{**values, "name": name, "before": before.version}]))
-    statements += part_statements(
+        move = {**values, "name": name, "before": before.version}
+        if dialect == "postgresql":
+            statements.append((_MOVE_CHECKPOINT_OR_FAIL, [move]))
+        elif driver.execute(conn, _MOVE_CHECKPOINT, move) != 1:
+            raise CheckpointConflict(f"aggregate {name}: updated by another process meanwhile")
+    parts = part_statements(
         name,
         measures,
         saved.version,
@@ -389,6 +405,7 @@ def save(
         folded=set(changes.groups) if changes.replace_all else changes.folded,
         replaced=changes.replace_all,
     )
+    statements += _arrays(dialect, parts)
     if changes.consumed and dialect == "postgresql":
         # One statement text whatever the numbers: planned once, not per update.
         seqs = [int(seq) for seq in changes.consumed]
@@ -401,9 +418,7 @@ def save(
             listed = ", ".join(str(int(seq)) for seq in changes.consumed[i : i + CHUNK])
             statements.append((f"DELETE FROM aggregate_changes WHERE seq IN ({listed})", [{}]))
     statements += _ledger_statements(dialect, name, changes)
-    counts = driver.execute_all(conn, statements, commit=commit)
-    if before is not None and counts[0] != 1:
-        raise CheckpointConflict(f"aggregate {name}: updated by another process meanwhile")
+    driver.execute_all(conn, statements, commit=commit)
     return saved
 
 
@@ -453,6 +468,34 @@ def _ledger_statements(
     return out
 
 
+#: The columns of ``aggregate_parts`` an update inserts, with their PostgreSQL types.
+_PART_COLUMNS = (
+    ("group_key", "text"),
+    ("part", "bigint"),
+    ("count", "bigint"),
+    ("errors", "bigint"),
+    ("measures", "text"),
+    ("sketches", "text"),
+)
+
+
+def _arrays(dialect: Literal["sqlite", "postgresql"], parts: Statements) -> Statements:
+    """:func:`~collectbus.aggregate.parts.part_statements` with, in
+    PostgreSQL, the rows of the groups as one insert over arrays (:func:`_insert`)
+    rather than a statement per group."""
+    if dialect != "postgresql":
+        return parts
+    out: Statements = []
+    for query, params in parts:
+        if params and query.startswith("INSERT INTO aggregate_parts"):
+            out += _insert(
+                dialect, "aggregate_parts", _PART_COLUMNS, str(params[0]["name"]), params
+            )
+        else:
+            out.append((query, params))
+    return out
+
+
 def _ids_in(dialect: Literal["sqlite", "postgresql"], column: str) -> str:
     """``column`` in the ids of the parameter ``:ids`` (:func:`_id_list`)."""
     if dialect == "postgresql":
@@ -480,7 +523,8 @@ def _insert(
                  [{"name": name, **r} for r in rows])]  # fmt: skip
     arrays = ", ".join(f"CAST(:{c} AS {kind}[])" for c, kind in typed)
     params = {"name": name, **{c: driver.pg_array([r[c] for r in rows]) for c in columns}}
-    sql = f"INSERT INTO {table} (name, {', '.join(columns)}) SELECT :name, * FROM unnest({arrays})"
+    listed = ", ".join(f'"{c}"' for c in columns)
+    sql = f"INSERT INTO {table} (name, {listed}) SELECT :name, * FROM unnest({arrays})"
     return [(sql, [params])]
 
 

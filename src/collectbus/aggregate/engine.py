@@ -46,6 +46,7 @@ import collectbus.aggregate.install as install
 from collectbus.aggregate.checkpoint import (
     Changes,
     Checkpoint,
+    CheckpointConflict,
     checkpoint_query,
     concurrent_update,
     forget,
@@ -71,6 +72,7 @@ from collectbus.aggregate.source import (
     HeldConnection,
     check_source,
     dialect_of,
+    has_row_versions,
     open_source,
     snapshot,
     source_errors,
@@ -183,6 +185,9 @@ class Aggregator:
     def _prepare(self) -> Checkpoint | None:
         if not self._checked:
             check_source(self._source, self.spec)
+            if self.spec.external and self.spec.open_by_state:
+                versions = has_row_versions(self._source, self.spec)
+                self.sql = replace(self.sql, versions=versions)
             self._checked = True
         cp = self._checkpoint()
         if cp is not None and json.loads(cp.spec).get("fingerprint") != self.spec.fingerprint():
@@ -208,20 +213,27 @@ class Aggregator:
 
     def _save(self, before: Checkpoint | None, after: Checkpoint, changes: Changes) -> Checkpoint:
         """Write in one transaction on the held connection (whose session has
-        the write settings): in PostgreSQL, the writes in one round trip and
-        the COMMIT in another."""
+        the write settings): in PostgreSQL, the writes and the COMMIT in one
+        round trip (see :func:`~collectbus.aggregate.checkpoint.save`)."""
         tuned = self.store.dialect == "postgresql"
         with source_errors(self.spec, "write the totals"), concurrent_update(self.spec.name):
             return self._held.run(
                 lambda w: save(
-                    w, self.store.dialect, self.spec.measures, before, after, changes, tuned=tuned
+                    w,
+                    self.store.dialect,
+                    self.spec.measures,
+                    before,
+                    after,
+                    changes,
+                    tuned=tuned,
+                    commit=tuned,
                 )
             )
 
     def _delta(
         self,
         src: Connection,
-        st: Connection,
+        st: Connection | None,
         cp: Checkpoint,
         *,
         cap: bool = True,
@@ -233,6 +245,7 @@ class Aggregator:
             return read_tailed(
                 src, st, self.sql, cp, self._tail, now_ns=now, cap=cap, verify=verify
             )
+        assert st is src
         return read_triggered(src, self.sql, cp, now_ns=now, cap=cap, probed=probed)
 
     # ------------------------------------------------------------ public
@@ -294,11 +307,43 @@ class Aggregator:
     def _step_external(
         self, *, verify: bool
     ) -> tuple[Checkpoint, Delta, dict[str, GroupState]] | None:
-        """One batch of a read-only source: read from its snapshot, then written."""
+        """One batch of a read-only source: read from its snapshot, then written.
+
+        The checkpoint this object wrote last, with the ledger and digests it
+        holds for it, is taken as read: the update then reads nothing from
+        the store (rows open by state; groups it does not hold aside). The
+        write moves the checkpoint only from that version: if another process
+        moved it meanwhile, nothing is written, and the batch is read again
+        from the store's checkpoint."""
+        guess = self._saved
+        if guess is not None and (
+            self._tail.version != guess.version
+            or guess.term != TERM_VERSION
+            or not self.spec.open_by_state
+        ):
+            guess = None
+        if guess is not None:
+            try:
+                return self._step_external_from(guess, verify=verify)
+            except CheckpointConflict:
+                log.info("aggregate %s: checkpoint moved by another process", self.spec.name)
+                self._saved = None
+                self._tail.invalidate()
+                self._cache_version = None
+        return self._step_external_from(None, verify=verify)
+
+    def _step_external_from(
+        self, guess: Checkpoint | None, *, verify: bool
+    ) -> tuple[Checkpoint, Delta, dict[str, GroupState]] | None:
+        """:meth:`_step_external` from the checkpoint ``guess``, else from the store's."""
         # Before the snapshot: a change made before this time is in it.
         started = self.clock.time_ns()
 
         def read(src: Connection) -> tuple[Checkpoint, TailDelta, dict[str, GroupState]] | None:
+            if guess is not None:
+                delta = self._delta(src, None, guess, verify=verify)
+                assert isinstance(delta, TailDelta)
+                return guess, delta, self._groups_after(src, None, delta)
             with snapshot(self.store.engine) as st:
                 found = load_checkpoint(st, self.spec.name)
                 if found is None:
@@ -318,10 +363,10 @@ class Aggregator:
         now = self.clock.time_ns()
         after = replace(delta.after, runs=found.runs + 1, updated_ns=now)
         after = checked(after, delta, started=started, now=now)
-        self._mismatched += delta.mismatched
         delta.changes.groups = groups
         self._tail.invalidate()  # until the write commits
         cp = self._save(found, after, delta.changes)
+        self._mismatched += delta.mismatched
         self._remember_tail(cp, delta)
         return cp, delta, groups
 
@@ -396,9 +441,13 @@ class Aggregator:
         )
         return saved, delta, groups
 
-    def _groups_after(self, src: Connection, st: Connection, delta: Delta) -> dict[str, GroupState]:
+    def _groups_after(
+        self, src: Connection, st: Connection | None, delta: Delta
+    ) -> dict[str, GroupState]:
         """The touched groups, deltas applied, extremes recomputed where one
-        left; and, in ``delta.changes``, their sketch deltas and folds."""
+        left; and, in ``delta.changes``, their sketch deltas and folds.
+        ``st``: None to read the groups not held from a snapshot of the store
+        of their own."""
         n_measures = len(self.spec.measures)
         touched = {key_json(c.key) for c, _ in delta.deltas} | set(delta.partial)
         groups = self._load_groups(st, touched, delta.after.version)
@@ -416,7 +465,7 @@ class Aggregator:
         return groups
 
     def _load_groups(
-        self, st: Connection, touched: set[str], version: int
+        self, st: Connection | None, touched: set[str], version: int
     ) -> dict[str, GroupState]:
         """The touched groups: those this object wrote last, if the checkpoint
         has not moved since, and the others from the store. The cached ones
@@ -428,7 +477,11 @@ class Aggregator:
         self._cache_version = None
         groups = {k: self._cache[k] for k in touched if k in self._cache}
         missing = touched - set(groups)
-        if missing:
+        if missing and st is None:
+            with snapshot(self.store.engine) as own:
+                groups.update(load_groups(own, self.spec.name, self.spec.measures, missing))
+        elif missing:
+            assert st is not None
             groups.update(load_groups(st, self.spec.name, self.spec.measures, missing))
         return groups
 

@@ -15,12 +15,12 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
 from collectbus.aggregate.spec import AggregateSpec
-from collectbus.aggregate.sql import AggregateSql
+from collectbus.aggregate.sql import AggregateSql, q
 from collectbus.errors import CollectBusError, CollectError
 from collectbus.store.dberrors import classify
 
@@ -187,6 +187,25 @@ class HeldConnection:
                 conn.close()
             except sa_exc.SQLAlchemyError:
                 conn.invalidate()
+
+
+#: PostgreSQL's kinds of relation whose rows carry ``ctid`` and ``xmin``, one
+#: place per row: an ordinary table and a materialized view (not a view, a
+#: foreign table, nor a partitioned table, whose places repeat across its
+#: partitions).
+VERSIONED_KINDS = ("r", "m")
+
+
+def has_row_versions(engine: Engine, spec: AggregateSpec) -> bool:
+    """Whether the source table's rows carry a version that any write of
+    them changes (:attr:`~collectbus.aggregate.sql.AggregateSql.versions`):
+    a PostgreSQL table, not a view."""
+    if dialect_of(engine) != "postgresql":
+        return False
+    query = text("SELECT relkind FROM pg_class WHERE oid = to_regclass(:name)")
+    with source_errors(spec, "inspect the table"), engine.connect() as conn:
+        kind = conn.execute(query, {"name": q(spec.table)}).scalar()
+    return str(kind) in VERSIONED_KINDS
 
 
 def check_source(engine: Engine, spec: AggregateSpec) -> None:

@@ -7,9 +7,12 @@ a −/+ and a vanished row a −. Which rows are open:
 
 - **by state** (``open_when``, an SQL condition such as ``status = 'running'``,
   or ``open_column``, NULL until the row is final): the open rows, however
-  old, re-read by id in batches; a row that closes leaves the ledger with its
-  final contribution counted. An update reads those rows and the new ones,
-  nothing else: its cost follows the rows in flight, not the table.
+  old, re-read every update; a row that closes leaves the ledger with its final
+  contribution counted. An update reads those rows and the new ones, nothing
+  else: its cost follows the rows in flight, not the table. From PostgreSQL
+  only the open rows that changed come back: those of a table whose place
+  (``ctid``) or ``xmin`` differs from when they were read, those of a view
+  whose digest does (:meth:`~collectbus.aggregate.sql.AggregateSql.changed_rows`).
 - **by age** (neither configured): the newest ``open_rows`` rows, an
   approximation: a row that changes after it left that window is found by
   the block check (:mod:`~collectbus.aggregate.blocks`) or the verifying
@@ -33,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection
 
@@ -121,8 +124,42 @@ def _layout(sql: AggregateSql) -> tuple[int, int]:
 
 def _seen(sql: AggregateSql, row: Sequence[Any], term_at: int) -> object:
     """What an open row is as read, to tell later whether it changed: its
-    digest (PostgreSQL, computed by the server), else its values."""
+    digest (PostgreSQL, computed by the server), after its version when the
+    source has them (:data:`Version`); else its values."""
+    if sql.by_version:
+        return (f'"{row[term_at + 1]}"', str(row[term_at + 2]), row[term_at + 3])
     return row[term_at + 1] if sql.digests else tuple(row[1:term_at])
+
+
+#: An open row's version as :func:`_seen` keeps it (:attr:`AggregateSql.by_version`):
+#: its place, as an element of an array's text, its ``xmin``, and its digest.
+Version = tuple[str, str, object]
+#: The version of a row not read since the ledger was loaded: not known.
+UNKNOWN: Version = ("NULL", "NULL", None)
+
+
+def _same(sql: AggregateSql, before: object, now: object) -> bool:
+    """Whether an open row read again contributes as it did (what
+    :func:`_seen` gave, then and now): by version, a row written since
+    in columns the aggregate does not read has a new version, the same
+    digest."""
+    if sql.by_version:
+        return isinstance(before, tuple) and isinstance(now, tuple) and before[2] == now[2]
+    return before == now
+
+
+def _known(sql: AggregateSql, ids: Sequence[int], seen: dict[int, object]) -> dict[str, object]:
+    """The parameters of :meth:`~collectbus.aggregate.sql.AggregateSql.changed_rows`:
+    the open rows' ids, each with what it was when last read (NULL: not
+    known), as the text of arrays (built for thousands of rows per update)."""
+    known: dict[str, object] = {"ids": "{" + ",".join(map(str, ids)) + "}"}
+    if not sql.by_version:
+        known["digests"] = driver.pg_array([seen.get(i) for i in ids])
+        return known
+    versions = cast(list[Version], [seen.get(i, UNKNOWN) for i in ids])
+    known["tids"] = "{" + ",".join([v[0] for v in versions]) + "}"
+    known["xmins"] = "{" + ",".join([v[1] for v in versions]) + "}"
+    return known
 
 
 def read_tailed(
@@ -209,12 +246,10 @@ def _read_by_state(
     ids = sorted(cache.ledger)
     new: dict[str, object] = {"lo": cp.last_id, "hi": hi}
     if sql.digests:  # only the open rows that changed
-        seen = cache.seen
-        known: dict[str, object] = {
-            "ids": sql.id_list(ids),
-            "digests": driver.pg_array([seen.get(i) for i in ids]),
-        }
-        ledger_read: tuple[str, dict[str, object]] = (sql.changed_rows(), known)
+        ledger_read: tuple[str, dict[str, object]] = (
+            sql.changed_rows(),
+            _known(sql, ids, cache.seen),
+        )
     else:
         ledger_read = (sql.rows_with_ids(), {"ids": sql.id_list(ids)})
     reads: list[tuple[str, dict[str, object]]] = [
@@ -314,7 +349,9 @@ def _open_rows(
         rid = int(str(row[0]))
         now_seen = _seen(sql, row, term_at)
         still_open = bool(row[open_at])
-        if still_open and seen.get(rid) == now_seen:
+        if still_open and _same(sql, seen.get(rid), now_seen):
+            if now_seen != seen.get(rid):  # a new version only: not read again
+                delta.seen[rid] = now_seen
             continue
         before = cache.ledger[rid]
         now = _contrib(sql, row)

@@ -5,6 +5,7 @@ compared with an independent GROUP BY through what ``aggregate show`` prints."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -577,3 +578,159 @@ def test_an_update_after_the_source_connection_was_lost_reconnects(
         complete_oldest(writer, 3, seed=2)
         agg.update()
         assert shown(store)[0] == group_by(writer)
+
+
+def _versions_of_open_rows(writer: Engine, sql: AggregateSql) -> dict[int, tuple[str, str]]:
+    """Each open row's place and ``xmin``, as an update reads them."""
+    term_at = 3 + len(sql.spec.keys) + 2 * len(sql.spec.measures) + 1
+    with writer.connect() as conn:
+        rows = driver.rows(conn, sql.open_rows_upto(), {"hi": 10**9})
+    return {int(r[0]): (f'"{r[term_at + 1]}"', str(r[term_at + 2])) for r in rows}
+
+
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
+def test_postgresql_sends_back_the_open_rows_written_since_by_version(
+    store: Store, source: tuple[str, Engine]
+) -> None:
+    """A table's open rows are compared by place and ``xmin``: the server
+    returns those written since they were read (also in a column outside
+    the aggregate), those whose version is not known, the vanished ones,
+    and a row deleted then inserted again with its id; no other."""
+    # Row versions (ctid, xmin) are PostgreSQL's.
+    url, writer = source
+    fill(writer, 1_000)
+    sql = AggregateSql(make_spec(url, open_when="status = 'running'"), "postgresql", True)
+    assert sql.by_version
+    seen = _versions_of_open_rows(writer, sql)
+    ids = sorted(seen)
+    assert ids == list(range(97, 1_000, 97))
+    run_sql(
+        writer,
+        "UPDATE agent_invocations SET agent_name = 'agent_9' WHERE id = 194",
+        "UPDATE agent_invocations SET status = 'ok', duration_seconds = 2 WHERE id = 291",
+        "DELETE FROM agent_invocations WHERE id = 388",
+        "UPDATE agent_invocations SET finished_at = 7 WHERE id = 485",
+        "DELETE FROM agent_invocations WHERE id = 679",
+        "INSERT INTO agent_invocations (id, agent_name, status) OVERRIDING SYSTEM VALUE"
+        " VALUES (679, 'agent_4', 'running')",
+    )
+    unknown = ("NULL", "NULL")
+    sent = [unknown if i == 582 else seen[i] for i in ids]
+    params = {
+        "ids": sql.id_list(ids),
+        "tids": "{" + ",".join(t for t, _x in sent) + "}",
+        "xmins": "{" + ",".join(x for _t, x in sent) + "}",
+    }
+    with writer.connect() as conn:
+        rows = driver.rows(conn, sql.changed_rows(), params)
+    assert sorted(int(r[-1]) for r in rows) == [194, 291, 388, 485, 582, 679]
+    assert {int(r[-1]) for r in rows if r[0] is None} == {388}
+    by_sent = {int(r[-1]): r for r in rows}
+    assert by_sent[194][2] == "agent_9"
+    assert by_sent[679][1:4] == (1, "agent_4", "running")
+    # What the server returns of a row is its version now: sent again, it is
+    # not returned.
+    now = _versions_of_open_rows(writer, sql)
+    assert now[485] != seen[485]
+    assert now[97] == seen[97]
+    params = {
+        "ids": sql.id_list(sorted(now)),
+        "tids": "{" + ",".join(now[i][0] for i in sorted(now)) + "}",
+        "xmins": "{" + ",".join(now[i][1] for i in sorted(now)) + "}",
+    }
+    with writer.connect() as conn:
+        assert driver.rows(conn, sql.changed_rows(), params) == []
+
+
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
+def test_open_rows_by_version_stay_exact_through_edits_deletes_and_reused_ids(
+    store: Store, source: tuple[str, Engine]
+) -> None:
+    """Open rows of a table, compared by version: edited, written in a column
+    the aggregate does not read, deleted, deleted and inserted again with the
+    same id, completed; the totals equal the GROUP BY after every update."""
+    # Row versions (ctid, xmin) are PostgreSQL's.
+    url, writer = source
+    fill(writer, 5_000)
+    with Aggregator(store, make_spec(url, open_when="status = 'running'")) as agg:
+        agg.update()
+        assert agg.sql.by_version
+        # Rows 4462 to 4753 stay open: each round completes the two oldest.
+        rounds = [
+            ("UPDATE agent_invocations SET agent_name = 'agent_7' WHERE id = 4462",),
+            ("UPDATE agent_invocations SET finished_at = 1 WHERE id = 4559",),
+            ("DELETE FROM agent_invocations WHERE id = 4656",),
+            (
+                "DELETE FROM agent_invocations WHERE id = 4753",
+                "INSERT INTO agent_invocations (id, agent_name, status, duration_seconds)"
+                " OVERRIDING SYSTEM VALUE VALUES (4753, 'agent_8', 'running', 1.5)",
+            ),
+            (
+                "UPDATE agent_invocations SET duration_seconds = 4.25 WHERE id = 4753",
+                "UPDATE agent_invocations SET finished_at = 2 WHERE id = 4559",
+            ),
+            ("UPDATE agent_invocations SET status = 'ok', duration_seconds = 3 WHERE id = 4753",),
+        ]
+        for i, statements in enumerate(rounds):
+            run_sql(writer, *statements)
+            insert_running(writer, 4)
+            complete_oldest(writer, 2, seed=3)
+            result = agg.update()
+            assert (i, result.kind, result.mismatched_groups) == (i, "update", 0)
+            assert shown(store)[0] == group_by(writer)
+
+
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
+def test_a_view_is_read_by_digest_and_stays_exact(store: Store, source: tuple[str, Engine]) -> None:
+    """A view's rows have no place nor ``xmin``: its open rows are compared
+    by the server's digest, and the totals stay exact through edits and
+    deletes of open rows and completions."""
+    # Views and row versions are PostgreSQL's here; a SQLite source has neither path.
+    url, writer = source
+    fill(writer, 5_000)
+    run_sql(writer, "CREATE VIEW agent_view AS SELECT * FROM agent_invocations")
+    with Aggregator(
+        store, make_spec(url, table="agent_view", open_when="status = 'running'")
+    ) as agg:
+        agg.update()
+        assert agg.sql.digests
+        assert not agg.sql.by_version
+        run_sql(
+            writer,
+            "UPDATE agent_invocations SET agent_name = 'agent_7' WHERE id = 97",
+            "DELETE FROM agent_invocations WHERE id = 194",
+            "UPDATE agent_invocations SET finished_at = 1 WHERE id = 291",
+        )
+        for round_ in range(3):
+            insert_running(writer, 5)
+            complete_oldest(writer, 3, seed=round_)
+            result = agg.update()
+            assert (result.kind, result.mismatched_groups) == ("update", 0)
+            assert shown(store)[0] == group_by(writer)
+
+
+def test_an_update_after_another_process_moved_the_checkpoint_reads_it_again(
+    store: Store, source: tuple[str, Engine], caplog: pytest.LogCaptureFixture
+) -> None:
+    """An aggregator takes the checkpoint it wrote last as read; when another
+    process updated the aggregate since, its write moves nothing, and the
+    batch is read again from the store's checkpoint: exact, counted once."""
+    url, writer = source
+    fill(writer, 3_000)
+    spec = make_spec(url, open_when="status = 'running'")
+    caplog.set_level(logging.INFO, logger="collectbus.aggregate")
+    with Aggregator(store, spec) as first, Aggregator(store, spec) as second:
+        first.update()
+        for round_ in range(3):
+            insert_running(writer, 5)
+            complete_oldest(writer, 4, seed=round_)
+            assert second.update().kind == "update"
+            insert_running(writer, 3)
+            complete_oldest(writer, 2, seed=round_ + 1)
+            result = first.update()
+            assert (result.kind, result.mismatched_groups) == ("update", 0)
+            assert shown(store)[0] == group_by(writer)
+    moved = [r for r in caplog.records if "checkpoint moved by another process" in r.message]
+    # Each update of the last two rounds (a build, or a first update, reads
+    # the checkpoint from the store).
+    assert len(moved) == 4
