@@ -29,7 +29,7 @@ test: $(STAMP)
 	$(BIN)/pytest
 
 test-fast: $(STAMP)
-	$(BIN)/pytest -q -m "not slow and not postgres and not slurm"
+	$(BIN)/pytest -q -n auto -m "not slow and not postgres and not slurm"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
