@@ -2,7 +2,7 @@
 #   make run    install into .venv and collect host metrics into ./collectbus.db
 #   make test   install into .venv and run every test (SQLite and PostgreSQL)
 # Also: make test-fast (the tests that are not slow and need neither PostgreSQL nor
-# Slurm), make lint, make bench.
+# Slurm, one pytest-xdist worker per core), make lint, make bench.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -29,7 +29,7 @@ test: $(STAMP)
 	$(BIN)/pytest
 
 test-fast: $(STAMP)
-	$(BIN)/pytest -q -m "not slow and not postgres and not slurm"
+	$(BIN)/pytest -q -n auto -m "not slow and not postgres and not slurm"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

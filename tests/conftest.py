@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
@@ -29,12 +31,22 @@ def _unavailable(reason: str) -> NoReturn:
     pytest.skip(f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {reason}")
 
 
+def _uses_postgres(item: pytest.Item) -> bool:
+    if "postgres_url" in getattr(item, "fixturenames", ()):
+        return True
+    # store_url or migrated_store_url's PostgreSQL case, also when a test names it
+    # with indirect parametrization (which replaces the param and its mark).
+    callspec = getattr(item, "callspec", None)
+    params = callspec.params if callspec is not None else {}
+    return any(params.get(name) == "postgresql" for name in ("store_url", "migrated_store_url"))
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark ``postgres`` every test that uses the ``postgres_url`` fixture, directly
-    or through another fixture, so that ``-m "not postgres"`` leaves them all out
-    (the PostgreSQL cases of ``store_url`` carry the mark through their param)."""
+    or through another fixture, or the PostgreSQL case of ``store_url``, so that
+    ``-m "not postgres"`` leaves them all out."""
     for item in items:
-        if "postgres_url" in getattr(item, "fixturenames", ()):
+        if _uses_postgres(item):
             item.add_marker(pytest.mark.postgres)
 
 
@@ -77,5 +89,38 @@ def sqlite_url(tmp_path: Path) -> str:
 def store_url(request: pytest.FixtureRequest) -> str:
     """The URL of an empty database: a SQLite file, then a PostgreSQL database."""
     name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    url: str = request.getfixturevalue(name)
+    return url
+
+
+@pytest.fixture(scope="session")
+def _migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file whose schema is at the newest revision, migrated once per session."""
+    from collectbus.store import open as open_store
+
+    path = tmp_path_factory.mktemp("template") / "collectbus.db"
+    open_store(f"sqlite:///{path}").close()
+    with sqlite3.connect(path) as conn:
+        # One file: nothing left in a write-ahead log beside it.
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.execute("PRAGMA journal_mode=DELETE")
+    return path
+
+
+@pytest.fixture
+def migrated_sqlite_url(tmp_path: Path, _migrated_sqlite_template: Path) -> str:
+    """A SQLite file in the test's temporary directory with the newest schema and no
+    rows: a copy of a template migrated once (opening it migrates nothing)."""
+    path = tmp_path / "collectbus.db"
+    shutil.copyfile(_migrated_sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def migrated_store_url(request: pytest.FixtureRequest) -> str:
+    """Like ``store_url``, for tests that open the store and never look at how its
+    schema came to be: the SQLite file is ``migrated_sqlite_url``, the PostgreSQL
+    database an empty one (migrated when the test opens it)."""
+    name = "migrated_sqlite_url" if request.param == "sqlite" else "postgres_url"
     url: str = request.getfixturevalue(name)
     return url

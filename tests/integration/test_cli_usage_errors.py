@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.cli_helpers import collectbus, collectbus_env
+from tests.integration.cli_helpers import collectbus, collectbus_env, collectbus_in_process
 
 
 @pytest.fixture
@@ -98,7 +98,7 @@ def env(tmp_path: Path) -> dict[str, str]:
 def test_a_usage_error_is_one_line_and_a_hint(
     tmp_path: Path, env: dict[str, str], args: list[str], error: str, hint: str
 ) -> None:
-    done = collectbus(*args, cwd=tmp_path, env=env)
+    done = collectbus_in_process(*args, cwd=tmp_path, env=env)
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr == f"collectbus: error: {error}\n  hint: {hint}\n"
     assert not (tmp_path / "collectbus.db").exists()

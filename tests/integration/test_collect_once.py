@@ -12,7 +12,7 @@ from sqlalchemy import select
 from collectbus.store import open as open_store
 from collectbus.store.schema import job_history
 from tests.fakes.pbs.scenario import FAKES, JOB_A, JOB_B, SERVER, ZONE, Scenario, build_scenario
-from tests.integration.cli_helpers import collectbus, collectbus_env
+from tests.integration.cli_helpers import collectbus, collectbus_env, collectbus_in_process
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "pbs"
 
@@ -31,7 +31,7 @@ def _setup(tmp_path: Path) -> tuple[Scenario, dict[str, str], str]:
 
 
 def _jobs(tmp_path: Path, env: dict[str, str], code: int = 0) -> tuple[dict[str, str], str]:
-    result = collectbus(
+    result = collectbus_in_process(
         "jobs", "--collect", "--since", "2022-10-01", "--format", "json", cwd=tmp_path, env=env
     )
     assert result.returncode == code, result.stderr
@@ -89,13 +89,13 @@ def test_nodes_and_queues_collect(tmp_path: Path) -> None:
     step = scenario.root / "queued"
     shutil.copy(DATA / "pbsnodes_av_json__0nebody_pbs_exporter_node.json", step / "nodes.json")
     shutil.copy(DATA / "qstat_Qf_json__ncar_casper.json", step / "queues.json")
-    nodes = collectbus("nodes", "--collect", "--format", "json", cwd=tmp_path, env=env)
+    nodes = collectbus_in_process("nodes", "--collect", "--format", "json", cwd=tmp_path, env=env)
     assert nodes.returncode == 0, nodes.stderr
     assert "collectbus: pbs-nodes: ok" in nodes.stderr
     rows = json.loads(nodes.stdout)
     assert rows
     assert {r["cluster"] for r in rows} == {"metacentrum"}
-    queues = collectbus("queues", "--collect", "--format", "json", cwd=tmp_path, env=env)
+    queues = collectbus_in_process("queues", "--collect", "--format", "json", cwd=tmp_path, env=env)
     assert queues.returncode == 0, queues.stderr
     assert "collectbus: pbs-queues: ok" in queues.stderr
     recorded = json.loads((DATA / "qstat_Qf_json__ncar_casper.json").read_text())["Queue"]

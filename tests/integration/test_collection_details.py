@@ -2,7 +2,8 @@
 job-listing contract of the Slurm collector, through the daemon's store writer.
 
 Real SQLite and PostgreSQL (the ``store_url`` fixture), real subprocesses for
-the fake ``qstat``/``squeue``/``sacct`` and for the ``collectbus`` command.
+the fake ``qstat``/``squeue``/``sacct``; the ``collectbus`` command runs in this
+process, as its entry point runs it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from collectbus.store.engine import make_engine
 from collectbus.store.migrate import alembic_config, upgrade
 from collectbus.store.schema import collection_log, jobs
 from tests.fakes.pbs.scenario import stage
-from tests.integration.cli_helpers import collectbus, collectbus_env
+from tests.integration.cli_helpers import collectbus_env, collectbus_in_process
 
 TESTS = Path(__file__).resolve().parents[1]
 SLURM_FAKES = TESTS / "fakes" / "slurm"
@@ -118,11 +119,13 @@ def test_what_was_repaired_shows_in_db_status(tmp_path: Path, store_url: str) ->
     finally:
         bus.stop()
         store.close()
-    result = collectbus("db", "status", cwd=tmp_path, env=collectbus_env(tmp_path, store_url))
+    result = collectbus_in_process(
+        "db", "status", cwd=tmp_path, env=collectbus_env(tmp_path, store_url)
+    )
     assert result.returncode == 0, result.stderr
     assert "pbs-jobs" in result.stdout
     assert "repaired=" in result.stdout, result.stdout
-    as_json = collectbus(
+    as_json = collectbus_in_process(
         "db", "status", "--format", "json", cwd=tmp_path, env=collectbus_env(tmp_path, store_url)
     )
     assert as_json.returncode == 0, as_json.stderr

@@ -12,7 +12,7 @@ import pytest
 from collectbus.records import HostInventory
 from collectbus.store import open as open_store
 from collectbus.testing import make_host_sample
-from tests.integration.cli_helpers import collectbus, collectbus_env
+from tests.integration.cli_helpers import collectbus, collectbus_env, collectbus_in_process
 
 S = 10**9
 MINUTE = 60 * S
@@ -55,7 +55,7 @@ def test_disk_family_is_iostat_per_device(tmp_path: Path, env: dict[str, str]) -
 
 
 def test_every_averages_per_bucket(tmp_path: Path, env: dict[str, str]) -> None:
-    result = collectbus(
+    result = collectbus_in_process(
         "host", "--metric", "net", "--every", "1m", "--format", "json", cwd=tmp_path, env=env
     )
     assert result.returncode == 0, result.stderr
@@ -67,7 +67,7 @@ def test_every_averages_per_bucket(tmp_path: Path, env: dict[str, str]) -> None:
 
 
 def test_several_families_as_one_json_object(tmp_path: Path, env: dict[str, str]) -> None:
-    result = collectbus(
+    result = collectbus_in_process(
         "host", "--metric", "cpu,mem,psi", "--format", "json", cwd=tmp_path, env=env
     )
     assert result.returncode == 0, result.stderr
@@ -77,7 +77,9 @@ def test_several_families_as_one_json_object(tmp_path: Path, env: dict[str, str]
     assert {round(r["cpu_percent"], 6) for r in rated} == {40.0}
     assert all(r["mem_used_bytes"] > 0 for r in data["mem"])
     assert "psi_io_full_avg10" in data["psi"][0]
-    table = collectbus("host", "--metric", "percpu", "--every", "1m", cwd=tmp_path, env=env)
+    table = collectbus_in_process(
+        "host", "--metric", "percpu", "--every", "1m", cwd=tmp_path, env=env
+    )
     assert table.returncode == 0, table.stderr
     assert "percpu" in table.stdout
 
@@ -85,22 +87,24 @@ def test_several_families_as_one_json_object(tmp_path: Path, env: dict[str, str]
 def test_bad_metric_and_csv_of_two_families_are_usage_errors(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
-    bad = collectbus("host", "--metric", "gpu", cwd=tmp_path, env=env)
+    bad = collectbus_in_process("host", "--metric", "gpu", cwd=tmp_path, env=env)
     assert bad.returncode == 2
     assert "unknown family 'gpu'" in bad.stderr
-    csv = collectbus("host", "--metric", "cpu,mem", "--format", "csv", cwd=tmp_path, env=env)
+    csv = collectbus_in_process(
+        "host", "--metric", "cpu,mem", "--format", "csv", cwd=tmp_path, env=env
+    )
     assert csv.returncode == 2
     assert csv.stderr.startswith("collectbus: error: --format csv takes one --metric family")
 
 
 def test_inventory(tmp_path: Path, env: dict[str, str]) -> None:
-    result = collectbus("host", "inventory", "--format", "json", cwd=tmp_path, env=env)
+    result = collectbus_in_process("host", "inventory", "--format", "json", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     assert [(r["host"], r["cpu"]["threads"]) for r in json.loads(result.stdout)] == [
         ("a", 2),
         ("b", 8),
     ]
-    one = collectbus("host", "inventory", "--host", "b", cwd=tmp_path, env=env)
+    one = collectbus_in_process("host", "inventory", "--host", "b", cwd=tmp_path, env=env)
     assert one.returncode == 0, one.stderr
     assert "1/8/8" in one.stdout
     assert " a " not in one.stdout

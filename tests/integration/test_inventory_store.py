@@ -19,8 +19,8 @@ S = 10**9
 
 
 @pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    s = open_store(store_url)
+def store(migrated_store_url: str) -> Iterator[Store]:
+    s = open_store(migrated_store_url)
     yield s
     s.close()
 

@@ -36,8 +36,8 @@ SLURM_STATES = {"COMPLETED": "completed", "FAILED": "failed"}
 
 
 @pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    s = open_store(store_url)
+def store(migrated_store_url: str) -> Iterator[Store]:
+    s = open_store(migrated_store_url)
     yield s
     s.close()
 

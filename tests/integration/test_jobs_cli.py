@@ -15,7 +15,7 @@ from collectbus.jobtrack.writer import TrackedStore
 from collectbus.records import COMPLETE_LISTING, CollectionEvent, NodeRecord, QueueRecord
 from collectbus.store import open as open_store
 from collectbus.testing_sched import make_pbs_job
-from tests.integration.cli_helpers import collectbus, collectbus_env
+from tests.integration.cli_helpers import collectbus, collectbus_env, collectbus_in_process
 
 S = 10**9
 M = 60 * S
@@ -105,9 +105,9 @@ def t0() -> int:
 
 
 @pytest.fixture
-def env(tmp_path: Path, store_url: str, t0: int) -> dict[str, str]:
-    _populate(store_url, t0)
-    return collectbus_env(tmp_path, store_url)
+def env(tmp_path: Path, migrated_store_url: str, t0: int) -> dict[str, str]:
+    _populate(migrated_store_url, t0)
+    return collectbus_env(tmp_path, migrated_store_url)
 
 
 def test_jobs_lists_and_filters(tmp_path: Path, env: dict[str, str]) -> None:
@@ -126,7 +126,7 @@ def test_jobs_lists_and_filters(tmp_path: Path, env: dict[str, str]) -> None:
 
 
 def test_job_shows_every_state_change(tmp_path: Path, env: dict[str, str], t0: int) -> None:
-    out = collectbus("job", "2", "--format", "json", cwd=tmp_path, env=env)
+    out = collectbus_in_process("job", "2", "--format", "json", cwd=tmp_path, env=env)
     assert out.returncode == 0, out.stderr
     (found,) = json.loads(out.stdout)
     assert found["job"]["job_id"] == "2.pbs01.example.org"
@@ -135,17 +135,17 @@ def test_job_shows_every_state_change(tmp_path: Path, env: dict[str, str], t0: i
     ]
     assert ("state", None, "queued", t0) in changes
     assert ("state", "queued", "running", t0 + 10 * M) in changes
-    table = collectbus("job", "2.pbs01.example.org", cwd=tmp_path, env=env)
+    table = collectbus_in_process("job", "2.pbs01.example.org", cwd=tmp_path, env=env)
     assert "first seen" in table.stdout
     assert "running" in table.stdout
-    missing = collectbus("job", "999", cwd=tmp_path, env=env)
+    missing = collectbus_in_process("job", "999", cwd=tmp_path, env=env)
     assert missing.returncode == 1
     assert missing.stderr.startswith("collectbus: error: ")
     assert "no job '999'" in missing.stderr
 
 
 def test_history_nodes_and_queues(tmp_path: Path, env: dict[str, str]) -> None:
-    out = collectbus(
+    out = collectbus_in_process(
         "history", "--job", "1.pbs01.example.org", "--format", "csv", cwd=tmp_path, env=env
     )
     rows = list(csv.DictReader(io.StringIO(out.stdout)))
@@ -153,20 +153,24 @@ def test_history_nodes_and_queues(tmp_path: Path, env: dict[str, str]) -> None:
         ("state", "running"),
         ("state", "completed"),
     ]
-    nodes = json.loads(collectbus("nodes", "--format", "json", cwd=tmp_path, env=env).stdout)
+    nodes = json.loads(
+        collectbus_in_process("nodes", "--format", "json", cwd=tmp_path, env=env).stdout
+    )
     assert {n["node"]: n["state"] for n in nodes} == {
         "x0": "allocated",
         "x1": "allocated",
         "x2": "idle",
     }
-    queues = json.loads(collectbus("queues", "--format", "json", cwd=tmp_path, env=env).stdout)
+    queues = json.loads(
+        collectbus_in_process("queues", "--format", "json", cwd=tmp_path, env=env).stdout
+    )
     assert [(q["queue"], q["jobs_queued"]) for q in queues] == [("prod", 0)]
 
 
 def test_analyze_wait_times_names_the_three_definitions(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
-    out = collectbus(
+    out = collectbus_in_process(
         "analyze", "wait-times", "--percentiles", "50", "--format", "json", cwd=tmp_path, env=env
     )
     assert out.returncode == 0, out.stderr
@@ -177,11 +181,11 @@ def test_analyze_wait_times_names_the_three_definitions(
     assert rows["queued"]["p50_s"] == pytest.approx((5 + 18) / 2 * 60)
     assert rows["eligible"]["p50_s"] == pytest.approx((4 + 17) / 2 * 60)
     assert rows["eligible_seconds"]["p50_s"] == pytest.approx(90)
-    table = collectbus("analyze", "wait-times", "--by", "project", cwd=tmp_path, env=env)
+    table = collectbus_in_process("analyze", "wait-times", "--by", "project", cwd=tmp_path, env=env)
     assert "eligible_seconds: PBS's own accrued eligible_time" in table.stdout
     assert "climate" in table.stdout
     eff = json.loads(
-        collectbus(
+        collectbus_in_process(
             "analyze", "walltime-efficiency", "--format", "json", cwd=tmp_path, env=env
         ).stdout
     )
@@ -192,7 +196,7 @@ def test_analyze_wait_times_names_the_three_definitions(
 def test_analyze_series(tmp_path: Path, env: dict[str, str], t0: int) -> None:
     since = str((t0 + 5 * M) // S)
     until = str((t0 + 15 * M) // S)
-    out = collectbus(
+    out = collectbus_in_process(
         "analyze",
         "queue-depth",
         "--overall",
@@ -210,7 +214,7 @@ def test_analyze_series(tmp_path: Path, env: dict[str, str], t0: int) -> None:
     assert out.returncode == 0, out.stderr
     rows = json.loads(out.stdout)
     assert [(r["queued"], r["held"], r["running"]) for r in rows] == [(1, 1, 1), (0, 1, 1)]
-    out = collectbus(
+    out = collectbus_in_process(
         "analyze",
         "node-states",
         "--since",
@@ -239,7 +243,7 @@ def test_db_cleanup_dry_run_then_for_real(tmp_path: Path, env: dict[str, str]) -
         "--format",
         "json",
     )
-    dry = collectbus(*args, "--dry-run", cwd=tmp_path, env=env)
+    dry = collectbus_in_process(*args, "--dry-run", cwd=tmp_path, env=env)
     assert dry.returncode == 0, dry.stderr
     counts = {r["table"]: r["rows"] for r in json.loads(dry.stdout)}
     # Every change is older than 9 s; job 1 is the only finished one.
@@ -247,15 +251,18 @@ def test_db_cleanup_dry_run_then_for_real(tmp_path: Path, env: dict[str, str]) -
     assert counts["jobs"] == 1
     again = {
         r["table"]: r["rows"]
-        for r in json.loads(collectbus(*args, "--dry-run", cwd=tmp_path, env=env).stdout)
+        for r in json.loads(collectbus_in_process(*args, "--dry-run", cwd=tmp_path, env=env).stdout)
     }
     assert again == counts
     done = {
-        r["table"]: r["rows"] for r in json.loads(collectbus(*args, cwd=tmp_path, env=env).stdout)
+        r["table"]: r["rows"]
+        for r in json.loads(collectbus_in_process(*args, cwd=tmp_path, env=env).stdout)
     }
     assert done["job_history"] == counts["job_history"]
     assert done["jobs"] == 1
-    left = json.loads(collectbus("jobs", "--format", "json", cwd=tmp_path, env=env).stdout)
+    left = json.loads(
+        collectbus_in_process("jobs", "--format", "json", cwd=tmp_path, env=env).stdout
+    )
     assert sorted(r["job_id"] for r in left) == ["2.pbs01.example.org", "3.pbs01.example.org"]
 
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from tests.fakes.pbs.scenario import FAKES, stage
-from tests.integration.cli_helpers import collectbus, collectbus_env
+from tests.integration.cli_helpers import collectbus, collectbus_env, collectbus_in_process
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "pbs"
 
@@ -43,7 +43,7 @@ def test_collect_pbs_jobs_prints_records_and_notes(tmp_path: Path) -> None:
 def test_collect_pbs_queues_as_a_table(tmp_path: Path) -> None:
     env = _env(tmp_path)
     env.update(stage(tmp_path / "fake", "queues", DATA / "qstat_Qf_json__ncar_derecho.json"))
-    result = collectbus("collect", "pbs", "queues", cwd=tmp_path, env=env)
+    result = collectbus_in_process("collect", "pbs", "queues", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     assert "pbs queues: 14" in result.stdout
     cpu = next(line for line in result.stdout.splitlines() if line.split()[:1] == ["cpu"])
@@ -62,7 +62,7 @@ def test_a_server_that_cannot_be_reached_is_one_line_and_exit_1(tmp_path: Path) 
     fake = tmp_path / "fake"
     env.update(stage(fake, "nodes", DATA / "pbsnodes_av_json__0nebody_pbs_exporter_node.json"))
     (fake / "server_name").write_text("pbs1")
-    result = collectbus("collect", "pbs", "nodes", cwd=tmp_path, env=env)
+    result = collectbus_in_process("collect", "pbs", "nodes", cwd=tmp_path, env=env)
     assert result.returncode == 1
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("collectbus: error: ")

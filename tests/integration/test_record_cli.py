@@ -1,4 +1,6 @@
-"""collectbus record -- CMD, as a user runs it: a real subprocess, a real database."""
+"""collectbus record -- CMD, as a user runs it, a real database: the exit code and the
+signals passed on in a real subprocess; the other cases run the command line in this
+process."""
 
 from __future__ import annotations
 
@@ -11,7 +13,12 @@ from pathlib import Path
 import pytest
 
 from collectbus.store import open as open_store
-from tests.integration.cli_helpers import collectbus, collectbus_env, start_collectbus
+from tests.integration.cli_helpers import (
+    collectbus,
+    collectbus_env,
+    collectbus_in_process,
+    start_collectbus,
+)
 
 
 def _result(folder: Path) -> dict[str, object]:
@@ -54,7 +61,7 @@ def test_no_store_writes_no_database_and_the_configured_name_is_used(tmp_path: P
     db = tmp_path / "cb.db"
     env = collectbus_env(tmp_path, f"sqlite:///{db}")
     env["COLLECTBUS_HOST"] = "bench-client-7"
-    done = collectbus(
+    done = collectbus_in_process(
         "record", "--no-store", f"--out={tmp_path}", "--", "true", cwd=tmp_path, env=env
     )
     assert done.returncode == 0, done.stderr
@@ -67,9 +74,9 @@ def test_no_store_writes_no_database_and_the_configured_name_is_used(tmp_path: P
 
 
 def test_the_cap_keeps_the_newest_samples_and_counts_the_rest(tmp_path: Path) -> None:
-    done = collectbus(
+    done = collectbus_in_process(
         "record", "--no-store", "--interval=0.05s", "--max-samples=2", f"--out={tmp_path}",
-        "--", sys.executable, "-c", "import time; time.sleep(1)",
+        "--", sys.executable, "-c", "import time; time.sleep(0.5)",
         cwd=tmp_path, env=collectbus_env(tmp_path, f"sqlite:///{tmp_path / 'cb.db'}"),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -125,7 +132,7 @@ def test_a_signal_is_passed_on_and_the_result_still_written(
 
 
 def test_a_command_that_cannot_run_exits_127_with_a_result(tmp_path: Path) -> None:
-    done = collectbus(
+    done = collectbus_in_process(
         "record", "--no-store", f"--out={tmp_path}", "--", "no-such-program-xyz",
         cwd=tmp_path, env=collectbus_env(tmp_path, f"sqlite:///{tmp_path / 'cb.db'}"),
     )  # fmt: skip
@@ -136,7 +143,7 @@ def test_a_command_that_cannot_run_exits_127_with_a_result(tmp_path: Path) -> No
 
 def test_a_bad_host_list_is_one_line_and_nothing_runs(tmp_path: Path) -> None:
     marker = tmp_path / "ran"
-    done = collectbus(
+    done = collectbus_in_process(
         "record", f"--hosts=@{tmp_path / 'missing'}", "--", "touch", str(marker),
         cwd=tmp_path, env=collectbus_env(tmp_path, f"sqlite:///{tmp_path / 'cb.db'}"),
     )  # fmt: skip
@@ -150,7 +157,7 @@ def test_a_bad_host_list_is_one_line_and_nothing_runs(tmp_path: Path) -> None:
 
 
 def test_without_a_command_it_is_a_usage_error(tmp_path: Path) -> None:
-    done = collectbus(
+    done = collectbus_in_process(
         "record", cwd=tmp_path, env=collectbus_env(tmp_path, f"sqlite:///{tmp_path / 'x.db'}")
     )
     assert done.returncode == 2
@@ -159,7 +166,7 @@ def test_without_a_command_it_is_a_usage_error(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("interval", ["0s", "soon"])
 def test_a_bad_interval_is_a_usage_error(tmp_path: Path, interval: str) -> None:
-    done = collectbus(
+    done = collectbus_in_process(
         "record", f"--interval={interval}", "--", "true",
         cwd=tmp_path, env=collectbus_env(tmp_path, f"sqlite:///{tmp_path / 'x.db'}"),
     )  # fmt: skip
@@ -168,7 +175,7 @@ def test_a_bad_interval_is_a_usage_error(tmp_path: Path, interval: str) -> None:
 
 
 def test_an_ssh_option_without_a_value_is_a_usage_error(tmp_path: Path) -> None:
-    done = collectbus(
+    done = collectbus_in_process(
         "record", "--hosts=node1", "--ssh-option=Port", "--", "true",
         cwd=tmp_path, env=collectbus_env(tmp_path, f"sqlite:///{tmp_path / 'x.db'}"),
     )  # fmt: skip

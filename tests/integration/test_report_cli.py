@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.cli_helpers import collectbus, collectbus_env
+from tests.integration.cli_helpers import collectbus, collectbus_env, collectbus_in_process
 from tests.integration.png import colours, read_png
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,7 +41,7 @@ def recording(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def _report(tmp: Path, db: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return collectbus(*args, cwd=tmp, env=collectbus_env(tmp, f"sqlite:///{db}"))
+    return collectbus_in_process(*args, cwd=tmp, env=collectbus_env(tmp, f"sqlite:///{db}"))
 
 
 def test_a_result_file_becomes_one_page_with_a_chart_per_metric(
@@ -117,6 +117,7 @@ def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+@pytest.mark.slow
 def test_the_page_renders_in_headless_chromium(
     recording: tuple[Path, Path], tmp_path: Path
 ) -> None:

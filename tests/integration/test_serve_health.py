@@ -21,8 +21,8 @@ T0 = 1_700_000_000 * NS_PER_S
 
 
 @pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    with open_store(store_url) as s:
+def store(migrated_store_url: str) -> Iterator[Store]:
+    with open_store(migrated_store_url) as s:
         s.write([make_host_sample("a", T0 + i * NS_PER_S) for i in range(5)])
         yield s
 

@@ -33,8 +33,8 @@ Columns = dict[str, npt.NDArray[Any]]
 
 
 @pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    s = open_store(store_url)
+def store(migrated_store_url: str) -> Iterator[Store]:
+    s = open_store(migrated_store_url)
     yield s
     s.close()
 

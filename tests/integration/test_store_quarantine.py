@@ -30,7 +30,7 @@ from collectbus.store.quarantine import (
 )
 from collectbus.testing import make_host_sample
 from collectbus.values import out_of_range_details
-from tests.integration.cli_helpers import collectbus, collectbus_env
+from tests.integration.cli_helpers import collectbus_env, collectbus_in_process
 
 T0 = 1_800_000_000 * 10**9
 S = 10**9
@@ -39,8 +39,8 @@ NOT_AVAILABLE = 2**64 - 1
 
 
 @pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    with open_store(store_url) as s:
+def store(migrated_store_url: str) -> Iterator[Store]:
+    with open_store(migrated_store_url) as s:
         yield s
 
 
@@ -268,7 +268,7 @@ def upgrade_down(conn: sa.Connection) -> None:
 
 
 def test_health_and_db_status_report_the_quarantine(
-    store: Store, store_url: str, tmp_path: Path
+    store: Store, migrated_store_url: str, tmp_path: Path
 ) -> None:
     from collectbus.serve.http.api import health
 
@@ -279,7 +279,8 @@ def test_health_and_db_status_report_the_quarantine(
     held = doc["store"]["quarantine"]  # type: ignore[index]
     assert held["rows"] == 1
     assert held["latest"][0]["field"] == "rx_bytes"
-    shown = collectbus("db", "status", cwd=tmp_path, env=collectbus_env(tmp_path, store_url))
+    env = collectbus_env(tmp_path, migrated_store_url)
+    shown = collectbus_in_process("db", "status", cwd=tmp_path, env=env)
     assert shown.returncode == 0, shown.stderr
     assert "quarantined values and rows" in shown.stdout
     assert "host_net.rx_bytes" in shown.stdout

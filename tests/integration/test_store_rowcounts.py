@@ -17,14 +17,14 @@ from collectbus.store import open as open_store
 from collectbus.store.rowcounts import METHOD_DESCRIPTIONS, rowid_range_query
 from collectbus.store.schema import COUNTED_TABLES, metadata
 from collectbus.testing import make_host_sample
-from tests.integration.cli_helpers import collectbus, collectbus_env
+from tests.integration.cli_helpers import collectbus_env, collectbus_in_process
 
 T0 = 1_700_000_000 * NS_PER_S
 
 
 @pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    with open_store(store_url) as s:
+def store(migrated_store_url: str) -> Iterator[Store]:
+    with open_store(migrated_store_url) as s:
         yield s
 
 
@@ -167,24 +167,28 @@ def test_db_status_marks_estimates_and_counts_with_exact(tmp_path: Path, store_u
         method = str(store.status()["rows_method"])
     env = collectbus_env(tmp_path, store_url)
 
-    estimated = collectbus("db", "status", "--format", "json", cwd=tmp_path, env=env)
+    estimated = collectbus_in_process("db", "status", "--format", "json", cwd=tmp_path, env=env)
     assert estimated.returncode == 0, estimated.stderr
     items = {row["item"]: row["value"] for row in json.loads(estimated.stdout)}
     assert items["row counts"] == METHOD_DESCRIPTIONS[method]  # type: ignore[index]
     assert set(items) >= {f"rows in {name} (estimate)" for name in COUNTED_TABLES}
     assert not any(item.startswith("rows in") and "(estimate)" not in item for item in items)
 
-    counted = collectbus("db", "status", "--exact", "--format", "json", cwd=tmp_path, env=env)
+    counted = collectbus_in_process(
+        "db", "status", "--exact", "--format", "json", cwd=tmp_path, env=env
+    )
     assert counted.returncode == 0, counted.stderr
     items = {row["item"]: row["value"] for row in json.loads(counted.stdout)}
     assert items["row counts"] == METHOD_DESCRIPTIONS["count"]
     assert {name: items[f"rows in {name}"] for name in COUNTED_TABLES} == exact
 
-    as_csv = collectbus("db", "status", "--exact", "--format", "csv", cwd=tmp_path, env=env)
+    as_csv = collectbus_in_process(
+        "db", "status", "--exact", "--format", "csv", cwd=tmp_path, env=env
+    )
     assert as_csv.returncode == 0, as_csv.stderr
     assert as_csv.stdout.splitlines()[0] == "item,value"
     assert f"rows in host_cpu,{exact['host_cpu']}" in as_csv.stdout.splitlines()
 
-    table = collectbus("db", "status", cwd=tmp_path, env=env)
+    table = collectbus_in_process("db", "status", cwd=tmp_path, env=env)
     assert table.returncode == 0, table.stderr
     assert "rows in host_cpu (estimate)" in table.stdout

@@ -42,9 +42,11 @@ def _result(seq: int, time_ns: int, *, stale: bool = False) -> Result:
 
 
 class Env:
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, migrated: Path) -> None:
+        """The store is the migrated file ``migrated``, moved into a directory of its own."""
         self.dir = tmp_path / "db"
         self.dir.mkdir()
+        migrated.rename(self.dir / "s.db")
         self.url = f"sqlite:///{self.dir / 's.db'}"
         self.clock = FakeClock(start_ns=START_NS)
         self.store: Store = open_store(self.url, clock=self.clock)
@@ -54,8 +56,8 @@ class Env:
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[Env]:
-    e = Env(tmp_path)
+def env(tmp_path: Path, migrated_sqlite_url: str) -> Iterator[Env]:
+    e = Env(tmp_path, Path(migrated_sqlite_url.removeprefix("sqlite:///")))
     yield e
     e.store.close()
 

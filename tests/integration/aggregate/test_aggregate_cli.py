@@ -59,6 +59,7 @@ def shown(tmp_path: Path, env: dict[str, str]) -> dict[str, tuple[int, int, floa
     }
 
 
+@pytest.mark.slow
 def test_sample_config_tails_agent_invocations(tmp_path: Path) -> None:
     (tmp_path / "collectbus.toml").write_text(SAMPLE.read_text())
     make_agents_db(tmp_path / "agents.db", 500)

@@ -352,6 +352,7 @@ def _rounds(store: Store, url: str, writer: Engine, rows: int, **kw: Any) -> int
     return verified_rounds
 
 
+@pytest.mark.slow
 def test_thirty_rounds_of_the_agent_pattern_stay_exact(
     store: Store, source: tuple[str, Engine]
 ) -> None:

@@ -30,8 +30,8 @@ DISK_WRITE = 2 * DISK_WRITE_SECTORS_PER_S * 512
 
 
 @pytest.fixture
-def store(sqlite_url: str) -> Iterator[Store]:
-    with open_store(sqlite_url) as s:
+def store(migrated_sqlite_url: str) -> Iterator[Store]:
+    with open_store(migrated_sqlite_url) as s:
         yield s
 
 

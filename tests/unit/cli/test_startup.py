@@ -154,6 +154,10 @@ def test_ctrl_c_during_start_up_exits_130_without_a_traceback() -> None:
         """
         import signal, sys
 
+        # As at a terminal, whatever this test's parent did with SIGINT (a shell's
+        # background job starts with it ignored, and Python then leaves it ignored).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
         class Interrupt:
             def find_spec(self, name, path=None, target=None):
                 if name == "collectbus.cli.main":

@@ -24,18 +24,20 @@ from collectbus.store.engine import make_engine
 from collectbus.testing import make_host_sample
 
 T0 = 1_700_000_000 * NS_PER_S
+#: How often serve_forever looks for shutdown(): each server's teardown waits for it.
+POLL_S = 0.02
 
 
 @pytest.fixture
-def store(sqlite_url: str) -> Iterator[Store]:
-    with open_store(sqlite_url) as s:
+def store(migrated_sqlite_url: str) -> Iterator[Store]:
+    with open_store(migrated_sqlite_url) as s:
         yield s
 
 
 @pytest.fixture
 def base_url(store: Store) -> Iterator[str]:
     server = make_server(ServeApp(store), "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(POLL_S,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -193,7 +195,7 @@ def test_a_client_that_hangs_up_mid_scrape_is_one_debug_line(
     response is written (with a reset, as a killed client does)."""
     slow = _Slow()
     server = make_server(ServeApp(store, sources=[slow]), "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(POLL_S,), daemon=True)
     thread.start()
     port = server.server_address[1]
     try:

@@ -25,8 +25,8 @@ T0 = 1_700_000_000 * NS_PER_S
 
 
 @pytest.fixture
-def store(sqlite_url: str) -> Iterator[Store]:
-    with open_store(sqlite_url) as s:
+def store(migrated_sqlite_url: str) -> Iterator[Store]:
+    with open_store(migrated_sqlite_url) as s:
         yield s
 
 

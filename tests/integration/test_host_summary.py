@@ -24,8 +24,8 @@ S = 10**9
 
 
 @pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    with open_store(store_url) as s:
+def store(migrated_store_url: str) -> Iterator[Store]:
+    with open_store(migrated_store_url) as s:
         yield s
 
 

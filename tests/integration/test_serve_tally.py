@@ -10,7 +10,6 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from tests.unit.serve.serve_helpers import T0, call_records, expected_totals, plain, settled
 
 from collectbus.clock import NS_PER_S, FakeClock, SystemClock
 from collectbus.records import CollectionEvent
@@ -20,11 +19,12 @@ from collectbus.store import Store
 from collectbus.store import open as open_store
 from collectbus.store.calls import COLUMNS, call_rows, insert_calls
 from collectbus.store.schema import calls
+from tests.unit.serve.serve_helpers import T0, call_records, expected_totals, plain, settled
 
 
 @pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    with open_store(store_url) as s:
+def store(migrated_store_url: str) -> Iterator[Store]:
+    with open_store(migrated_store_url) as s:
         yield s
 
 

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-from tests.unit.serve.serve_helpers import T0, call_records, expected_totals, plain, settled
 
 from collectbus.aggregate import AggregateSpec, Aggregator, read_aggregates
 from collectbus.clock import NS_PER_S, FakeClock, SystemClock
@@ -26,11 +25,12 @@ from collectbus.serve.metrics.callstats import CallStatsSource, CollectionsSourc
 from collectbus.store import Store
 from collectbus.store import open as open_store
 from collectbus.store.schema import serve_counters
+from tests.unit.serve.serve_helpers import T0, call_records, expected_totals, plain, settled
 
 
 @pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    with open_store(store_url) as s:
+def store(migrated_store_url: str) -> Iterator[Store]:
+    with open_store(migrated_store_url) as s:
         yield s
 
 
