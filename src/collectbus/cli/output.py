@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
 import json
 import math
@@ -71,10 +70,17 @@ def time_window(since: str, until: str) -> tuple[int, int]:
 
 
 def iso(ns: int | None) -> str:
-    """A local ISO time with seconds, for tables."""
+    """Local time with seconds and its zone, for tables (:func:`collectbus.timefmt.iso_local`)."""
     if ns is None:
         return ""
-    return dt.datetime.fromtimestamp(ns / 1e9).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return timefmt.iso_local(ns)
+
+
+def when(ns: int | None, fmt: str) -> str | None:
+    """A time for ``fmt``: local with its zone in a table, RFC 3339 UTC in JSON and CSV."""
+    if ns is None:
+        return "" if fmt == "table" else None
+    return iso(ns) if fmt == "table" else iso_utc(ns)
 
 
 #: Integer columns that are identifiers, not amounts: no thousands separator.
