@@ -98,6 +98,10 @@ COLLECT_COMMANDS = {
         "collectbus.cli.pbs:collect_pbs",
         "Run the PBS command for ENTITY (jobs, nodes, queues, server) once and print it.",
     ),
+    "slurm": LazyCommand(
+        "collectbus.cli.slurm:collect_slurm",
+        "Run the Slurm commands for ENTITY (jobs, nodes, partitions) once and print them.",
+    ),
 }
 
 
