@@ -13,6 +13,10 @@ from tests.integration.cli_helpers import assert_stopped, collectbus, collectbus
 
 pytestmark = pytest.mark.slow
 
+jsonschema = pytest.importorskip("jsonschema")
+
+SCHEMAS = Path(__file__).resolve().parents[2] / "src" / "collectbus" / "cli" / "schemas"
+
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
@@ -46,12 +50,14 @@ def test_status_from_another_folder_reads_the_daemons_database(
         assert state["started"].endswith("Z")
         assert state["latest_collections"][0]["started"].endswith("Z")
         assert not (elsewhere / "collectbus.db").exists()  # ./collectbus.db was not read
+        schema = json.loads((SCHEMAS / "daemon-status.json").read_text())
+        jsonschema.Draft202012Validator(schema).validate(state)
 
         table = collectbus("daemon", "status", cwd=elsewhere, env=env)
         assert "latest collections" in table.stdout
         assert str(tmp_path / "state" / "collectbus" / "collectbus.pid") in table.stdout
         csv = collectbus("daemon", "status", "--format", "csv", cwd=elsewhere, env=env)
-        assert "collection.1.source," in csv.stdout
+        assert "latest_collections.1.source," in csv.stdout
     finally:
         stopped = collectbus("daemon", "stop", cwd=elsewhere, env=env)
     assert stopped.returncode == 0, stopped.stderr

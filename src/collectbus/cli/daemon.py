@@ -16,7 +16,14 @@ import click
 
 from collectbus.cli.context import CliContext, pass_cli
 from collectbus.cli.exitcodes import EXIT_NOT_RUNNING
-from collectbus.cli.output import details_text, duration_option, format_option, render, when
+from collectbus.cli.output import (
+    collection_rows,
+    duration_option,
+    format_option,
+    item_rows,
+    render,
+    when,
+)
 from collectbus.clock import NS_PER_S
 from collectbus.errors import DaemonError, SchemaError, StoreError
 from collectbus.pidfile import make_parent, running, wait_released
@@ -47,7 +54,7 @@ def _not_running(path: Path, fmt: str = "table", log_path: Path | None = None) -
         if fmt == "json":
             click.echo(json.dumps(state, indent=2))
         else:
-            render([{"item": k, "value": v} for k, v in state.items()], "csv")
+            render(item_rows(state), "csv")
     click.echo(f"not running (no daemon holds {path})", err=True)
     sys.exit(EXIT_NOT_RUNNING)
 
@@ -184,8 +191,8 @@ def status(cli: CliContext, fmt: str) -> None:
 
     The latest collections are read from the database the daemon writes (its
     PID file names it), whatever --db says. JSON and CSV times are RFC 3339
-    UTC; the CSV has one item,value row per fact, the collections as
-    collection.N.FIELD.
+    UTC; the CSV has one item,value row per fact of the JSON, the collections
+    as latest_collections.N.FIELD.
     """
     path = _pid_path(cli)
     info = running(path)
@@ -212,29 +219,15 @@ def status(cli: CliContext, fmt: str) -> None:
             store.close()
     except StoreError as err:
         click.echo(f"collectbus: warning: cannot read the latest collections: {err}", err=True)
-    collections = [
-        {
-            "started": when(int(str(r["started_ns"])), fmt),
-            "source": r["source"],
-            "status": r["status"],
-            "records": r["records"],
-            "duration_ms": int(str(r["duration_ns"])) / 1e6,
-            "error": r["error"],
-            "details": r["details"] if fmt == "json" else details_text(r["details"]),
-        }
-        for r in latest
-    ]
+    collections = collection_rows(latest, fmt)
     if fmt == "json":
         state["latest_collections"] = collections
         click.echo(json.dumps(state, indent=2, default=str))
         return
-    rows = [{"item": k, "value": str(v) if k == "pid" else v} for k, v in state.items()]
     if fmt == "csv":
-        rows += [
-            {"item": f"collection.{n}.{k}", "value": v}
-            for n, c in enumerate(collections, 1)
-            for k, v in c.items()
-        ]
+        render(item_rows({**state, "latest_collections": collections}), fmt)
+        return
+    rows = [{"item": k, "value": str(v) if k == "pid" else v} for k, v in state.items()]
     render(rows, fmt, columns=("item", "value"))
     if collections and fmt == "table":
         render(collections, "table", title="latest collections", headers={"duration_ms": "ms"})

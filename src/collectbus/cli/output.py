@@ -181,6 +181,42 @@ def _numeric(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def collection_rows(latest: Sequence[Row], fmt: str) -> list[dict[str, object]]:
+    """Rows of ``collection_log`` as ``daemon status`` and ``db status`` show them:
+    details an object in JSON, ``key=value, ...`` in a table or CSV."""
+    return [
+        {
+            "started": when(int(str(r["started_ns"])), fmt),
+            "source": r["source"],
+            "status": r["status"],
+            "records": r["records"],
+            "duration_ms": int(str(r["duration_ns"])) / 1e6,
+            "error": r["error"],
+            "details": r["details"] if fmt == "json" else details_text(r["details"]),
+        }
+        for r in latest
+    ]
+
+
+def item_rows(document: Mapping[str, object], prefix: str = "") -> list[dict[str, object]]:
+    """A JSON document as ``item,value`` rows for CSV: nested keys joined with dots,
+    list entries numbered from 1 (``tables.host_cpu``, ``latest_collections.1.source``)."""
+    rows: list[dict[str, object]] = []
+    for key, value in document.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            rows += item_rows(value, f"{name}.")
+        elif isinstance(value, list | tuple):
+            for n, entry in enumerate(value, 1):
+                if isinstance(entry, Mapping):
+                    rows += item_rows(entry, f"{name}.{n}.")
+                else:
+                    rows.append({"item": f"{name}.{n}", "value": entry})
+        else:
+            rows.append({"item": name, "value": None if isinstance(value, Mapping) else value})
+    return rows
+
+
 def details_text(details: object) -> str:
     """What a collection noted, ``key=value, ...``, for a table."""
     if not isinstance(details, dict):
