@@ -132,7 +132,13 @@ def run(
 @format_option
 @pass_cli
 def show(cli: CliContext, name: str, fmt: str) -> None:
-    """Print the groups and measures of aggregate NAME."""
+    """Print the groups and measures of aggregate NAME.
+
+    The percentiles (p50, p95, p99) are estimates from a log-bucket sketch
+    (DDSketch): within 1 % of a value of the group, kept incrementally. calls
+    --stats computes its percentiles exactly from the rows (linear
+    interpolation, as numpy.percentile), so the two may differ by that much.
+    """
     store = cli.read_store()
     try:
         views = read_aggregates(store, [name])

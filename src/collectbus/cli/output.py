@@ -7,8 +7,8 @@ import io
 import json
 import math
 import sys
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
@@ -22,16 +22,49 @@ from collectbus.timefmt import iso_utc as iso_utc  # the commands import it from
 
 FORMATS = ("table", "json", "csv")
 
-format_option = click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(FORMATS),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
+#: Where ``--no-header`` is noted, in the click context's ``meta``.
+_NO_HEADER = "collectbus.no_header"
+
+
+def _note_no_header(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.meta[_NO_HEADER] = True
+
+
+def format_options(help_text: str = "Output format.") -> Callable[[FC], FC]:
+    """``--format table|json|csv`` and ``--no-header`` (tables and CSV: rows only)."""
+
+    def attach(command: FC) -> FC:
+        command = click.option(
+            "--no-header",
+            is_flag=True,
+            expose_value=False,
+            callback=_note_no_header,
+            help="Tables and CSV: the rows only, without the column titles (and a table's title).",
+        )(command)
+        return click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(FORMATS),
+            default="table",
+            show_default=True,
+            help=help_text,
+        )(command)
+
+    return attach
+
+
+format_option = format_options()
+
+
+def _no_header() -> bool:
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and ctx.meta.get(_NO_HEADER))
+
 
 Row = Mapping[str, object]
+
+FC = TypeVar("FC", bound=Callable[..., object] | click.Command)
 
 #: The shortest interval a command accepts: below it, reading /proc is all the host does.
 MIN_INTERVAL_S = 0.01
@@ -135,7 +168,8 @@ def render(
     elif fmt == "csv":
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
+        if not _no_header():
+            writer.writeheader()
         for r in rows:
             writer.writerow({c: _json_value(r.get(c)) for c in cols})
         click.echo(buf.getvalue(), nl=False)
@@ -151,11 +185,14 @@ def _table(
     console: Console | None,
 ) -> None:
     """A rich table; drawn without rich when it is simple (:mod:`collectbus.cli.table`)."""
+    bare = _no_header()
+    if bare:
+        title = None
     titles = [headers.get(c, c) for c in cols]
     right = [bool(rows) and _numeric(rows[0].get(c)) for c in cols]
     cells = [[_cell(r.get(c), c) for c in cols] for r in rows]
     size = console_width(sys.stdout) if console is None else None
-    if size is not None:
+    if size is not None and not bare:
         text = plain_table(cells, titles, right, title=title, width=size[0], styled=size[1])
         if text is not None:
             sys.stdout.write(text)
@@ -165,7 +202,7 @@ def _table(
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=title, show_edge=False, header_style="bold")
+    table = Table(title=title, show_edge=False, header_style="bold", show_header=not bare)
     for name, is_right in zip(titles, right, strict=True):
         table.add_column(name, justify="right" if is_right else "left")
     for row in cells:

@@ -12,7 +12,7 @@ import click
 
 from collectbus import codec
 from collectbus.cli.context import CliContext, pass_cli
-from collectbus.cli.output import render, when
+from collectbus.cli.output import format_options, render, when
 from collectbus.collectors.base import CollectContext, Collector, close_collector
 from collectbus.plugins import load_collector
 from collectbus.records import JobRecord, NodeRecord, QueueRecord, Record, SystemRecord
@@ -21,13 +21,8 @@ ENTITIES = ("jobs", "nodes", "queues", "server")
 
 
 #: --format for a one-shot scheduler collection.
-scheduler_format_option = click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json", "csv"]),
-    default="table",
-    show_default=True,
-    help="json: one record per line (NDJSON), every field; csv: the table's columns, raw values.",
+scheduler_format_option = format_options(
+    "json: one record per line (NDJSON), every field; csv: the table's columns, raw values."
 )
 
 
