@@ -143,6 +143,15 @@ def test_daemon_status_when_stopped_is_valid_against_its_schema(
     )  # running: tests/integration/test_daemon_files.py
 
 
+def test_run_summary_is_valid_against_its_schema(tmp_path: Path) -> None:
+    env = collectbus_env(tmp_path, f"sqlite:///{tmp_path / 'run.db'}")
+    result = collectbus("run", "--duration", "1s", "--format", "json", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["samples"] >= 1
+    _validator("run").validate(document)
+
+
 def test_a_schema_refuses_what_it_does_not_describe() -> None:
     stopped = {"state": "stopped", "pid_file": "/x.pid", "log_file": "/x.log"}
     _validator("daemon-status").validate(stopped)
@@ -159,5 +168,6 @@ def test_a_schema_refuses_what_it_does_not_describe() -> None:
 
 def test_every_schema_is_used_and_every_json_command_has_one() -> None:
     assert {p.stem for p in SCHEMAS.glob("*.json")} == {name for name, _ in COMMANDS} | {
-        "daemon-status"
+        "daemon-status",
+        "run",
     }

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from collectbus.cli.context import CliContext, pass_cli
 from collectbus.cli.exitcodes import EXIT_FAILED, EXIT_PARTIAL
-from collectbus.cli.output import duration_option, format_option, iso_utc, render
+from collectbus.cli.output import duration_option, format_option, iso_utc, item_rows, render
 from collectbus.collectors.base import CollectContext, close_collector
 from collectbus.errors import CollectError, ConfigError
 from collectbus.pipeline import Pipeline, Summary, host_collector_options
@@ -36,9 +36,15 @@ from collectbus.records import HostSample
     metavar="TIME",
     help="Host sample interval (default: its tier's, 10s).",
 )
+@format_option
 @pass_cli
-def run(cli: CliContext, duration: float | None, interval: float | None) -> None:
-    """Collect in the foreground into the store, then print a summary."""
+def run(cli: CliContext, duration: float | None, interval: float | None, fmt: str) -> None:
+    """Collect in the foreground into the store, then print a summary.
+
+    --format json prints the summary as one object (duration_s, collections,
+    samples, errors, skips, drops, failed_writes, unwritten, database); csv as
+    item,value rows.
+    """
     config = cli.config()
     pipeline = Pipeline(config, interval_s=interval)
     if not pipeline.bus.health().collectors:
@@ -58,7 +64,7 @@ def run(cli: CliContext, duration: float | None, interval: float | None) -> None
     except KeyboardInterrupt:
         stop.set()
         summary = pipeline.summary()
-    _print_summary(summary)
+    _print_summary(summary, fmt)
     if summary.unwritten or summary.samples == 0:
         # Nothing (or not everything) reached the database: a script must notice.
         sys.exit(EXIT_FAILED)
@@ -94,7 +100,24 @@ def _run_with_progress(
     return pipeline.summary()
 
 
-def _print_summary(summary: Summary) -> None:
+def _print_summary(summary: Summary, fmt: str) -> None:
+    if fmt != "table":
+        document: dict[str, object] = {
+            "duration_s": round(summary.duration_s, 3),
+            "collections": summary.collections,
+            "samples": summary.samples,
+            "errors": summary.errors,
+            "skips": summary.skips,
+            "drops": summary.drops,
+            "failed_writes": summary.failed_writes,
+            "unwritten": summary.unwritten,
+            "database": summary.database,
+        }
+        if fmt == "json":
+            click.echo(json.dumps(document, indent=2))
+        else:
+            render(item_rows(document), fmt, columns=("item", "value"))
+        return
     rows: list[dict[str, object]] = [
         {"": "duration", "value": f"{summary.duration_s:.1f} s"},
         {"": "collections stored", "value": summary.collections},
