@@ -54,6 +54,7 @@ from collectbus.configfile import (
     with_password,
 )
 from collectbus.errors import ConfigError
+from collectbus.pidfile import default_log_file, default_pid_file
 from collectbus.store.deadline import DEFAULT_STATEMENT_TIMEOUT_S
 
 __all__ = [
@@ -256,8 +257,11 @@ class PrivacyConfig(_Section):
 
 
 class DaemonConfig(_Section):
-    pid_file: str = "collectbus.pid"
-    log_file: str = "collectbus.log"
+    """Where the daemon's files are; by default one place per user, found from
+    any folder (:func:`collectbus.pidfile.default_pid_file`)."""
+
+    pid_file: str = Field(default_factory=default_pid_file)
+    log_file: str = Field(default_factory=default_log_file)
 
 
 FilterValue = str | int | float | bool

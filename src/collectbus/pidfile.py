@@ -14,6 +14,14 @@ kernel drops it when the process dies, however it dies. So:
 
 The file names its host because a folder may be shared between hosts; a file
 written on another host is left alone.
+
+Where the files are when ``daemon.pid_file`` and ``daemon.log_file`` are not
+set (:func:`default_pid_file`, :func:`default_log_file`): one place per user,
+whatever the current folder, so that ``daemon status`` finds the daemon from
+anywhere: ``$XDG_STATE_HOME/collectbus/`` (``~/.local/state/collectbus/``)
+for a user; for root without ``XDG_STATE_HOME``, ``/run/collectbus/collectbus.pid``
+and ``/var/lib/collectbus/collectbus.log``. The folders are created when the
+daemon starts.
 """
 
 from __future__ import annotations
@@ -26,12 +34,49 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from collectbus.errors import DaemonError
 
 log = logging.getLogger("collectbus.daemon")
+
+PID_NAME = "collectbus.pid"
+LOG_NAME = "collectbus.log"
+
+
+def _state_dir(env: Mapping[str, str]) -> Path | None:
+    """``$XDG_STATE_HOME/collectbus``; for root only when ``XDG_STATE_HOME`` is set."""
+    xdg = env.get("XDG_STATE_HOME")
+    if xdg and Path(xdg).is_absolute():
+        return Path(xdg) / "collectbus"
+    if os.geteuid() == 0:
+        return None
+    return Path.home() / ".local" / "state" / "collectbus"
+
+
+def default_pid_file(env: Mapping[str, str] | None = None) -> str:
+    """The PID file when ``daemon.pid_file`` is not set: per user, not per folder."""
+    state = _state_dir(os.environ if env is None else env)
+    return str((state or Path("/run/collectbus")) / PID_NAME)
+
+
+def default_log_file(env: Mapping[str, str] | None = None) -> str:
+    """The daemon's log when ``daemon.log_file`` is not set: beside the PID file for a user."""
+    state = _state_dir(os.environ if env is None else env)
+    return str((state or Path("/var/lib/collectbus")) / LOG_NAME)
+
+
+def make_parent(path: Path, what: str) -> None:
+    """Create the folder of ``path`` (a default one may not exist yet)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DaemonError(
+            f"{path.parent}: cannot create the folder of the {what}: {err.strerror}",
+            hint=f"set daemon.{what.replace(' ', '_')} to a writable path",
+        ) from err
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +173,7 @@ class PidLock:
 
     def __init__(self, path: Path, database: str) -> None:
         self.path = path
+        make_parent(path, "pid file")
         try:
             self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as err:

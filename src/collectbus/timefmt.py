@@ -1,5 +1,10 @@
 """Times as text: reading a time or a window a user gave, writing RFC 3339.
 
+An ISO time without a zone is local time: the ``TZ`` of the process, which
+``collectbus --utc`` sets to UTC. A bare number is epoch seconds, and one
+below :data:`MIN_EPOCH_S` (2001-09-09) is refused: ``--since 5`` is much
+likelier to mean five minutes than the fifth second of 1970.
+
 Shared by the command line (``--since``/``--until``) and the HTTP API
 (``?since=&until=``). A time that cannot be read raises :class:`ValueError`
 with a one-line message naming the value; each caller turns it into its own
@@ -15,6 +20,8 @@ import time
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d|w)$")
 _LATEST_S = 253_402_300_800  # 10000-01-01T00:00:00Z
 _REL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+#: The smallest bare number read as epoch seconds (10^9: 2001-09-09T01:46:40Z).
+MIN_EPOCH_S = 1_000_000_000
 
 
 def parse_time(value: str, *, now_ns: int) -> int:
@@ -37,6 +44,12 @@ def parse_time(value: str, *, now_ns: int) -> int:
             if when.tzinfo is None:
                 when = when.astimezone()
             seconds = when.timestamp()
+        else:
+            if 0 <= seconds < MIN_EPOCH_S:
+                raise ValueError(
+                    f"{value!r} is not a time: a bare number is epoch seconds, and one below"
+                    f" 10^9 (2001) needs a unit for time ago, e.g. {text}m, {text}h or {text}d"
+                )
         if not 0 <= seconds < _LATEST_S:
             raise ValueError(f"{value!r} is not a time between 1970 and 9999")
         result = int(seconds * 1e9)
@@ -53,6 +66,23 @@ def time_window(since: str, until: str) -> tuple[int, int]:
     if since_ns >= until_ns:
         raise ValueError("--since must be before --until")
     return since_ns, until_ns
+
+
+def iso_local(ns: int) -> str:
+    """Local time with seconds and the zone, for tables: ``2026-12-07 18:30:43 CET``.
+
+    The zone is the process's (``TZ``); ``collectbus --utc`` makes it UTC.
+    """
+    when = dt.datetime.fromtimestamp(ns / 1e9).astimezone()
+    return when.strftime("%Y-%m-%d %H:%M:%S %Z").rstrip()
+
+
+def use_utc() -> None:
+    """Make this process's local time UTC: tables and ISO times without a zone."""
+    import os
+
+    os.environ["TZ"] = "UTC"
+    time.tzset()
 
 
 def iso_utc(ns: int) -> str:

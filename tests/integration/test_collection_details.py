@@ -129,7 +129,8 @@ def test_what_was_repaired_shows_in_db_status(tmp_path: Path, store_url: str) ->
         "db", "status", "--format", "json", cwd=tmp_path, env=collectbus_env(tmp_path, store_url)
     )
     assert as_json.returncode == 0, as_json.stderr
-    assert f"repaired={repaired}" in as_json.stdout
+    (shown,) = json.loads(as_json.stdout)["latest_collections"]
+    assert shown["details"]["repaired"] == repaired
 
 
 def _slurm(store: Store, clock: FakeClock, squeue: str, sacct: str, accounting: str) -> str:

@@ -66,17 +66,26 @@ def test_every_averages_per_bucket(tmp_path: Path, env: dict[str, str]) -> None:
     assert all(r["time"].endswith(":00.000Z") for r in eth0)
 
 
-def test_several_families_as_one_json_object(tmp_path: Path, env: dict[str, str]) -> None:
+def test_several_families_as_one_array_of_rows_naming_their_family(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
     result = collectbus_in_process(
         "host", "--metric", "cpu,mem,psi", "--format", "json", cwd=tmp_path, env=env
     )
     assert result.returncode == 0, result.stderr
-    data = json.loads(result.stdout)
+    rows = json.loads(result.stdout)
+    data: dict[str, list[dict[str, object]]] = {}
+    for row in rows:
+        data.setdefault(row["metric"], []).append(row)
     assert list(data) == ["cpu", "mem", "psi"]
     rated = [r for r in data["cpu"] if r["cpu_percent"] is not None]
-    assert {round(r["cpu_percent"], 6) for r in rated} == {40.0}
-    assert all(r["mem_used_bytes"] > 0 for r in data["mem"])
+    assert {round(r["cpu_percent"], 6) for r in rated} == {40.0}  # type: ignore[arg-type]
+    assert all(r["mem_used_bytes"] > 0 for r in data["mem"])  # type: ignore[operator]
     assert "psi_io_full_avg10" in data["psi"][0]
+    one = collectbus_in_process(
+        "host", "--metric", "cpu", "--format", "json", cwd=tmp_path, env=env
+    )
+    assert json.loads(one.stdout) == data["cpu"]  # one family: the same rows, the same shape
     table = collectbus_in_process(
         "host", "--metric", "percpu", "--every", "1m", cwd=tmp_path, env=env
     )

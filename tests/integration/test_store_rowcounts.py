@@ -169,26 +169,29 @@ def test_db_status_marks_estimates_and_counts_with_exact(tmp_path: Path, store_u
 
     estimated = collectbus_in_process("db", "status", "--format", "json", cwd=tmp_path, env=env)
     assert estimated.returncode == 0, estimated.stderr
-    items = {row["item"]: row["value"] for row in json.loads(estimated.stdout)}
-    assert items["row counts"] == METHOD_DESCRIPTIONS[method]  # type: ignore[index]
-    assert set(items) >= {f"rows in {name} (estimate)" for name in COUNTED_TABLES}
-    assert not any(item.startswith("rows in") and "(estimate)" not in item for item in items)
+    document = json.loads(estimated.stdout)
+    assert document["rows_method"] == method
+    assert document["rows_estimated"] is True
+    assert set(document["tables"]) >= set(COUNTED_TABLES)
 
     counted = collectbus_in_process(
         "db", "status", "--exact", "--format", "json", cwd=tmp_path, env=env
     )
     assert counted.returncode == 0, counted.stderr
-    items = {row["item"]: row["value"] for row in json.loads(counted.stdout)}
-    assert items["row counts"] == METHOD_DESCRIPTIONS["count"]
-    assert {name: items[f"rows in {name}"] for name in COUNTED_TABLES} == exact
+    counted_document = json.loads(counted.stdout)
+    assert counted_document["rows_method"] == "count"
+    assert counted_document["rows_estimated"] is False
+    assert {name: counted_document["tables"][name] for name in COUNTED_TABLES} == exact
+    assert set(counted_document) == set(document)  # the same keys with or without --exact
 
     as_csv = collectbus_in_process(
         "db", "status", "--exact", "--format", "csv", cwd=tmp_path, env=env
     )
     assert as_csv.returncode == 0, as_csv.stderr
     assert as_csv.stdout.splitlines()[0] == "item,value"
-    assert f"rows in host_cpu,{exact['host_cpu']}" in as_csv.stdout.splitlines()
+    assert f"tables.host_cpu,{exact['host_cpu']}" in as_csv.stdout.splitlines()
 
     table = collectbus_in_process("db", "status", cwd=tmp_path, env=env)
     assert table.returncode == 0, table.stderr
     assert "rows in host_cpu (estimate)" in table.stdout
+    assert METHOD_DESCRIPTIONS[method] in table.stdout  # type: ignore[index]

@@ -117,6 +117,15 @@ def test_unreadable_file_is_a_clear_error(tmp_path: Path) -> None:
         read_pid_file(path)
 
 
-def test_pid_file_in_a_missing_folder(tmp_path: Path) -> None:
-    with pytest.raises(DaemonError, match="cannot create the PID file"):
-        PidLock(tmp_path / "no" / "such" / "c.pid", "db")
+def test_pid_file_in_a_missing_folder_creates_the_folder(tmp_path: Path) -> None:
+    lock = PidLock(tmp_path / "no" / "such" / "c.pid", "db")
+    try:
+        assert (tmp_path / "no" / "such" / "c.pid").exists()
+    finally:
+        lock.release()
+
+
+def test_pid_file_whose_folder_cannot_be_made_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(DaemonError, match="cannot create the folder of the pid file"):
+        PidLock(tmp_path / "file" / "c.pid", "db")

@@ -27,7 +27,7 @@ from collectbus.aggregate import (
 from collectbus.aggregate.spec import specs_from_config
 from collectbus.cli.context import CliContext, pass_cli
 from collectbus.cli.exitcodes import EXIT_FAILED
-from collectbus.cli.output import duration_option, format_option, iso, render
+from collectbus.cli.output import duration_option, format_option, iso, render, when
 from collectbus.errors import CollectError, ConfigError
 
 RUN_COLUMNS = ("aggregate", "kind", "rows_read", "groups", "last_id", "mismatched", "error")
@@ -132,7 +132,13 @@ def run(
 @format_option
 @pass_cli
 def show(cli: CliContext, name: str, fmt: str) -> None:
-    """Print the groups and measures of aggregate NAME."""
+    """Print the groups and measures of aggregate NAME.
+
+    The percentiles (p50, p95, p99) are estimates from a log-bucket sketch
+    (DDSketch): within 1 % of a value of the group, kept incrementally. calls
+    --stats computes its percentiles exactly from the rows (linear
+    interpolation, as numpy.percentile), so the two may differ by that much.
+    """
     store = cli.read_store()
     try:
         views = read_aggregates(store, [name])
@@ -180,9 +186,9 @@ def show_rows(view: AggregateView, fmt: str) -> tuple[list[dict[str, object]], l
         columns += ["verified", "verified_at", "checked_at", "repaired_at"]
     status = {
         "verified": not view.unverified,
-        "verified_at": iso(view.verified_ns) if view.verified_ns else None,
-        "checked_at": iso(view.checked_ns) if view.checked_ns else None,
-        "repaired_at": iso(view.repaired_ns) if view.repaired_ns else None,
+        "verified_at": when(view.verified_ns or None, fmt),
+        "checked_at": when(view.checked_ns or None, fmt),
+        "repaired_at": when(view.repaired_ns or None, fmt),
     }
     rows: list[dict[str, object]] = []
     for g in view.groups:
@@ -232,7 +238,7 @@ def list_(cli: CliContext, fmt: str) -> None:
                 "last_id": v.last_id if v else None,
                 "runs": v.runs if v else None,
                 "mismatches": v.mismatches if v else None,
-                "updated": iso(v.updated_ns) if v else "",
+                "updated": when(v.updated_ns if v else None, fmt),
             }
         )
     render(rows, fmt, columns=("aggregate", "table", "source", "groups", "last_id", "runs",

@@ -104,6 +104,10 @@ def calls(
 
     Times in tables are milliseconds; JSON and CSV carry nanoseconds (calls)
     and seconds (statistics).
+
+    The --stats percentiles (p50, p95, p99) are exact over the calls of the
+    window: linear interpolation between the closest ranks, as numpy.percentile.
+    aggregate show estimates its percentiles from a sketch, within 1 %.
     """
     if show_stats and slowest is not None:
         raise click.UsageError("--stats and --slowest do not go together")

@@ -28,6 +28,7 @@ class CliContext:
     config_path: str | None = None
     db_url: str | None = None
     proc_root: str | None = None
+    utc: bool = False
     verbose: int = 0
     _config: Config | None = field(default=None, repr=False)
 

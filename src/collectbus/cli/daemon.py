@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import os
@@ -11,14 +10,26 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from collectbus.cli.context import CliContext, pass_cli
 from collectbus.cli.exitcodes import EXIT_NOT_RUNNING
-from collectbus.cli.output import details_text, duration_option, format_option, iso, render
+from collectbus.cli.output import (
+    collection_rows,
+    duration_option,
+    format_option,
+    item_rows,
+    render,
+    when,
+)
+from collectbus.clock import NS_PER_S
 from collectbus.errors import DaemonError, SchemaError, StoreError
-from collectbus.pidfile import running, wait_released
+from collectbus.pidfile import make_parent, running, wait_released
+
+if TYPE_CHECKING:
+    from collectbus.store import Store
 
 
 @click.group()
@@ -30,11 +41,36 @@ def _pid_path(cli: CliContext) -> Path:
     return Path(cli.config().daemon.pid_file).absolute()
 
 
-def _not_running(fmt: str = "table") -> None:
-    if fmt == "json":
-        click.echo('{"state": "stopped"}')
-    click.echo("not running", err=True)
+def _log_path(cli: CliContext) -> Path:
+    return Path(cli.config().daemon.log_file).absolute()
+
+
+def _not_running(path: Path, fmt: str = "table", log_path: Path | None = None) -> None:
+    """Say so, naming the PID file looked at, and exit 3."""
+    if fmt in ("json", "csv"):
+        state = {"state": "stopped", "pid_file": str(path)}
+        if log_path is not None:
+            state["log_file"] = str(log_path)
+        if fmt == "json":
+            click.echo(json.dumps(state, indent=2))
+        else:
+            render(item_rows(state), "csv")
+    click.echo(f"not running (no daemon holds {path})", err=True)
     sys.exit(EXIT_NOT_RUNNING)
+
+
+def _store_url(cli: CliContext) -> str | None:
+    """An absolute ``--db`` for the daemon when the store is a relative SQLite
+    path, so that the PID file names the same file from any folder."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(cli.config().store.url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    if Path(url.database).is_absolute():
+        return None
+    absolute = url.set(database=str(Path(url.database).absolute()))
+    return absolute.render_as_string(hide_password=False)
 
 
 def _start_error(log_path: Path) -> str:
@@ -82,12 +118,14 @@ def start(cli: CliContext, wait: float) -> None:
     argv = [sys.executable, "-m", "collectbus"]
     if cli.config_path:
         argv += ["--config", str(Path(cli.config_path).absolute())]
-    if cli.db_url:
-        argv += ["--db", cli.db_url]
+    db_url = _store_url(cli) or cli.db_url
+    if db_url:
+        argv += ["--db", db_url]
     if cli.proc_root:
         argv += ["--proc-root", str(Path(cli.proc_root).absolute())]
     argv += ["-v", "daemon", "run"]
     log_path = Path(config.daemon.log_file).absolute()
+    make_parent(log_path, "log file")
     env = {**os.environ, "COLLECTBUS_PID_FILE": str(path), "COLLECTBUS_LOG_FILE": str(log_path)}
     try:
         log_file = log_path.open("ab")
@@ -131,7 +169,7 @@ def stop(cli: CliContext, timeout: float) -> None:
     path = _pid_path(cli)
     info = running(path)
     if info is None:
-        _not_running()
+        _not_running(path)
         return
     # The PID is the lock holder's own (it wrote the file under the lock), so
     # this signal cannot reach a process that merely reused an old PID.
@@ -149,52 +187,74 @@ def stop(cli: CliContext, timeout: float) -> None:
 @format_option
 @pass_cli
 def status(cli: CliContext, fmt: str) -> None:
-    """Whether the daemon runs, since when, and its latest collections."""
+    """Whether the daemon runs, since when, its files and its latest collections.
+
+    The latest collections are read from the database the daemon writes (its
+    PID file names it), whatever --db says. JSON and CSV times are RFC 3339
+    UTC; the CSV has one item,value row per fact of the JSON, the collections
+    as latest_collections.N.FIELD.
+    """
     path = _pid_path(cli)
     info = running(path)
     if info is None:
-        _not_running(fmt)
+        _not_running(path, fmt, _log_path(cli))
         return
-    started = dt.datetime.fromtimestamp(info.started).astimezone().isoformat(timespec="seconds")
     state: dict[str, object] = {
         "state": "running",
         "pid": info.pid,
         "host": info.host,
         "user": info.user,
-        "started": started,
+        "started": when(int(info.started * NS_PER_S), fmt),
         "uptime_s": round(time.time() - info.started),
         "database": info.database,
         "pid_file": str(path),
+        "log_file": str(_log_path(cli)),
     }
     latest: list[dict[str, object]] = []
     try:
-        store = cli.read_store()
+        store = _daemon_store(cli, info.database)
         try:
             latest = store.collection_log(limit=5)
         finally:
             store.close()
     except StoreError as err:
         click.echo(f"collectbus: warning: cannot read the latest collections: {err}", err=True)
+    collections = collection_rows(latest, fmt)
     if fmt == "json":
-        state["latest_collections"] = latest
+        state["latest_collections"] = collections
         click.echo(json.dumps(state, indent=2, default=str))
+        return
+    if fmt == "csv":
+        render(item_rows({**state, "latest_collections": collections}), fmt)
         return
     rows = [{"item": k, "value": str(v) if k == "pid" else v} for k, v in state.items()]
     render(rows, fmt, columns=("item", "value"))
-    if latest and fmt == "table":
-        rows = [
-            {
-                "started": iso(int(str(r["started_ns"]))),
-                "source": r["source"],
-                "status": r["status"],
-                "records": r["records"],
-                "ms": int(str(r["duration_ns"])) / 1e6,
-                "error": r["error"],
-                "details": details_text(r["details"]),
-            }
-            for r in latest
-        ]
-        render(rows, "table", title="latest collections")
+    if collections and fmt == "table":
+        render(collections, "table", title="latest collections", headers={"duration_ms": "ms"})
+
+
+def _daemon_store(cli: CliContext, database: str) -> Store:
+    """The store the daemon writes: the database its PID file names (its password,
+    masked there, from this configuration), else the configured one."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from collectbus.urls import mask_url
+
+    settings = cli.store_settings()
+    if not database or database == mask_url(settings.url):
+        return cli.read_store()
+    try:
+        url = make_url(database)
+    except ArgumentError:
+        return cli.read_store()
+    if url.password == "***":  # the mask mask_url writes
+        url = url.set(password=None)
+    # The same configuration file, for the password file; the daemon's database.
+    named = CliContext(
+        config_path=cli.config_path, db_url=url.render_as_string(hide_password=False)
+    )
+    return named.read_store()
 
 
 @daemon.command("run")

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 
 from collectbus.cli.context import CliContext, pass_cli
-from collectbus.cli.output import details_text, duration_option, format_option, iso, render
+from collectbus.cli.output import (
+    collection_rows,
+    duration_option,
+    format_option,
+    iso,
+    item_rows,
+    render,
+    when,
+)
 
 #: How many of the latest collections `db status` shows.
 LATEST_COLLECTIONS = 5
@@ -49,7 +59,14 @@ def migrate(cli: CliContext) -> None:
 @format_option
 @pass_cli
 def status(cli: CliContext, exact: bool, fmt: str) -> None:
-    """Schema revision, rows per table (estimated unless --exact) and the latest collections."""
+    """Schema revision, rows per table (estimated unless --exact) and the latest collections.
+
+    --format json is one object with the same keys with or without --exact:
+    database, revision, head, up_to_date, rows_estimated, rows_method
+    (rowid_range, planner or count), tables (name: rows), quarantine (null
+    before the table exists) and latest_collections. --format csv flattens it
+    to item,value rows (tables.host_cpu, latest_collections.1.source).
+    """
     from collectbus.store.rowcounts import METHOD_DESCRIPTIONS
 
     store = cli.read_store(check_schema=False)
@@ -60,6 +77,13 @@ def status(cli: CliContext, exact: bool, fmt: str) -> None:
             latest = store.collection_log(limit=LATEST_COLLECTIONS)
     finally:
         store.close()
+    if fmt != "table":
+        document = _status_document(store.url, info, latest, fmt)
+        if fmt == "json":
+            click.echo(json.dumps(document, indent=2, default=str, allow_nan=False))
+        else:
+            render(item_rows(document), fmt, columns=("item", "value"))
+        return
     rows: list[dict[str, object]] = [
         {"item": "database", "value": store.url},
         {"item": "revision", "value": info.get("revision") or "none: run collectbus db init"},
@@ -74,16 +98,49 @@ def status(cli: CliContext, exact: bool, fmt: str) -> None:
     rows += _quarantine_rows(info.get("quarantine"))
     rows += [
         {
-            "item": f"collection {iso(int(str(r['started_ns'])))} {r['source']}",
+            "item": f"collection {r['started']} {r['source']}",
             "value": " ".join(
-                str(part)
-                for part in (r["status"], r["error"] or "", details_text(r["details"]))
-                if part
+                str(part) for part in (r["status"], r["error"], r["details"]) if part
             ),
         }
-        for r in latest
+        for r in collection_rows(latest, fmt)
     ]
     render(rows, fmt, columns=("item", "value"))
+
+
+def _status_document(
+    url: str, info: dict[str, object], latest: list[dict[str, object]], fmt: str
+) -> dict[str, object]:
+    """``db status`` for JSON and CSV: the same keys whether rows are counted or estimated."""
+    held = info.get("quarantine")
+    quarantine = None
+    if isinstance(held, dict):
+        quarantine = {
+            "rows": held.get("rows", 0),
+            "latest": [
+                {
+                    "stored": when(int(r["stored_ns"]), fmt),
+                    "table": r["table_name"],
+                    "field": r.get("field"),
+                    "value": r["value"],
+                    "reason": r["reason"],
+                    "host": r["host"],
+                    "source": r["source"],
+                }
+                for r in held.get("latest", [])
+            ],
+        }
+    return {
+        "database": url,
+        "revision": info.get("revision"),
+        "head": info.get("head"),
+        "up_to_date": bool(info.get("up_to_date")),
+        "rows_estimated": bool(info.get("rows_estimated")),
+        "rows_method": info.get("rows_method"),
+        "tables": info.get("tables") or {},
+        "quarantine": quarantine,
+        "latest_collections": collection_rows(latest, fmt),
+    }
 
 
 def _quarantine_rows(held: object) -> list[dict[str, object]]:

@@ -45,6 +45,68 @@ HEADERS = {
 }
 
 
+#: The psi table: one row per host, time and resource (24 columns across would not fit).
+PSI_TABLE = (
+    "time",
+    "host",
+    "resource",
+    "some_percent",
+    "full_percent",
+    "some_avg10",
+    "some_avg60",
+    "some_avg300",
+    "full_avg10",
+    "full_avg60",
+    "full_avg300",
+)
+PSI_HEADERS = {
+    "some_percent": "some %",
+    "full_percent": "full %",
+    **{f"{k}_avg{n}": f"{k} {n}s" for k in ("some", "full") for n in (10, 60, 300)},
+}
+PSI_RESOURCES = ("cpu", "io", "memory")
+
+
+def psi_by_resource(rows: Sequence[Mapping[str, object]]) -> list[dict[str, object]]:
+    """The psi family's wide rows (psi_cpu_some_avg10, ...) as one row per resource."""
+    out: list[dict[str, object]] = []
+    for row in rows:
+        for resource in PSI_RESOURCES:
+            prefix = f"psi_{resource}_"
+            values = {c[len(prefix) :]: v for c, v in row.items() if c.startswith(prefix)}
+            if any(v is not None and not (isinstance(v, float) and math.isnan(v))
+                   for v in values.values()):  # fmt: skip
+                out.append({"time": row["time"], "host": row["host"], "resource": resource,
+                            **values})  # fmt: skip
+    return out
+
+
+#: Titles as iostat -x and uptime print them.
+_AS_IOSTAT = {"r_s": "r/s", "w_s": "w/s", "aqu_sz": "aqu-sz", "boot_time_s": "booted"}
+
+
+def family_headers(columns: Sequence[str]) -> dict[str, str]:
+    """Short table titles for a family's columns (cpu_user_percent: user %); the
+    values say their unit (2.0 MiB/s), so the titles need not."""
+    headers: dict[str, str] = {}
+    for column in columns:
+        if column in _AS_IOSTAT:
+            headers[column] = _AS_IOSTAT[column]
+            continue
+        title = column.removeprefix("cpu_") if column != "cpu_percent" else "cpu %"
+        for suffix, short in (
+            ("_bytes_per_s", ""),
+            ("_per_s", "/s"),
+            ("_percent", " %"),
+            ("_bytes", ""),
+        ):
+            if title.endswith(suffix):
+                title = title.removesuffix(suffix) + short
+                break
+        headers[column] = title.replace("_", " ")
+    return headers
+
+
 def _human_bytes(value: object, per_s: bool) -> object:
     if not isinstance(value, int | float) or (isinstance(value, float) and math.isnan(value)):
         return value
@@ -109,8 +171,13 @@ def host(
     Examples:
       collectbus host --since 10m                       the summary
       collectbus host --metric disk --every 1m          iostat -x per disk, per minute
-      collectbus host --metric cpu,mem --format json    two families as one JSON object
+      collectbus host --metric cpu,mem --format json    two families, one JSON array
       collectbus host inventory                         CPUs, OS, disks, NICs of each host
+
+    --format json is always one array of rows, each with "metric" (its family:
+    summary, cpu, mem, ...), "time" (RFC 3339 UTC), "time_ns", "host" and the
+    family's columns (src/collectbus/cli/schemas/host.json). --format csv takes
+    one family: the same columns, without "metric".
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -137,18 +204,24 @@ def host(
             err=True,
         )
         if fmt == "json":
-            click.echo("[]" if len(names) == 1 else json.dumps({n: [] for n in names}))
+            click.echo("[]")
         return
-    if fmt == "json" and len(names) > 1:
-        click.echo(json.dumps({n: _json_rows(*f) for n, f in frames.items()}, indent=2))
+    if fmt == "json":
+        # One shape whatever --metric says: an array of rows, each naming its family.
+        out = [
+            {"metric": n, "time": r["time"], **r} for n, f in frames.items() for r in _json_rows(*f)
+        ]
+        click.echo(json.dumps(out, indent=2, allow_nan=False))
         return
     for name, (records, names_of_columns) in frames.items():
         rows = _rows(records, names_of_columns, fmt)
         if fmt == "table" and name == "summary":
             render(rows, fmt, columns=COLUMNS, headers=HEADERS)
+        elif fmt == "table" and name == "psi":
+            render(psi_by_resource(rows), fmt, columns=PSI_TABLE, title=name, headers=PSI_HEADERS)
         elif fmt == "table":
             columns = ["time", *(c for c in names_of_columns if c != "time_ns")]
-            render(rows, fmt, columns=columns, title=name)
+            render(rows, fmt, columns=columns, title=name, headers=family_headers(columns))
         else:
             render(rows, fmt, columns=("time", *names_of_columns))
 

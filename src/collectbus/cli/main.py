@@ -10,7 +10,7 @@ Exit codes:
 Every error is one line on standard error, ``collectbus: error: ...``, with a
 hint on the next line when there is one; ``-v`` adds the traceback.
 
-The global options (``--config``, ``--db``, ``--proc-root``, ``-v``) may come
+The global options (``--config``, ``--db``, ``--proc-root``, ``--utc``, ``-v``) may come
 before the command or after it (``collectbus host --db URL -v``): one
 definition, :data:`GLOBAL_OPTIONS`, makes both.
 """
@@ -98,6 +98,10 @@ COLLECT_COMMANDS = {
         "collectbus.cli.pbs:collect_pbs",
         "Run the PBS command for ENTITY (jobs, nodes, queues, server) once and print it.",
     ),
+    "slurm": LazyCommand(
+        "collectbus.cli.slurm:collect_slurm",
+        "Run the Slurm commands for ENTITY (jobs, nodes, partitions) once and print them.",
+    ),
 }
 
 
@@ -121,6 +125,14 @@ GLOBAL_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (
         ("--proc-root", "proc_root"),
         {"metavar": "DIR", "help": "Read /proc files from DIR instead of /proc."},
+    ),
+    (
+        ("--utc", "utc"),
+        {
+            "is_flag": True,
+            "help": "Times in UTC: in tables, and ISO --since/--until without a zone"
+            " (default: local time, its zone shown). JSON and CSV are always UTC.",
+        },
     ),
     (("-v", "--verbose", "verbose"), {"count": True, "help": "More logging; -vv for debug."}),
 )
@@ -146,6 +158,12 @@ def _after_the_command(ctx: click.Context, param: click.Parameter, value: object
     if param.name == "verbose":
         cli.verbose += int(str(value))
         _configure_logging(cli.verbose)
+        return
+    if param.name == "utc":
+        from collectbus.timefmt import use_utc
+
+        use_utc()
+        cli.utc = True
         return
     setattr(cli, str(param.name), value)
     cli.forget_config()
@@ -186,6 +204,7 @@ def cli(
     config_path: str | None,
     db_url: str | None,
     proc_root: str | None,
+    utc: bool,
     verbose: int,
 ) -> None:
     """collectbus: collect telemetry once, keep its history, answer the questions.
@@ -200,10 +219,18 @@ def cli(
       collectbus analyze wait-times      job waits, runtimes, efficiency, queue depth
 
     Options may also follow the command: collectbus host --db URL -v.
+
+    Times: tables show local time with its zone (2026-12-07 18:30:43 CET), and an
+    ISO --since/--until without a zone is local time; --utc makes both UTC. JSON
+    and CSV always carry RFC 3339 UTC times (2026-12-07T17:30:43.000Z).
     """
     ctx.obj = CliContext(
-        config_path=config_path, db_url=db_url, proc_root=proc_root, verbose=verbose
+        config_path=config_path, db_url=db_url, proc_root=proc_root, utc=utc, verbose=verbose
     )
+    if utc:
+        from collectbus.timefmt import use_utc
+
+        use_utc()
     _configure_logging(verbose)
 
 

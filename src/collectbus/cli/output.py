@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
 import json
 import math
 import sys
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
@@ -23,16 +22,49 @@ from collectbus.timefmt import iso_utc as iso_utc  # the commands import it from
 
 FORMATS = ("table", "json", "csv")
 
-format_option = click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(FORMATS),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
+#: Where ``--no-header`` is noted, in the click context's ``meta``.
+_NO_HEADER = "collectbus.no_header"
+
+
+def _note_no_header(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.meta[_NO_HEADER] = True
+
+
+def format_options(help_text: str = "Output format.") -> Callable[[FC], FC]:
+    """``--format table|json|csv`` and ``--no-header`` (tables and CSV: rows only)."""
+
+    def attach(command: FC) -> FC:
+        command = click.option(
+            "--no-header",
+            is_flag=True,
+            expose_value=False,
+            callback=_note_no_header,
+            help="Tables and CSV: the rows only, without the column titles (and a table's title).",
+        )(command)
+        return click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(FORMATS),
+            default="table",
+            show_default=True,
+            help=help_text,
+        )(command)
+
+    return attach
+
+
+format_option = format_options()
+
+
+def _no_header() -> bool:
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and ctx.meta.get(_NO_HEADER))
+
 
 Row = Mapping[str, object]
+
+FC = TypeVar("FC", bound=Callable[..., object] | click.Command)
 
 #: The shortest interval a command accepts: below it, reading /proc is all the host does.
 MIN_INTERVAL_S = 0.01
@@ -71,10 +103,17 @@ def time_window(since: str, until: str) -> tuple[int, int]:
 
 
 def iso(ns: int | None) -> str:
-    """A local ISO time with seconds, for tables."""
+    """Local time with seconds and its zone, for tables (:func:`collectbus.timefmt.iso_local`)."""
     if ns is None:
         return ""
-    return dt.datetime.fromtimestamp(ns / 1e9).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return timefmt.iso_local(ns)
+
+
+def when(ns: int | None, fmt: str) -> str | None:
+    """A time for ``fmt``: local with its zone in a table, RFC 3339 UTC in JSON and CSV."""
+    if ns is None:
+        return "" if fmt == "table" else None
+    return iso(ns) if fmt == "table" else iso_utc(ns)
 
 
 #: Integer columns that are identifiers, not amounts: no thousands separator.
@@ -129,7 +168,8 @@ def render(
     elif fmt == "csv":
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
+        if not _no_header():
+            writer.writeheader()
         for r in rows:
             writer.writerow({c: _json_value(r.get(c)) for c in cols})
         click.echo(buf.getvalue(), nl=False)
@@ -145,11 +185,14 @@ def _table(
     console: Console | None,
 ) -> None:
     """A rich table; drawn without rich when it is simple (:mod:`collectbus.cli.table`)."""
+    bare = _no_header()
+    if bare:
+        title = None
     titles = [headers.get(c, c) for c in cols]
     right = [bool(rows) and _numeric(rows[0].get(c)) for c in cols]
     cells = [[_cell(r.get(c), c) for c in cols] for r in rows]
     size = console_width(sys.stdout) if console is None else None
-    if size is not None:
+    if size is not None and not bare:
         text = plain_table(cells, titles, right, title=title, width=size[0], styled=size[1])
         if text is not None:
             sys.stdout.write(text)
@@ -159,7 +202,7 @@ def _table(
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=title, show_edge=False, header_style="bold")
+    table = Table(title=title, show_edge=False, header_style="bold", show_header=not bare)
     for name, is_right in zip(titles, right, strict=True):
         table.add_column(name, justify="right" if is_right else "left")
     for row in cells:
@@ -173,6 +216,42 @@ def _table(
 
 def _numeric(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def collection_rows(latest: Sequence[Row], fmt: str) -> list[dict[str, object]]:
+    """Rows of ``collection_log`` as ``daemon status`` and ``db status`` show them:
+    details an object in JSON, ``key=value, ...`` in a table or CSV."""
+    return [
+        {
+            "started": when(int(str(r["started_ns"])), fmt),
+            "source": r["source"],
+            "status": r["status"],
+            "records": r["records"],
+            "duration_ms": int(str(r["duration_ns"])) / 1e6,
+            "error": r["error"],
+            "details": r["details"] if fmt == "json" else details_text(r["details"]),
+        }
+        for r in latest
+    ]
+
+
+def item_rows(document: Mapping[str, object], prefix: str = "") -> list[dict[str, object]]:
+    """A JSON document as ``item,value`` rows for CSV: nested keys joined with dots,
+    list entries numbered from 1 (``tables.host_cpu``, ``latest_collections.1.source``)."""
+    rows: list[dict[str, object]] = []
+    for key, value in document.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            rows += item_rows(value, f"{name}.")
+        elif isinstance(value, list | tuple):
+            for n, entry in enumerate(value, 1):
+                if isinstance(entry, Mapping):
+                    rows += item_rows(entry, f"{name}.{n}.")
+                else:
+                    rows.append({"item": f"{name}.{n}", "value": entry})
+        else:
+            rows.append({"item": name, "value": None if isinstance(value, Mapping) else value})
+    return rows
 
 
 def details_text(details: object) -> str:

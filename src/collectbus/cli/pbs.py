@@ -12,30 +12,34 @@ import click
 
 from collectbus import codec
 from collectbus.cli.context import CliContext, pass_cli
-from collectbus.cli.output import iso, render
-from collectbus.collectors.base import CollectContext, close_collector
+from collectbus.cli.output import format_options, render, when
+from collectbus.collectors.base import CollectContext, Collector, close_collector
 from collectbus.plugins import load_collector
 from collectbus.records import JobRecord, NodeRecord, QueueRecord, Record, SystemRecord
 
 ENTITIES = ("jobs", "nodes", "queues", "server")
 
 
+#: --format for a one-shot scheduler collection.
+scheduler_format_option = format_options(
+    "json: one record per line (NDJSON), every field; csv: the table's columns, raw values."
+)
+
+
 @click.command("pbs")
 @click.argument("entity", type=click.Choice(ENTITIES), default="jobs")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="json: one record per line, every field",
-)
+@scheduler_format_option
 @pass_cli
 def collect_pbs(cli: CliContext, entity: str, fmt: str) -> None:
     """Run the PBS command for ENTITY (jobs, nodes, queues, server) once and print it."""
     config = cli.config()
     collector = load_collector(f"pbs-{entity}")(**config.collectors.pbs.settings())
-    ctx = CollectContext(host=config.host)
+    show_collection(collector, config.host, f"pbs {entity}", fmt)
+
+
+def show_collection(collector: Collector, host: str, title: str, fmt: str) -> None:
+    """Run ``collector`` once and print its records; its notes go to standard error."""
+    ctx = CollectContext(host=host)
     try:
         records = list(collector.collect(ctx))
     finally:
@@ -48,20 +52,27 @@ def collect_pbs(cli: CliContext, entity: str, fmt: str) -> None:
         for record in records:
             click.echo(codec.dumps_json(record))
         return
-    render([_row(r) for r in records], "table", title=f"pbs {entity}: {len(records)}")
+    rows = [_row(r, fmt) for r in records]
+    heading = f"{title}: {len(records)}" if fmt == "table" else None
+    render(rows, fmt, title=heading, headers={"cpus_used": "cpus used"})
 
 
-def _row(record: Record) -> dict[str, object]:
+def _row(record: Record, fmt: str) -> dict[str, object]:
+    scheduler = getattr(record, "scheduler", "pbs")
     if isinstance(record, JobRecord):
         return {
             "job_id": record.job_id,
             "state": record.state,
-            "pbs": f"{record.native_state}/{record.substate or ''}",
+            scheduler: (
+                f"{record.native_state}/{record.substate}"
+                if record.substate
+                else record.native_state
+            ),
             "user": record.user,
             "queue": record.queue,
-            "submitted": iso(record.submit_ns),
-            "started": iso(record.start_ns),
-            "ended": iso(record.end_ns),
+            "submitted": when(record.submit_ns, fmt),
+            "started": when(record.start_ns, fmt),
+            "ended": when(record.end_ns, fmt),
             "exit": record.exit_status,
             "hosts": len(record.exec_hosts) or None,
         }
@@ -69,9 +80,9 @@ def _row(record: Record) -> dict[str, object]:
         return {
             "node": record.node,
             "state": record.state,
-            "pbs": record.native_state,
+            scheduler: record.native_state,
             "cpus": record.cpus_total,
-            "cpus used": record.cpus_allocated,
+            "cpus_used": record.cpus_allocated,
             "gpus": record.gpus_total,
             "mem": record.mem_total_bytes,
             "jobs": len(record.jobs),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import sys
 import threading
 import time
@@ -10,15 +12,14 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from collectbus import codec
 from collectbus.cli.context import CliContext, pass_cli
 from collectbus.cli.exitcodes import EXIT_FAILED, EXIT_PARTIAL
-from collectbus.cli.output import FORMATS, duration_option, render
+from collectbus.cli.output import duration_option, format_option, iso_utc, item_rows, render
 from collectbus.collectors.base import CollectContext, close_collector
 from collectbus.errors import CollectError, ConfigError
 from collectbus.pipeline import Pipeline, Summary, host_collector_options
 from collectbus.plugins import load_collector
-from collectbus.procfields import MEMINFO_COLUMNS
+from collectbus.procfields import MEMINFO_COLUMNS, VMSTAT_COLUMNS
 from collectbus.records import HostSample
 
 
@@ -35,9 +36,15 @@ from collectbus.records import HostSample
     metavar="TIME",
     help="Host sample interval (default: its tier's, 10s).",
 )
+@format_option
 @pass_cli
-def run(cli: CliContext, duration: float | None, interval: float | None) -> None:
-    """Collect in the foreground into the store, then print a summary."""
+def run(cli: CliContext, duration: float | None, interval: float | None, fmt: str) -> None:
+    """Collect in the foreground into the store, then print a summary.
+
+    --format json prints the summary as one object (duration_s, collections,
+    samples, errors, skips, drops, failed_writes, unwritten, database); csv as
+    item,value rows.
+    """
     config = cli.config()
     pipeline = Pipeline(config, interval_s=interval)
     if not pipeline.bus.health().collectors:
@@ -57,7 +64,7 @@ def run(cli: CliContext, duration: float | None, interval: float | None) -> None
     except KeyboardInterrupt:
         stop.set()
         summary = pipeline.summary()
-    _print_summary(summary)
+    _print_summary(summary, fmt)
     if summary.unwritten or summary.samples == 0:
         # Nothing (or not everything) reached the database: a script must notice.
         sys.exit(EXIT_FAILED)
@@ -93,7 +100,24 @@ def _run_with_progress(
     return pipeline.summary()
 
 
-def _print_summary(summary: Summary) -> None:
+def _print_summary(summary: Summary, fmt: str) -> None:
+    if fmt != "table":
+        document: dict[str, object] = {
+            "duration_s": round(summary.duration_s, 3),
+            "collections": summary.collections,
+            "samples": summary.samples,
+            "errors": summary.errors,
+            "skips": summary.skips,
+            "drops": summary.drops,
+            "failed_writes": summary.failed_writes,
+            "unwritten": summary.unwritten,
+            "database": summary.database,
+        }
+        if fmt == "json":
+            click.echo(json.dumps(document, indent=2))
+        else:
+            render(item_rows(document), fmt, columns=("item", "value"))
+        return
     rows: list[dict[str, object]] = [
         {"": "duration", "value": f"{summary.duration_s:.1f} s"},
         {"": "collections stored", "value": summary.collections},
@@ -111,10 +135,20 @@ def _print_summary(summary: Summary) -> None:
 
 
 @click.command("host")
-@click.option("--format", "fmt", type=click.Choice(FORMATS[:2]), default="table", show_default=True)
+@format_option
 @pass_cli
 def collect_host(cli: CliContext, fmt: str) -> None:
-    """Read /proc once and print the sample."""
+    """Read /proc once and print the sample.
+
+    \b
+    --format json: one object, indented: host, time (RFC 3339 UTC), time_ns,
+      stat, mem and vmstat keyed by column (mem_total_bytes, nr_free_pages:
+      the names of the store and of `host --metric mem`; null where this
+      kernel has no such key), lists of objects for cpu, disk, net and psi,
+      load, uptime, cgroup, errors.
+    --format csv: section,name,value; one row per value of the JSON
+      (section cpu0, disk sda, mem, ...).
+    """
     config = cli.config()
     collector = load_collector("host")(**host_collector_options(config))
     ctx = CollectContext(host=config.host)
@@ -134,9 +168,69 @@ def collect_host(cli: CliContext, fmt: str) -> None:
             err=True,
         )
     if fmt == "json":
-        click.echo(codec.dumps_json(sample))
+        click.echo(json.dumps(sample_document(sample), indent=2, allow_nan=False))
+        return
+    if fmt == "csv":
+        render(_csv_rows(sample_document(sample)), "csv", columns=("section", "name", "value"))
         return
     render(_sample_rows(sample), "table", title=f"host sample: {sample.host}")
+
+
+def _row(row: tuple[object, ...] | None) -> dict[str, object] | None:
+    """A NamedTuple row as an object (its non-finite floats as null)."""
+    if row is None:
+        return None
+    return {k: _finite(v) for k, v in row._asdict().items()}  # type: ignore[attr-defined]
+
+
+def _finite(value: object) -> object:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def sample_document(sample: HostSample) -> dict[str, object]:
+    """A host sample as keyed JSON: every value named, as in the store's columns."""
+    return {
+        "host": sample.host,
+        "time": iso_utc(sample.time_ns),
+        "time_ns": sample.time_ns,
+        "cpu": [_row(r) for r in sample.cpu],
+        "stat": _row(sample.stat),
+        "mem": None if sample.mem is None else dict(zip(MEMINFO_COLUMNS, sample.mem, strict=True)),
+        "vmstat": (
+            None if sample.vmstat is None else dict(zip(VMSTAT_COLUMNS, sample.vmstat, strict=True))
+        ),
+        "disk": [_row(r) for r in sample.disk],
+        "net": [_row(r) for r in sample.net],
+        "load": _row(sample.load),
+        "psi": [_row(r) for r in sample.psi],
+        "uptime": _row(sample.uptime),
+        "cgroup": _row(sample.cgroup),
+        "errors": list(sample.errors),
+    }
+
+
+#: The field naming each row of a list section, for the CSV's section column.
+_LABELS = {"cpu": "cpu", "disk": "device", "net": "iface", "psi": "resource"}
+
+
+def _csv_rows(doc: dict[str, object]) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = [
+        {"section": "sample", "name": key, "value": doc[key]} for key in ("host", "time", "time_ns")
+    ]
+    for section, value in doc.items():
+        if isinstance(value, dict):
+            rows += [{"section": section, "name": k, "value": v} for k, v in value.items()]
+        elif isinstance(value, list) and section in _LABELS:
+            for item in value:
+                label = item[_LABELS[section]]
+                if section == "cpu":
+                    where = "cpu" if label < 0 else f"cpu{label}"
+                else:
+                    where = f"{section} {label}"
+                rows += [{"section": where, "name": k, "value": v} for k, v in item.items()]
+        elif section == "errors" and isinstance(value, list):
+            rows += [{"section": "error", "name": "", "value": e} for e in value]
+    return rows
 
 
 def _sample_rows(sample: HostSample) -> list[dict[str, object]]:
