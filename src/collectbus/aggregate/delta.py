@@ -93,6 +93,32 @@ def missing_ranges(lo: int, hi: int, seen: Sequence[int]) -> list[tuple[int, int
     return out
 
 
+def _reused(
+    conn: Connection, sql: AggregateSql, deleted: Sequence[int], hi: int
+) -> dict[int, tuple[Any, ...]]:
+    """The rows now present, at or below ``hi`` (the checkpoint), under the
+    ids of counted rows logged as deleted (SQLite), by id.
+
+    An id is handed out again only when every higher id is gone, so a reused
+    id lies above every counted row never deleted: walking down from the
+    highest id present, each id that was logged as deleted is a new row, and
+    the first that was not (or none) ends the walk. Without deletes from the
+    top, this is one ``max(id)`` lookup. (A reused row edited since is in the
+    log with its new contribution already; it is read again all the same.)
+    """
+    if not deleted:
+        return {}
+    logged = set(deleted)
+    ids: list[int] = []
+    while hi >= min(logged):
+        value = driver.rows(conn, sql.max_id_upto(), {"hi": hi})[0][0]
+        if value is None or (rid := int(str(value))) not in logged:
+            break
+        ids.append(rid)
+        hi = rid - 1
+    return _rows_with_ids(conn, sql, ids)
+
+
 def _scalar_id(value: object) -> int:
     return int(str(value)) if value is not None else 0
 
@@ -167,15 +193,26 @@ def read_triggered(
         if fetched is not None
         else driver.rows(conn, sql.changes(), {"name": sql.spec.name})
     )
+    deleted: set[int] = set()
     for seq, rid, old, new in logged:
         delta.changes.consumed.append(seq)
         earliest.setdefault(rid, old)
         latest[rid] = new
+        if new == "null":
+            deleted.add(rid)
     counted = [rid for rid in earliest if cp.counted(rid)]
     n_keys, n_measures = len(sql.spec.keys), len(sql.spec.measures)
     # Logged before the triggers logged new contributions: read the row.
     unknown = [rid for rid in counted if latest[rid] is None]
     found = _rows_with_ids(conn, sql, unknown)
+    # SQLite gives a new row the highest id present plus one: a counted row
+    # deleted from the top may have been replaced, under its id, by a row
+    # the triggers did not log (inserts are not logged).
+    reused = (
+        _reused(conn, sql, [rid for rid in counted if rid in deleted], min(last, cp.last_id))
+        if sql.dialect == "sqlite"
+        else {}
+    )
     # Every logged contribution in one parse: [before, after, before, ...].
     logged_json = json.loads(
         "[" + ",".join(f"{earliest[rid]},{latest[rid] or 'null'}" for rid in counted) + "]"
@@ -188,6 +225,8 @@ def read_triggered(
             continue  # counted with the new rows
         if latest[rid] is None:
             now = _contrib(sql, found[rid]) if rid in found else None
+        elif rid in reused:
+            now = _contrib(sql, reused[rid])
         else:
             now = contribution(_json_row(logged_json[2 * i + 1]), n_keys, n_measures)
         if now is not None:

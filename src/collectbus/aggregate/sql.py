@@ -122,6 +122,10 @@ class AggregateSql:
     def max_id(self) -> str:
         return f"SELECT max({self.id}) FROM {self.table}"
 
+    def max_id_upto(self) -> str:
+        """The highest id present at or below ``:hi``."""
+        return f"SELECT max({self.id}) FROM {self.table} WHERE {self.id} <= :hi"
+
     def count_between(self) -> str:
         return f"SELECT count(*) FROM {self.table} WHERE {self.id} > :lo AND {self.id} <= :hi"
 

@@ -150,6 +150,7 @@ def test_a_caller_waiting_in_get_declares_the_timeout_itself(
     caller = threading.Thread(target=lambda: got.append(bus.get("c")))
     caller.start()
     assert clock.wait_for_sleepers(1, GUARD_S)  # the caller waits for the deadline
+    assert collector.entered.wait(GUARD_S)  # and the collection runs (on a pool thread)
     clock.advance(seconds(3))
     caller.join(GUARD_S)
     assert got[0].event.status == "timeout"
