@@ -32,6 +32,7 @@ from sqlalchemy import select
 
 from collectbus.bus import CollectionBus
 from collectbus.clock import SystemClock
+from collectbus.collectors.base import CollectContext
 from collectbus.collectors.run import LocalRunner
 from collectbus.collectors.slurm.collector import SlurmJobsCollector, SlurmSettings
 from collectbus.collectors.slurm.parse import raw_job_id
@@ -287,6 +288,7 @@ def test_every_job_life_equals_slurm_accounting(slurm_env: dict[str, str], tmp_p
     assert oracle[_key(oracle, ids["sig9"])]["exit"] == (None, 9)
     assert oracle[_key(oracle, f"{ids['array']}_3")]["exit"] == (2, None)
     assert oracle[_key(oracle, ids["timeout"])]["native_state"] == "TIMEOUT"
+    _accounting_alone_reads_the_same(env, tag, stored)
     # every life seen as it happened: no job went missing, none came twice
     changes = _state_changes(url)
     for (job_id, _), states in changes.items():
@@ -294,6 +296,39 @@ def test_every_job_life_equals_slurm_accounting(slurm_env: dict[str, str], tmp_p
     running_cancel = changes[_key(oracle, ids["running_cancel"])]
     assert running_cancel[-2:] == ["running", "cancelled"], running_cancel
     _wait_times_equal_oracle(tmp_path, url, oracle)
+
+
+def _accounting_alone_reads_the_same(
+    env: dict[str, str], tag: str, stored: dict[Key, Facts]
+) -> None:
+    """A collector that never saw the jobs in squeue reads the same facts from
+    accounting, but for a status of 128 or more: sacct's text prints it less 128."""
+    collector = SlurmJobsCollector(
+        SlurmSettings(timeout_s=30, sacct_lookback_s=3600), runner=LocalRunner(timeout=30, env=env)
+    )
+    ctx = CollectContext(host="test")
+    finished = [j for j in collector.finished_jobs(ctx) if (j.name or "").startswith(f"{tag}-")]
+    assert ctx.problems == []
+    read: dict[Key, Facts] = {}
+    for job in finished:
+        assert job.submit_ns is not None
+        times = [
+            None if t is None else t // NS for t in (job.eligible_ns, job.start_ns, job.end_ns)
+        ]
+        read[(job.job_id, job.submit_ns // NS)] = {
+            "state": job.state,
+            "exit": (job.exit_status, job.exit_signal),
+            "eligible": times[0],
+            "start": times[1],
+            "end": times[2],
+        }
+    assert sorted(read) == sorted(stored)
+    for key, facts in read.items():
+        expected = {k: stored[key][k] for k in facts}
+        status, signal = expected["exit"]  # type: ignore[misc]
+        if isinstance(status, int) and status >= 128:
+            expected["exit"] = (status - 128, signal)
+        assert facts == expected, key
 
 
 def _state_changes(url: str) -> dict[Key, list[str]]:
