@@ -254,11 +254,12 @@ def test_final_states_and_exit_codes(run: Run) -> None:
         "TIMEOUT",
         "TimeLimit",
     )
-    # squeue's raw status says SIGTERM at the limit; accounting says 0:0. The
-    # last record comes from whichever saw the end first, and keeps what it said.
-    signals = {r.exit_signal for r in run.history[ids["timeout"]] if r.state == "timeout"}
-    assert signals, "no record of the timed-out job in the timeout state"
-    assert signals <= {15, None}, signals
+    # squeue's raw status says SIGTERM at the limit; accounting says 0:0, and
+    # that is what every record says, whichever source saw the end first.
+    exits = {
+        (r.exit_status, r.exit_signal) for r in run.history[ids["timeout"]] if r.state == "timeout"
+    }
+    assert exits == {(0, None)}, exits
     assert timeout.walltime_requested_seconds == 60
     assert timeout.walltime_used_seconds is not None
     assert timeout.walltime_used_seconds >= 60
@@ -389,15 +390,10 @@ def test_the_store_keeps_each_jobs_transitions(run: Run) -> None:
     stored = _stored_states(run)
     assert sorted(stored) == sorted(run.history)
     ids = run.ids
+    # The array's pending remainder (9_[1-3]) is no job: never stored.
+    assert not [job_id for job_id in stored if "_[" in job_id]
     for job_id, changes in stored.items():
         seen = run.states(job_id)
-        if job_id.startswith(f"{ids['array']}_["):
-            # The array's pending remainder (9_[1-3], then 9_[2-3], ...) leaves
-            # squeue as its tasks are split out, with no end of its own: a
-            # complete listing makes it disappeared. Every other job ends with
-            # an end seen.
-            assert changes[-1] == (seen[-1], "disappeared"), job_id
-            changes = changes[:-1]
         # first seen, then one row per change, exactly as the cycles saw them
         assert changes == list(zip([None, *seen[:-1]], seen, strict=True)), job_id
     held = [new for _, new in stored[ids["held"]]]

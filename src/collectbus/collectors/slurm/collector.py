@@ -43,9 +43,11 @@ from collectbus.collectors.base import CollectContext
 from collectbus.collectors.run import CommandResult, CommandRunner, LocalRunner, ssh_argv
 from collectbus.collectors.slurm.filters import filter_jobs
 from collectbus.collectors.slurm.parse import (
+    is_array_remainder,
     parse_sacct_json,
     parse_sinfo_json,
     parse_squeue_json,
+    raw_job_id,
 )
 from collectbus.collectors.slurm.text import (
     parse_sacct_completion,
@@ -66,8 +68,9 @@ __all__ = [
 
 Accounting = Literal["auto", "slurmdbd", "jobcomp", "none"]
 
-#: Slurm's final states, as ``sacct -s`` takes them.
-SACCT_FINAL_STATES = "BF,CA,CD,DL,F,NF,OOM,PR,TO"
+#: Slurm's final states, as ``sacct -s`` takes them, and REQUEUED (RQ): the end
+#: of a run that Slurm requeued (the next run is another job, with a new submit time).
+SACCT_FINAL_STATES = "BF,CA,CD,DL,F,NF,OOM,PR,RQ,TO"
 #: Columns asked of ``sacct -c`` (the jobcomp log has no more than these).
 SACCT_COMPLETION_FIELDS = (
     "JobID,JobIDRaw,JobName,State,Partition,Account,User,NNodes,NCPUS,NodeList,"
@@ -192,6 +195,8 @@ class SlurmJobsCollector:
         result = self._cmd.run(ctx, "squeue", "--json")
         replaced: list[str] = []
         refused: list[str] = []
+        # Raw ids (an array task 61_1 is job 62) of every job squeue lists.
+        listed_raw: set[tuple[str, int | None]] = set()
         live = parse_squeue_json(
             result.stdout,
             source=result.command,
@@ -199,23 +204,29 @@ class SlurmJobsCollector:
             observed_ns=now,
             replaced=replaced,
             refused=refused,
+            raw_ids=listed_raw,
         )
         _note_out_of_range(ctx, replaced)
         cluster = self._cmd.cluster(ctx, live[0].cluster if live else None)
         _report_refused(ctx, result.command, cluster, "jobs", refused)
         live = [j if j.cluster == cluster else replace(j, cluster=cluster) for j in live]
+        # The pending remainder of an array (61_[2-5%2]) is no job: its tasks
+        # become jobs as they are split out of it.
+        live = [j for j in live if not is_array_remainder(j.job_id)]
         live = filter_jobs(live, users=settings.users, states=settings.states)
         records: list[Record] = list(live)
         records.append(_job_counts(cluster, live, now, result.command))
         # A refused job is missing from the listing: it must not look gone.
         ctx.job_listing(cluster, complete=not settings.states and not refused)
         finished = self.finished_jobs(ctx, cluster=cluster)
-        seen = {(j.job_id, j.submit_ns) for j in live}
-        seen_ids = {j.job_id for j in live}
+        listed_raw_ids = {raw for raw, _ in listed_raw}
         for job in filter_jobs(finished, users=settings.users, states=settings.states):
-            # squeue's view of a job it still lists is the fresher one
-            if (job.job_id, job.submit_ns) in seen or (
-                job.submit_ns is None and job.job_id in seen_ids
+            # squeue's view of a job it still lists is the fresher one. Matched
+            # on the raw id: for a second after an array task ends, sacct
+            # reports it under its raw id alone (62, not 61_1).
+            raw = raw_job_id(job)
+            if (raw, job.submit_ns) in listed_raw or (
+                job.submit_ns is None and raw in listed_raw_ids
             ):
                 continue
             records.append(job)

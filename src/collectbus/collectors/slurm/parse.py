@@ -19,8 +19,11 @@ Facts of Slurm 22.05 (OpenAPI plugin v0.0.38) that the parsers rely on:
   which is an empty answer, not a failure.
 
 Job ids are Slurm's own display form: ``"12"``; an array task ``"9_3"`` (with
-``array_parent="9"``); the array's pending remainder ``"9_[4-10]"``; a
-heterogeneous component ``"20+1"``. A job is identified by
+``array_parent="9"``); the array's pending remainder ``"9_[4-10]"``, which
+the jobs collector leaves out (:func:`is_array_remainder`); a
+heterogeneous component ``"20+1"``. Start, end and exit codes follow one rule
+for every source (the Slurm README, "Job lives"): a job that never ran has no
+start, a live job no end, and a job Slurm ended exit 0. A job is identified by
 ``(cluster, job_id, submit_ns)``, since a clean start of slurmctld reuses ids.
 
 Malformed JSON raises :class:`~collectbus.errors.ParseError` naming the command
@@ -48,12 +51,15 @@ from typing import TypeGuard, TypeVar
 
 from collectbus.clock import NS_PER_S
 from collectbus.collectors.slurm.states import (
+    REQUEUED_RUN,
     decode_wait_status,
     epoch_ns,
     expand_hostlist,
+    job_exit,
     job_state,
     memory_bytes,
     node_state,
+    ran,
     substate,
     tres_int,
     tres_map,
@@ -63,10 +69,12 @@ from collectbus.records import JobRecord, NodeRecord
 from collectbus.values import fits_int64
 
 __all__ = [
+    "is_array_remainder",
     "load_json",
     "parse_sacct_json",
     "parse_sinfo_json",
     "parse_squeue_json",
+    "raw_job_id",
 ]
 
 JsonObject = Mapping[str, object]
@@ -212,13 +220,44 @@ def parse_squeue_json(
     observed_ns: int,
     replaced: list[str] | None = None,
     refused: list[str] | None = None,
+    raw_ids: set[tuple[str, int | None]] | None = None,
 ) -> list[JobRecord]:
-    """Every job ``squeue --json`` lists. ``cluster`` None takes the jobs' own ``cluster``."""
+    """Every job ``squeue --json`` lists. ``cluster`` None takes the jobs' own ``cluster``.
+
+    Given ``raw_ids``, the (raw job id, submit time) of each job is added to it:
+    an array task ``61_1`` is job ``62`` to Slurm.
+    """
     _, items = load_json(data, source, "jobs")
     with _replacing(replaced):
-        return _each(
+        jobs = _each(
             items, source, "jobs", lambda item: _squeue_job(item, cluster, observed_ns), refused
         )
+    if raw_ids is not None:
+        raw_ids.update((raw_job_id(job), job.submit_ns) for job in jobs)
+    return jobs
+
+
+def raw_job_id(record: JobRecord) -> str:
+    """Slurm's own id of the job (``62`` for the array task ``61_1``), from its payload.
+
+    For a record without one in its payload, its ``job_id``.
+    """
+    try:
+        payload = json.loads(record.raw_json)
+    except ValueError:
+        return record.job_id
+    if isinstance(payload, dict):
+        for key in ("job_id", "JobIDRaw", "JobId"):
+            value = payload.get(key)
+            if isinstance(value, int | str) and not isinstance(value, bool) and str(value):
+                return str(value)
+    return record.job_id
+
+
+def is_array_remainder(job_id: str) -> bool:
+    """Whether ``job_id`` names the pending remainder of an array (``61_[2-5%2]``):
+    the tasks not yet split out of it, no job of its own."""
+    return "_[" in job_id
 
 
 def _squeue_job(job: JsonObject, cluster: str | None, observed_ns: int) -> JobRecord:
@@ -227,19 +266,22 @@ def _squeue_job(job: JsonObject, cluster: str | None, observed_ns: int) -> JobRe
     state = job_state(native, reason)
     start_ns = _time(job, "start_time")
     end_ns = _time(job, "end_time")
-    if state in ("queued", "held"):
-        # A pending job's start_time is only the scheduler's estimate (a year
-        # ahead when it has none): the job has not started.
-        start_ns = None
     finished = state in ("completed", "failed", "cancelled", "timeout")
-    exit_status = exit_signal = None
-    if finished:
-        exit_status, exit_signal = decode_wait_status(_field(job, "exit_code") or 0)
+    if state in ("queued", "held") or not ran(_str(job.get("nodes"))):
+        # A pending job's start_time is only the scheduler's estimate (a year
+        # ahead when it has none); a job cancelled while pending gets
+        # start_time = end_time: neither started.
+        start_ns = None
+    if not finished:
+        # A live job's end_time is a projection (its time limit), not an end.
+        end_ns = None
+    exit_status, exit_signal = job_exit(
+        native, state, *decode_wait_status(_field(job, "exit_code") or 0)
+    )
     array_job = _field(job, "array_job_id") or 0
     used = None
     if start_ns is not None:
-        # A running job's end_time is when its time limit will end it.
-        until = end_ns if finished and end_ns is not None else observed_ns
+        until = end_ns if end_ns is not None else observed_ns
         used = max(0, (until - start_ns) // NS_PER_S)
     tres = tres_map(_str(job.get("tres_req_str")) or "")
     cpus = _field(job, "cpus")
@@ -360,11 +402,13 @@ def _sacct_job(job: JsonObject, cluster: str | None, observed_ns: int) -> JobRec
     native = _str(state_obj.get("current")) or ""
     reason = _str(state_obj.get("reason"))
     state = job_state(native, reason)
+    if native.upper() == "REQUEUED":
+        state = REQUEUED_RUN  # this run ended; the job queued again is another one
     times = _obj(job.get("time"))
     array = _obj(job.get("array"))
     array_job = _field(array, "job_id", "array.job_id") or 0
     task: object = array.get("task_id")
-    exit_status, exit_signal = _sacct_exit(_obj(job.get("exit_code")), state)
+    exit_status, exit_signal = _sacct_exit(_obj(job.get("exit_code")), native, state)
     required = _obj(job.get("required"))
     tres = {
         str(_obj(t).get("type")): _obj(t).get("count")
@@ -382,6 +426,8 @@ def _sacct_job(job: JsonObject, cluster: str | None, observed_ns: int) -> JobRec
             "time.total",
         )
     started = _time(times, "start", "time.start")
+    if not ran(_str(job.get("nodes"))):
+        started = None  # ended without nodes: Slurm sets start = end, yet it never ran
     comment = _obj(job.get("comment"))
     return JobRecord(
         cluster=cluster or _str(job.get("cluster")) or SCHEDULER,
@@ -420,17 +466,16 @@ def _sacct_job(job: JsonObject, cluster: str | None, observed_ns: int) -> JobRec
     )
 
 
-def _sacct_exit(exit_code: JsonObject, state: str) -> tuple[int | None, int | None]:
+def _sacct_exit(exit_code: JsonObject, native: str, state: str) -> tuple[int | None, int | None]:
     """(exit status, signal) of sacct's exit_code object; see the module docstring."""
-    if state not in ("completed", "failed", "cancelled", "timeout"):
-        return None, None
     status = _str(exit_code.get("status")) or ""
     if status == "SIGNALED":
-        return None, _field(_obj(exit_code.get("signal")), "signal_id", "exit_code.signal")
+        signal = _field(_obj(exit_code.get("signal")), "signal_id", "exit_code.signal")
+        return job_exit(native, state, None, signal)
     code = _field(exit_code, "return_code", "exit_code.return_code")
     if code == 0 and state != "completed":
-        return None, None  # Slurm 22.05 reports SUCCESS for a job that exited non-zero
-    return code, None
+        code = None  # Slurm 22.05 reports SUCCESS for a job that exited non-zero
+    return job_exit(native, state, code, None)
 
 
 # ------------------------------------------------------------- internals

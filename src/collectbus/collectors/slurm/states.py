@@ -17,7 +17,7 @@ from collectbus.values import fit_int64
 
 _JOB_STATES = {
     "PENDING": "queued",
-    "REQUEUED": "queued",
+    "REQUEUED": "queued",  # squeue: the job waits again, under its new submit time
     "REQUEUE_FED": "queued",
     "REQUEUE_HOLD": "held",
     "RESV_DEL_HOLD": "held",
@@ -55,6 +55,47 @@ def job_state(native: str, reason: str | None = None) -> str:
     if word == "PENDING" and reason in HELD_REASONS:
         return "held"
     return state
+
+
+#: What a run that ``sacct`` reports as REQUEUED became: Slurm ended it and queued the
+#: job again under a new submit time, which is another job (see the README, "Job lives").
+REQUEUED_RUN = "cancelled"
+
+#: Final states in which Slurm, not the job, ended the job. Accounting records
+#: the job's exit code as it was then (0:0); the status ``squeue`` shows later is
+#: the signal Slurm sent its processes afterwards.
+ENDED_BY_SLURM = frozenset({"CANCELLED", "TIMEOUT", "DEADLINE", "PREEMPTED", "REQUEUED"})
+
+_FINAL = frozenset({"completed", "failed", "cancelled", "timeout"})
+
+
+def job_exit(
+    native: str, state: str, status: int | None, signal: int | None
+) -> tuple[int | None, int | None]:
+    """The (exit status, signal) collectbus stores, one rule for every source.
+
+    - A job that is not final has none.
+    - A job Slurm ended (:data:`ENDED_BY_SLURM`) has exit 0 and no signal, as
+      accounting records it, whatever the source says.
+    - Otherwise the job's own status or signal, as the source read it (None
+      when the source lost it).
+    """
+    if state not in _FINAL:
+        return None, None
+    word = native.split()[0].upper() if native.strip() else ""
+    if word in ENDED_BY_SLURM:
+        return 0, None
+    return status, signal
+
+
+#: Node lists of a job that was given no node.
+_NO_NODES = frozenset({"", "None assigned", "(null)", "N/A", "None"})
+
+
+def ran(nodes: str | None) -> bool:
+    """Whether a job was given nodes, and so started; a job that ended without
+    nodes never ran, though Slurm then sets its start time to its end."""
+    return (nodes or "").strip() not in _NO_NODES
 
 
 def substate(reason: str | None) -> str | None:

@@ -24,11 +24,14 @@ from dataclasses import replace
 from datetime import UTC, tzinfo
 
 from collectbus.collectors.slurm.states import (
+    REQUEUED_RUN,
     decode_exit_pair,
     duration_seconds,
     expand_hostlist,
+    job_exit,
     job_state,
     memory_bytes,
+    ran,
     substate,
     text_time_ns,
     tres_map,
@@ -203,11 +206,17 @@ def _keyvalue_job(
             job_id = f"{array_job}_{task}"
         reason = row.get("Reason")
         state = job_state(native, reason)
-        exit_status, exit_signal = decode_exit_pair(row.get("ExitCode", ""))
+        exit_status, exit_signal = job_exit(
+            native, state, *decode_exit_pair(row.get("ExitCode", ""))
+        )
         tres = tres_map(row.get("TRES") or row.get("Tres") or "")
         start = text_time_ns(row.get("StartTime", ""), tz)
         end = text_time_ns(row.get("EndTime", ""), tz)
         finished = state in ("completed", "failed", "cancelled", "timeout")
+        if state in ("queued", "held") or ("NodeList" in row and not ran(row["NodeList"])):
+            start = None  # an estimate, or start = end of a job that never ran
+        if not finished:
+            end = None  # a projection
         return JobRecord(
             cluster=cluster,
             scheduler=SCHEDULER,
@@ -232,8 +241,8 @@ def _keyvalue_job(
             eligible_ns=text_time_ns(row.get("EligibleTime", ""), tz),
             start_ns=start,
             end_ns=end,
-            exit_status=exit_status if finished else None,
-            exit_signal=exit_signal if finished else None,
+            exit_status=exit_status,
+            exit_signal=exit_signal,
             raw_json=json.dumps(row, sort_keys=True, separators=(",", ":")),
         )
     except (KeyError, ValueError, OverflowError, RecursionError) as err:
@@ -257,9 +266,15 @@ def parse_sacct_completion(
         try:
             native = row["State"]
             state = job_state(native, row.get("Reason"))
+            if native.strip() and native.split()[0].upper() == "REQUEUED":
+                state = REQUEUED_RUN
             start = text_time_ns(row.get("Start", ""), tz)
+            if "NodeList" in row and not ran(row["NodeList"]):
+                start = None  # Slurm sets start = end for a job that never ran
             end = text_time_ns(row.get("End", ""), tz)
-            exit_status, exit_signal = decode_exit_pair(row.get("ExitCode", ""))
+            exit_status, exit_signal = job_exit(
+                native, state, *decode_exit_pair(row.get("ExitCode", ""))
+            )
             elapsed = row.get("ElapsedRaw", "")
             records.append(
                 JobRecord(
