@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from collectbus.calls import CallCollector
+from collectbus.calls import CallRecorder
 
 RECORD_BUDGET_NS = 300.0
 RECORD_VS_PROMETHEUS = 0.25
@@ -105,7 +105,7 @@ def time_cases(cases: dict[str, Callable[[int], int]], calls: int, rounds: int) 
 
 
 def stats_ms(rounds: int) -> float:
-    calls = CallCollector(max_history=STATS_CALLS)
+    calls = CallRecorder(max_history=STATS_CALLS)
     names = [f"handler_{k}" for k in range(10)]
     wrapped = [calls.wrap(handler, name=n) for n in names]
     for i in range(STATS_CALLS):
@@ -128,9 +128,9 @@ def main() -> int:
     traced, stop_otel = otel_case()
     cases: dict[str, Callable[[int], int]] = {
         "bare call": handler,
-        "collectbus recording": CallCollector().wrap(handler),
-        "collectbus disabled": CallCollector(enabled=False).wrap(handler),
-        "collectbus sampled out": CallCollector(sample=0.0).wrap(handler),
+        "collectbus recording": CallRecorder().wrap(handler),
+        "collectbus disabled": CallRecorder(enabled=False).wrap(handler),
+        "collectbus sampled out": CallRecorder(sample=0.0).wrap(handler),
         "prometheus Histogram.time()": prometheus_case(),
         "OpenTelemetry span": traced,
         **smartswitch_cases(),

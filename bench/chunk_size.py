@@ -29,7 +29,7 @@ from collectbus.collectors.host.collector import HostCollector
 from collectbus.procfields import MEMINFO_COLUMNS, VMSTAT_COLUMNS
 from collectbus.records import HostSample
 from collectbus.store import open as open_store
-from collectbus.testing import count_values
+from collectbus.testing.hosts import count_values
 
 BUDGET_BYTES = 150
 # The budget's "full sample": the tables of the six files. The periodic

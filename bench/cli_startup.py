@@ -38,8 +38,8 @@ from pathlib import Path
 from collectbus.jobtrack.writer import TrackedStore
 from collectbus.records import COMPLETE_LISTING, CollectionEvent
 from collectbus.store import open as open_store
-from collectbus.testing import make_host_sample
-from collectbus.testing_sched import make_pbs_job
+from collectbus.testing.hosts import make_host_sample
+from collectbus.testing.schedulers import make_pbs_job
 
 BUDGET_RATIO = 1.5
 S = 1_000_000_000

@@ -55,7 +55,7 @@ from collectbus.aggregate import AggregateSpec, Aggregator
 from collectbus.aggregate.delta import max_id
 from collectbus.aggregate.full import full_groups
 from collectbus.aggregate.parts import FOLD_AT, load_groups
-from collectbus.aggregate.source import snapshot
+from collectbus.aggregate.sourcedb import snapshot
 from collectbus.aggregate.state import same_group
 from collectbus.store import Store
 from collectbus.store import open as open_store

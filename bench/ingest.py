@@ -21,7 +21,7 @@ import psycopg
 from collectbus.records import HostSample
 from collectbus.store import Store
 from collectbus.store import open as open_store
-from collectbus.testing import count_values, make_host_sample
+from collectbus.testing.hosts import count_values, make_host_sample
 from pgdb import pg_database
 
 BUDGET_VALUES_PER_S = 1_000_000

@@ -33,7 +33,7 @@ from collectbus.records import COMPLETE_LISTING, CollectionEvent, JobRecord
 from collectbus.store import Store
 from collectbus.store import open as open_store
 from collectbus.store.jobrows import JOB_COLUMNS
-from collectbus.testing_sched import make_pbs_job
+from collectbus.testing.schedulers import make_pbs_job
 from pgdb import pg_database
 
 BUDGET_CHANGED_S = 1.0

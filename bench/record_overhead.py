@@ -65,7 +65,7 @@ from tests.sshd import ThrowawaySshd, find_sshd
 
 from collectbus.collectors.base import CollectContext
 from collectbus.collectors.host.collector import HostCollector
-from collectbus.record import Recorder
+from collectbus.recording import Recorder
 
 TICK_S = os.sysconf("SC_CLK_TCK")
 

@@ -7,7 +7,7 @@ The public API, importable from ``collectbus`` itself:
 - :func:`open_store` (``collectbus.store.open``), a :class:`Store` on SQLite or
   PostgreSQL chosen by URL;
 - the collectors :class:`HostCollector` (this host's ``/proc``) and
-  :class:`CallCollector` (the calls of a Python program);
+  :class:`CallRecorder` (the calls of a Python program);
 - :class:`Recorder`, host metrics of many hosts while something runs;
 - :func:`read_aggregates`, the incremental aggregates of a store;
 - the records (:class:`HostSample`, :class:`CollectionEvent`,
@@ -30,7 +30,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from collectbus.aggregate.view import read_aggregates
     from collectbus.bus.scheduler import CollectionBus
-    from collectbus.calls.collector import CallCollector
+    from collectbus.calls.recorder import CallRecorder
     from collectbus.collectors.host.collector import HostCollector
     from collectbus.errors import (
         BusError,
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
         SchemaError,
         StoreError,
     )
-    from collectbus.record.recorder import Recorder
+    from collectbus.recording.recorder import Recorder
     from collectbus.records import (
         CallRecord,
         CollectionEvent,
@@ -56,17 +56,17 @@ if TYPE_CHECKING:
         QueueRecord,
         SystemRecord,
     )
-    from collectbus.store.engine import Store
-    from collectbus.store.engine import open as open_store
+    from collectbus.store.store import Store
+    from collectbus.store.store import open as open_store
 
 # Public name -> (home module, name there).
 _LAZY: dict[str, tuple[str, str]] = {
     "CollectionBus": ("collectbus.bus.scheduler", "CollectionBus"),
-    "open_store": ("collectbus.store.engine", "open"),
-    "Store": ("collectbus.store.engine", "Store"),
+    "open_store": ("collectbus.store.store", "open"),
+    "Store": ("collectbus.store.store", "Store"),
     "HostCollector": ("collectbus.collectors.host.collector", "HostCollector"),
-    "CallCollector": ("collectbus.calls.collector", "CallCollector"),
-    "Recorder": ("collectbus.record.recorder", "Recorder"),
+    "CallRecorder": ("collectbus.calls.recorder", "CallRecorder"),
+    "Recorder": ("collectbus.recording.recorder", "Recorder"),
     "read_aggregates": ("collectbus.aggregate.view", "read_aggregates"),
     **{
         name: ("collectbus.records", name)
@@ -102,8 +102,8 @@ _LAZY: dict[str, tuple[str, str]] = {
 # Written out, not derived from _LAZY: type checkers read the re-exports here.
 __all__ = [
     "BusError",
-    "CallCollector",
     "CallRecord",
+    "CallRecorder",
     "CollectBusError",
     "CollectError",
     "CollectionBus",

@@ -237,7 +237,7 @@ class CollectionEvent:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CallRecord:
-    """One call of a handler wrapped by :class:`collectbus.calls.CallCollector`.
+    """One call of a handler wrapped by :class:`collectbus.calls.CallRecorder`.
 
     ``started_ns`` is wall-clock time; ``elapsed_ns`` was measured on the
     monotonic performance counter. A failed call has ``error_type`` (the

@@ -15,14 +15,14 @@ import pytest
 import sqlalchemy as sa
 
 from collectbus.bus import CollectionBus, Result
-from collectbus.calls import CallCollector, CallFlusher, CallSource
+from collectbus.calls import CallFlusher, CallRecorder, CallSource
 from collectbus.collectors.base import CollectContext
 from collectbus.errors import StoreError
 from collectbus.records import CallRecord, CollectionEvent
 from collectbus.store import Store
 from collectbus.store import open as open_store
 from collectbus.store.migrate import head_revision, upgrade
-from collectbus.testing import make_host_sample
+from collectbus.testing.hosts import make_host_sample
 from tests.integration.cli_helpers import collectbus, collectbus_env
 
 T0 = 1_700_000_000 * 10**9
@@ -94,11 +94,11 @@ def test_a_database_at_0001_is_migrated_keeping_its_data(store_url: str) -> None
 WRITER = textwrap.dedent(
     """
     import sys
-    from collectbus.calls import CallCollector, CallFlusher
+    from collectbus.calls import CallRecorder, CallFlusher
     from collectbus.store import open as open_store
 
     url, calls_to_make, use_thread = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "thread"
-    calls = CallCollector(max_history=calls_to_make)
+    calls = CallRecorder(max_history=calls_to_make)
 
     @calls(name="work")
     def work(i):
@@ -154,7 +154,7 @@ def test_two_processes_flush_to_one_database(store_url: str, tmp_path: Path) -> 
 
 
 def test_the_bus_delivers_calls_in_batches_to_the_store(store: Store) -> None:
-    calls = CallCollector()
+    calls = CallRecorder()
     work = calls.wrap(lambda i: i, name="work")
     bus = CollectionBus(host="host-a")
     source = CallSource(calls)
@@ -180,7 +180,7 @@ def test_the_bus_delivers_calls_in_batches_to_the_store(store: Store) -> None:
 
 
 def test_calls_evicted_before_a_collection_are_counted_as_missed() -> None:
-    calls = CallCollector(max_history=10)
+    calls = CallRecorder(max_history=10)
     work = calls.wrap(lambda i: i, name="work")
     source = CallSource(calls)
     for i in range(25):
@@ -194,7 +194,7 @@ def test_calls_evicted_before_a_collection_are_counted_as_missed() -> None:
 
 
 def test_a_failed_flush_offers_the_same_calls_again(store_url: str) -> None:
-    calls = CallCollector()
+    calls = CallRecorder()
     work = calls.wrap(lambda i: i, name="work")
     for i in range(3):
         work(i)
@@ -275,7 +275,7 @@ def test_sqlite_calls_table_plan_uses_the_handler_index(sqlite_url: str) -> None
 
 
 def test_flusher_thread_writes_while_calls_are_made(store: Store) -> None:
-    calls = CallCollector()
+    calls = CallRecorder()
     work = calls.wrap(lambda i: i, name="work")
     with CallFlusher(calls, store, every=0.01) as flusher:
         for i in range(20_000):

@@ -23,9 +23,9 @@ from collectbus.pipeline.sink import StoreSink
 from collectbus.records import CollectionEvent
 from collectbus.store import Store
 from collectbus.store import open as open_store
-from collectbus.store.engine import make_engine
 from collectbus.store.migrate import alembic_config, upgrade
 from collectbus.store.schema import collection_log, jobs
+from collectbus.store.store import make_engine
 from tests.fakes.pbs.scenario import stage
 from tests.integration.cli_helpers import collectbus_env, collectbus_in_process
 

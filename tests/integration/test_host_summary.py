@@ -17,7 +17,7 @@ from collectbus.analysis.views import FAMILIES
 from collectbus.records import HostSample
 from collectbus.store import Store
 from collectbus.store import open as open_store
-from collectbus.testing import make_host_sample
+from collectbus.testing.hosts import make_host_sample
 
 T0 = 1_700_000_000 * 10**9
 S = 10**9

@@ -12,7 +12,7 @@ from collectbus.analysis import families
 from collectbus.records import HostInventory
 from collectbus.store import Store
 from collectbus.store import open as open_store
-from collectbus.testing import make_host_sample
+from collectbus.testing.hosts import make_host_sample
 
 T0 = 1_700_000_000 * 10**9
 S = 10**9

@@ -28,7 +28,7 @@ from collectbus.jobtrack.writer import TrackedStore
 from collectbus.records import JobRecord, NodeRecord
 from collectbus.store import Store
 from collectbus.store import open as open_store
-from collectbus.testing_sched import make_pbs_job
+from collectbus.testing.schedulers import make_pbs_job
 
 S = 10**9
 DATA = Path(__file__).parent.parent / "data" / "jobs"

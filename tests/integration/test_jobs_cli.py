@@ -14,7 +14,7 @@ from collectbus.cli.main import main
 from collectbus.jobtrack.writer import TrackedStore
 from collectbus.records import COMPLETE_LISTING, CollectionEvent, NodeRecord, QueueRecord
 from collectbus.store import open as open_store
-from collectbus.testing_sched import make_pbs_job
+from collectbus.testing.schedulers import make_pbs_job
 from tests.integration.cli_helpers import collectbus, collectbus_env, collectbus_in_process
 
 S = 10**9

@@ -26,7 +26,7 @@ from collectbus.records import (
 from collectbus.store import Store
 from collectbus.store import open as open_store
 from collectbus.store.retention import RetentionLimits
-from collectbus.testing_sched import make_pbs_job
+from collectbus.testing.schedulers import make_pbs_job
 
 S = 10**9
 DAY = 86400 * S
@@ -261,7 +261,7 @@ def test_a_rolled_back_collection_leaves_the_cache_as_it_was(
     store: Store, jobs: TrackedStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     jobs.apply([_job(1, T0)], complete=True)
-    import collectbus.store.engine as engine_module
+    import collectbus.store.store as engine_module
 
     def broken(*_a: object, **_k: object) -> None:
         raise sa.exc.OperationalError("INSERT", {}, Exception("disk I/O error"))

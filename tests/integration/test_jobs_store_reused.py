@@ -16,7 +16,7 @@ from collectbus.jobtrack.writer import TrackedStore
 from collectbus.records import COMPLETE_LISTING, CollectionEvent, JobRecord
 from collectbus.store import Store
 from collectbus.store import open as open_store
-from collectbus.testing_sched import make_pbs_job
+from collectbus.testing.schedulers import make_pbs_job
 
 S = 10**9
 MINUTE = 60 * S

@@ -11,7 +11,7 @@ import pytest
 
 from collectbus.records import CallRecord, CollectionEvent, HostInventory
 from collectbus.store import open as open_store
-from collectbus.testing import make_host_sample
+from collectbus.testing.hosts import make_host_sample
 from tests.fakes.pbs.scenario import FAKES, JOB_A, SERVER, ZONE, build_scenario, stage
 from tests.integration.cli_helpers import collectbus, collectbus_env
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from collectbus.collectors.host.parse import parse_stat
-from collectbus.record import Recorder
-from collectbus.record.mlcommons import is_error_sample
+from collectbus.recording import Recorder
+from collectbus.recording.mlcommons import is_error_sample
 from collectbus.store import open as open_store
 from tests.integration.cli_helpers import collectbus, collectbus_env
 from tests.sshd import ThrowawaySshd, find_sshd

@@ -15,7 +15,7 @@ from collectbus.serve import ServeApp
 from collectbus.store import Store
 from collectbus.store import open as open_store
 from collectbus.store.schema import COUNTED_TABLES
-from collectbus.testing import make_host_sample
+from collectbus.testing.hosts import make_host_sample
 
 T0 = 1_700_000_000 * NS_PER_S
 

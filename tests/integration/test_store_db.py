@@ -18,14 +18,14 @@ from alembic.runtime.migration import MigrationContext
 from collectbus.errors import SchemaError, StoreError
 from collectbus.records import CollectionEvent, HostSample
 from collectbus.store import Store
-from collectbus.store import engine as engine_module
 from collectbus.store import open as open_store
+from collectbus.store import store as store_module
 from collectbus.store.compact import HOUR_NS
 from collectbus.store.dberrors import DriverError, RefusedError
 from collectbus.store.hostsamples import sample_rows
 from collectbus.store.migrate import head_revision
 from collectbus.store.schema import COUNTED_TABLES, WIDE_TABLES, metadata
-from collectbus.testing import make_host_sample
+from collectbus.testing.hosts import make_host_sample
 
 T0 = 1_700_000_000 * 10**9 // HOUR_NS * HOUR_NS  # an hour boundary
 S = 10**9
@@ -204,7 +204,7 @@ def test_a_failed_cycle_leaves_nothing(store: Store, monkeypatch: pytest.MonkeyP
     event = CollectionEvent(
         source="host", host="new-host", started_ns=T0, duration_ns=1, status="ok"
     )
-    real_insert = engine_module.insert_rows
+    real_insert = store_module.insert_rows
 
     def disk_fails_at_host_load(conn: sa.Connection, wide: Any, rows: Any, *, copy: bool) -> None:
         # The last table written fails as a disk does, after the other tables
@@ -213,7 +213,7 @@ def test_a_failed_cycle_leaves_nothing(store: Store, monkeypatch: pytest.MonkeyP
             raise DriverError(sqlite3.OperationalError("disk I/O error"))
         real_insert(conn, wide, rows, copy=copy)
 
-    monkeypatch.setattr(engine_module, "insert_rows", disk_fails_at_host_load)
+    monkeypatch.setattr(store_module, "insert_rows", disk_fails_at_host_load)
     with pytest.raises(StoreError, match="write failed: disk I/O error") as info:
         store.write([good, event, make_host_sample("new-host", T0 + S)])
     assert not isinstance(info.value, RefusedError)

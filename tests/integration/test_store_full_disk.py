@@ -22,7 +22,7 @@ from collectbus.pipeline.sink import STORE_RETRY_MAX_S, StoreSink
 from collectbus.records import CollectionEvent
 from collectbus.store import Store
 from collectbus.store import open as open_store
-from collectbus.testing import make_host_sample
+from collectbus.testing.hosts import make_host_sample
 
 T0 = 1_800_000_000 * NS_PER_S
 DISK = "3m"

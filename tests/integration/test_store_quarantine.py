@@ -28,7 +28,7 @@ from collectbus.store.quarantine import (
     NOT_UTF8,
     OUT_OF_RANGE_AT_SOURCE,
 )
-from collectbus.testing import make_host_sample
+from collectbus.testing.hosts import make_host_sample
 from collectbus.values import out_of_range_details
 from tests.integration.cli_helpers import collectbus_env, collectbus_in_process
 

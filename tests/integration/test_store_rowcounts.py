@@ -16,7 +16,7 @@ from collectbus.store import Store
 from collectbus.store import open as open_store
 from collectbus.store.rowcounts import METHOD_DESCRIPTIONS, rowid_range_query
 from collectbus.store.schema import COUNTED_TABLES, metadata
-from collectbus.testing import make_host_sample
+from collectbus.testing.hosts import make_host_sample
 from tests.integration.cli_helpers import collectbus_env, collectbus_in_process
 
 T0 = 1_700_000_000 * NS_PER_S

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from collectbus.store import open as open_store
-from collectbus.testing import make_host_sample
+from collectbus.testing.hosts import make_host_sample
 from tests.integration.cli_helpers import collectbus, collectbus_env
 
 S = 10**9

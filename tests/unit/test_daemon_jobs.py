@@ -19,7 +19,7 @@ from collectbus.records import COMPLETE_LISTING, CollectionEvent, JobRecord
 from collectbus.store import Store
 from collectbus.store import open as open_store
 from collectbus.store.retention import RetentionLimits
-from collectbus.testing_sched import make_pbs_job
+from collectbus.testing.schedulers import make_pbs_job
 
 START_NS = 1_800_000_000 * NS_PER_S
 DAY = 86400 * NS_PER_S

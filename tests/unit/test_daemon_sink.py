@@ -18,8 +18,8 @@ from collectbus.pipeline.sink import STORE_RETRY_MAX_S, StoreSink
 from collectbus.records import CollectionEvent, HostSample, NetRow
 from collectbus.store import Store
 from collectbus.store import open as open_store
-from collectbus.store.engine import make_engine
-from collectbus.testing import make_host_sample
+from collectbus.store.store import make_engine
+from collectbus.testing.hosts import make_host_sample
 
 START_NS = 1_800_000_000 * NS_PER_S
 

@@ -21,11 +21,11 @@ import collectbus
 # Where each public name lives, written out here rather than read from the package.
 HOMES = {
     "CollectionBus": ("collectbus.bus.scheduler", "CollectionBus"),
-    "open_store": ("collectbus.store.engine", "open"),
-    "Store": ("collectbus.store.engine", "Store"),
+    "open_store": ("collectbus.store.store", "open"),
+    "Store": ("collectbus.store.store", "Store"),
     "HostCollector": ("collectbus.collectors.host.collector", "HostCollector"),
-    "CallCollector": ("collectbus.calls.collector", "CallCollector"),
-    "Recorder": ("collectbus.record.recorder", "Recorder"),
+    "CallRecorder": ("collectbus.calls.recorder", "CallRecorder"),
+    "Recorder": ("collectbus.recording.recorder", "Recorder"),
     "read_aggregates": ("collectbus.aggregate.view", "read_aggregates"),
     **{
         name: ("collectbus.records", name)

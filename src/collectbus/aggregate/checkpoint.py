@@ -322,7 +322,7 @@ SQLITE_WAL_CHECKPOINT_PAGES = 10_000
 
 def session_settings(conn: Connection) -> list[str]:
     """The statements setting up a connection that writes totals and nothing
-    else (:class:`~collectbus.aggregate.source.HeldConnection`), once for its
+    else (:class:`~collectbus.aggregate.sourcedb.HeldConnection`), once for its
     session rather than in every transaction.
 
     PostgreSQL: the write settings (:func:`_settings`). SQLite: the commit

@@ -73,7 +73,7 @@ def _mapped(conn: Connection, query: str) -> Iterator[None]:
         yield
     except dbapi.Error as err:
         # As SQLAlchemy would: a lost connection is marked, so that its holder
-        # can replace it (collectbus.aggregate.source.HeldConnection).
+        # can replace it (collectbus.aggregate.sourcedb.HeldConnection).
         lost = conn.dialect.is_disconnect(err, conn.connection.dbapi_connection, None)
         raise DBAPIError.instance(
             query, None, err, dbapi.Error, connection_invalidated=lost

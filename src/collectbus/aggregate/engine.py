@@ -68,7 +68,7 @@ from collectbus.aggregate.delta import (
 from collectbus.aggregate.full import full_groups, recompute_extremes
 from collectbus.aggregate.parts import choose_folds, load_groups
 from collectbus.aggregate.sketch import LogSketch
-from collectbus.aggregate.source import (
+from collectbus.aggregate.sourcedb import (
     HeldConnection,
     check_source,
     dialect_of,

@@ -1,4 +1,4 @@
-"""Rates of a recording (a :class:`~collectbus.record.TimeSeriesData`), as for stored samples.
+"""Rates of a recording (a :class:`~collectbus.recording.TimeSeriesData`), as for stored samples.
 
 The samples are written to a throw-away SQLite store and read back through
 :func:`collectbus.analysis.host.rates`, so that a result file and the store
@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from collectbus.analysis.host import rates
-from collectbus.record.timeseries import TimeSeriesData
+from collectbus.recording.timeseries import TimeSeriesData
 from collectbus.records import Record
 from collectbus.store import open as open_store
 

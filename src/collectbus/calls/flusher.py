@@ -13,7 +13,7 @@ timeout); PostgreSQL takes them concurrently, through ``COPY``::
 
 A flush that fails (database down, disk full) is logged in one line and
 counted; the same calls are offered again at the next flush, as long as the
-history still holds them (:attr:`CallCollector.flush_missed` counts the rest).
+history still holds them (:attr:`CallRecorder.flush_missed` counts the rest).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import logging
 import threading
 from types import TracebackType
 
-from collectbus.calls.collector import CallCollector, RecordWriter
+from collectbus.calls.recorder import CallRecorder, RecordWriter
 from collectbus.errors import CollectBusError
 
 log = logging.getLogger("collectbus.calls")
@@ -31,9 +31,7 @@ log = logging.getLogger("collectbus.calls")
 class CallFlusher:
     """Calls ``collector.flush_to(store)`` every ``every`` seconds, and once more on stop."""
 
-    def __init__(
-        self, collector: CallCollector, store: RecordWriter, *, every: float = 5.0
-    ) -> None:
+    def __init__(self, collector: CallRecorder, store: RecordWriter, *, every: float = 5.0) -> None:
         if every <= 0:
             raise ValueError(f"every must be positive, got {every}")
         self.collector = collector

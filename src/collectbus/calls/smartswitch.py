@@ -2,7 +2,7 @@
 
 smartswitch (``pip install collectbus[smartswitch]``) builds a chain of plugin
 layers around each handler it registers; a plugin's ``wrap_handler`` hook
-returns the layer. This one returns a :class:`~collectbus.calls.CallCollector`
+returns the layer. This one returns a :class:`~collectbus.calls.CallRecorder`
 wrapper, so the handler's calls are recorded under ``"<switcher>.<handler>"``::
 
     from smartswitch import Switcher
@@ -18,7 +18,7 @@ wrapper, so the handler's calls are recorded under ``"<switcher>.<handler>"``::
     api.plugin("collect").stats()
 
 Options other than smartswitch's own (``enabled``, ``flags``,
-``method_config``) are :class:`~collectbus.calls.CallCollector` options; or
+``method_config``) are :class:`~collectbus.calls.CallRecorder` options; or
 pass ``collector=`` to share a collector with other code. Child switchers that
 inherit the plugin share its collector when it was plugged as an instance
 (``plug(CollectPlugin(...))``) or given one (``plug("collect", collector=c)``);
@@ -40,13 +40,13 @@ from typing import Any
 
 from smartswitch import BasePlugin, Switcher
 
-from collectbus.calls.collector import CallCollector
 from collectbus.calls.export import ExportFormat
+from collectbus.calls.recorder import CallRecorder
 from collectbus.calls.stats import CallStats
 from collectbus.records import CallRecord
 
 PLUGIN_NAME = "collect"
-# Keyword arguments that go to the CallCollector a plugin makes for itself.
+# Keyword arguments that go to the CallRecorder a plugin makes for itself.
 _COLLECTOR_OPTIONS = frozenset(
     {
         "max_history",
@@ -69,13 +69,13 @@ class CollectPlugin(BasePlugin):  # type: ignore[misc]  # smartswitch has no typ
         self,
         name: str | None = None,
         *,
-        collector: CallCollector | None = None,
+        collector: CallRecorder | None = None,
         **config: Any,
     ) -> None:
         options = {k: config.pop(k) for k in list(config) if k in _COLLECTOR_OPTIONS}
         if collector is not None and options:
             raise TypeError(f"give collector= or collector options, not both: {sorted(options)}")
-        self.collector = collector if collector is not None else CallCollector(**options)
+        self.collector = collector if collector is not None else CallRecorder(**options)
         # In smartswitch's config, so that the copies made for child switchers
         # (BasePlugin.to_spec) share this collector.
         super().__init__(name=name or PLUGIN_NAME, collector=self.collector, **config)

@@ -1,6 +1,6 @@
 """``collectbus calls``: recorded calls of Python handlers, from the store.
 
-Programs record their calls with :class:`collectbus.calls.CallCollector` and
+Programs record their calls with :class:`collectbus.calls.CallRecorder` and
 write them to the store with ``flush_to`` or a ``CallFlusher``; this command
 reads them back: the newest calls, the slowest, the failed ones, or
 statistics per handler (``--stats``).
@@ -132,7 +132,7 @@ def calls(
     if not rows:
         click.echo(
             "no recorded calls in this window; programs write theirs with "
-            "CallCollector.flush_to(store) or CallFlusher",
+            "CallRecorder.flush_to(store) or CallFlusher",
             err=True,
         )
         if fmt == "json":

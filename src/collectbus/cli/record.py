@@ -28,8 +28,8 @@ from collectbus.cli.context import CliContext, pass_cli
 from collectbus.cli.exitcodes import EXIT_NOT_STARTED
 from collectbus.cli.output import duration_option
 from collectbus.errors import RecordError
-from collectbus.record import Recorder, TimeSeriesData, write
-from collectbus.record.hosts import parse_hosts
+from collectbus.recording import Recorder, TimeSeriesData, write
+from collectbus.recording.hosts import parse_hosts
 from collectbus.store import Store
 
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)

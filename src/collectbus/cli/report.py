@@ -15,8 +15,8 @@ import pandas as pd
 from collectbus.cli.context import CliContext, pass_cli
 from collectbus.cli.output import time_window
 from collectbus.errors import RecordError
-from collectbus.record.mlcommons import is_error_sample
-from collectbus.record.timeseries import TimeSeriesData, hosts_in_order, load
+from collectbus.recording.mlcommons import is_error_sample
+from collectbus.recording.timeseries import TimeSeriesData, hosts_in_order, load
 from collectbus.report.html import CHARTS, HostSummary, ReportData, render
 
 _FAILED = frozenset({"error", "timeout"})

@@ -20,7 +20,7 @@ from collectbus.jobtrack.tracker import (
     complete_clusters,
 )
 from collectbus.records import CollectionEvent, JobRecord, Record
-from collectbus.store.engine import Store
+from collectbus.store.store import Store
 
 
 class TrackedStore:

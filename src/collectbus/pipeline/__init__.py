@@ -31,8 +31,8 @@ from collectbus.pipeline.sink import StoreSink
 from collectbus.plugins import load_collector
 from collectbus.store import Store
 from collectbus.store import open as open_store
-from collectbus.store.engine import make_engine
 from collectbus.store.retention import RetentionLimits
+from collectbus.store.store import make_engine
 from collectbus.urls import mask_url
 
 #: The bus gives a PBS or Slurm collection this long past its commands' timeouts.

@@ -19,6 +19,6 @@ the server's background.
 from __future__ import annotations
 
 from collectbus.serve.http.app import ServeApp, default_sources, make_server
-from collectbus.serve.metrics.source import MetricSource, metrics_registry
+from collectbus.serve.metrics.registry import MetricSource, metrics_registry
 
 __all__ = ["MetricSource", "ServeApp", "default_sources", "make_server", "metrics_registry"]

@@ -1,7 +1,7 @@
 """The store: host samples and collection events in SQLite or PostgreSQL.
 
 ``collectbus.store.open(url)`` returns a :class:`Store`; the URL alone decides
-the database. See :mod:`collectbus.store.engine`.
+the database. See :mod:`collectbus.store.store`.
 
 The names below are loaded on first use, so that a light module of the
 package (``collectbus.store.deadline``, say) can be imported without
@@ -17,15 +17,15 @@ from collectbus.urls import mask_url
 
 if TYPE_CHECKING:
     from collectbus.store.compact import CompactStats
-    from collectbus.store.engine import DEFAULT_URL, Store, open
+    from collectbus.store.store import DEFAULT_URL, Store, open
 
 __all__ = ["DEFAULT_URL", "CompactStats", "Store", "mask_url", "open"]
 
 _LAZY = {
     "CompactStats": "collectbus.store.compact",
-    "DEFAULT_URL": "collectbus.store.engine",
-    "Store": "collectbus.store.engine",
-    "open": "collectbus.store.engine",
+    "DEFAULT_URL": "collectbus.store.store",
+    "Store": "collectbus.store.store",
+    "open": "collectbus.store.store",
 }
 
 

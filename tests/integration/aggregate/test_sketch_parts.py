@@ -18,8 +18,8 @@ from collectbus.aggregate.parts import load_groups
 from collectbus.aggregate.sketch import LogSketch
 from collectbus.store import Store
 from collectbus.store import open as open_store
-from collectbus.store.engine import make_engine
 from collectbus.store.migrate import alembic_config
+from collectbus.store.store import make_engine
 from tests.integration.aggregate.oracle import oracle, stored
 from tests.integration.aggregate.test_aggregate_property import insert_call
 

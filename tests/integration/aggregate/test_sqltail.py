@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 
 from collectbus.aggregate import AggregateSpec, Aggregator, run_all
 from collectbus.aggregate import engine as engine_module
-from collectbus.aggregate.source import open_source
+from collectbus.aggregate.sourcedb import open_source
 from collectbus.errors import CollectError
 from collectbus.store import Store
 from tests.integration.aggregate.oracle import oracle, stored

@@ -15,8 +15,8 @@ from collectbus.aggregate.checkpoint import load_checkpoint
 from collectbus.aggregate.sql import AggregateSql, literal
 from collectbus.store import Store
 from collectbus.store import open as open_store
-from collectbus.store.engine import make_engine
 from collectbus.store.migrate import alembic_config
+from collectbus.store.store import make_engine
 from tests.integration.aggregate.oracle import oracle, stored
 from tests.integration.aggregate.test_aggregate_property import insert_call
 from tests.integration.aggregate.test_sketch_parts import SPEC

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from collectbus.store.engine import make_engine
+from collectbus.store.store import make_engine
 
 
 def main() -> None:

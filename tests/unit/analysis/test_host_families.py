@@ -20,7 +20,7 @@ from collectbus.collectors.host.parse import (
 )
 from collectbus.procfields import VMSTAT_COLUMNS
 from collectbus.records import CpuRow, DiskRow, HostSample
-from collectbus.testing import make_host_sample
+from collectbus.testing.hosts import make_host_sample
 
 PROCFS = Path(__file__).resolve().parents[2] / "data" / "procfs"
 FC = PROCFS / "fc-6.18-2cpu"

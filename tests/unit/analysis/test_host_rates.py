@@ -14,7 +14,7 @@ from collectbus.analysis.host import EXCLUDED_DISKS, RATE_COLUMNS, with_boot_tim
 from collectbus.records import HostSample
 from collectbus.store import Store
 from collectbus.store import open as open_store
-from collectbus.testing import (
+from collectbus.testing.hosts import (
     DISK_READ_SECTORS_PER_S,
     DISK_WRITE_SECTORS_PER_S,
     NET_RX_BYTES_PER_S,

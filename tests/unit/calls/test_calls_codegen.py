@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from collectbus.calls import CallCollector
+from collectbus.calls import CallRecorder
 from collectbus.calls.codegen import WRAPPER_FILENAME, mirror_signature
 
 
@@ -54,7 +54,7 @@ def _outcome(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, An
 def test_same_result_or_same_refusal(
     fn: Callable[..., Any], call: tuple[tuple[Any, ...], dict[str, Any]]
 ) -> None:
-    wrapped = CallCollector().wrap(fn)
+    wrapped = CallRecorder().wrap(fn)
     assert wrapped.__code__.co_filename == WRAPPER_FILENAME
     args, kwargs = call
     assert _outcome(wrapped, args, kwargs) == _outcome(fn, args, kwargs)
@@ -71,12 +71,12 @@ def test_what_is_not_compiled() -> None:
 
     for fn in (own_signature, clash, len, print):
         assert mirror_signature(fn) is None
-    wrapped = CallCollector().wrap(clash)
+    wrapped = CallRecorder().wrap(clash)
     assert wrapped(5) == 5  # the general wrapper
 
 
 def test_sampled_wrappers_are_compiled_too() -> None:
     for kwargs in ({"sample": 0.5}, {"sample": 0.5, "slow_threshold": 1.0}):
-        wrapped = CallCollector(**kwargs).wrap(star)  # type: ignore[arg-type]
+        wrapped = CallRecorder(**kwargs).wrap(star)  # type: ignore[arg-type]
         assert wrapped.__code__.co_filename == WRAPPER_FILENAME
         assert wrapped(1, 2, b=3, z=4) == (1, (2,), 3, {"z": 4})

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from tests.unit.calls.call_doubles import ManualClock
 
-from collectbus.calls import CallCollector
+from collectbus.calls import CallRecorder
 
 
 class Boom(Exception):
@@ -32,7 +32,7 @@ def middle() -> None:
 
 @pytest.mark.parametrize("capture", ["none", "summary", "repr"])
 def test_the_same_exception_object_with_its_traceback(capture: str) -> None:
-    calls = CallCollector(capture=capture)  # type: ignore[arg-type]
+    calls = CallRecorder(capture=capture)  # type: ignore[arg-type]
     raised: list[BaseException] = []
 
     @calls
@@ -57,7 +57,7 @@ def test_the_same_exception_object_with_its_traceback(capture: str) -> None:
 
 
 def test_exceptions_of_each_kind_are_reraised_unchanged() -> None:
-    calls = CallCollector()
+    calls = CallRecorder()
     error = Boom("x")
 
     @calls
@@ -79,7 +79,7 @@ def test_exceptions_of_each_kind_are_reraised_unchanged() -> None:
 
 
 def test_base_exceptions_are_recorded_and_reraised() -> None:
-    calls = CallCollector()
+    calls = CallRecorder()
 
     @calls
     def interrupted() -> None:
@@ -108,7 +108,7 @@ class BadStr(Exception):
 
 
 def test_formatting_failures_are_counted_not_raised() -> None:
-    calls = CallCollector(capture="repr")
+    calls = CallRecorder(capture="repr")
 
     @calls
     def takes(value: object) -> object:
@@ -130,7 +130,7 @@ def test_formatting_failures_are_counted_not_raised() -> None:
 
 
 def test_captured_values_are_text_and_hold_no_reference() -> None:
-    calls = CallCollector(capture="repr", max_text=40)
+    calls = CallRecorder(capture="repr", max_text=40)
 
     class Payload:
         def __repr__(self) -> str:
@@ -154,7 +154,7 @@ def test_captured_values_are_text_and_hold_no_reference() -> None:
 
 
 def test_summary_capture_gives_types_and_sizes() -> None:
-    calls = CallCollector(capture="summary")
+    calls = CallRecorder(capture="summary")
 
     @calls
     def handler(*args: object, **kwargs: object) -> dict[str, int]:
@@ -169,7 +169,7 @@ def test_summary_capture_gives_types_and_sizes() -> None:
 @pytest.mark.parametrize("nested", ["all", "outermost"])
 @pytest.mark.parametrize("capture", ["none", "repr"])
 def test_recursion_to_the_limit_still_raises_the_callers_error(nested: str, capture: str) -> None:
-    calls = CallCollector(nested=nested, capture=capture)  # type: ignore[arg-type]
+    calls = CallRecorder(nested=nested, capture=capture)  # type: ignore[arg-type]
 
     @calls
     def down(n: int) -> int:
@@ -183,7 +183,7 @@ def test_recursion_to_the_limit_still_raises_the_callers_error(nested: str, capt
 
 
 def test_a_lambda_is_recorded_under_the_name_given() -> None:
-    calls = CallCollector(clock=ManualClock())
+    calls = CallRecorder(clock=ManualClock())
     handler: Callable[[], int] = calls.wrap(lambda: 1, name="one")
     assert handler() == 1
     assert [r.handler for r in calls.history()] == ["one"]

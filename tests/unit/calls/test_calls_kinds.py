@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from tests.unit.calls.call_doubles import WALL_START_NS, ManualClock
 
-from collectbus.calls import CallCollector
+from collectbus.calls import CallRecorder
 from collectbus.calls.codegen import WRAPPER_FILENAME
 
 
@@ -20,11 +20,11 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def calls(clock: ManualClock) -> CallCollector:
-    return CallCollector(clock=clock, host="h")
+def calls(clock: ManualClock) -> CallRecorder:
+    return CallRecorder(clock=clock, host="h")
 
 
-def test_sync_function(calls: CallCollector, clock: ManualClock) -> None:
+def test_sync_function(calls: CallRecorder, clock: ManualClock) -> None:
     @calls
     def add(a: int, b: int = 2, *, scale: int = 1) -> int:
         clock.advance(500)
@@ -41,7 +41,7 @@ def test_sync_function(calls: CallCollector, clock: ManualClock) -> None:
 
 
 def test_plain_functions_get_a_compiled_wrapper_that_looks_like_them(
-    calls: CallCollector,
+    calls: CallRecorder,
 ) -> None:
     def handler(request: str, /, retries: int = 3, *rest: object, key: str, **extra: object) -> str:
         """Docs."""
@@ -59,7 +59,7 @@ def test_plain_functions_get_a_compiled_wrapper_that_looks_like_them(
     assert calls.recorded == 2
 
 
-def test_defaults_are_the_same_objects(calls: CallCollector) -> None:
+def test_defaults_are_the_same_objects(calls: CallRecorder) -> None:
     sentinel: list[int] = []
 
     @calls
@@ -71,7 +71,7 @@ def test_defaults_are_the_same_objects(calls: CallCollector) -> None:
     assert sentinel == [1]
 
 
-def test_methods_and_bound_methods(calls: CallCollector) -> None:
+def test_methods_and_bound_methods(calls: CallRecorder) -> None:
     class Api:
         def __init__(self) -> None:
             self.n = 0
@@ -93,7 +93,7 @@ def test_methods_and_bound_methods(calls: CallCollector) -> None:
     ]
 
 
-def test_callables_without_a_plain_signature(calls: CallCollector) -> None:
+def test_callables_without_a_plain_signature(calls: CallRecorder) -> None:
     class Doubler:
         def __call__(self, x: int) -> int:
             return 2 * x
@@ -106,7 +106,7 @@ def test_callables_without_a_plain_signature(calls: CallCollector) -> None:
     assert calls.recorded == 3
 
 
-def test_coroutine(calls: CallCollector, clock: ManualClock) -> None:
+def test_coroutine(calls: CallRecorder, clock: ManualClock) -> None:
     @calls
     async def fetch(x: int) -> int:
         clock.advance(100)
@@ -120,7 +120,7 @@ def test_coroutine(calls: CallCollector, clock: ManualClock) -> None:
     assert (record.handler, record.elapsed_ns, record.ok) == ("test_coroutine.fetch", 300, True)
 
 
-def test_generator_is_timed_until_exhausted(calls: CallCollector, clock: ManualClock) -> None:
+def test_generator_is_timed_until_exhausted(calls: CallRecorder, clock: ManualClock) -> None:
     @calls
     def count(n: int) -> Iterator[int]:
         for i in range(n):
@@ -138,7 +138,7 @@ def test_generator_is_timed_until_exhausted(calls: CallCollector, clock: ManualC
     assert record.elapsed_ns == 1030
 
 
-def test_generator_send_throw_and_return_value_pass_through(calls: CallCollector) -> None:
+def test_generator_send_throw_and_return_value_pass_through(calls: CallRecorder) -> None:
     @calls
     def echo() -> Iterator[object]:
         got: object = None
@@ -160,7 +160,7 @@ def test_generator_send_throw_and_return_value_pass_through(calls: CallCollector
 
 
 def test_generator_closed_early_is_recorded_once_as_ok(
-    calls: CallCollector, clock: ManualClock
+    calls: CallRecorder, clock: ManualClock
 ) -> None:
     closed: list[bool] = []
 
@@ -182,7 +182,7 @@ def test_generator_closed_early_is_recorded_once_as_ok(
     assert (record.ok, record.elapsed_ns) == (True, 2)
 
 
-def test_async_generator(calls: CallCollector, clock: ManualClock) -> None:
+def test_async_generator(calls: CallRecorder, clock: ManualClock) -> None:
     @calls
     async def ticks(n: int) -> AsyncIterator[int]:
         for i in range(n):
@@ -203,7 +203,7 @@ def test_async_generator(calls: CallCollector, clock: ManualClock) -> None:
     )
 
 
-def test_async_generator_asend_athrow_aclose_pass_through(calls: CallCollector) -> None:
+def test_async_generator_asend_athrow_aclose_pass_through(calls: CallRecorder) -> None:
     cleaned: list[str] = []
 
     @calls
@@ -230,7 +230,7 @@ def test_async_generator_asend_athrow_aclose_pass_through(calls: CallCollector) 
     assert record.ok
 
 
-def test_async_generator_error(calls: CallCollector) -> None:
+def test_async_generator_error(calls: CallRecorder) -> None:
     error = RuntimeError("midway")
 
     @calls
@@ -248,7 +248,7 @@ def test_async_generator_error(calls: CallCollector) -> None:
     assert (record.error_type, record.error_message) == ("RuntimeError", "midway")
 
 
-def test_generator_error(calls: CallCollector) -> None:
+def test_generator_error(calls: CallRecorder) -> None:
     @calls
     def broken() -> Iterator[int]:
         yield 1
@@ -259,7 +259,7 @@ def test_generator_error(calls: CallCollector) -> None:
     assert calls.errors()[0].error_type == "ValueError"
 
 
-def test_static_and_class_methods(calls: CallCollector) -> None:
+def test_static_and_class_methods(calls: CallRecorder) -> None:
     class Tools:
         @calls
         @staticmethod

@@ -9,10 +9,10 @@ from collections.abc import Callable, Iterable
 import pytest
 from tests.unit.calls.call_doubles import ManualClock
 
-from collectbus.calls import CallCollector
+from collectbus.calls import CallRecorder
 
 
-def _flaky(calls: CallCollector, clock: ManualClock | None = None) -> Callable[[int], int]:
+def _flaky(calls: CallRecorder, clock: ManualClock | None = None) -> Callable[[int], int]:
     """A handler that takes ``i`` ns and fails when ``i`` is a multiple of 10."""
 
     @calls(name="flaky")
@@ -34,7 +34,7 @@ def _run(handler: Callable[[int], int], values: Iterable[int]) -> None:
 
 @pytest.mark.parametrize("slow", [None, 1.0])
 def test_sampling_out_everything_still_records_every_error(slow: float | None) -> None:
-    calls = CallCollector(sample=0.0, slow_threshold=slow)
+    calls = CallRecorder(sample=0.0, slow_threshold=slow)
     flaky = _flaky(calls)
     _run(flaky, range(100))
     assert [r.error_message for r in calls.history()] == [str(i) for i in range(0, 100, 10)]
@@ -43,7 +43,7 @@ def test_sampling_out_everything_still_records_every_error(slow: float | None) -
 
 
 def test_sampling_keeps_about_the_fraction_and_all_errors() -> None:
-    calls = CallCollector(sample=0.5, max_history=100_000)
+    calls = CallRecorder(sample=0.5, max_history=100_000)
     flaky = _flaky(calls)
     _run(flaky, range(20_000))
     errors = calls.errors()
@@ -54,7 +54,7 @@ def test_sampling_keeps_about_the_fraction_and_all_errors() -> None:
 
 
 def test_without_always_record_errors_errors_are_sampled_too() -> None:
-    calls = CallCollector(sample=0.0, always_record_errors=False)
+    calls = CallRecorder(sample=0.0, always_record_errors=False)
     flaky = _flaky(calls)
     with pytest.raises(ValueError, match="0"):
         flaky(0)
@@ -63,7 +63,7 @@ def test_without_always_record_errors_errors_are_sampled_too() -> None:
 
 def test_slow_calls_are_recorded_even_when_sampled_out() -> None:
     clock = ManualClock()
-    calls = CallCollector(sample=0.0, slow_threshold=50e-9, clock=clock)
+    calls = CallRecorder(sample=0.0, slow_threshold=50e-9, clock=clock)
     flaky = _flaky(calls, clock)
     _run(flaky, range(1, 100))
     recorded = calls.history()
@@ -74,7 +74,7 @@ def test_slow_calls_are_recorded_even_when_sampled_out() -> None:
 
 @pytest.mark.parametrize("sample", [1.0, 0.5])
 def test_outermost_records_only_the_outer_call_of_a_recursion(sample: float) -> None:
-    calls = CallCollector(nested="outermost", sample=sample, slow_threshold=0.0)
+    calls = CallRecorder(nested="outermost", sample=sample, slow_threshold=0.0)
 
     @calls
     def fact(n: int) -> int:
@@ -94,7 +94,7 @@ def test_outermost_records_only_the_outer_call_of_a_recursion(sample: float) -> 
 
 
 def test_with_nested_all_every_level_is_recorded() -> None:
-    calls = CallCollector()
+    calls = CallRecorder()
 
     @calls
     def fact(n: int) -> int:
@@ -105,7 +105,7 @@ def test_with_nested_all_every_level_is_recorded() -> None:
 
 
 def test_outermost_is_per_task_for_coroutines() -> None:
-    calls = CallCollector(nested="outermost")
+    calls = CallRecorder(nested="outermost")
 
     @calls
     async def leaf(i: int) -> int:
@@ -127,7 +127,7 @@ def test_outermost_is_per_task_for_coroutines() -> None:
 
 @pytest.mark.parametrize("sample", [1.0, 0.0])
 def test_switching_off_and_on(sample: float) -> None:
-    calls = CallCollector(sample=sample, enabled=False)
+    calls = CallRecorder(sample=sample, enabled=False)
     flaky = _flaky(calls)
     with pytest.raises(ValueError, match="0"):
         flaky(0)
@@ -141,7 +141,7 @@ def test_switching_off_and_on(sample: float) -> None:
 
 def test_eviction_is_counted_and_totals_survive_it() -> None:
     clock = ManualClock()
-    calls = CallCollector(max_history=10, clock=clock)
+    calls = CallRecorder(max_history=10, clock=clock)
     flaky = _flaky(calls, clock)
     _run(flaky, range(1, 101))
     assert (calls.held, calls.recorded, calls.evicted) == (10, 100, 90)
@@ -153,7 +153,7 @@ def test_eviction_is_counted_and_totals_survive_it() -> None:
 
 
 def test_clear_starts_again_from_zero() -> None:
-    calls = CallCollector()
+    calls = CallRecorder()
     flaky = _flaky(calls)
     for i in range(1, 5):
         flaky(i)
@@ -166,12 +166,12 @@ def test_clear_starts_again_from_zero() -> None:
 
 def test_invalid_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="max_history"):
-        CallCollector(max_history=0)
+        CallRecorder(max_history=0)
     with pytest.raises(ValueError, match="sample"):
-        CallCollector(sample=1.5)
+        CallRecorder(sample=1.5)
     with pytest.raises(ValueError, match="capture"):
-        CallCollector(capture="everything")  # type: ignore[arg-type]
+        CallRecorder(capture="everything")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="nested"):
-        CallCollector(nested="inner")  # type: ignore[arg-type]
+        CallRecorder(nested="inner")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="not callable"):
-        CallCollector().wrap(42)  # type: ignore[type-var]
+        CallRecorder().wrap(42)  # type: ignore[type-var]

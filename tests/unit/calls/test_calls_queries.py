@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from tests.unit.calls.call_doubles import WALL_START_NS, ManualClock
 
-from collectbus.calls import CallCollector
+from collectbus.calls import CallRecorder
 from collectbus.calls.export import read_export
 from collectbus.errors import ParseError
 
@@ -18,9 +18,9 @@ SCRIPT = [("a", 30, False), ("b", 10, True), ("a", 50, False), ("b", 20, False),
 
 
 @pytest.fixture
-def calls() -> CallCollector:
+def calls() -> CallRecorder:
     clock = ManualClock()
-    collector = CallCollector(clock=clock, capture="repr")
+    collector = CallRecorder(clock=clock, capture="repr")
 
     def make(name: str) -> object:
         @collector(name=name)
@@ -44,7 +44,7 @@ def _elapsed(records: list) -> list[int]:  # type: ignore[type-arg]
     return [r.elapsed_ns for r in records]
 
 
-def test_history_filters_and_limits(calls: CallCollector) -> None:
+def test_history_filters_and_limits(calls: CallRecorder) -> None:
     assert _elapsed(calls.history()) == [30, 10, 50, 20, 40]
     assert _elapsed(calls.history(last=2)) == [20, 40]
     assert _elapsed(calls.history(first=2)) == [30, 10]
@@ -60,7 +60,7 @@ def test_history_filters_and_limits(calls: CallCollector) -> None:
         calls.history(first=1, last=1)
 
 
-def test_wall_times_and_captured_values(calls: CallCollector) -> None:
+def test_wall_times_and_captured_values(calls: CallRecorder) -> None:
     first, second = calls.history(first=2)
     assert first.started_ns == WALL_START_NS
     assert second.started_ns == WALL_START_NS + 30 + 1000
@@ -70,7 +70,7 @@ def test_wall_times_and_captured_values(calls: CallCollector) -> None:
     assert second.result is None
 
 
-def test_slowest_fastest_slower_than_errors(calls: CallCollector) -> None:
+def test_slowest_fastest_slower_than_errors(calls: CallRecorder) -> None:
     assert _elapsed(calls.slowest(2)) == [50, 40]
     assert _elapsed(calls.fastest(2)) == [10, 20]
     assert _elapsed(calls.slowest(10, handler="b")) == [20, 10]
@@ -83,7 +83,7 @@ def test_slowest_fastest_slower_than_errors(calls: CallCollector) -> None:
     assert _elapsed(calls.errors(handler="a")) == [40]
 
 
-def test_stats(calls: CallCollector) -> None:
+def test_stats(calls: CallRecorder) -> None:
     every = calls.stats()
     assert list(every) == ["a", "b"]
     a = every["a"]
@@ -103,7 +103,7 @@ def test_stats(calls: CallCollector) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["json", "jsonl"])
-def test_export_reads_back(calls: CallCollector, tmp_path: Path, fmt: str) -> None:
+def test_export_reads_back(calls: CallRecorder, tmp_path: Path, fmt: str) -> None:
     path = tmp_path / f"calls.{fmt}"
     assert calls.export(path, format=fmt) == 5  # type: ignore[arg-type]
     assert read_export(path) == calls.history()
@@ -116,7 +116,7 @@ def test_export_reads_back(calls: CallCollector, tmp_path: Path, fmt: str) -> No
         assert len(path.read_text().splitlines()) == 5
 
 
-def test_to_dict_is_plain_json(calls: CallCollector) -> None:
+def test_to_dict_is_plain_json(calls: CallRecorder) -> None:
     doc = calls.to_dict()
     assert json.loads(json.dumps(doc)) == doc
     assert [r["elapsed_ns"] for r in doc["records"]] == [30, 10, 50, 20, 40]
@@ -124,7 +124,7 @@ def test_to_dict_is_plain_json(calls: CallCollector) -> None:
 
 
 def test_an_empty_collector_answers_every_query(tmp_path: Path) -> None:
-    calls = CallCollector()
+    calls = CallRecorder()
     assert calls.history() == calls.slowest() == calls.errors() == []
     assert calls.stats() == {}
     assert calls.export(tmp_path / "empty.jsonl", format="jsonl") == 0
@@ -141,4 +141,4 @@ def test_reading_a_foreign_file_is_a_parse_error(tmp_path: Path) -> None:
     with pytest.raises(ParseError):
         read_export(path)
     with pytest.raises(ValueError, match="json or jsonl"):
-        CallCollector().export(tmp_path / "x", format="xml")  # type: ignore[arg-type]
+        CallRecorder().export(tmp_path / "x", format="xml")  # type: ignore[arg-type]

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 import smartswitch  # the optional extra; part of the dev install
 
-from collectbus.calls import CallCollector
+from collectbus.calls import CallRecorder
 from collectbus.calls.smartswitch import CollectPlugin
 
 
@@ -30,7 +30,7 @@ def test_plugged_by_name_records_each_handler_under_switcher_and_name() -> None:
 
 
 def test_errors_reach_the_caller_unchanged() -> None:
-    calls = CallCollector()
+    calls = CallRecorder()
     api = smartswitch.Switcher("api").plug(CollectPlugin(collector=calls))
     error = LookupError("no such user")
 
@@ -45,7 +45,7 @@ def test_errors_reach_the_caller_unchanged() -> None:
 
 
 def test_async_handlers() -> None:
-    calls = CallCollector()
+    calls = CallRecorder()
     api = smartswitch.Switcher("api").plug("collect", collector=calls)
 
     @api
@@ -58,7 +58,7 @@ def test_async_handlers() -> None:
 
 
 def test_switched_off_through_smartswitch_per_method() -> None:
-    calls = CallCollector()
+    calls = CallRecorder()
     api = smartswitch.Switcher("api").plug(
         "collect", collector=calls, method_config={"ping": "enabled:off"}
     )
@@ -79,7 +79,7 @@ def test_switched_off_through_smartswitch_per_method() -> None:
 
 
 def test_children_share_a_given_collector() -> None:
-    calls = CallCollector()
+    calls = CallRecorder()
     root = smartswitch.Switcher("root").plug(CollectPlugin(collector=calls))
     child = smartswitch.Switcher("users", parent=root)
 
@@ -94,4 +94,4 @@ def test_children_share_a_given_collector() -> None:
 
 def test_collector_and_collector_options_are_exclusive() -> None:
     with pytest.raises(TypeError, match="not both"):
-        CollectPlugin(collector=CallCollector(), sample=0.5)
+        CollectPlugin(collector=CallRecorder(), sample=0.5)

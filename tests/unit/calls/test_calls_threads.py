@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 from tests.unit.calls.call_doubles import TickClock
 
-from collectbus.calls import CallCollector
+from collectbus.calls import CallRecorder
 
 THREADS = 8
 CALLS = 100_000
@@ -49,7 +49,7 @@ def _hammer(work: Callable[[int], int], readers: Callable[[], None] | None = Non
 @pytest.mark.slow
 def test_a_history_big_enough_loses_no_call() -> None:
     clock = TickClock()
-    calls = CallCollector(max_history=THREADS * CALLS, clock=clock)
+    calls = CallRecorder(max_history=THREADS * CALLS, clock=clock)
     identity = calls.wrap(lambda i: i, name="identity")
     reads: list[int] = []
 
@@ -69,7 +69,7 @@ def test_a_history_big_enough_loses_no_call() -> None:
 @pytest.mark.slow
 def test_evictions_are_counted_exactly_and_totals_stay_exact() -> None:
     clock = TickClock(tick_ns=3)
-    calls = CallCollector(max_history=10_000, clock=clock)
+    calls = CallRecorder(max_history=10_000, clock=clock)
 
     @calls(name="work")
     def work(i: int) -> int:

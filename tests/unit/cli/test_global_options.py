@@ -15,7 +15,7 @@ import pytest
 from tests.integration.cli_helpers import collectbus_in_process
 
 from collectbus.store import open as open_store
-from collectbus.testing import make_host_sample
+from collectbus.testing.hosts import make_host_sample
 
 S = 10**9
 PROC = Path(__file__).parents[2] / "data" / "procfs" / "fc-6.18-2cpu"

@@ -12,7 +12,7 @@ from tests.unit.cli.test_option_forms import COMMANDS
 
 from collectbus.cli.main import cli
 from collectbus.store import open as open_store
-from collectbus.testing import make_host_sample
+from collectbus.testing.hosts import make_host_sample
 
 S = 10**9
 

@@ -23,8 +23,8 @@ from collectbus.cli.main import cli
 from collectbus.jobtrack.writer import TrackedStore
 from collectbus.records import COMPLETE_LISTING, CollectionEvent
 from collectbus.store import open as open_store
-from collectbus.testing import make_host_sample
-from collectbus.testing_sched import make_pbs_job
+from collectbus.testing.hosts import make_host_sample
+from collectbus.testing.schedulers import make_pbs_job
 
 HEAVY = ("pandas", "numpy", "sqlalchemy", "alembic", "pydantic", "rich")
 S = 10**9

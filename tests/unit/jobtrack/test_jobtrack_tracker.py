@@ -14,7 +14,7 @@ from collectbus.records import JobRecord, NodeRecord
 from collectbus.store.jobrows import COL, JOB_COLUMNS
 from collectbus.store.jobtables import StoredJob
 from collectbus.store.snapshots import NODE_KEYFRAME_NS
-from collectbus.testing_sched import make_pbs_job
+from collectbus.testing.schedulers import make_pbs_job
 
 S = 10**9
 T0 = 1_795_000_000 * S

@@ -15,7 +15,7 @@ from collectbus.records import CallRecord
 from collectbus.serve.aggupdate import AggregateUpdater
 from collectbus.serve.counting.aggtrack import AggregateCounters, AggregateTracker
 from collectbus.serve.metrics.aggregates import AggregatesSource, label_name
-from collectbus.serve.metrics.source import metrics_registry
+from collectbus.serve.metrics.registry import metrics_registry
 from collectbus.store import Store
 from collectbus.store import open as open_store
 

@@ -20,8 +20,8 @@ from collectbus.clock import NS_PER_S, FakeClock
 from collectbus.serve import ServeApp, make_server
 from collectbus.store import Store
 from collectbus.store import open as open_store
-from collectbus.store.engine import make_engine
-from collectbus.testing import make_host_sample
+from collectbus.store.store import make_engine
+from collectbus.testing.hosts import make_host_sample
 
 T0 = 1_700_000_000 * NS_PER_S
 #: How often serve_forever looks for shutdown(): each server's teardown waits for it.

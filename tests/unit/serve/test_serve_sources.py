@@ -19,7 +19,7 @@ from collectbus.serve.metrics.bushealth import BusHealthSource
 from collectbus.serve.metrics.callstats import CallStatsSource
 from collectbus.store import Store
 from collectbus.store import open as open_store
-from collectbus.testing import make_host_sample
+from collectbus.testing.hosts import make_host_sample
 
 T0 = 1_700_000_000 * NS_PER_S
 

@@ -53,7 +53,7 @@ def test_unreachable_postgres_names_the_server_and_masks_the_password() -> None:
 
 
 def test_missing_schema_is_a_schema_error(tmp_path: Path) -> None:
-    from collectbus.testing import make_host_sample
+    from collectbus.testing.hosts import make_host_sample
 
     store = open_store(f"sqlite:///{tmp_path / 'x.db'}", migrate=False)
     try:

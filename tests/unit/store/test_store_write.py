@@ -12,10 +12,10 @@ from collectbus.jobtrack.tracker import JobTracker
 from collectbus.records import CollectionEvent, NodeRecord
 from collectbus.store import Store
 from collectbus.store import open as open_store
-from collectbus.store.engine import WRITERS
 from collectbus.store.jobtables import SchedulerRows
-from collectbus.testing import make_host_sample
-from collectbus.testing_sched import make_pbs_job
+from collectbus.store.store import WRITERS
+from collectbus.testing.hosts import make_host_sample
+from collectbus.testing.schedulers import make_pbs_job
 
 S = 10**9
 T0 = 1_795_000_000 * S

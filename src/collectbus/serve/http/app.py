@@ -2,7 +2,7 @@
 
 Routes (GET only):
 
-- ``/metrics``: every metric source (:mod:`collectbus.serve.metrics.source`) through
+- ``/metrics``: every metric source (:mod:`collectbus.serve.metrics.registry`) through
   one fresh ``prometheus_client`` registry, in the text format or OpenMetrics,
   as the ``Accept`` header asks;
 - ``/api/health``: the store's status, with rows per table estimated (never
@@ -51,7 +51,7 @@ from collectbus.serve.metrics.aggregates import AggregatesSource
 from collectbus.serve.metrics.bushealth import BusHealthSource
 from collectbus.serve.metrics.callstats import CallStatsSource, CollectionsSource
 from collectbus.serve.metrics.hostrates import DEFAULT_WINDOW_S, HostRatesSource
-from collectbus.serve.metrics.source import MetricSource, metrics_registry
+from collectbus.serve.metrics.registry import MetricSource, metrics_registry
 from collectbus.store import Store
 from collectbus.store.dberrors import mapped_errors
 

@@ -1,6 +1,6 @@
 """What ``/metrics`` exposes: one Prometheus *metric source* per kind of figure.
 
-:mod:`~collectbus.serve.metrics.source` is the protocol every source follows
+:mod:`~collectbus.serve.metrics.registry` is the protocol every source follows
 (a ``prometheus_client`` collector with a name) and the registry that holds
 them. The sources: recorded calls and collections from the store's tables
 (:mod:`~collectbus.serve.metrics.callstats`), each host's latest rates

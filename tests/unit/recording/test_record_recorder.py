@@ -11,8 +11,8 @@ import pytest
 
 from collectbus.clock import NS_PER_S, FakeClock
 from collectbus.errors import RecordError
-from collectbus.record import Recorder
-from collectbus.record.mlcommons import is_error_sample
+from collectbus.recording import Recorder
+from collectbus.recording.mlcommons import is_error_sample
 
 
 def wait_for(condition: Callable[[], bool], what: str) -> None:
@@ -55,7 +55,7 @@ def test_the_first_drop_is_logged_once(proc_root: Path, caplog: pytest.LogCaptur
     rec = Recorder(
         ["localhost"], interval=1.0, max_samples=1, clock=clock, proc_root=str(proc_root)
     )
-    with caplog.at_level(logging.WARNING, logger="collectbus.record"):
+    with caplog.at_level(logging.WARNING, logger="collectbus.recording"):
         rec.start()
         for n in range(4):
             if n:

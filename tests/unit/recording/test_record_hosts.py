@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from collectbus.errors import RecordError
-from collectbus.record.hosts import parse_hosts
+from collectbus.recording.hosts import parse_hosts
 
 
 def test_a_comma_list_keeps_the_order_and_drops_duplicates() -> None:

@@ -11,7 +11,7 @@ import pytest
 from collectbus.collectors.base import CollectContext
 from collectbus.collectors.host.collector import HostCollector
 from collectbus.errors import RecordError
-from collectbus.record.timeseries import HostErrors, TimeSeriesData, load, write
+from collectbus.recording.timeseries import HostErrors, TimeSeriesData, load, write
 from collectbus.records import HostSample
 
 from .conftest import build_proc_root

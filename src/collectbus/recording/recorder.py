@@ -11,7 +11,7 @@ Every host is one collector on a :class:`~collectbus.bus.CollectionBus` with
 the same interval, so all hosts are sampled on the same aligned ticks
 (``start + n * interval``, no drift) and in parallel, each on its own pool
 thread. This host is read through :class:`~collectbus.collectors.host.collector.HostCollector`
-(procfs); every other host through its SSH session (:mod:`collectbus.record.ssh`).
+(procfs); every other host through its SSH session (:mod:`collectbus.recording.ssh`).
 A host that fails in a round (timeout, dead session, nothing readable) gets
 an error sample for that round, whose one-line message names it; the other
 hosts' samples of the round are unaffected. The bus's own backoff is turned
@@ -53,14 +53,14 @@ from collectbus.clock import NS_PER_S, Clock, SystemClock
 from collectbus.collectors.base import CollectContext
 from collectbus.collectors.host.collector import HostCollector
 from collectbus.errors import RecordError, StoreError
-from collectbus.record.ssh import SshHostCollector, SshOptions
-from collectbus.record.timeseries import HostErrors, TimeSeriesData
+from collectbus.recording.ssh import SshHostCollector, SshOptions
+from collectbus.recording.timeseries import HostErrors, TimeSeriesData
 from collectbus.records import HostSample, Record
 from collectbus.store import Store
 
 __all__ = ["LOCAL_NAMES", "Recorder", "is_local"]
 
-log = logging.getLogger("collectbus.record")
+log = logging.getLogger("collectbus.recording")
 
 #: Host names read through this machine's procfs rather than SSH.
 LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "local"})

@@ -8,7 +8,7 @@ these too:
   (``YYYY-MM-DDTHH:MM:SSZ``, UTC), ``collection_method`` (``local`` when every
   host is this one, else ``ssh``), ``hosts_requested``;
 - ``samples_by_host``: per host, its samples in time order, each in the shape
-  of :mod:`collectbus.record.mlcommons` (a failed round is a sample with only
+  of :mod:`collectbus.recording.mlcommons` (a failed round is a sample with only
   ``errors``);
 - ``num_samples``: the number of samples in ``samples_by_host``, all hosts
   together; ``hosts_collected``: the hosts with at least one good sample.
@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from collectbus.errors import RecordError
-from collectbus.record.mlcommons import (
+from collectbus.recording.mlcommons import (
     is_error_sample,
     iso_seconds,
     sample_from_dict,

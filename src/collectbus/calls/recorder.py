@@ -1,8 +1,8 @@
-"""CallCollector: record the calls of a live program; ask what is slow and what fails.
+"""CallRecorder: record the calls of a live program; ask what is slow and what fails.
 
 ::
 
-    calls = CallCollector(max_history=10_000)
+    calls = CallRecorder(max_history=10_000)
 
     @calls
     def handle(request): ...
@@ -62,7 +62,7 @@ class CallClock(Protocol):
 
 
 class RecordWriter(Protocol):
-    """Where :meth:`CallCollector.flush_to` writes: a :class:`collectbus.store.Store`."""
+    """Where :meth:`CallRecorder.flush_to` writes: a :class:`collectbus.store.Store`."""
 
     def write(self, records: Iterable[Record]) -> int: ...
 
@@ -84,7 +84,7 @@ class Cursor:
         self.missed = 0
 
 
-class CallCollector:
+class CallRecorder:
     """Records calls of the callables it wraps; see the module documentation.
 
     ``capture``: ``"none"``, ``"summary"`` (types and sizes of the arguments

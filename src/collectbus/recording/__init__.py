@@ -3,12 +3,12 @@
 :class:`Recorder` samples this host through procfs and other hosts over SSH,
 on the ticks of one bus; :class:`TimeSeriesData` is the result, written as a
 JSON file in the shape of MLCommons storage's ``TimeSeriesData``
-(:mod:`collectbus.record.timeseries`).
+(:mod:`collectbus.recording.timeseries`).
 """
 
 from __future__ import annotations
 
-from collectbus.record.recorder import Recorder, is_local
-from collectbus.record.timeseries import HostErrors, TimeSeriesData, load, write
+from collectbus.recording.recorder import Recorder, is_local
+from collectbus.recording.timeseries import HostErrors, TimeSeriesData, load, write
 
 __all__ = ["HostErrors", "Recorder", "TimeSeriesData", "is_local", "load", "write"]

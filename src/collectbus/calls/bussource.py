@@ -10,15 +10,15 @@ made between two collections misses none::
 
 from __future__ import annotations
 
-from collectbus.calls.collector import CallCollector
+from collectbus.calls.recorder import CallRecorder
 from collectbus.collectors.base import CollectContext
 from collectbus.records import CallRecord
 
 
 class CallSource:
-    """A :class:`~collectbus.collectors.base.Collector` over a :class:`CallCollector`."""
+    """A :class:`~collectbus.collectors.base.Collector` over a :class:`CallRecorder`."""
 
-    def __init__(self, collector: CallCollector, *, name: str = "calls") -> None:
+    def __init__(self, collector: CallRecorder, *, name: str = "calls") -> None:
         self.name = name
         self.collector = collector
         self._cursor = collector.cursor()

@@ -4,7 +4,7 @@ Each remote host gets ONE ``ssh`` process for the whole recording, started
 with ``BatchMode=yes`` (never a password prompt) and a ControlMaster socket in
 a private folder (``ControlPersist``), so that a reconnect reuses the
 authenticated connection when there still is one. The remote command is a
-small loop (:mod:`collectbus.record.remote`): it reads one request line (a
+small loop (:mod:`collectbus.recording.remote`): it reads one request line (a
 sequence number) on stdin and answers with the six /proc files of a host
 sample, each preceded by a marker line ``<token> <file>``, then
 ``<token> done <seq>``. The token is random per session, so no /proc content
@@ -46,7 +46,7 @@ from collectbus.collectors.host.parse import (
     parse_vmstat_detail,
 )
 from collectbus.errors import CollectError
-from collectbus.record.remote import remote_command, split_frames
+from collectbus.recording.remote import remote_command, split_frames
 from collectbus.records import HostSample
 
 __all__ = ["SshHostCollector", "SshOptions", "SshSession", "sample_from_frames"]

@@ -12,9 +12,9 @@ from collectbus.collectors.base import CollectContext
 from collectbus.collectors.host.collector import HostCollector
 from collectbus.collectors.host.parse import parse_meminfo_detail
 from collectbus.errors import RecordError
-from collectbus.record.mlcommons import is_error_sample, sample_from_dict, sample_to_dict
+from collectbus.recording.mlcommons import is_error_sample, sample_from_dict, sample_to_dict
 from collectbus.records import HostSample
-from collectbus.testing import make_host_sample
+from collectbus.testing.hosts import make_host_sample
 
 from .conftest import FC
 

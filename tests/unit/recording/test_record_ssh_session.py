@@ -19,8 +19,8 @@ from collectbus.collectors.host.parse import (
     parse_vmstat,
 )
 from collectbus.errors import CollectError, ParseError
-from collectbus.record.remote import split_frames
-from collectbus.record.ssh import SshHostCollector, SshOptions, SshSession
+from collectbus.recording.remote import split_frames
+from collectbus.recording.ssh import SshHostCollector, SshOptions, SshSession
 
 from .conftest import FC
 
