@@ -51,3 +51,19 @@ def test_some_collections_failing_is_partly_done(tmp_path: Path) -> None:
     assert "collectbus: partly done: " in err
     assert "collections failed; the others are stored" in err
     assert "next: collectbus host" not in err
+
+
+def test_a_read_only_database_fails_before_collecting(tmp_path: Path) -> None:
+    # A read-only SQLite file (opened read-only, as a file without write
+    # permission is for a user other than root) fails at once, as an
+    # unreachable PostgreSQL does: no run, no summary.
+    db = tmp_path / "ro.db"
+    env = collectbus_env(tmp_path, f"sqlite:///{db}")
+    assert collectbus("db", "init", cwd=tmp_path, env=env).returncode == 0
+    env["COLLECTBUS_DB_URL"] = f"sqlite:///file:{db}?mode=ro&uri=true"
+    done = collectbus("run", "--duration", "2s", cwd=tmp_path, env=env)
+    assert done.returncode == 1, done.stderr
+    assert done.stdout == ""
+    first = done.stderr.splitlines()[0]
+    assert first.startswith("collectbus: error: ")
+    assert "write (checked before collecting) failed: the database is read-only" in first

@@ -16,7 +16,7 @@ from collectbus.cli.context import CliContext, pass_cli
 from collectbus.cli.exitcodes import EXIT_FAILED, EXIT_PARTIAL
 from collectbus.cli.output import duration_option, format_option, iso_utc, item_rows, render
 from collectbus.collectors.base import CollectContext, close_collector
-from collectbus.errors import CollectError, ConfigError
+from collectbus.errors import CollectError, ConfigError, StoreError
 from collectbus.pipeline import Pipeline, Summary, host_collector_options
 from collectbus.plugins import load_collector
 from collectbus.procfields import MEMINFO_COLUMNS, VMSTAT_COLUMNS
@@ -53,6 +53,12 @@ def run(cli: CliContext, duration: float | None, interval: float | None, fmt: st
             f"{config.source}: every collector is disabled: nothing to run",
             hint="set enabled = true in [collectors.host], [collectors.pbs] or [collectors.slurm]",
         )
+    try:
+        # A read-only file fails now, as an unreachable server does, not after the run.
+        pipeline.store.check_writable()
+    except StoreError:
+        pipeline.store.close()
+        raise
     stop = threading.Event()
     err_console = Console(stderr=True)
     click.echo(f"collecting into {pipeline.store.url}; Ctrl-C to stop", err=True)

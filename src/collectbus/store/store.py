@@ -420,6 +420,28 @@ class Store:
         """The SQLAlchemy engine, for plain SQL on the same database."""
         return self._engine
 
+    def check_writable(self) -> None:
+        """Raise :class:`StoreError` (one line) unless a row can be written now.
+
+        Writes a row into ``hosts`` and rolls it back: a read-only SQLite
+        file, a full disk or a PostgreSQL role without INSERT fail here, before
+        a foreground run has collected anything.
+        """
+
+        class _Probe(Exception):
+            pass
+
+        try:
+            with self._transaction("write (checked before collecting)", write=True) as conn:
+                conn.execute(
+                    hosts.insert().values(
+                        name="collectbus-write-check", first_seen_ns=0, last_seen_ns=0
+                    )
+                )
+                raise _Probe
+        except _Probe:
+            return
+
     def close(self) -> None:
         """Close every pooled connection."""
         self._engine.dispose()
