@@ -213,3 +213,35 @@ def test_collect_host_with_stat_a_fifo_reads_the_rest_without_blocking(tmp_path:
     assert sample["load"] is not None
     (line,) = [x for x in stderr.splitlines() if "stat" in x]
     assert line == f"collectbus: warning: {proc / 'stat'}: not a regular file (a FIFO); not read"
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "hint"),
+    [
+        (
+            ["--host", "nosuch"],
+            "collectbus: no host 'nosuch' in sqlite:///",
+            "  hint: hosts stored: a, b",
+        ),
+        (
+            ["--metric", "cgroup"],
+            "collectbus: no cgroup values in this window, though the host has samples",
+            "  hint: cgroup values are read inside a container, or always with [collectors.host]"
+            ' cgroup = "on"; this host\'s collector read none',
+        ),
+        (
+            ["--since", "2020-01-01", "--until", "2020-01-02"],
+            "collectbus: no host samples in this window",
+            "  hint: widen --since, or collect some: collectbus run --duration 30s",
+        ),
+    ],
+)
+def test_an_empty_answer_says_why(
+    tmp_path: Path, env: dict[str, str], args: list[str], message: str, hint: str
+) -> None:
+    result = collectbus_in_process("host", *args, "--format", "json", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+    said, hinted = result.stderr.splitlines()
+    assert said.startswith(message)
+    assert hinted == hint

@@ -196,13 +196,14 @@ def host(
             frames = {"summary": (rows, ["host", "time_ns", *RATE_COLUMNS])}
         else:
             frames = _families(store, names, every, host_name, since_ns, until_ns)
+        empty = not any(rows for rows, _columns in frames.values())
+        why = _why_empty(store, names, host_name, since_ns, until_ns) if empty else None
     finally:
         store.close()
-    if not any(rows for rows, _columns in frames.values()):
-        click.echo(
-            "no host samples in this window; collect some with: collectbus run --duration 30s",
-            err=True,
-        )
+    if why is not None:
+        message, hint = why
+        click.echo(f"collectbus: {message}", err=True)
+        click.echo(f"  hint: {hint}", err=True)
         if fmt == "json":
             click.echo("[]")
         return
@@ -224,6 +225,43 @@ def host(
             render(rows, fmt, columns=columns, title=name, headers=family_headers(columns))
         else:
             render(rows, fmt, columns=("time", *names_of_columns))
+
+
+#: Why a family can be empty while its host has samples.
+_EMPTY_FAMILY = {
+    "cgroup": "cgroup values are read inside a container, or always with"
+    " [collectors.host] cgroup = \"on\"; this host's collector read none",
+    "psi": "this kernel has no /proc/pressure (PSI is off: psi=1 on the kernel command line)",
+}
+
+
+def _why_empty(
+    store: Store, names: list[str], host_name: str | None, since_ns: int, until_ns: int
+) -> tuple[str, str]:
+    """What to tell a user who got no rows: an unknown host, no samples at
+    all in the window, or a family this host does not have."""
+    known = store.hosts()
+    if host_name is not None and host_name not in {h["name"] for h in known}:
+        listed = ", ".join(str(h["name"]) for h in known) or "none yet"
+        return f"no host {host_name!r} in {store.url}", f"hosts stored: {listed}"
+    active = [
+        h
+        for h in known
+        if (host_name is None or h["name"] == host_name)
+        and int(str(h["last_seen_ns"])) >= since_ns
+        and int(str(h["first_seen_ns"])) <= until_ns
+    ]
+    if not active:
+        return (
+            "no host samples in this window",
+            "widen --since, or collect some: collectbus run --duration 30s",
+        )
+    family = ", ".join(names)
+    reasons = [_EMPTY_FAMILY[n] for n in names if n in _EMPTY_FAMILY]
+    return (
+        f"no {family} values in this window, though the host has samples",
+        "; ".join(reasons) or "the host collector reported none (see collectbus db status)",
+    )
 
 
 def _families(
