@@ -105,6 +105,10 @@ def populated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     for entity in ("nodes", "queues"):
         done = collectbus(entity, "--collect", cwd=tmp_path, env=env)
         assert done.returncode == 0, done.stderr
+    # The aggregate's first update here, so that ``aggregate show`` has
+    # something to show whichever test (or test worker) runs first.
+    done = collectbus("aggregate", "run", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
     env["COLLECTBUS_PROC_ROOT"] = "/proc"
     return tmp_path, env
 
