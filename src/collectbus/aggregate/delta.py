@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 import collectbus.aggregate.driver as driver
 from collectbus.aggregate.checkpoint import Changes, Checkpoint
@@ -116,7 +116,7 @@ def new_gaps(conn: Connection, sql: AggregateSql, w: Window, now_ns: int) -> lis
     if scan is None:
         return []
     params = {"lo": scan[0], "hi": scan[1]}
-    ids = [int(str(r[0])) for r in conn.execute(text(sql.ids_between()), params)]
+    ids = [int(str(r[0])) for r in driver.rows(conn, sql.ids_between(), params)]
     return gaps(w, ids, now_ns=now_ns)
 
 
@@ -186,8 +186,15 @@ def read_triggered(
     counted = [rid for rid in earliest if cp.counted(rid)]
     n_keys, n_measures = len(sql.spec.keys), len(sql.spec.measures)
     # Logged before the triggers logged new contributions: read the row.
-    unknown = [rid for rid in counted if latest[rid] is None]
-    found = _rows_with_ids(conn, sql, unknown)
+    # And in SQLite, a deleted row's id once it was the highest is given to the
+    # next row (collectbus.pendingids): a row present at a deleted id is new.
+    reuses = sql.dialect == "sqlite"
+    unknown = {
+        rid
+        for rid in counted
+        if latest[rid] is None or (reuses and latest[rid] == "null" and rid <= top)
+    }
+    found = _rows_with_ids(conn, sql, sorted(unknown))
     # Every logged contribution in one parse: [before, after, before, ...].
     logged_json = json.loads(
         "[" + ",".join(f"{earliest[rid]},{latest[rid] or 'null'}" for rid in counted) + "]"
@@ -198,7 +205,7 @@ def read_triggered(
             out.append((before, -1))
         if rid > last:
             continue  # counted with the new rows
-        if latest[rid] is None:
+        if rid in unknown:
             now = _contrib(sql, found[rid]) if rid in found else None
         else:
             now = contribution(_json_row(logged_json[2 * i + 1]), n_keys, n_measures)

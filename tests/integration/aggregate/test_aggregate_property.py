@@ -299,3 +299,28 @@ def test_sqlite_ids_given_again_after_the_newest_rows_were_deleted(sqlite_url: s
     finally:
         agg.close()
         store.close()
+
+
+def test_sqlite_id_given_again_before_the_next_update_is_a_new_row(sqlite_url: str) -> None:
+    """The newest row deleted and its id given to a new row between two
+    updates: the trigger logged the delete, so the row at that id is new."""
+    spec = _calls_spec(1000)
+    store = open_store(sqlite_url)
+    agg = Aggregator(store, spec)
+    try:
+        agg.reset(backfill=True)
+        with store.engine.begin() as conn:
+            insert_call(conn, "get", 1, None)
+            insert_call(conn, "put", 2, None)
+        agg.update()
+        with store.engine.begin() as conn:
+            conn.execute(text("DELETE FROM calls WHERE id = 2"))
+        with store.engine.begin() as conn:
+            insert_call(conn, "del", 3, None)  # id 2 again
+        agg.update()
+        totals = stored(store.engine, spec)
+        assert totals == oracle(store.engine, spec)
+        assert set(totals) == {("get",), ("del",)}
+    finally:
+        agg.close()
+        store.close()
