@@ -1,7 +1,8 @@
 """Cost of a ``/metrics`` scrape over a large ``calls`` table with 1,000 new rows.
 
-collectbus counts each row once, from a watermark (``collectbus.serve``): a
-scrape reads only the rows added since the previous one, as one ``GROUP BY``,
+collectbus counts each row once, from a watermark (``collectbus.pendingids``,
+shared with the aggregates): a scrape reads only the rows added since the
+previous one (and any ids it skipped that have appeared since), as one ``GROUP BY``,
 and saves the series that changed in ``serve_counters`` (as ``collectbus
 serve`` does, so that a restart continues them): that write is in the timing.
 
@@ -33,7 +34,6 @@ from collectbus.clock import SystemClock
 from collectbus.serve import metrics_registry
 from collectbus.serve.counting.saved import SavedSeries
 from collectbus.serve.counting.tally import DURATION_BUCKETS_S
-from collectbus.serve.counting.watermark import DEFAULT_SETTLE_S
 from collectbus.serve.metrics.callstats import CallStatsSource
 from collectbus.store import Store
 from collectbus.store import open as open_store
@@ -113,15 +113,6 @@ def measure(label: str, url: str, rows: int, new: int, rounds: int, naive_rounds
         source = CallStatsSource(store, clock=clock, saved=saved)
         registry = metrics_registry([source])
 
-        def let_a_scrape_see_them() -> None:
-            # PostgreSQL counts the rows a scrape has seen at the next scrape at
-            # least DEFAULT_SETTLE_S later (serve.counting.watermark): let one scrape see
-            # them and wait, so that the scrape timed next is the one that counts.
-            if store.dialect == "postgresql":
-                generate_latest(registry)
-                time.sleep(DEFAULT_SETTLE_S + 0.1)
-
-        let_a_scrape_see_them()
         first = timed(lambda: generate_latest(registry))
         print(f"{label}: first scrape, every row counted once: {first * 1e3:,.0f} ms")
         ours: list[float] = []
@@ -135,7 +126,6 @@ def measure(label: str, url: str, rows: int, new: int, rounds: int, naive_rounds
             fill(store, stored, new)
             stored += new
             if i < rounds:
-                let_a_scrape_see_them()
                 before = counted()
                 ours.append(timed(lambda: generate_latest(registry)))
                 if counted() - before != new:
@@ -144,7 +134,6 @@ def measure(label: str, url: str, rows: int, new: int, rounds: int, naive_rounds
             if i < naive_rounds:
                 naive.append(timed(lambda: naive_scrape(store)))
         # Both must have seen every row (a check, not a timing).
-        let_a_scrape_see_them()
         source.tally.update()
         _, naive_total = naive_scrape(store)
         if counted() != stored or naive_total != stored:

@@ -24,6 +24,7 @@ from collectbus.serve.counting.tally import Totals
 from collectbus.serve.metrics.callstats import CallStatsSource, CollectionsSource
 from collectbus.store import Store
 from collectbus.store import open as open_store
+from collectbus.store.calls import call_rows, insert_calls
 from collectbus.store.schema import serve_counters
 from tests.unit.serve.serve_helpers import T0, call_records, expected_totals, plain, settled
 
@@ -380,3 +381,26 @@ def test_an_aggregate_reset_and_rebuilt_while_down_is_not_counted_twice(store: S
         agg.reset(backfill=True)
         after = _flat(_tracker(store).observe(read_aggregates(store)))
     assert after == before
+
+
+@pytest.mark.postgres
+def test_a_restart_still_looks_for_the_ids_it_skipped(postgres_url: str) -> None:
+    """An id skipped because its writer had not committed is saved as pending:
+    the restarted source counts its row when it appears, once."""
+    with open_store(postgres_url) as store:
+        late = store.engine.connect()
+        try:
+            tx = late.begin()
+            insert_calls(late, call_rows(call_records(0, 1)), copy=False)  # id 1, open
+            with store.engine.begin() as conn:
+                insert_calls(conn, call_rows(call_records(1, 1)), copy=False)  # id 2
+            first = _calls_source(store)
+            assert _total(first.tally.update()) == 1
+            assert first.tally.pending
+            tx.commit()
+        finally:
+            late.close()
+        restarted = _calls_source(store)
+        assert _total(restarted.tally.update()) == 2
+        assert not restarted.tally.pending
+        assert _total(restarted.tally.update()) == 2

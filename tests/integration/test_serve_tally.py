@@ -13,7 +13,6 @@ import sqlalchemy as sa
 
 from collectbus.clock import NS_PER_S, FakeClock, SystemClock
 from collectbus.records import CollectionEvent
-from collectbus.serve.counting.watermark import _ended
 from collectbus.serve.metrics.callstats import CallStatsSource, CollectionsSource
 from collectbus.store import Store
 from collectbus.store import open as open_store
@@ -117,9 +116,14 @@ def _insert(conn: sa.Connection, start: int) -> None:
     insert_calls(conn, call_rows(call_records(start, 1)), copy=False)
 
 
+def _count(source: CallStatsSource) -> int:
+    return sum(t.count for t in source.tally.update().values())
+
+
 @pytest.mark.postgres
 def test_a_row_committed_late_is_not_skipped(postgres_url: str) -> None:
-    """PostgreSQL hands ids out before commit: id 1 may commit after id 2 was read."""
+    """PostgreSQL hands ids out before commit: id 1 commits after id 2 was read.
+    Id 2 is counted at once, id 1 when it commits, neither twice."""
     with open_store(postgres_url) as store:
         source = CallStatsSource(store, clock=SystemClock())
         late = store.engine.connect()
@@ -128,43 +132,65 @@ def test_a_row_committed_late_is_not_skipped(postgres_url: str) -> None:
             _insert(late, 0)  # takes id 1, not committed yet
             with store.engine.begin() as conn:
                 _insert(conn, 1)  # takes id 2, committed
-            assert sum(t.count for t in source.tally.update().values()) == 0  # held back
+            assert _count(source) == 1
+            assert source.tally.pending  # id 1, looked for again
+            assert _count(source) == 1
             tx.commit()
         finally:
             late.close()
-        # Counted once a later note has sealed the noted id (a second on): it
-        # must reach 2, and never pass it.
-        counts = [sum(t.count for t in source.tally.update().values())]
-        for _ in range(400):
-            if counts[-1] == 2:
-                break
-            time.sleep(0.05)
-            counts.append(sum(t.count for t in source.tally.update().values()))
-        assert counts[-1] == 2
-        assert max(counts) == 2
+        assert _count(source) == 2
+        assert not source.tally.pending
+        assert _count(source) == 2
 
 
 @pytest.mark.postgres
-def test_a_transaction_open_past_the_safety_window_is_passed(
-    postgres_url: str, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_writer_open_within_the_window_is_counted_when_it_commits(postgres_url: str) -> None:
     clock = FakeClock()
     with open_store(postgres_url) as store:
-        source = CallStatsSource(store, clock=clock, max_hold_s=30)
+        source = CallStatsSource(store, clock=clock, pending_s=30)
         late = store.engine.connect()
         try:
             tx = late.begin()
             _insert(late, 0)
             with store.engine.begin() as conn:
                 _insert(conn, 1)
-            assert sum(t.count for t in source.tally.update().values()) == 0
-            clock.advance(31 * NS_PER_S)
-            with caplog.at_level(logging.WARNING, logger="collectbus.serve"):
-                assert sum(t.count for t in source.tally.update().values()) == 1
-            assert "stayed open for 31 s" in caplog.text
-            tx.rollback()
+            assert _count(source) == 1
+            clock.advance(29 * NS_PER_S)
+            assert _count(source) == 1
+            tx.commit()
         finally:
             late.close()
+        assert _count(source) == 2
+
+
+@pytest.mark.postgres
+def test_a_writer_open_past_the_window_is_given_up_on(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Past ``pending_s`` a skipped id is no longer looked for (a rolled-back
+    id must not be looked for for ever): a writer that commits later still is
+    not counted, and nothing is counted twice."""
+    clock = FakeClock()
+    with open_store(postgres_url) as store:
+        source = CallStatsSource(store, clock=clock, pending_s=30)
+        late = store.engine.connect()
+        try:
+            tx = late.begin()
+            _insert(late, 0)
+            with store.engine.begin() as conn:
+                _insert(conn, 1)
+            assert _count(source) == 1
+            clock.advance(31 * NS_PER_S)
+            with caplog.at_level(logging.INFO, logger="collectbus.serve"):
+                assert _count(source) == 1
+            assert "not seen for 31 s" in caplog.text
+            assert not source.tally.pending
+            tx.commit()
+        finally:
+            late.close()
+        with store.engine.begin() as conn:
+            _insert(conn, 2)
+        assert _count(source) == 2  # the new row; the late one stays uncounted
 
 
 def test_concurrent_writers_committing_out_of_order_are_counted_exactly(store: Store) -> None:
@@ -207,10 +233,10 @@ def test_concurrent_writers_committing_out_of_order_are_counted_exactly(store: S
 
 
 @pytest.mark.postgres
-def test_a_writer_with_an_id_but_no_transaction_id_yet_is_waited_for(postgres_url: str) -> None:
-    """A writer takes its id from the sequence a moment before PostgreSQL gives
-    it a transaction id; here that moment is stretched: the id is taken, a
-    later id commits and is noted, and only then does the writer insert."""
+def test_an_id_taken_long_before_its_insert_is_waited_for(postgres_url: str) -> None:
+    """A writer takes its id from the sequence before it has a transaction id
+    (stretched here: the id is taken, a later id commits and is counted, and
+    only then does the writer insert): the id stays pending until it commits."""
     with open_store(postgres_url) as store:
         source = CallStatsSource(store, clock=SystemClock())
         with store.engine.begin() as conn:  # the id, taken with no transaction id of the writer's
@@ -219,35 +245,15 @@ def test_a_writer_with_an_id_but_no_transaction_id_yet_is_waited_for(postgres_ur
             ).scalar_one()
         with store.engine.begin() as conn:
             _insert(conn, 1)  # a later id, committed
-        assert sum(t.count for t in source.tally.update().values()) == 0  # not sealed yet
+        assert _count(source) == 1
         late = store.engine.connect()
         try:
             tx = late.begin()
             row = dict(zip(COLUMNS, call_rows(call_records(0, 1))[0], strict=True))
-            late.execute(sa.insert(calls).values(id=early_id, **row))  # now it has a transaction id
-            counts = [sum(t.count for t in source.tally.update().values())]
-            for _ in range(40):  # past the settle time: the note seals with the writer in it
-                time.sleep(0.05)
-                counts.append(sum(t.count for t in source.tally.update().values()))
-            assert counts == [0] * len(counts)
+            late.execute(sa.insert(calls).values(id=early_id, **row))  # not committed
+            assert [_count(source) for _ in range(5)] == [1] * 5
             tx.commit()
         finally:
             late.close()
+        assert _count(source) == 2
         assert sum(t.count for t in settled(source.tally).values()) == 2
-
-
-@pytest.mark.parametrize(
-    ("xid", "xmax", "in_progress", "ended"),
-    [
-        (100, 200, frozenset(), True),
-        (100, 200, frozenset({100}), False),  # listed as in progress
-        (200, 200, frozenset(), False),  # at xmax: in the snapshot's future
-        (250, 200, frozenset(), False),  # past xmax: a reused, older snapshot
-        (2**32 - 5, 10, frozenset(), True),  # before xmax across the 32-bit wrap
-        (5, 2**32 - 10, frozenset(), False),  # after xmax across the wrap
-    ],
-)
-def test_transaction_ids_compare_as_postgresql_compares_them(
-    xid: int, xmax: int, in_progress: frozenset[int], ended: bool
-) -> None:
-    assert _ended(xid, xmax, in_progress) is ended

@@ -25,6 +25,7 @@ LEAVES = {
     "collectbus.procfields",
     "collectbus.values",
     "collectbus.timefmt",
+    "collectbus.pendingids",
 }
 # Only these wire the layers together (docs/architecture.md, "Import rules").
 WIRING = ("collectbus.cli", "collectbus.daemon", "collectbus.serve", "collectbus.__main__")
@@ -99,6 +100,14 @@ def test_leaves_import_nothing_of_collectbus(graph: Imports) -> None:
     for leaf in LEAVES:
         assert graph[leaf] <= {"collectbus.procfields"} or leaf == "collectbus.records", graph[leaf]
         assert not (graph[leaf] - LEAVES), f"{leaf} imports {graph[leaf] - LEAVES}"
+
+
+def test_the_counters_and_the_aggregates_share_one_watermark(graph: Imports) -> None:
+    """What a read of new rows covers is decided in ``pendingids`` alone (a
+    leaf, so serve and aggregate import it without importing each other)."""
+    for user in ("collectbus.serve.counting.tally", "collectbus.aggregate.delta"):
+        assert "collectbus.pendingids" in graph[user], user
+    assert not _offenders(graph, ["collectbus.serve"], ["collectbus.aggregate.delta"])
 
 
 def test_only_wiring_modules_import_the_cli_or_daemon(graph: Imports) -> None:

@@ -26,6 +26,7 @@ from sqlalchemy import Connection, bindparam, delete, insert, select
 from sqlalchemy.exc import DBAPIError
 
 import collectbus.aggregate.driver as driver
+import collectbus.pendingids as pendingids
 from collectbus.aggregate.parts import CHUNK, delete_groups, part_statements
 from collectbus.aggregate.state import (
     Contribution,
@@ -33,6 +34,7 @@ from collectbus.aggregate.state import (
     key_json,
 )
 from collectbus.errors import StoreError
+from collectbus.pendingids import Pending
 from collectbus.store.schema import (
     aggregate_blocks,
     aggregate_changes,
@@ -52,8 +54,8 @@ class Checkpoint:
     spec: str
     last_id: int = 0
     #: Id ranges ``[lo, hi, first_seen_ns]`` below ``last_id`` not yet visible
-    #: (PostgreSQL hands out ids before commit).
-    pending: tuple[tuple[int, int, int], ...] = ()
+    #: (PostgreSQL hands out ids before commit; :mod:`collectbus.pendingids`).
+    pending: tuple[Pending, ...] = ()
     #: The ``updated_column`` watermark, for sources that have one.
     mark: int | float | str | None = None
     version: int = 0
@@ -96,12 +98,9 @@ class Checkpoint:
             )
         return json.dumps(state)
 
-    def is_pending(self, row_id: int) -> bool:
-        return any(lo <= row_id <= hi for lo, hi, _ in self.pending)
-
     def counted(self, row_id: int) -> bool:
         """True when the row's current contribution is in the totals."""
-        return row_id <= self.last_id and not self.is_pending(row_id)
+        return pendingids.counted(self.last_id, self.pending, row_id)
 
 
 @dataclass(slots=True)

@@ -13,13 +13,12 @@ Two ways to know a changed row's old contribution:
   stay open in ``aggregate_ledger`` and are re-read
   (:mod:`~collectbus.aggregate.tail`).
 
-New rows are those past ``last_id``. PostgreSQL hands out ids before commit,
-so a row can become visible after a higher id was counted (docs/architecture.md,
-"Pitfalls"): ids skipped by the watermark stay *pending* and are looked up
-again on every update, until they appear or ``pending_s`` passes. SQLite
-writers are serialised, so nothing commits behind the watermark; but SQLite
-reuses the highest id once its row is deleted, so there the watermark drops
-back to the highest id still present.
+New rows are those past ``last_id``, read as :mod:`collectbus.pendingids`
+decides (the watermark shared with the ``/metrics`` counters): ids skipped by
+the watermark (PostgreSQL commits late) stay *pending* and are looked up again
+on every update, until they appear or ``pending_s`` passes; in SQLite, which
+reuses the highest id once its row is deleted, the watermark drops back to the
+highest id still present.
 """
 
 from __future__ import annotations
@@ -29,16 +28,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 import collectbus.aggregate.driver as driver
 from collectbus.aggregate.checkpoint import Changes, Checkpoint
 from collectbus.aggregate.full import new_groups, parse_new_groups
 from collectbus.aggregate.sql import AggregateSql
 from collectbus.aggregate.state import Contribution, NewRows, contribution
-
-#: On a first build in PostgreSQL, the newest ids checked for late commits.
-INITIAL_GAP_SCAN = 100_000
+from collectbus.pendingids import Pending, Window, gap_scan, gaps, lookups, still_pending, window
 
 
 @dataclass(slots=True)
@@ -78,21 +75,6 @@ def by_id(rows: Iterable[tuple[Any, ...]]) -> dict[int, tuple[Any, ...]]:
     return {int(str(row[0])): row for row in rows}
 
 
-def missing_ranges(lo: int, hi: int, seen: Sequence[int]) -> list[tuple[int, int]]:
-    """The ranges of ids in ``[lo, hi]`` absent from the sorted ``seen``."""
-    out: list[tuple[int, int]] = []
-    expect = lo
-    for rid in seen:
-        if rid < lo or rid > hi:
-            continue
-        if rid > expect:
-            out.append((expect, rid - 1))
-        expect = max(expect, rid + 1)
-    if expect <= hi:
-        out.append((expect, hi))
-    return out
-
-
 def _reused(
     conn: Connection, sql: AggregateSql, deleted: Sequence[int], hi: int
 ) -> dict[int, tuple[Any, ...]]:
@@ -128,11 +110,40 @@ def max_id(conn: Connection, sql: AggregateSql) -> int:
     return int(str(value)) if value is not None else 0
 
 
-def _next_last_id(sql: AggregateSql, cp: Checkpoint, top: int, cap: bool) -> int:
-    if top < cp.last_id:
-        # Only deletes make the highest id drop; SQLite would reuse those ids.
-        return top if sql.dialect == "sqlite" else cp.last_id
-    return min(top, cp.last_id + sql.spec.batch_rows) if cap else top
+def read_window(sql: AggregateSql, cp: Checkpoint, top: int, cap: bool) -> Window:
+    """What an update reads past ``cp`` with ``top`` the highest id visible
+    (:func:`collectbus.pendingids.window`)."""
+    return window(
+        cp.last_id,
+        cp.pending,
+        top,
+        reuses_ids=sql.dialect == "sqlite",
+        batch=sql.spec.batch_rows if cap else None,
+    )
+
+
+def pending_rows(
+    conn: Connection, sql: AggregateSql, w: Window, now_ns: int
+) -> tuple[list[tuple[Any, ...]], list[Pending]]:
+    """The rows of the pending ids that appeared, and what stays pending."""
+    rows: list[tuple[Any, ...]] = []
+    kept: list[Pending] = []
+    for looked in lookups(w):
+        found = _rows_between(conn, sql, looked[0] - 1, looked[1])
+        rows += found
+        ids = [int(str(r[0])) for r in found]
+        kept += still_pending(looked, ids, now_ns=now_ns, pending_s=sql.spec.pending_s)
+    return rows, kept
+
+
+def new_gaps(conn: Connection, sql: AggregateSql, w: Window, now_ns: int) -> list[Pending]:
+    """PostgreSQL: the ids of the window that are not visible, now pending."""
+    scan = gap_scan(w)
+    if scan is None:
+        return []
+    params = {"lo": scan[0], "hi": scan[1]}
+    ids = [int(str(r[0])) for r in driver.rows(conn, sql.ids_between(), params)]
+    return gaps(w, ids, now_ns=now_ns)
 
 
 def triggered_probes(sql: AggregateSql) -> list[str]:
@@ -179,11 +190,12 @@ def read_triggered(
     ``prefetch``: see :class:`Prefetch`.
     """
     top = _scalar_id(probed[0]) if probed else max_id(conn, sql)
-    last = _next_last_id(sql, cp, top, cap)
+    w = read_window(sql, cp, top, cap)
+    last = w.last
     # A batch past the checkpoint holds exactly the rows up to ``last``: none
     # is above ``top`` in this snapshot.
     fetched = prefetch if prefetch is not None and cap and prefetch.last_id == cp.last_id else None
-    delta = Delta(after=cp, more=top > last)
+    delta = Delta(after=cp, more=w.more)
     out = delta.deltas
     # Edits and deletes of counted rows: retract what was counted, add what is.
     earliest: dict[int, str] = {}
@@ -233,16 +245,9 @@ def read_triggered(
             out.append((now, 1))
     # Rows that were pending, one by one; new rows as one partial aggregate,
     # grouped by the database (merging partials equals aggregating at once).
-    pending: list[tuple[int, int, int]] = []
-    for lo, hi, seen_ns in cp.pending:
-        if lo > last:
-            continue
-        rows = _rows_between(conn, sql, lo - 1, min(hi, last))
-        out.extend((c, 1) for c in (_contrib(sql, r) for r in rows) if c is not None)
-        delta.rows_read += len(rows)
-        if now_ns - seen_ns <= sql.spec.pending_s * 1e9:
-            ids = [int(str(r[0])) for r in rows]
-            pending += [(a, b, seen_ns) for a, b in missing_ranges(lo, min(hi, last), ids)]
+    rows, pending = pending_rows(conn, sql, w, now_ns)
+    out.extend((c, 1) for c in (_contrib(sql, r) for r in rows) if c is not None)
+    delta.rows_read += len(rows)
     if last > cp.last_id:
         delta.partial = (
             parse_new_groups(sql, fetched.new_rows)
@@ -256,8 +261,7 @@ def read_triggered(
             present = sum(g.rows for g in delta.partial.values())
         delta.rows_read += present
         if sql.dialect == "postgresql" and present < last - cp.last_id:
-            ids = [int(str(r[0])) for r in conn.execute(text(sql.ids_between()), params)]
-            pending += [(a, b, now_ns) for a, b in missing_ranges(cp.last_id + 1, last, ids)]
+            pending += new_gaps(conn, sql, w, now_ns)
     delta.rows_read += len(counted)
     delta.after = replace(cp, last_id=last, pending=tuple(sorted(pending)))
     return delta
@@ -270,16 +274,11 @@ def _json_row(values: object) -> list[object]:
 
 def initial_pending(
     conn: Connection, sql: AggregateSql, top: int, now_ns: int
-) -> tuple[tuple[int, int, int], ...]:
+) -> tuple[Pending, ...]:
     """PostgreSQL: the ids among the newest that are not visible yet."""
     if sql.dialect != "postgresql" or top <= 0:
         return ()
-    lo = max(1, top - INITIAL_GAP_SCAN + 1)
-    stmt = text(
-        f"SELECT {sql.id} FROM {sql.table} WHERE {sql.id} >= :lo AND {sql.id} <= :hi ORDER BY 1"
-    )
-    ids = [int(str(r[0])) for r in conn.execute(stmt, {"lo": lo, "hi": top})]
-    return tuple((a, b, now_ns) for a, b in missing_ranges(lo, top, ids))
+    return tuple(new_gaps(conn, sql, Window(0, top, ()), now_ns))
 
 
 def newest_mark(

@@ -28,8 +28,8 @@ differs, and the engine repairs it with a full refresh.
 
 In PostgreSQL an id is handed out before its transaction commits: new ids
 skipped by the watermark stay *pending* and are read again on every update,
-until they appear or ``pending_s`` passes (as for a table of the store,
-:mod:`~collectbus.aggregate.delta`).
+until they appear or ``pending_s`` passes (:mod:`collectbus.pendingids`, as
+for a table of the store).
 """
 
 from __future__ import annotations
@@ -58,12 +58,13 @@ from collectbus.aggregate.checkpoint import Checkpoint, load_blocks, load_ledger
 from collectbus.aggregate.delta import (
     Delta,
     _contrib,
-    _next_last_id,
     _rows_between,
     initial_pending,
     max_id,
-    missing_ranges,
+    new_gaps,
     newest_mark,
+    pending_rows,
+    read_window,
 )
 from collectbus.aggregate.full import parse_new_groups
 from collectbus.aggregate.sql import BELOW_ALL, AggregateSql
@@ -184,7 +185,7 @@ def read_tailed(
         return _read_by_state(source, sql, cp, cache, now_ns=now_ns, cap=cap, verify=verify)
     assert store is not None
     top = max_id(source, sql)
-    last = _next_last_id(sql, cp, top, cap)
+    last = read_window(sql, cp, top, cap).last
     delta = TailDelta(after=cp, more=top > last)
     adjust = Adjustments()
     dirty: set[int] = set()
@@ -264,11 +265,13 @@ def _read_by_state(
         reads.append((sql.block_digests(), {"lo": swept[0], "hi": swept[1]}))
     found = driver.rows_many(source, reads)
     top = int(str(found[0][0][0])) if found[0][0][0] is not None else 0
-    last = _next_last_id(sql, cp, top, cap)
-    delta = TailDelta(after=cp, more=top > last)
+    w = read_window(sql, cp, top, cap)
+    last = w.last
+    delta = TailDelta(after=cp, more=w.more)
     adjust = Adjustments()
     _open_rows(sql, cache, delta, adjust, ids, found[1])
-    pending = _pending(source, sql, cp, delta, adjust, last, now_ns)
+    rows, pending = pending_rows(source, sql, w, now_ns)
+    _count_new(sql, rows, delta, adjust)
     digests: dict[int, Digest] = {}  # the newest blocks' in the source
     if last > cp.last_id:
         delta.partial = parse_new_groups(sql, found[2])
@@ -286,9 +289,7 @@ def _read_by_state(
             digests[int(b)] = _plus(digests.get(int(b), ZERO), d)
         delta.rows_read += present
         if sql.dialect == "postgresql" and present < last - cp.last_id:
-            params = {"lo": cp.last_id, "hi": last}
-            got = [int(str(r[0])) for r in driver.rows(source, sql.ids_between(), params)]
-            pending += [(a, b, now_ns) for a, b in missing_ranges(cp.last_id + 1, last, got)]
+            pending += new_gaps(source, sql, w, now_ns)
     else:
         for b, _new, n, id_sum, term_sum in found[4]:
             digests[int(b)] = _plus(digests.get(int(b), ZERO), (int(n), int(id_sum), int(term_sum)))
@@ -367,29 +368,6 @@ def _open_rows(
         else:  # closed: counted as it is now, checked by its block from now on
             changes.ledger_drop.append(rid)
             adjust.close(rid, row[term_at])
-
-
-def _pending(
-    source: Connection,
-    sql: AggregateSql,
-    cp: Checkpoint,
-    delta: TailDelta,
-    adjust: Adjustments,
-    last: int,
-    now_ns: int,
-) -> list[tuple[int, int, int]]:
-    """Ids skipped by the watermark (PostgreSQL): those now visible counted,
-    the others still pending unless ``pending_s`` passed."""
-    pending: list[tuple[int, int, int]] = []
-    for lo, hi, seen_ns in cp.pending:
-        if lo > last:
-            continue
-        rows = _rows_between(source, sql, lo - 1, min(hi, last))
-        _count_new(sql, rows, delta, adjust)
-        if now_ns - seen_ns <= sql.spec.pending_s * 1e9:
-            got = [int(str(r[0])) for r in rows]
-            pending += [(a, b, seen_ns) for a, b in missing_ranges(lo, min(hi, last), got)]
-    return pending
 
 
 def _count_new(

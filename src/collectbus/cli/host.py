@@ -230,7 +230,7 @@ def host(
 #: Why a family can be empty while its host has samples.
 _EMPTY_FAMILY = {
     "cgroup": "cgroup values are read inside a container, or always with"
-    " [collectors.host] cgroup = \"on\"; this host's collector read none",
+    ' [collectors.host] cgroup = "on"; this host\'s collector read none',
     "psi": "this kernel has no /proc/pressure (PSI is off: psi=1 on the kernel command line)",
 }
 

@@ -9,6 +9,7 @@ transaction rolls back, as it would if the process had been killed there.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from sqlalchemy import Connection, text
 from collectbus.aggregate import AggregateSpec, Aggregator
 from collectbus.aggregate import engine as engine_module
 from collectbus.aggregate import parts as parts_module
+from collectbus.clock import NS_PER_S, FakeClock
 from collectbus.store import Store
 from collectbus.store import open as open_store
 from tests.integration.aggregate.oracle import oracle, stored
@@ -209,6 +211,116 @@ def test_postgres_row_committed_behind_the_watermark_is_counted(postgres_url: st
         totals = stored(store.engine, spec)
         assert totals == oracle(store.engine, spec)
         assert totals[("get",)]["count"] == 1
+    finally:
+        agg.close()
+        store.close()
+
+
+def _count_of(store: Store, spec: AggregateSpec) -> int:
+    return sum(int(g["count"]) for g in stored(store.engine, spec).values())
+
+
+@pytest.mark.postgres
+def test_postgres_writer_open_longer_than_pending_s_is_given_up_on(postgres_url: str) -> None:
+    """Past ``pending_s`` an id skipped by the watermark is no longer looked
+    for: a writer that commits later is left to the verifying refresh, and
+    nothing is counted twice."""
+    spec = replace(_calls_spec(1000), pending_s=30)
+    clock = FakeClock()
+    store = open_store(postgres_url)
+    agg = Aggregator(store, spec, clock=clock)
+    try:
+        agg.update()
+        with store.engine.connect() as late:
+            late.begin()
+            insert_call(late, "get", 7, None)  # takes an id, not yet visible
+            with store.engine.begin() as conn:
+                insert_call(conn, "put", 9, None)
+            agg.update()
+            assert _count_of(store, spec) == 1
+            clock.advance(31 * NS_PER_S)
+            agg.update()
+            late.commit()
+        agg.update()
+        assert _count_of(store, spec) == 1  # given up on
+        assert agg.refresh().mismatched_groups == 1  # and repaired by the refresh
+        assert stored(store.engine, spec) == oracle(store.engine, spec)
+    finally:
+        agg.close()
+        store.close()
+
+
+@pytest.mark.postgres
+def test_postgres_writer_open_within_pending_s_is_counted(postgres_url: str) -> None:
+    spec = replace(_calls_spec(1000), pending_s=30)
+    clock = FakeClock()
+    store = open_store(postgres_url)
+    agg = Aggregator(store, spec, clock=clock)
+    try:
+        agg.update()
+        with store.engine.connect() as late:
+            late.begin()
+            insert_call(late, "get", 7, None)
+            with store.engine.begin() as conn:
+                insert_call(conn, "put", 9, None)
+            agg.update()
+            clock.advance(29 * NS_PER_S)
+            agg.update()
+            late.commit()
+        agg.update()
+        assert _count_of(store, spec) == 2
+        assert stored(store.engine, spec) == oracle(store.engine, spec)
+    finally:
+        agg.close()
+        store.close()
+
+
+def test_sqlite_ids_given_again_after_the_newest_rows_were_deleted(sqlite_url: str) -> None:
+    """SQLite gives the highest id present plus one: once the newest rows are
+    deleted their ids come back, on new rows that must be counted once."""
+    spec = _calls_spec(1000)
+    store = open_store(sqlite_url)
+    agg = Aggregator(store, spec)
+    try:
+        with store.engine.begin() as conn:
+            for i in range(30):
+                insert_call(conn, HANDLERS[i % 3], i + 1, None)
+        agg.update()
+        with store.engine.begin() as conn:
+            conn.execute(text("DELETE FROM calls WHERE id > 20"))
+        agg.update()
+        assert _count_of(store, spec) == 20
+        with store.engine.begin() as conn:
+            for i in range(4):
+                insert_call(conn, "get", 100 + i, None)  # ids 21..24 again
+        agg.update()
+        assert _count_of(store, spec) == 24
+        assert stored(store.engine, spec) == oracle(store.engine, spec)
+    finally:
+        agg.close()
+        store.close()
+
+
+def test_sqlite_id_given_again_before_the_next_update_is_a_new_row(sqlite_url: str) -> None:
+    """The newest row deleted and its id given to a new row between two
+    updates: the trigger logged the delete, so the row at that id is new."""
+    spec = _calls_spec(1000)
+    store = open_store(sqlite_url)
+    agg = Aggregator(store, spec)
+    try:
+        agg.reset(backfill=True)
+        with store.engine.begin() as conn:
+            insert_call(conn, "get", 1, None)
+            insert_call(conn, "put", 2, None)
+        agg.update()
+        with store.engine.begin() as conn:
+            conn.execute(text("DELETE FROM calls WHERE id = 2"))
+        with store.engine.begin() as conn:
+            insert_call(conn, "del", 3, None)  # id 2 again
+        agg.update()
+        totals = stored(store.engine, spec)
+        assert totals == oracle(store.engine, spec)
+        assert set(totals) == {("get",), ("del",)}
     finally:
         agg.close()
         store.close()

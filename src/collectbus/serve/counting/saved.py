@@ -12,7 +12,8 @@ lower than Prometheus last read; Prometheus takes that for a reset, and
 So each source keeps what it has exported in the ``serve_counters`` table,
 under the server's name (``collectbus serve --instance``): one row per series,
 its key and its counters as JSON, and under the series ``[]`` the source's own
-state (for a tally, the id it had counted up to). A restarted server loads
+state (for a tally, the id it had counted up to and the ids it skipped and
+still looks for, :mod:`collectbus.pendingids`). A restarted server loads
 them at its first scrape and continues from there: it adds what was stored
 since (the rows past the saved id; each aggregate's groups compared with
 their saved last state) and takes nothing away for what was deleted. A

@@ -3,20 +3,25 @@
 A :class:`Tally` groups the rows of one table by a few key columns and keeps,
 per group, the number of rows, the sum of their durations (integer
 nanoseconds, so it never drifts) and cumulative bucket counts. Each
-:meth:`Tally.update` reads only the rows between the :class:`Watermark` and
-the highest final id, as one ``GROUP BY`` in the database, and adds them in:
-a scrape costs what the new rows cost, not what the history costs, and the
-totals only ever grow. Rows deleted below the watermark (retention) change
-nothing.
+:meth:`Tally.update` reads only the rows past the id it counted up to, and
+the rows of the ids it skipped that have appeared since, as ``GROUP BY``s in
+the database, and adds them in: a scrape costs what the new rows cost, not
+what the history costs, and the totals only ever grow. Rows deleted below the
+watermark (retention) change nothing. What a read covers, and which skipped
+ids stay pending (PostgreSQL hands ids out before commit), is decided by
+:mod:`collectbus.pendingids`, the watermark the aggregates use too
+(docs/architecture.md, "Pitfalls"); every read is one snapshot (REPEATABLE
+READ in PostgreSQL).
 
 The totals are added in only once the read has succeeded: a database that is
 away leaves them, and the watermark, as they were.
 
 With a :class:`~collectbus.serve.counting.saved.SavedSeries`, the totals and the
-watermark are kept in the store: the first update loads them (a restarted
-server goes on from the id it had counted up to, whatever was deleted while
-it was down), and every update that counted rows saves the groups that
-changed and the watermark.
+watermark (the id counted up to and the pending ids) are kept in the store:
+the first update loads them (a restarted server goes on from the id it had
+counted up to, whatever was deleted while it was down, and still looks for
+the ids it was waiting for), and every update that changed them saves the
+groups that changed and the watermark.
 """
 
 from __future__ import annotations
@@ -27,11 +32,33 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, Select, Table, bindparam, case, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Select,
+    Table,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    text,
+)
 
 from collectbus.clock import NS_PER_S, Clock
+from collectbus.pendingids import (
+    DEFAULT_PENDING_S,
+    Pending,
+    Window,
+    expired,
+    gap_scan,
+    gaps,
+    lookups,
+    still_pending,
+    window,
+)
 from collectbus.serve.counting.saved import STATE, SavedSeries
-from collectbus.serve.counting.watermark import DEFAULT_MAX_HOLD_S, Watermark
 from collectbus.store.dberrors import mapped_errors
 
 log = logging.getLogger("collectbus.serve")
@@ -117,14 +144,25 @@ def _le(bound_s: float) -> str:
 Key = tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """One read's outcome, applied only once it succeeded."""
+
+    window: Window
+    pending: tuple[Pending, ...]
+    new: dict[Key, Totals]
+
+
 class Tally:
     """Grouped totals of one table, kept up to date from a watermark.
 
     ``keys`` are the SQL expressions to group by (plain columns, or
     expressions without parameters, such as ``error_type IS NULL``);
     ``labels`` turns one row of key values into label values. ``end`` (the
-    time a row's event ended) feeds :attr:`Totals.last_end_ns`. ``saved``
-    keeps the totals and the watermark in the store (module docstring).
+    time a row's event ended) feeds :attr:`Totals.last_end_ns`. ``pending_s``:
+    how long an id skipped by the watermark is looked for
+    (:mod:`collectbus.pendingids`). ``saved`` keeps the totals and the
+    watermark in the store (module docstring).
     """
 
     def __init__(
@@ -139,7 +177,7 @@ class Tally:
         end_ns: ColumnElement[int] | None = None,
         clock: Clock,
         buckets_s: Sequence[float] = DURATION_BUCKETS_S,
-        max_hold_s: float = DEFAULT_MAX_HOLD_S,
+        pending_s: float = DEFAULT_PENDING_S,
         saved: SavedSeries | None = None,
     ) -> None:
         self.engine = engine
@@ -149,10 +187,16 @@ class Tally:
         self.labels = labels
         self.duration_ns = duration_ns
         self.end_ns = end_ns
+        self.clock = clock
+        self.pending_s = pending_s
         self.buckets_s = tuple(buckets_s)
         self._bounds_ns = [round(b * NS_PER_S) for b in self.buckets_s]
-        self.watermark = Watermark(table, clock=clock, max_hold_s=max_hold_s)
-        self._select = self._query()
+        #: Every row with an id up to here has been counted, but the pending ones.
+        self.last_id = 0
+        #: Ids skipped by the watermark, looked for again on every update.
+        self.pending: tuple[Pending, ...] = ()
+        id_ = self.table.c.id
+        self._select = self._query(id_ > bindparam("low"), id_ <= bindparam("last"))
         self._totals: dict[Key, Totals] = {}
         self._lock = threading.Lock()
         self.saved = saved
@@ -160,8 +204,8 @@ class Tally:
         #: The saved state was not used: the next save replaces it.
         self._replace = False
 
-    def _query(self) -> Select[Any]:
-        """The ``GROUP BY`` over ``low < id <= bound`` (built once; bound parameters)."""
+    def _query(self, *where: ColumnElement[bool]) -> Select[Any]:
+        """The ``GROUP BY`` over the rows ``where`` says (built once; bound parameters)."""
         d = self.duration_ns
         columns: list[ColumnElement[Any]] = [
             *self.keys,
@@ -171,30 +215,92 @@ class Tally:
         ]
         if self.end_ns is not None:
             columns.append(func.max(self.end_ns))
-        id_ = self.table.c.id
-        return (
-            select(*columns)
-            .select_from(self.table)
-            .where(id_ > bindparam("low"), id_ <= bindparam("bound"))
-            .group_by(*self.keys)
-        )
+        return select(*columns).select_from(self.table).where(*where).group_by(*self.keys)
 
-    def _read(self) -> tuple[int, dict[Key, Totals]]:
-        """The new rows' totals and the bound they were read up to; state untouched."""
+    def _in(self, ranges: Sequence[tuple[int, int]]) -> ColumnElement[bool]:
+        """Ids in any of the ranges ``(lo, hi]``."""
+        id_ = self.table.c.id
+        return or_(*((id_ > lo) & (id_ <= hi) for lo, hi in ranges))
+
+    def _ids(self, conn: Connection, ranges: Sequence[tuple[int, int]]) -> list[int]:
+        """The ids present in the ranges ``(lo, hi]``, sorted."""
+        id_ = self.table.c.id
+        stmt = select(id_).where(self._in(ranges)).order_by(id_)
+        return [int(i) for i in conn.execute(stmt).scalars()]
+
+    def _sequence_last(self, conn: Connection) -> int | None:
+        """PostgreSQL: the last id the table's sequence handed out (None: none)."""
+        last = conn.execute(
+            text("SELECT pg_sequence_last_value(pg_get_serial_sequence(:t, 'id')::regclass)"),
+            {"t": self.table.name},
+        ).scalar()
+        return None if last is None else int(last)
+
+    def _window(self, conn: Connection, postgres: bool) -> Window:
+        top = int(conn.execute(select(func.max(self.table.c.id))).scalar_one() or 0)
+        sequence = self._sequence_last(conn) if postgres and top < self.last_id else None
+        w = window(self.last_id, self.pending, top, reuses_ids=not postgres, sequence_last=sequence)
+        if w.back == "reused":
+            log.warning(
+                "%s: the highest id went back from %d to %d (the newest rows deleted, "
+                "their ids to be given again); counting from there",
+                self.table.name,
+                self.last_id,
+                top,
+            )
+        elif w.back == "reset":
+            log.warning(
+                "%s: the id sequence went back from %d (reset); counting from the start again",
+                self.table.name,
+                self.last_id,
+            )
+        return w
+
+    def _read(self) -> _Read:
+        """The new rows' totals and the watermark they move to; state untouched."""
+        postgres = self.engine.dialect.name == "postgresql"
+        now_ns = self.clock.time_ns()
+        with mapped_errors(self.database, f"read {self.table.name}"), self.engine.connect() as conn:
+            if postgres:
+                conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                w = self._window(conn, postgres)
+                rows = []
+                if w.last > w.low:
+                    rows = list(conn.execute(self._select, {"low": w.low, "last": w.last}))
+                present = sum(int(row[len(self.keys)]) for row in rows)
+                pending: list[Pending] = []
+                looked = lookups(w)
+                if looked:
+                    # No id of a pending range was counted: every row there is new.
+                    ranges = [(lo - 1, hi) for lo, hi, _ in looked]
+                    found = self._ids(conn, ranges)
+                    if found:
+                        rows += conn.execute(self._query(self._in(ranges)))
+                    for one in looked:
+                        mine = [i for i in found if one[0] <= i <= one[1]]
+                        pending += still_pending(one, mine, now_ns=now_ns, pending_s=self.pending_s)
+                        self._log_expired(one, mine, now_ns)
+                scan = gap_scan(w)
+                if postgres and scan is not None and present < w.last - w.low:
+                    pending += gaps(w, self._ids(conn, [scan]), now_ns=now_ns)
+        return _Read(w, tuple(sorted(pending)), self._parse(rows))
+
+    def _log_expired(self, looked: tuple[int, int, int], found: Sequence[int], now_ns: int) -> None:
+        n = expired(looked, found, now_ns=now_ns, pending_s=self.pending_s)
+        if n:
+            log.info(
+                "%s: %d id(s) between %d and %d not seen for %.0f s (rolled back, or a "
+                "transaction open that long): no longer looked for",
+                self.table.name,
+                n,
+                looked[0],
+                looked[1],
+                (now_ns - looked[2]) / NS_PER_S,
+            )
+
+    def _parse(self, rows: Sequence[Sequence[Any]]) -> dict[Key, Totals]:
         n_keys, n_buckets = len(self.keys), len(self._bounds_ns)
-        with mapped_errors(self.database, f"read {self.table.name}"):
-            if self.engine.dialect.name == "postgresql":
-                with self.engine.connect() as conn, conn.begin():
-                    self.watermark.note(conn)
-            with self.engine.connect() as conn:
-                if self.engine.dialect.name == "postgresql":
-                    conn.execution_options(isolation_level="REPEATABLE READ")
-                with conn.begin():
-                    bound = self.watermark.bound(conn)
-                    low = self.watermark.low
-                    rows = []
-                    if bound > low:
-                        rows = list(conn.execute(self._select, {"low": low, "bound": bound}))
         new: dict[Key, Totals] = {}
         for row in rows:
             values = tuple(row)
@@ -207,7 +313,7 @@ class Tally:
                 last_end_ns=None if end is None else int(end),
             )
             new.setdefault(self.labels(values[:n_keys]), Totals()).add(totals)
-        return bound, new
+        return new
 
     def totals(self) -> dict[Key, Totals]:
         """A copy of the totals as they stand, without reading the table."""
@@ -223,17 +329,21 @@ class Tally:
         with self._lock:
             if not self._loaded:
                 self._load()
-            low = self.watermark.low
-            bound, new = self._read()
-            for key, totals in new.items():
+            read = self._read()
+            for key, totals in read.new.items():
                 self._totals.setdefault(key, Totals()).add(totals)
-            self.watermark.advance(bound)
+            moved = (read.window.last, read.pending) != (self.last_id, self.pending)
+            self.last_id, self.pending = read.window.last, read.pending
             if self.saved is not None:
                 changed: dict[tuple[Any, ...], object] = {}
-                if new or self.watermark.low != low or self._replace:
-                    keys = self._totals if self._replace else new
+                if read.new or moved or self._replace:
+                    keys = self._totals if self._replace else read.new
                     changed = {key: self._totals[key].to_json() for key in keys}
-                    changed[STATE] = {"low": self.watermark.low, "buckets_s": list(self.buckets_s)}
+                    changed[STATE] = {
+                        "low": self.last_id,
+                        "pending": [list(p) for p in self.pending],
+                        "buckets_s": list(self.buckets_s),
+                    }
                 # Also with nothing changed: writes what a failed save left.
                 self.saved.save(changed, replace=self._replace)
                 self._replace = False
@@ -251,6 +361,9 @@ class Tally:
             if [float(b) for b in state["buckets_s"]] != list(self.buckets_s):
                 raise ValueError("saved with other duration buckets")
             low = int(state["low"])
+            pending = tuple(
+                (int(lo), int(hi), int(seen)) for lo, hi, seen in state.get("pending", [])
+            )
             totals: dict[Key, Totals] = {}
             for key, doc in saved.items():
                 if len(key) != len(self.keys) or not all(isinstance(v, str) for v in key):
@@ -268,4 +381,4 @@ class Tally:
             return
         self._loaded = True
         self._totals = totals
-        self.watermark.advance(low)
+        self.last_id, self.pending = low, pending

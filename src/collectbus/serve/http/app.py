@@ -40,11 +40,11 @@ from prometheus_client.exposition import choose_encoder
 from collectbus.aggregate import AggregateView, read_aggregates
 from collectbus.clock import Clock, SystemClock
 from collectbus.errors import StoreError
+from collectbus.pendingids import DEFAULT_PENDING_S
 from collectbus.pipeline import Pipeline
 from collectbus.serve.aggupdate import AggregateUpdater
 from collectbus.serve.counting.aggtrack import AggregateTracker
 from collectbus.serve.counting.saved import SavedSeries
-from collectbus.serve.counting.watermark import DEFAULT_MAX_HOLD_S
 from collectbus.serve.http.aggdoc import aggregates_document
 from collectbus.serve.http.api import ApiError, health, host_rates, scrub
 from collectbus.serve.metrics.aggregates import AggregatesSource
@@ -83,7 +83,7 @@ def default_sources(
     clock: Clock,
     pipeline: Pipeline | None = None,
     rates_window_s: float = DEFAULT_WINDOW_S,
-    max_hold_s: float = DEFAULT_MAX_HOLD_S,
+    pending_s: float = DEFAULT_PENDING_S,
     aggregates: AggregatesSource | None = None,
     instance: str | None = None,
 ) -> list[MetricSource]:
@@ -100,11 +100,9 @@ def default_sources(
         return None if instance is None else SavedSeries(store, instance, source, clock=clock)
 
     sources: list[MetricSource] = [
-        CallStatsSource(
-            store, clock=clock, max_hold_s=max_hold_s, saved=saved(CallStatsSource.name)
-        ),
+        CallStatsSource(store, clock=clock, pending_s=pending_s, saved=saved(CallStatsSource.name)),
         CollectionsSource(
-            store, clock=clock, max_hold_s=max_hold_s, saved=saved(CollectionsSource.name)
+            store, clock=clock, pending_s=pending_s, saved=saved(CollectionsSource.name)
         ),
         HostRatesSource(store, clock=clock, window_s=rates_window_s),
         aggregates or AggregatesSource(store, tracker=saved_tracker(store, instance, clock=clock)),

@@ -24,9 +24,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.metrics_core import Metric
 
 from collectbus.clock import NS_PER_S, Clock
+from collectbus.pendingids import DEFAULT_PENDING_S
 from collectbus.serve.counting.saved import SavedSeries
 from collectbus.serve.counting.tally import Key, Tally, Totals
-from collectbus.serve.counting.watermark import DEFAULT_MAX_HOLD_S
 from collectbus.store import Store
 from collectbus.store.schema import calls, collection_log
 
@@ -53,7 +53,7 @@ class CallStatsSource:
         store: Store,
         *,
         clock: Clock,
-        max_hold_s: float = DEFAULT_MAX_HOLD_S,
+        pending_s: float = DEFAULT_PENDING_S,
         saved: SavedSeries | None = None,
     ) -> None:
         c = calls.c
@@ -65,7 +65,7 @@ class CallStatsSource:
             labels=_outcome,
             duration_ns=c.elapsed_ns,
             clock=clock,
-            max_hold_s=max_hold_s,
+            pending_s=pending_s,
             saved=saved,
         )
 
@@ -114,7 +114,7 @@ class CollectionsSource:
         store: Store,
         *,
         clock: Clock,
-        max_hold_s: float = DEFAULT_MAX_HOLD_S,
+        pending_s: float = DEFAULT_PENDING_S,
         saved: SavedSeries | None = None,
     ) -> None:
         c = collection_log.c
@@ -127,7 +127,7 @@ class CollectionsSource:
             duration_ns=c.duration_ns,
             end_ns=c.started_ns + c.duration_ns,
             clock=clock,
-            max_hold_s=max_hold_s,
+            pending_s=pending_s,
             saved=saved,
         )
 
