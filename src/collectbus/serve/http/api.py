@@ -54,7 +54,8 @@ def host_rates(store: Store, host: str, query: Mapping[str, str]) -> list[dict[s
     frame = rates(store, host=host, since_ns=since_ns, until_ns=until_ns)
     rows: list[dict[str, object]] = []
     for record in frame.to_dict("records"):
-        row: dict[str, object] = {"time": iso_utc(int(record["time_ns"]))}
+        # The rows of ``collectbus host --format json``, which name their family.
+        row: dict[str, object] = {"metric": "summary", "time": iso_utc(int(record["time_ns"]))}
         for key, value in record.items():
             column = str(key)
             if column == "time_ns":
