@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, cast
 import click
 
 from collectbus.cli.context import CliContext, pass_cli
-from collectbus.cli.output import duration_option, format_option, iso, iso_utc, render, time_window
+from collectbus.cli.output import (
+    duration_option,
+    format_option,
+    iso,
+    iso_utc,
+    json_array,
+    render,
+    time_window,
+)
 from collectbus.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -212,7 +220,7 @@ def host(
         out = [
             {"metric": n, "time": r["time"], **r} for n, f in frames.items() for r in _json_rows(*f)
         ]
-        click.echo(json.dumps(out, indent=2, allow_nan=False))
+        click.echo(json_array(out))
         return
     for name, (records, names_of_columns) in frames.items():
         rows = _rows(records, names_of_columns, fmt)

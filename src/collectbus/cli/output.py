@@ -147,6 +147,16 @@ def _json_value(value: object) -> object:
     return value
 
 
+def json_array(rows: Sequence[object]) -> str:
+    """A JSON array with one row per line: valid JSON, easy to read and to
+    grep, and written by the C encoder (``indent`` would take Python's own,
+    several times slower on thousands of rows). NaN is refused, as everywhere."""
+    if not rows:
+        return "[]"
+    encode = json.JSONEncoder(default=str, allow_nan=False).encode
+    return "[\n  " + ",\n  ".join(encode(row) for row in rows) + "\n]"
+
+
 def render(
     rows: Sequence[Row],
     fmt: str,
@@ -164,7 +174,7 @@ def render(
     cols = list(columns) if columns is not None else (list(rows[0]) if rows else [])
     if fmt == "json":
         data = [{c: _json_value(r.get(c)) for c in cols} for r in rows]
-        click.echo(json.dumps(data, indent=2, default=str, allow_nan=False))
+        click.echo(json_array(data))
     elif fmt == "csv":
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")

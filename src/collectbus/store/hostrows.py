@@ -9,6 +9,8 @@ are those of :func:`collectbus.store.hostcolumns.read_host`.
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 from sqlalchemy import Connection
 
 from collectbus.store.bulk import RowTuple
@@ -33,15 +35,17 @@ def read_host_rows(
     if queries.rows is None or queries.chunks is None:
         return []
     names = queries.names
-    out: list[RowTuple] = [(names[r[0]], *r[1:]) for r in conn.exec_driver_sql(*queries.rows)]
+    # fetchall: one call into the driver, not one per row.
+    recent = conn.exec_driver_sql(*queries.rows).fetchall()
+    out: list[RowTuple] = [(names[r[0]], *r[1:]) for r in recent]
     for chunk_host, encoding, payload in conn.exec_driver_sql(*queries.chunks):
         from collectbus.store.hostcolumns import chunk_rows  # NumPy, for chunks only
 
         part = chunk_rows(wide, chunk_host, encoding, payload, since_ns, until_ns)
         out.extend((names[chunk_host], *row) for row in part)
-    key = 2 + wide.columns.index(wide.key) if wide.key is not None else None
-    if key is None:
-        out.sort(key=lambda row: (row[0], row[1]))
+    # itemgetter: the sort key computed in C (a lambda costs a Python call per row).
+    if wide.key is None:
+        out.sort(key=itemgetter(0, 1))
     else:
-        out.sort(key=lambda row: (row[0], row[key], row[1]))
+        out.sort(key=itemgetter(0, 2 + wide.columns.index(wide.key), 1))
     return out
