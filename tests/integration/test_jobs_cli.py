@@ -153,6 +153,9 @@ def test_history_nodes_and_queues(tmp_path: Path, env: dict[str, str]) -> None:
         ("state", "running"),
         ("state", "completed"),
     ]
+    # Without its server, as collectbus job takes it.
+    short = collectbus_in_process("history", "--job", "1", "--format", "csv", cwd=tmp_path, env=env)
+    assert list(csv.DictReader(io.StringIO(short.stdout))) == rows
     nodes = json.loads(
         collectbus_in_process("nodes", "--format", "json", cwd=tmp_path, env=env).stdout
     )

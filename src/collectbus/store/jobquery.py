@@ -7,7 +7,7 @@ first unless said otherwise. Time windows are ``since_ns <= t < until_ns``.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, Select, and_, func, select
+from sqlalchemy import Connection, Select, and_, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from collectbus.store.schema import (
@@ -115,6 +115,12 @@ def read_history(
         jobs,
         and_(h.cluster == j.cluster, h.job_id == j.job_id, h.submit_ns == j.submit_ns),
     )
+    if job_id is not None and "." not in job_id:
+        # As ``collectbus job`` does: "123" names "123.pbs01" too.
+        query = query.where(
+            or_(h.job_id == job_id, h.job_id.startswith(job_id + ".", autoescape=True))
+        )
+        job_id = None
     for column, value in (
         (h.cluster, cluster),
         (h.job_id, job_id),
