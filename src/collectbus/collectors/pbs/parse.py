@@ -204,6 +204,14 @@ def _section(
 # ------------------------------------------------------------------- jobs
 
 
+#: The project PBS gives a job submitted without one.
+DEFAULT_PROJECT = "_pbs_project_default"
+
+
+def _project(value: str | None) -> str | None:
+    return None if value == DEFAULT_PROJECT else value
+
+
 class JobParser:
     """Turns one job's attributes into a :class:`JobRecord`."""
 
@@ -250,7 +258,9 @@ class JobParser:
             substate=substate,
             name=e.get("Job_Name", _str),
             user=owner.split("@", 1)[0] if owner else None,
-            account=e.get("Account_Name", _str),
+            # The project a job is charged to: Account_Name, else PBS's project
+            # attribute unless it is the server's default (no project given).
+            account=e.get("Account_Name", _str) or _project(e.get("project", _str)),
             queue=e.get("queue", _str),
             priority=e.get("Priority", _int),
             array_parent=e.get("array_id", _str) or _array_parent(job_id),

@@ -7,6 +7,7 @@ equals its ``mtime`` read there), MetaCentrum's in Europe/Prague (its header
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -231,3 +232,18 @@ def test_a_listing_without_jobs_says_so() -> None:
     header = (DATA / "quirks" / "connect_error_stdout_issue_baw776.json").read_bytes()
     parsed = parse_qstat_jobs(header, cluster="c", zone=CHICAGO, observed_ns=1)
     assert (parsed.records, parsed.has_section, parsed.server) == ([], False, "6cfab3a0b8ac")
+
+
+def test_the_project_stands_for_a_missing_account_but_not_the_default_one() -> None:
+    # The recorded Aurora listing, each job's Account_Name taken out: the
+    # project attribute (PBS Pro 19+) is what the job is charged to.
+    doc = json.loads((DATA / "qstat_fx_json__alcf_aurora_pbs_monitor_head.json").read_bytes())
+    projects = {job_id: attrs["project"] for job_id, attrs in doc["Jobs"].items()}
+    assert all(attrs.pop("Account_Name", None) for attrs in doc["Jobs"].values())
+    parsed = parse_qstat_jobs(
+        json.dumps(doc).encode(), cluster="test", zone=CHICAGO, observed_ns=123
+    )
+    assert {r.job_id: r.account for r in parsed.records} == projects
+    # A job submitted without a project has the server's default: no account.
+    jobs = _jobs("qstat_fx_json__metacentrum_running_job.json", ZoneInfo("Europe/Prague"))
+    assert jobs["12860476"].account is None
