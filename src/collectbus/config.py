@@ -238,7 +238,7 @@ class StoreConfig(_Section):
 
 
 class RetentionConfig(_Section):
-    """How long the scheduler tables keep rows, in days; unset keeps everything.
+    """How long the history tables keep rows, in days; unset keeps everything.
 
     A job is deleted only once it is finished and none of its history is left.
     """
@@ -246,6 +246,10 @@ class RetentionConfig(_Section):
     job_history_days: float | None = Field(default=None, gt=0)
     snapshot_days: float | None = Field(default=90.0, gt=0)
     jobs_days: float | None = Field(default=None, gt=0)
+    #: ``collection_log``: one row per collection of every collector.
+    collection_log_days: float | None = Field(default=90.0, gt=0)
+    #: ``quarantine``: the values and rows the store refused, with the reason.
+    quarantine_days: float | None = Field(default=90.0, gt=0)
     #: How often the daemon applies these limits.
     every: Duration = 3600.0
 

@@ -105,7 +105,11 @@ def test_the_pipeline_passes_the_privacy_setting_to_the_job_tracker(tmp_path: Pa
     try:
         assert pipeline.sink.jobs.tracker.scrub is True
         assert pipeline.sink.retention == RetentionLimits(
-            job_history_days=400, snapshot_days=90, jobs_days=500
+            job_history_days=400,
+            snapshot_days=90,
+            jobs_days=500,
+            collection_log_days=90,
+            quarantine_days=90,
         )
         pipeline.sink(
             _result(1, [make_pbs_job(1, submit_ns=START_NS, observed_ns=START_NS)], START_NS)

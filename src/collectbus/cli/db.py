@@ -216,6 +216,20 @@ def _days(_ctx: click.Context, _param: click.Parameter, value: float | None) -> 
     help="Delete finished jobs last seen more than N days ago and with no history left "
     "(default: retention.jobs_days).",
 )
+@click.option(
+    "--collection-log-days",
+    type=float,
+    callback=_days,
+    metavar="N",
+    help="Delete collection_log rows older than N days (default: retention.collection_log_days).",
+)
+@click.option(
+    "--quarantine-days",
+    type=float,
+    callback=_days,
+    metavar="N",
+    help="Delete quarantine rows older than N days (default: retention.quarantine_days).",
+)
 @click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
 @format_option
 @pass_cli
@@ -224,10 +238,12 @@ def cleanup(
     job_history_days: float | None,
     snapshot_days: float | None,
     jobs_days: float | None,
+    collection_log_days: float | None,
+    quarantine_days: float | None,
     dry_run: bool,
     fmt: str,
 ) -> None:
-    """Delete old scheduler history, as the [retention] limits (or these flags) say.
+    """Delete old history, as the [retention] limits (or these flags) say.
 
     A job is never deleted while any of its history is kept.
     """
@@ -238,6 +254,8 @@ def cleanup(
         job_history_days=job_history_days or retention.job_history_days,
         snapshot_days=snapshot_days or retention.snapshot_days,
         jobs_days=jobs_days or retention.jobs_days,
+        collection_log_days=collection_log_days or retention.collection_log_days,
+        quarantine_days=quarantine_days or retention.quarantine_days,
     )
     store = cli.read_store()
     try:

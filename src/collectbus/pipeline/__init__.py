@@ -191,6 +191,8 @@ class Pipeline:
                 job_history_days=config.retention.job_history_days,
                 snapshot_days=config.retention.snapshot_days,
                 jobs_days=config.retention.jobs_days,
+                collection_log_days=config.retention.collection_log_days,
+                quarantine_days=config.retention.quarantine_days,
             ),
             retention_every_s=config.retention.every,
             migrate=wait_for_store and store is None,

@@ -1,6 +1,6 @@
-"""Retention of scheduler history: how long each table keeps its rows.
+"""Retention: how long the history tables keep their rows.
 
-Three limits, each in days, each optional (None keeps everything):
+Five limits, each in days, each optional (None keeps everything):
 
 - ``job_history_days``: ``job_history`` rows observed before the cut-off;
 - ``snapshot_days``: ``node_snapshots``, ``queue_snapshots`` and
@@ -8,6 +8,10 @@ Three limits, each in days, each optional (None keeps everything):
 - ``jobs_days``: ``jobs`` rows last seen before the cut-off, finished or
   disappeared, **and with no ``job_history`` row left**: a job is never
   deleted while its history is still kept, so its history always has a job.
+- ``collection_log_days``: ``collection_log`` rows of collections started
+  before the cut-off;
+- ``quarantine_days``: ``quarantine`` rows stored before the cut-off (a NIC
+  that always prints 2^64 - 1 adds one per collection).
 
 The history is cleaned first, so one pass with equal limits removes both.
 """
@@ -20,9 +24,11 @@ from sqlalchemy import ColumnElement, Connection, Table, and_, delete, exists, f
 
 from collectbus.records import FINAL_JOB_STATES
 from collectbus.store.schema import (
+    collection_log,
     job_history,
     jobs,
     node_snapshots,
+    quarantine,
     queue_snapshots,
     system_snapshots,
 )
@@ -36,6 +42,8 @@ class RetentionLimits:
     job_history_days: float | None = None
     snapshot_days: float | None = None
     jobs_days: float | None = None
+    collection_log_days: float | None = None
+    quarantine_days: float | None = None
 
 
 @dataclass
@@ -85,4 +93,10 @@ def cleanup(
             jobs,
             and_(j.last_seen_ns < cut(limits.jobs_days), j.state.in_(_ENDED), ~history_left),
         )
+    if limits.collection_log_days is not None:
+        cutoff = cut(limits.collection_log_days)
+        run("collection_log", collection_log, collection_log.c.started_ns < cutoff)
+    if limits.quarantine_days is not None:
+        cutoff = cut(limits.quarantine_days)
+        run("quarantine", quarantine, quarantine.c.stored_ns < cutoff)
     return stats

@@ -700,7 +700,7 @@ class Store:
     def cleanup(
         self, limits: RetentionLimits, *, now_ns: int | None = None, dry_run: bool = False
     ) -> CleanupStats:
-        """Apply the scheduler tables' retention (:mod:`collectbus.store.retention`)."""
+        """Apply the history tables' retention (:mod:`collectbus.store.retention`)."""
         now = self._clock.time_ns() if now_ns is None else now_ns
         with self._transaction("clean up", write=not dry_run) as conn:
             stats = cleanup(conn, limits, now_ns=now, dry_run=dry_run)
