@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sys
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
@@ -27,7 +26,7 @@ import click
 
 from collectbus.bus import CollectionBus
 from collectbus.cli.context import CliContext
-from collectbus.cli.exitcodes import EXIT_PARTIAL
+from collectbus.cli.output import partly_done
 from collectbus.clock import SystemClock
 from collectbus.errors import CollectError, ConfigError, StoreError
 from collectbus.pipeline import scheduler_collectors
@@ -47,12 +46,10 @@ class Outcome:
     def finish(self) -> None:
         """After the listing: exit 4 (partly done) if some collections failed."""
         if self.failed:
-            click.echo(
-                f"collectbus: partly done: {len(self.failed)} of {self.collections}"
-                f" collections failed ({', '.join(self.failed)})",
-                err=True,
+            partly_done(
+                f"{len(self.failed)} of {self.collections} collections failed"
+                f" ({', '.join(self.failed)})"
             )
-            sys.exit(EXIT_PARTIAL)
 
 
 @contextlib.contextmanager

@@ -8,10 +8,11 @@ import json
 import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import click
 
+from collectbus.cli.exitcodes import EXIT_PARTIAL
 from collectbus.cli.table import PIPE_WIDTH, console_width, plain_table
 
 if TYPE_CHECKING:
@@ -269,3 +270,9 @@ def details_text(details: object) -> str:
     if not isinstance(details, dict):
         return ""
     return ", ".join(f"{k}={v}" for k, v in details.items())
+
+
+def partly_done(what: str) -> NoReturn:
+    """One line saying what was not done, then exit 4 (partly done): the rest was done."""
+    click.echo(f"collectbus: partly done: {what}", err=True)
+    sys.exit(EXIT_PARTIAL)

@@ -13,8 +13,15 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from collectbus.cli.context import CliContext, pass_cli
-from collectbus.cli.exitcodes import EXIT_FAILED, EXIT_PARTIAL
-from collectbus.cli.output import duration_option, format_option, iso_utc, item_rows, render
+from collectbus.cli.exitcodes import EXIT_FAILED
+from collectbus.cli.output import (
+    duration_option,
+    format_option,
+    iso_utc,
+    item_rows,
+    partly_done,
+    render,
+)
 from collectbus.collectors.base import CollectContext, close_collector
 from collectbus.errors import CollectError, ConfigError, StoreError
 from collectbus.pipeline import Pipeline, Summary, host_collector_options
@@ -75,11 +82,7 @@ def run(cli: CliContext, duration: float | None, interval: float | None, fmt: st
         # Nothing (or not everything) reached the database: a script must notice.
         sys.exit(EXIT_FAILED)
     if summary.errors:
-        click.echo(
-            f"collectbus: partly done: {summary.errors} collections failed; the others are stored",
-            err=True,
-        )
-        sys.exit(EXIT_PARTIAL)
+        partly_done(f"{summary.errors} collections failed; the others are stored")
 
 
 def _run_with_progress(
