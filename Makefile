@@ -10,6 +10,10 @@ STAMP := $(VENV)/.installed
 RUN_ARGS ?= --duration 15s --interval 1s
 # bench/incremental.py goes up to 10M rows; e.g. INCREMENTAL_ARGS="--max-rows 1000000" is quicker.
 INCREMENTAL_ARGS ?=
+# The tests start several hundred collectbus processes: they cache bytecode as any
+# installation does (pip compiles a wheel's modules), even where the environment sets
+# PYTHONDONTWRITEBYTECODE, which would compile every module again in every process.
+PYTEST := env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest
 
 .PHONY: install run test test-fast lint bench clean
 
@@ -26,10 +30,10 @@ run: $(STAMP)
 	$(BIN)/collectbus host --since 5m
 
 test: $(STAMP)
-	$(BIN)/pytest
+	$(PYTEST)
 
 test-fast: $(STAMP)
-	$(BIN)/pytest -q -n auto -m "not slow and not postgres and not slurm"
+	$(PYTEST) -q -n auto -m "not slow and not postgres and not slurm"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
