@@ -90,7 +90,7 @@ def test_unreadable_reservations_are_refused_one_line_each_and_the_rest_kept() -
     assert refused[0].startswith("R2002.pbs01: reserve_start: 'sometime tomorrow'")
     assert refused[1] == "R2003.pbs01: no reserve_state"
     assert refused[2].startswith("R2004.pbs01: line 37 is not 'name = value'")
-    with pytest.raises(ParseError, match="R2002.pbs01"):
+    with pytest.raises(ParseError, match=r"R2002\.pbs01"):
         _parse("pbs_rstat_f_broken_entry.txt")
 
 
