@@ -33,6 +33,7 @@ from collectbus.records import (
     PsiRow,
     QueueRecord,
     Record,
+    ReservationRecord,
     StatRow,
     SystemRecord,
     UptimeRow,
@@ -48,6 +49,7 @@ RECORD_TYPES: dict[str, type[Record]] = {
     "NodeRecord": NodeRecord,
     "QueueRecord": QueueRecord,
     "SystemRecord": SystemRecord,
+    "ReservationRecord": ReservationRecord,
     "HostInventory": HostInventory,
 }
 

@@ -129,6 +129,8 @@ class SlurmIntervals(_Section):
     jobs: Duration = 60.0
     nodes: Duration = 300.0
     partitions: Duration = 900.0
+    #: ``scontrol show reservation -o``.
+    reservations: Duration = 300.0
 
 
 class SlurmConfig(_Section):
@@ -172,6 +174,8 @@ class PbsIntervals(_Section):
     nodes: Duration = 300.0
     queues: Duration = 900.0
     server: Duration = 900.0
+    #: ``pbs_rstat -f``.
+    reservations: Duration = 300.0
 
 
 class PbsConfig(_Section):

@@ -399,6 +399,61 @@ class SystemRecord:
     raw_json: str = "{}"
 
 
+# ------------------------------------------------------------- reservations
+#
+# Advance reservations (PBS ``pbs_rstat -f``, Slurm ``scontrol show
+# reservation``), one neutral model as for jobs: ``state`` is neutral (see
+# RESERVATION_STATES), ``native_state`` the scheduler's own word.
+
+RESERVATION_STATES = (
+    "unconfirmed",  # asked for, not confirmed yet (PBS RESV_NONE, RESV_UNCONFIRMED)
+    "confirmed",  # confirmed, its period not begun (PBS RESV_CONFIRMED; Slurm INACTIVE)
+    "running",  # within its period (PBS RESV_RUNNING, RESV_TIME_TO_RUN; Slurm ACTIVE)
+    "degraded",  # some of its nodes lost (PBS RESV_DEGRADED, RESV_IN_CONFLICT)
+    "ended",  # its period is over (PBS RESV_FINISHED; gone from the listing after its end)
+    "deleted",  # deleted (PBS RESV_BEING_DELETED, RESV_DELETED, RESV_DELETING_JOBS)
+    "disappeared",  # gone from a complete listing before its end, no deletion seen
+    "unknown",
+)
+"""Neutral reservation states; ``ended``, ``deleted`` and ``disappeared`` are final."""
+
+FINAL_RESERVATION_STATES = frozenset({"ended", "deleted", "disappeared"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReservationRecord:
+    """One advance reservation as one collection saw it.
+
+    A reservation is identified by ``(cluster, resv_id, created_ns)``: PBS
+    gives its creation time (``ctime``); Slurm gives none, and a record
+    without one belongs to the live reservation of that id (see
+    :mod:`collectbus.jobtrack.reservations`). ``nodes`` are the node (PBS
+    vnode) names it holds; ``users`` its access list as the scheduler wrote
+    it (PBS ``Authorized_Users`` entries keep their ``+``/``-`` and host).
+    """
+
+    cluster: str
+    scheduler: str
+    resv_id: str
+    observed_ns: int
+    state: str
+    native_state: str
+    substate: str | None = None
+    name: str | None = None
+    owner: str | None = None
+    queue: str | None = None
+    users: tuple[str, ...] = ()
+    nodes: tuple[str, ...] = ()
+    nodes_requested: int | None = None
+    cpus_requested: int | None = None
+    start_ns: int | None = None
+    end_ns: int | None = None
+    duration_seconds: int | None = None
+    created_ns: int | None = None
+    modified_ns: int | None = None
+    raw_json: str = "{}"
+
+
 Record = (
     HostSample
     | HostInventory
@@ -408,6 +463,7 @@ Record = (
     | NodeRecord
     | QueueRecord
     | SystemRecord
+    | ReservationRecord
 )
 
 #: ``CollectionEvent.details`` keys of a jobs collection; the contract is
@@ -416,3 +472,7 @@ JOB_LISTING = "job_listing"
 CLUSTER_DETAIL = "cluster"
 #: The detail of a jobs collection whose listing of live jobs is complete.
 COMPLETE_LISTING = (JOB_LISTING, "complete")
+#: The detail of a reservations collection whose listing is complete: with the
+#: ``("cluster", NAME)`` detail, reservations of that cluster absent from it are gone.
+RESERVATION_LISTING = "reservation_listing"
+COMPLETE_RESERVATIONS = (RESERVATION_LISTING, "complete")

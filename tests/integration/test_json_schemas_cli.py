@@ -39,6 +39,8 @@ COMMANDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("history", ("history", "--since", "2022-10-01")),
     ("nodes", ("nodes",)),
     ("queues", ("queues",)),
+    ("reservations", ("reservations",)),
+    ("reservation-history", ("reservations", "--history")),
     ("analyze-summary", ("analyze", "wait-times", "--since", "2022-10-01")),
     ("analyze-summary", ("analyze", "wait-times", "--since", "2022-10-01", "--by", "queue")),
     ("analyze-summary", ("analyze", "runtime", "--since", "2022-10-01")),
@@ -102,7 +104,8 @@ def populated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     step = tmp_path / "pbs" / "finished"
     stage(step, "nodes", PBS_DATA / "pbsnodes_av_json__0nebody_pbs_exporter_node.json")
     stage(step, "queues", PBS_DATA / "qstat_Qf_json__ncar_derecho.json")
-    for entity in ("nodes", "queues"):
+    stage(step, "reservations", PBS_DATA / "reservations" / "pbs_rstat_f.txt")
+    for entity in ("nodes", "queues", "reservations"):
         done = collectbus(entity, "--collect", cwd=tmp_path, env=env)
         assert done.returncode == 0, done.stderr
     # The aggregate's first update here, so that ``aggregate show`` has

@@ -40,9 +40,20 @@ from collectbus.collectors.slurm.collector import (
     SlurmPartitionsCollector,
     SlurmSettings,
 )
+from collectbus.collectors.slurm.reservations import SlurmReservationsCollector
+from collectbus.jobtrack.writer import TrackedStore
 from collectbus.pipeline.sink import StoreSink
-from collectbus.records import FINAL_JOB_STATES, JobRecord, NodeRecord, QueueRecord, SystemRecord
+from collectbus.records import (
+    FINAL_JOB_STATES,
+    CollectionEvent,
+    JobRecord,
+    NodeRecord,
+    QueueRecord,
+    SystemRecord,
+)
+from collectbus.store import Store
 from collectbus.store import open as open_store
+from collectbus.store.reservations import read_reservation_history, read_reservations
 from collectbus.store.schema import job_history
 from tests.integration.cli_helpers import collectbus, collectbus_env
 
@@ -423,3 +434,52 @@ def test_analyze_wait_times_agree_with_sacct(run: Run) -> None:
         assert (row["min_s"], row["max_s"]) == (waits.min(), waits.max()), definition
         for p in (50, 90, 99):
             assert row[f"p{p}_s"] == pytest.approx(np.percentile(waits, p)), (definition, p)
+
+
+def _reservations(env: dict[str, str], store: Store, tracked: TrackedStore) -> list[str]:
+    """One reservations collection from the real Slurm, stored; the ids it listed."""
+    settings = SlurmSettings(timeout_s=30.0)
+    collector = SlurmReservationsCollector(settings, runner=LocalRunner(timeout=30.0, env=env))
+    ctx = CollectContext(host="h")
+    started = time.time_ns()
+    records = collector.collect(ctx)
+    assert ctx.problems == []
+    event = CollectionEvent(
+        source=collector.name, host="h", started_ns=started, duration_ns=1, status="ok",
+        records=len(records), details=tuple(ctx.details),
+    )  # fmt: skip
+    tracked.write([*records, event])
+    return [r.resv_id for r in records]
+
+
+def test_reservations_from_the_real_slurm(slurm_env: dict[str, str], tmp_path: Path) -> None:
+    """scontrol create reservation: stored with its state; deleted: disappeared, its
+    history kept; no reservation at all is an empty listing, not an error."""
+    tag = f"cbr{secrets.token_hex(3)}"
+    name = f"{tag}_later"
+    node = _run(slurm_env, "sinfo", "-h", "-o", "%N").split()[0]
+    with open_store(f"sqlite:///{tmp_path / 'r.db'}") as store:
+        tracked = TrackedStore(store)
+        _run(
+            slurm_env, "scontrol", "create", "reservation", f"ReservationName={name}",
+            "StartTime=now+1hour", "Duration=00:20:00", "Users=root", f"Nodes={node}",
+        )  # fmt: skip
+        try:
+            assert name in _reservations(slurm_env, store, tracked)
+        finally:
+            _run(slurm_env, "scontrol", "delete", f"ReservationName={name}")
+        listed = _reservations(slurm_env, store, tracked)
+        assert name not in listed
+        with store.reservations.reading() as conn:
+            (row,) = [r for r in read_reservations(conn) if r["resv_id"] == name]
+            history = read_reservation_history(conn, resv_id=name)
+    assert (row["state"], row["native_state"], row["nodes"]) == ("disappeared", "INACTIVE", node)
+    assert row["duration_seconds"] == 1200
+    assert row["end_ns"] - row["start_ns"] == 1200 * NS
+    assert [(h["old_value"], h["new_value"]) for h in history] == [
+        (None, "confirmed"),
+        ("confirmed", "disappeared"),
+    ]
+    if not listed:  # no other reservation on this cluster: the real "none" output
+        shown = _run(slurm_env, "scontrol", "show", "reservation", "-o")
+        assert shown.strip() == "No reservations in the system"

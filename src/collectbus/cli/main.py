@@ -73,6 +73,10 @@ COMMANDS = {
         "collectbus.cli.jobs:queues",
         "Queues (Slurm: partitions) as last recorded, with job counts.",
     ),
+    "reservations": LazyCommand(
+        "collectbus.cli.reservations:reservations",
+        "Stored reservations: state, start, end, nodes, users.",
+    ),
     "record": LazyCommand(
         "collectbus.cli.record:record",
         "Run CMD and record host metrics on every host while it runs.",

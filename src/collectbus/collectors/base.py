@@ -30,6 +30,13 @@ a ``partial`` collection (a problem was reported), a failed one (``error``,
 ``timeout``: it carries no details) or a stale one marks nothing. A collector
 that filters its jobs by something that changes during a job's life (its
 state) must not call its listing complete.
+
+Reservation listings follow the same rule with their own detail,
+``("reservation_listing", "complete")``
+(:data:`~collectbus.records.COMPLETE_RESERVATIONS`), given by
+:meth:`CollectContext.reservation_listing`: a reservation of the cluster
+absent from a complete listing has ended or gone
+(:mod:`collectbus.jobtrack.reservations`). It never says anything of jobs.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ from typing import Protocol, runtime_checkable
 
 from collectbus.clock import Clock, SystemClock
 from collectbus.errors import CollectError
-from collectbus.records import CLUSTER_DETAIL, JOB_LISTING, Record
+from collectbus.records import CLUSTER_DETAIL, JOB_LISTING, RESERVATION_LISTING, Record
 
 
 @dataclass(slots=True, kw_only=True)
@@ -70,6 +77,12 @@ class CollectContext:
         (see "Job listings" above)."""
         self.detail(CLUSTER_DETAIL, cluster)
         self.detail(JOB_LISTING, "complete" if complete else "partial")
+
+    def reservation_listing(self, cluster: str, *, complete: bool) -> None:
+        """Say whether this collection lists every reservation of ``cluster``
+        (see "Job listings" above: the same rule, for reservations)."""
+        self.detail(CLUSTER_DETAIL, cluster)
+        self.detail(RESERVATION_LISTING, "complete" if complete else "partial")
 
 
 @runtime_checkable

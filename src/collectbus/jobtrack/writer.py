@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from collectbus.jobtrack.reservations import ReservationTracker, complete_reservation_clusters
 from collectbus.jobtrack.state import ApplyResult
 from collectbus.jobtrack.tracker import (
     SCHEDULER_RECORDS,
@@ -19,7 +20,7 @@ from collectbus.jobtrack.tracker import (
     SchedulerRecord,
     complete_clusters,
 )
-from collectbus.records import CollectionEvent, JobRecord, Record
+from collectbus.records import CollectionEvent, JobRecord, Record, ReservationRecord
 from collectbus.store.store import Store
 
 
@@ -30,13 +31,19 @@ class TrackedStore:
         self.store = store
         #: Reads what the store holds of a cluster when it first sees it.
         self.tracker = JobTracker(store.jobs, scrub=scrub)
+        #: The same for reservations (:mod:`collectbus.jobtrack.reservations`).
+        self.reservations = ReservationTracker(store.reservations, scrub=scrub)
 
     def write(self, records: Iterable[Record]) -> int:
         """Store one collection in one transaction, its scheduler records
         tracked; return the records stored (as :meth:`Store.write`)."""
         batch = list(records)
-        scheduler = [r for r in batch if isinstance(r, SCHEDULER_RECORDS)]
         events = [r for r in batch if isinstance(r, CollectionEvent)]
+        reserved = [r for r in batch if isinstance(r, ReservationRecord)]
+        resv_listed = complete_reservation_clusters(events)
+        if reserved or resv_listed:
+            return self._write_reservations(batch, reserved, events, resv_listed)
+        scheduler = [r for r in batch if isinstance(r, SCHEDULER_RECORDS)]
         listed = complete_clusters(scheduler, events)
         if not scheduler and not listed:
             return self.store.write(batch)
@@ -46,6 +53,22 @@ class TrackedStore:
         written = self.store.write([tracked.rows, *others])
         if tracked.rows.stored:
             self.tracker.commit(tracked)
+        return written
+
+    def _write_reservations(
+        self,
+        batch: list[Record],
+        reserved: list[ReservationRecord],
+        events: list[CollectionEvent],
+        listed: set[str],
+    ) -> int:
+        """A reservations collection: tracked, then stored with the rest."""
+        now_ns = max((e.started_ns for e in events), default=None)
+        tracked = self.reservations.track(reserved, listed=listed, now_ns=now_ns)
+        others = [r for r in batch if not isinstance(r, ReservationRecord)]
+        written = self.store.write([tracked.rows, *others])
+        if tracked.rows.stored:
+            self.reservations.commit(tracked)
         return written
 
     def apply(

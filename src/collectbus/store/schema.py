@@ -355,6 +355,61 @@ system_snapshots = Table(
     Index(None, "observed_ns"),
 )
 
+# ------------------------------------------------------------- reservations
+#
+# Advance reservations (PBS pbs_rstat, Slurm scontrol show reservation): one
+# row per reservation, its current or final state, and one
+# reservation_history row per change of a tracked field
+# (:mod:`collectbus.store.reservations`, written from the rows of
+# :mod:`collectbus.jobtrack.reservations`). A reservation is keyed by
+# (cluster, resv_id, created_ns): Slurm reuses names. Lists (users, nodes)
+# are comma-joined text. Migration 0014.
+
+reservations = Table(
+    "reservations",
+    metadata,
+    Column("cluster", Text, primary_key=True),
+    Column("resv_id", Text, primary_key=True),
+    Column("created_ns", BigInteger, primary_key=True),
+    Column("scheduler", Text, nullable=False),
+    Column("name", Text, nullable=True),
+    Column("state", Text, nullable=False),
+    Column("native_state", Text, nullable=False),
+    Column("substate", Text, nullable=True),
+    Column("owner", Text, nullable=True),
+    Column("queue", Text, nullable=True),
+    Column("users", Text, nullable=True),
+    Column("nodes", Text, nullable=True),
+    Column("nodes_requested", BigInteger, nullable=True),
+    Column("cpus_requested", BigInteger, nullable=True),
+    Column("start_ns", BigInteger, nullable=True),
+    Column("end_ns", BigInteger, nullable=True),
+    Column("duration_seconds", BigInteger, nullable=True),
+    Column("modified_ns", BigInteger, nullable=True),
+    Column("first_seen_ns", BigInteger, nullable=False),
+    Column("last_seen_ns", BigInteger, nullable=False),
+    Column("raw_json", Text, nullable=False),
+    Index(None, "last_seen_ns"),
+)
+
+reservation_history = Table(
+    "reservation_history",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("cluster", Text, nullable=False),
+    Column("resv_id", Text, nullable=False),
+    Column("created_ns", BigInteger, nullable=False),
+    Column("observed_ns", BigInteger, nullable=False),
+    # state, start_ns, end_ns, nodes, queue or users.
+    Column("field", Text, nullable=False),
+    Column("old_value", Text, nullable=True),
+    Column("new_value", Text, nullable=True),
+    # Why, when it is not a plain change (first sight, gone from the listing).
+    Column("note", Text, nullable=True),
+    Index(None, "resv_id", "cluster", "created_ns"),
+    Index(None, "observed_ns"),
+)
+
 # Incremental aggregates (collectbus.aggregate): one checkpoint per aggregate,
 # written in the same transaction as its totals; per group, a base row and a
 # row appended by each update since; the old values of edited or deleted
@@ -456,6 +511,8 @@ COUNTED_TABLES: tuple[str, ...] = (
     "node_snapshots",
     "queue_snapshots",
     "system_snapshots",
+    "reservations",
+    "reservation_history",
     "quarantine",
 )
 

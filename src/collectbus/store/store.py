@@ -52,6 +52,7 @@ from collectbus.records import (
     NodeRecord,
     QueueRecord,
     Record,
+    ReservationRecord,
     SystemRecord,
 )
 from collectbus.store.bulk import RowTuple
@@ -75,6 +76,11 @@ from collectbus.store.quarantine import (
     value_text,
     with_count,
     write_entries,
+)
+from collectbus.store.reservations import (
+    ReservationRows,
+    ReservationTables,
+    write_reservation_rows,
 )
 from collectbus.store.retention import CleanupStats, RetentionLimits, cleanup
 from collectbus.store.revision import HEAD_REVISION, read_revision
@@ -280,8 +286,8 @@ class _Tx:
     host_ids: dict[str, int]
     #: What was left out so far (the collection's log line counts it).
     refused: list[Refused]
-    #: The scheduler rows written, to be marked stored once committed.
-    stored: list[SchedulerRows] = field(default_factory=list)
+    #: The scheduler and reservation rows written, to be marked stored once committed.
+    stored: list[SchedulerRows | ReservationRows] = field(default_factory=list)
     host_names: dict[int, str] = field(default_factory=dict)
 
     def wide_where(self, row: RowTuple) -> tuple[str | None, int | None]:
@@ -302,6 +308,20 @@ def _write_scheduler_rows(tx: _Tx, batches: list[SchedulerRows]) -> None:
     for rows in batches:
         what = f"{rows.records} scheduler records"
         if tx.step.part("jobs", what, _scheduler_writer(tx.conn, rows, tx.copy)):
+            tx.stored.append(rows)
+
+
+def _reservation_writer(conn: Connection, rows: ReservationRows, copy: bool) -> Callable[[], None]:
+    def write() -> None:
+        write_reservation_rows(conn, rows, copy=copy)
+
+    return write
+
+
+def _write_reservation_rows(tx: _Tx, batches: list[ReservationRows]) -> None:
+    for rows in batches:
+        what = f"{rows.records} reservation records"
+        if tx.step.part("reservations", what, _reservation_writer(tx.conn, rows, tx.copy)):
             tx.stored.append(rows)
 
 
@@ -354,12 +374,13 @@ class _Writer:
 #: within a collection's transaction. A record of a type not here is an error.
 WRITERS: dict[type, _Writer] = {
     SchedulerRows: _Writer(_write_scheduler_rows, lambda rows: sum(r.records for r in rows)),
+    ReservationRows: _Writer(_write_reservation_rows, lambda rows: sum(r.records for r in rows)),
     HostSample: _Writer(_write_samples),
     CallRecord: _Writer(_write_calls),
     HostInventory: _Writer(_write_inventories),
     CollectionEvent: _Writer(_write_events),
 }
-_SCHEDULER_RECORDS = (JobRecord, NodeRecord, QueueRecord, SystemRecord)
+_SCHEDULER_RECORDS = (JobRecord, NodeRecord, QueueRecord, SystemRecord, ReservationRecord)
 
 
 def _unknown(record: object) -> TypeError:
@@ -403,6 +424,8 @@ class Store:
         #: Jobs, their history and scheduler snapshots read back
         #: (:mod:`collectbus.store.jobtables`); the job tracker writes them.
         self.jobs = JobTables(lambda action: self._transaction(action, write=False))
+        #: Reservations and their history read back (:mod:`collectbus.store.reservations`).
+        self.reservations = ReservationTables(lambda action: self._transaction(action, write=False))
 
     # ------------------------------------------------------------ basics
 
@@ -582,7 +605,7 @@ class Store:
 
     # ------------------------------------------------------------ writing
 
-    def write(self, records: Iterable[Record | SchedulerRows]) -> int:
+    def write(self, records: Iterable[Record | SchedulerRows | ReservationRows]) -> int:
         """Store one collection cycle in one transaction; return the records stored.
 
         Each record goes to the writer of its type (:data:`WRITERS`):
@@ -591,7 +614,9 @@ class Store:
         ``collection_log``, and the rows the job tracker made of scheduler
         records (:class:`~collectbus.store.jobtables.SchedulerRows`, counted as
         the records they stand for) to ``jobs``, ``job_history`` and the
-        snapshot tables. Any other type is a :class:`TypeError`, before anything
+        snapshot tables, and those of the reservation tracker
+        (:class:`~collectbus.store.reservations.ReservationRows`) to
+        ``reservations`` and ``reservation_history``. Any other type is a :class:`TypeError`, before anything
         is written. If the database cannot be reached or cannot write, nothing
         of the cycle is stored (a :class:`StoreError`). A value or row the
         database refuses is left out and kept in the ``quarantine`` table, and
@@ -653,7 +678,7 @@ class Store:
         source: str | None,
         *,
         careful: bool,
-    ) -> tuple[dict[str, int], list[SchedulerRows], list[Refused]]:
+    ) -> tuple[dict[str, int], list[SchedulerRows | ReservationRows], list[Refused]]:
         """One transaction, each group by its writer; with ``careful``, each
         part in a savepoint and a refused part row by row
         (:class:`~collectbus.store.quarantine.Careful`)."""

@@ -1,4 +1,5 @@
-"""The shared body of the fake ``qstat`` and ``pbsnodes`` (test doubles of PBS's clients).
+"""The shared body of the fake ``qstat``, ``pbsnodes`` and ``pbs_rstat`` (test
+doubles of PBS's clients).
 
 They replay recorded ``-F json`` output from a scenario directory, named by
 the environment variable ``FAKE_PBS_DIR``. When that directory holds a file
@@ -8,7 +9,8 @@ scenario); otherwise the directory itself is replayed.
 For each kind of listing the directory may hold:
 
 - ``<kind>.json``: what to print on stdout (``<kind>`` is ``jobs``,
-  ``jobs_history``, ``queues``, ``server`` or ``nodes``);
+  ``jobs_history``, ``queues``, ``server`` or ``nodes``); for ``pbs_rstat``,
+  whose output is text, ``reservations.txt``;
 - ``<kind>.stderr``: what to print on stderr;
 - ``<kind>.rc``: the exit status (default 0);
 - ``<kind>.hang``: when present, sleep instead of answering (a hung server).
@@ -18,7 +20,9 @@ The flags are honoured as PBS's clients read them: ``-F json`` is required
 ``jobs_history``; ``-Q`` queues; ``-B`` the server. A server named on the
 command line (``@S``, ``-B S``, ``pbsnodes -s S``) must be the one in the
 file ``server_name`` when there is one, else the fake exits 255 with
-qstat's "cannot connect to server" message. Every call is appended to
+qstat's "cannot connect to server" message. ``pbs_rstat`` takes ``-f``
+only (anything else exits 1 with its usage line) and its server from
+``PBS_SERVER`` in the environment, as PBS's clients do. Every call is appended to
 ``calls.log`` in the directory, one argv per line.
 """
 
@@ -55,22 +59,34 @@ def _kind(program: str, args: list[str]) -> tuple[str | None, str | None]:
     return ("jobs_history" if "-x" in rest else "jobs"), server
 
 
+def _rstat(args: list[str]) -> tuple[str | None, str | None]:
+    if args != ["-f"]:
+        sys.stderr.write("Usage:\n\tpbs_rstat [-fFBS] [reservation-id]\n")
+        return None, None
+    return "reservations", os.environ.get("PBS_SERVER")
+
+
 def main(program: str) -> int:
     base = Path(os.environ["FAKE_PBS_DIR"])
     with (base / "calls.log").open("a") as log:
         log.write(shlex.join([program, *sys.argv[1:]]) + "\n")
     step = base / "current"
     folder = base / step.read_text().strip() if step.is_file() else base
-    kind, server = _kind(program, sys.argv[1:])
-    if kind is None:
-        return _usage(program)
+    if program == "pbs_rstat":
+        kind, server = _rstat(sys.argv[1:])
+        if kind is None:
+            return 1
+    else:
+        kind, server = _kind(program, sys.argv[1:])
+        if kind is None:
+            return _usage(program)
     expected = folder / "server_name"
     if server and expected.is_file() and server != expected.read_text().strip():
         sys.stderr.write(f"{program}: cannot connect to server {server} (errno=15010)\n")
         return 255
     if (folder / f"{kind}.hang").exists():
         time.sleep(3600)
-    out = folder / f"{kind}.json"
+    out = folder / (f"{kind}.txt" if program == "pbs_rstat" else f"{kind}.json")
     if out.is_file():
         sys.stdout.buffer.write(out.read_bytes())
         sys.stdout.flush()

@@ -159,11 +159,13 @@ def stage(
 ) -> dict[str, str]:
     """Make the fake answer ``kind`` from ``folder``; returns the environment it needs.
 
-    ``kind`` is ``jobs``, ``jobs_history``, ``queues``, ``server`` or ``nodes``;
+    ``kind`` is ``jobs``, ``jobs_history``, ``queues``, ``server``, ``nodes``
+    or ``reservations`` (``pbs_rstat -f``, text);
     ``stdout`` and ``stderr`` are bytes or a recorded file to copy.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    for suffix, content in ((".json", stdout), (".stderr", stderr)):
+    out = ".txt" if kind == "reservations" else ".json"
+    for suffix, content in ((out, stdout), (".stderr", stderr)):
         if content is not None:
             data = content.read_bytes() if isinstance(content, Path) else content
             (folder / f"{kind}{suffix}").write_bytes(data)

@@ -30,8 +30,10 @@ from collectbus.collectors.pbs.parse import (
     parse_qstat_queues,
     parse_qstat_server,
 )
+from collectbus.collectors.pbs.reservations import parse_pbs_rstat
 from collectbus.collectors.slurm import parse as slurm
 from collectbus.collectors.slurm import text as slurm_text
+from collectbus.collectors.slurm.reservations import parse_scontrol_reservations
 from collectbus.errors import ParseError
 
 DATA = Path(__file__).resolve().parents[2] / "data"
@@ -196,6 +198,14 @@ PARSERS: dict[str, tuple[Callable[[bytes], object], list[str]]] = {
     "squeue pipe": (
         lambda d: slurm_text.parse_squeue_pipe(d, cluster="c", observed_ns=0),
         ["slurm/squeue_format_pipe.txt"],
+    ),
+    "pbs_rstat -f": (
+        lambda d: parse_pbs_rstat(d, cluster="c", observed_ns=0, refused=[]),
+        ["pbs/reservations/*.txt"],
+    ),
+    "scontrol reservations": (
+        lambda d: parse_scontrol_reservations(d, cluster="c", observed_ns=0, tz=UTC, refused=[]),
+        ["slurm/scontrol_show_reservation_o_*.txt"],
     ),
 }
 

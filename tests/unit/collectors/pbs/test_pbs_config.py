@@ -14,6 +14,7 @@ from collectbus.collectors.pbs.collector import (
     PbsQueuesCollector,
     PbsServerCollector,
 )
+from collectbus.collectors.pbs.reservations import PbsReservationsCollector
 from collectbus.collectors.run import LocalRunner
 from collectbus.config import load_config
 from collectbus.errors import ConfigError
@@ -74,8 +75,9 @@ def test_errors_name_the_key(tmp_path: Path, toml: str, message: str) -> None:
         _load(tmp_path, toml)
 
 
-def test_the_four_collectors_are_registered() -> None:
+def test_the_five_collectors_are_registered() -> None:
     factories = plugins.collector_factories()
+    assert factories["pbs-reservations"] is PbsReservationsCollector
     assert factories["pbs-jobs"] is PbsJobsCollector
     assert factories["pbs-nodes"] is PbsNodesCollector
     assert factories["pbs-queues"] is PbsQueuesCollector
@@ -93,8 +95,12 @@ def test_the_pipeline_puts_each_entity_on_the_bus_at_its_interval(tmp_path: Path
     pipeline = Pipeline(config, clock=FakeClock(), store=store)  # type: ignore[arg-type]
     try:
         health = {c.name: c for c in pipeline.bus.health().collectors}
-        assert sorted(health) == ["pbs-jobs", "pbs-nodes", "pbs-queues", "pbs-server"]
+        assert sorted(health) == [
+            "pbs-jobs", "pbs-nodes", "pbs-queues", "pbs-reservations", "pbs-server"
+        ]  # fmt: skip
         assert (health["pbs-jobs"].interval_s, health["pbs-nodes"].interval_s) == (30.0, 300.0)
+        assert health["pbs-reservations"].interval_s == 300.0
+        assert health["pbs-reservations"].tier == "inventory"
         assert health["pbs-server"].interval_s == 900.0
         assert health["pbs-jobs"].timeout_s == 30.0  # the command's 20 s, and a margin
         assert health["pbs-jobs"].tier == "inventory"
@@ -106,7 +112,7 @@ def test_the_collectors_run_their_commands_through_a_given_runner(tmp_path: Path
     config = _load(tmp_path, '[collectors.pbs]\nenabled = true\ntimeout = "20s"\n')
     runner = LocalRunner(timeout=5.0)
     given = scheduler_collectors(config, runner=runner)  # type: ignore[arg-type]
-    assert [getattr(e.collector, "runner", None) for e in given] == [runner] * 4
+    assert [getattr(e.collector, "runner", None) for e in given] == [runner] * 5
     default = scheduler_collectors(config)  # type: ignore[arg-type]
     runners = [getattr(e.collector, "runner", None) for e in default]
     assert all(isinstance(r, LocalRunner) and r.timeout == 20.0 for r in runners)

@@ -26,6 +26,7 @@ from collectbus.collectors.slurm.collector import (
     SlurmPartitionsCollector,
     SlurmSettings,
 )
+from collectbus.collectors.slurm.reservations import SlurmReservationsCollector
 from collectbus.config import load_config
 from collectbus.errors import CollectError, CommandFailed, CommandTimeout, ConfigError, ParseError
 from collectbus.pipeline import PBS_TIMEOUT_MARGIN_S, SLURM_COMMANDS, scheduler_collectors
@@ -308,8 +309,14 @@ def test_config_section(tmp_path: Path, ctx: CollectContext) -> None:
         ("slurm-jobs", "inventory", 30.0, timeout),
         ("slurm-nodes", "inventory", 300.0, timeout),
         ("slurm-partitions", "inventory", 900.0, timeout),
+        ("slurm-reservations", "inventory", 300.0, timeout),
     ]
-    kinds = (SlurmJobsCollector, SlurmNodesCollector, SlurmPartitionsCollector)
+    kinds = (
+        SlurmJobsCollector,
+        SlurmNodesCollector,
+        SlurmPartitionsCollector,
+        SlurmReservationsCollector,
+    )
     for entry, kind in zip(built, kinds, strict=True):
         assert isinstance(entry.collector, kind)
         assert entry.collector._cmd.settings == _settings(
