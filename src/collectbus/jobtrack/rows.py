@@ -12,7 +12,7 @@ value whose key is in :data:`SCRUBBED_KEYS` (compared without case, at any
 depth; ``name`` only at the top, ``user`` and ``group`` only when they hold
 a value rather than an object such as Slurm's CPU ``time.user``) is replaced
 by ``"[scrubbed]"``. That covers the owner and user names,
-accounts and projects, job names, e-mail addresses, comments, the job's
+accounts and projects, job and reservation names, e-mail addresses, comments, the job's
 environment (PBS ``Variable_List``, Slurm ``environment``), its paths and
 command line. The ``username``, ``account``, ``name`` and ``comment`` columns
 are kept, because wait times and efficiency are studied per user and project.
@@ -60,6 +60,11 @@ SCRUBBED_KEYS = frozenset(
         "Submit_arguments",
         "Shell_Path_List",
         "Submit_Host",
+        # PBS reservations (pbs_rstat -f)
+        "Reserve_Owner",
+        "Reserve_Name",
+        "Authorized_Users",
+        "Authorized_Groups",
         # Slurm (squeue/sacct --json, scontrol)
         "user",
         "user_name",
@@ -82,6 +87,11 @@ SCRUBBED_KEYS = frozenset(
         "standard_input",
         "admin_comment",
         "system_comment",
+        # Slurm reservations (scontrol show reservation)
+        "ReservationName",
+        "Users",
+        "Groups",
+        "Accounts",
     )
 )
 

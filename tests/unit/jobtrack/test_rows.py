@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC
 from pathlib import Path
 
 import pytest
 
+from collectbus.collectors.pbs.reservations import parse_pbs_rstat
+from collectbus.collectors.slurm.reservations import parse_scontrol_reservations
 from collectbus.jobtrack.rows import SCRUBBED, prepare_raw, scrub_value
 from collectbus.store.jobrows import RAW_LIMIT, TEXT_LIMIT, clean_text
 
@@ -36,6 +39,36 @@ def test_a_slurm_payload_is_scrubbed_at_every_depth() -> None:
     assert scrubbed["time"] == job["time"]
     assert scrubbed["state"] == job["state"]
     assert scrubbed["exit_code"] == job["exit_code"]
+
+
+def test_reservation_payloads_keep_no_name_owner_or_user() -> None:
+    """The recorded ``pbs_rstat -f`` and ``scontrol show reservation`` listings,
+    parsed, then scrubbed as the store scrubs them."""
+    data = DATA.parent
+    pbs = parse_pbs_rstat(
+        (data / "pbs" / "reservations" / "pbs_rstat_f.txt").read_bytes(),
+        cluster="c1",
+        observed_ns=7,
+        zone=UTC,
+    )
+    slurm = parse_scontrol_reservations(
+        (data / "slurm" / "scontrol_show_reservation_o_22.05.8.txt").read_bytes(),
+        cluster="c1",
+        observed_ns=7,
+        tz=UTC,
+    )
+    assert pbs
+    assert slurm
+    for record in (*pbs, *slurm):
+        assert record.owner or record.users or record.name
+        text, problem = prepare_raw(record.raw_json, scrub=True)
+        assert problem is None
+        personal = {record.owner, record.name, *record.users} - {None, ""}
+        names = {value.lstrip("+-").split("@")[0] for value in personal}
+        for name in names:
+            assert name not in text, (record.resv_id, name)
+        kept, _ = prepare_raw(record.raw_json, scrub=False)
+        assert all(name in kept for name in names)
 
 
 def test_prepare_raw() -> None:
