@@ -88,3 +88,28 @@ def test_collect_slurm_jobs_json_is_one_record_per_line(tmp_path: Path) -> None:
     assert len(records) == 12
     assert {r["scheduler"] for r in records} == {"slurm"}
     assert "collectbus: cluster: c" in result.stderr
+
+
+def test_collect_slurm_reservations_and_a_controller_that_fails_or_hangs(tmp_path: Path) -> None:
+    env = _slurm_env(tmp_path)
+    listed = collectbus("collect", "slurm", "reservations", cwd=tmp_path, env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert "slurm reservations: 2" in listed.stdout
+    assert "cb_maint" in listed.stdout
+    env["FAKE_SLURM_RESERVATIONS"] = "fail"
+    failed = collectbus("collect", "slurm", "reservations", cwd=tmp_path, env=env)
+    assert failed.returncode == 1
+    (line,) = failed.stderr.strip().splitlines()
+    assert "scontrol show reservation -o" in line
+    assert "exited with status 255" in line
+    assert "Unable to contact slurm controller" in line
+    (tmp_path / "collectbus.toml").write_text(
+        (tmp_path / "collectbus.toml").read_text() + "timeout = 0.5\n"
+    )
+    env["FAKE_SLURM_RESERVATIONS"] = "hang"
+    hung = collectbus("collect", "slurm", "reservations", cwd=tmp_path, env=env, timeout=30)
+    assert hung.returncode == 1
+    (line,) = hung.stderr.strip().splitlines()
+    assert "scontrol show reservation -o" in line
+    assert "0.5" in line
+    assert not (tmp_path / "unused.db").exists()

@@ -67,3 +67,26 @@ def test_a_server_that_cannot_be_reached_is_one_line_and_exit_1(tmp_path: Path) 
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("collectbus: error: ")
     assert "pbsnodes -a -F json -s pbs9 on server pbs9: exited with status 255" in line
+
+
+def test_collect_pbs_reservations_as_a_table_and_json(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    env.update(stage(tmp_path / "fake", "reservations", DATA / "reservations" / "pbs_rstat_f.txt"))
+    table = collectbus_in_process("collect", "pbs", "reservations", cwd=tmp_path, env=env)
+    assert table.returncode == 0, table.stderr
+    listed = (DATA / "reservations" / "pbs_rstat_f.txt").read_text().count("Resv ID:")
+    assert f"pbs reservations: {listed}" in table.stdout
+    assert "climate_run" in table.stdout
+    as_json = collectbus_in_process(
+        "collect", "pbs", "reservations", "--format", "json", cwd=tmp_path, env=env
+    )
+    assert as_json.returncode == 0, as_json.stderr
+    records = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert len(records) == listed
+    first = next(r for r in records if r["resv_id"] == "R1042.pbs01")
+    assert (first["name"], first["state"], first["native_state"]) == (
+        "climate_run",
+        "confirmed",
+        "RESV_CONFIRMED",
+    )
+    assert not (tmp_path / "unused.db").exists()

@@ -15,9 +15,16 @@ from collectbus.cli.context import CliContext, pass_cli
 from collectbus.cli.output import format_options, render, when
 from collectbus.collectors.base import CollectContext, Collector, close_collector
 from collectbus.plugins import load_collector
-from collectbus.records import JobRecord, NodeRecord, QueueRecord, Record, SystemRecord
+from collectbus.records import (
+    JobRecord,
+    NodeRecord,
+    QueueRecord,
+    Record,
+    ReservationRecord,
+    SystemRecord,
+)
 
-ENTITIES = ("jobs", "nodes", "queues", "server")
+ENTITIES = ("jobs", "nodes", "queues", "server", "reservations")
 
 
 #: --format for a one-shot scheduler collection.
@@ -31,7 +38,8 @@ scheduler_format_option = format_options(
 @scheduler_format_option
 @pass_cli
 def collect_pbs(cli: CliContext, entity: str, fmt: str) -> None:
-    """Run the PBS command for ENTITY (jobs, nodes, queues, server) once and print it."""
+    """Run the PBS command for ENTITY (jobs, nodes, queues, server, reservations) once and
+    print it."""
     config = cli.config()
     collector = load_collector(f"pbs-{entity}")(**config.collectors.pbs.settings())
     show_collection(collector, config.host, f"pbs {entity}", fmt)
@@ -96,6 +104,17 @@ def _row(record: Record, fmt: str) -> dict[str, object]:
             "queued": record.jobs_queued,
             "running": record.jobs_running,
             "held": record.jobs_held,
+        }
+    if isinstance(record, ReservationRecord):
+        return {
+            "reservation": record.resv_id,
+            "name": record.name,
+            "state": record.state,
+            scheduler: record.native_state,
+            "start": when(record.start_ns, fmt),
+            "end": when(record.end_ns, fmt),
+            "nodes": len(record.nodes) or record.nodes_requested,
+            "queue": record.queue,
         }
     if isinstance(record, SystemRecord):
         return {"server": record.server, "state": record.server_state, "jobs": record.jobs_total}

@@ -15,7 +15,7 @@ from collectbus.cli.pbs import scheduler_format_option, show_collection
 from collectbus.pipeline import slurm_settings
 from collectbus.plugins import load_collector
 
-ENTITIES = ("jobs", "nodes", "partitions")
+ENTITIES = ("jobs", "nodes", "partitions", "reservations")
 
 
 @click.command("slurm")
@@ -23,7 +23,8 @@ ENTITIES = ("jobs", "nodes", "partitions")
 @scheduler_format_option
 @pass_cli
 def collect_slurm(cli: CliContext, entity: str, fmt: str) -> None:
-    """Run the Slurm commands for ENTITY (jobs, nodes, partitions) once and print them."""
+    """Run the Slurm commands for ENTITY (jobs, nodes, partitions, reservations) once and
+    print them."""
     config = cli.config()
     collector = load_collector(f"slurm-{entity}")(slurm_settings(config.collectors.slurm))
     show_collection(collector, config.host, f"slurm {entity}", fmt)
