@@ -100,11 +100,11 @@ COLLECT_COMMANDS = {
     "host": LazyCommand("collectbus.cli.run:collect_host", "Read /proc once and print the sample."),
     "pbs": LazyCommand(
         "collectbus.cli.pbs:collect_pbs",
-        "Run the PBS command for ENTITY (jobs, nodes, queues, server) once and print it.",
+        "Run one PBS command for ENTITY now and print what it lists.",
     ),
     "slurm": LazyCommand(
         "collectbus.cli.slurm:collect_slurm",
-        "Run the Slurm commands for ENTITY (jobs, nodes, partitions) once and print them.",
+        "Run the Slurm commands for ENTITY now and print what they list.",
     ),
 }
 

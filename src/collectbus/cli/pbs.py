@@ -38,8 +38,10 @@ scheduler_format_option = format_options(
 @scheduler_format_option
 @pass_cli
 def collect_pbs(cli: CliContext, entity: str, fmt: str) -> None:
-    """Run the PBS command for ENTITY (jobs, nodes, queues, server, reservations) once and
-    print it."""
+    """Run one PBS command for ENTITY now and print what it lists.
+
+    ENTITY is jobs (the default), nodes, queues, server or reservations.
+    """
     config = cli.config()
     collector = load_collector(f"pbs-{entity}")(**config.collectors.pbs.settings())
     show_collection(collector, config.host, f"pbs {entity}", fmt)

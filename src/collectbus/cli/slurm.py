@@ -23,8 +23,10 @@ ENTITIES = ("jobs", "nodes", "partitions", "reservations")
 @scheduler_format_option
 @pass_cli
 def collect_slurm(cli: CliContext, entity: str, fmt: str) -> None:
-    """Run the Slurm commands for ENTITY (jobs, nodes, partitions, reservations) once and
-    print them."""
+    """Run the Slurm commands for ENTITY now and print what they list.
+
+    ENTITY is jobs (the default), nodes, partitions or reservations.
+    """
     config = cli.config()
     collector = load_collector(f"slurm-{entity}")(slurm_settings(config.collectors.slurm))
     show_collection(collector, config.host, f"slurm {entity}", fmt)
