@@ -1,5 +1,6 @@
-"""``collectbus analyze``: wait times, runtime, walltime efficiency, queue depth
-and node states, from the stored job history (:mod:`collectbus.analysis.jobs`).
+"""``collectbus analyze``: wait times, runtime, walltime efficiency, queue depth,
+node states and leaderboards, from the stored job history
+(:mod:`collectbus.analysis.jobs`, :mod:`collectbus.analysis.top`).
 
 Tables show durations as ``1d 02:03:04``; JSON and CSV carry seconds.
 """
@@ -82,13 +83,13 @@ def analyze() -> None:
       collectbus analyze wait-times --by user --since 30d
       collectbus analyze walltime-efficiency --by project --percentiles 10,50,90
       collectbus analyze queue-depth --since 2d --step 1h
+      collectbus analyze top --by project --metric core-hours --since 30d
     """
 
 
-def _frame(cli: CliContext, since: str, until: str, cluster: str | None) -> pd.DataFrame:
+def _frame(cli: CliContext, since_ns: int, until_ns: int, cluster: str | None) -> pd.DataFrame:
     from collectbus.analysis.jobs import jobs_frame
 
-    since_ns, until_ns = time_window(since, until)
     store = cli.read_store()
     try:
         return jobs_frame(store, since_ns=since_ns, until_ns=until_ns, cluster=cluster)
@@ -141,7 +142,7 @@ def wait_times_cmd(
     """
     from collectbus.analysis.jobs import WAIT_MEANINGS, wait_times
 
-    frame = _frame(cli, since, until, cluster)
+    frame = _frame(cli, *time_window(since, until), cluster)
     table = wait_times(frame, by=by, percentiles=percentiles)
     _show(table, fmt, by, "started jobs")
     if fmt == "table" and not table.empty:
@@ -164,7 +165,7 @@ def runtime_cmd(
     """Runtime (end - start) of jobs that ended."""
     from collectbus.analysis.jobs import runtime
 
-    frame = _frame(cli, since, until, cluster)
+    frame = _frame(cli, *time_window(since, until), cluster)
     _show(runtime(frame, by=by, percentiles=percentiles), fmt, by, "finished jobs")
 
 
@@ -185,7 +186,7 @@ def efficiency_cmd(
     1.00 means the job used all the walltime it asked for."""
     from collectbus.analysis.jobs import walltime_efficiency
 
-    frame = _frame(cli, since, until, cluster)
+    frame = _frame(cli, *time_window(since, until), cluster)
     table = walltime_efficiency(frame, by=by, percentiles=percentiles)
     _show(table, fmt, by, "finished jobs with a walltime request", seconds=False)
 
@@ -298,7 +299,76 @@ def node_states_cmd(
     _series(table, fmt, "node snapshots")
 
 
+@analyze.command("top")
+@click.option(
+    "--by",
+    type=click.Choice(("user", "project")),
+    default="user",
+    show_default=True,
+    help="Rank users, or projects (PBS Account_Name or project, Slurm account).",
+)
+@click.option(
+    "--metric",
+    type=click.Choice(("core-hours", "jobs", "wait")),
+    default="core-hours",
+    show_default=True,
+    help="What ranks them: CPU-hours run in the window, jobs, or mean queued wait.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    metavar="N",
+    help="The N first.",
+)
+@format_option
+@pass_cli
+def top_cmd(
+    cli: CliContext,
+    fmt: str,
+    by: str,
+    metric: str,
+    limit: int,
+    since: str,
+    until: str,
+    cluster: str | None,
+) -> None:
+    """Leaderboard: the users or projects with the most core-hours, jobs or wait.
+
+    Of the jobs that existed in the window (as every analyze command counts
+    them). Every row shows every figure; --metric chooses the order.
+
+    \b
+      core-hours  CPUs x the time each job ran inside the window (to its end,
+                  or to the last time it was seen when no end is recorded)
+      jobs        jobs in the window
+      wait        mean (and median) start - submit of the jobs that started;
+                  a job that never ran has no wait
+    """
+    from collectbus.analysis.top import top
+
+    since_ns, until_ns = time_window(since, until)
+    frame = _frame(cli, since_ns, until_ns, cluster)
+    table = top(frame, by=by, metric=metric, since_ns=since_ns, until_ns=until_ns, limit=limit)
+    if table.empty:
+        nothing("jobs", fmt)
+        return
+    rows = _records(table)
+    if fmt == "table":
+        for row in rows:
+            for key in ("mean_wait_s", "median_wait_s"):
+                row[key] = duration(row[key])  # type: ignore[arg-type]
+        headers = {c: c.removesuffix("_s") for c in table.columns}
+        render(
+            rows, fmt, columns=list(table.columns), headers=headers, title=f"top {by}s by {metric}"
+        )
+        return
+    render(rows, fmt, columns=list(table.columns))
+
+
 for _command in (wait_times_cmd, runtime_cmd, efficiency_cmd):
     summary_options(_command)
 for _command in (queue_depth_cmd, node_states_cmd):
     series_options(_command)
+top_cmd.params.extend(_window_options("30d"))
