@@ -49,6 +49,7 @@ from collectbus.configfile import (
     DEFAULT_DB_URL,
     ENV_OVERRIDES,
     EngineOptions,
+    aggregate_refusal,
     candidate_files,
     check_url,
     parse_duration,
@@ -310,6 +311,13 @@ class AggregateConfig(_Section):
     open_column: str | None = None
     #: Ids of closed rows compared with the source per update (a rotating sweep).
     verify_rows: int = Field(default=8_192, ge=0)
+
+    @model_validator(mode="after")
+    def _table_can_be_aggregated(self) -> AggregateConfig:
+        refusal = aggregate_refusal(self.table, external=self.source is not None)
+        if refusal is not None:
+            raise ValueError(refusal)
+        return self
 
 
 class Config(_Section):

@@ -78,6 +78,27 @@ def engine_options(store: Mapping[str, object]) -> EngineOptions | None:
     return EngineOptions(pool_size=size, max_overflow=overflow, echo=bool(echo))
 
 
+#: Tables of the store that an ``[[aggregates]]`` entry cannot read, and why
+#: (refused when the configuration is loaded, and by
+#: :class:`collectbus.aggregate.spec.AggregateSpec`).
+NOT_AGGREGATED = {
+    "jobs": (
+        "its rows have no id column to keep a checkpoint on (a job is keyed by cluster,"
+        " job id and submit time, and its row is updated in place as the job changes);"
+        " aggregate job_history (one row per change, with an id) instead,"
+        " or use collectbus analyze"
+    ),
+}
+
+
+def aggregate_refusal(table: str, *, external: bool) -> str | None:
+    """Why ``table`` of the store cannot be aggregated, or None (a table of
+    another database is that database's: never refused here)."""
+    if external or table not in NOT_AGGREGATED:
+        return None
+    return f"table {table!r} cannot be aggregated incrementally: {NOT_AGGREGATED[table]}"
+
+
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 
