@@ -38,6 +38,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     StrictBool,
+    StrictInt,
     ValidationError,
     field_validator,
     model_validator,
@@ -47,6 +48,8 @@ from collectbus.collectors.host.filters import DEFAULT_DISK_EXCLUDE, DEFAULT_MAX
 from collectbus.configfile import (
     DEFAULT_DB_URL,
     ENV_OVERRIDES,
+    EngineOptions,
+    aggregate_refusal,
     candidate_files,
     check_url,
     parse_duration,
@@ -239,6 +242,18 @@ class StoreConfig(_Section):
     #: A read or write that blocks longer than this fails, and the daemon
     #: treats it as an outage (buffers and retries); see store/deadline.py.
     statement_timeout: Duration = DEFAULT_STATEMENT_TIMEOUT_S
+    #: Connections the pool keeps open; unset: SQLAlchemy's default (5).
+    pool_size: StrictInt | None = Field(default=None, ge=1)
+    #: Connections opened beyond ``pool_size`` under load; unset: 10.
+    max_overflow: StrictInt | None = Field(default=None, ge=0)
+    #: Log every SQL statement (INFO lines of the logger ``sqlalchemy.engine``).
+    echo: StrictBool = False
+
+    def engine_options(self) -> EngineOptions:
+        """The keyword arguments of :func:`collectbus.store.store.make_engine`."""
+        return EngineOptions(
+            pool_size=self.pool_size, max_overflow=self.max_overflow, echo=self.echo
+        )
 
 
 class RetentionConfig(_Section):
@@ -300,6 +315,13 @@ class AggregateConfig(_Section):
     open_column: str | None = None
     #: Ids of closed rows compared with the source per update (a rotating sweep).
     verify_rows: int = Field(default=8_192, ge=0)
+
+    @model_validator(mode="after")
+    def _table_can_be_aggregated(self) -> AggregateConfig:
+        refusal = aggregate_refusal(self.table, external=self.source is not None)
+        if refusal is not None:
+            raise ValueError(refusal)
+        return self
 
 
 class Config(_Section):

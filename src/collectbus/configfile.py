@@ -16,9 +16,9 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from collectbus.errors import ConfigError
 from collectbus.urls import mask_url
@@ -38,8 +38,66 @@ ENV_OVERRIDES: dict[str, str] = {
 #: The keys of ``[store]`` (:class:`collectbus.config.StoreConfig`; a unit test
 #: compares the two). Any other key is left to the full validation.
 STORE_KEYS = frozenset(
-    {"url", "password_file", "compact_after", "compact_every", "queue_size", "statement_timeout"}
+    {
+        "url",
+        "password_file",
+        "compact_after",
+        "compact_every",
+        "queue_size",
+        "statement_timeout",
+        "pool_size",
+        "max_overflow",
+        "echo",
+    }
 )
+
+
+class EngineOptions(TypedDict):
+    """The database connection pool and SQL logging, as ``[store]`` sets them
+    (the keyword arguments of :func:`collectbus.store.store.make_engine`)."""
+
+    #: Connections the pool keeps open (None: SQLAlchemy's default, 5).
+    pool_size: int | None
+    #: Connections opened beyond ``pool_size`` under load (None: 10).
+    max_overflow: int | None
+    #: Log every SQL statement and its parameters (INFO, logger ``sqlalchemy.engine``).
+    echo: bool
+
+
+def engine_options(store: Mapping[str, object]) -> EngineOptions | None:
+    """``pool_size``, ``max_overflow`` and ``echo`` of a ``[store]`` table,
+    or None when one is not of the kind :class:`collectbus.config.StoreConfig`
+    accepts (that validation then names it)."""
+    size, overflow, echo = (store.get(k) for k in ("pool_size", "max_overflow", "echo"))
+    if not (size is None or (type(size) is int and size >= 1)):
+        return None
+    if not (overflow is None or (type(overflow) is int and overflow >= 0)):
+        return None
+    if echo is not None and type(echo) is not bool:
+        return None
+    return EngineOptions(pool_size=size, max_overflow=overflow, echo=bool(echo))
+
+
+#: Tables of the store that an ``[[aggregates]]`` entry cannot read, and why
+#: (refused when the configuration is loaded, and by
+#: :class:`collectbus.aggregate.spec.AggregateSpec`).
+NOT_AGGREGATED = {
+    "jobs": (
+        "its rows have no id column to keep a checkpoint on (a job is keyed by cluster,"
+        " job id and submit time, and its row is updated in place as the job changes);"
+        " aggregate job_history (one row per change, with an id) instead,"
+        " or use collectbus analyze"
+    ),
+}
+
+
+def aggregate_refusal(table: str, *, external: bool) -> str | None:
+    """Why ``table`` of the store cannot be aggregated, or None (a table of
+    another database is that database's: never refused here)."""
+    if external or table not in NOT_AGGREGATED:
+        return None
+    return f"table {table!r} cannot be aggregated incrementally: {NOT_AGGREGATED[table]}"
+
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -149,6 +207,10 @@ class StoreSettings:
     password_file: str | None
     #: Seconds a read may block (``store.statement_timeout``).
     statement_timeout: float
+    #: The pool and SQL logging (``store.pool_size``, ``max_overflow``, ``echo``).
+    engine: EngineOptions = field(
+        default_factory=lambda: EngineOptions(pool_size=None, max_overflow=None, echo=False)
+    )
 
     def database_url(self, env: Mapping[str, str] | None = None) -> str:
         """The URL with its password filled in (see :func:`with_password`)."""
@@ -187,5 +249,10 @@ def store_settings(
         seconds = parse_duration(timeout)
     except ValueError:
         return None
+    engine = engine_options(store)
+    if engine is None:
+        return None
     check_url(url, url_source)
-    return StoreSettings(url=url, password_file=password_file, statement_timeout=seconds)
+    return StoreSettings(
+        url=url, password_file=password_file, statement_timeout=seconds, engine=engine
+    )

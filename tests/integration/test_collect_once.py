@@ -161,3 +161,113 @@ def test_a_hanging_or_garbled_scheduler_fails_the_command(tmp_path: Path) -> Non
     assert result.returncode == 1, result.stderr
     assert "slurm-jobs: error, 0 records: " in result.stderr
     assert "nothing collected" in result.stderr
+
+
+def _run(tmp_path: Path, env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    done = collectbus_in_process(*args, cwd=tmp_path, env=env)
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_job_history_and_analyze_collect_first(tmp_path: Path) -> None:
+    scenario, env, _ = _setup(tmp_path)
+    # Nothing stored yet: without --collect, there is nothing to show.
+    code, _, stderr = _run(tmp_path, env, "job", JOB_A)
+    assert code == 1
+    assert "no such database file" in stderr
+    code, out, stderr = _run(tmp_path, env, "job", JOB_A, "--collect", "--format", "json")
+    assert code == 0, stderr
+    assert "collectbus: pbs-jobs: ok, 2 records" in stderr
+    ((shown,),) = [[entry["job"] for entry in json.loads(out)]]
+    assert (shown["job_id"], shown["state"]) == (JOB_A, "queued")
+
+    scenario.activate("running")
+    code, out, stderr = _run(tmp_path, env, "history", "--collect", "--format", "json")
+    assert code == 0, stderr
+    assert "collectbus: pbs-jobs: ok" in stderr
+    changes = [(r["job_id"], r["old_value"], r["new_value"]) for r in json.loads(out)]
+    # The change this very collection stored is in the window ("now" is after it).
+    assert (JOB_A, "queued", "running") in changes
+
+    scenario.activate("finished")
+    code, out, stderr = _run(
+        tmp_path, env, "analyze", "top", "--collect", "--since", "2022-10-01", "--format", "json"
+    )
+    assert code == 0, stderr
+    assert "collectbus: pbs-jobs: ok" in stderr
+    rows = json.loads(out)
+    assert sum(r["jobs"] for r in rows) == 2
+    assert sum(r["started"] for r in rows) == 1  # JOB_A ran; JOB_B is held
+    for command in ("wait-times", "runtime", "queue-depth"):
+        code, out, stderr = _run(
+            tmp_path, env, "analyze", command, "--collect", "--since", "2022-10-01",
+            "--format", "json",
+        )  # fmt: skip
+        assert code == 0, (command, stderr)
+        assert "collectbus: pbs-jobs: ok" in stderr, command
+        assert json.loads(out), command
+
+
+def test_node_states_collect_collects_nodes(tmp_path: Path) -> None:
+    scenario, env, _ = _setup(tmp_path)
+    shutil.copy(
+        DATA / "pbsnodes_av_json__0nebody_pbs_exporter_node.json",
+        scenario.root / "queued" / "nodes.json",
+    )
+    code, out, stderr = _run(
+        tmp_path, env, "analyze", "node-states", "--collect", "--since", "1h", "--format", "json"
+    )
+    assert code == 0, stderr
+    assert "collectbus: pbs-nodes: ok" in stderr
+    assert "pbs-jobs" not in stderr
+    assert json.loads(out)
+
+
+def test_a_failing_qstat_fails_job_history_and_analyze_in_one_line(tmp_path: Path) -> None:
+    scenario, env, _ = _setup(tmp_path)
+    assert _run(tmp_path, env, "jobs", "--collect")[0] == 0  # something is stored
+    scenario.activate("down")  # qstat exits 255
+    for args in (
+        ("job", JOB_A, "--collect"),
+        ("history", "--collect"),
+        ("analyze", "wait-times", "--collect", "--since", "2022-10-01"),
+        ("analyze", "top", "--collect", "--since", "2022-10-01"),
+        ("analyze", "queue-depth", "--collect", "--since", "2022-10-01"),
+    ):
+        code, out, stderr = _run(tmp_path, env, *args)
+        assert code == 1, (args, stderr)
+        assert out == "", args  # nothing shown when nothing was collected
+        line, error, hint = stderr.splitlines()
+        assert line.startswith("collectbus: pbs-jobs: error, 0 records: "), args
+        assert "exited with status 255" in line, args
+        assert error == "collectbus: error: pbs-jobs: nothing collected", args
+        assert hint == "  hint: the reason is on the line above", args
+
+
+def test_history_and_analyze_are_partly_done_when_one_scheduler_fails(tmp_path: Path) -> None:
+    _, env, _ = _setup(tmp_path)
+    _failing_slurm(tmp_path, env, "echo 'slurm_load_jobs error: Unable to contact' >&2; exit 255")
+    for args in (
+        ("history", "--collect", "--format", "json"),
+        ("analyze", "top", "--collect", "--since", "2022-10-01", "--format", "json"),
+        ("job", JOB_B, "--collect", "--format", "json"),
+    ):
+        code, out, stderr = _run(tmp_path, env, *args)
+        assert code == 4, (args, stderr)
+        assert json.loads(out), args  # what PBS gave was stored and shown
+        assert stderr.splitlines()[-1] == (
+            "collectbus: partly done: 1 of 2 collections failed (slurm-jobs)"
+        ), args
+
+
+def test_a_bad_window_is_refused_before_collecting(tmp_path: Path) -> None:
+    _, env, url = _setup(tmp_path)
+    for args in (
+        ("history", "--collect", "--since", "5"),
+        ("analyze", "top", "--collect", "--since", "5"),
+        ("analyze", "queue-depth", "--collect", "--since", "30d", "--step", "1s"),
+    ):
+        code, _, stderr = _run(tmp_path, env, *args)
+        assert code == 2, (args, stderr)
+        assert "pbs-jobs" not in stderr, args
+    with open_store(url) as store:
+        assert store.collection_log() == []

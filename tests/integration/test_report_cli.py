@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.integration.browser import screenshot
 from tests.integration.cli_helpers import collectbus, collectbus_env, collectbus_in_process
 from tests.integration.png import colours, read_png
 
-REPO = Path(__file__).resolve().parents[2]
 # Load for the recording: CPU, then disk writes, so that the charts have shapes.
 WORK = (
     "import os, time\n"
@@ -113,38 +111,15 @@ def test_a_missing_folder_is_refused_before_any_work(
     assert not (tmp_path / "no").exists()
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 @pytest.mark.slow
 def test_the_page_renders_in_headless_chromium(
     recording: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    browser = _chromium()
-    if browser is None:
-        reason = "Chromium not installed (apt-get install -y chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"chromium is required when CI=true: {reason}")
-        pytest.skip(reason)
     result, db = recording
     page = tmp_path / "report.html"
     assert _report(tmp_path, db, "report", str(result), "--html", str(page)).returncode == 0
-    # Kept after the run: build/ is ignored by git, and the tmp copy stays with pytest's.
-    artifacts = REPO / "build" / "test-artifacts"
-    artifacts.mkdir(parents=True, exist_ok=True)
     shot = tmp_path / "report.png"
-    done = subprocess.run(
-        [
-            browser, "--headless", "--no-sandbox", "--disable-gpu",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-            "--window-size=1280,1800", f"--screenshot={shot}", page.as_uri(),
-        ],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
-    shutil.copyfile(shot, artifacts / "report.png")
+    screenshot(page.as_uri(), shot, size=(1280, 1800), keep_as="report.png")
     width, height, rows = read_png(shot)
     assert (width, height) == (1280, 1800)
     counts = colours(rows)

@@ -2,36 +2,22 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from collectbus.store import open as open_store
+from tests.integration.browser import chromium, screenshot
 from tests.integration.png import colours, read_png
 from tests.integration.test_serve import _serve
 from tests.integration.test_serve_aggregates import AGG, CONFIG, HANDLERS, _write
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _chromium() -> str:
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        reason = "Chromium not installed (apt-get install -y chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"chromium is required when CI=true: {reason}")
-        pytest.skip(reason)
-    return browser
-
 
 def test_the_dashboard_shows_hosts_aggregates_and_health(tmp_path: Path, sqlite_url: str) -> None:
-    browser = _chromium()
+    chromium()  # skip (or fail under CI) before starting the server
     with open_store(sqlite_url) as store:
         _write(store, 0, 300)
     config = tmp_path / "collectbus.toml"
@@ -68,23 +54,10 @@ def test_the_dashboard_shows_hosts_aggregates_and_health(tmp_path: Path, sqlite_
         assert "<script" not in page
 
         shot = tmp_path / "dashboard.png"
-        done = subprocess.run(
-            [
-                browser, "--headless", "--no-sandbox", "--disable-gpu",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-                "--window-size=1280,1600", f"--screenshot={shot}", served.base + "/",
-            ],
-            capture_output=True, text=True, timeout=120, check=False,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr[-2000:]
+        screenshot(served.base + "/", shot, size=(1280, 1600), keep_as="dashboard.png")
     finally:
         code = served.stop()
     assert code == 0, "".join(served.stderr)
-    # Kept after the run: build/ is ignored by git.
-    artifacts = REPO / "build" / "test-artifacts"
-    artifacts.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(shot, artifacts / "dashboard.png")
     width, height, rows = read_png(shot)
     assert (width, height) == (1280, 1600)
     counts = colours(rows)

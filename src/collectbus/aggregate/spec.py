@@ -2,8 +2,9 @@
 
 An :class:`AggregateSpec` is plain data, built from the ``[[aggregates]]``
 config section or in code. Its source is either a table of the collectbus store
-itself (``url`` None: ``calls``, ``jobs``, ...), where triggers log the old
-values of edited and deleted rows, or a table of another SQLite or PostgreSQL
+itself (``url`` None: ``calls``, ``job_history``, ...; not ``jobs``, whose
+rows have no id, see :data:`collectbus.configfile.NOT_AGGREGATED`), where
+triggers log the old values of edited and deleted rows, or a table of another SQLite or PostgreSQL
 database (``sqltail``), opened read-only, where the rows that can still change
 stay *open* in a ledger and are re-read on every update: the rows matching
 ``open_when`` (an SQL condition, e.g. ``status = 'running'``) or whose
@@ -24,6 +25,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from collectbus.configfile import aggregate_refusal
 from collectbus.errors import ConfigError
 from collectbus.urls import mask_url
 
@@ -102,6 +104,9 @@ class AggregateSpec:
             for column in names:
                 if not _COLUMN.match(column):
                     raise ConfigError(f"{where}: {what}: {column!r} is not a plain column name")
+        refusal = aggregate_refusal(self.table, external=self.external)
+        if refusal is not None:
+            raise ConfigError(f"{where}: {refusal}")
         if len(set(self.measures)) != len(self.measures):
             raise ConfigError(f"{where}: measures: a measure is named twice")
         if self.error_values and not self.error_column:

@@ -1,18 +1,21 @@
-"""``collectbus analyze``: wait times, runtime, walltime efficiency, queue depth
-and node states, from the stored job history (:mod:`collectbus.analysis.jobs`).
+"""``collectbus analyze``: wait times, runtime, walltime efficiency, queue depth,
+node states and leaderboards, from the stored job history
+(:mod:`collectbus.analysis.jobs`, :mod:`collectbus.analysis.top`).
 
 Tables show durations as ``1d 02:03:04``; JSON and CSV carry seconds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import click
 
 from collectbus.cli.context import CliContext, pass_cli
-from collectbus.cli.jobformat import duration, nothing, when
+from collectbus.cli.jobformat import collecting, duration, nothing, when
 from collectbus.cli.output import duration_option, format_option, render, time_window
 
 if TYPE_CHECKING:
@@ -47,6 +50,11 @@ def _window_options(default_since: str) -> list[click.Option]:
             ["--until"], default="now", show_default=True, metavar="TIME", help="End of the window."
         ),
         click.Option(["--cluster"], metavar="NAME", help="Only this cluster."),
+        click.Option(
+            ["--collect"],
+            is_flag=True,
+            help="First collect once from the enabled schedulers and store it, as the daemon does.",
+        ),
     ]
 
 
@@ -82,13 +90,24 @@ def analyze() -> None:
       collectbus analyze wait-times --by user --since 30d
       collectbus analyze walltime-efficiency --by project --percentiles 10,50,90
       collectbus analyze queue-depth --since 2d --step 1h
+      collectbus analyze top --by project --metric core-hours --since 30d
     """
 
 
-def _frame(cli: CliContext, since: str, until: str, cluster: str | None) -> pd.DataFrame:
+@contextlib.contextmanager
+def _window(
+    cli: CliContext, since: str, until: str, collect: bool, entity: str = "jobs"
+) -> Iterator[tuple[int, int]]:
+    """The window in nanoseconds, after ``--collect`` (so that "now" covers what
+    it stored); a bad window is refused before collecting."""
+    time_window(since, until)
+    with collecting(cli, collect, {entity}):
+        yield time_window(since, until)
+
+
+def _frame(cli: CliContext, since_ns: int, until_ns: int, cluster: str | None) -> pd.DataFrame:
     from collectbus.analysis.jobs import jobs_frame
 
-    since_ns, until_ns = time_window(since, until)
     store = cli.read_store()
     try:
         return jobs_frame(store, since_ns=since_ns, until_ns=until_ns, cluster=cluster)
@@ -126,6 +145,7 @@ def wait_times_cmd(
     since: str,
     until: str,
     cluster: str | None,
+    collect: bool,
     by: str | None,
     percentiles: tuple[float, ...],
 ) -> None:
@@ -141,12 +161,13 @@ def wait_times_cmd(
     """
     from collectbus.analysis.jobs import WAIT_MEANINGS, wait_times
 
-    frame = _frame(cli, since, until, cluster)
-    table = wait_times(frame, by=by, percentiles=percentiles)
-    _show(table, fmt, by, "started jobs")
-    if fmt == "table" and not table.empty:
-        for name, meaning in WAIT_MEANINGS.items():
-            click.echo(f"  {name}: {meaning}")
+    with _window(cli, since, until, collect) as (since_ns, until_ns):
+        frame = _frame(cli, since_ns, until_ns, cluster)
+        table = wait_times(frame, by=by, percentiles=percentiles)
+        _show(table, fmt, by, "started jobs")
+        if fmt == "table" and not table.empty:
+            for name, meaning in WAIT_MEANINGS.items():
+                click.echo(f"  {name}: {meaning}")
 
 
 @analyze.command("runtime")
@@ -158,14 +179,16 @@ def runtime_cmd(
     since: str,
     until: str,
     cluster: str | None,
+    collect: bool,
     by: str | None,
     percentiles: tuple[float, ...],
 ) -> None:
     """Runtime (end - start) of jobs that ended."""
     from collectbus.analysis.jobs import runtime
 
-    frame = _frame(cli, since, until, cluster)
-    _show(runtime(frame, by=by, percentiles=percentiles), fmt, by, "finished jobs")
+    with _window(cli, since, until, collect) as (since_ns, until_ns):
+        frame = _frame(cli, since_ns, until_ns, cluster)
+        _show(runtime(frame, by=by, percentiles=percentiles), fmt, by, "finished jobs")
 
 
 @analyze.command("walltime-efficiency")
@@ -177,6 +200,7 @@ def efficiency_cmd(
     since: str,
     until: str,
     cluster: str | None,
+    collect: bool,
     by: str | None,
     percentiles: tuple[float, ...],
 ) -> None:
@@ -185,9 +209,10 @@ def efficiency_cmd(
     1.00 means the job used all the walltime it asked for."""
     from collectbus.analysis.jobs import walltime_efficiency
 
-    frame = _frame(cli, since, until, cluster)
-    table = walltime_efficiency(frame, by=by, percentiles=percentiles)
-    _show(table, fmt, by, "finished jobs with a walltime request", seconds=False)
+    with _window(cli, since, until, collect) as (since_ns, until_ns):
+        frame = _frame(cli, since_ns, until_ns, cluster)
+        table = walltime_efficiency(frame, by=by, percentiles=percentiles)
+        _show(table, fmt, by, "finished jobs with a walltime request", seconds=False)
 
 
 def _step_ns(since_ns: int, until_ns: int, step_s: float | None) -> int:
@@ -247,6 +272,7 @@ def queue_depth_cmd(
     since: str,
     until: str,
     cluster: str | None,
+    collect: bool,
     step: float | None,
 ) -> None:
     """Jobs queued, held and running over time.
@@ -255,27 +281,34 @@ def queue_depth_cmd(
     interval; per queue (the job's current one), user or cluster."""
     from collectbus.analysis.jobs import queue_depth
 
-    since_ns, until_ns = time_window(since, until)
-    store = cli.read_store()
-    try:
-        table = queue_depth(
-            store,
-            since_ns=since_ns,
-            until_ns=until_ns,
-            step_ns=_step_ns(since_ns, until_ns, step),
-            cluster=cluster,
-            by=None if overall else by,
-        )
-    finally:
-        store.close()
-    _series(table, fmt, "job state changes")
+    _step_ns(*time_window(since, until), step)  # a bad --step is refused before collecting
+    with _window(cli, since, until, collect) as (since_ns, until_ns):
+        store = cli.read_store()
+        try:
+            table = queue_depth(
+                store,
+                since_ns=since_ns,
+                until_ns=until_ns,
+                step_ns=_step_ns(since_ns, until_ns, step),
+                cluster=cluster,
+                by=None if overall else by,
+            )
+        finally:
+            store.close()
+        _series(table, fmt, "job state changes")
 
 
 @analyze.command("node-states")
 @format_option
 @pass_cli
 def node_states_cmd(
-    cli: CliContext, fmt: str, since: str, until: str, cluster: str | None, step: float | None
+    cli: CliContext,
+    fmt: str,
+    since: str,
+    until: str,
+    cluster: str | None,
+    collect: bool,
+    step: float | None,
 ) -> None:
     """Nodes per state over time.
 
@@ -283,22 +316,95 @@ def node_states_cmd(
     node snapshots."""
     from collectbus.analysis.jobs import node_states
 
-    since_ns, until_ns = time_window(since, until)
-    store = cli.read_store()
-    try:
-        table = node_states(
-            store,
-            since_ns=since_ns,
-            until_ns=until_ns,
-            step_ns=_step_ns(since_ns, until_ns, step),
-            cluster=cluster,
-        )
-    finally:
-        store.close()
-    _series(table, fmt, "node snapshots")
+    _step_ns(*time_window(since, until), step)  # a bad --step is refused before collecting
+    with _window(cli, since, until, collect, "nodes") as (since_ns, until_ns):
+        store = cli.read_store()
+        try:
+            table = node_states(
+                store,
+                since_ns=since_ns,
+                until_ns=until_ns,
+                step_ns=_step_ns(since_ns, until_ns, step),
+                cluster=cluster,
+            )
+        finally:
+            store.close()
+        _series(table, fmt, "node snapshots")
+
+
+@analyze.command("top")
+@click.option(
+    "--by",
+    type=click.Choice(("user", "project")),
+    default="user",
+    show_default=True,
+    help="Rank users, or projects (PBS Account_Name or project, Slurm account).",
+)
+@click.option(
+    "--metric",
+    type=click.Choice(("core-hours", "jobs", "wait")),
+    default="core-hours",
+    show_default=True,
+    help="What ranks them: CPU-hours run in the window, jobs, or mean queued wait.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    metavar="N",
+    help="The N first.",
+)
+@format_option
+@pass_cli
+def top_cmd(
+    cli: CliContext,
+    fmt: str,
+    by: str,
+    metric: str,
+    limit: int,
+    since: str,
+    until: str,
+    cluster: str | None,
+    collect: bool,
+) -> None:
+    """Leaderboard: the users or projects with the most core-hours, jobs or wait.
+
+    Of the jobs that existed in the window (as every analyze command counts
+    them). Every row shows every figure; --metric chooses the order.
+
+    \b
+      core-hours  CPUs x the time each job ran inside the window (to its end,
+                  or to the last time it was seen when no end is recorded)
+      jobs        jobs in the window
+      wait        mean (and median) start - submit of the jobs that started;
+                  a job that never ran has no wait
+    """
+    from collectbus.analysis.top import top
+
+    with _window(cli, since, until, collect) as (since_ns, until_ns):
+        frame = _frame(cli, since_ns, until_ns, cluster)
+        table = top(frame, by=by, metric=metric, since_ns=since_ns, until_ns=until_ns, limit=limit)
+        _show_top(table, fmt, f"top {by}s by {metric}")
+
+
+def _show_top(table: pd.DataFrame, fmt: str, title: str) -> None:
+    if table.empty:
+        nothing("jobs", fmt)
+        return
+    rows = _records(table)
+    if fmt != "table":
+        render(rows, fmt, columns=list(table.columns))
+        return
+    for row in rows:
+        for key in ("mean_wait_s", "median_wait_s"):
+            row[key] = duration(row[key])  # type: ignore[arg-type]
+    headers = {c: c.removesuffix("_s") for c in table.columns}
+    render(rows, fmt, columns=list(table.columns), headers=headers, title=title)
 
 
 for _command in (wait_times_cmd, runtime_cmd, efficiency_cmd):
     summary_options(_command)
 for _command in (queue_depth_cmd, node_states_cmd):
     series_options(_command)
+top_cmd.params.extend(_window_options("30d"))

@@ -1,4 +1,5 @@
-"""``--collect`` of ``collectbus jobs``, ``nodes`` and ``queues``: collect now, then show.
+"""``--collect`` of ``collectbus jobs``, ``job``, ``history``, ``nodes``, ``queues``
+and ``analyze``: collect now, then show.
 
 One collection of each enabled scheduler collector of the entity
 (``[collectors.pbs]``, ``[collectors.slurm]``), run through a

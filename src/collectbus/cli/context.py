@@ -59,7 +59,9 @@ class CliContext:
             if light is not None:
                 return light
         store = self.config().store
-        return StoreSettings(store.url, store.password_file, store.statement_timeout)
+        return StoreSettings(
+            store.url, store.password_file, store.statement_timeout, store.engine_options()
+        )
 
     def open_store(self, *, migrate: bool = True) -> Store:
         """The store, its schema brought up to date (for commands that write)."""
@@ -71,6 +73,7 @@ class CliContext:
             database_url(config),
             migrate=migrate,
             statement_timeout_s=config.store.statement_timeout,
+            **config.store.engine_options(),
         )
 
     def read_store(self, *, check_schema: bool = True) -> Store:
@@ -92,7 +95,12 @@ class CliContext:
                 f"{mask_url(url)}: no such database file",
                 hint="check --db, or collect first: collectbus run --duration 30s",
             )
-        store = open_store(url, migrate=False, statement_timeout_s=settings.statement_timeout)
+        store = open_store(
+            url,
+            migrate=False,
+            statement_timeout_s=settings.statement_timeout,
+            **settings.engine,
+        )
         try:
             if check_schema:
                 store.check_schema()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 
 import click
 
@@ -91,3 +92,19 @@ def time_columns(
 
 def echo_json(data: object, default: Callable[[object], object] = str) -> None:
     click.echo(json.dumps(data, indent=2, default=default))
+
+
+@contextlib.contextmanager
+def collecting(cli: CliContext, collect: bool, entities: Collection[str]) -> Iterator[None]:
+    """``--collect``: with ``collect``, collect ``entities`` once and store them
+    first (:func:`collectbus.cli.collectnow.collect_now`, imported only then);
+    after the body, which shows what is stored, exit 4 (partly done) if some
+    collections failed. An error in the body is raised as it is."""
+    outcome = None
+    if collect:
+        from collectbus.cli.collectnow import collect_now
+
+        outcome = collect_now(cli, entities)
+    yield
+    if outcome is not None:
+        outcome.finish()

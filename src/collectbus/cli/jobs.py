@@ -9,12 +9,12 @@ imported by the command that runs, not with this module.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
 import click
 
 from collectbus.cli.context import CliContext, pass_cli
 from collectbus.cli.jobformat import (
+    collecting,
     duration,
     echo_json,
     nothing,
@@ -25,9 +25,6 @@ from collectbus.cli.jobformat import (
 from collectbus.cli.output import format_option, render, time_window
 from collectbus.errors import CollectBusError
 from collectbus.records import JOB_STATES
-
-if TYPE_CHECKING:
-    from collectbus.cli.collectnow import Outcome
 
 JOB_TABLE = (
     "cluster",
@@ -152,35 +149,29 @@ def jobs(
     from collectbus.store.jobquery import read_jobs
 
     since_ns, until_ns = time_window(since, until)
-    outcome: Outcome | None = None
-    if collect:
-        from collectbus.cli.collectnow import collect_now
-
-        outcome = collect_now(cli, {"jobs"})
-    store = cli.read_store()
-    try:
-        with store.jobs.reading() as conn:
-            rows = read_jobs(
-                conn,
-                cluster=cluster,
-                user=user,
-                state=state,
-                queue=queue,
-                account=account,
-                since_ns=since_ns,
-                until_ns=until_ns,
-                limit=limit,
-            )
-    finally:
-        store.close()
-    if not rows:
-        nothing("jobs", fmt, cli)
-    else:
-        shown = [_job_row(r, fmt) for r in rows]
-        columns = JOB_TABLE if fmt == "table" else _json_job_columns()
-        render(shown, fmt, columns=columns)
-    if outcome is not None:
-        outcome.finish()
+    with collecting(cli, collect, {"jobs"}):
+        store = cli.read_store()
+        try:
+            with store.jobs.reading() as conn:
+                rows = read_jobs(
+                    conn,
+                    cluster=cluster,
+                    user=user,
+                    state=state,
+                    queue=queue,
+                    account=account,
+                    since_ns=since_ns,
+                    until_ns=until_ns,
+                    limit=limit,
+                )
+        finally:
+            store.close()
+        if not rows:
+            nothing("jobs", fmt, cli)
+        else:
+            shown = [_job_row(r, fmt) for r in rows]
+            columns = JOB_TABLE if fmt == "table" else _json_job_columns()
+            render(shown, fmt, columns=columns)
 
 
 def _json_job_columns() -> tuple[str, ...]:
@@ -194,9 +185,12 @@ def _json_job_columns() -> tuple[str, ...]:
 @click.argument("job_id")
 @cluster_option
 @click.option("--raw", is_flag=True, help="Also print the scheduler's raw payload (JSON).")
+@collect_option
 @format_option
 @pass_cli
-def job(cli: CliContext, job_id: str, cluster: str | None, raw: bool, fmt: str) -> None:
+def job(
+    cli: CliContext, job_id: str, cluster: str | None, raw: bool, collect: bool, fmt: str
+) -> None:
     """One job and its whole history.
 
     Every change of state, substate, queue, priority, hosts and comment, with
@@ -205,6 +199,11 @@ def job(cli: CliContext, job_id: str, cluster: str | None, raw: bool, fmt: str) 
     JOB_ID is the scheduler's id; a PBS id may be given without its server
     (123 for 123.pbs01). An id used again later shows each job it named.
     """
+    with collecting(cli, collect, {"jobs"}):
+        _show_job(cli, job_id, cluster, raw, fmt)
+
+
+def _show_job(cli: CliContext, job_id: str, cluster: str | None, raw: bool, fmt: str) -> None:
     from collectbus.store.jobquery import read_history, read_jobs
 
     store = cli.read_store()
@@ -288,6 +287,7 @@ def job(cli: CliContext, job_id: str, cluster: str | None, raw: bool, fmt: str) 
     metavar="N",
     help="The newest N changes.",
 )
+@collect_option
 @format_option
 @pass_cli
 def history(
@@ -299,14 +299,32 @@ def history(
     since: str,
     until: str,
     limit: int,
+    collect: bool,
     fmt: str,
 ) -> None:
     """Job changes: state, substate, queue, priority, hosts, comment.
 
     The changes seen in the window, oldest first (the newest --limit)."""
+    time_window(since, until)  # a bad window is refused before collecting
+    with collecting(cli, collect, {"jobs"}):
+        # After the collection: "now" includes the changes it stored.
+        since_ns, until_ns = time_window(since, until)
+        _show_history(cli, user, job_id, field, cluster, since_ns, until_ns, limit, fmt)
+
+
+def _show_history(
+    cli: CliContext,
+    user: str | None,
+    job_id: str | None,
+    field: str | None,
+    cluster: str | None,
+    since_ns: int,
+    until_ns: int,
+    limit: int,
+    fmt: str,
+) -> None:
     from collectbus.store.jobquery import read_history
 
-    since_ns, until_ns = time_window(since, until)
     store = cli.read_store()
     try:
         with store.jobs.reading("read job_history") as conn:
@@ -349,29 +367,23 @@ def nodes(cli: CliContext, cluster: str | None, state: str | None, collect: bool
     the time of that row."""
     from collectbus.store.jobquery import latest_nodes
 
-    outcome: Outcome | None = None
-    if collect:
-        from collectbus.cli.collectnow import collect_now
-
-        outcome = collect_now(cli, {"nodes"})
-    store = cli.read_store()
-    try:
-        with store.jobs.reading("read node_snapshots") as conn:
-            rows = latest_nodes(conn, cluster=cluster)
-    finally:
-        store.close()
-    rows = [r for r in rows if state is None or r["state"] == state]
-    if not rows:
-        nothing("nodes", fmt, cli, window=False)
-    else:
-        shown = time_columns(rows, fmt, {"observed_ns": "as_of"})
-        if fmt == "table":
-            for row in shown:
-                jobs_text = row.get("jobs")
-                row["jobs"] = len(str(jobs_text).split(",")) if jobs_text else 0
-        render(shown, fmt, columns=NODE_TABLE if fmt == "table" else None)
-    if outcome is not None:
-        outcome.finish()
+    with collecting(cli, collect, {"nodes"}):
+        store = cli.read_store()
+        try:
+            with store.jobs.reading("read node_snapshots") as conn:
+                rows = latest_nodes(conn, cluster=cluster)
+        finally:
+            store.close()
+        rows = [r for r in rows if state is None or r["state"] == state]
+        if not rows:
+            nothing("nodes", fmt, cli, window=False)
+        else:
+            shown = time_columns(rows, fmt, {"observed_ns": "as_of"})
+            if fmt == "table":
+                for row in shown:
+                    jobs_text = row.get("jobs")
+                    row["jobs"] = len(str(jobs_text).split(",")) if jobs_text else 0
+            render(shown, fmt, columns=NODE_TABLE if fmt == "table" else None)
 
 
 @click.command()
@@ -383,21 +395,15 @@ def queues(cli: CliContext, cluster: str | None, collect: bool, fmt: str) -> Non
     """Queues (Slurm: partitions) as last recorded, with job counts."""
     from collectbus.store.jobquery import latest_queues
 
-    outcome: Outcome | None = None
-    if collect:
-        from collectbus.cli.collectnow import collect_now
-
-        outcome = collect_now(cli, {"queues", "partitions"})
-    store = cli.read_store()
-    try:
-        with store.jobs.reading("read queue_snapshots") as conn:
-            rows = latest_queues(conn, cluster=cluster)
-    finally:
-        store.close()
-    if not rows:
-        nothing("queues", fmt, cli, window=False)
-    else:
-        shown = time_columns(rows, fmt, {"observed_ns": "as_of"})
-        render(shown, fmt, columns=QUEUE_TABLE if fmt == "table" else None)
-    if outcome is not None:
-        outcome.finish()
+    with collecting(cli, collect, {"queues", "partitions"}):
+        store = cli.read_store()
+        try:
+            with store.jobs.reading("read queue_snapshots") as conn:
+                rows = latest_queues(conn, cluster=cluster)
+        finally:
+            store.close()
+        if not rows:
+            nothing("queues", fmt, cli, window=False)
+        else:
+            shown = time_columns(rows, fmt, {"observed_ns": "as_of"})
+            render(shown, fmt, columns=QUEUE_TABLE if fmt == "table" else None)

@@ -1,7 +1,9 @@
 """``collectbus report``: one self-contained HTML page of host metrics over time.
 
 From a result file of ``collectbus record`` (or MLCommons storage's
-``TimeSeriesData``), or from the store (``--since``/``--until``/``--host``).
+``TimeSeriesData``), or from the store (``--since``/``--until``/``--host``);
+from the store, the batch jobs of the window are charted too (jobs queued
+per queue, queued waits per queue; ``--cluster`` for one cluster).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collectbus.cli.output import time_window
 from collectbus.errors import RecordError
 from collectbus.recording.mlcommons import is_error_sample
 from collectbus.recording.timeseries import TimeSeriesData, hosts_in_order, load
-from collectbus.report.html import CHARTS, HostSummary, ReportData, render
+from collectbus.report.html import CHARTS, HostSummary, JobCharts, ReportData, render
 
 _FAILED = frozenset({"error", "timeout"})
 
@@ -29,6 +31,7 @@ _FAILED = frozenset({"error", "timeout"})
     "--until", default="now", show_default=True, metavar="TIME", help="End of the window."
 )
 @click.option("--host", "host_name", metavar="NAME", help="Only this host.")
+@click.option("--cluster", metavar="NAME", help="From the store: only this cluster's jobs.")
 @click.option(
     "--html",
     "html_path",
@@ -45,18 +48,25 @@ def report(
     since: str | None,
     until: str,
     host_name: str | None,
+    cluster: str | None,
     html_path: str,
     title: str | None,
 ) -> None:
     """Write an HTML page with CPU, memory, disk and network charts per host.
 
+    From the store, the page also charts the batch jobs of the window (PBS,
+    Slurm): jobs queued per queue over time, and the queued wait per queue.
+
     \b
     Examples:
       collectbus report timeseries-20261129T101500.000Z.json --html report.html
       collectbus report --since 2h --host node1 --html node1.html
+      collectbus report --since 7d --cluster aurora --html jobs.html
     """
     if (result is None) == (since is None):
         raise click.UsageError("give a RESULT.json file, or --since for the store (not both)")
+    if result is not None and cluster is not None:
+        raise click.UsageError("--cluster charts the stored jobs: give it with --since")
     out = Path(html_path)
     if not out.parent.is_dir():
         # As cp does: the folder must exist; a typo in it must not become a new tree.
@@ -66,7 +76,7 @@ def report(
         page = _from_recording(data, result, host_name, title)
     else:
         assert since is not None
-        page = _from_store(cli, since, until, host_name, title)
+        page = _from_store(cli, since, until, host_name, cluster, title)
     try:
         out.write_text(render(page), encoding="utf-8")
     except OSError as err:
@@ -133,22 +143,51 @@ def _from_recording(
 
 
 def _from_store(
-    cli: CliContext, since: str, until: str, host: str | None, title: str | None
+    cli: CliContext,
+    since: str,
+    until: str,
+    host: str | None,
+    cluster: str | None,
+    title: str | None,
 ) -> ReportData:
     from collectbus.analysis.host import rates
+    from collectbus.analysis.jobcharts import job_chart_data
 
     since_ns, until_ns = time_window(since, until)
     store = cli.read_store()
     try:
         frame = rates(store, host=host, since_ns=since_ns, until_ns=until_ns)
         log = store.collection_log(since_ns=since_ns)
+        charts = job_chart_data(store, since_ns=since_ns, until_ns=until_ns, cluster=cluster)
         url = store.url
     finally:
         store.close()
-    if frame.empty:
+    if frame.empty and charts.empty:
         raise RecordError(
-            f"{url}: no host samples in this window",
+            f"{url}: no host samples and no jobs in this window",
             hint="widen --since, or record some: collectbus record -- CMD",
+        )
+    jobs = None
+    if not charts.empty:
+        jobs = JobCharts(
+            start_ns=since_ns,
+            end_ns=until_ns,
+            queued={
+                q: ([(t - since_ns) / 1e9 for t in charts.times_ns], [float(v) for v in counts])
+                for q, counts in charts.queued.items()
+            },
+            waits=charts.waits,
+        )
+    if frame.empty:
+        what = f"Batch jobs: {cluster}" if cluster else "Batch jobs"
+        return ReportData(
+            title=title or what,
+            source=url,
+            start_ns=since_ns,
+            end_ns=until_ns,
+            hosts=(),
+            series={},
+            jobs=jobs,
         )
     hosts = tuple(dict.fromkeys(str(h) for h in frame["host"]))
     start_ns = int(frame["time_ns"].min())
@@ -178,4 +217,5 @@ def _from_store(
         series=_series(frame, hosts, start_ns),
         summaries=summaries,
         failures=failures,
+        jobs=jobs,
     )

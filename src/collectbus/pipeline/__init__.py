@@ -176,11 +176,17 @@ class Pipeline:
             self.store = store
         elif wait_for_store:
             self.store = Store(
-                make_engine(database_url(config), statement_timeout_s=timeout),
+                make_engine(
+                    database_url(config),
+                    statement_timeout_s=timeout,
+                    **config.store.engine_options(),
+                ),
                 statement_timeout_s=timeout,
             )
         else:
-            self.store = open_store(database_url(config), statement_timeout_s=timeout)
+            self.store = open_store(
+                database_url(config), statement_timeout_s=timeout, **config.store.engine_options()
+            )
         self._stop: threading.Event | None = None
         self.sink = StoreSink(
             self.store,

@@ -1,11 +1,15 @@
-"""One self-contained HTML page of host metrics over time: no CDN, no network, no script.
+"""One self-contained HTML page of host metrics and batch jobs over time: no CDN,
+no network, no script.
 
 :func:`render` takes plain data (:class:`ReportData`: per metric, per host,
 seconds since the start and values) and returns the page: a title, what was
 recorded (time range, hosts, interval, command and exit code), a table per
 host (samples, failed rounds with the last error, dropped samples, mean and
 peak CPU), then one chart per metric with one line per host, each with its
-axes, unit and legend. The charts are inline SVG (:mod:`collectbus.report.svg`).
+axes, unit and legend. With :class:`JobCharts`, a "Batch jobs" section
+follows: the jobs queued per queue over time (one line per queue) and the
+distribution of the queued wait per queue (box plots on a log scale). The
+charts are inline SVG (:mod:`collectbus.report.svg`).
 """
 
 from __future__ import annotations
@@ -13,13 +17,27 @@ from __future__ import annotations
 import datetime as dt
 import math
 import shlex
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
 
-from collectbus.report.svg import PALETTE, Line, line_chart, scale_unit
+from collectbus.report.svg import (
+    PALETTE,
+    Box,
+    Line,
+    box_chart,
+    human_duration,
+    line_chart,
+    scale_unit,
+)
 
-__all__ = ["CHARTS", "Chart", "HostSummary", "ReportData", "render"]
+__all__ = ["CHARTS", "Chart", "HostSummary", "JobCharts", "ReportData", "render"]
+
+#: Lines of the queue-depth chart; past them, the smallest queues are summed.
+MAX_QUEUE_LINES = len(PALETTE)
+#: Rows of the wait chart; past them, the queues with the fewest jobs are left out (and said).
+MAX_WAIT_ROWS = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +77,18 @@ class HostSummary:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class JobCharts:
+    """The batch-job section: what was queued, and how long jobs waited, per queue."""
+
+    start_ns: int
+    end_ns: int
+    #: Per queue, ``(seconds since start_ns, jobs queued)``.
+    queued: Mapping[str, tuple[Sequence[float], Sequence[float]]]
+    #: Per queue, the queued waits (start - submit, seconds) of the jobs that started.
+    waits: Mapping[str, Sequence[float]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ReportData:
     """What a page shows; every series is ``(seconds since start, values)``."""
 
@@ -74,6 +104,7 @@ class ReportData:
     interval_s: float | None = None
     command: tuple[str, ...] | None = None
     exit_code: int | None = None
+    jobs: JobCharts | None = None
 
 
 _CSS = """
@@ -105,6 +136,8 @@ svg .grid{stroke:#e4e7ec;stroke-width:1}
 svg .axisline{stroke:#8a94a6;stroke-width:1}
 svg .tick{font-size:11px;fill:#5b6475}
 svg .axis{font-size:12px;fill:#1d2433}
+h2.section{font-size:18px;font-weight:600;margin:22px 0 10px}
+.note{color:#5b6475;font-size:13px;margin:4px 0 0}
 """
 
 
@@ -120,12 +153,14 @@ def render(data: ReportData) -> str:
         f"<style>{_CSS}</style></head><body>",
         _header(data, span_s),
         "<main>",
-        _host_table(data, colors),
-        '<div class="grid-2">',
     ]
-    for chart in CHARTS:
-        parts.append(_chart_card(chart, data, colors, span_s))
-    parts += ["</div>", "</main></body></html>"]
+    if data.hosts:
+        parts += [_host_table(data, colors), '<div class="grid-2">']
+        parts += [_chart_card(chart, data, colors, span_s) for chart in CHARTS]
+        parts.append("</div>")
+    if data.jobs is not None:
+        parts.append(_jobs_section(data.jobs))
+    parts.append("</main></body></html>")
     return "\n".join(parts) + "\n"
 
 
@@ -148,7 +183,8 @@ def _header(data: ReportData, span_s: float) -> str:
         f"<h1>{escape(data.title)}</h1>",
         f"<p>{_utc(data.start_ns)} → {_utc(data.end_ns)} ({_duration(span_s)})"
         + (f" · one sample every {data.interval_s:g} s" if data.interval_s else "")
-        + f" · {len(data.hosts)} host{'s' if len(data.hosts) != 1 else ''}</p>",
+        + (f" · {len(data.hosts)} host{'s' if len(data.hosts) != 1 else ''}" if data.hosts else "")
+        + "</p>",
     ]
     if data.command is not None:
         status = "" if data.exit_code is None else f" → exit code {data.exit_code}"
@@ -239,3 +275,74 @@ def _fmt(value: float) -> str:
     if abs(value) >= 100:
         return f"{value:,.0f}"
     return f"{value:.1f}" if abs(value) >= 1 else f"{value:.2f}"
+
+
+def _queue_lines(
+    queued: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+) -> list[tuple[str, Sequence[float], list[float]]]:
+    """The queues that had jobs queued, most queued job-time first; past
+    :data:`MAX_QUEUE_LINES`, the rest summed into one line."""
+    busy = sorted(
+        ((q, xs, [float(v) for v in ys]) for q, (xs, ys) in queued.items() if any(ys)),
+        key=lambda item: (-sum(item[2]), item[0]),
+    )
+    if len(busy) <= MAX_QUEUE_LINES:
+        return busy
+    kept, rest = busy[: MAX_QUEUE_LINES - 1], busy[MAX_QUEUE_LINES - 1 :]
+    summed = [sum(values) for values in zip(*(ys for _, _, ys in rest), strict=True)]
+    return [*kept, (f"{len(rest)} other queues", rest[0][1], summed)]
+
+
+def _jobs_section(jobs: JobCharts) -> str:
+    span_s = max((jobs.end_ns - jobs.start_ns) / 1e9, 1.0)
+    lines = _queue_lines(jobs.queued)
+    names = sorted({q for q, _, _ in lines} | set(jobs.waits))
+    colors = {q: PALETTE[i % len(PALETTE)] for i, q in enumerate(names)}
+    legend = []
+    for queue, _, ys in lines:
+        mean, peak = sum(ys) / len(ys), max(ys)
+        legend.append(
+            f'<li><span class="swatch" style="background:{colors[queue]}"></span>'
+            f'{escape(queue)} <span class="stats">peak {peak:,.0f}, mean {_fmt(mean)}</span></li>'
+        )
+    depth = (
+        line_chart(
+            [Line(q, xs, ys, colors[q]) for q, xs, ys in lines],
+            span_s=span_s,
+            unit="jobs queued",
+            aria_label="Jobs queued per queue over time",
+            clock_start_s=jobs.start_ns / 1e9,
+            whole=True,
+        )
+        if lines
+        else '<div class="empty">no job was queued in this window</div>'
+    )
+    by_size = sorted(jobs.waits.items(), key=lambda item: (-len(item[1]), item[0]))
+    shown = [(q, w) for q, w in by_size if w][:MAX_WAIT_ROWS]
+    left_out = sum(1 for _, w in by_size if w) - len(shown)
+    waits = (
+        box_chart(
+            [Box(q, w, colors[q]) for q, w in sorted(shown)],
+            aria_label="Distribution of the queued wait per queue",
+        )
+        if shown
+        else '<div class="empty">no job started in this window</div>'
+    )
+    wait_legend = "".join(
+        f'<li><span class="swatch" style="background:{colors[q]}"></span>{escape(q)} '
+        f'<span class="stats">{len(w):,} jobs, median {human_duration(statistics.median(w))}</span></li>'
+        for q, w in sorted(shown)
+    )
+    more = f" {left_out} queues with fewer jobs are not shown." if left_out else ""
+    return (
+        '<h2 class="section">Batch jobs</h2>\n<div class="grid-2">\n'
+        '<section class="card"><h2>Jobs queued per queue (jobs)</h2>\n'
+        f'{depth}\n<ul class="legend">{"".join(legend)}</ul>\n'
+        '<p class="note">From the recorded state changes: a job counts while its'
+        " state is queued (not held, not running).</p></section>\n"
+        '<section class="card"><h2>Queued wait per queue (start − submit)</h2>\n'
+        f'{waits}\n<ul class="legend">{wait_legend}</ul>\n'
+        '<p class="note">Jobs that started: the box spans the middle half of the waits,'
+        f" the dark line is the median, the whiskers reach the shortest and longest.{more}"
+        "</p></section>\n</div>"
+    )

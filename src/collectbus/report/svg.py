@@ -7,12 +7,24 @@ with no neighbour is drawn as a dot so that it stays visible.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 
-__all__ = ["PALETTE", "Line", "line_chart", "nice_ticks", "scale_unit"]
+__all__ = [
+    "PALETTE",
+    "Box",
+    "Line",
+    "box_chart",
+    "clock_ticks",
+    "human_duration",
+    "line_chart",
+    "nice_ticks",
+    "scale_unit",
+]
 
 #: Colours that stay apart on screen and in print (Tableau 10).
 PALETTE = (
@@ -46,15 +58,19 @@ class Line:
     dashed: bool = False
 
 
-def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
-    """About ``count`` round tick values (1, 2 or 5 times a power of ten) covering the range."""
+def nice_ticks(low: float, high: float, count: int = 5, *, whole: bool = False) -> list[float]:
+    """About ``count`` round tick values (1, 2 or 5 times a power of ten) covering
+    the range; ``whole``: whole numbers only (counts of things)."""
     if not math.isfinite(low) or not math.isfinite(high):
         return [0.0, 1.0]
     if high <= low:
         high = low + (abs(low) or 1.0)
     raw = (high - low) / max(count, 1)
+    if whole:
+        raw = max(raw, 1.0)
     power = 10 ** math.floor(math.log10(raw))
-    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+    factors = (1, 2, 5, 10) if whole else (1, 2, 2.5, 5, 10)
+    step = next(m * power for m in factors if m * power >= raw)
     first = math.floor(low / step) * step
     ticks = []
     value = first
@@ -113,16 +129,20 @@ def line_chart(
     y_max: float | None = None,
     aria_label: str = "",
     marks: Sequence[tuple[float, str]] = (),
+    clock_start_s: float | None = None,
+    whole: bool = False,
 ) -> str:
     """An SVG line chart; ``y_max`` fixes the top of the y axis (100 for percent).
 
     ``marks`` are ``(x, colour)`` pairs drawn as short ticks under the plot:
-    the rounds in which a host failed.
+    the rounds in which a host failed. With ``clock_start_s`` (the UTC time
+    of x = 0, in seconds since 1970) the x axis shows UTC times of day, not
+    the time since the start. ``whole``: the values are counts, ticked in whole numbers.
     """
     finite = [y for line in lines for y in line.ys if math.isfinite(y)]
     top = y_max if y_max is not None else (max(finite) if finite else 1.0)
     bottom = min(0.0, min(finite)) if finite else 0.0
-    yticks = nice_ticks(bottom, top if top > bottom else bottom + 1.0)
+    yticks = nice_ticks(bottom, top if top > bottom else bottom + 1.0, whole=whole)
     y_lo, y_hi = yticks[0], yticks[-1]
     span = max(span_s, 1e-9)
     plot_w = WIDTH - _LEFT - _RIGHT
@@ -148,18 +168,26 @@ def line_chart(
             f'<text x="{_LEFT - 6}" y="{y + 4:.1f}" class="tick" text-anchor="end">'
             f"{_number(tick)}</text>"
         )
-    for tick in time_ticks(span_s):
+    if clock_start_s is None:
+        xticks = [(tick, time_label(tick)) for tick in time_ticks(span_s)]
+        x_title = "time since start (m:ss)"
+    else:
+        xticks = clock_ticks(clock_start_s, span_s)
+        x_title = "time (UTC)"
+    for tick, label in xticks:
         x = px(tick)
+        # A label at the right edge ends there rather than being cut off.
+        anchor = "end" if x + 3.5 * len(label) > WIDTH else "middle"
         out.append(
             f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{_TOP}" y2="{_TOP + plot_h}" class="grid"/>'
         )
         out.append(
-            f'<text x="{x:.1f}" y="{_TOP + plot_h + 16}" class="tick" text-anchor="middle">'
-            f"{time_label(tick)}</text>"
+            f'<text x="{x:.1f}" y="{_TOP + plot_h + 16}" class="tick" text-anchor="{anchor}">'
+            f"{label}</text>"
         )
     out.append(
         f'<text x="{_LEFT + plot_w / 2:.1f}" y="{HEIGHT - 6}" class="axis" text-anchor="middle">'
-        "time since start (m:ss)</text>"
+        f"{x_title}</text>"
     )
     out.append(
         f'<text x="14" y="{_TOP + plot_h / 2:.1f}" class="axis" text-anchor="middle" '
@@ -229,3 +257,152 @@ def _series(line: Line, px: Callable[[float], float], py: Callable[[float], floa
                 f'stroke-width="2" stroke-linejoin="round"{dash}/>'
             )
     return out
+
+
+#: Tick steps of a clock axis, in seconds.
+_CLOCK_STEPS = (60, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800)
+
+
+def clock_ticks(start_s: float, span_s: float) -> list[tuple[float, str]]:
+    """Ticks at round UTC times: ``(seconds since start, label)``; ``HH:MM`` within
+    a day, ``MM-DD HH:MM`` (fewer ticks, for the longer label) beyond."""
+    span_s = max(span_s, 60.0)
+    long = span_s > 86400
+    most = 5 if long else 8
+    step = next((s for s in _CLOCK_STEPS if span_s / s <= most), 2592000)
+    first = math.ceil(start_s / step) * step
+    form = "%m-%d %H:%M" if long and step < 86400 else ("%m-%d" if long else "%H:%M")
+    out = []
+    at = first
+    while at <= start_s + span_s:
+        label = dt.datetime.fromtimestamp(at, tz=dt.UTC).strftime(form)
+        out.append((at - start_s, label))
+        at += step
+    return out
+
+
+#: Ticks of a duration axis on a log scale.
+_DURATION_TICKS = (
+    (1.0, "1 s"),
+    (10.0, "10 s"),
+    (60.0, "1 min"),
+    (600.0, "10 min"),
+    (3600.0, "1 h"),
+    (21600.0, "6 h"),
+    (86400.0, "1 d"),
+    (604800.0, "1 w"),
+    (2592000.0, "30 d"),
+    (31536000.0, "1 y"),
+)
+
+
+def human_duration(seconds: float) -> str:
+    """``45 s``, ``12 min``, ``3.2 h``, ``2.1 d``: a duration to read at a glance."""
+    if not math.isfinite(seconds):
+        return "–"
+    size = abs(seconds)
+    if size < 60:
+        return f"{seconds:.0f} s"
+    if size < 3600:
+        return f"{seconds / 60:.0f} min"
+    if size < 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """One row of a box chart: its label, its values (seconds) and a colour."""
+
+    label: str
+    values: Sequence[float]
+    color: str
+
+
+def box_stats(values: Sequence[float]) -> tuple[float, float, float, float, float]:
+    """Minimum, first quartile, median, third quartile and maximum (linear
+    interpolation between the closest ranks, as NumPy's default percentile)."""
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        (only,) = ordered
+        return only, only, only, only, only
+    q1, median, q3 = statistics.quantiles(ordered, n=4, method="inclusive")
+    return ordered[0], q1, median, q3, ordered[-1]
+
+
+_BOX_LABEL_W, _BOX_ROW_H = 120, 28
+
+
+def box_chart(boxes: Sequence[Box], *, aria_label: str = "") -> str:
+    """Horizontal box plots of durations on a log scale, one row per box: the
+    box spans the quartiles, a line marks the median, whiskers reach the
+    minimum and maximum. Durations under a second are drawn at one second;
+    each row's ``<title>`` (a tooltip) has its exact figures."""
+    rows = [(b, box_stats(b.values)) for b in boxes if b.values]
+    top_value = max((s[4] for _, s in rows), default=1.0)
+    ticks = [t for t in _DURATION_TICKS if t[0] <= max(top_value, 1.0)]
+    above = next((t for t in _DURATION_TICKS if t[0] >= top_value), _DURATION_TICKS[-1])
+    if above not in ticks:
+        ticks.append(above)
+    if len(ticks) < 2:
+        ticks.append(_DURATION_TICKS[1])
+    lo, hi = math.log10(ticks[0][0]), math.log10(ticks[-1][0])
+    left = _BOX_LABEL_W
+    plot_w = WIDTH - left - _RIGHT
+    plot_h = _BOX_ROW_H * max(len(rows), 1)
+    height = _TOP + plot_h + _BOTTOM
+
+    def px(seconds: float) -> float:
+        where = (math.log10(max(seconds, 1.0)) - lo) / ((hi - lo) or 1.0)
+        return left + plot_w * min(max(where, 0.0), 1.0)
+
+    out = [
+        f'<svg class="chart boxes" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" '
+        f'height="{height}" role="img" aria-label="{escape(aria_label)}">',
+        f'<rect x="{left}" y="{_TOP}" width="{plot_w}" height="{plot_h}" class="plot"/>',
+    ]
+    for seconds, label in ticks:
+        x = px(seconds)
+        out.append(
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{_TOP}" y2="{_TOP + plot_h}" class="grid"/>'
+        )
+        out.append(
+            f'<text x="{x:.1f}" y="{_TOP + plot_h + 16}" class="tick" text-anchor="middle">'
+            f"{label}</text>"
+        )
+    out.append(
+        f'<text x="{left + plot_w / 2:.1f}" y="{height - 6}" class="axis" text-anchor="middle">'
+        "wait (log scale)</text>"
+    )
+    for i, (box, (low, q1, median, q3, high)) in enumerate(rows):
+        mid = _TOP + _BOX_ROW_H * i + _BOX_ROW_H / 2
+        name = box.label if len(box.label) <= 17 else box.label[:16] + "…"
+        summary = (
+            f"{box.label}: {len(box.values)} jobs; min {human_duration(low)}, "
+            f"25 % {human_duration(q1)}, median {human_duration(median)}, "
+            f"75 % {human_duration(q3)}, max {human_duration(high)}"
+        )
+        x1, x3 = px(q1), px(q3)
+        out += [
+            f'<g class="box"><title>{escape(summary)}</title>',
+            f'<text x="{left - 8}" y="{mid + 4:.1f}" class="tick" text-anchor="end">'
+            f"{escape(name)}</text>",
+            f'<line x1="{px(low):.1f}" x2="{px(high):.1f}" y1="{mid:.1f}" y2="{mid:.1f}" '
+            f'stroke="{box.color}" stroke-width="1.5"/>',
+            f'<line x1="{px(low):.1f}" x2="{px(low):.1f}" y1="{mid - 5:.1f}" y2="{mid + 5:.1f}" '
+            f'stroke="{box.color}" stroke-width="1.5"/>',
+            f'<line x1="{px(high):.1f}" x2="{px(high):.1f}" y1="{mid - 5:.1f}" '
+            f'y2="{mid + 5:.1f}" stroke="{box.color}" stroke-width="1.5"/>',
+            f'<rect x="{x1:.1f}" y="{mid - 9:.1f}" width="{max(x3 - x1, 2.0):.1f}" height="18" '
+            f'fill="{box.color}" fill-opacity="0.35" stroke="{box.color}" stroke-width="1.5"/>',
+            f'<line x1="{px(median):.1f}" x2="{px(median):.1f}" y1="{mid - 9:.1f}" '
+            f'y2="{mid + 9:.1f}" stroke="#1d2433" stroke-width="2.5"/>',
+            "</g>",
+        ]
+    out.append(
+        f'<line x1="{left}" x2="{WIDTH - _RIGHT}" y1="{_TOP + plot_h}" y2="{_TOP + plot_h}" '
+        'class="axisline"/>'
+    )
+    out.append(f'<line x1="{left}" x2="{left}" y1="{_TOP}" y2="{_TOP + plot_h}" class="axisline"/>')
+    out.append("</svg>")
+    return "\n".join(out)

@@ -125,13 +125,24 @@ def _parse(url: str) -> URL:
 
 
 def make_engine(
-    url: str, *, statement_timeout_s: float | None = DEFAULT_STATEMENT_TIMEOUT_S
+    url: str,
+    *,
+    statement_timeout_s: float | None = DEFAULT_STATEMENT_TIMEOUT_S,
+    pool_size: int | None = None,
+    max_overflow: int | None = None,
+    echo: bool = False,
 ) -> Engine:
     """A SQLAlchemy engine for ``url``, with collectbus's per-connection settings.
 
     ``statement_timeout_s`` bounds the SQLite busy timeout, and sets the
     PostgreSQL connection's TCP keepalives and ``tcp_user_timeout`` (libpq
     options; those the URL names win), see :mod:`collectbus.store.deadline`.
+    ``pool_size`` and ``max_overflow`` size the connection pool (None:
+    SQLAlchemy's 5 and 10; an in-memory SQLite database has one connection
+    per thread and ignores them). ``echo`` logs every statement and its
+    parameters at INFO through the logger ``sqlalchemy.engine.Engine``, to
+    wherever logging goes (standard error, the daemon's log), never to
+    standard output, which carries a command's data.
     """
     parsed = _parse(url)
     shown = parsed.render_as_string(hide_password=True)
@@ -161,14 +172,41 @@ def make_engine(
                     tcp_user_timeout=int(statement_timeout_s * 1000),
                 )
             connect_args = {k: v for k, v in options.items() if k not in parsed.query}
-            return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
-        engine = create_engine(parsed)
+            return create_engine(
+                parsed,
+                pool_pre_ping=True,
+                connect_args=connect_args,
+                **_pool_options(pool_size, max_overflow, echo),
+            )
+        memory = parsed.database in (None, "", ":memory:")
+        engine = create_engine(
+            parsed, **_pool_options(None if memory else pool_size, max_overflow, echo, memory)
+        )
     busy_ms = SQLITE_BUSY_TIMEOUT_MS
     if statement_timeout_s is not None:
         busy_ms = min(busy_ms, max(1, int(statement_timeout_s * 1000)))
     event.listen(engine, "connect", functools.partial(_sqlite_connect, busy_ms=busy_ms))
     event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+def _pool_options(
+    pool_size: int | None, max_overflow: int | None, echo: bool, memory: bool = False
+) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if pool_size is not None:
+        options["pool_size"] = pool_size
+    if max_overflow is not None and not memory:
+        options["max_overflow"] = max_overflow
+    if echo:
+        # SQLAlchemy gives a logger without handlers one of its own, on
+        # standard output; a handler that passes the lines on to logging's
+        # own (through propagation) keeps them off the command's output.
+        sql_log = logging.getLogger("sqlalchemy.engine.Engine")
+        if not sql_log.handlers:
+            sql_log.addHandler(logging.NullHandler())
+        options["echo"] = True
+    return options
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any, *, busy_ms: int) -> None:
@@ -902,12 +940,22 @@ def open(
     clock: Clock | None = None,
     use_copy: bool = True,
     statement_timeout_s: float | None = DEFAULT_STATEMENT_TIMEOUT_S,
+    pool_size: int | None = None,
+    max_overflow: int | None = None,
+    echo: bool = False,
 ) -> Store:
     """Open the store at ``url`` (default ``sqlite:///collectbus.db``, relative to
     the working directory) and, unless ``migrate=False``, bring its schema to the
     newest revision. A transaction that blocks longer than
-    ``statement_timeout_s`` fails (:mod:`collectbus.store.deadline`)."""
-    engine = make_engine(url or DEFAULT_URL, statement_timeout_s=statement_timeout_s)
+    ``statement_timeout_s`` fails (:mod:`collectbus.store.deadline`); the pool
+    and ``echo`` are :func:`make_engine`'s."""
+    engine = make_engine(
+        url or DEFAULT_URL,
+        statement_timeout_s=statement_timeout_s,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        echo=echo,
+    )
     store = Store(
         engine,
         compact_after_s=compact_after_s,

@@ -36,6 +36,8 @@ def test_store_keys_are_the_store_sections_keys() -> None:
             None,
         ),
         ('host = "h"\n[bus]\nworkers = 2\n[store]\nstatement_timeout = 7\n', {}, None),
+        ("[store]\npool_size = 3\nmax_overflow = 0\necho = true\n", {}, None),
+        ("[store]\npool_size = 20\n", {}, None),
     ],
 )
 def test_same_settings_as_the_full_configuration(
@@ -46,10 +48,11 @@ def test_same_settings_as_the_full_configuration(
     light = store_settings(path, db_url=flag, env=env)
     full = load_config(path, overrides={"store.url": flag}, env=env).store
     assert light is not None
-    assert (light.url, light.password_file, light.statement_timeout) == (
+    assert (light.url, light.password_file, light.statement_timeout, light.engine) == (
         full.url,
         full.password_file,
         full.statement_timeout,
+        full.engine_options(),
     )
 
 
@@ -60,6 +63,12 @@ def test_same_settings_as_the_full_configuration(
         "[store]\nurl = 5\n",
         '[store]\nstatement_timeout = "soon"\n',
         "store = 3\n",
+        "[store]\npool_size = 0\n",
+        '[store]\npool_size = "5"\n',
+        "[store]\npool_size = true\n",
+        "[store]\nmax_overflow = -1\n",
+        "[store]\nmax_overflow = 1.5\n",
+        '[store]\necho = "yes"\n',
     ],
 )
 def test_what_it_cannot_vouch_for_is_left_to_the_full_validation(tmp_path: Path, toml: str) -> None:
