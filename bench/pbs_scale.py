@@ -1,7 +1,8 @@
 """Budget: PBS jobs parse of 10,000 jobs <= 2x json.loads (5% changed), <= 0.35x unchanged.
 
 In every layout (PBS's own, ``json.dump``'s one line, ``indent=2``); and the
-whole collection, parse + diff + store, <= 1 s, <= 50 ms unchanged.
+whole collection, parse + diff + store, <= 1 s, and <= 50 ms unchanged as the
+daemon runs it (``renew_unchanged = false``).
 
 Anchor: plain ``json.loads`` of the same payload, in the same run.
 
@@ -271,21 +272,34 @@ def run(args: argparse.Namespace, stores: Stores) -> None:
         f"    first cycle (every job parsed)         {cold * 1e3:8.1f} ms"
         f"  {cold / anchor:5.2f}x json.loads"
     )
-    for label, phases, budget in (
+    budgets: tuple[tuple[str, dict[str, float], float | None], ...] = (
         (f"{changed} jobs changed", cycle, BUDGET_CYCLE_S),
-        ("no job changed", unchanged, BUDGET_UNCHANGED_S),
-        ("no job changed, records kept (renew=False)", unchanged_kept, BUDGET_UNCHANGED_S),
-    ):
+        # The daemon's own setting ([collectors.pbs] renew_unchanged = false):
+        # the unchanged records are the objects it stored last time.
+        (
+            "no job changed (the daemon: renew_unchanged = false)",
+            unchanged_kept,
+            BUDGET_UNCHANGED_S,
+        ),
+        # renew_unchanged = true, as `collect pbs jobs` prints: every record gets
+        # this cycle's time. Its parse has the 0.35x budget above; no whole-cycle one.
+        ("no job changed, renew_unchanged = true (reference)", unchanged, None),
+    )
+    for label, phases, budget in budgets:
         print(f"    cycle, {label}:")
         for name, seconds in phases.items():
             print(f"      {name:<22}{seconds * 1e3:13.1f} ms  {seconds / anchor:5.2f}x json.loads")
         for db in stores.stores:
             total = phases["parse"] + phases[f"diff+store {db}"]
-            verdict = "within" if total <= budget else "OVER"
+            verdict = (
+                ""
+                if budget is None
+                else f", {'within' if total <= budget else 'OVER'} the budget of"
+                f" {budget * 1e3:.0f} ms ({total / budget:.0%} of it)"
+            )
             print(
                 f"      whole cycle, {db:<10}{total * 1e3:11.1f} ms  {total / anchor:5.2f}x"
-                f" json.loads, {verdict} the budget of {budget * 1e3:.0f} ms"
-                f" ({total / budget:.0%} of it)"
+                f" json.loads{verdict}"
             )
 
 

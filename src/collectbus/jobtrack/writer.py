@@ -38,18 +38,26 @@ class TrackedStore:
         """Store one collection in one transaction, its scheduler records
         tracked; return the records stored (as :meth:`Store.write`)."""
         batch = list(records)
-        events = [r for r in batch if isinstance(r, CollectionEvent)]
-        reserved = [r for r in batch if isinstance(r, ReservationRecord)]
+        # One pass sorts a collection of any size (a PBS listing: 10,000 jobs).
+        scheduler: list[SchedulerRecord] = []
+        reserved: list[ReservationRecord] = []
+        others: list[Record] = []
+        for record in batch:
+            if isinstance(record, SCHEDULER_RECORDS):
+                scheduler.append(record)
+            else:
+                others.append(record)
+                if isinstance(record, ReservationRecord):
+                    reserved.append(record)
+        events = [r for r in others if isinstance(r, CollectionEvent)]
         resv_listed = complete_reservation_clusters(events)
         if reserved or resv_listed:
             return self._write_reservations(batch, reserved, events, resv_listed)
-        scheduler = [r for r in batch if isinstance(r, SCHEDULER_RECORDS)]
         listed = complete_clusters(scheduler, events)
         if not scheduler and not listed:
             return self.store.write(batch)
         now_ns = max((e.started_ns for e in events), default=None)
         tracked = self.tracker.track(scheduler, listed=listed, now_ns=now_ns)
-        others = [r for r in batch if not isinstance(r, SCHEDULER_RECORDS)]
         written = self.store.write([tracked.rows, *others])
         if tracked.rows.stored:
             self.tracker.commit(tracked)
