@@ -183,9 +183,7 @@ def sample_to_dict(sample: HostSample, extras: SampleExtras = NO_EXTRAS) -> dict
         ]
     if sample.vmstat is not None or extras.vmstat:
         vmstat = {
-            k: v
-            for k, v in zip(VMSTAT_COLUMNS, sample.vmstat or (), strict=False)
-            if v is not None
+            k: v for k, v in zip(VMSTAT_COLUMNS, sample.vmstat or (), strict=False) if v is not None
         }
         out["vmstat"] = vmstat | dict(extras.vmstat)
     if sample.mem is not None or extras.meminfo:

@@ -51,7 +51,16 @@ from collectbus.recording.mlcommons import (
 )
 from collectbus.records import HostSample
 
-__all__ = ["FORMAT", "HostErrors", "TimeSeriesData", "collection_method", "load", "write"]
+__all__ = [
+    "FORMAT",
+    "HostErrors",
+    "TimeSeriesData",
+    "collection_method",
+    "load",
+    "load_document",
+    "write",
+    "write_document",
+]
 
 #: The value of ``collectbus.format`` in a result file.
 FORMAT = "collectbus-timeseries/1"
@@ -176,8 +185,7 @@ class TimeSeriesData:
             "num_samples": self.num_samples,
             "samples_by_host": {
                 host: [
-                    sample_to_dict(s, e)
-                    for s, e in zip(samples, self.extras(host), strict=True)
+                    sample_to_dict(s, e) for s, e in zip(samples, self.extras(host), strict=True)
                 ]
                 for host, samples in self.samples_by_host.items()
             },
@@ -249,6 +257,11 @@ def _iso_ns(text: object) -> int:
 
 def write(data: TimeSeriesData, path: str | os.PathLike[str]) -> Path:
     """Write the result file atomically (a temporary file renamed into place)."""
+    return write_document(data.to_dict(), path)
+
+
+def write_document(doc: Mapping[str, object], path: str | os.PathLike[str]) -> Path:
+    """Write a JSON document atomically, mode 0666 less the umask; RecordError naming the file."""
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -256,7 +269,7 @@ def write(data: TimeSeriesData, path: str | os.PathLike[str]) -> Path:
         # mkstemp makes it 0600; a result is for everyone who may read the folder.
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(data.to_dict(), out, indent=1)
+            json.dump(doc, out, indent=1)
             out.write("\n")
         os.replace(tmp, target)
     except OSError as err:
@@ -281,6 +294,13 @@ def _umask() -> int:
 def load(path: str | os.PathLike[str]) -> TimeSeriesData:
     """Read a result file; RecordError naming the file if it is missing or malformed."""
     source = os.fspath(path)
+    return TimeSeriesData.from_dict(load_document(source), source=source)
+
+
+def load_document(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The JSON object of a result file; RecordError (one line, naming the file) if it is
+    missing, not JSON (a truncated file: the line where it ends) or not an object."""
+    source = os.fspath(path)
     try:
         with open(source, encoding="utf-8") as f:
             data = json.load(f)
@@ -288,9 +308,11 @@ def load(path: str | os.PathLike[str]) -> TimeSeriesData:
         raise RecordError(f"{source}: cannot read: {err.strerror or err}") from err
     except json.JSONDecodeError as err:
         raise RecordError(f"{source}:{err.lineno}: not JSON: {err.msg}") from err
+    except UnicodeDecodeError as err:
+        raise RecordError(f"{source}: not JSON: not UTF-8 text ({err.reason})") from err
     if not isinstance(data, dict):
         raise RecordError(f"{source}: not a time-series result: the document is not an object")
-    return TimeSeriesData.from_dict(data, source=source)
+    return data
 
 
 def hosts_in_order(data: TimeSeriesData) -> Sequence[str]:
