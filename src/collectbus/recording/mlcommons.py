@@ -121,8 +121,8 @@ _NET_NAMES = (
     ("tx_carrier", "tx_carrier"),
     ("tx_compressed", "tx_compressed"),
 )
-# MLCommons' HostDiskInfo has no device numbers.
-_DISK_DEFAULTS = {"major": 0, "minor": 0}
+# MLCommons' HostDiskInfo has no device numbers: a disk read from its file has none
+# (None), and is written back without them.
 _LOAD_NAMES = (
     ("load_1min", "load1"),
     ("load_5min", "load5"),
@@ -194,7 +194,11 @@ def sample_to_dict(sample: HostSample, extras: SampleExtras = NO_EXTRAS) -> dict
         }
         out["meminfo"] = meminfo | dict(extras.meminfo)
     if sample.load is not None:
-        out["loadavg"] = {name: getattr(sample.load, field) for name, field in _LOAD_NAMES}
+        out["loadavg"] = {
+            name: getattr(sample.load, field)
+            for name, field in _LOAD_NAMES
+            if getattr(sample.load, field) is not None
+        }
     if sample.net:
         out["netdev"] = [
             {name: getattr(row, field) for name, field in _NET_NAMES} for row in sample.net
@@ -260,12 +264,7 @@ def read_sample(
             ),
             vmstat=tuple(vm.get(key) for key in VMSTAT_COLUMNS) if vm is not None else None,
             disk=tuple(
-                DiskRow(
-                    **{
-                        field: row.get(name, _DISK_DEFAULTS.get(name))
-                        for name, field in _DISK_NAMES
-                    }
-                )
+                DiskRow(**{field: row.get(name) for name, field in _DISK_NAMES})
                 for row in data.get("diskstats", ())
             ),
             net=tuple(
@@ -273,7 +272,7 @@ def read_sample(
                 for row in data.get("netdev", ())
             ),
             load=(
-                LoadRow(**{field: load.get(name, 0) for name, field in _LOAD_NAMES})
+                LoadRow(**{field: load.get(name) for name, field in _LOAD_NAMES})
                 if load is not None
                 else None
             ),
