@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import shutil
 import socket
 import tempfile
@@ -208,7 +209,12 @@ class Recorder:
         self._ssh_options = tuple(ssh_options)
         self._backoff_max = reconnect_backoff_max
         self._filters = disk_filter_config(disk_include, disk_exclude)
-        DeviceFilter(self._filters)  # a bad pattern is an error now, not at the first sample
+        try:  # a bad pattern is an error now, not at the first sample
+            DeviceFilter(self._filters)
+        except re.error as err:
+            raise RecordError(
+                f"disk_include/disk_exclude: {err.pattern!r} is not a regular expression: {err}"
+            ) from err
         self._state: Literal["new", "running", "stopped"] = "new"
         self._lock = threading.Lock()
         self._samples: dict[str, deque[HostSample]] = {
