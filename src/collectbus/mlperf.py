@@ -34,7 +34,7 @@ run rather than one ``ssh`` and ``python3`` per sample; ``stop()`` takes a
 last sample when the latest is older than half an interval; each sample also
 has ``time_ns``, ``cpu`` and ``stat`` (CPU time, which MLCommons does not
 record). ``max_workers`` is accepted and not needed (each host has its own
-session). See docs/architecture.md, "Recording a benchmark".
+session). See docs/architecture.md, "Recording a benchmark, and MLCommons storage".
 """
 
 from __future__ import annotations
