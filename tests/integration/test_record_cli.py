@@ -217,3 +217,33 @@ def test_a_folder_lost_during_the_run_gets_a_fallback_file_and_the_exit_code(
     assert f"collectbus: wrote the result to {fallback} instead" in done.stderr
     assert "collectbus: stored in " in done.stderr  # the samples are in the store too
     assert json.loads(fallback.read_text())["collectbus"]["exit_code"] == 3
+
+
+def test_disk_filters_and_every_disk_by_default(tmp_path: Path) -> None:
+    from tests.unit.recording.conftest import FC, build_proc_root
+
+    proc = build_proc_root(tmp_path / "proc")
+    config = tmp_path / "collectbus.toml"
+    config.write_text(f'[collectors.host]\nproc_root = "{proc}"\n')
+    env = collectbus_env(tmp_path, f"sqlite:///{tmp_path / 'cb.db'}")
+    env["COLLECTBUS_CONFIG"] = str(config)
+    every = [line.split()[2] for line in (FC / "diskstats").read_text().splitlines()]
+    for name, filters, expected in (
+        ("all", (), every),
+        ("some", ("--disk-exclude=^loop", "--disk-exclude=^zram"), ["vda"]),
+    ):
+        out = tmp_path / name
+        done = collectbus_in_process(
+            "record", "--no-store", f"--out={out}", *filters, "--", "true", cwd=tmp_path, env=env
+        )
+        assert done.returncode == 0, done.stderr
+        doc = _result(out)
+        (host,) = doc["samples_by_host"]  # type: ignore[union-attr]
+        sample = doc["samples_by_host"][host][0]  # type: ignore[index]
+        assert [d["device_name"] for d in sample["diskstats"]] == expected
+    bad = collectbus_in_process(
+        "record", "--no-store", "--disk-include=(vd", "--", "true", cwd=tmp_path, env=env
+    )
+    assert bad.returncode == 2
+    assert "--disk-include" in bad.stderr
+    assert "(vd" in bad.stderr

@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -82,6 +83,20 @@ _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     metavar="KEY=VALUE",
     help="Extra ssh -o setting; may be repeated.",
 )
+@click.option(
+    "--disk-include",
+    "disk_include",
+    multiple=True,
+    metavar="REGEX",
+    help="Record only the disks whose name matches; may be repeated. Default: every disk.",
+)
+@click.option(
+    "--disk-exclude",
+    "disk_exclude",
+    multiple=True,
+    metavar="REGEX",
+    help="Leave out the disks whose name matches (e.g. '^loop'); may be repeated.",
+)
 @click.option("--no-store", is_flag=True, help="Write the result file only, not the database.")
 @click.argument("command", nargs=-1, required=True, metavar="-- CMD [ARGS]...")
 @pass_cli
@@ -94,6 +109,8 @@ def record(
     timeout: float | None,
     ssh_config: str | None,
     ssh_options: tuple[str, ...],
+    disk_include: tuple[str, ...],
+    disk_exclude: tuple[str, ...],
     no_store: bool,
     command: tuple[str, ...],
 ) -> None:
@@ -103,9 +120,16 @@ def record(
     Examples:
       collectbus record -- ./run_benchmark.sh
       collectbus record --hosts node1,node2 --interval 2s --out results -- mpirun ...
+      collectbus record --disk-exclude '^loop' --disk-exclude '^ram' -- ./bench
       collectbus report results/timeseries-*.json --html report.html
     """
     hosts = parse_hosts(hosts_arg) if hosts_arg else None
+    for option, patterns in (("--disk-include", disk_include), ("--disk-exclude", disk_exclude)):
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as err:
+                raise click.BadParameter(f"{pattern!r}: {err}", param_hint=option) from err
     for option in ssh_options:
         key, equals, value = option.partition("=")
         if not equals or not key.strip() or not value.strip():
@@ -126,6 +150,8 @@ def record(
             local_names=(config.host,),
             ssh_config=ssh_config,
             ssh_options=ssh_options,
+            disk_include=disk_include,
+            disk_exclude=disk_exclude,
         )
         code, data = _run(recorder, command)
     finally:

@@ -31,14 +31,21 @@ MLCommons              collectbus
                        ``tx_collisions``, ``tx_carrier``
 ``errors``             ``{source: message}``; a round in which the host failed as a
                        whole is a sample of ``timestamp``, ``hostname`` and
-                       ``errors: {"collection": ...}`` only, as MLCommons writes one
+                       ``errors`` only, as MLCommons writes one: ``{"ssh": ...}``
+                       for an SSH host, ``{"collection": ...}`` for this one
 =====================  ===========================================================
+
+``hostname`` is the machine's own name where it is known (this machine's for a
+host requested as ``localhost``, the remote one's for an SSH host), else the
+requested name, as MLCommons writes it. meminfo and vmstat keys that collectbus
+has no column for are written too, from the sample's
+:class:`~collectbus.recording.extras.SampleExtras`, and read back into them.
 
 collectbus extras, which MLCommons' ``from_dict`` ignores: ``time_ns`` (exact
 time), ``cpu`` (``/proc/stat`` CPU rows: ``cpu`` -1 for the total, ticks per
 state), ``stat`` (boot time, context switches, ...), ``major``/``minor`` of each
-disk and ``last_pid`` in ``loadavg``. meminfo and vmstat keys that collectbus
-has no column for are not kept (see :mod:`collectbus.procfields`).
+disk and ``last_pid`` in ``loadavg``. A key of a sample read from a file that
+none of this names is kept as it was and written again.
 """
 
 from __future__ import annotations
@@ -50,12 +57,28 @@ from typing import Any
 from collectbus.collectors.host.collector import SOURCES
 from collectbus.errors import RecordError
 from collectbus.procfields import MEMINFO_KEYS, VMSTAT_COLUMNS
+from collectbus.recording.extras import NO_EXTRAS, SampleExtras
 from collectbus.records import CpuRow, DiskRow, HostSample, LoadRow, NetRow, StatRow
 
-__all__ = ["ERROR_KEY", "is_error_sample", "iso_seconds", "sample_from_dict", "sample_to_dict"]
+__all__ = [
+    "ERROR_KEY",
+    "SSH_ERROR_KEY",
+    "is_error_sample",
+    "iso_seconds",
+    "read_sample",
+    "sample_from_dict",
+    "sample_to_dict",
+]
 
-#: The ``errors`` key of a round in which the host failed as a whole.
+#: The ``errors`` key of a round in which this host failed as a whole.
 ERROR_KEY = "collection"
+#: The ``errors`` key of a round in which an SSH host failed as a whole (as MLCommons writes it).
+SSH_ERROR_KEY = "ssh"
+# The keys of a sample that read_sample interprets; any other is kept in SampleExtras.other.
+_KNOWN_KEYS = frozenset(
+    {"timestamp", "hostname", "time_ns", "diskstats", "vmstat", "meminfo", "loadavg"}
+    | {"netdev", "cpu", "stat", "errors"}
+)
 
 _DISK_NAMES = (
     ("device_name", "device"),
@@ -98,8 +121,8 @@ _NET_NAMES = (
     ("tx_carrier", "tx_carrier"),
     ("tx_compressed", "tx_compressed"),
 )
-# MLCommons' HostDiskInfo has no device numbers.
-_DISK_DEFAULTS = {"major": 0, "minor": 0}
+# MLCommons' HostDiskInfo has no device numbers: a disk read from its file has none
+# (None), and is written back without them.
 _LOAD_NAMES = (
     ("load_1min", "load1"),
     ("load_5min", "load5"),
@@ -109,6 +132,8 @@ _LOAD_NAMES = (
     ("last_pid", "last_pid"),
 )
 _IN_KB = tuple(column.endswith("_bytes") for _, column in MEMINFO_KEYS)
+_MEMINFO_NAMES = frozenset(key for key, _ in MEMINFO_KEYS)
+_VMSTAT_NAMES = frozenset(VMSTAT_COLUMNS)
 
 
 def iso_seconds(time_ns: int) -> str:
@@ -140,11 +165,11 @@ def _error_key(message: str) -> str:
     return ERROR_KEY
 
 
-def sample_to_dict(sample: HostSample) -> dict[str, object]:
+def sample_to_dict(sample: HostSample, extras: SampleExtras = NO_EXTRAS) -> dict[str, object]:
     """The sample in MLCommons' shape, plus collectbus extras (see the module docstring)."""
     out: dict[str, object] = {
         "timestamp": iso_seconds(sample.time_ns),
-        "hostname": sample.host,
+        "hostname": extras.hostname or sample.host,
         "time_ns": sample.time_ns,
     }
     if sample.disk:
@@ -156,18 +181,24 @@ def sample_to_dict(sample: HostSample) -> dict[str, object]:
             }
             for row in sample.disk
         ]
-    if sample.vmstat is not None:
-        out["vmstat"] = {
-            k: v for k, v in zip(VMSTAT_COLUMNS, sample.vmstat, strict=True) if v is not None
+    if sample.vmstat is not None or extras.vmstat:
+        vmstat = {
+            k: v for k, v in zip(VMSTAT_COLUMNS, sample.vmstat or (), strict=False) if v is not None
         }
-    if sample.mem is not None:
-        out["meminfo"] = {
+        out["vmstat"] = vmstat | dict(extras.vmstat)
+    if sample.mem is not None or extras.meminfo:
+        meminfo = {
             key: (v // 1024 if kb else v)
-            for (key, _), kb, v in zip(MEMINFO_KEYS, _IN_KB, sample.mem, strict=True)
+            for (key, _), kb, v in zip(MEMINFO_KEYS, _IN_KB, sample.mem or (), strict=False)
             if v is not None
         }
+        out["meminfo"] = meminfo | dict(extras.meminfo)
     if sample.load is not None:
-        out["loadavg"] = {name: getattr(sample.load, field) for name, field in _LOAD_NAMES}
+        out["loadavg"] = {
+            name: getattr(sample.load, field)
+            for name, field in _LOAD_NAMES
+            if getattr(sample.load, field) is not None
+        }
     if sample.net:
         out["netdev"] = [
             {name: getattr(row, field) for name, field in _NET_NAMES} for row in sample.net
@@ -176,19 +207,38 @@ def sample_to_dict(sample: HostSample) -> dict[str, object]:
         out["cpu"] = [row._asdict() for row in sample.cpu]
     if sample.stat is not None:
         out["stat"] = sample.stat._asdict()
-    if sample.errors:
+    if extras.errors is not None:
+        out["errors"] = dict(extras.errors)
+    elif sample.errors:
         errors: dict[str, str] = {}
         for message in sample.errors:
             key = _error_key(message)
             errors[key] = f"{errors[key]}; {message}" if key in errors else message
         out["errors"] = errors
+    for key, value in extras.other.items():
+        out.setdefault(key, value)
     return out
 
 
 def sample_from_dict(data: Mapping[str, Any], *, source: str) -> HostSample:
     """Read back a sample written by :func:`sample_to_dict`; RecordError names ``source``."""
+    return read_sample(data, source=source)[0]
+
+
+def read_sample(
+    data: Mapping[str, Any], *, source: str, host: str | None = None
+) -> tuple[HostSample, SampleExtras]:
+    """A sample of a result file (collectbus's or MLCommons'), with every key kept.
+
+    ``host`` is the name the sample is filed under (its ``samples_by_host``
+    key), by default its ``hostname``. What the HostSample has no field for
+    (meminfo and vmstat keys no column knows, the ``errors`` keys, the
+    machine's name when it differs from ``host``, unknown keys) goes to the
+    :class:`~collectbus.recording.extras.SampleExtras`. RecordError names ``source``.
+    """
     try:
-        host = str(data["hostname"])
+        hostname = str(data["hostname"])
+        host = host if host is not None else hostname
         if "time_ns" in data:
             time_ns = int(data["time_ns"])
         else:
@@ -198,7 +248,8 @@ def sample_from_dict(data: Mapping[str, Any], *, source: str) -> HostSample:
         vm = data.get("vmstat")
         load = data.get("loadavg")
         stat = data.get("stat")
-        return HostSample(
+        errors = data.get("errors")
+        sample = HostSample(
             host=host,
             time_ns=time_ns,
             cpu=tuple(CpuRow(**row) for row in data.get("cpu", ())),
@@ -213,12 +264,7 @@ def sample_from_dict(data: Mapping[str, Any], *, source: str) -> HostSample:
             ),
             vmstat=tuple(vm.get(key) for key in VMSTAT_COLUMNS) if vm is not None else None,
             disk=tuple(
-                DiskRow(
-                    **{
-                        field: row.get(name, _DISK_DEFAULTS.get(name))
-                        for name, field in _DISK_NAMES
-                    }
-                )
+                DiskRow(**{field: row.get(name) for name, field in _DISK_NAMES})
                 for row in data.get("diskstats", ())
             ),
             net=tuple(
@@ -226,13 +272,21 @@ def sample_from_dict(data: Mapping[str, Any], *, source: str) -> HostSample:
                 for row in data.get("netdev", ())
             ),
             load=(
-                LoadRow(**{field: load.get(name, 0) for name, field in _LOAD_NAMES})
+                LoadRow(**{field: load.get(name) for name, field in _LOAD_NAMES})
                 if load is not None
                 else None
             ),
-            errors=tuple(str(m) for m in (data.get("errors") or {}).values()),
+            errors=tuple(str(m) for m in (errors or {}).values()),
+        )
+        extras = SampleExtras(
+            hostname=hostname if hostname != host else None,
+            meminfo={str(k): int(v) for k, v in (mem or {}).items() if k not in _MEMINFO_NAMES},
+            vmstat={str(k): int(v) for k, v in (vm or {}).items() if k not in _VMSTAT_NAMES},
+            errors={str(k): str(v) for k, v in errors.items()} if errors is not None else None,
+            other={k: v for k, v in data.items() if k not in _KNOWN_KEYS},
         )
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise RecordError(
             f"{source}: not a time-series sample: {type(err).__name__}: {err}"
         ) from err
+    return sample, extras

@@ -12,6 +12,15 @@ the same interval, so all hosts are sampled on the same aligned ticks
 (``start + n * interval``, no drift) and in parallel, each on its own pool
 thread. This host is read through :class:`~collectbus.collectors.host.collector.HostCollector`
 (procfs); every other host through its SSH session (:mod:`collectbus.recording.ssh`).
+Every disk is recorded, partitions and loop devices too, as MLCommons storage
+records them, unless ``disk_include``/``disk_exclude`` (regular expressions,
+searched in the device name) say otherwise; every interface is recorded.
+
+What a HostSample has no field for travels beside it
+(:mod:`collectbus.recording.extras`): the machine's own name, and the
+meminfo and vmstat keys no column knows. For this host those keys' values
+come from a second read of the file right after the sample's, and only when
+the kernel prints such keys (the collector names them at every sample).
 A host that fails in a round (timeout, dead session, nothing readable) gets
 an error sample for that round, whose one-line message names it; the other
 hosts' samples of the round are unaffected. The bus's own backoff is turned
@@ -38,12 +47,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import shutil
 import socket
 import tempfile
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Literal
 
@@ -52,9 +62,18 @@ from collectbus.bus.cache import GOOD_STATUSES
 from collectbus.clock import NS_PER_S, Clock, SystemClock
 from collectbus.collectors.base import CollectContext
 from collectbus.collectors.host.collector import HostCollector
-from collectbus.errors import RecordError, StoreError
-from collectbus.recording.ssh import SshHostCollector, SshOptions
-from collectbus.recording.timeseries import HostErrors, TimeSeriesData
+from collectbus.collectors.host.filters import DeviceFilter, FilterConfig
+from collectbus.collectors.host.procfile import ProcFile
+from collectbus.errors import CollectError, RecordError, StoreError
+from collectbus.recording.extras import (
+    ExtrasTable,
+    SampleExtras,
+    meminfo_extras,
+    vmstat_extras,
+)
+from collectbus.recording.mlcommons import ERROR_KEY, SSH_ERROR_KEY
+from collectbus.recording.ssh import SshHostCollector, SshOptions, disk_filter_config
+from collectbus.recording.timeseries import HostErrors, TimeSeriesData, collection_method
 from collectbus.records import HostSample, Record
 from collectbus.store import Store
 
@@ -81,17 +100,38 @@ def is_local(host: str, also: Sequence[str] = ()) -> bool:
 
 
 class _LocalHost:
-    """This machine's HostCollector under the bus name of its host."""
+    """This machine's HostCollector under the bus name of its host, with each sample's extras."""
 
-    def __init__(self, host: str, proc_root: str) -> None:
+    method = "local"
+
+    def __init__(self, host: str, proc_root: str, filters: FilterConfig) -> None:
         self.name = f"host:{host}"
-        self._collector = HostCollector(proc_root=proc_root, host=host)
+        self.extras = ExtrasTable()
+        self._collector = HostCollector(proc_root=proc_root, host=host, filters=filters)
+        self._meminfo = ProcFile(f"{proc_root}/meminfo")
+        self._vmstat = ProcFile(f"{proc_root}/vmstat")
 
     def collect(self, ctx: CollectContext) -> list[HostSample]:
-        return self._collector.collect(ctx)
+        samples = self._collector.collect(ctx)
+        unknown = self._collector.unknown_keys
+        meminfo = self._unknown(self._meminfo, meminfo_extras) if unknown.get("meminfo") else {}
+        vmstat = self._unknown(self._vmstat, vmstat_extras) if unknown.get("vmstat") else {}
+        extras = SampleExtras(hostname=socket.gethostname(), meminfo=meminfo, vmstat=vmstat)
+        for sample in samples:
+            self.extras.put(sample.time_ns, extras)
+        return samples
+
+    @staticmethod
+    def _unknown(file: ProcFile, parse: Callable[[bytes], dict[str, int]]) -> dict[str, int]:
+        try:
+            return parse(file.read())
+        except CollectError:
+            return {}  # the sample's own read of the file failed and says so
 
     def close(self) -> None:
         self._collector.close()
+        self._meminfo.close()
+        self._vmstat.close()
 
 
 class _QuietFailures(logging.Filter):
@@ -141,6 +181,8 @@ class Recorder:
         ssh_options: Sequence[str] = (),
         reconnect_backoff_max: float = 60.0,
         local_names: Sequence[str] = (),
+        disk_include: Sequence[str] = (),
+        disk_exclude: Sequence[str] = (),
         clock: Clock | None = None,
     ) -> None:
         if interval <= 0:
@@ -166,11 +208,23 @@ class Recorder:
         self._ssh_config = ssh_config
         self._ssh_options = tuple(ssh_options)
         self._backoff_max = reconnect_backoff_max
+        self._filters = disk_filter_config(disk_include, disk_exclude)
+        try:  # a bad pattern is an error now, not at the first sample
+            DeviceFilter(self._filters)
+        except re.error as err:
+            raise RecordError(
+                f"disk_include/disk_exclude: {err.pattern!r} is not a regular expression: {err}"
+            ) from err
         self._state: Literal["new", "running", "stopped"] = "new"
         self._lock = threading.Lock()
         self._samples: dict[str, deque[HostSample]] = {
             h: deque(maxlen=max_samples) for h in self.hosts
         }
+        # Aligned with _samples: both are extended together, under the lock.
+        self._extras: dict[str, deque[SampleExtras]] = {
+            h: deque(maxlen=max_samples) for h in self.hosts
+        }
+        self._collectors: dict[str, _LocalHost | SshHostCollector] = {}
         self._dropped = dict.fromkeys(self.hosts, 0)
         self._errors = {h: HostErrors() for h in self.hosts}
         self._failing: dict[str, bool] = {}
@@ -208,8 +262,9 @@ class Recorder:
         return self._control_dir
 
     @property
-    def collection_method(self) -> str:
-        return "local" if all(is_local(h, self.local_names) for h in self.hosts) else "ssh"
+    def methods_by_host(self) -> dict[str, str]:
+        """How each host is read: ``local`` (procfs) or ``ssh``."""
+        return {h: "local" if is_local(h, self.local_names) else "ssh" for h in self.hosts}
 
     def start(self) -> None:
         """Start sampling; the first round is now."""
@@ -227,6 +282,7 @@ class Recorder:
         )
         for host in self.hosts:
             collector = self._collector(host)
+            self._collectors[host] = collector
             self._host_of[collector.name] = host
             bus.add(
                 collector,
@@ -302,6 +358,7 @@ class Recorder:
         """What has been recorded so far (the whole recording once stopped)."""
         with self._lock:
             samples = {h: tuple(d) for h, d in self._samples.items()}
+            extras = {h: tuple(d) for h, d in self._extras.items()}
             errors = {h: e for h, e in self._errors.items() if e.count}
             dropped = {h: n for h, n in self._dropped.items() if n}
         end = self._end_ns if self._state == "stopped" else self.clock.time_ns()
@@ -310,18 +367,20 @@ class Recorder:
             start_time_ns=self._start_ns,
             end_time_ns=end,
             samples_by_host=samples,
-            collection_method=self.collection_method,
+            collection_method=collection_method([h for h in self.hosts if samples[h]]),
             hosts_requested=self.hosts,
             errors_by_host=errors,
             dropped_by_host=dropped,
             skipped_by_host=dict(self._skipped),
+            extras_by_host=extras,
+            methods_by_host=self.methods_by_host,
         )
 
     # ------------------------------------------------------------ internals
 
     def _collector(self, host: str) -> _LocalHost | SshHostCollector:
         if is_local(host, self.local_names):
-            return _LocalHost(host, self._proc_root)
+            return _LocalHost(host, self._proc_root, self._filters)
         if self._control_dir is None:
             # Short and private: a socket path must stay under 108 bytes.
             self._control_dir = tempfile.mkdtemp(prefix="cb-ssh-", dir="/tmp")
@@ -338,6 +397,7 @@ class Recorder:
             timeout_s=self.timeout,
             backoff_initial_s=self.interval,
             backoff_max_s=max(self.interval, self._backoff_max),
+            disk_filter=DeviceFilter(self._filters),
             clock=self.clock,
         )
 
@@ -363,14 +423,18 @@ class Recorder:
 
     def _on_result(self, result: Result) -> None:
         host = self._host_of[result.collector]
+        collector = self._collectors[host]
         event = result.event
         if event.status in GOOD_STATUSES and not result.stale:
             samples = [r for r in result.records if isinstance(r, HostSample)]
+            extras = [collector.extras.take(s.time_ns) for s in samples]
         else:
             message = (event.error or event.status).strip()
             if not message.startswith(host):
                 message = f"{host}: {message}"
             samples = [HostSample(host=host, time_ns=event.started_ns, errors=(message,))]
+            key = SSH_ERROR_KEY if collector.method == "ssh" else ERROR_KEY
+            extras = [SampleExtras(errors={key: message})]
         failed = event.status not in GOOD_STATUSES or result.stale
         with self._lock:
             was_failing = self._failing.get(host, False)
@@ -390,6 +454,7 @@ class Recorder:
             if full > 0:
                 self._dropped[host] += min(full, len(kept) + len(samples))
             kept.extend(samples)
+            self._extras[host].extend(extras)
             warn = full > 0 and not self._warned_full
             self._warned_full = self._warned_full or warn
         if warn:

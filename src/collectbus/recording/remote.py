@@ -1,8 +1,9 @@
 """The loop that runs on a remote host, and the framing of its answers.
 
 The remote end reads one request line (a sequence number, or ``q`` to end)
-on stdin and answers with the six /proc files of a host sample, each
-preceded by a marker line, then an end line::
+on stdin and answers with the six /proc files of a host sample and
+``sys/kernel/hostname`` (the machine's own name), each preceded by a marker
+line, then an end line::
 
     \\n<token> stat\\n<bytes of /proc/stat>\\n<token> meminfo\\n<bytes> ... \\n<token> done <seq>\\n
 
@@ -26,13 +27,19 @@ import shlex
 from collectbus.collectors.host.collector import SOURCES
 from collectbus.errors import ParseError
 
-__all__ = ["remote_command", "remote_script", "split_frames"]
+__all__ = ["FILES", "HOSTNAME_FILE", "remote_command", "remote_script", "split_frames"]
+
+#: The machine's name, under the procfs root (what ``hostname`` prints).
+HOSTNAME_FILE = "sys/kernel/hostname"
+#: Every file of one answer, relative to the procfs root.
+FILES = (*SOURCES, HOSTNAME_FILE)
 
 # Python 3.5 and later (no f-strings): argv is the token and the procfs root.
 _PYTHON_LOOP = r"""
 import os, sys
 token, root = sys.argv[1].encode(), sys.argv[2]
 names = %(names)r
+quiet = %(quiet)r
 fds = {}
 out = sys.stdout.buffer
 def read(name):
@@ -59,8 +66,9 @@ for line in sys.stdin.buffer:
             parts.append(read(name))
         except OSError as err:
             fds.pop(name, None)
-            sys.stderr.write("%%s/%%s: %%s\n" %% (root, name, err.strerror))
-            sys.stderr.flush()
+            if name not in quiet:
+                sys.stderr.write("%%s/%%s: %%s\n" %% (root, name, err.strerror))
+                sys.stderr.flush()
     parts.append(b"\n" + token + b" done " + seq + b"\n")
     out.write(b"".join(parts))
     out.flush()
@@ -76,14 +84,17 @@ def remote_script(token: str, proc_root: str = "/proc") -> str:
         "trap 'exit 1' HUP INT TERM PIPE",
     ]
     cat_args = []
-    for i, source in enumerate(SOURCES):
+    for i, source in enumerate(FILES):
         lines.append(f'printf \'\\n%s %s\\n\' "$t" {shlex.quote(source)} >"$d/{i}"')
         cat_args += [f'"$d/{i}"', shlex.quote(f"{proc_root}/{source}")]
+    # The host name is optional (a procfs tree without it): its cat says nothing.
+    name_args = cat_args[-2:]
     lines += [
         "printf '%s ready\\n' \"$t\"",
         "while read -r n; do",
         '  [ "$n" = q ] && exit 0',
-        f"  cat {' '.join(cat_args)}",
+        f"  cat {' '.join(cat_args[:-2])}",
+        f"  cat {' '.join(name_args)} 2>/dev/null",
         '  printf \'\\n%s done %s\\n\' "$t" "$n"',
         "done",
     ]
@@ -94,7 +105,7 @@ def remote_command(token: str, proc_root: str = "/proc", *, python: bool = True)
     """The command line given to ssh: the python3 loop where there is python3, else sh."""
     script = remote_script(token, proc_root)
     if python:
-        loop = _PYTHON_LOOP % {"names": list(SOURCES)}
+        loop = _PYTHON_LOOP % {"names": list(FILES), "quiet": [HOSTNAME_FILE]}
         script = (
             "command -v python3 >/dev/null 2>&1 && exec python3 -c "
             f"{shlex.quote(loop)} {token} {shlex.quote(proc_root)}\n" + script

@@ -12,7 +12,10 @@ can be mistaken for a marker.
 
 The bytes go through the same pure parsers as the local collector
 (:mod:`collectbus.collectors.host.parse`). A file that is missing or malformed
-is named in the sample's ``errors``; the other files still count.
+is named in the sample's ``errors``; the other files still count. Disks go
+through the recorder's device filter (by name: a partition is kept, as the
+recorder keeps this host's); the sample's extras (the machine's name, the
+meminfo and vmstat keys no column knows) are read from the same bytes.
 
 Failures are per host: a session that does not answer within the deadline,
 ends, or cannot be started is killed, the collection raises a
@@ -30,13 +33,14 @@ import secrets
 import selectors
 import signal
 import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 from collectbus.clock import NS_PER_S, Clock, SystemClock
 from collectbus.collectors.base import CollectContext
 from collectbus.collectors.host.collector import SOURCES
+from collectbus.collectors.host.filters import DeviceFilter, FilterConfig
 from collectbus.collectors.host.parse import (
     parse_diskstats,
     parse_loadavg,
@@ -46,10 +50,18 @@ from collectbus.collectors.host.parse import (
     parse_vmstat_detail,
 )
 from collectbus.errors import CollectError
-from collectbus.recording.remote import remote_command, split_frames
+from collectbus.recording.extras import ExtrasTable, SampleExtras, meminfo_extras, vmstat_extras
+from collectbus.recording.remote import HOSTNAME_FILE, remote_command, split_frames
 from collectbus.records import HostSample
 
-__all__ = ["SshHostCollector", "SshOptions", "SshSession", "sample_from_frames"]
+__all__ = [
+    "SshHostCollector",
+    "SshOptions",
+    "SshSession",
+    "disk_filter_config",
+    "frame_extras",
+    "sample_from_frames",
+]
 
 T = TypeVar("T")
 
@@ -57,6 +69,14 @@ _STDERR_KEEP = 4096
 _CHUNK = 65536
 # How long close() waits for a remote loop to end after "q" before killing it.
 _CLOSE_WAIT_S = 2.0
+
+
+def disk_filter_config(include: Sequence[str] = (), exclude: Sequence[str] = ()) -> FilterConfig:
+    """What a recording keeps: every disk, partitions and loop devices included,
+    as MLCommons storage records them, unless the patterns say otherwise."""
+    return FilterConfig(
+        disk_include=tuple(include), disk_exclude=tuple(exclude), disk_partitions=True
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -249,8 +269,11 @@ class SshHostCollector:
     """A collector for one remote host, read through its :class:`SshSession`.
 
     ``timeout_s`` bounds each round (connecting included). A failed round
-    kills the session; see the module docstring for the retries.
+    kills the session; see the module docstring for the retries. Each
+    sample's extras wait in ``extras`` under its time.
     """
+
+    method = "ssh"
 
     def __init__(
         self,
@@ -260,10 +283,13 @@ class SshHostCollector:
         timeout_s: float,
         backoff_initial_s: float = 1.0,
         backoff_max_s: float = 60.0,
+        disk_filter: DeviceFilter | None = None,
         clock: Clock | None = None,
     ) -> None:
         self.name = f"host:{host}"
         self.host = host
+        self.extras = ExtrasTable()
+        self.disk_filter = disk_filter or DeviceFilter(disk_filter_config())
         self.clock = clock or SystemClock()
         self.session = SshSession(host, opts, clock=self.clock)
         self.timeout_ns = int(timeout_s * NS_PER_S)
@@ -303,7 +329,11 @@ class SshHostCollector:
             raise
         time_ns = (sent_ns + self.clock.time_ns()) // 2
         self.failures = 0
-        return [sample_from_frames(self.host, frames, time_ns, ctx, self.session.opts.proc_root)]
+        sample = sample_from_frames(
+            self.host, frames, time_ns, ctx, self.session.opts.proc_root, self.disk_filter
+        )
+        self.extras.put(time_ns, frame_extras(frames))
+        return [sample]
 
     def _failed(self, err: CollectError) -> None:
         self.session.kill()
@@ -317,10 +347,28 @@ class SshHostCollector:
         self.session.close()
 
 
+def frame_extras(frames: Mapping[str, bytes]) -> SampleExtras:
+    """The machine's name and the meminfo and vmstat keys no column knows, of one answer."""
+    name = frames.get(HOSTNAME_FILE, b"").strip().decode("utf-8", "backslashreplace")
+    return SampleExtras(
+        hostname=name or None,
+        meminfo=meminfo_extras(frames.get("meminfo", b"")),
+        vmstat=vmstat_extras(frames.get("vmstat", b"")),
+    )
+
+
 def sample_from_frames(
-    host: str, frames: Mapping[str, bytes], time_ns: int, ctx: CollectContext, proc_root: str
+    host: str,
+    frames: Mapping[str, bytes],
+    time_ns: int,
+    ctx: CollectContext,
+    proc_root: str,
+    disk_filter: DeviceFilter | None = None,
 ) -> HostSample:
-    """Parse one answer into a HostSample; a bad file is reported and left empty."""
+    """Parse one answer into a HostSample; a bad file is reported and left empty.
+
+    ``disk_filter`` keeps the disks it names (by name; every one without it).
+    """
     errors: list[str] = []
 
     def parsed(source: str, parse: Callable[[bytes, str], T]) -> T | None:
@@ -343,6 +391,9 @@ def sample_from_frames(
     load = parsed("loadavg", parse_loadavg)
     if len(errors) == len(SOURCES):
         raise CollectError(host, f"none of the {len(SOURCES)} files could be read; {errors[0]}")
+    if disk and disk_filter is not None:
+        kept = [i for i, d in enumerate(disk) if disk_filter.keep_disk(d.device, d.major, d.minor)]
+        disk = tuple(disk[i] for i in disk_filter.cap("disk", kept))
     return HostSample(
         host=host,
         time_ns=time_ns,

@@ -99,7 +99,12 @@ def test_a_host_that_fails_gets_an_error_sample_naming_it(tmp_path: Path, proc_r
     assert "none of the 6 files could be read" in message
     assert "\n" not in message
     assert data.errors_by_host["localhost"].count == 3
-    assert data.hosts_collected == ()
+    # Listed as collected, as MLCommons lists a host with only failed rounds; not as answered.
+    assert data.hosts_collected == ("localhost",)
+    assert data.hosts_answered == ()
+    assert data.collection_method == "local"
+    doc = data.to_dict()["samples_by_host"]["localhost"][0]  # type: ignore[index]
+    assert doc["errors"] == {"collection": message}
 
 
 def test_a_recorder_records_once() -> None:
@@ -140,7 +145,7 @@ def test_the_configured_host_name_is_read_locally(proc_root: Path) -> None:
         interval=1.0, clock=clock, proc_root=str(proc_root), local_names=("bench-client-7",)
     )
     assert rec.hosts == ("bench-client-7",)
-    assert rec.collection_method == "local"
+    assert rec.methods_by_host == {"bench-client-7": "local"}
     rec.start()
     wait_for(lambda: _seen(rec) == 1, "first round")
     data = rec.stop()
