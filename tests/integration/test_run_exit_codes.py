@@ -26,6 +26,7 @@ def test_every_collector_disabled_is_refused_before_running(tmp_path: Path) -> N
     assert code == 2
     assert out == ""  # no run, no summary
     assert "every collector is disabled: nothing to run" in err.splitlines()[-2]
+    assert not (tmp_path / "cb.db").exists()  # refused before the store is created
 
 
 def test_a_proc_root_where_everything_fails_exits_1_without_a_next_step(

@@ -24,7 +24,7 @@ from collectbus.cli.output import (
 )
 from collectbus.collectors.base import CollectContext, close_collector
 from collectbus.errors import CollectError, ConfigError, StoreError
-from collectbus.pipeline import Pipeline, Summary, host_collector_options
+from collectbus.pipeline import Pipeline, Summary, collects_anything, host_collector_options
 from collectbus.plugins import load_collector
 from collectbus.procfields import MEMINFO_COLUMNS, VMSTAT_COLUMNS
 from collectbus.records import HostSample
@@ -53,13 +53,12 @@ def run(cli: CliContext, duration: float | None, interval: float | None, fmt: st
     item,value rows.
     """
     config = cli.config()
-    pipeline = Pipeline(config, interval_s=interval)
-    if not pipeline.bus.health().collectors:
-        pipeline.store.close()
+    if not collects_anything(config):
         raise ConfigError(
             f"{config.source}: every collector is disabled: nothing to run",
             hint="set enabled = true in [collectors.host], [collectors.pbs] or [collectors.slurm]",
         )
+    pipeline = Pipeline(config, interval_s=interval)
     try:
         # A read-only file fails now, as an unreachable server does, not after the run.
         pipeline.store.check_writable()

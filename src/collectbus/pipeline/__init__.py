@@ -150,6 +150,17 @@ def scheduler_collectors(
     return out
 
 
+def collects_anything(config: Config) -> bool:
+    """Whether ``config`` enables a collector: a pipeline without one has nothing
+    to run, and is refused before a store is opened or created."""
+    c = config.collectors
+    return (
+        c.host.enabled
+        or c.host_inventory.enabled
+        or any(s.enabled and s.intervals.model_dump() for s in (c.pbs, c.slurm))
+    )
+
+
 class Pipeline:
     """The bus, its collectors and the store writer, built from a config.
 
