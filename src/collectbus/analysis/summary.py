@@ -23,7 +23,7 @@ from collectbus.analysis.counters import counter_step
 from collectbus.clock import NS_PER_S
 
 if TYPE_CHECKING:
-    from collectbus.store import Store
+    from collectbus.store.reader import StoreReader
 
 SECTOR_BYTES = 512
 BOOT_TIME_JITTER_S = 1
@@ -71,8 +71,21 @@ FAMILY_NAMES = (
     "load",
 )
 
-#: The tables the summary is computed from.
-SOURCES = ("host_stat", "host_cpu", "host_mem", "host_disk", "host_net", "host_load")
+#: The tables the summary is computed from, and the columns it reads of each.
+SOURCES: dict[str, tuple[str, ...]] = {
+    "host_stat": ("boot_time_s",),
+    "host_cpu": ("cpu", *CPU_FIELDS),
+    "host_mem": (
+        "mem_total_bytes",
+        "mem_available_bytes",
+        "cached_bytes",
+        "swap_total_bytes",
+        "swap_free_bytes",
+    ),
+    "host_disk": ("device", "read_sectors", "write_sectors"),
+    "host_net": ("iface", "rx_bytes", "tx_bytes"),
+    "host_load": ("load1", "load5", "load15"),
+}
 
 #: A wide table as the store reads it: its column names and its rows.
 Table = tuple[Sequence[str], Sequence[Sequence[object]]]
@@ -80,7 +93,7 @@ Key = tuple[str, int]
 
 
 def store_summary(
-    store: Store,
+    store: StoreReader,
     *,
     host: str | None = None,
     since_ns: int | None = None,
@@ -88,7 +101,9 @@ def store_summary(
 ) -> list[dict[str, object]]:
     """:func:`summary_rows` of the store's samples with ``since_ns <= time_ns < until_ns``,
     its tables read in one snapshot."""
-    tables = store.read_host_rows(SOURCES, host=host, since_ns=since_ns, until_ns=until_ns)
+    tables = store.read_host_rows(
+        tuple(SOURCES), host=host, since_ns=since_ns, until_ns=until_ns, columns=SOURCES
+    )
     return summary_rows(tables.__getitem__)
 
 

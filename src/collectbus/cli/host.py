@@ -23,6 +23,7 @@ from collectbus.errors import ConfigError
 
 if TYPE_CHECKING:
     from collectbus.store import Store
+    from collectbus.store.reader import StoreReader
 
 #: One family's rows (dicts) and their columns.
 Family = tuple[list[dict[str, object]], list[str]]
@@ -194,20 +195,7 @@ def host(
     if fmt == "csv" and len(names) > 1:
         raise ConfigError("--format csv takes one --metric family", hint="run once per family")
     since_ns, until_ns = time_window(since, until)
-    store = cli.read_store()
-    try:
-        if names == ["summary"] and every is None:
-            # The summary alone, in plain Python: no NumPy or pandas to import.
-            from collectbus.analysis.summary import RATE_COLUMNS, store_summary
-
-            rows = store_summary(store, host=host_name, since_ns=since_ns, until_ns=until_ns)
-            frames = {"summary": (rows, ["host", "time_ns", *RATE_COLUMNS])}
-        else:
-            frames = _families(store, names, every, host_name, since_ns, until_ns)
-        empty = not any(rows for rows, _columns in frames.values())
-        why = _why_empty(store, names, host_name, since_ns, until_ns) if empty else None
-    finally:
-        store.close()
+    frames, why = _read(cli, names, every, host_name, since_ns, until_ns)
     if why is not None:
         message, hint = why
         click.echo(f"collectbus: {message}", err=True)
@@ -244,7 +232,7 @@ _EMPTY_FAMILY = {
 
 
 def _why_empty(
-    store: Store, names: list[str], host_name: str | None, since_ns: int, until_ns: int
+    store: StoreReader, names: list[str], host_name: str | None, since_ns: int, until_ns: int
 ) -> tuple[str, str]:
     """What to tell a user who got no rows: an unknown host, no samples at
     all in the window, or a family this host does not have."""
@@ -270,6 +258,32 @@ def _why_empty(
         f"no {family} values in this window, though the host has samples",
         "; ".join(reasons) or "the host collector reported none (see collectbus db status)",
     )
+
+
+def _read(
+    cli: CliContext,
+    names: list[str],
+    every: float | None,
+    host_name: str | None,
+    since_ns: int,
+    until_ns: int,
+) -> tuple[dict[str, Family], tuple[str, str] | None]:
+    """The families asked for, and why there are no rows (None if there are some)."""
+    if names == ["summary"] and every is None:
+        # The summary alone, in plain Python: no NumPy or pandas to import; and
+        # the store's read side alone: none of its writers, no table built.
+        from collectbus.analysis.summary import RATE_COLUMNS, store_summary
+
+        with cli.read_samples() as reader:
+            rows = store_summary(reader, host=host_name, since_ns=since_ns, until_ns=until_ns)
+            frames = {"summary": (rows, ["host", "time_ns", *RATE_COLUMNS])}
+            return frames, None if rows else _why_empty(
+                reader, names, host_name, since_ns, until_ns
+            )
+    with cli.read_store() as store:
+        frames = _families(store, names, every, host_name, since_ns, until_ns)
+        empty = not any(rows for rows, _columns in frames.values())
+        return frames, _why_empty(store, names, host_name, since_ns, until_ns) if empty else None
 
 
 def _families(
