@@ -205,10 +205,7 @@ def host(
         return
     if fmt == "json":
         # One shape whatever --metric says: an array of rows, each naming its family.
-        out = [
-            {"metric": n, "time": r["time"], **r} for n, f in frames.items() for r in _json_rows(*f)
-        ]
-        click.echo(json_array(out))
+        click.echo(json_array([r for n, f in frames.items() for r in _json_rows(n, *f)]))
         return
     for name, (records, names_of_columns) in frames.items():
         rows = _rows(records, names_of_columns, fmt)
@@ -338,13 +335,26 @@ def _rows(
 
 
 def _json_rows(
-    records: Sequence[Mapping[str, object]], columns: Sequence[str]
+    name: str, records: Sequence[Mapping[str, object]], columns: Sequence[str]
 ) -> list[dict[str, object]]:
-    rows = _rows(records, columns, "json")
-    return [
-        {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()}
-        for r in rows
-    ]
+    """One family's rows for ``--format json``: ``metric`` and ``time`` (RFC 3339
+    UTC) first, then the record; sizes in whole bytes, NaN as null."""
+    whole = [c for c in columns if c.endswith("_bytes")]
+    out: list[dict[str, object]] = []
+    for rec in records:
+        time_ns = int(cast(float, rec["time_ns"]))
+        row: dict[str, object] = {"metric": name, "time": None, **rec}
+        row["time"] = iso_utc(time_ns)
+        row["time_ns"] = time_ns
+        for col in whole:
+            value = row[col]
+            if isinstance(value, float) and not math.isnan(value):
+                row[col] = int(value)  # sizes are whole bytes; NaN made the column float
+        for col, value in row.items():
+            if isinstance(value, float) and math.isnan(value):
+                row[col] = None
+        out.append(row)
+    return out
 
 
 @host.command("inventory")
