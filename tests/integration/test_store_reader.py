@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from collectbus.errors import SchemaError, StoreError
@@ -35,14 +34,10 @@ def stored(migrated_store_url: str) -> Iterator[tuple[Store, StoreReader]]:
 
 
 def _numpy_rows(store: Store, table: str, **window: Any) -> list[tuple[Any, ...]]:
-    """What the NumPy reader (``Store.read_host``) reads, as tuples, NULL as None."""
+    """What the NumPy reader (``Store.read_host``) reads, as tuples; a masked
+    array's ``tolist`` gives None for NULL."""
     columns = store.read_host(table, **window)
-    lists = []
-    for column in columns.values():
-        values = np.ma.getdata(column).tolist()
-        mask = np.ma.getmaskarray(column).tolist()
-        lists.append([None if m else v for v, m in zip(values, mask, strict=True)])
-    return list(zip(*lists, strict=True))
+    return list(zip(*(column.tolist() for column in columns.values()), strict=True))
 
 
 def test_the_reader_reads_what_the_store_reads(stored: tuple[Store, StoreReader]) -> None:
