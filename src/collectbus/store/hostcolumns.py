@@ -158,7 +158,9 @@ def read_host(
 ) -> Columns:
     """Rows with ``since_ns <= time_ns < until_ns``, recent and compacted,
     sorted by host, device and time; ``host`` is the first column."""
-    queries = host_queries(conn, wide, host=host, since_ns=since_ns, until_ns=until_ns)
+    queries = host_queries(
+        conn, wide.name, wide.columns, host=host, since_ns=since_ns, until_ns=until_ns
+    )
     names = queries.names
     parts: list[Columns] = []
     ids: list[npt.NDArray[np.int64]] = []

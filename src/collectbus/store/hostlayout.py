@@ -7,25 +7,19 @@ layouts, so there is one definition of each; the readers of host samples
 (:mod:`collectbus.store.hostqueries`, :mod:`collectbus.store.hostrows`) need
 only the layouts, and a command that reads host samples builds no table
 (docs/architecture.md, "The store layout").
+
+:data:`WIDE_KEYS` names the tables and their device keys;
+:func:`wide_layouts` lays out their columns, from the record types, on first
+use: a reader that names the columns it wants (``collectbus host``) reads
+recent rows without importing :mod:`collectbus.records`.
 """
 
 from __future__ import annotations
 
+import functools
 import typing
 from dataclasses import dataclass
 from typing import Literal
-
-from collectbus.procfields import MEMINFO_COLUMNS, VMSTAT_COLUMNS
-from collectbus.records import (
-    CgroupRow,
-    CpuRow,
-    DiskRow,
-    LoadRow,
-    NetRow,
-    PsiRow,
-    StatRow,
-    UptimeRow,
-)
 
 #: Chunks hold one host, one table and one hour of samples.
 HOUR_NS = 3600 * 1_000_000_000
@@ -69,33 +63,58 @@ def _kinds_of(row_type: type) -> Fields:
     return tuple(out)
 
 
-def _layout(name: str, key: str | None, fields: Fields) -> WideLayout:
+def _layout(name: str, fields: Fields) -> WideLayout:
     return WideLayout(
         name=name,
-        key=key,
+        key=WIDE_KEYS[name],
         columns=tuple(f for f, _, _ in fields),
         kinds=tuple(k for _, k, _ in fields),
         nullable=frozenset(f for f, _, n in fields if n),
     )
 
 
-# meminfo and vmstat depend on the kernel, so every column may be NULL.
-_MEM_FIELDS: Fields = tuple((c, "int", True) for c in MEMINFO_COLUMNS)
-_VMSTAT_FIELDS: Fields = tuple((c, "int", True) for c in VMSTAT_COLUMNS)
-
-#: The wide tables, by name, in the order they are created and written.
-WIDE_LAYOUTS: dict[str, WideLayout] = {
-    w.name: w
-    for w in (
-        _layout("host_cpu", "cpu", _kinds_of(CpuRow)),
-        _layout("host_stat", None, _kinds_of(StatRow)),
-        _layout("host_mem", None, _MEM_FIELDS),
-        _layout("host_vmstat", None, _VMSTAT_FIELDS),
-        _layout("host_disk", "device", _kinds_of(DiskRow)),
-        _layout("host_net", "iface", _kinds_of(NetRow)),
-        _layout("host_load", None, _kinds_of(LoadRow)),
-        _layout("host_psi", "resource", _kinds_of(PsiRow)),
-        _layout("host_uptime", None, _kinds_of(UptimeRow)),
-        _layout("host_cgroup", "cgroup", _kinds_of(CgroupRow)),
-    )
+#: The wide tables, in the order they are created and written, and the device
+#: column of each (None: one row per host and tick).
+WIDE_KEYS: dict[str, str | None] = {
+    "host_cpu": "cpu",
+    "host_stat": None,
+    "host_mem": None,
+    "host_vmstat": None,
+    "host_disk": "device",
+    "host_net": "iface",
+    "host_load": None,
+    "host_psi": "resource",
+    "host_uptime": None,
+    "host_cgroup": "cgroup",
 }
+
+
+@functools.cache
+def wide_layouts() -> dict[str, WideLayout]:
+    """The wide tables' layouts, by name, in the order of :data:`WIDE_KEYS`."""
+    from collectbus.procfields import MEMINFO_COLUMNS, VMSTAT_COLUMNS
+    from collectbus.records import (
+        CgroupRow,
+        CpuRow,
+        DiskRow,
+        LoadRow,
+        NetRow,
+        PsiRow,
+        StatRow,
+        UptimeRow,
+    )
+
+    # meminfo and vmstat depend on the kernel, so every column may be NULL.
+    fields: dict[str, Fields] = {
+        "host_cpu": _kinds_of(CpuRow),
+        "host_stat": _kinds_of(StatRow),
+        "host_mem": tuple((c, "int", True) for c in MEMINFO_COLUMNS),
+        "host_vmstat": tuple((c, "int", True) for c in VMSTAT_COLUMNS),
+        "host_disk": _kinds_of(DiskRow),
+        "host_net": _kinds_of(NetRow),
+        "host_load": _kinds_of(LoadRow),
+        "host_psi": _kinds_of(PsiRow),
+        "host_uptime": _kinds_of(UptimeRow),
+        "host_cgroup": _kinds_of(CgroupRow),
+    }
+    return {name: _layout(name, fields[name]) for name in WIDE_KEYS}

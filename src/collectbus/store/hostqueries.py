@@ -2,8 +2,8 @@
 
 Shared by both readers, :mod:`collectbus.store.hostrows` (Python tuples,
 NumPy only to decode a chunk) and :mod:`collectbus.store.hostcolumns` (NumPy
-columns, for pandas and compaction). Only the tables' layouts
-(:mod:`collectbus.store.hostlayout`) are needed: no SQLAlchemy table is built.
+columns, for pandas and compaction). A table's name and the columns to read
+are all they need: no SQLAlchemy table is built.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from sqlalchemy import Connection
 
-from collectbus.store.hostlayout import HOST_CHUNKS, HOSTS, HOUR_NS, WideLayout
+from collectbus.store.hostlayout import HOST_CHUNKS, HOSTS, HOUR_NS
 
 #: A statement in the driver's own parameter style, and its parameters.
 Query = tuple[str, tuple[object, ...]]
@@ -36,16 +36,16 @@ class HostQueries(NamedTuple):
 
 def host_queries(
     conn: Connection,
-    wide: WideLayout,
+    table: str,
+    columns: Sequence[str],
     *,
     host: str | None,
     since_ns: int | None,
     until_ns: int | None,
-    columns: Sequence[str] | None = None,
 ) -> HostQueries:
-    """The queries for rows with ``since_ns <= time_ns < until_ns`` (chunks are
-    whole hours: their rows must still be cut to the window); the recent rows
-    with ``columns`` only (default: all of ``wide.columns``)."""
+    """The queries for the rows of the wide table ``table`` with ``since_ns <=
+    time_ns < until_ns`` (chunks are whole hours: their rows must still be cut to
+    the window), the recent ones with ``columns``."""
     names = {int(i): str(n) for i, n in conn.exec_driver_sql(f"SELECT id, name FROM {HOSTS}")}
     host_id = next((i for i, n in names.items() if n == host), None)
     if host is not None and host_id is None:
@@ -53,7 +53,7 @@ def host_queries(
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     quote = conn.dialect.identifier_preparer.quote
     rows_where: list[tuple[str, object]] = []
-    chunks_where: list[tuple[str, object]] = [("source =", wide.name)]
+    chunks_where: list[tuple[str, object]] = [("source =", table)]
     if host_id is not None:
         rows_where.append(("host_id =", host_id))
         chunks_where.append(("host_id =", host_id))
@@ -66,18 +66,14 @@ def host_queries(
         rows_where.append(("time_ns <", until_ns))
         chunks_where += [("hour_start_ns <", until_ns), ("first_ns <", until_ns)]
 
-    def query(columns: Sequence[str], table: str, where: list[tuple[str, object]]) -> Query:
-        sql = f"SELECT {', '.join(quote(c) for c in columns)} FROM {table}"
+    def query(selected: Sequence[str], source: str, where: list[tuple[str, object]]) -> Query:
+        sql = f"SELECT {', '.join(quote(c) for c in selected)} FROM {source}"
         if where:
             sql += " WHERE " + " AND ".join(f"{condition} {mark}" for condition, _ in where)
         return sql, tuple(value for _, value in where)
 
     return HostQueries(
         names,
-        query(
-            ("host_id", "time_ns", *(wide.columns if columns is None else columns)),
-            wide.name,
-            rows_where,
-        ),
+        query(("host_id", "time_ns", *columns), table, rows_where),
         query(("host_id", "encoding", "payload"), HOST_CHUNKS, chunks_where),
     )

@@ -26,8 +26,8 @@ from collectbus.errors import SchemaError, StoreError
 from collectbus.store.dberrors import mapped_errors
 from collectbus.store.deadline import DEFAULT_STATEMENT_TIMEOUT_S, WATCHDOG, Guard
 from collectbus.store.engine import make_engine
-from collectbus.store.hostlayout import WIDE_LAYOUTS, WideLayout
-from collectbus.store.hostrows import read_host_rows, value_columns
+from collectbus.store.hostlayout import WIDE_KEYS, wide_layouts
+from collectbus.store.hostrows import read_host_rows
 from collectbus.store.revision import HEAD_REVISION, read_revision
 
 if TYPE_CHECKING:
@@ -147,7 +147,7 @@ class StoreReader:
         """
         from collectbus.store.hostcolumns import read_host
 
-        wide = self._wide(table)
+        wide = wide_layouts()[self._table(table)]
         with self._transaction(f"read {wide.name}", write=False) as conn:
             return read_host(conn, wide, host=host, since_ns=since_ns, until_ns=until_ns)
 
@@ -164,27 +164,30 @@ class StoreReader:
         chunk is decoded, for several tables in one snapshot: per table, the
         column names (``host``, ``time_ns``, the device key if any, the
         values) and the rows, NULL as None. ``columns`` names, per table, the
-        values to read (and the device key, always read); a table it does not
+        values to read (after the device key, always read); a table it does not
         name is read whole."""
-        wides = [self._wide(table) for table in tables]
+        names = [self._table(table) for table in tables]
         wanted = columns or {}
         out: dict[str, tuple[tuple[str, ...], list[tuple[object, ...]]]] = {}
         with self._transaction("read host samples", write=False) as conn:
-            for table, wide in zip(tables, wides, strict=True):
-                chosen = value_columns(wide, wanted.get(table))
-                rows = read_host_rows(
-                    conn, wide, host=host, since_ns=since_ns, until_ns=until_ns, columns=chosen
+            for table, name in zip(tables, names, strict=True):
+                out[table] = read_host_rows(
+                    conn,
+                    name,
+                    host=host,
+                    since_ns=since_ns,
+                    until_ns=until_ns,
+                    columns=wanted.get(table),
                 )
-                out[table] = (("host", "time_ns", *chosen), rows)
         return out
 
     @staticmethod
-    def _wide(table: str) -> WideLayout:
+    def _table(table: str) -> str:
+        """The wide table's name (the ``host_`` may be left out)."""
         name = table if table.startswith("host_") else f"host_{table}"
-        wide = WIDE_LAYOUTS.get(name)
-        if wide is None:
-            raise StoreError(f"unknown host table {table!r}; one of {', '.join(WIDE_LAYOUTS)}")
-        return wide
+        if name not in WIDE_KEYS:
+            raise StoreError(f"unknown host table {table!r}; one of {', '.join(WIDE_KEYS)}")
+        return name
 
     def hosts(self) -> list[dict[str, object]]:
         """Every known host: ``id``, ``name``, ``first_seen_ns``, ``last_seen_ns``."""

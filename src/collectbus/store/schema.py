@@ -42,7 +42,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from collectbus.store.hostlayout import HOST_CHUNKS, HOSTS, WIDE_LAYOUTS, WideLayout
+from collectbus.store.hostlayout import HOST_CHUNKS, HOSTS, WideLayout, wide_layouts
 
 # Deterministic constraint names, so that migrations can refer to them.
 NAMING_CONVENTION = {
@@ -114,7 +114,7 @@ def _wide(layout: WideLayout) -> WideTable:
     return WideTable(layout.name, layout.key, layout.columns, layout.kinds, layout.nullable, table)
 
 
-WIDE_TABLES: dict[str, WideTable] = {name: _wide(layout) for name, layout in WIDE_LAYOUTS.items()}
+WIDE_TABLES: dict[str, WideTable] = {name: _wide(layout) for name, layout in wide_layouts().items()}
 
 host_chunks = Table(
     HOST_CHUNKS,

@@ -95,8 +95,10 @@ def test_jobs_and_host_read_with_sqlalchemy_alone(tmp_path: Path) -> None:
     assert heavy == ["sqlalchemy"]
 
 
-#: The store's write side, and the tables: what reading host samples does without.
+#: The store's write side, the tables and the record types: what reading host
+#: samples does without.
 WRITE_SIDE = {
+    "collectbus.records",
     "collectbus.store.store",
     "collectbus.store.schema",
     "collectbus.store.hostsamples",
@@ -112,17 +114,17 @@ WRITE_SIDE = {
 def test_host_reads_through_the_stores_read_side_alone(tmp_path: Path) -> None:
     """The summary opens ``collectbus.store.reader``: none of the store's
     writers, job or reservation tables, quarantine or retention is imported,
-    and no table is built (``schema``)."""
+    no table is built (``schema``), and the record types are not needed."""
     url = f"sqlite:///{tmp_path / 'cb.db'}"
     now = time.time_ns()
     with open_store(url) as store:
         store.write([make_host_sample("h", now - i * 10 * S) for i in range(6, 0, -1)])
     for fmt, answered in (("json", '"metric": "summary"'), ("table", "cpu %")):
         args = ["--db", url, "host", "--since", "5m", "--format", fmt]
-        store_modules, printed = _imported_after(args, cwd=tmp_path, under="collectbus.store")
+        modules, printed = _imported_after(args, cwd=tmp_path, under="collectbus")
         assert answered in printed  # the summary, read and printed
-        assert "collectbus.store.reader" in store_modules
-        assert not WRITE_SIDE & set(store_modules), fmt
+        assert "collectbus.store.reader" in modules
+        assert not WRITE_SIDE & set(modules), fmt
 
 
 @pytest.mark.parametrize(
