@@ -17,13 +17,14 @@ import math
 import re
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, cast
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, cast
 
 from collectbus.analysis.counters import counter_step
 from collectbus.clock import NS_PER_S
 
 if TYPE_CHECKING:
-    from collectbus.store import Store
+    from collectbus.store.reader import StoreReader
 
 SECTOR_BYTES = 512
 BOOT_TIME_JITTER_S = 1
@@ -71,8 +72,21 @@ FAMILY_NAMES = (
     "load",
 )
 
-#: The tables the summary is computed from.
-SOURCES = ("host_stat", "host_cpu", "host_mem", "host_disk", "host_net", "host_load")
+#: The tables the summary is computed from, and the columns it reads of each.
+SOURCES: dict[str, tuple[str, ...]] = {
+    "host_stat": ("boot_time_s",),
+    "host_cpu": ("cpu", *CPU_FIELDS),
+    "host_mem": (
+        "mem_total_bytes",
+        "mem_available_bytes",
+        "cached_bytes",
+        "swap_total_bytes",
+        "swap_free_bytes",
+    ),
+    "host_disk": ("device", "read_sectors", "write_sectors"),
+    "host_net": ("iface", "rx_bytes", "tx_bytes"),
+    "host_load": ("load1", "load5", "load15"),
+}
 
 #: A wide table as the store reads it: its column names and its rows.
 Table = tuple[Sequence[str], Sequence[Sequence[object]]]
@@ -80,7 +94,7 @@ Key = tuple[str, int]
 
 
 def store_summary(
-    store: Store,
+    store: StoreReader,
     *,
     host: str | None = None,
     since_ns: int | None = None,
@@ -88,7 +102,9 @@ def store_summary(
 ) -> list[dict[str, object]]:
     """:func:`summary_rows` of the store's samples with ``since_ns <= time_ns < until_ns``,
     its tables read in one snapshot."""
-    tables = store.read_host_rows(SOURCES, host=host, since_ns=since_ns, until_ns=until_ns)
+    tables = store.read_host_rows(
+        tuple(SOURCES), host=host, since_ns=since_ns, until_ns=until_ns, columns=SOURCES
+    )
     return summary_rows(tables.__getitem__)
 
 
@@ -119,8 +135,13 @@ def summary_rows(table: Callable[[str], Table]) -> list[dict[str, object]]:
             },
         )
     disk = _summed(
-        _rates(table("host_disk"), "device", ("read_sectors", "write_sectors"), boots),
-        lambda device: not EXCLUDED_DISKS.match(device),
+        _rates(
+            table("host_disk"),
+            "device",
+            ("read_sectors", "write_sectors"),
+            boots,
+            counted=lambda device: not EXCLUDED_DISKS.match(device),
+        )
     )
     for key, (read, write) in disk.items():
         put(
@@ -131,8 +152,13 @@ def summary_rows(table: Callable[[str], Table]) -> list[dict[str, object]]:
             },
         )
     net = _summed(
-        _rates(table("host_net"), "iface", ("rx_bytes", "tx_bytes"), boots),
-        lambda iface: iface not in EXCLUDED_IFACES,
+        _rates(
+            table("host_net"),
+            "iface",
+            ("rx_bytes", "tx_bytes"),
+            boots,
+            counted=lambda iface: iface not in EXCLUDED_IFACES,
+        )
     )
     for key, (rx, tx) in net.items():
         put(key, {"net_rx_bytes_per_s": rx, "net_tx_bytes_per_s": tx})
@@ -189,49 +215,77 @@ def _rates(
     boots: dict[str, tuple[list[int], list[float]]],
     *,
     clamp: bool = False,
-) -> list[tuple[Key, object, dict[str, float]]]:
-    """(host and time, device, per-second rate of each counter) per row.
+    counted: Callable[[str], bool] | None = None,
+) -> list[tuple[Key, object, tuple[float, ...]]]:
+    """(host and time, device, per-second rate of each counter, in the order of
+    ``counters``) per row; with ``counted``, only the rows of the devices it counts.
 
     ``table`` is sorted by host, device and time, as the store reads it.
     """
-    columns, rows = table
+    columns, stored = table
+    # As the driver gives them: host names as str, times and counters as int.
+    rows = cast(Sequence[Sequence[Any]], stored)
     names = list(columns)
     key_index = names.index(key) if key is not None else None
-    indexes = [names.index(c) for c in counters]
-    # Each time's dense rank among the host's times in this table: a device
-    # whose previous row is more than one rank back was missing in between.
+    # A row's counters as a tuple, picked in C (two or more: itemgetter of one
+    # gives the value itself).
+    assert len(counters) >= 2, counters
+    pick = cast(
+        Callable[[Sequence[Any]], tuple[Any, ...]], itemgetter(*(names.index(c) for c in counters))
+    )
+    none = (math.nan,) * len(counters)
+    # Each time's dense rank among the host's times in this table (all its
+    # devices, counted or not): a device whose previous row is more than one
+    # rank back was missing in between.
     times_of: dict[str, set[int]] = {}
     for row in rows:
-        times_of.setdefault(str(row[0]), set()).add(_int(row[1]))
+        times_of.setdefault(row[0], set()).add(row[1])
     ranks = {h: {t: rank for rank, t in enumerate(sorted(ts))} for h, ts in times_of.items()}
-    out: list[tuple[Key, object, dict[str, float]]] = []
-    previous: Sequence[object] | None = None
-    previous_boot = math.nan
+    # The boot time at each host_stat time: most rows fall on one.
+    at_stat = {h: dict(zip(times, values, strict=True)) for h, (times, values) in boots.items()}
+    kept: dict[object, bool] = {}
+    out: list[tuple[Key, object, tuple[float, ...]]] = []
+    host_of_previous: str | None = None
+    device_of_previous: object = None
+    before = 0
+    counters_before: tuple[Any, ...] = ()
+    boot_before = math.nan
+    rank: dict[int, int] = {}
+    boot_at: dict[int, float] = {}
     for row in rows:
-        host, time_ns = str(row[0]), _int(row[1])
+        host, time_ns = row[0], row[1]
         device = row[key_index] if key_index is not None else None
-        boot = _boot_at(boots, host, time_ns)
-        reset = previous is None
-        if previous is not None:
-            before = _int(previous[1])
-            reset = (
-                str(previous[0]) != host
-                or (key_index is not None and previous[key_index] != device)
-                or ranks[host][time_ns] - ranks[host][before] > 1
-                or abs(boot - previous_boot) > BOOT_TIME_JITTER_S
-                or time_ns <= before
+        if counted is not None:
+            keep = kept.get(device)
+            if keep is None:
+                keep = kept[device] = counted(str(device))
+            if not keep:
+                continue
+        if host != host_of_previous:
+            rank, boot_at = ranks[host], at_stat.get(host, {})
+        boot = boot_at.get(time_ns)
+        if boot is None:
+            boot = _boot_at(boots, host, time_ns)
+        values = pick(row)
+        if (
+            host != host_of_previous
+            or device != device_of_previous
+            or rank[time_ns] - rank[before] > 1
+            or abs(boot - boot_before) > BOOT_TIME_JITTER_S
+            or time_ns <= before
+        ):
+            step = none
+        else:
+            seconds = (time_ns - before) / NS_PER_S
+            step = tuple(
+                math.nan
+                if value is None or old is None
+                else counter_step(old, value, clamp=clamp) / seconds
+                for value, old in zip(values, counters_before, strict=True)
             )
-        step: dict[str, float] = {}
-        for name, index in zip(counters, indexes, strict=True):
-            value = row[index]
-            old = previous[index] if previous is not None else None
-            if reset or previous is None or value is None or old is None:
-                step[name] = math.nan
-            else:
-                seconds = (time_ns - _int(previous[1])) / NS_PER_S
-                step[name] = counter_step(_int(old), _int(value), clamp=clamp) / seconds
         out.append(((host, time_ns), device, step))
-        previous, previous_boot = row, boot
+        host_of_previous, device_of_previous, before = host, device, time_ns
+        counters_before, boot_before = values, boot
     return out
 
 
@@ -248,28 +302,29 @@ def _percent(part: float, whole: float) -> float:
     return _clip(100 * part / whole)
 
 
-def _cpu_shares(step: dict[str, float]) -> dict[str, float]:
+def _cpu_shares(step: tuple[float, ...]) -> dict[str, float]:
+    """The shares of :data:`CPU_FIELDS` ticks, in that order."""
+    user, _nice, system, idle, iowait, _irq, _softirq, steal = step
     total = 0.0
-    for field in CPU_FIELDS:
-        total += step[field]
-    busy = total - step["idle"] - step["iowait"]
-    shares = {"cpu_percent": _percent(busy, total)}
-    for field in ("user", "system", "iowait", "steal"):
-        shares[f"cpu_{field}_percent"] = _percent(step[field], total)
-    return shares
+    for ticks in step:
+        total += ticks
+    busy = total - idle - iowait
+    return {
+        "cpu_percent": _percent(busy, total),
+        "cpu_user_percent": _percent(user, total),
+        "cpu_system_percent": _percent(system, total),
+        "cpu_iowait_percent": _percent(iowait, total),
+        "cpu_steal_percent": _percent(steal, total),
+    }
 
 
-def _summed(
-    rates: list[tuple[Key, object, dict[str, float]]], counted: Callable[[str], bool]
-) -> dict[Key, tuple[float, float]]:
-    """Per host and tick, the sum over the counted devices of each of two rates;
-    NaN where none of them has one."""
+def _summed(rates: list[tuple[Key, object, tuple[float, ...]]]) -> dict[Key, tuple[float, float]]:
+    """Per host and tick, the sum over the devices of each of two rates; NaN
+    where none of them has one."""
     sums: dict[Key, list[float]] = {}
-    for key, device, step in rates:
-        if not counted(str(device)):
-            continue
+    for key, _device, step in rates:
         found = sums.setdefault(key, [math.nan, math.nan])
-        for i, value in enumerate(step.values()):
+        for i, value in enumerate(step):
             if not math.isnan(value):
                 found[i] = value if math.isnan(found[i]) else found[i] + value
     return {key: (a, b) for key, (a, b) in sums.items()}

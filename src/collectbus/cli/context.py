@@ -10,8 +10,9 @@ serve or write validate it in full.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
@@ -19,6 +20,10 @@ if TYPE_CHECKING:
     from collectbus.config import Config
     from collectbus.configfile import StoreSettings
     from collectbus.store import Store
+    from collectbus.store.reader import StoreReader
+
+#: A store or its read side, as :meth:`CliContext._open_to_read` opens them.
+R = TypeVar("R", bound="StoreReader")
 
 
 @dataclass
@@ -78,12 +83,39 @@ class CliContext:
 
     def read_store(self, *, check_schema: bool = True) -> Store:
         """The store, for commands that only read: nothing is created or migrated."""
+        from collectbus.store import open as open_store
+
+        return self._open_to_read(
+            lambda url, settings: open_store(
+                url,
+                migrate=False,
+                statement_timeout_s=settings.statement_timeout,
+                **settings.engine,
+            ),
+            check_schema=check_schema,
+        )
+
+    def read_samples(self) -> StoreReader:
+        """The store's read side alone, for commands that read host samples
+        (:mod:`collectbus.store.reader`): it imports none of the write side."""
+        from collectbus.store.reader import open_reader
+
+        return self._open_to_read(
+            lambda url, settings: open_reader(
+                url, statement_timeout_s=settings.statement_timeout, **settings.engine
+            ),
+            check_schema=True,
+        )
+
+    def _open_to_read(self, opener: Callable[[str, StoreSettings], R], *, check_schema: bool) -> R:
+        """``opener(url, settings)`` on the configured store, after
+        checking that an SQLite file exists; with ``check_schema``, the schema's
+        revision is checked too."""
         from pathlib import Path
 
         from sqlalchemy.engine import make_url
 
         from collectbus.errors import StoreError
-        from collectbus.store import open as open_store
         from collectbus.urls import mask_url
 
         settings = self.store_settings()
@@ -95,12 +127,7 @@ class CliContext:
                 f"{mask_url(url)}: no such database file",
                 hint="check --db, or collect first: collectbus run --duration 30s",
             )
-        store = open_store(
-            url,
-            migrate=False,
-            statement_timeout_s=settings.statement_timeout,
-            **settings.engine,
-        )
+        store = opener(url, settings)
         try:
             if check_schema:
                 store.check_schema()

@@ -23,6 +23,7 @@ from collectbus.errors import ConfigError
 
 if TYPE_CHECKING:
     from collectbus.store import Store
+    from collectbus.store.reader import StoreReader
 
 #: One family's rows (dicts) and their columns.
 Family = tuple[list[dict[str, object]], list[str]]
@@ -194,20 +195,7 @@ def host(
     if fmt == "csv" and len(names) > 1:
         raise ConfigError("--format csv takes one --metric family", hint="run once per family")
     since_ns, until_ns = time_window(since, until)
-    store = cli.read_store()
-    try:
-        if names == ["summary"] and every is None:
-            # The summary alone, in plain Python: no NumPy or pandas to import.
-            from collectbus.analysis.summary import RATE_COLUMNS, store_summary
-
-            rows = store_summary(store, host=host_name, since_ns=since_ns, until_ns=until_ns)
-            frames = {"summary": (rows, ["host", "time_ns", *RATE_COLUMNS])}
-        else:
-            frames = _families(store, names, every, host_name, since_ns, until_ns)
-        empty = not any(rows for rows, _columns in frames.values())
-        why = _why_empty(store, names, host_name, since_ns, until_ns) if empty else None
-    finally:
-        store.close()
+    frames, why = _read(cli, names, every, host_name, since_ns, until_ns)
     if why is not None:
         message, hint = why
         click.echo(f"collectbus: {message}", err=True)
@@ -217,10 +205,7 @@ def host(
         return
     if fmt == "json":
         # One shape whatever --metric says: an array of rows, each naming its family.
-        out = [
-            {"metric": n, "time": r["time"], **r} for n, f in frames.items() for r in _json_rows(*f)
-        ]
-        click.echo(json_array(out))
+        click.echo(json_array([r for n, f in frames.items() for r in _json_rows(n, *f)]))
         return
     for name, (records, names_of_columns) in frames.items():
         rows = _rows(records, names_of_columns, fmt)
@@ -244,7 +229,7 @@ _EMPTY_FAMILY = {
 
 
 def _why_empty(
-    store: Store, names: list[str], host_name: str | None, since_ns: int, until_ns: int
+    store: StoreReader, names: list[str], host_name: str | None, since_ns: int, until_ns: int
 ) -> tuple[str, str]:
     """What to tell a user who got no rows: an unknown host, no samples at
     all in the window, or a family this host does not have."""
@@ -270,6 +255,32 @@ def _why_empty(
         f"no {family} values in this window, though the host has samples",
         "; ".join(reasons) or "the host collector reported none (see collectbus db status)",
     )
+
+
+def _read(
+    cli: CliContext,
+    names: list[str],
+    every: float | None,
+    host_name: str | None,
+    since_ns: int,
+    until_ns: int,
+) -> tuple[dict[str, Family], tuple[str, str] | None]:
+    """The families asked for, and why there are no rows (None if there are some)."""
+    if names == ["summary"] and every is None:
+        # The summary alone, in plain Python: no NumPy or pandas to import; and
+        # the store's read side alone: none of its writers, no table built.
+        from collectbus.analysis.summary import RATE_COLUMNS, store_summary
+
+        with cli.read_samples() as reader:
+            rows = store_summary(reader, host=host_name, since_ns=since_ns, until_ns=until_ns)
+            frames = {"summary": (rows, ["host", "time_ns", *RATE_COLUMNS])}
+            return frames, None if rows else _why_empty(
+                reader, names, host_name, since_ns, until_ns
+            )
+    with cli.read_store() as store:
+        frames = _families(store, names, every, host_name, since_ns, until_ns)
+        empty = not any(rows for rows, _columns in frames.values())
+        return frames, _why_empty(store, names, host_name, since_ns, until_ns) if empty else None
 
 
 def _families(
@@ -324,13 +335,26 @@ def _rows(
 
 
 def _json_rows(
-    records: Sequence[Mapping[str, object]], columns: Sequence[str]
+    name: str, records: Sequence[Mapping[str, object]], columns: Sequence[str]
 ) -> list[dict[str, object]]:
-    rows = _rows(records, columns, "json")
-    return [
-        {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()}
-        for r in rows
-    ]
+    """One family's rows for ``--format json``: ``metric`` and ``time`` (RFC 3339
+    UTC) first, then the record; sizes in whole bytes, NaN as null."""
+    whole = [c for c in columns if c.endswith("_bytes")]
+    out: list[dict[str, object]] = []
+    for rec in records:
+        time_ns = int(cast(float, rec["time_ns"]))
+        row: dict[str, object] = {"metric": name, "time": None, **rec}
+        row["time"] = iso_utc(time_ns)
+        row["time_ns"] = time_ns
+        for col in whole:
+            value = row[col]
+            if isinstance(value, float) and not math.isnan(value):
+                row[col] = int(value)  # sizes are whole bytes; NaN made the column float
+        for col, value in row.items():
+            if isinstance(value, float) and math.isnan(value):
+                row[col] = None
+        out.append(row)
+    return out
 
 
 @host.command("inventory")

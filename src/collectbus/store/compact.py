@@ -26,7 +26,8 @@ from sqlalchemy import Connection, delete, func, insert, select
 from collectbus.errors import StoreError
 from collectbus.store.chunks import ENCODING_VERSION, ChunkFormatError, decode_chunk, encode_chunk
 from collectbus.store.hostcolumns import concat, conform, rows_to_columns, sort_key, take
-from collectbus.store.schema import HOUR_NS, WIDE_TABLES, WideTable, host_chunks
+from collectbus.store.hostlayout import HOUR_NS
+from collectbus.store.schema import WIDE_TABLES, WideTable, host_chunks
 
 # PostgreSQL advisory lock keys (pg_advisory_xact_lock(int4, int4)): the first
 # says "compacting this table", the second is the host id. Two compactors on

@@ -20,13 +20,13 @@ from sqlalchemy import Connection, Row
 from collectbus.errors import StoreError
 from collectbus.store.bulk import RowTuple
 from collectbus.store.chunks import ChunkFormatError, decode_chunk
-from collectbus.store.hostsamples import host_queries
-from collectbus.store.schema import WideTable
+from collectbus.store.hostlayout import WideLayout
+from collectbus.store.hostqueries import host_queries
 
 Columns = dict[str, npt.NDArray[Any]]
 
 
-def empty_columns(wide: WideTable) -> Columns:
+def empty_columns(wide: WideLayout) -> Columns:
     """Zero-length columns of the right types, without ``host``."""
     dtypes = {"int": np.int64, "float": np.float64, "text": object}
     out: Columns = {"time_ns": np.zeros(0, dtype=np.int64)}
@@ -38,7 +38,7 @@ def empty_columns(wide: WideTable) -> Columns:
     return out
 
 
-def rows_to_columns(wide: WideTable, rows: Sequence[Row[Any]] | Sequence[RowTuple]) -> Columns:
+def rows_to_columns(wide: WideLayout, rows: Sequence[Row[Any]] | Sequence[RowTuple]) -> Columns:
     """Columns from ``(time_ns, *wide.columns)`` rows."""
     if not rows:
         return empty_columns(wide)
@@ -57,7 +57,7 @@ def rows_to_columns(wide: WideTable, rows: Sequence[Row[Any]] | Sequence[RowTupl
     return out
 
 
-def conform(wide: WideTable, decoded: Columns) -> Columns:
+def conform(wide: WideLayout, decoded: Columns) -> Columns:
     """Chunk columns in the table's current layout (a later column is all NULL)."""
     n = len(decoded["time_ns"])
     template = empty_columns(wide)
@@ -77,7 +77,7 @@ def conform(wide: WideTable, decoded: Columns) -> Columns:
     return out
 
 
-def concat(wide: WideTable, parts: Sequence[Columns]) -> Columns:
+def concat(wide: WideLayout, parts: Sequence[Columns]) -> Columns:
     """Join column sets end to end, keeping the NULL masks."""
     if not parts:
         return empty_columns(wide)
@@ -107,7 +107,7 @@ def sort_key(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
 
 
 def decoded_chunk(
-    wide: WideTable,
+    wide: WideLayout,
     chunk_host: int,
     encoding: int,
     payload: bytes,
@@ -129,7 +129,7 @@ def decoded_chunk(
 
 
 def chunk_rows(
-    wide: WideTable,
+    wide: WideLayout,
     chunk_host: int,
     encoding: int,
     payload: bytes,
@@ -150,7 +150,7 @@ def chunk_rows(
 
 def read_host(
     conn: Connection,
-    wide: WideTable,
+    wide: WideLayout,
     *,
     host: str | None,
     since_ns: int | None,
@@ -158,7 +158,9 @@ def read_host(
 ) -> Columns:
     """Rows with ``since_ns <= time_ns < until_ns``, recent and compacted,
     sorted by host, device and time; ``host`` is the first column."""
-    queries = host_queries(conn, wide, host=host, since_ns=since_ns, until_ns=until_ns)
+    queries = host_queries(
+        conn, wide.name, wide.columns, host=host, since_ns=since_ns, until_ns=until_ns
+    )
     names = queries.names
     parts: list[Columns] = []
     ids: list[npt.NDArray[np.int64]] = []

@@ -1,19 +1,14 @@
-"""Host samples in and out of the wide tables and chunks.
+"""Host samples into the wide tables.
 
 Writing turns :class:`~collectbus.records.HostSample` records into one tuple
 per wide-table row and bulk-inserts them (:func:`collectbus.store.bulk.bulk_insert`:
-``executemany`` on SQLite, ``COPY`` on PostgreSQL).
-
-Reading: :func:`host_queries` are the queries of both readers,
-:mod:`collectbus.store.hostrows` (Python tuples, NumPy only to decode a
-chunk) and :mod:`collectbus.store.hostcolumns` (NumPy columns, for pandas and
-compaction).
+``executemany`` on SQLite, ``COPY`` on PostgreSQL). Reading is
+:mod:`collectbus.store.hostqueries`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import NamedTuple
 
 from sqlalchemy import Connection
 
@@ -22,7 +17,7 @@ from collectbus.records import HostSample
 from collectbus.store.bulk import RowTuple, bulk_insert
 from collectbus.store.dberrors import RefusedError
 from collectbus.store.quarantine import Refused
-from collectbus.store.schema import HOUR_NS, WideTable, host_chunks, hosts
+from collectbus.store.schema import WideTable
 
 
 def sample_rows(
@@ -99,68 +94,3 @@ def _fits(
 def insert_rows(conn: Connection, wide: WideTable, rows: Sequence[RowTuple], *, copy: bool) -> None:
     """Bulk-insert rows into one wide table, inside the caller's transaction."""
     bulk_insert(conn, wide.name, ("host_id", "time_ns", *wide.columns), rows, copy=copy)
-
-
-# ------------------------------------------------------------------- reading
-
-
-#: A statement in the driver's own parameter style, and its parameters.
-Query = tuple[str, tuple[object, ...]]
-
-
-class HostQueries(NamedTuple):
-    """What reading one wide table sends: host names, the recent rows, the chunks.
-
-    Plain SQL for the driver (:meth:`~sqlalchemy.engine.Connection.exec_driver_sql`):
-    compiling the same statements with SQLAlchemy costs more than running them
-    on a short window.
-    """
-
-    names: dict[int, str]
-    #: ``(host_id, time_ns, *columns)`` of the recent rows; None when ``host`` is unknown.
-    rows: Query | None
-    #: ``(host_id, encoding, payload)`` of the chunks that may hold rows of the window.
-    chunks: Query | None
-
-
-def host_queries(
-    conn: Connection,
-    wide: WideTable,
-    *,
-    host: str | None,
-    since_ns: int | None,
-    until_ns: int | None,
-) -> HostQueries:
-    """The queries for rows with ``since_ns <= time_ns < until_ns`` (chunks are
-    whole hours: their rows must still be cut to the window)."""
-    names = {int(i): str(n) for i, n in conn.exec_driver_sql(f"SELECT id, name FROM {hosts.name}")}
-    host_id = next((i for i, n in names.items() if n == host), None)
-    if host is not None and host_id is None:
-        return HostQueries(names, None, None)
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    quote = conn.dialect.identifier_preparer.quote
-    rows_where: list[tuple[str, object]] = []
-    chunks_where: list[tuple[str, object]] = [("source =", wide.name)]
-    if host_id is not None:
-        rows_where.append(("host_id =", host_id))
-        chunks_where.append(("host_id =", host_id))
-    if since_ns is not None:
-        rows_where.append(("time_ns >=", since_ns))
-        # A chunk holds one hour: the bound on hour_start_ns lets the
-        # (host_id, source, hour_start_ns) index skip the hours before.
-        chunks_where += [("hour_start_ns >", since_ns - HOUR_NS), ("last_ns >=", since_ns)]
-    if until_ns is not None:
-        rows_where.append(("time_ns <", until_ns))
-        chunks_where += [("hour_start_ns <", until_ns), ("first_ns <", until_ns)]
-
-    def query(columns: Sequence[str], table: str, where: list[tuple[str, object]]) -> Query:
-        sql = f"SELECT {', '.join(quote(c) for c in columns)} FROM {table}"
-        if where:
-            sql += " WHERE " + " AND ".join(f"{condition} {mark}" for condition, _ in where)
-        return sql, tuple(value for _, value in where)
-
-    return HostQueries(
-        names,
-        query(("host_id", "time_ns", *wide.columns), wide.name, rows_where),
-        query(("host_id", "encoding", "payload"), host_chunks.name, chunks_where),
-    )

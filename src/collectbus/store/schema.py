@@ -4,8 +4,9 @@ Host samples live in two layers (docs/architecture.md, "The store layout"):
 
 - **wide tables**, one per /proc source, whose columns are the fields of the
   matching row type in :mod:`collectbus.records` (or the key lists in
-  :mod:`collectbus.procfields`). One row is one host, one tick and, where it
-  applies, one device. Plain SQL and Grafana read them directly.
+  :mod:`collectbus.procfields`), as :mod:`collectbus.store.hostlayout` lays
+  them out. One row is one host, one tick and, where it applies, one
+  device. Plain SQL and Grafana read them directly.
 - **host_chunks**: the same rows once older than ``compact_after``, compressed
   per host, source table and hour by :mod:`collectbus.store.chunks`.
 
@@ -24,9 +25,7 @@ test checks that a migrated database matches these definitions.
 
 from __future__ import annotations
 
-import typing
 from dataclasses import dataclass
-from typing import Literal
 
 from sqlalchemy import (
     BigInteger,
@@ -43,20 +42,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from collectbus.procfields import MEMINFO_COLUMNS, VMSTAT_COLUMNS
-from collectbus.records import (
-    CgroupRow,
-    CpuRow,
-    DiskRow,
-    LoadRow,
-    NetRow,
-    PsiRow,
-    StatRow,
-    UptimeRow,
-)
-
-#: Chunks hold one host, one table and one hour of samples.
-HOUR_NS = 3600 * 1_000_000_000
+from collectbus.store.hostlayout import HOST_CHUNKS, HOSTS, WideLayout, wide_layouts
 
 # Deterministic constraint names, so that migrations can refer to them.
 NAMING_CONVENTION = {
@@ -73,7 +59,7 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 hosts = Table(
-    "hosts",
+    HOSTS,
     metadata,
     Column("id", Integer, primary_key=True),
     Column("name", Text, nullable=False, unique=True),
@@ -99,46 +85,25 @@ collection_log = Table(
     Column("details", Text, nullable=True),
 )
 
-Kind = Literal["int", "float", "text"]
-
 
 @dataclass(frozen=True, slots=True)
-class WideTable:
-    """One wide table: its name, key column and value columns with their kinds."""
+class WideTable(WideLayout):
+    """One wide table: its layout (:mod:`collectbus.store.hostlayout`) and its table."""
 
-    name: str
-    #: The device column (``cpu``, ``device``, ``iface``), or None for one row per tick.
-    key: str | None
-    #: Every column after ``host_id`` and ``time_ns``, in record order.
-    columns: tuple[str, ...]
-    kinds: tuple[Kind, ...]
-    nullable: frozenset[str]
     table: Table
 
-    def kind(self, column: str) -> Kind:
-        return self.kinds[self.columns.index(column)]
 
-
-def _kinds_of(row_type: type) -> tuple[tuple[str, Kind, bool], ...]:
-    """(field, kind, nullable) of each field of a record row type."""
-    hints = typing.get_type_hints(row_type)
-    out: list[tuple[str, Kind, bool]] = []
-    for name in row_type._fields:  # type: ignore[attr-defined]
-        args = typing.get_args(hints[name]) or (hints[name],)
-        base = next(a for a in args if a is not type(None))
-        kind: Kind = "text" if base is str else "float" if base is float else "int"
-        out.append((name, kind, type(None) in args))
-    return tuple(out)
-
-
-def _wide(name: str, key: str | None, fields: tuple[tuple[str, Kind, bool], ...]) -> WideTable:
+def _wide(layout: WideLayout) -> WideTable:
     sql_type = {"int": BigInteger, "float": Double, "text": Text}
     table = Table(
-        name,
+        layout.name,
         metadata,
         Column("host_id", Integer, ForeignKey("hosts.id"), nullable=False),
         Column("time_ns", BigInteger, nullable=False),
-        *(Column(f, sql_type[k](), nullable=n) for f, k, n in fields),
+        *(
+            Column(c, sql_type[k](), nullable=c in layout.nullable)
+            for c, k in zip(layout.columns, layout.kinds, strict=True)
+        ),
         # The only index: the recent layer holds about ``compact_after`` (1 h)
         # of rows, so a time-range scan filtered by host is all that reads and
         # compaction need, and new rows append at the right edge of this one
@@ -146,39 +111,13 @@ def _wide(name: str, key: str | None, fields: tuple[tuple[str, Kind, bool], ...]
         # (docs/architecture.md, "The store layout").
         Index(None, "time_ns"),
     )
-    return WideTable(
-        name=name,
-        key=key,
-        columns=tuple(f for f, _, _ in fields),
-        kinds=tuple(k for _, k, _ in fields),
-        nullable=frozenset(f for f, _, n in fields if n),
-        table=table,
-    )
+    return WideTable(layout.name, layout.key, layout.columns, layout.kinds, layout.nullable, table)
 
 
-# meminfo and vmstat depend on the kernel, so every column may be NULL.
-_Fields = tuple[tuple[str, Kind, bool], ...]
-_MEM_FIELDS: _Fields = tuple((c, "int", True) for c in MEMINFO_COLUMNS)
-_VMSTAT_FIELDS: _Fields = tuple((c, "int", True) for c in VMSTAT_COLUMNS)
-
-WIDE_TABLES: dict[str, WideTable] = {
-    w.name: w
-    for w in (
-        _wide("host_cpu", "cpu", _kinds_of(CpuRow)),
-        _wide("host_stat", None, _kinds_of(StatRow)),
-        _wide("host_mem", None, _MEM_FIELDS),
-        _wide("host_vmstat", None, _VMSTAT_FIELDS),
-        _wide("host_disk", "device", _kinds_of(DiskRow)),
-        _wide("host_net", "iface", _kinds_of(NetRow)),
-        _wide("host_load", None, _kinds_of(LoadRow)),
-        _wide("host_psi", "resource", _kinds_of(PsiRow)),
-        _wide("host_uptime", None, _kinds_of(UptimeRow)),
-        _wide("host_cgroup", "cgroup", _kinds_of(CgroupRow)),
-    )
-}
+WIDE_TABLES: dict[str, WideTable] = {name: _wide(layout) for name, layout in wide_layouts().items()}
 
 host_chunks = Table(
-    "host_chunks",
+    HOST_CHUNKS,
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("host_id", Integer, ForeignKey("hosts.id"), nullable=False),

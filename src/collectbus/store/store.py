@@ -16,22 +16,17 @@ compaction is seen either entirely or not at all.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-import math
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Connection,
     Engine,
     case,
-    create_engine,
-    event,
     insert,
     or_,
     select,
@@ -39,7 +34,6 @@ from sqlalchemy import (
 )
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import sqlite
-from sqlalchemy.engine import URL, make_url
 
 from collectbus.clock import Clock, SystemClock
 from collectbus.errors import SchemaError, StoreError
@@ -58,10 +52,10 @@ from collectbus.records import (
 from collectbus.store.bulk import RowTuple
 from collectbus.store.calls import COLUMNS as CALL_COLUMNS
 from collectbus.store.calls import call_rows, insert_calls, read_call_timings, read_calls
-from collectbus.store.dberrors import RefusedError, mapped_errors
-from collectbus.store.deadline import DEFAULT_STATEMENT_TIMEOUT_S, WATCHDOG, Guard
+from collectbus.store.dberrors import RefusedError
+from collectbus.store.deadline import DEFAULT_STATEMENT_TIMEOUT_S
+from collectbus.store.engine import make_engine as make_engine  # re-exported: its old home
 from collectbus.store.events import EVENT_COLUMNS, event_row
-from collectbus.store.hostrows import read_host_rows
 from collectbus.store.hostsamples import insert_rows, sample_rows
 from collectbus.store.inventory import read_inventories, write_inventories
 from collectbus.store.jobtables import JobTables, SchedulerRows, write_scheduler_rows
@@ -77,6 +71,7 @@ from collectbus.store.quarantine import (
     with_count,
     write_entries,
 )
+from collectbus.store.reader import StoreReader
 from collectbus.store.reservations import (
     ReservationRows,
     ReservationTables,
@@ -103,134 +98,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("collectbus.store")
 
 DEFAULT_URL = "sqlite:///collectbus.db"
-SQLITE_BUSY_TIMEOUT_MS = 10_000
-#: Seconds a PostgreSQL connection attempt may take (libpq's ``connect_timeout``).
-PG_CONNECT_TIMEOUT_S = 10
 DEFAULT_COMPACT_AFTER_S = 3600.0
 #: SQLite: for this long after a failed write, each write is followed by a WAL
 #: checkpoint (see :meth:`Store.write`).
 CHECKPOINT_EACH_COMMIT_NS = 600 * 1_000_000_000
-
-
-def _parse(url: str) -> URL:
-    try:
-        parsed = make_url(url)
-    except (sa_exc.ArgumentError, ValueError) as err:
-        raise StoreError(
-            f"invalid database URL: {err}", hint="e.g. sqlite:///collectbus.db"
-        ) from err
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    return parsed
-
-
-def make_engine(
-    url: str,
-    *,
-    statement_timeout_s: float | None = DEFAULT_STATEMENT_TIMEOUT_S,
-    pool_size: int | None = None,
-    max_overflow: int | None = None,
-    echo: bool = False,
-) -> Engine:
-    """A SQLAlchemy engine for ``url``, with collectbus's per-connection settings.
-
-    ``statement_timeout_s`` bounds the SQLite busy timeout, and sets the
-    PostgreSQL connection's TCP keepalives and ``tcp_user_timeout`` (libpq
-    options; those the URL names win), see :mod:`collectbus.store.deadline`.
-    ``pool_size`` and ``max_overflow`` size the connection pool (None:
-    SQLAlchemy's 5 and 10; an in-memory SQLite database has one connection
-    per thread and ignores them). ``echo`` logs every statement and its
-    parameters at INFO through the logger ``sqlalchemy.engine.Engine``, to
-    wherever logging goes (standard error, the daemon's log), never to
-    standard output, which carries a command's data.
-    """
-    parsed = _parse(url)
-    shown = parsed.render_as_string(hide_password=True)
-    backend = parsed.get_backend_name()
-    if backend == "postgresql" and parsed.get_driver_name() != "psycopg":
-        raise StoreError(
-            f"{shown}: only the psycopg 3 driver is supported",
-            hint="use postgresql:// or postgresql+psycopg://",
-        )
-    if backend not in ("sqlite", "postgresql"):
-        raise StoreError(f"{shown}: unsupported database", hint="use sqlite:// or postgresql://")
-    with mapped_errors(shown, "open"):
-        if backend == "postgresql":
-            # libpq waits for the OS's TCP timeout (minutes) without these.
-            options: dict[str, object] = {"connect_timeout": PG_CONNECT_TIMEOUT_S}
-            if statement_timeout_s is not None:
-                # Within the deadline too (libpq's least is 2 s).
-                options["connect_timeout"] = max(
-                    2, min(PG_CONNECT_TIMEOUT_S, math.ceil(statement_timeout_s))
-                )
-                idle = max(1, int(statement_timeout_s / 3))
-                options.update(
-                    keepalives=1,
-                    keepalives_idle=idle,
-                    keepalives_interval=idle,
-                    keepalives_count=3,
-                    tcp_user_timeout=int(statement_timeout_s * 1000),
-                )
-            connect_args = {k: v for k, v in options.items() if k not in parsed.query}
-            return create_engine(
-                parsed,
-                pool_pre_ping=True,
-                connect_args=connect_args,
-                **_pool_options(pool_size, max_overflow, echo),
-            )
-        memory = parsed.database in (None, "", ":memory:")
-        engine = create_engine(
-            parsed, **_pool_options(None if memory else pool_size, max_overflow, echo, memory)
-        )
-    busy_ms = SQLITE_BUSY_TIMEOUT_MS
-    if statement_timeout_s is not None:
-        busy_ms = min(busy_ms, max(1, int(statement_timeout_s * 1000)))
-    event.listen(engine, "connect", functools.partial(_sqlite_connect, busy_ms=busy_ms))
-    event.listen(engine, "begin", _sqlite_begin)
-    return engine
-
-
-def _pool_options(
-    pool_size: int | None, max_overflow: int | None, echo: bool, memory: bool = False
-) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    if pool_size is not None:
-        options["pool_size"] = pool_size
-    if max_overflow is not None and not memory:
-        options["max_overflow"] = max_overflow
-    if echo:
-        # SQLAlchemy gives a logger without handlers one of its own, on
-        # standard output; a handler that passes the lines on to logging's
-        # own (through propagation) keeps them off the command's output.
-        sql_log = logging.getLogger("sqlalchemy.engine.Engine")
-        if not sql_log.handlers:
-            sql_log.addHandler(logging.NullHandler())
-        options["echo"] = True
-    return options
-
-
-def _sqlite_connect(dbapi_connection: Any, _record: Any, *, busy_ms: int) -> None:
-    # SQLAlchemy emits BEGIN itself (_sqlite_begin); sqlite3's own implicit
-    # transactions would otherwise begin late and commit before DDL.
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-    finally:
-        cursor.close()
-
-
-def _sqlite_begin(conn: Connection) -> None:
-    # Straight to the driver (a statement through SQLAlchemy costs more than
-    # the BEGIN), its error raised as SQLAlchemy would raise it.
-    statement = f"BEGIN {conn.get_execution_options().get('collectbus_begin', 'DEFERRED')}"
-    try:
-        conn.connection.dbapi_connection.execute(statement)  # type: ignore[union-attr]
-    except sqlite3.Error as err:
-        raise sa_exc.DBAPIError.instance(statement, None, err, sqlite3.Error) from err
 
 
 def _screen_hosts(
@@ -432,8 +303,12 @@ def _unknown(record: object) -> TypeError:
     return TypeError(f"the store cannot write {name}; it writes {known}")
 
 
-class Store:
-    """Host samples, collection events and recorded calls in SQLite or PostgreSQL."""
+class Store(StoreReader):
+    """Host samples, collection events and recorded calls in SQLite or PostgreSQL.
+
+    The connection, transactions, schema check and reads of host samples are
+    those of :class:`~collectbus.store.reader.StoreReader`.
+    """
 
     def __init__(
         self,
@@ -444,11 +319,7 @@ class Store:
         use_copy: bool = True,
         statement_timeout_s: float | None = DEFAULT_STATEMENT_TIMEOUT_S,
     ) -> None:
-        self._engine = engine
-        #: How long a transaction may block (:mod:`collectbus.store.deadline`); None: no limit.
-        self.statement_timeout_s = statement_timeout_s
-        self._guard = Guard(engine) if statement_timeout_s is not None else None
-        self._url = engine.url.render_as_string(hide_password=True)
+        super().__init__(engine, statement_timeout_s=statement_timeout_s)
         self._clock = clock or SystemClock()
         self.compact_after_s = compact_after_s
         #: PostgreSQL bulk path: COPY (True) or executemany (False, a benchmark anchor).
@@ -466,20 +337,6 @@ class Store:
         self.reservations = ReservationTables(lambda action: self._transaction(action, write=False))
 
     # ------------------------------------------------------------ basics
-
-    @property
-    def url(self) -> str:
-        """The database URL, password masked."""
-        return self._url
-
-    @property
-    def dialect(self) -> Literal["sqlite", "postgresql"]:
-        return "postgresql" if self._engine.dialect.name == "postgresql" else "sqlite"
-
-    @property
-    def engine(self) -> Engine:
-        """The SQLAlchemy engine, for plain SQL on the same database."""
-        return self._engine
 
     def check_writable(self) -> None:
         """Raise :class:`StoreError` (one line) unless a row can be written now.
@@ -502,50 +359,6 @@ class Store:
                 raise _Probe
         except _Probe:
             return
-
-    def close(self) -> None:
-        """Close every pooled connection."""
-        self._engine.dispose()
-
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
-
-    @contextmanager
-    def _transaction(
-        self, action: str, *, write: bool, deadline: bool = True
-    ) -> Iterator[Connection]:
-        """One transaction, within the statement timeout unless ``deadline`` is False."""
-        timeout = self.statement_timeout_s if deadline else None
-        ticket = None
-        if timeout is not None and self._guard is not None:
-            ticket = WATCHDOG.watch(self._guard, timeout)
-        try:
-            with mapped_errors(self._url, action), self._engine.connect() as conn:
-                if write and self.dialect == "sqlite":
-                    conn.execution_options(collectbus_begin="IMMEDIATE")
-                if not write and self.dialect == "postgresql":
-                    conn.execution_options(isolation_level="REPEATABLE READ")
-                with conn.begin():
-                    if self.dialect == "postgresql":
-                        # Milliseconds; 0 (no limit) for a transaction without deadline.
-                        conn.exec_driver_sql(
-                            f"SET LOCAL statement_timeout = {int((timeout or 0) * 1000)}"
-                        )
-                    yield conn
-        except StoreError as err:
-            if ticket is not None and ticket.fired:
-                raise StoreError(
-                    f"{self._url}: {action} failed: no answer within {timeout:g} s "
-                    "(store.statement_timeout); the connection was closed",
-                    hint="check the database server and the network to it",
-                ) from err
-            raise
-        finally:
-            if ticket is not None:
-                WATCHDOG.release(ticket)
 
     def checkpoint(self) -> bool:
         """SQLite: move the WAL into the database file and truncate the WAL
@@ -595,26 +408,6 @@ class Store:
     def init(self) -> None:
         """Create the schema; running it again is harmless (same as :meth:`migrate`)."""
         self.migrate()
-
-    def check_schema(self) -> None:
-        """Raise :class:`SchemaError` unless the schema is at the newest revision.
-
-        For readers, which never migrate: a mistyped path or an old database
-        gets a clear error instead of "no such table".
-        """
-        with self._transaction("read the schema revision", write=False) as conn:
-            revision = read_revision(conn)
-        head = HEAD_REVISION
-        if revision is None:
-            raise SchemaError(
-                f"{self._url}: no collectbus data here",
-                hint="check --db, or collect: collectbus run",
-            )
-        if revision != head:
-            raise SchemaError(
-                f"{self._url}: schema at revision {revision}, this collectbus needs {head}",
-                hint="collectbus db migrate",
-            )
 
     def status(self, *, exact: bool = False) -> dict[str, object]:
         """Schema revision, the package's head revision and rows per table.
@@ -834,68 +627,12 @@ class Store:
 
     # ------------------------------------------------------------ reading
 
-    def read_host(
-        self,
-        table: str,
-        *,
-        host: str | None = None,
-        since_ns: int | None = None,
-        until_ns: int | None = None,
-    ) -> dict[str, npt.NDArray[Any]]:
-        """One wide table's rows, recent and compacted, for ``since_ns <= time_ns < until_ns``.
-
-        ``table`` is ``host_cpu``, ``host_stat``, ``host_mem``, ``host_vmstat``,
-        ``host_disk``, ``host_net`` or ``host_load`` (the ``host_`` may be left
-        out). The columns are ``host``, ``time_ns``, the device key if any and
-        the values, sorted by host, device and time; nullable columns are
-        ``numpy.ma.MaskedArray``.
-        """
-        from collectbus.store.hostcolumns import read_host
-
-        wide = self._wide(table)
-        with self._transaction(f"read {wide.name}", write=False) as conn:
-            return read_host(conn, wide, host=host, since_ns=since_ns, until_ns=until_ns)
-
-    def read_host_rows(
-        self,
-        tables: Sequence[str],
-        *,
-        host: str | None = None,
-        since_ns: int | None = None,
-        until_ns: int | None = None,
-    ) -> dict[str, tuple[tuple[str, ...], list[tuple[object, ...]]]]:
-        """The rows of :meth:`read_host` as Python tuples, without NumPy unless a
-        chunk is decoded, for several tables in one snapshot: per table, the
-        column names (``host``, ``time_ns``, the device key if any, the
-        values) and the rows, NULL as None."""
-        wides = [self._wide(table) for table in tables]
-        out: dict[str, tuple[tuple[str, ...], list[tuple[object, ...]]]] = {}
-        with self._transaction("read host samples", write=False) as conn:
-            for table, wide in zip(tables, wides, strict=True):
-                rows = read_host_rows(conn, wide, host=host, since_ns=since_ns, until_ns=until_ns)
-                out[table] = (("host", "time_ns", *wide.columns), rows)
-        return out
-
-    @staticmethod
-    def _wide(table: str) -> WideTable:
-        name = table if table.startswith("host_") else f"host_{table}"
-        wide = WIDE_TABLES.get(name)
-        if wide is None:
-            raise StoreError(f"unknown host table {table!r}; one of {', '.join(WIDE_TABLES)}")
-        return wide
-
     def inventories(
         self, *, host: str | None = None, history: bool = False
     ) -> list[dict[str, object]]:
         """Stored host inventories: the latest per host, or every change with ``history``."""
         with self._transaction("read host_inventory", write=False) as conn:
             return read_inventories(conn, host=host, history=history)
-
-    def hosts(self) -> list[dict[str, object]]:
-        """Every known host: ``id``, ``name``, ``first_seen_ns``, ``last_seen_ns``."""
-        with self._transaction("read hosts", write=False) as conn:
-            rows = conn.execute(select(hosts).order_by(hosts.c.name)).mappings().all()
-        return [dict(row) for row in rows]
 
     def collection_log(
         self, *, since_ns: int | None = None, limit: int | None = None
@@ -967,8 +704,7 @@ def open(
         if migrate:
             store.migrate()
         else:
-            with store._transaction("connect", write=False) as conn:
-                conn.exec_driver_sql("SELECT 1")
+            store.ping()
     except BaseException:
         store.close()
         raise

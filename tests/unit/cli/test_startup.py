@@ -30,8 +30,11 @@ HEAVY = ("pandas", "numpy", "sqlalchemy", "alembic", "pydantic", "rich")
 S = 10**9
 
 
-def _imported_after(args: list[str], cwd: Path | None = None) -> tuple[list[str], str]:
-    """The heavy packages imported by ``collectbus ARGS``, and what it printed."""
+def _imported_after(
+    args: list[str], cwd: Path | None = None, *, under: str | None = None
+) -> tuple[list[str], str]:
+    """The heavy packages imported by ``collectbus ARGS`` (or, with ``under``, the
+    modules of that package it imported), and what it printed."""
     code = textwrap.dedent(
         f"""
         import contextlib, io, json, sys
@@ -43,6 +46,8 @@ def _imported_after(args: list[str], cwd: Path | None = None) -> tuple[list[str]
             except SystemExit:
                 pass
         heavy = sorted({{m.split(".")[0] for m in sys.modules}} & set({HEAVY!r}))
+        if {under!r} is not None:
+            heavy = sorted(m for m in sys.modules if m.startswith({under!r} + "."))
         print(json.dumps([heavy, out.getvalue()]))
         """
     )
@@ -88,6 +93,38 @@ def test_jobs_and_host_read_with_sqlalchemy_alone(tmp_path: Path) -> None:
     heavy, printed = _imported_after(["--db", url, "host", "--since", "5m"], cwd=tmp_path)
     assert "cpu %" in printed
     assert heavy == ["sqlalchemy"]
+
+
+#: The store's write side, the tables and the record types: what reading host
+#: samples does without.
+WRITE_SIDE = {
+    "collectbus.records",
+    "collectbus.store.store",
+    "collectbus.store.schema",
+    "collectbus.store.hostsamples",
+    "collectbus.store.quarantine",
+    "collectbus.store.jobtables",
+    "collectbus.store.reservations",
+    "collectbus.store.retention",
+    "collectbus.store.calls",
+    "collectbus.store.migrate",
+}
+
+
+def test_host_reads_through_the_stores_read_side_alone(tmp_path: Path) -> None:
+    """The summary opens ``collectbus.store.reader``: none of the store's
+    writers, job or reservation tables, quarantine or retention is imported,
+    no table is built (``schema``), and the record types are not needed."""
+    url = f"sqlite:///{tmp_path / 'cb.db'}"
+    now = time.time_ns()
+    with open_store(url) as store:
+        store.write([make_host_sample("h", now - i * 10 * S) for i in range(6, 0, -1)])
+    for fmt, answered in (("json", '"metric": "summary"'), ("table", "cpu %")):
+        args = ["--db", url, "host", "--since", "5m", "--format", fmt]
+        modules, printed = _imported_after(args, cwd=tmp_path, under="collectbus")
+        assert answered in printed  # the summary, read and printed
+        assert "collectbus.store.reader" in modules
+        assert not WRITE_SIDE & set(modules), fmt
 
 
 @pytest.mark.parametrize(

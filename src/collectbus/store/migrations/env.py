@@ -47,7 +47,7 @@ def _main() -> None:
     if connection is not None:
         _run(connection)
         return
-    from collectbus.store.store import make_engine
+    from collectbus.store.engine import make_engine
 
     engine = make_engine(config.get_main_option("sqlalchemy.url") or "")
     try:
