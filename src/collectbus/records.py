@@ -18,6 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+# The neutral state vocabularies live in a module of their own, which the CLI
+# imports to offer them as choices without building these record types.
+from collectbus.states import FINAL_JOB_STATES as FINAL_JOB_STATES
+from collectbus.states import FINAL_RESERVATION_STATES as FINAL_RESERVATION_STATES
+from collectbus.states import JOB_STATES as JOB_STATES
+from collectbus.states import RESERVATION_STATES as RESERVATION_STATES
+
 # ---------------------------------------------------------------- host rows
 
 
@@ -274,21 +281,7 @@ class CallRecord:
 # set them. ``raw_json`` is the entity exactly as the scheduler described it,
 # re-serialised as JSON, so nothing it said is lost to the model.
 
-JOB_STATES = (
-    "queued",  # waiting to be eligible or to start (PBS Q, W, T; Slurm PENDING)
-    "held",  # held by a user, an operator or the system (PBS H; Slurm held PENDING)
-    "running",  # PBS R, E, B (array with running subjobs); Slurm RUNNING, COMPLETING
-    "suspended",  # PBS S, U; Slurm SUSPENDED, STOPPED
-    "completed",  # finished with exit status 0
-    "failed",  # finished with a non-zero exit status or a node failure
-    "cancelled",  # deleted or cancelled, before or while running
-    "timeout",  # killed at its walltime limit (PBS Exit_status -29; Slurm TIMEOUT)
-    "disappeared",  # gone from the scheduler with no end seen by collectbus
-    "unknown",
-)
-"""Neutral job states. The last four before ``unknown`` are final states."""
-
-FINAL_JOB_STATES = frozenset({"completed", "failed", "cancelled", "timeout"})
+# JOB_STATES, FINAL_JOB_STATES: collectbus.states (re-exported above).
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -405,19 +398,7 @@ class SystemRecord:
 # reservation``), one neutral model as for jobs: ``state`` is neutral (see
 # RESERVATION_STATES), ``native_state`` the scheduler's own word.
 
-RESERVATION_STATES = (
-    "unconfirmed",  # asked for, not confirmed yet (PBS RESV_NONE, RESV_UNCONFIRMED)
-    "confirmed",  # confirmed, its period not begun (PBS RESV_CONFIRMED; Slurm INACTIVE)
-    "running",  # within its period (PBS RESV_RUNNING, RESV_TIME_TO_RUN; Slurm ACTIVE)
-    "degraded",  # some of its nodes lost (PBS RESV_DEGRADED, RESV_IN_CONFLICT)
-    "ended",  # its period is over (PBS RESV_FINISHED; gone from the listing after its end)
-    "deleted",  # deleted (PBS RESV_BEING_DELETED, RESV_DELETED, RESV_DELETING_JOBS)
-    "disappeared",  # gone from a complete listing before its end, no deletion seen
-    "unknown",
-)
-"""Neutral reservation states; ``ended``, ``deleted`` and ``disappeared`` are final."""
-
-FINAL_RESERVATION_STATES = frozenset({"ended", "deleted", "disappeared"})
+# RESERVATION_STATES, FINAL_RESERVATION_STATES: collectbus.states (re-exported above).
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

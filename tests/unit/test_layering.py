@@ -20,6 +20,7 @@ import collectbus
 SRC = Path(collectbus.__file__).parent
 LEAVES = {
     "collectbus.records",
+    "collectbus.states",
     "collectbus.errors",
     "collectbus.clock",
     "collectbus.procfields",

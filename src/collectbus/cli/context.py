@@ -95,9 +95,10 @@ class CliContext:
             check_schema=check_schema,
         )
 
-    def read_samples(self) -> StoreReader:
-        """The store's read side alone, for commands that read host samples
-        (:mod:`collectbus.store.reader`): it imports none of the write side."""
+    def read_side(self) -> StoreReader:
+        """The store's read side alone, for commands that only read host samples,
+        jobs or snapshots (:mod:`collectbus.store.reader`): it imports none of the
+        write side, so that they answer at once."""
         from collectbus.store.reader import open_reader
 
         return self._open_to_read(

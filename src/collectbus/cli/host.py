@@ -271,7 +271,7 @@ def _read(
         # the store's read side alone: none of its writers, no table built.
         from collectbus.analysis.summary import RATE_COLUMNS, store_summary
 
-        with cli.read_samples() as reader:
+        with cli.read_side() as reader:
             rows = store_summary(reader, host=host_name, since_ns=since_ns, until_ns=until_ns)
             frames = {"summary": (rows, ["host", "time_ns", *RATE_COLUMNS])}
             return frames, None if rows else _why_empty(

@@ -24,7 +24,7 @@ from collectbus.cli.jobformat import (
 )
 from collectbus.cli.output import format_option, render, time_window
 from collectbus.errors import CollectBusError
-from collectbus.records import JOB_STATES
+from collectbus.states import JOB_STATES
 
 JOB_TABLE = (
     "cluster",
@@ -150,9 +150,9 @@ def jobs(
 
     since_ns, until_ns = time_window(since, until)
     with collecting(cli, collect, {"jobs"}):
-        store = cli.read_store()
+        store = cli.read_side()
         try:
-            with store.jobs.reading() as conn:
+            with store.reading("read jobs") as conn:
                 rows = read_jobs(
                     conn,
                     cluster=cluster,
@@ -206,9 +206,9 @@ def job(
 def _show_job(cli: CliContext, job_id: str, cluster: str | None, raw: bool, fmt: str) -> None:
     from collectbus.store.jobquery import read_history, read_jobs
 
-    store = cli.read_store()
+    store = cli.read_side()
     try:
-        with store.jobs.reading() as conn:
+        with store.reading("read jobs") as conn:
             found = read_jobs(conn, job_id=job_id, cluster=cluster, raw=raw)
             if not found:
                 found = read_jobs(conn, job_prefix=job_id, cluster=cluster, raw=raw)
@@ -325,9 +325,9 @@ def _show_history(
 ) -> None:
     from collectbus.store.jobquery import read_history
 
-    store = cli.read_store()
+    store = cli.read_side()
     try:
-        with store.jobs.reading("read job_history") as conn:
+        with store.reading("read job_history") as conn:
             rows = read_history(
                 conn,
                 cluster=cluster,
@@ -368,9 +368,9 @@ def nodes(cli: CliContext, cluster: str | None, state: str | None, collect: bool
     from collectbus.store.jobquery import latest_nodes
 
     with collecting(cli, collect, {"nodes"}):
-        store = cli.read_store()
+        store = cli.read_side()
         try:
-            with store.jobs.reading("read node_snapshots") as conn:
+            with store.reading("read node_snapshots") as conn:
                 rows = latest_nodes(conn, cluster=cluster)
         finally:
             store.close()
@@ -396,9 +396,9 @@ def queues(cli: CliContext, cluster: str | None, collect: bool, fmt: str) -> Non
     from collectbus.store.jobquery import latest_queues
 
     with collecting(cli, collect, {"queues", "partitions"}):
-        store = cli.read_store()
+        store = cli.read_side()
         try:
-            with store.jobs.reading("read queue_snapshots") as conn:
+            with store.reading("read queue_snapshots") as conn:
                 rows = latest_queues(conn, cluster=cluster)
         finally:
             store.close()

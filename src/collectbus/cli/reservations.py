@@ -16,7 +16,7 @@ from collectbus.cli.context import CliContext, pass_cli
 from collectbus.cli.jobformat import duration, nothing, when
 from collectbus.cli.jobs import cluster_option, collect_option, since_option, until_option
 from collectbus.cli.output import format_option, render, time_window
-from collectbus.records import RESERVATION_STATES
+from collectbus.states import RESERVATION_STATES
 
 if TYPE_CHECKING:
     from collectbus.cli.collectnow import Outcome

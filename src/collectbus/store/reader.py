@@ -1,7 +1,7 @@
-"""The read side of the store: connections, transactions, the schema check, host samples.
+"""The read side of the store: connections, read snapshots, the schema check, host samples.
 
 :class:`StoreReader` is what :class:`collectbus.store.store.Store` builds on,
-and what a command that only reads host samples opens
+and what a command that only reads opens
 (:func:`open_reader`): it imports none of the write side (record writers,
 quarantine, job tables, retention) and builds no table, so that
 ``collectbus host`` answers at once (docs/architecture.md, "The CLI's start-up").
@@ -17,7 +17,7 @@ at all.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 from sqlalchemy import Connection, Engine, select
@@ -103,6 +103,11 @@ class StoreReader:
         finally:
             if ticket is not None:
                 WATCHDOG.release(ticket)
+
+    def reading(self, action: str = "read") -> AbstractContextManager[Connection]:
+        """A read snapshot (one transaction), for the readers of
+        :mod:`collectbus.store.jobquery` and plain SQL; ``action`` names it in errors."""
+        return self._transaction(action, write=False)
 
     def ping(self) -> None:
         """Raise :class:`StoreError` unless a connection can be made now."""

@@ -127,6 +127,21 @@ def test_host_reads_through_the_stores_read_side_alone(tmp_path: Path) -> None:
         assert not WRITE_SIDE & set(modules), fmt
 
 
+def test_job_listings_read_through_the_stores_read_side(tmp_path: Path) -> None:
+    """``jobs``, ``history``, ``nodes`` and ``queues`` read the job tables through
+    ``collectbus.store.reader``: no writer, quarantine, retention or store class."""
+    url = f"sqlite:///{tmp_path / 'cb.db'}"
+    with open_store(url):
+        pass
+    writers = WRITE_SIDE - {"collectbus.records", "collectbus.store.schema"}
+    for command in ("jobs", "history", "nodes", "queues"):
+        args = ["--db", url, command, "--format", "json"]
+        modules, printed = _imported_after(args, cwd=tmp_path, under="collectbus")
+        assert printed.strip() == "[]", command  # read, and nothing there
+        assert "collectbus.store.reader" in modules, command
+        assert not writers & set(modules), (command, writers & set(modules))
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
