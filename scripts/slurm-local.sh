@@ -93,11 +93,14 @@ SlurmctldLogFile=$DIR/log/slurmctld.log
 SlurmdLogFile=$DIR/log/slurmd.log
 SlurmctldDebug=info
 SlurmdDebug=info
-# no cgroups
-ProctrackType=proctrack/linuxproc
+# Each job in a cgroup of its own (cgroup.conf beside this file: cgroup v1,
+# nothing constrained), as on a production node: proctrack/cgroup puts it in
+# freezer/slurm/uid_U/job_J/step_S, jobacct_gather/cgroup in cpuacct/ and
+# memory/ likewise; sacct's MaxRSS and TotalCPU are gathered every 2 s.
+ProctrackType=proctrack/cgroup
 TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/linux
-JobAcctGatherFrequency=5
+JobAcctGatherType=jobacct_gather/cgroup
+JobAcctGatherFrequency=2
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 SchedulerType=sched/backfill
@@ -117,6 +120,16 @@ OverTimeLimit=0
 NodeName=localhost NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEM_MB State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 PartitionName=long Nodes=ALL Default=NO MaxTime=2-00:00:00 State=UP
+EOF
+  # cgroup.conf is read beside slurm.conf. The v1 hierarchies are mounted one
+  # controller per folder under /sys/fs/cgroup (tmpfs), hence cgroup/v1.
+  cat >"$DIR/cgroup.conf" <<EOF
+CgroupPlugin=cgroup/v1
+CgroupMountpoint=/sys/fs/cgroup
+ConstrainCores=no
+ConstrainRAMSpace=no
+ConstrainSwapSpace=no
+ConstrainDevices=no
 EOF
   # slurmdbd reads slurmdbd.conf beside slurm.conf (the folder of SLURM_CONF).
   cat >"$DIR/slurmdbd.conf" <<EOF
