@@ -8,7 +8,10 @@ process tree, job by job), ``cgroup`` or ``proctree`` only.
 What goes wrong is said in one line naming its source, and the rest goes on:
 
 - a job whose cgroup goes away while it is read ended meanwhile: it is left
-  out, and the collection's ``jobs_ended`` detail names it;
+  out, and the collection's ``jobs_ended`` detail names it; so is a job read
+  from its cgroup before whose cgroup is gone while some of its processes
+  are still there (in mode ``auto`` they are not summed instead: the few
+  left would read as a drop of its CPU time);
 - a process that exits between the listing and the reading is left out and
   counted (``processes_gone``);
 - a file that cannot be read or parsed is reported (the collection is
@@ -73,6 +76,8 @@ class JobUsageCollector:
         self._tree = ProcessTree(os.fspath(proc_root))
         #: The largest memory sum seen per job of the process tree.
         self._peaks: dict[JobKey, int] = {}
+        #: Jobs read from their cgroup, while they have processes.
+        self._had_cgroup: set[JobKey] = set()
 
     def collect(self, ctx: CollectContext) -> list[JobUsageSample]:
         time_ns = ctx.clock.time_ns()
@@ -84,11 +89,13 @@ class JobUsageCollector:
                 try:
                     found[job] = ("cgroup", read_job_cgroups(folders, ctx, replaced))
                 except Vanished as gone:
-                    ended[job] = str(gone.args[0])
+                    ended[job] = f"{gone.args[0]} went away"
         if self.mode != "cgroup":
-            # Jobs already read from a cgroup (and those that just ended) are
-            # not summed again from their processes.
-            skip = set(found) | set(ended)
+            # Jobs read from a cgroup are not summed again from their
+            # processes. Nor is a job read from its cgroup before whose cgroup
+            # is gone but some of its processes not yet: it is ending, and the
+            # few processes left would read as a sudden drop of its CPU time.
+            skip = set(found) | set(ended) | self._had_cgroup
             try:
                 scan = self._tree.scan(ctx, replaced, skip)
             except CollectError as err:
@@ -102,12 +109,17 @@ class JobUsageCollector:
                 peaks[job] = usage.mem_peak_bytes = peak
                 found[job] = ("proctree", usage)
             self._peaks = peaks
+            ending = ((self._had_cgroup | set(ended)) & scan.skipped) - set(found)
+            for job in sorted(ending):
+                ended.setdefault(job, "its cgroup is gone, some processes not yet")
+            self._had_cgroup = {j for j, (source, _) in found.items() if source == "cgroup"}
+            self._had_cgroup |= ending
             if scan.gone:
                 ctx.detail("processes_gone", str(scan.gone))
         if ended:
             ctx.detail(
                 "jobs_ended",
-                "; ".join(f"{s} job {j}: {folder} went away" for (s, j), folder in ended.items()),
+                "; ".join(f"{s} job {j}: {why}" for (s, j), why in sorted(ended.items())),
             )
         for key, value in out_of_range_details(replaced):
             ctx.detail(key, value)

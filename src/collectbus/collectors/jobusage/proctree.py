@@ -53,6 +53,8 @@ class TreeScan:
     jobs: dict[JobKey, Usage] = field(default_factory=dict)
     #: Processes that exited between the listing and the reading.
     gone: int = 0
+    #: The jobs of ``skip`` that had processes.
+    skipped: set[JobKey] = field(default_factory=set)
 
 
 class _Gone(Exception):
@@ -117,7 +119,10 @@ class ProcessTree:
                     else self._job_of(pid)
                 )
                 known[pid] = (stat.start_ticks, job)
-                if job is None or job in skip:
+                if job is None:
+                    continue
+                if job in skip:
+                    out.skipped.add(job)
                     continue
                 io: tuple[int | None, int | None] | None
                 try:

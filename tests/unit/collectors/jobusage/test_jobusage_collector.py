@@ -302,3 +302,33 @@ def test_missing_mounts(tmp_path: Path) -> None:
 def test_unknown_mode_is_refused() -> None:
     with pytest.raises(ValueError, match="mode must be auto, cgroup or proctree"):
         JobUsageCollector("c", mode="gpu")  # type: ignore[arg-type]
+
+
+def test_a_job_whose_cgroup_is_gone_before_its_processes_is_ending(tmp_path: Path) -> None:
+    """At a job's end Slurm removes its cgroup while a process may be left:
+    that process alone is not the job's usage."""
+    tree = _copy("slurm-v1-job", tmp_path)
+    collector = JobUsageCollector(
+        "c", proc_root=tree / "proc", cgroup_root=tree / "sys/fs/cgroup", mode="auto"
+    )
+    (first,) = collector.collect(CollectContext(host="h"))
+    assert first.source == "cgroup"
+    for controller in ("cpuacct", "memory", "freezer"):
+        shutil.rmtree(tree / V1_JOB.format(controller))
+    ctx = CollectContext(host="h")
+    assert collector.collect(ctx) == []
+    assert dict(ctx.details)["jobs_ended"] == (
+        "slurm job 2: its cgroup is gone, some processes not yet"
+    )
+    # A fresh collector, which never saw the cgroup, sums the processes.
+    (fresh,) = JobUsageCollector(
+        "c", proc_root=tree / "proc", cgroup_root=tree / "sys/fs/cgroup"
+    ).collect(CollectContext(host="h"))
+    assert fresh.source == "proctree"
+    # Once the processes are gone too, the job is forgotten.
+    shutil.rmtree(tree / "proc")
+    (tree / "proc").mkdir()
+    ctx = CollectContext(host="h")
+    assert collector.collect(ctx) == []
+    assert "jobs_ended" not in dict(ctx.details)
+    assert collector._had_cgroup == set()
