@@ -71,8 +71,22 @@ install_packages() {
   fi
 }
 
+# cgroup v1 hierarchies of the controllers Slurm's cgroup plugins use, writable.
+cgroup_v1_ok() {
+  local c
+  for c in freezer cpuacct memory; do
+    [ -w "/sys/fs/cgroup/$c" ] && [ "$(stat -fc %T "/sys/fs/cgroup/$c" 2>/dev/null)" = cgroupfs ] || return 1
+  done
+}
+
 configure() {
   mkdir -p "$DIR"/{state,spool,log}
+  if cgroup_v1_ok; then
+    PROCTRACK=cgroup ACCT_GATHER=cgroup
+  else
+    PROCTRACK=linuxproc ACCT_GATHER=linux
+    log "no writable cgroup v1 freezer, cpuacct and memory: jobs run without cgroups"
+  fi
   cat >"$DIR/slurm.conf" <<EOF
 # single-node test cluster written by scripts/slurm-local.sh
 ClusterName=$CLUSTER
@@ -93,13 +107,14 @@ SlurmctldLogFile=$DIR/log/slurmctld.log
 SlurmdLogFile=$DIR/log/slurmd.log
 SlurmctldDebug=info
 SlurmdDebug=info
-# Each job in a cgroup of its own (cgroup.conf beside this file: cgroup v1,
-# nothing constrained), as on a production node: proctrack/cgroup puts it in
-# freezer/slurm/uid_U/job_J/step_S, jobacct_gather/cgroup in cpuacct/ and
-# memory/ likewise; sacct's MaxRSS and TotalCPU are gathered every 2 s.
-ProctrackType=proctrack/cgroup
+# Each job in a cgroup of its own where cgroup v1 allows (cgroup.conf beside
+# this file, nothing constrained), as on a production node: proctrack/cgroup
+# puts it in freezer/slurm/uid_U/job_J/step_S, jobacct_gather/cgroup in
+# cpuacct/ and memory/ likewise; else /proc is read (linuxproc, linux).
+# sacct's MaxRSS and TotalCPU are gathered every 2 s.
+ProctrackType=proctrack/$PROCTRACK
 TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/cgroup
+JobAcctGatherType=jobacct_gather/$ACCT_GATHER
 JobAcctGatherFrequency=2
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core

@@ -12,13 +12,10 @@ import dataclasses
 
 import click
 
-from collectbus import codec
 from collectbus.cli.context import CliContext, pass_cli
-from collectbus.cli.output import render
-from collectbus.cli.pbs import scheduler_format_option
-from collectbus.collectors.base import CollectContext, close_collector
+from collectbus.cli.pbs import scheduler_format_option, show_collection
 from collectbus.plugins import load_collector
-from collectbus.records import JobUsageSample
+from collectbus.records import JobUsageSample, Record
 
 
 @click.command("jobusage")
@@ -56,22 +53,12 @@ def collect_jobusage(
         cgroup_root=cgroup_root or section.cgroup_root,
         mode=mode or section.mode,
     )
-    ctx = CollectContext(host=config.host)
-    try:
-        records = [r for r in collector.collect(ctx) if isinstance(r, JobUsageSample)]
-    finally:
-        close_collector(collector)
-    for key, value in ctx.details:
-        click.echo(f"collectbus: {key}: {value}", err=True)
-    for problem in ctx.problems:
-        click.echo(f"collectbus: warning: {problem}", err=True)
-    if fmt == "json":
-        for record in records:
-            click.echo(codec.dumps_json(record))
-        return
-    rows = [
-        {k: v for k, v in dataclasses.asdict(r).items() if k not in ("cluster", "host", "time_ns")}
-        for r in records
-    ]
-    heading = f"job usage on {config.host}: {len(records)} jobs" if fmt == "table" else None
-    render(rows, fmt, title=heading)
+    show_collection(collector, config.host, f"job usage on {config.host}", fmt, _row)
+
+
+def _row(record: Record, _fmt: str) -> dict[str, object]:
+    """A job's usage as a table row (the cluster, host and time are the collection's)."""
+    if not isinstance(record, JobUsageSample):
+        return {"record": type(record).__name__}
+    skip = ("cluster", "host", "time_ns")
+    return {k: v for k, v in dataclasses.asdict(record).items() if k not in skip}

@@ -56,7 +56,8 @@ JobKey = tuple[str, str]
 
 @dataclass(slots=True)
 class Usage:
-    """One job's usage on this node, as read so far (None: not known)."""
+    """One job's usage on this node, as read so far (None: not known): the
+    value fields of :class:`~collectbus.records.JobUsageSample`, by name."""
 
     cpu_seconds: float | None = None
     mem_bytes: int | None = None

@@ -26,6 +26,7 @@ reported and the other still read.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Literal
 
@@ -132,12 +133,7 @@ class JobUsageCollector:
                 host=host,
                 time_ns=time_ns,
                 source=source,
-                cpu_seconds=usage.cpu_seconds,
-                mem_bytes=usage.mem_bytes,
-                mem_peak_bytes=usage.mem_peak_bytes,
-                read_bytes=usage.read_bytes,
-                write_bytes=usage.write_bytes,
-                processes=usage.processes,
+                **dataclasses.asdict(usage),
             )
             for (_, job_id), (source, usage) in sorted(found.items())
         ]
