@@ -24,7 +24,9 @@ from collectbus.records import JobUsageSample, Record
     metavar="DIR",
     help="Where the cgroup hierarchies are mounted (default: the config's, /sys/fs/cgroup).",
 )
-@click.option("--cluster", help="The cluster name the samples carry (default: the config's).")
+@click.option(
+    "--cluster", metavar="NAME", help="The cluster name the samples carry (default: the config's)."
+)
 @click.option(
     "--mode",
     type=click.Choice(["auto", "cgroup", "proctree"]),
