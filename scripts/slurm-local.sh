@@ -71,8 +71,22 @@ install_packages() {
   fi
 }
 
+# cgroup v1 hierarchies of the controllers Slurm's cgroup plugins use, writable.
+cgroup_v1_ok() {
+  local c
+  for c in freezer cpuacct memory; do
+    [ -w "/sys/fs/cgroup/$c" ] && [ "$(stat -fc %T "/sys/fs/cgroup/$c" 2>/dev/null)" = cgroupfs ] || return 1
+  done
+}
+
 configure() {
   mkdir -p "$DIR"/{state,spool,log}
+  if cgroup_v1_ok; then
+    PROCTRACK=cgroup ACCT_GATHER=cgroup
+  else
+    PROCTRACK=linuxproc ACCT_GATHER=linux
+    log "no writable cgroup v1 freezer, cpuacct and memory: jobs run without cgroups"
+  fi
   cat >"$DIR/slurm.conf" <<EOF
 # single-node test cluster written by scripts/slurm-local.sh
 ClusterName=$CLUSTER
@@ -93,11 +107,15 @@ SlurmctldLogFile=$DIR/log/slurmctld.log
 SlurmdLogFile=$DIR/log/slurmd.log
 SlurmctldDebug=info
 SlurmdDebug=info
-# no cgroups
-ProctrackType=proctrack/linuxproc
+# Each job in a cgroup of its own where cgroup v1 allows (cgroup.conf beside
+# this file, nothing constrained), as on a production node: proctrack/cgroup
+# puts it in freezer/slurm/uid_U/job_J/step_S, jobacct_gather/cgroup in
+# cpuacct/ and memory/ likewise; else /proc is read (linuxproc, linux).
+# sacct's MaxRSS and TotalCPU are gathered every 2 s.
+ProctrackType=proctrack/$PROCTRACK
 TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/linux
-JobAcctGatherFrequency=5
+JobAcctGatherType=jobacct_gather/$ACCT_GATHER
+JobAcctGatherFrequency=2
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 SchedulerType=sched/backfill
@@ -117,6 +135,16 @@ OverTimeLimit=0
 NodeName=localhost NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEM_MB State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 PartitionName=long Nodes=ALL Default=NO MaxTime=2-00:00:00 State=UP
+EOF
+  # cgroup.conf is read beside slurm.conf. The v1 hierarchies are mounted one
+  # controller per folder under /sys/fs/cgroup (tmpfs), hence cgroup/v1.
+  cat >"$DIR/cgroup.conf" <<EOF
+CgroupPlugin=cgroup/v1
+CgroupMountpoint=/sys/fs/cgroup
+ConstrainCores=no
+ConstrainRAMSpace=no
+ConstrainSwapSpace=no
+ConstrainDevices=no
 EOF
   # slurmdbd reads slurmdbd.conf beside slurm.conf (the folder of SLURM_CONF).
   cat >"$DIR/slurmdbd.conf" <<EOF

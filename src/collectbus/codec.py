@@ -27,6 +27,7 @@ from collectbus.records import (
     HostInventory,
     HostSample,
     JobRecord,
+    JobUsageSample,
     LoadRow,
     NetRow,
     NodeRecord,
@@ -51,6 +52,7 @@ RECORD_TYPES: dict[str, type[Record]] = {
     "SystemRecord": SystemRecord,
     "ReservationRecord": ReservationRecord,
     "HostInventory": HostInventory,
+    "JobUsageSample": JobUsageSample,
 }
 
 # Fields whose values are rows (NamedTuple) or tuples of rows, per record type.

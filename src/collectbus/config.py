@@ -223,11 +223,33 @@ class PbsConfig(_Section):
         return self.model_dump(exclude={"enabled", "tier", "intervals"})
 
 
+class JobUsageConfig(_Section):
+    """``[collectors.jobusage]``: what each batch job on this node uses
+    (``collectors/jobusage/README.md``); procfs is ``[collectors.host]``'s ``proc_root``."""
+
+    enabled: StrictBool = False
+    #: The cluster the node's jobs belong to, as the jobs collectors name it.
+    cluster: str | None = None
+    #: auto: each job from its cgroup, else from its processes; cgroup or proctree only.
+    mode: Literal["auto", "cgroup", "proctree"] = "auto"
+    cgroup_root: str = "/sys/fs/cgroup"
+    tier: str = "system"
+    interval: Duration | None = None
+    timeout: Duration = 10.0
+
+    @model_validator(mode="after")
+    def _named_cluster(self) -> JobUsageConfig:
+        if self.enabled and not self.cluster:
+            raise ValueError("cluster: name the cluster whose jobs run here (enabled needs it)")
+        return self
+
+
 class CollectorsConfig(_Section):
     host: HostConfig = Field(default_factory=HostConfig)
     slurm: SlurmConfig = Field(default_factory=SlurmConfig)
     pbs: PbsConfig = Field(default_factory=PbsConfig)
     host_inventory: HostInventoryConfig = Field(default_factory=HostInventoryConfig)
+    jobusage: JobUsageConfig = Field(default_factory=JobUsageConfig)
 
 
 class StoreConfig(_Section):
@@ -361,6 +383,12 @@ class Config(_Section):
             known = ", ".join(sorted(self.bus.tiers))
             raise ValueError(
                 f"collectors.host_inventory.tier: unknown tier {inventory.tier!r} (known: {known})"
+            )
+        jobusage = self.collectors.jobusage
+        if jobusage.enabled and jobusage.tier not in self.bus.tiers:
+            known = ", ".join(sorted(self.bus.tiers))
+            raise ValueError(
+                f"collectors.jobusage.tier: unknown tier {jobusage.tier!r} (known: {known})"
             )
         names = [a.name for a in self.aggregates]
         for i, name in enumerate(names):

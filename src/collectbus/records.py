@@ -435,6 +435,42 @@ class ReservationRecord:
     raw_json: str = "{}"
 
 
+# ---------------------------------------------------------------- job usage
+
+#: Where a job's usage was read: its cgroup, or the sum over its processes.
+JOB_USAGE_SOURCES = ("cgroup", "proctree")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobUsageSample:
+    """What one batch job used on one node, at one tick.
+
+    Read by the ``jobusage`` collector (:mod:`collectbus.collectors.jobusage`)
+    from the job's cgroup (``source="cgroup"``) or, where the job has none,
+    summed over its processes (``source="proctree"``). ``cpu_seconds``,
+    ``read_bytes`` and ``write_bytes`` are counters since the job began on
+    this node (a process tree counts only the processes alive, and the
+    children they reaped); ``mem_bytes`` is the memory in use now,
+    ``mem_peak_bytes`` the most seen (the kernel's high-water mark for a
+    cgroup; for a process tree the largest sum this collector saw).
+    ``processes`` counts the job's processes. None where a value could not be
+    read. ``job_id`` is the scheduler's id as its cgroup or environment names
+    it (Slurm ``123``, PBS ``123.server``).
+    """
+
+    cluster: str
+    job_id: str
+    host: str
+    time_ns: int
+    source: str
+    cpu_seconds: float | None = None
+    mem_bytes: int | None = None
+    mem_peak_bytes: int | None = None
+    read_bytes: int | None = None
+    write_bytes: int | None = None
+    processes: int | None = None
+
+
 Record = (
     HostSample
     | HostInventory
@@ -445,6 +481,7 @@ Record = (
     | QueueRecord
     | SystemRecord
     | ReservationRecord
+    | JobUsageSample
 )
 
 #: ``CollectionEvent.details`` keys of a jobs collection; the contract is

@@ -98,6 +98,10 @@ COMMANDS = {
 #: The subcommands of ``collectbus collect``.
 COLLECT_COMMANDS = {
     "host": LazyCommand("collectbus.cli.run:collect_host", "Read /proc once and print the sample."),
+    "jobusage": LazyCommand(
+        "collectbus.cli.jobusage:collect_jobusage",
+        "Read the usage of each batch job on this node once and print it.",
+    ),
     "pbs": LazyCommand(
         "collectbus.cli.pbs:collect_pbs",
         "Run one PBS command for ENTITY now and print what it lists.",

@@ -8,6 +8,8 @@ listing was complete, what was repaired) goes to standard error.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
 
 from collectbus import codec
@@ -47,8 +49,17 @@ def collect_pbs(cli: CliContext, entity: str, fmt: str) -> None:
     show_collection(collector, config.host, f"pbs {entity}", fmt)
 
 
-def show_collection(collector: Collector, host: str, title: str, fmt: str) -> None:
-    """Run ``collector`` once and print its records; its notes go to standard error."""
+def show_collection(
+    collector: Collector,
+    host: str,
+    title: str,
+    fmt: str,
+    row: Callable[[Record, str], dict[str, object]] | None = None,
+) -> None:
+    """Run ``collector`` once and print its records; its notes go to standard error.
+
+    ``row`` makes a table row of a record (default: the scheduler records').
+    """
     ctx = CollectContext(host=host)
     try:
         records = list(collector.collect(ctx))
@@ -62,7 +73,7 @@ def show_collection(collector: Collector, host: str, title: str, fmt: str) -> No
         for record in records:
             click.echo(codec.dumps_json(record))
         return
-    rows = [_row(r, fmt) for r in records]
+    rows = [(row or _row)(r, fmt) for r in records]
     heading = f"{title}: {len(records)}" if fmt == "table" else None
     render(rows, fmt, title=heading, headers={"cpus_used": "cpus used"})
 

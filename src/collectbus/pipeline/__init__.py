@@ -26,7 +26,7 @@ from collectbus.collectors.host.filters import FilterConfig
 from collectbus.collectors.run import CommandRunner
 from collectbus.collectors.slurm.collector import SlurmSettings
 from collectbus.config import Config, PbsConfig, SlurmConfig, database_url
-from collectbus.errors import SchemaError
+from collectbus.errors import ConfigError, SchemaError
 from collectbus.pipeline.sink import StoreSink
 from collectbus.plugins import load_collector
 from collectbus.store import Store
@@ -91,6 +91,23 @@ def host_collector_options(config: Config) -> dict[str, object]:
             net_exclude=tuple(host.net_exclude),
             max_devices=host.max_devices,
         ),
+    }
+
+
+def jobusage_collector_options(config: Config) -> dict[str, object]:
+    """The job usage collector's keyword arguments from ``[collectors.jobusage]``
+    (procfs from ``[collectors.host]``); its cluster must be set."""
+    jobusage = config.collectors.jobusage
+    if not jobusage.cluster:
+        raise ConfigError(
+            "collectors.jobusage.cluster: not set",
+            hint="name the cluster whose jobs run on this node, as the jobs collectors name it",
+        )
+    return {
+        "cluster": jobusage.cluster,
+        "mode": jobusage.mode,
+        "proc_root": config.collectors.host.proc_root,
+        "cgroup_root": jobusage.cgroup_root,
     }
 
 
@@ -250,6 +267,14 @@ class Pipeline:
                 ),
                 tier=inventory_cfg.tier,
                 timeout=inventory_cfg.timeout,
+            )
+        jobusage_cfg = config.collectors.jobusage
+        if jobusage_cfg.enabled:
+            self.bus.add(
+                load_collector("jobusage")(**jobusage_collector_options(config)),
+                tier=jobusage_cfg.tier,
+                interval=jobusage_cfg.interval,
+                timeout=jobusage_cfg.timeout,
             )
         self.subscription = self.bus.subscribe(
             self.sink,

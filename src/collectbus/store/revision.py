@@ -12,7 +12,7 @@ from __future__ import annotations
 from sqlalchemy import Connection
 
 #: The newest migration in ``store/migrations/versions`` (Alembic's head).
-HEAD_REVISION = "0014"
+HEAD_REVISION = "0015"
 
 #: Alembic's table of the revision a database is at (its default name).
 VERSION_TABLE = "alembic_version"

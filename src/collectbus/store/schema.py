@@ -167,6 +167,34 @@ host_inventory = Table(
     Index(None, "host_id", "time_ns"),
 )
 
+# ---------------------------------------------------------------- job usage
+#
+# What each batch job used on each node (collectors/jobusage), one row per job,
+# host and tick: from the job's cgroup or summed over its processes
+# (``source``). cpu_seconds, read_bytes and write_bytes are counters since the
+# job began on that host; mem_bytes now, mem_peak_bytes the high-water mark.
+# Reads select a job's rows by (cluster, job_id) and its window by time_ns
+# (collectbus.store.jobusage). Migration 0015.
+
+job_usage = Table(
+    "job_usage",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("cluster", Text, nullable=False),
+    Column("job_id", Text, nullable=False),
+    Column("host", Text, nullable=False),
+    Column("time_ns", BigInteger, nullable=False),
+    Column("source", Text, nullable=False),  # cgroup or proctree
+    Column("cpu_seconds", Double, nullable=True),
+    Column("mem_bytes", BigInteger, nullable=True),
+    Column("mem_peak_bytes", BigInteger, nullable=True),
+    Column("read_bytes", BigInteger, nullable=True),
+    Column("write_bytes", BigInteger, nullable=True),
+    Column("processes", BigInteger, nullable=True),
+    Index(None, "cluster", "job_id", "time_ns"),
+    Index(None, "time_ns"),
+)
+
 # ---------------------------------------------------------------- scheduler
 #
 # Batch jobs, their changes, and snapshots of nodes, queues and the server
@@ -445,6 +473,7 @@ COUNTED_TABLES: tuple[str, ...] = (
     "host_chunks",
     "calls",
     "host_inventory",
+    "job_usage",
     "jobs",
     "job_history",
     "node_snapshots",

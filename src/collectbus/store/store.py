@@ -43,6 +43,7 @@ from collectbus.records import (
     HostInventory,
     HostSample,
     JobRecord,
+    JobUsageSample,
     NodeRecord,
     QueueRecord,
     Record,
@@ -59,6 +60,9 @@ from collectbus.store.events import EVENT_COLUMNS, event_row
 from collectbus.store.hostsamples import insert_rows, sample_rows
 from collectbus.store.inventory import read_inventories, write_inventories
 from collectbus.store.jobtables import JobTables, SchedulerRows, write_scheduler_rows
+from collectbus.store.jobusage import COLUMNS as JOB_USAGE_COLUMNS
+from collectbus.store.jobusage import insert_job_usage, job_usage_rows, read_job_usage
+from collectbus.store.jobusage import where as job_usage_where
 from collectbus.store.quarantine import (
     Careful,
     Refused,
@@ -88,6 +92,7 @@ from collectbus.store.schema import (
     collection_log,
     host_inventory,
     hosts,
+    job_usage,
 )
 
 if TYPE_CHECKING:
@@ -250,6 +255,19 @@ def _write_calls(tx: _Tx, records: list[CallRecord]) -> None:
     )
 
 
+def _write_job_usage(tx: _Tx, samples: list[JobUsageSample]) -> None:
+    rows = screen(
+        job_usage, JOB_USAGE_COLUMNS, job_usage_rows(samples), job_usage_where, tx.refused
+    )
+    copy = tx.copy
+    tx.step.rows(
+        job_usage.name,
+        rows,
+        lambda some: insert_job_usage(tx.conn, list(some), copy=copy),
+        job_usage_where,
+    )
+
+
 def _write_inventories(tx: _Tx, inventories: list[HostInventory]) -> None:
     for inventory in inventories:
         tx.step.part(
@@ -286,6 +304,7 @@ WRITERS: dict[type, _Writer] = {
     ReservationRows: _Writer(_write_reservation_rows, lambda rows: sum(r.records for r in rows)),
     HostSample: _Writer(_write_samples),
     CallRecord: _Writer(_write_calls),
+    JobUsageSample: _Writer(_write_job_usage),
     HostInventory: _Writer(_write_inventories),
     CollectionEvent: _Writer(_write_events),
 }
@@ -661,6 +680,12 @@ class Store(StoreReader):
         slowest, limit)."""
         with self._transaction("read calls", write=False) as conn:
             return read_calls(conn, **window)
+
+    def job_usage(self, cluster: str, job_id: str, **window: Any) -> list[dict[str, object]]:
+        """A job's per-node usage samples, oldest first; the arguments are
+        those of :func:`collectbus.store.jobusage.read_job_usage` (host, time window)."""
+        with self._transaction("read job_usage", write=False) as conn:
+            return read_job_usage(conn, cluster, job_id, **window)
 
     def call_timings(self, **window: Any) -> dict[str, npt.NDArray[Any]]:
         """Handler, start, elapsed time and error flag of recorded calls as

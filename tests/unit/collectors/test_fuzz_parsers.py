@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from collectbus.collectors.host import cgroup, inventory, parse, parse_system
 from collectbus.collectors.host.keyvalues import MeminfoParser, VmstatParser
 from collectbus.collectors.host.layouts import DiskstatsParser, NetDevParser, StatParser
+from collectbus.collectors.jobusage import parse as jobusage
 from collectbus.collectors.pbs.incremental import IncrementalJobs
 from collectbus.collectors.pbs.jsonfix import JsonRepairError
 from collectbus.collectors.pbs.parse import (
@@ -207,6 +208,21 @@ PARSERS: dict[str, tuple[Callable[[bytes], object], list[str]]] = {
         lambda d: parse_scontrol_reservations(d, cluster="c", observed_ns=0, tz=UTC, refused=[]),
         ["slurm/scontrol_show_reservation_o_*.txt"],
     ),
+    "job cgroup.procs": (
+        lambda d: jobusage.parse_pids(d, "cgroup.procs"),
+        ["cgroup/*/sys/fs/cgroup/**/cgroup.procs"],
+    ),
+    "job blkio": (
+        lambda d: jobusage.parse_blkio_bytes(d, "blkio", []),
+        ["cgroup/*/sys/fs/cgroup/**/blkio.throttle.io_service_bytes"],
+    ),
+    "/proc/PID/stat": (
+        lambda d: jobusage.parse_proc_stat(d, "stat", []),
+        ["cgroup/*/proc/*/stat"],
+    ),
+    "/proc/PID/io": (lambda d: jobusage.parse_proc_io(d, "io", []), ["cgroup/*/proc/*/io"]),
+    "/proc/PID/cgroup": (jobusage.jobs_in_proc_cgroup, ["cgroup/*/proc/*/cgroup"]),
+    "/proc/PID/environ": (jobusage.job_from_environ, ["cgroup/*/proc/*/environ"]),
 }
 
 

@@ -1,0 +1,87 @@
+"""Per-job usage samples in and out of the ``job_usage`` table.
+
+One row per :class:`~collectbus.records.JobUsageSample`: a job's usage on
+one node at one tick (the ``jobusage`` collector). Written in bulk with the
+rest of a collection (:mod:`collectbus.store.bulk`); read back per job,
+oldest first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import Connection, select
+
+from collectbus.records import JobUsageSample
+from collectbus.store.bulk import RowTuple, bulk_insert
+from collectbus.store.schema import job_usage
+
+__all__ = ["COLUMNS", "insert_job_usage", "job_usage_rows", "read_job_usage", "where"]
+
+COLUMNS = (
+    "cluster",
+    "job_id",
+    "host",
+    "time_ns",
+    "source",
+    "cpu_seconds",
+    "mem_bytes",
+    "mem_peak_bytes",
+    "read_bytes",
+    "write_bytes",
+    "processes",
+)
+_HOST, _TIME = COLUMNS.index("host"), COLUMNS.index("time_ns")
+
+
+def job_usage_rows(samples: Iterable[JobUsageSample]) -> list[RowTuple]:
+    """One tuple per sample, in :data:`COLUMNS` order."""
+    return [
+        (
+            s.cluster,
+            s.job_id,
+            s.host,
+            s.time_ns,
+            s.source,
+            s.cpu_seconds,
+            s.mem_bytes,
+            s.mem_peak_bytes,
+            s.read_bytes,
+            s.write_bytes,
+            s.processes,
+        )
+        for s in samples
+    ]
+
+
+def where(row: RowTuple) -> tuple[str | None, int | None]:
+    """The host and time a row names, for the quarantine's entries."""
+    host, time_ns = row[_HOST], row[_TIME]
+    return host if isinstance(host, str) else None, time_ns if isinstance(time_ns, int) else None
+
+
+def insert_job_usage(conn: Connection, rows: list[RowTuple], *, copy: bool) -> None:
+    """Bulk-insert job usage rows inside the caller's transaction."""
+    bulk_insert(conn, job_usage.name, COLUMNS, rows, copy=copy)
+
+
+def read_job_usage(
+    conn: Connection,
+    cluster: str,
+    job_id: str,
+    *,
+    host: str | None = None,
+    since_ns: int | None = None,
+    until_ns: int | None = None,
+) -> list[dict[str, object]]:
+    """A job's samples (of one host, and in a window, if given), oldest first."""
+    c = job_usage.c
+    query = select(*(c[name] for name in COLUMNS)).where(c.cluster == cluster, c.job_id == job_id)
+    if host is not None:
+        query = query.where(c.host == host)
+    if since_ns is not None:
+        query = query.where(c.time_ns >= since_ns)
+    if until_ns is not None:
+        query = query.where(c.time_ns < until_ns)
+    query = query.order_by(c.time_ns, c.host, c.id)
+    return [dict(r) for r in conn.execute(query).mappings()]
