@@ -123,16 +123,29 @@ def read_window(sql: AggregateSql, cp: Checkpoint, top: int, cap: bool) -> Windo
 
 
 def pending_rows(
-    conn: Connection, sql: AggregateSql, w: Window, now_ns: int
+    conn: Connection,
+    sql: AggregateSql,
+    w: Window,
+    now_ns: int,
+    *,
+    found: Sequence[tuple[Any, ...]] | None = None,
 ) -> tuple[list[tuple[Any, ...]], list[Pending]]:
-    """The rows of the pending ids that appeared, and what stays pending."""
+    """The rows of the pending ids that appeared, and what stays pending.
+    ``found``: the rows of every pending range, read already in the
+    caller's snapshot (else each range is read here)."""
     rows: list[tuple[Any, ...]] = []
     kept: list[Pending] = []
-    for looked in lookups(w):
-        found = _rows_between(conn, sql, looked[0] - 1, looked[1])
-        rows += found
-        ids = [int(str(r[0])) for r in found]
-        kept += still_pending(looked, ids, now_ns=now_ns, pending_s=sql.spec.pending_s)
+    looked_up = lookups(w)
+    if found is not None and looked_up:
+        found = sorted(found, key=lambda r: int(str(r[0])))
+    for looked in looked_up:
+        if found is None:
+            got = _rows_between(conn, sql, looked[0] - 1, looked[1])
+        else:
+            got = [r for r in found if looked[0] <= int(str(r[0])) <= looked[1]]
+        rows += got
+        found_ids = [int(str(r[0])) for r in got]
+        kept += still_pending(looked, found_ids, now_ns=now_ns, pending_s=sql.spec.pending_s)
     return rows, kept
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -113,6 +114,109 @@ def rows_many(
             cursor.close()
 
 
+@lru_cache(maxsize=64)
+def _renamed(query: str, names: tuple[str, ...], prefix: str) -> str:
+    """``query`` with each ``:name`` of ``names`` written ``:<prefix>name``."""
+    for name in names:
+        query = re.sub(rf"(?<![:\w]):{name}\b", f":{prefix}{name}", query)
+    return query
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One query of :func:`rows_at_once`: its rows are read from the
+    combined row's columns ``at`` to ``at + width``."""
+
+    query: str
+    params: Mapping[str, object]
+    at: int
+    width: int
+
+
+def union_query(parts: Sequence[Part]) -> tuple[str, dict[str, object]]:
+    """The statement of :func:`rows_at_once` and its parameters: each part's
+    rows padded with NULLs to one row type, tagged with the part's number, in
+    one ``UNION ALL`` (each part's parameters renamed apart).
+
+    PostgreSQL types a ``UNION`` pair by pair, and two NULLs make a text: so
+    the first branch, which returns no row, gives every column its type, from
+    the widest part at each place (the parts' places must tile the row)."""
+    total = max(p.at + p.width for p in parts)  # with the tag, column 0
+    queries, params = [], {}
+    for n, part in enumerate(parts):
+        prefix = f"collectbus_{n}_"
+        queries.append(_renamed(part.query, tuple(sorted(part.params)), prefix))
+        params.update({prefix + k: v for k, v in part.params.items()})
+    widest: dict[int, int] = {}
+    for n, part in enumerate(parts):
+        if part.width > parts[widest.get(part.at, n)].width or part.at not in widest:
+            widest[part.at] = n
+    tiles, at = [], 1
+    for start in sorted(widest):
+        if start != at:
+            raise ValueError(f"parts leave columns {at} to {start - 1} untyped")
+        tiles.append(widest[start])
+        at = start + parts[widest[start]].width
+    typing = ", ".join(f"({queries[n]}) AS collectbus_type_{n}" for n in tiles)
+    typed = ", ".join(f"collectbus_type_{n}.*" for n in tiles)
+    selects = [f"SELECT -1, {typed} FROM {typing} WHERE false"]
+    for n, part in enumerate(parts):
+        before = ["NULL"] * (part.at - 1)
+        after = ["NULL"] * (total - part.at - part.width)
+        cols = ", ".join([str(n), *before, "collectbus_part.*", *after])
+        selects.append(f"SELECT {cols} FROM ({queries[n]}) AS collectbus_part")
+    return " UNION ALL ".join(selects), params
+
+
+def rows_at_once(conn: Connection, parts: Sequence[Part]) -> list[list[tuple[Any, ...]]]:
+    """PostgreSQL: every row of each part's query, in one statement, so that
+    all are read from ONE snapshot (the statement's) in one round trip, with
+    no transaction to begin or end (the caller runs it in autocommit,
+    :func:`autocommit`). The parts share the row type: a part's columns are
+    ``at`` to ``at + width`` (1 to ``width`` free for the first), and parts
+    at the same columns must agree on their types."""
+    query, params = union_query(parts)
+    found = rows(conn, query, params)
+    out: list[list[tuple[Any, ...]]] = [[] for _ in parts]
+    spans = [(p.at, p.at + p.width) for p in parts]
+    for row in found:
+        a, b = spans[row[0]]
+        out[row[0]].append(row[a:b])
+    return out
+
+
+def _begin_statement(pg: Any) -> str:
+    """The BEGIN that psycopg would send for the connection's settings."""
+    words = ["BEGIN"]
+    if pg.isolation_level is not None:
+        words.append("ISOLATION LEVEL " + pg.isolation_level.name.replace("_", " "))
+    if pg.read_only is not None:
+        words.append("READ ONLY" if pg.read_only else "READ WRITE")
+    return " ".join(words)
+
+
+@contextmanager
+def autocommit(conn: Connection) -> Iterator[None]:
+    """PostgreSQL: the block's statements each in a transaction of its own
+    (psycopg's autocommit, a setting of the client: nothing is sent). The
+    connection must be outside any transaction; it is again after."""
+    pg = _raw(conn)
+    pg.autocommit = True
+    try:
+        yield
+    finally:
+        _leave(pg)
+
+
+def _leave(pg: Any) -> None:
+    """Back out of autocommit, rolling back a transaction left open by an error."""
+    from psycopg.pq import TransactionStatus
+
+    if pg.info.transaction_status != TransactionStatus.IDLE:
+        pg.rollback()
+    pg.autocommit = False
+
+
 def execute(conn: Connection, query: str, params: Mapping[str, object]) -> int:
     """Run one statement; the number of rows it changed."""
     cursor, query = _prepare(conn, query, params)
@@ -160,16 +264,33 @@ def execute_all(
                 cursor.close()
         return out
     pg = _raw(conn)
+    # Outside a transaction yet: its BEGIN sent in the pipeline too, not
+    # waited for on its own (psycopg's would be), and the COMMIT last.
+    explicit = commit and _idle(pg)
     cursors = []
     try:
+        if explicit:
+            pg.autocommit = True
         with _mapped(conn, "pipeline"), pg.pipeline():
+            if explicit:
+                pg.execute(_begin_statement(pg))
             for query, params in todo:
                 cursor = pg.cursor()
                 cursors.append(cursor)
                 cursor.executemany(_pyformat(query, tuple(sorted(params[0]))), params)
-            if commit:
+            if explicit:
+                pg.execute("COMMIT")
+            elif commit:
                 pg.commit()
         return [int(c.rowcount) for c in cursors]
     finally:
+        if explicit:
+            _leave(pg)
         for cursor in cursors:
             cursor.close()
+
+
+def _idle(pg: Any) -> bool:
+    from psycopg.pq import TransactionStatus
+
+    return bool(pg.info.transaction_status == TransactionStatus.IDLE)

@@ -76,6 +76,7 @@ from collectbus.aggregate.sourcedb import (
     open_source,
     snapshot,
     source_errors,
+    source_session,
     write_transaction,
 )
 from collectbus.aggregate.spec import AggregateSpec
@@ -88,7 +89,14 @@ from collectbus.aggregate.state import (
     same_group,
     sketch_deltas,
 )
-from collectbus.aggregate.tail import TailCache, TailDelta, read_tailed, rebuild
+from collectbus.aggregate.tail import (
+    SnapshotNeeded,
+    TailCache,
+    TailDelta,
+    at_once,
+    read_tailed,
+    rebuild,
+)
 from collectbus.clock import Clock, SystemClock
 from collectbus.store import Store
 
@@ -138,7 +146,11 @@ class Aggregator:
         self._held = HeldConnection(store.engine, session=session_settings)
         # A read-only source: the connection its updates read from, kept
         # (and in PostgreSQL, its prepared statements) between updates.
-        self._source_held = HeldConnection(self._source, read_only=True) if spec.external else None
+        self._source_held = (
+            HeldConnection(self._source, read_only=True, session=source_session)
+            if spec.external
+            else None
+        )
 
     def close(self) -> None:
         self._held.close()
@@ -239,11 +251,20 @@ class Aggregator:
         cap: bool = True,
         probed: Sequence[object] = (),
         verify: bool = True,
+        at_once: bool = False,
     ) -> Delta:
         now = self.clock.time_ns()
         if self.spec.external:
             return read_tailed(
-                src, st, self.sql, cp, self._tail, now_ns=now, cap=cap, verify=verify
+                src,
+                st,
+                self.sql,
+                cp,
+                self._tail,
+                now_ns=now,
+                cap=cap,
+                verify=verify,
+                at_once=at_once,
             )
         assert st is src
         return read_triggered(src, self.sql, cp, now_ns=now, cap=cap, probed=probed)
@@ -335,15 +356,31 @@ class Aggregator:
     def _step_external_from(
         self, guess: Checkpoint | None, *, verify: bool
     ) -> tuple[Checkpoint, Delta, dict[str, GroupState]] | None:
-        """:meth:`_step_external` from the checkpoint ``guess``, else from the store's."""
+        """:meth:`_step_external` from the checkpoint ``guess``, else from the store's.
+
+        From ``guess``, a PostgreSQL source is read in ONE statement, outside
+        any transaction (:func:`~collectbus.aggregate.tail.at_once`): one
+        round trip, no BEGIN or COMMIT. When that read needs another in its
+        snapshot (:class:`~collectbus.aggregate.tail.SnapshotNeeded`), the
+        update reads again in a transaction, as from the store's checkpoint."""
+        if guess is not None and at_once(self.sql):
+            try:
+                return self._step_external_read(guess, verify=verify, fast=True)
+            except SnapshotNeeded:
+                pass
+        return self._step_external_read(guess, verify=verify, fast=False)
+
+    def _step_external_read(
+        self, guess: Checkpoint | None, *, verify: bool, fast: bool
+    ) -> tuple[Checkpoint, Delta, dict[str, GroupState]] | None:
         # Before the snapshot: a change made before this time is in it.
         started = self.clock.time_ns()
 
         def read(src: Connection) -> tuple[Checkpoint, TailDelta, dict[str, GroupState]] | None:
             if guess is not None:
-                delta = self._delta(src, None, guess, verify=verify)
+                delta = self._delta(src, None, guess, verify=verify, at_once=fast)
                 assert isinstance(delta, TailDelta)
-                return guess, delta, self._groups_after(src, None, delta)
+                return guess, delta, self._groups_after(src, None, delta, snapshot=not fast)
             with snapshot(self.store.engine) as st:
                 found = load_checkpoint(st, self.spec.name)
                 if found is None:
@@ -356,7 +393,7 @@ class Aggregator:
 
         assert self._source_held is not None
         with source_errors(self.spec, "read new rows"):
-            read_back = self._source_held.run(read)
+            read_back = self._source_held.run(read, autocommit=fast)
         if read_back is None:
             return None
         found, delta, groups = read_back
@@ -390,6 +427,7 @@ class Aggregator:
                 tail.blocks.pop(b, None)
         if not self.spec.open_by_state:
             tail.ledger, tail.seen = {}, {}
+        tail.remembered(self.sql, changes, delta.seen)
         tail.version = saved.version
 
     def _step_store(self) -> tuple[Checkpoint, Delta, dict[str, GroupState]] | None:
@@ -442,12 +480,14 @@ class Aggregator:
         return saved, delta, groups
 
     def _groups_after(
-        self, src: Connection, st: Connection | None, delta: Delta
+        self, src: Connection, st: Connection | None, delta: Delta, *, snapshot: bool = True
     ) -> dict[str, GroupState]:
         """The touched groups, deltas applied, extremes recomputed where one
         left; and, in ``delta.changes``, their sketch deltas and folds.
         ``st``: None to read the groups not held from a snapshot of the store
-        of their own."""
+        of their own. ``snapshot``: False when ``src`` is no longer in the
+        delta's snapshot: an extreme to recompute then raises
+        :class:`~collectbus.aggregate.tail.SnapshotNeeded`."""
         n_measures = len(self.spec.measures)
         touched = {key_json(c.key) for c, _ in delta.deltas} | set(delta.partial)
         groups = self._load_groups(st, touched, delta.after.version)
@@ -455,6 +495,8 @@ class Aggregator:
         changed: dict[str, list[LogSketch]] = {}
         stale = apply_deltas(groups, delta.deltas, n_measures, changed)
         merge_partial(groups, delta.partial.items(), n_measures)
+        if stale and not snapshot:
+            raise SnapshotNeeded("an extreme value left")
         recompute_extremes(src, self.sql, delta.after.last_id, groups, stale)
         if n_measures:
             changes.sketch_deltas = sketch_deltas(changed, delta.partial)

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
+import collectbus.aggregate.driver as driver
 from collectbus.aggregate.spec import AggregateSpec
 from collectbus.aggregate.sql import AggregateSql, q
 from collectbus.errors import CollectBusError, CollectError
@@ -163,12 +164,17 @@ class HeldConnection:
                 raise
         return conn
 
-    def run(self, work: Callable[[Connection], T]) -> T:
-        """``work(conn)`` in one transaction, committed if it returns."""
+    def run(self, work: Callable[[Connection], T], *, autocommit: bool = False) -> T:
+        """``work(conn)`` in one transaction, committed if it returns;
+        ``autocommit`` (PostgreSQL): each of its statements in a transaction
+        of its own (:func:`~collectbus.aggregate.driver.autocommit`)."""
         for attempt in (1, 2):
             conn = self._conn if self._conn is not None else self._open()
             self._conn = conn
             try:
+                if autocommit:
+                    with driver.autocommit(conn):
+                        return work(conn)
                 with conn.begin():
                     return work(conn)
             except sa_exc.DBAPIError as err:
@@ -187,6 +193,19 @@ class HeldConnection:
                 conn.close()
             except sa_exc.SQLAlchemyError:
                 conn.invalidate()
+
+
+def source_session(conn: Connection) -> list[str]:
+    """The settings of the connection an aggregator keeps to a read-only
+    source (:class:`HeldConnection`): in PostgreSQL, one generic plan for
+    each statement of an update, the same every time but for its numbers
+    (planning the one statement of an update anew would cost as much as
+    running it), and no JIT compilation: a generic plan's estimates of
+    rows for ranges of unknown bounds pass the JIT's threshold, and
+    compiling the statement would take ten times as long as running it."""
+    if conn.dialect.name != "postgresql":
+        return []
+    return ["SET plan_cache_mode = force_generic_plan", "SET jit = off"]
 
 
 #: PostgreSQL's kinds of relation whose rows carry ``ctid`` and ``xmin``, one

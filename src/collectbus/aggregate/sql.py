@@ -206,20 +206,33 @@ class AggregateSql:
         cols = [self.passes(), *map(q, self.spec.keys), self.error(), *map(q, self.spec.measures)]
         return f"hashtextextended(CAST(ROW({', '.join(cols)}, {self.open_flag()}) AS TEXT), 0)"
 
-    def _columns(self) -> str:
+    def _column_list(self) -> list[str]:
         """What a row read holds after its id: its contribution; for a
         read-only source whether it is open, its check term and (PostgreSQL,
         rows open by state) its digest; its ``updated_column`` last."""
-        cols = ", ".join(self.contribution_columns())
+        cols = self.contribution_columns()
         if self.spec.external:
-            cols += f", {self.open_flag()}, {self.term()}"
+            cols += [self.open_flag(), self.term()]
         if self.by_version:
-            cols += f", CAST({self.table}.ctid AS TEXT), CAST({self.table}.xmin AS TEXT)"
+            cols += [f"CAST({self.table}.ctid AS TEXT)", f"CAST({self.table}.xmin AS TEXT)"]
         if self.digests:
-            cols += f", {self.digest()}"
+            cols.append(self.digest())
         if self.spec.updated_column:
-            cols += f", {q(self.spec.updated_column)}"
+            cols.append(q(self.spec.updated_column))
         return cols
+
+    def _columns(self) -> str:
+        return ", ".join(self._column_list())
+
+    @property
+    def row_width(self) -> int:
+        """How many columns a row read holds: its id and :meth:`_column_list`."""
+        return 1 + len(self._column_list())
+
+    @property
+    def packed_width(self) -> int:
+        """How many columns a row of :meth:`packed_totals` holds."""
+        return len(self._packed_columns())
 
     def _select(self) -> str:
         return f"SELECT {self.id}, {self._columns()} FROM {self.table}"
@@ -329,6 +342,30 @@ class AggregateSql:
             f" GROUP BY {block}, {new}"
         )
 
+    def rows_in_ranges(self) -> str:
+        """PostgreSQL: the rows whose ids lie in one of the ranges ``:los[i]``
+        to ``:his[i]`` (two arrays' texts, :func:`~collectbus.aggregate.driver.id_list`):
+        the pending ids looked up, each range a walk of the primary key."""
+        r = "collectbus_range"
+        return (
+            f"SELECT {self.table}.{self.id}, {self._columns()}"
+            f" FROM unnest(CAST(:los AS BIGINT[]), CAST(:his AS BIGINT[])) AS {r}({r}_lo, {r}_hi)"
+            f" JOIN {self.table} ON {self.table}.{self.id} >= {r}_lo"
+            f" AND {self.table}.{self.id} <= {r}_hi"
+        )
+
+    def ids_if_gaps(self) -> str:
+        """PostgreSQL: the ids with ``:lo < id <= :hi``, only if some id of
+        that range up to the highest id is missing (none otherwise: the usual
+        case costs a count of the new rows' index entries)."""
+        i, t = self.id, self.table
+        where = f"{i} > :lo AND {i} <= :hi"
+        return (
+            f"SELECT {i} FROM {t} WHERE {where}"
+            f" AND (SELECT count(*) FROM {t} WHERE {where})"
+            f" < least(:hi, (SELECT max({i}) FROM {t})) - :lo"
+        )
+
     def probe_open(self) -> str:
         """A statement that fails unless ``open_when`` is valid on the table."""
         return f"SELECT {self.open_flag()} FROM {self.table} WHERE 1 = 0"
@@ -414,14 +451,18 @@ class AggregateSql:
             cols += [f"count({q(m)})", f"sum({q(m)})", f"min({q(m)})", f"max({q(m)})"]
         return cols
 
-    def _packed(self, *, blocks: bool) -> str:
-        keys = [q(k) for k in self.spec.keys]
-        cols = [*keys, *self._totals()]
+    def _packed_columns(self) -> list[str]:
+        cols = [*(q(k) for k in self.spec.keys), *self._totals()]
         for m in self.spec.measures:
             agg = "json_agg" if self.dialect == "postgresql" else "json_group_array"
             cols.append(f"{agg}({bucket_sql(q(m))}) FILTER (WHERE {q(m)} IS NOT NULL)")
             if self.dialect == "postgresql":
                 cols[-1] = f"({cols[-1]})::text"
+        return cols
+
+    def _packed(self, *, blocks: bool) -> str:
+        keys = [q(k) for k in self.spec.keys]
+        cols = self._packed_columns()
         group = [*keys, self.block] if blocks else keys
         by = f" GROUP BY {', '.join(group)}" if group else ""
         ranged = not blocks  # new rows, or every row

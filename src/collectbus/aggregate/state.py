@@ -55,9 +55,26 @@ class Contribution(NamedTuple):
     values: tuple[tuple[Number, int] | None, ...]
 
     def to_json(self) -> str:
-        return json.dumps(
-            [list(self.key), self.error, [list(v) if v else None for v in self.values]]
-        )
+        """``json.dumps`` of ``[key, error, [[value, code] or null, ...]]``,
+        formatted directly for the usual values (text keys, int or finite
+        float values: an update writes one per open row it meets)."""
+        key, error, values = self
+        if type(error) is int and all(type(v) is str for v in key):
+            parts = []
+            for v in values:
+                if v is None:
+                    parts.append("null")
+                    continue
+                value, code = v
+                kind = type(value)
+                if type(code) is not int or not (
+                    kind is int or (kind is float and math.isfinite(value))
+                ):
+                    break
+                parts.append(f"[{value!r}, {code}]")
+            else:
+                return f"[{key_json(key)}, {error}, [{', '.join(parts)}]]"
+        return json.dumps([list(key), error, [list(v) if v else None for v in values]])
 
     @classmethod
     def from_json(cls, text: str) -> Contribution:
@@ -71,11 +88,11 @@ def contribution(row: Sequence[object], n_keys: int, n_measures: int) -> Contrib
     ``float`` values, the usual ones, skip the conversions.)"""
     if not row[0]:
         return None
-    keys = row[1 : 1 + n_keys]
-    if all(type(v) is str for v in keys):
-        key: GroupKey = tuple(keys)  # type: ignore[arg-type]
-    else:
-        key = tuple(key_value(v) for v in keys)
+    key: GroupKey = tuple(row[1 : 1 + n_keys])  # type: ignore[arg-type]
+    for part in key:
+        if type(part) is not str:
+            key = tuple(key_value(k) for k in key)
+            break
     flag = row[1 + n_keys]
     error = flag if type(flag) is int else int(number(flag) or 0)
     values: list[tuple[Number, int] | None] = []

@@ -34,7 +34,7 @@ for a table of the store).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
@@ -54,7 +54,7 @@ from collectbus.aggregate.blocks import (
     plan_sweep,
     read_digests,
 )
-from collectbus.aggregate.checkpoint import Checkpoint, load_blocks, load_ledger
+from collectbus.aggregate.checkpoint import Changes, Checkpoint, load_blocks, load_ledger
 from collectbus.aggregate.delta import (
     Delta,
     _contrib,
@@ -69,6 +69,7 @@ from collectbus.aggregate.delta import (
 from collectbus.aggregate.full import parse_new_groups
 from collectbus.aggregate.sql import BELOW_ALL, AggregateSql
 from collectbus.aggregate.state import Contribution
+from collectbus.pendingids import gaps
 
 
 @dataclass(slots=True)
@@ -83,6 +84,9 @@ class TailCache:
     blocks: dict[int, Digest] = field(default_factory=dict)
     ledger: dict[int, Contribution | None] = field(default_factory=dict)
     seen: dict[int, object] = field(default_factory=dict)
+    #: PostgreSQL: the texts of :func:`_known`'s arrays, kept with ``ledger``
+    #: and ``seen`` (None: to build again from them).
+    known: KnownTexts | None = None
 
     def load(self, st: Connection, sql: AggregateSql, cp: Checkpoint) -> None:
         """Read the store's ledger and digests unless already held for ``cp``."""
@@ -93,10 +97,67 @@ class TailCache:
             load_ledger(st, sql.spec.name, above=BELOW_ALL) if sql.spec.open_by_state else {}
         )
         self.seen = {}
+        self.known = None
         self.version = cp.version
 
     def invalidate(self) -> None:
         self.version = None
+
+    def remembered(self, sql: AggregateSql, changes: Changes, seen: dict[int, object]) -> None:
+        """After the ledger and ``seen`` took an update's changes (and
+        ``seen``): the same changes to :attr:`known`."""
+        known = self.known
+        if known is None:
+            return
+        if changes.ledger_replace or not sql.spec.open_by_state:
+            self.known = None
+            return
+        for rid in changes.ledger_drop:
+            known.drop(rid)
+        for rid in changes.ledger_put:
+            known.put(rid, self.seen.get(rid))
+        for rid, value in seen.items():
+            if rid in self.ledger:
+                known.put(rid, value)
+
+
+class KnownTexts:
+    """Per open row, in one order, the texts of the elements of
+    :func:`_known`'s arrays: its id and what it was when last read (its
+    place and ``xmin``, or its digest). Updated row by row, so that an
+    update joins each array's texts instead of formatting thousands."""
+
+    __slots__ = ("_by_version", "first", "ids", "second")
+
+    def __init__(self, sql: AggregateSql) -> None:
+        self._by_version = sql.by_version
+        self.ids: dict[int, str] = {}
+        self.first: dict[int, str] = {}
+        self.second: dict[int, str] = {}
+
+    def put(self, rid: int, seen: object) -> None:
+        self.ids[rid] = str(rid)
+        if self._by_version:
+            version = cast(Version, seen) if isinstance(seen, tuple) else UNKNOWN
+            self.first[rid], self.second[rid] = version[0], version[1]
+        else:
+            self.first[rid] = driver.pg_array([seen])[1:-1]
+
+    def drop(self, rid: int) -> None:
+        self.ids.pop(rid, None)
+        self.first.pop(rid, None)
+        self.second.pop(rid, None)
+
+    def params(self) -> dict[str, object]:
+        """The parameters of :meth:`~collectbus.aggregate.sql.AggregateSql.changed_rows`."""
+        out: dict[str, object] = {"ids": "{" + ",".join(self.ids.values()) + "}"}
+        first = "{" + ",".join(self.first.values()) + "}"
+        if not self._by_version:
+            out["digests"] = first
+            return out
+        out["tids"] = first
+        out["xmins"] = "{" + ",".join(self.second.values()) + "}"
+        return out
 
 
 @dataclass(slots=True)
@@ -149,18 +210,29 @@ def _same(sql: AggregateSql, before: object, now: object) -> bool:
     return before == now
 
 
-def _known(sql: AggregateSql, ids: Sequence[int], seen: dict[int, object]) -> dict[str, object]:
+def _known(sql: AggregateSql, cache: TailCache) -> dict[str, object]:
     """The parameters of :meth:`~collectbus.aggregate.sql.AggregateSql.changed_rows`:
     the open rows' ids, each with what it was when last read (NULL: not
-    known), as the text of arrays (built for thousands of rows per update)."""
-    known: dict[str, object] = {"ids": "{" + ",".join(map(str, ids)) + "}"}
-    if not sql.by_version:
-        known["digests"] = driver.pg_array([seen.get(i) for i in ids])
-        return known
-    versions = cast(list[Version], [seen.get(i, UNKNOWN) for i in ids])
-    known["tids"] = "{" + ",".join([v[0] for v in versions]) + "}"
-    known["xmins"] = "{" + ",".join([v[1] for v in versions]) + "}"
-    return known
+    known), as the text of arrays (thousands of rows per update: from
+    :class:`KnownTexts`, built once and then kept up to date)."""
+    if cache.known is None:
+        known = KnownTexts(sql)
+        for rid in cache.ledger:
+            known.put(rid, cache.seen.get(rid))
+        cache.known = known
+    return cache.known.params()
+
+
+class SnapshotNeeded(Exception):
+    """A read in one statement (``at_once``) that cannot end without another
+    read in the same snapshot (the newest rows deleted, an extreme value
+    retracted): the caller reads again, in a transaction."""
+
+
+def at_once(sql: AggregateSql) -> bool:
+    """Whether an update can read the source in ONE statement
+    (:func:`read_tailed`'s ``at_once``): rows open by state in PostgreSQL."""
+    return sql.digests
 
 
 def read_tailed(
@@ -173,16 +245,23 @@ def read_tailed(
     now_ns: int,
     cap: bool = True,
     verify: bool = True,
+    at_once: bool = False,
 ) -> TailDelta:
     """The deltas of a read-only table since ``cp``, and (``verify``) the block
     check. ``store``: None when ``cache`` holds the ledger and digests of
-    ``cp`` already (rows open by state need nothing else from the store)."""
+    ``cp`` already (rows open by state need nothing else from the store).
+    ``at_once`` (where :func:`at_once` allows): every read in one statement,
+    outside a transaction (its own snapshot); raises :class:`SnapshotNeeded`
+    when that is not enough."""
     spec = sql.spec
     if store is not None:
         cache.load(store, sql, cp)
     assert cache.version == cp.version
     if spec.open_by_state:
-        return _read_by_state(source, sql, cp, cache, now_ns=now_ns, cap=cap, verify=verify)
+        return _read_by_state(
+            source, sql, cp, cache, now_ns=now_ns, cap=cap, verify=verify, at_once=at_once
+        )
+    assert not at_once
     assert store is not None
     top = max_id(source, sql)
     last = read_window(sql, cp, top, cap).last
@@ -233,6 +312,7 @@ def _read_by_state(
     now_ns: int,
     cap: bool,
     verify: bool,
+    at_once: bool = False,
 ) -> TailDelta:
     """Rows open by state: every read of the update in one round trip
     (PostgreSQL), sent before the highest id is known. A batch past the
@@ -240,18 +320,18 @@ def _read_by_state(
     id in this snapshot. The reads: the highest id; the ledger's rows by id;
     the new rows (grouped by the database, and the open ones one by one); the
     digests of the newest blocks, split into the rows counted before and the
-    new closed rows; and the sweep's blocks."""
+    new closed rows; and the sweep's blocks. ``at_once``: those in one
+    statement, with the rows of the pending ids and, when ids are missing
+    among the new ones, the ids present (:func:`_read_at_once`)."""
     spec = sql.spec
     hi = cp.last_id + spec.batch_rows if cap else ABOVE_ALL
     plan = plan_sweep(cp.sweep or 0, block_of(max(cp.last_id, 0)), spec.verify_rows)
-    ids = sorted(cache.ledger)
     new: dict[str, object] = {"lo": cp.last_id, "hi": hi}
     if sql.digests:  # only the open rows that changed
-        ledger_read: tuple[str, dict[str, object]] = (
-            sql.changed_rows(),
-            _known(sql, ids, cache.seen),
-        )
+        ids: Sequence[int] = ()
+        ledger_read: tuple[str, dict[str, object]] = (sql.changed_rows(), _known(sql, cache))
     else:
+        ids = sorted(cache.ledger)
         ledger_read = (sql.rows_with_ids(), {"ids": sql.id_list(ids)})
     reads: list[tuple[str, dict[str, object]]] = [
         (sql.max_id(), {}),
@@ -261,16 +341,19 @@ def _read_by_state(
         (sql.split_digests(), {"lo": plan.newest_lo(), "mid": cp.last_id, "hi": hi}),
     ]
     swept = plan.swept_ids() if verify else None
-    if swept is not None:
-        reads.append((sql.block_digests(), {"lo": swept[0], "hi": swept[1]}))
-    found = driver.rows_many(source, reads)
+    if at_once:
+        found = _read_at_once(source, sql, cp, reads, swept, hi)
+    else:
+        if swept is not None:
+            reads.append((sql.block_digests(), {"lo": swept[0], "hi": swept[1]}))
+        found = driver.rows_many(source, reads)
     top = int(str(found[0][0][0])) if found[0][0][0] is not None else 0
     w = read_window(sql, cp, top, cap)
     last = w.last
     delta = TailDelta(after=cp, more=w.more)
     adjust = Adjustments()
-    _open_rows(sql, cache, delta, adjust, ids, found[1])
-    rows, pending = pending_rows(source, sql, w, now_ns)
+    _open_rows(sql, cache, delta, adjust, ids or cache.ledger.keys(), found[1])
+    rows, pending = pending_rows(source, sql, w, now_ns, found=found[6] if at_once else None)
     _count_new(sql, rows, delta, adjust)
     digests: dict[int, Digest] = {}  # the newest blocks' in the source
     if last > cp.last_id:
@@ -289,7 +372,13 @@ def _read_by_state(
             digests[int(b)] = _plus(digests.get(int(b), ZERO), d)
         delta.rows_read += present
         if sql.dialect == "postgresql" and present < last - cp.last_id:
-            pending += new_gaps(source, sql, w, now_ns)
+            if not at_once:
+                pending += new_gaps(source, sql, w, now_ns)
+            elif not found[7]:  # the statement's test disagrees: never expected
+                raise SnapshotNeeded("the ids of the new rows")
+            else:
+                present_ids = sorted(int(str(r[0])) for r in found[7])
+                pending += gaps(w, present_ids, now_ns=now_ns)
     else:
         for b, _new, n, id_sum, term_sum in found[4]:
             digests[int(b)] = _plus(digests.get(int(b), ZERO), (int(n), int(id_sum), int(term_sum)))
@@ -299,6 +388,8 @@ def _read_by_state(
         if top < cp.last_id and block_of(max(top, 0)) < plan.newest:
             # The newest rows deleted (SQLite then hands their ids out again):
             # the blocks they left must now hold what was counted of them.
+            if at_once:
+                raise SnapshotNeeded("the blocks the newest rows left")
             above = plan.newest_lo()
             plan = replace(plan, newest=block_of(max(top, 0)))
             digests.update(read_digests(source, sql, plan.newest_lo(), above))
@@ -313,6 +404,46 @@ def _read_by_state(
     return delta
 
 
+def _read_at_once(
+    source: Connection,
+    sql: AggregateSql,
+    cp: Checkpoint,
+    reads: list[tuple[str, dict[str, object]]],
+    swept: tuple[int, int] | None,
+    hi: int,
+) -> list[list[tuple[Any, ...]]]:
+    """The reads of :func:`_read_by_state` (the highest id, the ledger's
+    changed rows, the new rows grouped and open, the newest blocks' digests),
+    then the sweep's digests (none: an empty range), the rows of the pending
+    ids and the ids of the new rows if some are missing: ONE statement, one
+    snapshot (:func:`~collectbus.aggregate.driver.rows_at_once`), the same
+    text every update (prepared once)."""
+    Part = driver.Part
+    row, packed = sql.row_width, sql.packed_width
+    at_rows, at_packed = 2, 2 + row + 1
+    at_split = at_packed + packed
+    at_sweep = at_split + 5
+    sweep = swept if swept is not None else (0, 0)
+    los = [lo for lo, _, _ in cp.pending]
+    his = [hi for _, hi, _ in cp.pending]
+    parts = [
+        Part(*reads[0], at=1, width=1),
+        Part(*reads[1], at=at_rows, width=row + 1),
+        Part(*reads[2], at=at_packed, width=packed),
+        Part(*reads[3], at=at_rows, width=row),
+        Part(*reads[4], at=at_split, width=5),
+        Part(sql.block_digests(), {"lo": sweep[0], "hi": sweep[1]}, at=at_sweep, width=4),
+        Part(
+            sql.rows_in_ranges(),
+            {"los": sql.id_list(los), "his": sql.id_list(his)},
+            at=at_rows,
+            width=row,
+        ),
+        Part(sql.ids_if_gaps(), {"lo": cp.last_id, "hi": hi}, at=1, width=1),
+    ]
+    return driver.rows_at_once(source, parts)
+
+
 def _plus(a: Digest, b: Digest) -> Digest:
     return (a[0] + b[0], a[1] + b[1], a[2] + b[2])
 
@@ -322,7 +453,7 @@ def _open_rows(
     cache: TailCache,
     delta: TailDelta,
     adjust: Adjustments,
-    ids: Sequence[int],
+    ids: Collection[int],
     rows: Sequence[Sequence[Any]],
 ) -> None:
     """The ledger's rows (``ids``) as read now: an unchanged open row is
