@@ -583,14 +583,24 @@ class AggregateSql:
                 f"DROP TRIGGER IF EXISTS {name} ON {self.table}",
                 f"DROP FUNCTION IF EXISTS {name}()",
             ]
-        return [f"DROP TRIGGER IF EXISTS {name}_u", f"DROP TRIGGER IF EXISTS {name}_d"]
+        return [
+            f"DROP TRIGGER IF EXISTS {name}_u",
+            f"DROP TRIGGER IF EXISTS {name}_d",
+            f"DROP TRIGGER IF EXISTS {name}_i",
+        ]
 
     def create_triggers(self) -> list[str]:
         """Triggers logging, for each edited or deleted row, its contribution
         before the change (``old``) and after it (``new_contribution``; the
         JSON ``null`` for a delete): an update then needs nothing but the log.
         An edit of the id itself is logged as the old id's delete and the new
-        id's arrival (an ``old`` that counts for nothing: ``[0]``)."""
+        id's arrival (an ``old`` that counts for nothing: ``[0]``).
+
+        SQLite hands the highest id present plus one to a new row, so once the
+        newest rows are deleted a new row can take an id at or below the
+        checkpoint's, which the watermark never reads again: such an insert is
+        logged as an arrival too (``{name}_i``, which compares the id with the
+        checkpoint's ``last_id``). PostgreSQL's sequences never give an id twice."""
         spec = self.spec
         watched = ", ".join(q(c) for c in spec.columns() if c != spec.updated_column)
         name, rid = self.trigger_name, self.id
@@ -618,13 +628,17 @@ class AggregateSql:
             f" {log} SELECT {label}, NEW.{rid}, '[0]', {new} WHERE {moved}; END",
             f"CREATE TRIGGER {name}_d AFTER DELETE ON {self.table} BEGIN"
             f" {log} VALUES ({label}, OLD.{rid}, {old}, 'null'); END",
+            f"CREATE TRIGGER {name}_i AFTER INSERT ON {self.table}"
+            f" WHEN NEW.{rid} <= (SELECT last_id FROM checkpoints WHERE name = {label}) BEGIN"
+            f" {log} VALUES ({label}, NEW.{rid}, '[0]', {new}); END",
         ]
 
     def triggers_current(self, definitions: Sequence[str]) -> bool:
         """Whether installed trigger definitions (SQLite's trigger SQL, or
         PostgreSQL's function source) are this version's: they log the new
-        contribution too."""
-        return bool(definitions) and all("new_contribution" in d for d in definitions)
+        contribution too, and in SQLite an insert under an id already counted."""
+        expected = 1 if self.dialect == "postgresql" else 3
+        return len(definitions) == expected and all("new_contribution" in d for d in definitions)
 
     def trigger_definitions(self) -> tuple[str, dict[str, str]]:
         """The query (and its parameters) reading the installed definitions
@@ -633,5 +647,5 @@ class AggregateSql:
         if self.dialect == "postgresql":
             query = "SELECT prosrc FROM pg_proc WHERE proname = lower(:trigger)"
             return query, {"trigger": name}
-        query = "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name IN (:u, :d)"
-        return query, {"u": f"{name}_u", "d": f"{name}_d"}
+        query = "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name IN (:u, :d, :i)"
+        return query, {"u": f"{name}_u", "d": f"{name}_d", "i": f"{name}_i"}

@@ -324,3 +324,31 @@ def test_sqlite_id_given_again_before_the_next_update_is_a_new_row(sqlite_url: s
     finally:
         agg.close()
         store.close()
+
+
+def test_sqlite_id_deleted_before_the_last_update_given_again_is_counted(sqlite_url: str) -> None:
+    """Row 1 deleted and counted out by one update; then every row deleted, so
+    SQLite gives the next row id 1 again, below the checkpoint's last id, and
+    no delete of id 1 is in the log any more: the insert is logged, and counted."""
+    spec = _calls_spec(1000)
+    store = open_store(sqlite_url)
+    agg = Aggregator(store, spec)
+    try:
+        agg.reset(backfill=True)
+        with store.engine.begin() as conn:
+            insert_call(conn, "get", 1, None)
+            insert_call(conn, "get", 2, None)
+            conn.execute(text("DELETE FROM calls WHERE id = 1"))
+        agg.update()
+        with store.engine.begin() as conn:
+            conn.execute(text("DELETE FROM calls WHERE id = 2"))
+            insert_call(conn, "put", 3, None)
+        assert _row_ids(store) == [1]  # the id of a row counted out long ago
+        agg.update()
+        totals = stored(store.engine, spec)
+        assert totals == oracle(store.engine, spec)
+        assert set(totals) == {("put",)}
+        assert agg.refresh().mismatched_groups == 0
+    finally:
+        agg.close()
+        store.close()
