@@ -162,21 +162,13 @@ class NatsServer:
 
     def start(self) -> None:
         assert NATS_SERVER_BIN is not None
-        log = (self.store_dir / "nats-server.log").open("ab")
-        self.process = subprocess.Popen(
-            [
-                NATS_SERVER_BIN,
-                "-a",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-js",
-                "-sd",
-                str(self.store_dir),
-            ],
-            stdout=log,
-            stderr=log,
-        )
+        with (self.store_dir / "nats-server.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [NATS_SERVER_BIN, "-a", "127.0.0.1", "-p", str(self.port), "-js",
+                 "-sd", str(self.store_dir)],
+                stdout=log,
+                stderr=log,
+            )  # fmt: skip
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

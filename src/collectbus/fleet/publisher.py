@@ -76,6 +76,7 @@ class NatsPublisher:
         self._published_before = 0
         self._dropped_before = 0
         self._failures = 0
+        self._failed_before = 0
 
     @property
     def pending(self) -> int:
@@ -194,7 +195,8 @@ class NatsPublisher:
                     await self._failed(err)
                     continue
                 self._drop_head(head, published=True)
-                if self._outage_at is not None:
+                self._failures = 0
+                if self._outage_at is not None and not self._buffer:
                     self._recovered()
         finally:
             if nc is not None:
@@ -228,6 +230,7 @@ class NatsPublisher:
             self._outage_at = time.monotonic()
             self._published_before = self.published
             self._dropped_before = self.dropped
+            self._failed_before = self.failed_tries - 1
             log.error(
                 "nats: %s: %s; collecting goes on, keeping up to %d collections to publish "
                 "once NATS is back, retrying with a backoff of up to %g s",
@@ -255,10 +258,9 @@ class NatsPublisher:
             time.monotonic() - self._outage_at,
             self.published - self._published_before,
             self.dropped - self._dropped_before,
-            self._failures,
+            self.failed_tries - self._failed_before,
         )
         self._outage_at = None
-        self._failures = 0
 
     def _refuse(self, reason: str) -> None:
         self.refused += 1
