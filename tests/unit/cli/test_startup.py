@@ -102,6 +102,7 @@ def test_jobs_and_host_read_with_sqlalchemy_alone(tmp_path: Path) -> None:
         (["analyze", "--help"], "wait-times"),
         (["calls", "--help"], "--stats"),
         (["collect", "--help"], "pbs"),
+        (["ingest", "--help"], "--durable NAME"),
     ],
 )
 def test_help_and_version_import_no_heavy_library(args: list[str], expected: str) -> None:
