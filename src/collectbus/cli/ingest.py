@@ -33,6 +33,7 @@ DEFAULT_DURABLE = "collectbus-ingest"
     type=click.IntRange(1, 100_000),
     default=500,
     show_default=True,
+    metavar="N",
     help="Messages fetched, and written in one transaction, at a time.",
 )
 @click.option(
