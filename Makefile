@@ -33,7 +33,7 @@ test: $(STAMP)
 	$(PYTEST)
 
 test-fast: $(STAMP)
-	$(PYTEST) -q -n auto -m "not slow and not postgres and not slurm"
+	$(PYTEST) -q -n auto -m "not slow and not postgres and not slurm and not nats"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -13,7 +13,10 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import socket
 import sqlite3
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
@@ -44,10 +47,13 @@ def _uses_postgres(item: pytest.Item) -> bool:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark ``postgres`` every test that uses the ``postgres_url`` fixture, directly
     or through another fixture, or the PostgreSQL case of ``store_url``, so that
-    ``-m "not postgres"`` leaves them all out."""
+    ``-m "not postgres"`` leaves them all out; ``nats`` those that use a NATS
+    server (``nats_server``, ``machine_nats_url``)."""
     for item in items:
         if _uses_postgres(item):
             item.add_marker(pytest.mark.postgres)
+        if {"nats_server", "machine_nats_url"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.nats)
 
 
 @pytest.fixture(scope="session")
@@ -124,3 +130,98 @@ def migrated_store_url(request: pytest.FixtureRequest) -> str:
     name = "migrated_sqlite_url" if request.param == "sqlite" else "postgres_url"
     url: str = request.getfixturevalue(name)
     return url
+
+
+# ------------------------------------------------------------------------ NATS
+#
+# Tests marked ``nats`` use a real nats-server with JetStream: one started per
+# test on a free port (``nats_server``), or the machine's own at
+# COLLECTBUS_TEST_NATS_URL (default nats://127.0.0.1:4222). Without the binary
+# (or the server) they are skipped with the reason, except when ``CI=true``.
+
+NATS_SERVER_BIN = os.environ.get("COLLECTBUS_TEST_NATS_SERVER") or shutil.which(
+    "nats-server", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/usr/local/sbin"
+)
+NATS_URL = os.environ.get("COLLECTBUS_TEST_NATS_URL", "nats://127.0.0.1:4222")
+
+
+def nats_unavailable(reason: str) -> NoReturn:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"NATS is required when CI=true: {reason}")
+    pytest.skip(f"NATS is not available: {reason}")
+
+
+class NatsServer:
+    """One nats-server with JetStream, its store in a folder of the test's."""
+
+    def __init__(self, store_dir: Path, port: int) -> None:
+        self.store_dir = store_dir
+        self.port = port
+        self.url = f"nats://127.0.0.1:{port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        assert NATS_SERVER_BIN is not None
+        with (self.store_dir / "nats-server.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [NATS_SERVER_BIN, "-a", "127.0.0.1", "-p", str(self.port), "-js",
+                 "-sd", str(self.store_dir)],
+                stdout=log,
+                stderr=log,
+            )  # fmt: skip
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"nats-server exited with {self.process.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                    if sock.recv(4).startswith(b"INFO"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        pytest.fail(f"nats-server did not listen on port {self.port} within 20 s")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self.process = None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    """A nats-server with JetStream of this test's own, on a free port."""
+    if NATS_SERVER_BIN is None:
+        nats_unavailable("no nats-server binary on PATH or in /usr/sbin")
+    server = NatsServer(tmp_path / "nats", _free_port())
+    server.store_dir.mkdir()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def machine_nats_url() -> str:
+    """The machine's NATS server (COLLECTBUS_TEST_NATS_URL), if it answers."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(NATS_URL)
+    try:
+        with socket.create_connection((parts.hostname, parts.port or 4222), timeout=2) as sock:
+            if not sock.recv(4).startswith(b"INFO"):
+                nats_unavailable(f"{NATS_URL} is not a NATS server")
+    except OSError as err:
+        nats_unavailable(f"{NATS_URL}: {err}")
+    return NATS_URL

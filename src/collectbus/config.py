@@ -346,6 +346,111 @@ class AggregateConfig(_Section):
         return self
 
 
+#: One NATS subject token: no dot, wildcard or white space.
+SUBJECT_TOKEN = r"^[A-Za-z0-9_-]{1,64}$"
+#: Subject tokens joined by dots (a subject prefix).
+SUBJECT_PREFIX = r"^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,7}$"
+NATS_SCHEMES = ("nats", "tls", "ws", "wss")
+
+
+class NatsSinkConfig(_Section):
+    """``[sink.nats]``: publish every collection to NATS JetStream (an agent of
+    a fleet), and where ``collectbus ingest`` reads them from (see
+    :mod:`collectbus.fleet`). Secrets come from files only."""
+
+    #: Server URLs, comma-separated; no password in them (``password_file``).
+    url: str = "nats://127.0.0.1:4222"
+    #: The JetStream stream, made if missing, over ``<subject_prefix>.>``.
+    stream: str = Field(default="COLLECTBUS", pattern=SUBJECT_TOKEN)
+    subject_prefix: str = Field(default="collectbus", pattern=SUBJECT_PREFIX)
+    #: The second token of every subject: ``<prefix>.<cluster>.<source>.<host>``.
+    cluster: str = Field(default="default", pattern=SUBJECT_TOKEN)
+    #: Refused messages go to ``<dead_letter_prefix>.<cluster>.<source>.<host>``.
+    dead_letter_prefix: str = Field(default="collectbus-dead", pattern=SUBJECT_PREFIX)
+    #: Also write the local store (true), or publish only (false).
+    local_store: StrictBool = True
+    #: Collections kept while NATS cannot be reached; past it the oldest are dropped.
+    buffer: int = Field(default=10_000, ge=1)
+    #: How long a publish waits for JetStream's ack.
+    publish_timeout: Duration = 5.0
+    #: A user's password (the URL names the user), a ``.creds`` file (JWT and
+    #: seed), or an nkey seed file: at most one of the last two.
+    password_file: str | None = None
+    credentials_file: str | None = None
+    nkey_seed_file: str | None = None
+    #: TLS: the CA that signed the server's certificate; a client certificate and key.
+    tls_ca_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _servers(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        for server in nats_servers(value):
+            try:
+                parts = urlsplit(server)
+                parts.port  # noqa: B018 -- parsing the port is what raises on "host:abc"
+            except ValueError as err:
+                raise ValueError(f"{_mask_nats(server)!r} is not a NATS URL: {err}") from err
+            if parts.scheme not in NATS_SCHEMES or not parts.hostname:
+                raise ValueError(
+                    f"{_mask_nats(server)!r} is not a NATS URL (nats://host:4222, tls://...)"
+                )
+            if parts.password is not None:
+                raise ValueError(
+                    "a password in the URL would end up in logs and process lists; "
+                    "use sink.nats.password_file"
+                )
+        return value
+
+    @field_validator(
+        "password_file",
+        "credentials_file",
+        "nkey_seed_file",
+        "tls_ca_file",
+        "tls_cert_file",
+        "tls_key_file",
+    )
+    @classmethod
+    def _readable(cls, value: str | None) -> str | None:
+        if value is not None and not os.access(value, os.R_OK):
+            reason = "no such file" if not os.path.exists(value) else "not readable"
+            raise ValueError(f"{value}: {reason}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_identity(self) -> NatsSinkConfig:
+        if self.credentials_file and self.nkey_seed_file:
+            raise ValueError("give credentials_file or nkey_seed_file, not both")
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        if self.dead_letter_prefix == self.subject_prefix or self.dead_letter_prefix.startswith(
+            self.subject_prefix + "."
+        ):
+            raise ValueError(
+                "dead_letter_prefix must be outside subject_prefix, or ingest would read "
+                "its own dead letters"
+            )
+        return self
+
+
+def nats_servers(url: str) -> list[str]:
+    """The server URLs of ``sink.nats.url`` (comma-separated)."""
+    return [s.strip() for s in url.split(",") if s.strip()]
+
+
+def _mask_nats(url: str) -> str:
+    return re.sub(r"://([^:/@]*):[^@]*@", r"://\1:***@", url)
+
+
+class SinkConfig(_Section):
+    """``[sink]``: where collections go besides (or instead of) the local store."""
+
+    nats: NatsSinkConfig | None = None
+
+
 class Config(_Section):
     #: The name this host's records carry; the system host name by default.
     host: str = Field(default_factory=socket.gethostname)
@@ -355,6 +460,7 @@ class Config(_Section):
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    sink: SinkConfig = Field(default_factory=SinkConfig)
     aggregates: list[AggregateConfig] = Field(default_factory=list)
 
     #: Where the settings came from (a file name, or "defaults").
@@ -389,6 +495,13 @@ class Config(_Section):
             known = ", ".join(sorted(self.bus.tiers))
             raise ValueError(
                 f"collectors.jobusage.tier: unknown tier {jobusage.tier!r} (known: {known})"
+            )
+        nats = self.sink.nats
+        scheduler = self.collectors.pbs.enabled or self.collectors.slurm.enabled
+        if nats is not None and not nats.local_store and scheduler:
+            raise ValueError(
+                "sink.nats.local_store: scheduler listings are written to the local store "
+                "only (the job tracker diffs them there); keep local_store = true on the head node"
             )
         names = [a.name for a in self.aggregates]
         for i, name in enumerate(names):

@@ -133,6 +133,12 @@ def test_the_pipeline_imports_no_front_end(graph: Imports) -> None:
     assert not _offenders(graph, ["collectbus.pipeline"], forbidden)
 
 
+def test_the_fleet_imports_no_front_end_nor_the_pipeline(graph: Imports) -> None:
+    # The pipeline's NATS subscriber and ingest live there; the front ends use them.
+    forbidden = ["collectbus.cli", "collectbus.daemon", "collectbus.serve", "collectbus.pipeline"]
+    assert not _offenders(graph, ["collectbus.fleet"], forbidden)
+
+
 def test_the_store_does_not_import_the_aggregate_engine(graph: Imports) -> None:
     # Migrations included: a migration that imported the engine's code would
     # change what it does when that code changes.

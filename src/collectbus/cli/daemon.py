@@ -105,8 +105,10 @@ def start(cli: CliContext, wait: float) -> None:
     # Check the database here, where a problem can be shown, not only in the log.
     # One that cannot be reached yet is waited for, as the daemon does when it
     # goes away later; a schema newer than collectbus stops here.
+    nats = config.sink.nats
     try:
-        cli.open_store().close()
+        if nats is None or nats.local_store:
+            cli.open_store().close()
     except SchemaError:
         raise
     except StoreError as err:

@@ -61,6 +61,10 @@ COMMANDS = {
         "collectbus.cli.host:host",
         "Host rates from stored samples: CPU, disks (iostat -x), network, memory, PSI, cgroup.",
     ),
+    "ingest": LazyCommand(
+        "collectbus.cli.ingest:ingest",
+        "Consume what agents publish to NATS JetStream ([sink.nats]) into the store.",
+    ),
     "job": LazyCommand("collectbus.cli.jobs:job", "One job and its whole history."),
     "jobs": LazyCommand(
         "collectbus.cli.jobs:jobs", "Stored jobs: state, wait, runtime, size, exit status."

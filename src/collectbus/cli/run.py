@@ -59,15 +59,16 @@ def run(cli: CliContext, duration: float | None, interval: float | None, fmt: st
             hint="set enabled = true in [collectors.host], [collectors.pbs] or [collectors.slurm]",
         )
     pipeline = Pipeline(config, interval_s=interval)
+    store, _sink = pipeline.local()
     try:
         # A read-only file fails now, as an unreachable server does, not after the run.
-        pipeline.store.check_writable()
+        store.check_writable()
     except StoreError:
-        pipeline.store.close()
+        store.close()
         raise
     stop = threading.Event()
     err_console = Console(stderr=True)
-    click.echo(f"collecting into {pipeline.store.url}; Ctrl-C to stop", err=True)
+    click.echo(f"collecting into {store.url}; Ctrl-C to stop", err=True)
     try:
         if duration is not None and err_console.is_terminal:
             summary = _run_with_progress(pipeline, stop, duration, err_console)

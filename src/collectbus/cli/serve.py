@@ -137,7 +137,7 @@ def serve(
     store: Store
     if collect:
         pipeline = Pipeline(config, interval_s=interval)
-        store = pipeline.store
+        store, _sink = pipeline.local()
     else:
         store = cli.read_store()
     updater: AggregateUpdater | None = None

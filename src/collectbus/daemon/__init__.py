@@ -20,6 +20,7 @@ import threading
 from pathlib import Path
 
 from collectbus.config import Config, database_url
+from collectbus.fleet.connect import mask_servers
 from collectbus.pidfile import PidLock
 from collectbus.pipeline import Pipeline
 from collectbus.urls import mask_url
@@ -38,14 +39,22 @@ def run_daemon(config: Config) -> int:
     # Signals first: a SIGTERM that comes while the store opens still stops cleanly.
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    url = database_url(config)
-    lock = PidLock(Path(config.daemon.pid_file), mask_url(url))
+    nats = config.sink.nats
+    local_store = nats is None or nats.local_store
+    url = database_url(config) if local_store else ""
+    where = f"database {mask_url(url)}" if local_store else "no local database"
+    if nats is not None:
+        where += f", publishing to NATS {mask_servers(nats.url)} (stream {nats.stream})"
+    lock = PidLock(Path(config.daemon.pid_file), mask_url(url) if local_store else "")
     try:
-        pipeline = Pipeline(config, wait_for_store=True)
-        log.info("collectbus daemon started, pid %d, database %s", os.getpid(), mask_url(url))
+        pipeline = Pipeline(config, wait_for_store=True, local_store=local_store)
+        log.info("collectbus daemon started, pid %d, %s", os.getpid(), where)
         summary = pipeline.run(stop)
     finally:
         lock.release()
+    if pipeline.store is None or pipeline.sink is None:
+        log.info("collectbus daemon stopped")
+        return 0
     log.info(
         "collectbus daemon stopped: %d collections, %d write failures, %d collections not "
         "written, %d values or rows quarantined, %d collections refused",

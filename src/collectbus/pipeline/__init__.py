@@ -7,6 +7,12 @@ one subscriber, :class:`~collectbus.pipeline.sink.StoreSink`, that writes every
 collection (its records and its ``collection_log`` entry) to the store in one
 transaction, and compacts old samples from time to time.
 
+With ``[sink.nats]``, a second subscriber publishes every collection to NATS
+JetStream (:class:`~collectbus.fleet.publisher.NatsPublisher`), besides the
+store or, with ``local_store = false`` and ``local_store=False`` given by the
+daemon, instead of it: then no store is opened and :attr:`Pipeline.store` and
+:attr:`Pipeline.sink` are None.
+
 When the store cannot be reached at start (``wait_for_store``), the pipeline
 collects all the same: the sink keeps the collections and tries again, as it
 does when the store goes away later, and brings the schema up to date at the
@@ -27,6 +33,7 @@ from collectbus.collectors.run import CommandRunner
 from collectbus.collectors.slurm.collector import SlurmSettings
 from collectbus.config import Config, PbsConfig, SlurmConfig, database_url
 from collectbus.errors import ConfigError, SchemaError
+from collectbus.fleet.publisher import NatsPublisher
 from collectbus.pipeline.sink import StoreSink
 from collectbus.plugins import load_collector
 from collectbus.store import Store
@@ -174,6 +181,7 @@ def collects_anything(config: Config) -> bool:
     return (
         c.host.enabled
         or c.host_inventory.enabled
+        or c.jobusage.enabled
         or any(s.enabled and s.intervals.model_dump() for s in (c.pbs, c.slurm))
     )
 
@@ -196,50 +204,20 @@ class Pipeline:
         store: Store | None = None,
         interval_s: float | None = None,
         wait_for_store: bool = False,
+        local_store: bool = True,
     ) -> None:
         self.config = config
         self.clock = clock or SystemClock()
-        timeout = config.store.statement_timeout
-        if store is not None:
-            self.store = store
-        elif wait_for_store:
-            self.store = Store(
-                make_engine(
-                    database_url(config),
-                    statement_timeout_s=timeout,
-                    **config.store.engine_options(),
-                ),
-                statement_timeout_s=timeout,
-            )
-        else:
-            self.store = open_store(
-                database_url(config), statement_timeout_s=timeout, **config.store.engine_options()
-            )
         self._stop: threading.Event | None = None
-        self.sink = StoreSink(
-            self.store,
-            clock=self.clock,
-            compact_after_s=config.store.compact_after,
-            compact_every_s=config.store.compact_every,
-            retention=RetentionLimits(
-                job_history_days=config.retention.job_history_days,
-                snapshot_days=config.retention.snapshot_days,
-                jobs_days=config.retention.jobs_days,
-                collection_log_days=config.retention.collection_log_days,
-                quarantine_days=config.retention.quarantine_days,
-            ),
-            retention_every_s=config.retention.every,
-            migrate=wait_for_store and store is None,
-            on_fatal=self._halt,
-            scrub=config.privacy.scrub,
+        nats = config.sink.nats
+        #: The NATS publisher of ``[sink.nats]``, started and stopped with the bus.
+        self.publisher = (
+            NatsPublisher(nats, name=f"collectbus {config.host}") if nats is not None else None
         )
-        if wait_for_store:
-            # Reachable now: migrated before collecting starts. Not reachable:
-            # the outage is logged, and the sink tries again as collections come.
-            self.sink.flush()
-            if self.sink.fatal is not None:
-                self.store.close()
-                raise self.sink.fatal
+        self.store: Store | None = None
+        self.sink: StoreSink | None = None
+        if local_store or nats is None:
+            self.store, self.sink = self._store_sink(store, wait_for_store)
         self.bus = CollectionBus(
             host=config.host,
             clock=self.clock,
@@ -276,23 +254,87 @@ class Pipeline:
                 interval=jobusage_cfg.interval,
                 timeout=jobusage_cfg.timeout,
             )
-        self.subscription = self.bus.subscribe(
-            self.sink,
-            name="store",
-            maxsize=config.store.queue_size,
-            policy="drop_oldest",
-        )
+        if self.sink is not None:
+            self.bus.subscribe(
+                self.sink, name="store", maxsize=config.store.queue_size, policy="drop_oldest"
+            )
+        if self.publisher is not None:
+            self.bus.subscribe(
+                self.publisher, name="nats", maxsize=config.store.queue_size, policy="drop_oldest"
+            )
         self._started_ns = 0
+
+    def _store_sink(self, store: Store | None, wait_for_store: bool) -> tuple[Store, StoreSink]:
+        """The store (opened and migrated unless ``wait_for_store``) and its writer."""
+        config = self.config
+        timeout = config.store.statement_timeout
+        if store is None and wait_for_store:
+            store = Store(
+                make_engine(
+                    database_url(config),
+                    statement_timeout_s=timeout,
+                    **config.store.engine_options(),
+                ),
+                statement_timeout_s=timeout,
+            )
+            migrate = True
+        else:
+            if store is None:
+                store = open_store(
+                    database_url(config),
+                    statement_timeout_s=timeout,
+                    **config.store.engine_options(),
+                )
+            migrate = False
+        sink = StoreSink(
+            store,
+            clock=self.clock,
+            compact_after_s=config.store.compact_after,
+            compact_every_s=config.store.compact_every,
+            retention=RetentionLimits(
+                job_history_days=config.retention.job_history_days,
+                snapshot_days=config.retention.snapshot_days,
+                jobs_days=config.retention.jobs_days,
+                collection_log_days=config.retention.collection_log_days,
+                quarantine_days=config.retention.quarantine_days,
+            ),
+            retention_every_s=config.retention.every,
+            migrate=migrate,
+            on_fatal=self._halt,
+            scrub=config.privacy.scrub,
+        )
+        if wait_for_store:
+            # Reachable now: migrated before collecting starts. Not reachable:
+            # the outage is logged, and the sink tries again as collections come.
+            sink.flush()
+            if sink.fatal is not None:
+                store.close()
+                raise sink.fatal
+        return store, sink
+
+    def local(self) -> tuple[Store, StoreSink]:
+        """The store and its writer; a ConfigError if this pipeline only publishes."""
+        if self.store is None or self.sink is None:
+            raise ConfigError(
+                "this pipeline publishes to NATS only ([sink.nats] local_store = false)"
+            )
+        return self.store, self.sink
 
     def start(self) -> None:
         self._started_ns = self.clock.monotonic_ns()
+        if self.publisher is not None:
+            self.publisher.start()
         self.bus.start()
 
     def stop(self) -> None:
-        """Stop collecting, write what is queued (until the deadline), close."""
+        """Stop collecting, write and publish what is queued (until the deadline), close."""
         self.bus.stop(deadline=self.config.bus.stop_deadline)
-        self.sink.flush()
-        self.store.close()
+        if self.publisher is not None:
+            self.publisher.close(self.config.bus.stop_deadline)
+        if self.sink is not None:
+            self.sink.flush()
+        if self.store is not None:
+            self.store.close()
 
     def run(self, stop: threading.Event, duration_s: float | None = None) -> Summary:
         """Run until ``stop`` is set or ``duration_s`` has passed, then stop.
@@ -308,7 +350,7 @@ class Pipeline:
                 stop.wait(duration_s)
         finally:
             self.stop()
-        if self.sink.fatal is not None:
+        if self.sink is not None and self.sink.fatal is not None:
             raise self.sink.fatal
         return self.summary()
 
@@ -319,14 +361,15 @@ class Pipeline:
     def summary(self) -> Summary:
         health = self.bus.health()
         collectors = health.collectors
+        sink = self.sink
         return Summary(
             duration_s=(self.clock.monotonic_ns() - self._started_ns) / NS_PER_S,
-            collections=self.sink.written_collections,
-            samples=self.sink.written_records,
+            collections=sink.written_collections if sink else 0,
+            samples=sink.written_records if sink else 0,
             errors=sum(c.errors for c in collectors),
             skips=sum(c.skips + c.backoff_skips for c in collectors),
             drops=sum(s.dropped for s in health.subscribers),
-            failed_writes=self.sink.failed_writes,
-            unwritten=self.sink.pending + self.sink.lost_collections,
-            database=mask_url(self.store.url),
+            failed_writes=sink.failed_writes if sink else 0,
+            unwritten=sink.pending + sink.lost_collections if sink else 0,
+            database=mask_url(self.store.url) if self.store else "-",
         )

@@ -322,6 +322,51 @@ def _unknown(record: object) -> TypeError:
     return TypeError(f"the store cannot write {name}; it writes {known}")
 
 
+@dataclass(slots=True)
+class _Prepared:
+    """A cycle's records grouped by writer and screened, ready for its transaction."""
+
+    groups: dict[type, list[Any]]
+    #: What the screening left out already.
+    screened: list[Refused]
+    #: The collector named in quarantine entries (one collection), if any.
+    source: str | None
+    #: Collections left out as stored already (:meth:`Store.write_new`).
+    skipped: int = 0
+
+    @property
+    def count(self) -> int:
+        """The records the groups stand for."""
+        return sum(WRITERS[kind].count(group) for kind, group in self.groups.items())
+
+
+def _prepare(records: Iterable[Record | SchedulerRows | ReservationRows]) -> _Prepared:
+    """Group ``records`` by writer (a TypeError for a type without one) and leave
+    out what no column can hold (a bad host name, an inventory document)."""
+    groups: dict[type, list[Any]] = {}
+    for record in records:
+        kind = type(record)
+        group = groups.get(kind)
+        if group is None:
+            if kind not in WRITERS:
+                raise _unknown(record)
+            group = groups[kind] = []
+        group.append(record)
+    screened: list[Refused] = []
+    if not groups:
+        return _Prepared(groups, screened, None)
+    samples, inventories = _screen_hosts(
+        groups.get(HostSample, []), groups.get(HostInventory, []), screened
+    )
+    if HostSample in groups:
+        groups[HostSample] = samples
+    if HostInventory in groups:
+        groups[HostInventory] = [r for r in inventories if _document_fine(r, screened)]
+    events = groups.get(CollectionEvent, [])
+    source = events[0].source if len(events) == 1 else "calls" if CallRecord in groups else None
+    return _Prepared(groups, screened, source)
+
+
 class Store(StoreReader):
     """Host samples, collection events and recorded calls in SQLite or PostgreSQL.
 
@@ -472,33 +517,50 @@ class Store(StoreReader):
         database refuses is left out and kept in the ``quarantine`` table, and
         the rest of the cycle is stored (:mod:`collectbus.store.quarantine`).
         """
-        groups: dict[type, list[Any]] = {}
-        for record in records:
-            kind = type(record)
-            group = groups.get(kind)
-            if group is None:
-                if kind not in WRITERS:
-                    raise _unknown(record)
-                group = groups[kind] = []
-            group.append(record)
-        if not groups:
+        prepared = _prepare(records)
+        if not prepared.groups:
             return 0
-        screened: list[Refused] = []
-        samples, inventories = _screen_hosts(
-            groups.get(HostSample, []), groups.get(HostInventory, []), screened
-        )
-        if HostSample in groups:
-            groups[HostSample] = samples
-        if HostInventory in groups:
-            groups[HostInventory] = [r for r in inventories if _document_fine(r, screened)]
-        events = groups.get(CollectionEvent, [])
-        source = events[0].source if len(events) == 1 else "calls" if CallRecord in groups else None
+        return self._write_prepared(lambda _conn: prepared).count
+
+    def write_new(self, collections: Sequence[Sequence[Record]]) -> tuple[int, int]:
+        """Store, in one transaction, the collections not stored yet; return how
+        many were written and how many were left out as stored already.
+
+        Each collection holds records and exactly one :class:`CollectionEvent`
+        (a ValueError otherwise), which identifies it; a collection given
+        twice is written once (:mod:`collectbus.store.replays`). Otherwise as
+        :meth:`write`: a value or row the database refuses is quarantined and
+        the rest is stored; an outage is a :class:`StoreError` and nothing is
+        stored.
+        """
+        from collectbus.store.replays import collection_key, new_collections
+
+        for collection in collections:
+            collection_key(collection)
+            for record in collection:
+                if type(record) not in WRITERS:
+                    raise _unknown(record)
+        if not collections:
+            return 0, 0
+
+        def prepare(conn: Connection) -> _Prepared:
+            fresh, skipped = new_collections(conn, collections)
+            prepared = _prepare([r for c in fresh for r in c])
+            prepared.skipped = skipped
+            return prepared
+
+        done = self._write_prepared(prepare)
+        return len(collections) - done.skipped, done.skipped
+
+    def _write_prepared(self, prepare: Callable[[Connection], _Prepared]) -> _Prepared:
+        """Write what ``prepare`` gives inside the transaction: fast, then, if the
+        database refused something, part by part; the rest of :meth:`write`."""
         try:
             try:
-                written = self._write_groups(groups, screened, source, careful=False)
+                written = self._write_groups(prepare, careful=False)
             except RefusedError:
                 # Something the checks do not know: part by part, row by row.
-                written = self._write_groups(groups, screened, source, careful=True)
+                written = self._write_groups(prepare, careful=True)
         except StoreError:
             if self.dialect == "sqlite":
                 # A full disk, perhaps: the WAL's space is all that may be freed
@@ -513,27 +575,24 @@ class Store(StoreReader):
             raise
         if self._checkpoint_each_until_ns > self._clock.monotonic_ns():
             self.checkpoint()
-        host_ids, stored, refused = written
+        prepared, host_ids, stored, refused = written
         # Cached only once committed: a rolled-back insert leaves no stale id.
         self._host_ids.update(host_ids)
         for rows in stored:
             rows.stored = True
-        self._note_refused(refused, source)
-        return sum(WRITERS[kind].count(group) for kind, group in groups.items())
+        self._note_refused(refused, prepared.source)
+        return prepared
 
     def _write_groups(
-        self,
-        groups: dict[type, list[Any]],
-        screened: list[Refused],
-        source: str | None,
-        *,
-        careful: bool,
-    ) -> tuple[dict[str, int], list[SchedulerRows | ReservationRows], list[Refused]]:
+        self, prepare: Callable[[Connection], _Prepared], *, careful: bool
+    ) -> tuple[_Prepared, dict[str, int], list[SchedulerRows | ReservationRows], list[Refused]]:
         """One transaction, each group by its writer; with ``careful``, each
         part in a savepoint and a refused part row by row
         (:class:`~collectbus.store.quarantine.Careful`)."""
-        refused = list(screened)
         with self._transaction("write", write=True) as conn:
+            prepared = prepare(conn)
+            groups = prepared.groups
+            refused = list(prepared.screened)
             hosted = [*groups.get(HostSample, ()), *groups.get(HostInventory, ())]
             tx = _Tx(
                 conn,
@@ -547,8 +606,11 @@ class Store(StoreReader):
                 group = groups.get(kind)
                 if group is not None:
                     writer.write(tx, group)
-            write_entries(conn, refused, source=source, stored_ns=self._clock.time_ns())
-        return tx.host_ids, tx.stored, refused
+            if groups:
+                write_entries(
+                    conn, refused, source=prepared.source, stored_ns=self._clock.time_ns()
+                )
+        return prepared, tx.host_ids, tx.stored, refused
 
     def _note_refused(self, refused: list[Refused], source: str | None) -> None:
         """Count what was left out; log each cause (table, field, reason) once."""

@@ -154,6 +154,7 @@ def test_job_listings_read_through_the_stores_read_side(tmp_path: Path) -> None:
         (["analyze", "--help"], "wait-times"),
         (["calls", "--help"], "--stats"),
         (["collect", "--help"], "pbs"),
+        (["ingest", "--help"], "--durable NAME"),
     ],
 )
 def test_help_and_version_import_no_heavy_library(args: list[str], expected: str) -> None:

@@ -92,7 +92,7 @@ def health(store: Store, pipeline: Pipeline | None) -> tuple[int, dict[str, obje
         return status, doc
     bus = pipeline.bus.health()
     doc["bus"] = bus.to_dict()
-    sink = pipeline.sink
+    _store, sink = pipeline.local()
     doc["store_writer"] = {
         "written_collections": sink.written_collections,
         "written_records": sink.written_records,
