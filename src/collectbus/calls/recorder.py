@@ -334,23 +334,23 @@ class CallRecorder:
         or after ``since`` (Unix time in seconds); then the ``first`` or ``last`` n."""
         view = self.view()
         return view.at(
-            view.history(last=last, first=first, handler=handler, errors=errors, since=since)
+            view.query(last=last, first=first, handler=handler, errors=errors, since=since)
         )
 
     def errors(self, *, handler: str | None = None, last: int | None = None) -> list[CallRecord]:
         """Held failed calls, oldest first."""
         view = self.view()
-        return view.at(view.history(handler=handler, errors=True, last=last))
+        return view.at(view.query(handler=handler, errors=True, last=last))
 
     def slowest(self, n: int = 10, *, handler: str | None = None) -> list[CallRecord]:
         """The ``n`` slowest held calls, slowest first."""
         view = self.view()
-        return view.at(view.ranked(n, handler=handler, slowest=True))
+        return view.at(view.query(handler=handler, slowest=n))
 
     def fastest(self, n: int = 10, *, handler: str | None = None) -> list[CallRecord]:
         """The ``n`` fastest held calls, fastest first."""
         view = self.view()
-        return view.at(view.ranked(n, handler=handler, slowest=False))
+        return view.at(view.query(handler=handler, fastest=n))
 
     def slower_than(
         self,
@@ -362,7 +362,7 @@ class CallRecorder:
         """Held calls that took at least ``seconds`` (or ``threshold=``,
         smartswitch's name), oldest first."""
         view = self.view()
-        return view.at(view.slower_than(pick_threshold(seconds, threshold), handler=handler))
+        return view.at(view.query(handler=handler, slower_than=pick_threshold(seconds, threshold)))
 
     @overload
     def stats(self, handler: str, *, sort_by: None = None) -> CallStats: ...

@@ -59,14 +59,12 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 from smartswitch import BasePlugin, Switcher
 
 from collectbus.calls.entry import CallEntry
 from collectbus.calls.export import ExportFormat
 from collectbus.calls.recorder import CallRecorder, pick_threshold
 from collectbus.calls.stats import CallStats, StatsTable
-from collectbus.clock import NS_PER_S
 
 PLUGIN_NAME = "collect"
 # Keyword arguments that go to the CallRecorder a plugin makes for itself.
@@ -155,24 +153,17 @@ class CollectPlugin(BasePlugin):  # type: ignore[misc]  # smartswitch has no typ
         time in seconds) and ``slower_than`` (seconds); then the ``slowest`` or
         ``fastest`` n (slowest or fastest first; else oldest first); then the
         ``first`` or ``last`` n."""
-        if slowest is not None and fastest is not None:
-            raise ValueError("give slowest or fastest, not both")
         view = self.collector.view()
-        index = view.history(handler=handler, errors=errors, since=since)
-        if slower_than is not None:
-            limit = int(slower_than * NS_PER_S)
-            index = index[view.columns.elapsed_ns[index] >= limit]
-        ranked = slowest if slowest is not None else fastest
-        if ranked is not None:
-            elapsed = view.columns.elapsed_ns[index]
-            order = np.argsort(-elapsed if slowest is not None else elapsed, kind="stable")
-            index = index[order[: max(ranked, 0)]]
-        if last is not None and first is not None:
-            raise ValueError("give first or last, not both")
-        if first is not None:
-            index = index[: max(first, 0)]
-        if last is not None:
-            index = index[len(index) - max(last, 0) :]
+        index = view.query(
+            handler=handler,
+            errors=errors,
+            since=since,
+            slower_than=slower_than,
+            slowest=slowest,
+            fastest=fastest,
+            first=first,
+            last=last,
+        )
         return view.entries_at(index, context=self.include_context)
 
     def errors(self, *, handler: str | None = None, last: int | None = None) -> list[CallEntry]:

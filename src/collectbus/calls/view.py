@@ -134,37 +134,43 @@ class HistoryView:
             mask &= columns.start >= int(since * NS_PER_S) - self.offset
         return np.flatnonzero(mask)
 
-    def history(
+    def query(
         self,
         *,
-        last: int | None = None,
-        first: int | None = None,
         handler: str | None = None,
         errors: bool | None = None,
         since: float | None = None,
+        slower_than: float | None = None,
+        slowest: int | None = None,
+        fastest: int | None = None,
+        first: int | None = None,
+        last: int | None = None,
     ) -> Index:
+        """Indices of the calls that pass the filters (``handler``, ``errors``,
+        ``since``, ``slower_than`` in seconds), oldest first; or the ``slowest``
+        or ``fastest`` n of them, slowest or fastest first; then the ``first`` or
+        ``last`` n."""
         if last is not None and first is not None:
             raise ValueError("give first or last, not both")
+        if slowest is not None and fastest is not None:
+            raise ValueError("give slowest or fastest, not both")
         if handler is None and errors is None and since is None:
             index: Index = np.arange(len(self.entries), dtype=np.intp)
         else:
             index = self.select(handler=handler, errors=errors, since=since)
+        if slower_than is not None:
+            index = index[self.columns.elapsed_ns[index] >= int(slower_than * NS_PER_S)]
+        ranked = slowest if slowest is not None else fastest
+        if ranked is not None:
+            elapsed = self.columns.elapsed_ns[index]
+            # A stable sort keeps calls of equal time in call order.
+            order = np.argsort(-elapsed if slowest is not None else elapsed, kind="stable")
+            index = index[order[: max(ranked, 0)]]
         if first is not None:
             index = index[: max(first, 0)]
         if last is not None:
             index = index[len(index) - max(last, 0) :]
         return index
-
-    def ranked(self, n: int, *, handler: str | None, slowest: bool) -> Index:
-        index = self.select(handler=handler)
-        elapsed = self.columns.elapsed_ns[index]
-        # A stable sort keeps calls of equal time in call order.
-        order = np.argsort(-elapsed if slowest else elapsed, kind="stable")[: max(n, 0)]
-        return index[order]
-
-    def slower_than(self, seconds: float, *, handler: str | None) -> Index:
-        index = self.select(handler=handler)
-        return index[self.columns.elapsed_ns[index] >= int(seconds * NS_PER_S)]
 
     # ------------------------------------------------------------ statistics
 

@@ -29,17 +29,17 @@ from html import escape
 from collectbus.calls.capture import cut
 from collectbus.calls.stats import CallStats, stats_from_columns
 from collectbus.clock import NS_PER_S, Clock
-from collectbus.serve.http.api import ApiError
+from collectbus.serve.http.api import ApiError, query_window
 from collectbus.serve.http.dashstyle import CSS, fmt_measure, utc
 from collectbus.store import Store
-from collectbus.timefmt import iso_utc, time_window
+from collectbus.timefmt import iso_utc
 
 REFRESH_S = 30
 DEFAULT_LIST = 10
 MAX_LIST = 1000
 #: The longest error message shown on the page.
 MESSAGE_CHARS = 300
-_PARAMS = frozenset({"since", "until", "slowest", "errors"})
+_PARAMS = {"since", "until", "slowest", "errors"}
 _FIGURES = ("avg_s", "p50_s", "p95_s", "p99_s", "max_s")
 
 
@@ -56,13 +56,7 @@ def _count(query: Mapping[str, str], name: str) -> int:
 
 def calls_document(store: Store, query: Mapping[str, str]) -> dict[str, object]:
     """What ``/api/calls`` returns, and the page shows."""
-    unknown = set(query) - _PARAMS
-    if unknown:
-        raise ApiError(400, f"unknown query parameter(s): {', '.join(sorted(unknown))}")
-    try:
-        since_ns, until_ns = time_window(query.get("since", "1h"), query.get("until", "now"))
-    except ValueError as err:
-        raise ApiError(400, f"bad time window: {err}") from err
+    since_ns, until_ns = query_window(query, _PARAMS)
     slowest, errors = _count(query, "slowest"), _count(query, "errors")
     window = {"since_ns": since_ns, "until_ns": until_ns}
     timings = store.call_timings(**window)
