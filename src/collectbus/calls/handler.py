@@ -6,7 +6,7 @@
 
 ``start`` is in performance-counter nanoseconds, turned into wall time only
 when queried; ``elapsed`` is in nanoseconds. ``detail`` is None for a plain successful call, else a
-:data:`Detail` tuple of strings. Tuples of scalars keep a full garbage
+:data:`Detail` tuple of strings (the arguments: tuples of strings, joined when queried). Tuples of scalars keep a full garbage
 collection cheap; dicts or lists in the entries made it 10x slower
 (docs/architecture.md, "Recording calls").
 
@@ -24,10 +24,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 
-from collectbus.calls.capture import Formatter
+from collectbus.calls.capture import ArgTexts, Formatter
 
 #: (error type, error message, traceback, args, result); each may be None.
-Detail = tuple[str | None, str | None, str | None, str | None, str | None]
+Detail = tuple[str | None, str | None, str | None, ArgTexts | None, str | None]
 Entry = tuple[int, int, int, int, Detail | None]
 
 
@@ -55,10 +55,13 @@ class Handler:
         append: Callable[[Entry], None],
         formatter: Formatter,
         skip_frame: Callable[[str], bool],
+        switcher: str | None = None,
     ) -> None:
         self.hid = hid
         self.name = name
         self.qualname = qualname
+        #: The smartswitch Switcher (or other dispatcher) the handler belongs to.
+        self.switcher = switcher
         self.local = threading.local()
         self._by_thread: dict[int, ThreadTotals] = {}
         self._append = append

@@ -13,6 +13,7 @@
     fetch = calls.wrap(session.get)
 
     calls.slowest(5); calls.errors(handler="handle"); calls.stats("handle")
+    calls.slower_than(threshold=0.1); calls.stats(sort_by="avg_time")
 
 **Recording** costs one ``perf_counter_ns`` pair, an append of a tuple of plain
 values to a ``deque(maxlen)`` and this thread's own totals: no lock, no dict,
@@ -23,7 +24,10 @@ generators are supported (:mod:`collectbus.calls.wrappers`).
 
 **Reading** takes a snapshot (``list(deque)`` is atomic under the GIL), so
 queries are consistent and safe while other threads keep calling. Times are
-turned into wall-clock time when queried.
+turned into wall-clock time when queried. A query's ``handler`` is the full
+name or a tail of it after a dot (``process`` for ``api.process``); a tail
+that several handlers share raises ValueError naming them
+(:mod:`collectbus.calls.names`).
 """
 
 from __future__ import annotations
@@ -38,11 +42,18 @@ from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from typing import Any, Literal, Protocol, TypeVar, cast, overload
 
-from collectbus.calls.capture import DEFAULT_MAX_TEXT, Capture, FailureCount, Formatter
+from collectbus.calls.capture import (
+    CAPTURES,
+    DEFAULT_MAX_TEXT,
+    Capture,
+    FailureCount,
+    Formatter,
+    Serializer,
+)
 from collectbus.calls.export import ExportFormat, document, write_export
 from collectbus.calls.handler import Entry, Handler
 from collectbus.calls.settings import Settings, Switch
-from collectbus.calls.stats import CallStats
+from collectbus.calls.stats import CallStats, StatsTable, sort_stats
 from collectbus.calls.view import HistoryView
 from collectbus.calls.wrappers import is_wrapper_frame, wrap
 from collectbus.clock import NS_PER_S
@@ -88,7 +99,11 @@ class CallRecorder:
     """Records calls of the callables it wraps; see the module documentation.
 
     ``capture``: ``"none"``, ``"summary"`` (types and sizes of the arguments
-    and result) or ``"repr"`` (truncated reprs). ``sample``: the fraction of
+    and result), ``"repr"`` (truncated reprs) or ``"json"`` (JSON values).
+    ``serialize``: capture JSON (``True``: a value JSON has no form for is
+    written as its ``str()``; a function: it turns such a value into one JSON
+    has, as ``json.dumps(default=...)``); see :mod:`collectbus.calls.capture`.
+    ``sample``: the fraction of
     calls recorded; with ``always_record_errors`` every failed call is recorded
     anyway, and with ``slow_threshold`` (seconds) every call at least that
     slow. ``nested="outermost"`` records only the outermost of calls nested in
@@ -101,6 +116,7 @@ class CallRecorder:
         max_history: int = 10_000,
         *,
         capture: Capture = "none",
+        serialize: bool | Serializer | None = None,
         sample: float = 1.0,
         always_record_errors: bool = True,
         slow_threshold: float | None = None,
@@ -112,8 +128,16 @@ class CallRecorder:
     ) -> None:
         if max_history < 1:
             raise ValueError(f"max_history must be at least 1, got {max_history}")
-        if capture not in ("none", "summary", "repr"):
-            raise ValueError(f"capture must be none, summary or repr, got {capture!r}")
+        if capture not in CAPTURES:
+            raise ValueError(f"capture must be none, summary, repr or json, got {capture!r}")
+        serializer: Serializer = str
+        if serialize is not None and serialize is not False:
+            if capture not in ("none", "json"):
+                raise ValueError(f"give capture={capture!r} or serialize=, not both")
+            if serialize is not True and not callable(serialize):
+                raise TypeError(f"serialize must be True or a function, got {serialize!r}")
+            capture = "json"
+            serializer = str if serialize is True else serialize
         if not 0.0 <= sample <= 1.0:
             raise ValueError(f"sample must be between 0 and 1, got {sample}")
         if slow_threshold is not None and slow_threshold < 0:
@@ -132,7 +156,8 @@ class CallRecorder:
         self._lost: list[int] = []
         self._lost_total = 0
         self._failures = FailureCount()
-        self._formatter = Formatter(capture, max_text, self._failures)
+        self.max_text = max_text
+        self._formatter = Formatter(capture, max_text, self._failures, serializer)
         self._slow_ns = None if slow_threshold is None else int(slow_threshold * NS_PER_S)
         self._settings = Settings(
             switch=Switch(enabled),
@@ -168,25 +193,33 @@ class CallRecorder:
             return lambda f: self.wrap(f, name=name)
         return self.wrap(fn, name=name)
 
-    def wrap(self, fn: F, *, name: str | None = None, qualname: str | None = None) -> F:
+    def wrap(
+        self,
+        fn: F,
+        *,
+        name: str | None = None,
+        qualname: str | None = None,
+        switcher: str | None = None,
+    ) -> F:
         """A wrapper of ``fn`` that records its calls under ``name`` (default:
         its qualified name, ``Class.method``, without ``<locals>``). Wrappers
         given the same name share one handler. ``qualname`` replaces the
-        ``module.qualname`` that records carry (for a plugin wrapping a layer)."""
+        ``module.qualname`` that records carry (for a plugin wrapping a layer);
+        ``switcher`` names the dispatcher the handler belongs to (entries carry it)."""
         if isinstance(fn, staticmethod | classmethod):
             # Decorated above @staticmethod or @classmethod: wrap the function
             # inside, and keep the method kind.
-            inner = self.wrap(fn.__func__, name=name, qualname=qualname)
+            inner = self.wrap(fn.__func__, name=name, qualname=qualname, switcher=switcher)
             return cast(F, type(fn)(inner))
         if not callable(fn):
             raise TypeError(f"cannot record calls of {type(fn).__name__}: it is not callable")
         own = getattr(fn, "__qualname__", None) or type(fn).__qualname__
         module = getattr(fn, "__module__", None) or type(fn).__module__
         default = own.replace(".<locals>", "")
-        handler = self._handler(name or default, qualname or f"{module}.{own}")
+        handler = self._handler(name or default, qualname or f"{module}.{own}", switcher)
         return cast(F, wrap(fn, handler, self._settings))
 
-    def _handler(self, name: str, qualname: str) -> Handler:
+    def _handler(self, name: str, qualname: str, switcher: str | None) -> Handler:
         with self._lock:
             handler = self._by_name.get(name)
             if handler is None:
@@ -197,6 +230,7 @@ class CallRecorder:
                     append=self._settings.append,
                     formatter=self._formatter,
                     skip_frame=is_wrapper_frame,
+                    switcher=switcher,
                 )
                 self._handlers.append(handler)
                 self._by_name[name] = handler
@@ -282,6 +316,8 @@ class CallRecorder:
             host=self.host,
             sample=self.sample,
             slow_ns=self._slow_ns,
+            as_json=self.capture == "json",
+            max_text=self.max_text,
         )
 
     def history(
@@ -296,42 +332,59 @@ class CallRecorder:
         """Held calls, oldest first: only ``handler``'s, only failed ones
         (``errors=True``) or successful ones (``False``), only those started at
         or after ``since`` (Unix time in seconds); then the ``first`` or ``last`` n."""
-        return self.view().history(
-            last=last, first=first, handler=handler, errors=errors, since=since
+        view = self.view()
+        return view.at(
+            view.query(last=last, first=first, handler=handler, errors=errors, since=since)
         )
 
     def errors(self, *, handler: str | None = None, last: int | None = None) -> list[CallRecord]:
         """Held failed calls, oldest first."""
-        return self.view().history(handler=handler, errors=True, last=last)
+        view = self.view()
+        return view.at(view.query(handler=handler, errors=True, last=last))
 
     def slowest(self, n: int = 10, *, handler: str | None = None) -> list[CallRecord]:
         """The ``n`` slowest held calls, slowest first."""
-        return self.view().ranked(n, handler=handler, slowest=True)
+        view = self.view()
+        return view.at(view.query(handler=handler, slowest=n))
 
     def fastest(self, n: int = 10, *, handler: str | None = None) -> list[CallRecord]:
         """The ``n`` fastest held calls, fastest first."""
-        return self.view().ranked(n, handler=handler, slowest=False)
+        view = self.view()
+        return view.at(view.query(handler=handler, fastest=n))
 
-    def slower_than(self, seconds: float, *, handler: str | None = None) -> list[CallRecord]:
-        """Held calls that took at least ``seconds``, oldest first."""
-        return self.view().slower_than(seconds, handler=handler)
+    def slower_than(
+        self,
+        seconds: float | None = None,
+        *,
+        threshold: float | None = None,
+        handler: str | None = None,
+    ) -> list[CallRecord]:
+        """Held calls that took at least ``seconds`` (or ``threshold=``,
+        smartswitch's name), oldest first."""
+        view = self.view()
+        return view.at(view.query(handler=handler, slower_than=pick_threshold(seconds, threshold)))
 
     @overload
-    def stats(self, handler: str) -> CallStats: ...
+    def stats(self, handler: str, *, sort_by: None = None) -> CallStats: ...
 
     @overload
-    def stats(self, handler: None = None) -> dict[str, CallStats]: ...
+    def stats(self, handler: None = None, *, sort_by: str | None = None) -> StatsTable: ...
 
-    def stats(self, handler: str | None = None) -> CallStats | dict[str, CallStats]:
+    def stats(
+        self, handler: str | None = None, *, sort_by: str | None = None
+    ) -> CallStats | StatsTable:
         """One handler's :class:`~collectbus.calls.stats.CallStats`, or every
-        handler's by name."""
+        handler's by name (a dict, in the order of the handlers, or of
+        ``sort_by``: see :func:`~collectbus.calls.stats.sort_stats`)."""
         view = self.view()
         if handler is None:
-            return view.stats(view.handlers)
-        known = view.by_name.get(handler)
+            return sort_stats(view.stats(view.handlers), sort_by)
+        if sort_by is not None:
+            raise ValueError("sort_by orders every handler's statistics; give no handler")
+        known = view.handler(handler)
         if known is None:
             return view.empty_stats(handler)
-        return view.stats([known])[handler]
+        return view.stats([known])[known.name]
 
     def to_dict(self) -> dict[str, Any]:
         """Counters, statistics and held calls as plain values (the json export)."""
@@ -410,3 +463,10 @@ class CallRecorder:
     def flush_missed(self) -> int:
         """Calls evicted from the history before a flush could write them."""
         return self._flush_cursor.missed
+
+
+def pick_threshold(seconds: float | None, threshold: float | None) -> float:
+    """The time limit given as ``seconds`` or as ``threshold=``, exactly one of them."""
+    if (seconds is None) == (threshold is None):
+        raise TypeError("slower_than() takes the time in seconds, as seconds or threshold=, once")
+    return float(seconds if seconds is not None else threshold)  # type: ignore[arg-type]

@@ -27,6 +27,27 @@ so each child would get a collector of its own. Turning the plugin off through
 smartswitch (``api.collect.configure.enabled = False``, or
 ``method_config={"ping": "enabled:off"}``) skips the wrapper altogether.
 
+**For users of smartswitch's call history.** The queries answer in its
+names and forms: entries are :class:`~collectbus.calls.entry.CallEntry`
+mappings (``entry["elapsed"]``, ``entry["exception"]["message"]``,
+``entry["switcher"]``); ``history()`` takes ``slowest``, ``fastest`` and
+``slower_than`` as ``get_log_history`` did; ``slower_than(threshold=0.1)``;
+``stats()`` entries have ``calls``, ``errors``, ``avg_time``, ``min_time``,
+``max_time``, ``total_time`` and ``last_call``, and ``stats(sort_by="avg_time")``
+puts the slowest handler first. A handler is found by its own name as well as
+by ``"<switcher>.<name>"`` (``history(handler="process")``); a name that two
+switchers share is an error naming both. Two options, given as keywords or as
+smartswitch flags (``flags="serialize,include_context"``):
+
+- ``serialize=True`` keeps arguments, keyword arguments and results as JSON
+  values, so entries hand back lists, dicts and numbers; a value JSON has no
+  form for is kept as its ``str()``, or given to ``serialize=`` when that is a
+  function (``json.dumps(default=...)``). Without it (and without
+  ``capture=``) no argument is kept; ``capture="repr"`` keeps reprs.
+- ``include_context=True`` adds ``context`` to each entry: the host, process,
+  thread and ``module.qualname`` of the call. It can be changed at run time
+  (``api.collect.configure.include_context = True``).
+
 Cost: smartswitch spends 0.8-0.9 µs per plugin layer on its own checks before
 a plugin runs (docs/architecture.md, "Recording calls"); the recording adds
 the collector's usual cost.
@@ -40,10 +61,10 @@ from typing import Any
 
 from smartswitch import BasePlugin, Switcher
 
+from collectbus.calls.entry import CallEntry
 from collectbus.calls.export import ExportFormat
-from collectbus.calls.recorder import CallRecorder
-from collectbus.calls.stats import CallStats
-from collectbus.records import CallRecord
+from collectbus.calls.recorder import CallRecorder, pick_threshold
+from collectbus.calls.stats import CallStats, StatsTable
 
 PLUGIN_NAME = "collect"
 # Keyword arguments that go to the CallRecorder a plugin makes for itself.
@@ -72,13 +93,35 @@ class CollectPlugin(BasePlugin):  # type: ignore[misc]  # smartswitch has no typ
         collector: CallRecorder | None = None,
         **config: Any,
     ) -> None:
+        # Given as keywords, or as smartswitch flags ("serialize,include_context").
+        flags = self._parse_flags(config["flags"]) if config.get("flags") else {}
+        serialize = config.pop("serialize", flags.get("serialize"))
+        include_context = bool(config.pop("include_context", flags.get("include_context")))
         options = {k: config.pop(k) for k in list(config) if k in _COLLECTOR_OPTIONS}
         if collector is not None and options:
             raise TypeError(f"give collector= or collector options, not both: {sorted(options)}")
-        self.collector = collector if collector is not None else CallRecorder(**options)
+        if collector is None:
+            collector = CallRecorder(serialize=serialize, **options)
+        elif serialize and collector.capture != "json":
+            raise TypeError(
+                "serialize= needs a collector that captures JSON: "
+                "give it to the collector, CallRecorder(serialize=...)"
+            )
+        self.collector = collector
         # In smartswitch's config, so that the copies made for child switchers
-        # (BasePlugin.to_spec) share this collector.
-        super().__init__(name=name or PLUGIN_NAME, collector=self.collector, **config)
+        # (BasePlugin.to_spec) share this collector and these options.
+        super().__init__(
+            name=name or PLUGIN_NAME,
+            collector=self.collector,
+            serialize=serialize,
+            include_context=include_context,
+            **config,
+        )
+
+    @property
+    def include_context(self) -> bool:
+        """Whether entries carry ``context``; read at each query."""
+        return bool(self.get_config().get("include_context"))
 
     def wrap_handler(
         self, switch: Any, entry: Any, call_next: Callable[..., Any]
@@ -87,27 +130,70 @@ class CollectPlugin(BasePlugin):  # type: ignore[misc]  # smartswitch has no typ
         name = f"{switch.name}.{entry.name}" if switch.name else str(entry.name)
         func = entry.func
         qualname = f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', name)}"
-        return self.collector.wrap(call_next, name=name, qualname=qualname)
+        return self.collector.wrap(
+            call_next, name=name, qualname=qualname, switcher=switch.name or None
+        )
 
-    # The collector's queries, so that ``switch.collect.slowest()`` works.
+    # The collector's queries, in smartswitch's forms: ``switch.collect.slowest()``.
 
-    def history(self, **filters: Any) -> list[CallRecord]:
-        return self.collector.history(**filters)
+    def history(
+        self,
+        *,
+        last: int | None = None,
+        first: int | None = None,
+        handler: str | None = None,
+        errors: bool | None = None,
+        since: float | None = None,
+        slowest: int | None = None,
+        fastest: int | None = None,
+        slower_than: float | None = None,
+    ) -> list[CallEntry]:
+        """Held calls, filtered as ``get_log_history`` did: by ``handler``,
+        ``errors`` (True: failed only, False: returned only), ``since`` (Unix
+        time in seconds) and ``slower_than`` (seconds); then the ``slowest`` or
+        ``fastest`` n (slowest or fastest first; else oldest first); then the
+        ``first`` or ``last`` n."""
+        view = self.collector.view()
+        index = view.query(
+            handler=handler,
+            errors=errors,
+            since=since,
+            slower_than=slower_than,
+            slowest=slowest,
+            fastest=fastest,
+            first=first,
+            last=last,
+        )
+        return view.entries_at(index, context=self.include_context)
 
-    def errors(self, *, handler: str | None = None, last: int | None = None) -> list[CallRecord]:
-        return self.collector.errors(handler=handler, last=last)
+    def errors(self, *, handler: str | None = None, last: int | None = None) -> list[CallEntry]:
+        return self.history(handler=handler, errors=True, last=last)
 
-    def slowest(self, n: int = 10, *, handler: str | None = None) -> list[CallRecord]:
-        return self.collector.slowest(n, handler=handler)
+    def slowest(self, n: int = 10, *, handler: str | None = None) -> list[CallEntry]:
+        return self.history(handler=handler, slowest=n)
 
-    def fastest(self, n: int = 10, *, handler: str | None = None) -> list[CallRecord]:
-        return self.collector.fastest(n, handler=handler)
+    def fastest(self, n: int = 10, *, handler: str | None = None) -> list[CallEntry]:
+        return self.history(handler=handler, fastest=n)
 
-    def slower_than(self, seconds: float, *, handler: str | None = None) -> list[CallRecord]:
-        return self.collector.slower_than(seconds, handler=handler)
+    def slower_than(
+        self,
+        seconds: float | None = None,
+        *,
+        threshold: float | None = None,
+        handler: str | None = None,
+    ) -> list[CallEntry]:
+        """Held calls that took at least ``threshold`` seconds, oldest first."""
+        return self.history(handler=handler, slower_than=pick_threshold(seconds, threshold))
 
-    def stats(self, handler: str | None = None) -> CallStats | dict[str, CallStats]:
-        return self.collector.stats(handler) if handler is not None else self.collector.stats()
+    def stats(
+        self, handler: str | None = None, *, sort_by: str | None = None
+    ) -> CallStats | StatsTable:
+        """One handler's statistics, or every handler's (ordered by ``sort_by``)."""
+        if handler is not None:
+            if sort_by is not None:
+                raise ValueError("sort_by orders every handler's statistics; give no handler")
+            return self.collector.stats(handler)
+        return self.collector.stats(sort_by=sort_by)
 
     def to_dict(self) -> dict[str, Any]:
         return self.collector.to_dict()

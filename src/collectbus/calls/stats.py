@@ -7,20 +7,27 @@ per call: 100k calls take a few milliseconds (budget: 25 ms, bench/calls_overhea
 
 Percentiles use linear interpolation between the closest ranks, as
 ``numpy.percentile`` does by default.
+
+A :class:`CallStats` is also a read-only mapping with the keys smartswitch's
+history statistics have (``calls``, ``errors``, ``avg_time``, ``min_time``,
+``max_time``, ``total_time``, ``last_call``), then its own fields by name.
+:func:`sort_stats` orders a table of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields
 from functools import cached_property
 from itertools import repeat
 from operator import is_not, itemgetter
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from collectbus.calls.handler import Entry
+from collectbus.calls.names import find_handler
 from collectbus.clock import NS_PER_S
 
 PERCENTILES = (50.0, 95.0, 99.0)
@@ -32,8 +39,12 @@ FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
 
+#: The keys of smartswitch's history statistics, first among a CallStats' keys.
+SEED_KEYS = ("calls", "errors", "avg_time", "min_time", "max_time", "total_time", "last_call")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CallStats:
+class CallStats(Mapping[str, Any]):
     """What one handler's calls looked like.
 
     ``calls``, ``errors``, ``total_s`` and ``avg_s`` count every recorded call
@@ -42,6 +53,12 @@ class CallStats:
     describe the ``held`` calls: those still in the history, or the rows read.
     With sampling, ``calls`` counts the recorded calls; ``estimated_calls``
     scales the sampled successes back up (errors are all recorded).
+
+    As a mapping (``stats["avg_time"]``, ``dict(stats)``) it has
+    :data:`SEED_KEYS` in smartswitch's names, in seconds: ``avg_time`` is
+    ``avg_s``, ``total_time`` ``total_s``, ``min_time``/``max_time``
+    ``min_s``/``max_s``, and ``last_call`` the start of the last held call, Unix
+    time in seconds (None without one); then every field by its own name.
     """
 
     handler: str
@@ -60,6 +77,76 @@ class CallStats:
     last_elapsed_s: float | None
     last_error: str | None
     estimated_calls: float
+
+    @property
+    def avg_time(self) -> float | None:
+        return self.avg_s
+
+    @property
+    def min_time(self) -> float | None:
+        return self.min_s
+
+    @property
+    def max_time(self) -> float | None:
+        return self.max_s
+
+    @property
+    def total_time(self) -> float:
+        return self.total_s
+
+    @property
+    def last_call(self) -> float | None:
+        """When the last held call started, Unix time in seconds."""
+        return None if self.last_started_ns is None else self.last_started_ns / NS_PER_S
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in _KEY_SET:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(STATS_KEYS)
+
+    def __len__(self) -> int:
+        return len(STATS_KEYS)
+
+
+STATS_KEYS: tuple[str, ...] = SEED_KEYS + tuple(
+    f.name for f in fields(CallStats) if f.name not in SEED_KEYS
+)
+_KEY_SET = frozenset(STATS_KEYS)
+#: The keys :func:`sort_stats` accepts: the handler's name and every number.
+SORT_KEYS: tuple[str, ...] = tuple(k for k in STATS_KEYS if k != "last_error")
+
+
+class StatsTable(dict[str, CallStats]):
+    """Statistics by handler name, in the order asked; ``table["process"]``
+    finds ``api.process`` as the queries do (:mod:`collectbus.calls.names`)."""
+
+    def __missing__(self, key: str) -> CallStats:
+        found = find_handler(key, self)
+        if found is None:
+            raise KeyError(key)
+        return self[found]
+
+
+def sort_stats(stats: Mapping[str, CallStats], sort_by: str | None) -> StatsTable:
+    """``stats`` in the order of ``sort_by``: ``handler`` A to Z; any other key
+    (:data:`SORT_KEYS`) largest first, so the slowest, busiest or most failing
+    handler comes first. Handlers without a value (no held call) come last;
+    ties go by name. None keeps the order given."""
+    if sort_by is None:
+        return StatsTable(stats)
+    if sort_by not in SORT_KEYS:
+        raise ValueError(f"sort_by must be one of {', '.join(SORT_KEYS)}; got {sort_by!r}")
+    if sort_by == "handler":
+        return StatsTable(sorted(stats.items()))
+
+    def key(item: tuple[str, CallStats]) -> tuple[bool, float, str]:
+        value = item[1][sort_by]
+        return value is None, -float(value or 0), item[0]
+
+    return StatsTable(sorted(stats.items(), key=key))
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,3 +285,37 @@ def stats_row(
         last_error=None if last is None else last[2],
         estimated_calls=errors + (successes / sample if sample > 0 else 0.0),
     )
+
+
+def stats_from_columns(
+    handler: npt.NDArray[Any],
+    started_ns: IntArray,
+    elapsed_ns: IntArray,
+    error_type: npt.NDArray[Any],
+    *,
+    slow_ns: int | None = None,
+) -> list[CallStats]:
+    """Statistics per handler of stored calls (the columns of
+    :meth:`collectbus.store.Store.call_timings`, in call order), by handler name.
+
+    Every call read counts: ``calls`` equals ``held``, and the last call is the
+    last in the input."""
+    if len(handler) == 0:
+        return []
+    errors = np.array([e is not None for e in error_type.tolist()], dtype=np.bool_)
+    names, keys = np.unique(handler, return_inverse=True)
+    groups = group(keys.astype(np.int64).reshape(-1), elapsed_ns, errors, slow_ns=slow_ns)
+    out: list[CallStats] = []
+    for row, key in enumerate(groups.keys.tolist()):
+        last = int(groups.last[row])
+        out.append(
+            stats_row(
+                groups,
+                row,
+                handler=str(names[key]),
+                totals=(int(groups.held[row]), int(groups.errors[row]), int(groups.total_ns[row])),
+                last=(int(started_ns[last]), int(elapsed_ns[last]), error_type[last]),
+                sample=1.0,
+            )
+        )
+    return out

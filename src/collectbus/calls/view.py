@@ -4,7 +4,10 @@ A :class:`HistoryView` holds a copy of the history (``list(deque)``, atomic
 under the GIL) and the offset from performance-counter to wall-clock time,
 both taken at once. Every answer it gives is about that one moment, whatever
 other threads record meanwhile. Filters and sorts run on NumPy columns of the
-entries; only the calls returned become :class:`~collectbus.records.CallRecord`.
+entries and give indices; only the calls returned become
+:class:`~collectbus.records.CallRecord` (or :class:`~collectbus.calls.entry.CallEntry`).
+
+A handler is named in full or by a tail of its name (:mod:`collectbus.calls.names`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from collectbus.calls.capture import args_document, args_line
+from collectbus.calls.entry import CallEntry
 from collectbus.calls.handler import Entry, Handler
+from collectbus.calls.names import find_handler
 from collectbus.calls.stats import (
     CallStats,
     EntryColumns,
@@ -41,6 +47,9 @@ class HistoryView:
     host: str
     sample: float
     slow_ns: int | None
+    #: How a record's arguments are joined: a JSON document, or one line of ``max_text``.
+    as_json: bool = False
+    max_text: int = 200
     pid: int = field(default_factory=os.getpid)
     _columns: EntryColumns | None = None
 
@@ -50,6 +59,11 @@ class HistoryView:
             self._columns = EntryColumns(self.entries)
         return self._columns
 
+    def handler(self, name: str) -> Handler | None:
+        """The handler ``name`` means, or None; ValueError when it is ambiguous."""
+        found = find_handler(name, self.by_name)
+        return None if found is None else self.by_name[found]
+
     # ------------------------------------------------------------ records
 
     def record(self, entry: Entry) -> CallRecord:
@@ -57,7 +71,9 @@ class HistoryView:
         handler = self.handlers[hid]
         error_type = error_message = tb = args = result = None
         if detail is not None:
-            error_type, error_message, tb, args, result = detail
+            error_type, error_message, tb, texts, result = detail
+            if texts is not None:
+                args = args_document(texts) if self.as_json else args_line(texts, self.max_text)
         return CallRecord(
             handler=handler.name,
             qualname=handler.qualname,
@@ -76,8 +92,26 @@ class HistoryView:
     def records(self, entries: Iterable[Entry]) -> list[CallRecord]:
         return [self.record(e) for e in entries]
 
-    def _at(self, index: Index) -> list[CallRecord]:
+    def at(self, index: Index) -> list[CallRecord]:
+        """The records of the entries at ``index``, in that order."""
         return self.records(self.entries[i] for i in index.tolist())
+
+    def entries_at(self, index: Index, *, context: bool) -> list[CallEntry]:
+        """The calls at ``index`` as smartswitch-style entries, in that order."""
+        out = []
+        for i in index.tolist():
+            entry = self.entries[i]
+            detail = entry[4]
+            out.append(
+                CallEntry(
+                    self.record(entry),
+                    switcher=self.handlers[entry[0]].switcher,
+                    texts=None if detail is None else detail[3],
+                    as_json=self.as_json,
+                    context=context,
+                )
+            )
+        return out
 
     # ------------------------------------------------------------ selecting
 
@@ -92,7 +126,7 @@ class HistoryView:
         columns = self.columns
         mask = np.ones(len(self.entries), dtype=np.bool_)
         if handler is not None:
-            known = self.by_name.get(handler)
+            known = self.handler(handler)
             mask &= columns.hid == (known.hid if known is not None else -1)
         if errors is not None:
             mask &= columns.error if errors else ~columns.error
@@ -100,38 +134,43 @@ class HistoryView:
             mask &= columns.start >= int(since * NS_PER_S) - self.offset
         return np.flatnonzero(mask)
 
-    def history(
+    def query(
         self,
         *,
-        last: int | None = None,
-        first: int | None = None,
         handler: str | None = None,
         errors: bool | None = None,
         since: float | None = None,
-    ) -> list[CallRecord]:
+        slower_than: float | None = None,
+        slowest: int | None = None,
+        fastest: int | None = None,
+        first: int | None = None,
+        last: int | None = None,
+    ) -> Index:
+        """Indices of the calls that pass the filters (``handler``, ``errors``,
+        ``since``, ``slower_than`` in seconds), oldest first; or the ``slowest``
+        or ``fastest`` n of them, slowest or fastest first; then the ``first`` or
+        ``last`` n."""
         if last is not None and first is not None:
             raise ValueError("give first or last, not both")
+        if slowest is not None and fastest is not None:
+            raise ValueError("give slowest or fastest, not both")
         if handler is None and errors is None and since is None:
-            chosen: Sequence[Entry] = self.entries
+            index: Index = np.arange(len(self.entries), dtype=np.intp)
         else:
             index = self.select(handler=handler, errors=errors, since=since)
-            chosen = [self.entries[i] for i in index.tolist()]
+        if slower_than is not None:
+            index = index[self.columns.elapsed_ns[index] >= int(slower_than * NS_PER_S)]
+        ranked = slowest if slowest is not None else fastest
+        if ranked is not None:
+            elapsed = self.columns.elapsed_ns[index]
+            # A stable sort keeps calls of equal time in call order.
+            order = np.argsort(-elapsed if slowest is not None else elapsed, kind="stable")
+            index = index[order[: max(ranked, 0)]]
         if first is not None:
-            chosen = chosen[: max(first, 0)]
+            index = index[: max(first, 0)]
         if last is not None:
-            chosen = chosen[len(chosen) - max(last, 0) :]
-        return self.records(chosen)
-
-    def ranked(self, n: int, *, handler: str | None, slowest: bool) -> list[CallRecord]:
-        index = self.select(handler=handler)
-        elapsed = self.columns.elapsed_ns[index]
-        # A stable sort keeps calls of equal time in call order.
-        order = np.argsort(-elapsed if slowest else elapsed, kind="stable")[: max(n, 0)]
-        return self._at(index[order])
-
-    def slower_than(self, seconds: float, *, handler: str | None) -> list[CallRecord]:
-        index = self.select(handler=handler)
-        return self._at(index[self.columns.elapsed_ns[index] >= int(seconds * NS_PER_S)])
+            index = index[len(index) - max(last, 0) :]
+        return index
 
     # ------------------------------------------------------------ statistics
 

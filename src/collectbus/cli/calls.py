@@ -159,32 +159,12 @@ def _call_row(row: dict[str, object], fmt: str) -> dict[str, object]:
 def _stats_rows(
     timings: dict[str, npt.NDArray[Any]], fmt: str, *, errors_only: bool
 ) -> list[dict[str, object]]:
-    import numpy as np
+    from collectbus.calls.stats import stats_from_columns
 
-    from collectbus.calls.stats import group, stats_row
-
-    handlers = timings["handler"]
-    if len(handlers) == 0:
-        return []
-    error_type = timings["error_type"]
-    errors = np.array([e is not None for e in error_type.tolist()], dtype=np.bool_)
-    names, keys = np.unique(handlers, return_inverse=True)
-    groups = group(keys.astype(np.int64).reshape(-1), timings["elapsed_ns"], errors)
     rows: list[dict[str, object]] = []
-    for row, key in enumerate(groups.keys.tolist()):
-        last = int(groups.last[row])
-        stats = stats_row(
-            groups,
-            row,
-            handler=str(names[key]),
-            totals=(int(groups.held[row]), int(groups.errors[row]), int(groups.total_ns[row])),
-            last=(
-                int(timings["started_ns"][last]),
-                int(timings["elapsed_ns"][last]),
-                error_type[last],
-            ),
-            sample=1.0,
-        )
+    for stats in stats_from_columns(
+        timings["handler"], timings["started_ns"], timings["elapsed_ns"], timings["error_type"]
+    ):
         if errors_only and not stats.errors:
             continue
         out: dict[str, object] = {

@@ -5,7 +5,9 @@ puts them on a threaded HTTP server (:func:`make_server`);
 :mod:`~collectbus.serve.http.api` and :mod:`~collectbus.serve.http.aggdoc`
 build the JSON documents of ``/api/health``, ``/api/hosts/<host>/rates`` and
 ``/api/aggregates``; :mod:`~collectbus.serve.http.dashboard` draws the HTML
-page at ``/`` from the same documents, in the stylesheet and number formats
+page at ``/`` from the same documents, and
+:mod:`~collectbus.serve.http.callspage` the calls page at ``/calls`` and its
+``/api/calls``, in the stylesheet and number formats
 of :mod:`~collectbus.serve.http.dashstyle`. ``/metrics`` is the metric
 sources of :mod:`collectbus.serve.metrics`, in one registry.
 """

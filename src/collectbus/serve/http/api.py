@@ -38,17 +38,23 @@ def _json_value(value: object) -> object:
     return value
 
 
+def query_window(query: Mapping[str, str], known: set[str]) -> tuple[int, int]:
+    """``since`` and ``until`` of a query (default: the last hour) in ns; a
+    parameter not in ``known``, or a bad window, is a 400."""
+    unknown = set(query) - known
+    if unknown:
+        raise ApiError(400, f"unknown query parameter(s): {', '.join(sorted(unknown))}")
+    try:
+        return time_window(query.get("since", "1h"), query.get("until", "now"))
+    except ValueError as err:
+        raise ApiError(400, f"bad time window: {err}") from err
+
+
 def host_rates(store: Store, host: str, query: Mapping[str, str]) -> list[dict[str, object]]:
     """Rate rows of one host in ``since``..``until`` (default: the last hour)."""
     from collectbus.analysis.host import rates
 
-    unknown = set(query) - {"since", "until"}
-    if unknown:
-        raise ApiError(400, f"unknown query parameter(s): {', '.join(sorted(unknown))}")
-    try:
-        since_ns, until_ns = time_window(query.get("since", "1h"), query.get("until", "now"))
-    except ValueError as err:
-        raise ApiError(400, f"bad time window: {err}") from err
+    since_ns, until_ns = query_window(query, {"since", "until"})
     if host not in {str(h["name"]) for h in store.hosts()}:
         raise ApiError(404, f"no host named {host!r} in {store.url}")
     frame = rates(store, host=host, since_ns=since_ns, until_ns=until_ns)

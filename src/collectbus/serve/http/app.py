@@ -11,7 +11,10 @@ Routes (GET only):
 - ``/api/hosts/<host>/rates?since=5m&until=now``: the rows that
   ``collectbus host --format json`` prints;
 - ``/api/aggregates``: every aggregate in the store (:mod:`collectbus.serve.http.aggdoc`);
-- ``/``: the dashboard (:mod:`collectbus.serve.http.dashboard`), an HTML page.
+- ``/api/calls?since=1h&until=now&slowest=10&errors=10``: recorded calls per
+  handler, the slowest and the latest errors (:mod:`collectbus.serve.http.callspage`);
+- ``/``: the dashboard (:mod:`collectbus.serve.http.dashboard`), an HTML page;
+- ``/calls``: the calls page, the same document as HTML.
 
 A database that cannot be read at request time gives a ``503`` whose body is
 one line naming the database (password masked); the server keeps running, and
@@ -47,6 +50,7 @@ from collectbus.serve.counting.aggtrack import AggregateTracker
 from collectbus.serve.counting.saved import SavedSeries
 from collectbus.serve.http.aggdoc import aggregates_document
 from collectbus.serve.http.api import ApiError, health, host_rates, scrub
+from collectbus.serve.http.callspage import calls_document, render_calls_page
 from collectbus.serve.metrics.aggregates import AggregatesSource
 from collectbus.serve.metrics.bushealth import BusHealthSource
 from collectbus.serve.metrics.callstats import CallStatsSource, CollectionsSource
@@ -164,24 +168,36 @@ class ServeApp:
         parts = urlsplit(target)
         path = parts.path.rstrip("/") or "/"
         segments = [unquote(s) for s in path.strip("/").split("/")]
-        known = path in ("/", "/metrics", "/api/health", "/api/aggregates") or (
-            len(segments) == 4 and segments[:2] == ["api", "hosts"] and segments[3] == "rates"
-        )
+        known = path in (
+            "/",
+            "/calls",
+            "/metrics",
+            "/api/health",
+            "/api/aggregates",
+            "/api/calls",
+        ) or (len(segments) == 4 and segments[:2] == ["api", "hosts"] and segments[3] == "rates")
         if not known:
             return _error(404, f"no such path: {parts.path}; try /metrics or /api/health")
         if method not in ("GET", "HEAD"):
             return _error(405, f"{method} is not allowed on {parts.path}; use GET")
         if path == "/metrics":
             return self.metrics(accept)
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
         try:
             if path == "/":
                 return self.dashboard()
+            if path == "/calls":
+                with mapped_errors(self.store.url, "draw the calls page"):
+                    page = render_calls_page(self.store, query, clock=self.clock)
+                return Response(200, HTML, page.encode("utf-8", "backslashreplace"))
+            if path == "/api/calls":
+                with mapped_errors(self.store.url, "read the calls"):
+                    return _json(200, calls_document(self.store, query))
             if path == "/api/aggregates":
                 return _json(200, aggregates_document(self._aggregates()))
             if path == "/api/health":
                 status, doc = health(self.store, self.pipeline)
                 return _json(status, doc)
-            query = dict(parse_qsl(parts.query, keep_blank_values=True))
             return _json(200, host_rates(self.store, segments[2], query))
         except ApiError as err:
             return _error(err.status, str(err))

@@ -8,6 +8,7 @@ It shows, from the same documents as the JSON API:
   ``/api/hosts/<host>/rates``), as inline SVG from
   :mod:`collectbus.report.svg`;
 - the aggregates as tables (``/api/aggregates``);
+- a link to the recorded calls (``/calls``, :mod:`collectbus.serve.http.callspage`);
 - the health of collection (``collection_log`` over the last hour, per
   source: collections by status, the latest, the last error), of the bus when
   the server collects, and of the aggregates' background updates.
@@ -75,7 +76,7 @@ def render_dashboard(
         f"<style>{CSS}</style></head><body>",
         f"<header><h1>collectbus</h1><p>{escape(store.url)} · {utc(now_ns)} · "
         f"{len(series)} host{'s' if len(series) != 1 else ''} reporting in the last hour"
-        f" · reloads every {REFRESH_S} s</p></header>",
+        f' · reloads every {REFRESH_S} s · <a href="/calls">recorded calls</a></p></header>',
         "<main>",
         '<h2 class="section">Hosts, last hour</h2>',
     ]

@@ -11,6 +11,7 @@ body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-se
 header{background:#1d2433;color:#fff;padding:16px 28px}
 header h1{margin:0 0 4px;font-size:22px;font-weight:600}
 header p{margin:2px 0;color:#c9d1e0;font-size:14px}
+header a{color:#fff}
 main{padding:8px 28px 28px}
 h2.section{font-size:17px;margin:20px 0 10px;font-weight:600;color:#344054}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(580px,1fr));gap:16px}
