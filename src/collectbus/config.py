@@ -45,6 +45,7 @@ from pydantic import (
 )
 
 from collectbus.collectors.host.filters import DEFAULT_DISK_EXCLUDE, DEFAULT_MAX_DEVICES
+from collectbus.collectors.process.collector import DEFAULT_TOP
 from collectbus.configfile import (
     DEFAULT_DB_URL,
     ENV_OVERRIDES,
@@ -124,6 +125,17 @@ class HostInventoryConfig(_Section):
     enabled: StrictBool = True
     tier: str = "inventory"
     timeout: Duration = 10.0
+
+
+class ProcessesConfig(_Section):
+    """The top processes by CPU and memory (``collectors/process``); on the bus only."""
+
+    enabled: StrictBool = False
+    tier: str = "system"
+    interval: Duration | None = None
+    timeout: Duration = 5.0
+    #: Processes in each top (by CPU %, by RSS).
+    top: int = Field(default=DEFAULT_TOP, ge=1, le=10_000)
 
 
 class SlurmIntervals(_Section):
@@ -228,6 +240,7 @@ class CollectorsConfig(_Section):
     slurm: SlurmConfig = Field(default_factory=SlurmConfig)
     pbs: PbsConfig = Field(default_factory=PbsConfig)
     host_inventory: HostInventoryConfig = Field(default_factory=HostInventoryConfig)
+    processes: ProcessesConfig = Field(default_factory=ProcessesConfig)
 
 
 class StoreConfig(_Section):
@@ -361,6 +374,12 @@ class Config(_Section):
             known = ", ".join(sorted(self.bus.tiers))
             raise ValueError(
                 f"collectors.host_inventory.tier: unknown tier {inventory.tier!r} (known: {known})"
+            )
+        processes = self.collectors.processes
+        if processes.enabled and processes.tier not in self.bus.tiers:
+            known = ", ".join(sorted(self.bus.tiers))
+            raise ValueError(
+                f"collectors.processes.tier: unknown tier {processes.tier!r} (known: {known})"
             )
         names = [a.name for a in self.aggregates]
         for i, name in enumerate(names):

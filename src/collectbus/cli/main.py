@@ -98,6 +98,10 @@ COMMANDS = {
 #: The subcommands of ``collectbus collect``.
 COLLECT_COMMANDS = {
     "host": LazyCommand("collectbus.cli.run:collect_host", "Read /proc once and print the sample."),
+    "processes": LazyCommand(
+        "collectbus.cli.processes:collect_processes",
+        "The top processes by CPU % and by memory, measured over a second.",
+    ),
     "pbs": LazyCommand(
         "collectbus.cli.pbs:collect_pbs",
         "Run one PBS command for ENTITY now and print what it lists.",

@@ -240,6 +240,14 @@ class Pipeline:
                 tier=inventory_cfg.tier,
                 timeout=inventory_cfg.timeout,
             )
+        processes_cfg = config.collectors.processes
+        if processes_cfg.enabled:
+            self.bus.add(
+                load_collector("processes")(proc_root=host_cfg.proc_root, top=processes_cfg.top),
+                tier=processes_cfg.tier,
+                interval=processes_cfg.interval,
+                timeout=processes_cfg.timeout,
+            )
         self.subscription = self.bus.subscribe(
             self.sink,
             name="store",
