@@ -44,6 +44,7 @@ from pydantic import (
     model_validator,
 )
 
+from collectbus.collectors.host.collector import FAMILIES
 from collectbus.collectors.host.filters import DEFAULT_DISK_EXCLUDE, DEFAULT_MAX_DEVICES
 from collectbus.collectors.process.collector import DEFAULT_TOP
 from collectbus.configfile import (
@@ -109,6 +110,19 @@ class HostConfig(_Section):
     net_exclude: list[str] = Field(default_factory=list)
     #: The most disks, and the most interfaces, collected; past it: dropped, counted, logged once.
     max_devices: int = Field(default=DEFAULT_MAX_DEVICES, ge=1)
+    #: Families read on intervals of their own (``cpu = "1s"``), one collector
+    #: per interval; the others stay in ``host``, at ``interval`` or the tier's.
+    families: dict[str, Duration] = Field(default_factory=dict)
+
+    @field_validator("families")
+    @classmethod
+    def _families(cls, value: dict[str, float]) -> dict[str, float]:
+        for family, seconds in value.items():
+            if family not in FAMILIES:
+                raise ValueError(f"unknown family {family!r} (known: {', '.join(FAMILIES)})")
+            if seconds <= 0:
+                raise ValueError(f"{family}: the interval must be positive, got {seconds}")
+        return value
 
     @field_validator("disk_include", "disk_exclude", "net_include", "net_exclude")
     @classmethod
