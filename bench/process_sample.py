@@ -23,14 +23,13 @@ import argparse
 import heapq
 import statistics
 import sys
-import time
-from collections.abc import Callable
 from typing import Any
 
 import psutil
 
 from collectbus.collectors.base import CollectContext
 from collectbus.collectors.process.collector import DEFAULT_TOP, ProcessCollector
+from host_sample import cpu_us_per_call
 
 BUDGET_RATIO = 0.5
 ATTRS = ["pid", "name", "username", "cpu_percent", "memory_info", "io_counters", "num_threads"]
@@ -40,13 +39,6 @@ def psutil_sample(top: int) -> None:
     infos: list[dict[str, Any]] = [p.info for p in psutil.process_iter(ATTRS)]
     heapq.nlargest(top, infos, key=lambda i: i["cpu_percent"] or 0.0)
     heapq.nlargest(top, infos, key=lambda i: i["memory_info"].rss if i["memory_info"] else 0)
-
-
-def cpu_us_per_call(run: Callable[[], object], calls: int) -> float:
-    start = time.process_time_ns()
-    for _ in range(calls):
-        run()
-    return (time.process_time_ns() - start) / calls / 1000
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -100,7 +100,7 @@ COLLECT_COMMANDS = {
     "host": LazyCommand("collectbus.cli.run:collect_host", "Read /proc once and print the sample."),
     "processes": LazyCommand(
         "collectbus.cli.processes:collect_processes",
-        "The top processes by CPU % and by memory, measured over a second.",
+        "Read the processes twice, INTERVAL apart, and print the top by CPU % and by RSS.",
     ),
     "pbs": LazyCommand(
         "collectbus.cli.pbs:collect_pbs",

@@ -48,6 +48,7 @@ _TITLES = {
     "--top",
     type=click.IntRange(1, 10_000),
     default=None,
+    metavar="N",
     help="Processes in each top, by CPU % and by RSS (default: [collectors.processes] top, 10).",
 )
 @click.option(
