@@ -17,8 +17,9 @@ listing it escaped) is None too. A pid used again by a new process (a
 different start time) is a new process.
 
 **Exits are not errors.** A process that exits between the listing of
-``/proc`` and the reading of its ``stat`` is counted in ``vanished`` (and the
-collection's details), not reported. For a chosen process, a ``status``,
+``/proc`` and the reading of its ``stat`` (gone, or an empty ``stat`` while
+it is reaped) is counted in ``vanished`` (and the collection's details), not
+reported. For a chosen process, a ``status``,
 ``cmdline`` or ``io`` that cannot be read (it exited since; ``io`` of another
 user's process, or of any process the kernel keeps from us, as pid 1 of a
 container; a kernel without I/O accounting) leaves its fields None. A ``stat`` that cannot be
@@ -160,7 +161,10 @@ class ProcessCollector:
         for pid in pids:
             path = f"{root}/{pid}/stat"
             try:
-                stats.append(parse_stat(_read(path, _STAT_BYTES), path))
+                data = _read(path, _STAT_BYTES)
+                if not data:  # a task being reaped: nothing left to read
+                    raise _Gone
+                stats.append(parse_stat(data, path))
             except _Gone:
                 vanished += 1
             except ParseError as err:

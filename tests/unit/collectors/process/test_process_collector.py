@@ -129,6 +129,14 @@ def test_a_pid_that_vanishes_after_the_listing_is_counted_not_reported(
     assert ("vanished", "1") in ctx.details
 
 
+def test_an_empty_stat_is_a_process_being_reaped(root: Path, clock: FakeClock) -> None:
+    busy = ORACLE["pids"]["busy"]
+    (root / str(busy) / "stat").write_bytes(b"")
+    sample, ctx = _collect(ProcessCollector(root, top=10), clock)
+    assert (sample.vanished, ctx.problems) == (1, [])
+    assert busy not in _by_pid(sample)
+
+
 def test_a_garbage_stat_is_one_problem_and_the_rest_is_collected(
     root: Path, clock: FakeClock
 ) -> None:
