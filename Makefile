@@ -42,6 +42,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/host_sample.py
+	$(BIN)/python bench/process_sample.py
 	$(BIN)/python bench/bus_publish.py
 	$(BIN)/python bench/bus_tick.py
 	$(BIN)/python bench/ingest.py

@@ -31,6 +31,8 @@ from collectbus.records import (
     LoadRow,
     NetRow,
     NodeRecord,
+    ProcessRow,
+    ProcessSample,
     PsiRow,
     QueueRecord,
     Record,
@@ -53,6 +55,7 @@ RECORD_TYPES: dict[str, type[Record]] = {
     "ReservationRecord": ReservationRecord,
     "HostInventory": HostInventory,
     "JobUsageSample": JobUsageSample,
+    "ProcessSample": ProcessSample,
 }
 
 # Fields whose values are rows (NamedTuple) or tuples of rows, per record type.
@@ -100,7 +103,13 @@ def from_plain(data: Mapping[str, Any], *, source: str = "record") -> Record:
             if f.name not in data:
                 continue
             value = data[f.name]
-            row_cls = _ROW_FIELDS.get(f.name) if cls is HostSample else None
+            row_cls = (
+                _ROW_FIELDS.get(f.name)
+                if cls is HostSample
+                else ProcessRow
+                if cls is ProcessSample and f.name == "processes"
+                else None
+            )
             if value is None:
                 kwargs[f.name] = None
             elif row_cls is not None and isinstance(value, Mapping):

@@ -44,7 +44,9 @@ from pydantic import (
     model_validator,
 )
 
+from collectbus.collectors.host.collector import FAMILIES
 from collectbus.collectors.host.filters import DEFAULT_DISK_EXCLUDE, DEFAULT_MAX_DEVICES
+from collectbus.collectors.process.collector import DEFAULT_TOP
 from collectbus.configfile import (
     DEFAULT_DB_URL,
     ENV_OVERRIDES,
@@ -108,6 +110,19 @@ class HostConfig(_Section):
     net_exclude: list[str] = Field(default_factory=list)
     #: The most disks, and the most interfaces, collected; past it: dropped, counted, logged once.
     max_devices: int = Field(default=DEFAULT_MAX_DEVICES, ge=1)
+    #: Families read on intervals of their own (``cpu = "1s"``), one collector
+    #: per interval; the others stay in ``host``, at ``interval`` or the tier's.
+    families: dict[str, Duration] = Field(default_factory=dict)
+
+    @field_validator("families")
+    @classmethod
+    def _families(cls, value: dict[str, float]) -> dict[str, float]:
+        for family, seconds in value.items():
+            if family not in FAMILIES:
+                raise ValueError(f"unknown family {family!r} (known: {', '.join(FAMILIES)})")
+            if seconds <= 0:
+                raise ValueError(f"{family}: the interval must be positive, got {seconds}")
+        return value
 
     @field_validator("disk_include", "disk_exclude", "net_include", "net_exclude")
     @classmethod
@@ -124,6 +139,17 @@ class HostInventoryConfig(_Section):
     enabled: StrictBool = True
     tier: str = "inventory"
     timeout: Duration = 10.0
+
+
+class ProcessesConfig(_Section):
+    """The top processes by CPU and memory (``collectors/process``); on the bus only."""
+
+    enabled: StrictBool = False
+    tier: str = "system"
+    interval: Duration | None = None
+    timeout: Duration = 5.0
+    #: Processes in each top (by CPU %, by RSS).
+    top: int = Field(default=DEFAULT_TOP, ge=1, le=10_000)
 
 
 class SlurmIntervals(_Section):
@@ -250,6 +276,7 @@ class CollectorsConfig(_Section):
     pbs: PbsConfig = Field(default_factory=PbsConfig)
     host_inventory: HostInventoryConfig = Field(default_factory=HostInventoryConfig)
     jobusage: JobUsageConfig = Field(default_factory=JobUsageConfig)
+    processes: ProcessesConfig = Field(default_factory=ProcessesConfig)
 
 
 class StoreConfig(_Section):
@@ -502,6 +529,12 @@ class Config(_Section):
             raise ValueError(
                 "sink.nats.local_store: scheduler listings are written to the local store "
                 "only (the job tracker diffs them there); keep local_store = true on the head node"
+            )
+        processes = self.collectors.processes
+        if processes.enabled and processes.tier not in self.bus.tiers:
+            known = ", ".join(sorted(self.bus.tiers))
+            raise ValueError(
+                f"collectors.processes.tier: unknown tier {processes.tier!r} (known: {known})"
             )
         names = [a.name for a in self.aggregates]
         for i, name in enumerate(names):

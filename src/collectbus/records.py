@@ -209,6 +209,51 @@ class HostSample:
     cgroup: CgroupRow | None = None
 
 
+class ProcessRow(NamedTuple):
+    """One process among the top N by CPU or by memory (``ProcessSample``).
+
+    ``cpu_percent`` is as top shows it: user + system CPU time between two
+    collections over the wall time between them, 100 for one CPU kept busy
+    (None when the process was not seen at the previous collection and did
+    not start since). ``rss_bytes`` is resident memory; ``read_bytes`` and
+    ``write_bytes`` the storage I/O of ``/proc/<pid>/io`` (None when that file
+    cannot be read: another user's process, without privileges).
+    """
+
+    pid: int
+    #: The kernel's name of the process (``comm``, at most 15 bytes).
+    name: str
+    #: The command line, its arguments joined by spaces; ``[name]`` for a kernel thread.
+    command: str
+    #: The real user's name (the uid as text when it has no name); None if unread.
+    user: str | None
+    cpu_percent: float | None
+    rss_bytes: int
+    read_bytes: int | None
+    write_bytes: int | None
+    threads: int
+    #: 1-based place in the top by CPU %, and in the top by RSS; None when not in it.
+    cpu_rank: int | None
+    mem_rank: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProcessSample:
+    """The top processes of one host at one tick, by CPU % and by resident memory.
+
+    ``processes`` is the union of both tops, ordered by CPU rank, then memory
+    rank. ``seen`` counts the processes listed; ``vanished`` those that exited
+    between the listing and their reading (not an error).
+    """
+
+    host: str
+    time_ns: int
+    processes: tuple[ProcessRow, ...] = ()
+    seen: int = 0
+    vanished: int = 0
+    errors: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HostInventory:
     """What a host is made of: CPUs, OS, kernel, disks, NICs and mounts.
@@ -473,6 +518,7 @@ class JobUsageSample:
 
 Record = (
     HostSample
+    | ProcessSample
     | HostInventory
     | CollectionEvent
     | CallRecord

@@ -57,6 +57,7 @@ COMMANDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("db-status", ("db", "status", "--exact")),
     ("db-cleanup", ("db", "cleanup", "--dry-run", "--snapshot-days", "1")),
     ("collect-host", ("collect", "host")),
+    ("collect-processes", ("collect", "processes", "--interval", "100ms")),
 )
 
 

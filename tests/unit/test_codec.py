@@ -19,6 +19,8 @@ from collectbus.records import (
     LoadRow,
     NetRow,
     NodeRecord,
+    ProcessRow,
+    ProcessSample,
     PsiRow,
     QueueRecord,
     Record,
@@ -127,7 +129,31 @@ systems = st.builds(
     observed_ns=counters,
     state_counts=state_counts,
 )
-records = samples | inventories | events | jobs | nodes | queues | systems
+optional_counters = st.none() | counters
+process_rows = st.builds(
+    ProcessRow,
+    st.integers(1, 2**22),
+    names,
+    names,
+    st.none() | names,
+    optional_floats,
+    counters,
+    optional_counters,
+    optional_counters,
+    st.integers(1, 10**5),
+    st.none() | st.integers(1, 100),
+    st.none() | st.integers(1, 100),
+)
+processes = st.builds(
+    ProcessSample,
+    host=names,
+    time_ns=counters,
+    processes=st.lists(process_rows, max_size=3).map(tuple),
+    seen=st.integers(0, 10**6),
+    vanished=st.integers(0, 10**6),
+    errors=st.lists(names, max_size=2).map(tuple),
+)
+records = samples | inventories | events | jobs | nodes | queues | systems | processes
 
 
 @given(records)

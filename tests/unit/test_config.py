@@ -77,6 +77,11 @@ def test_user_config_used_when_no_local_file(
         ('[collectors.host]\ncgroup = "maybe"\n', "collectors.host.cgroup"),
         ("[collectors.host]\nmax_devices = 0\n", "collectors.host.max_devices"),
         (
+            '[collectors.processes]\nenabled = true\ntier = "weekly"\n',
+            "collectors.processes.tier: unknown tier",
+        ),
+        ("[collectors.processes]\ntop = 0\n", "collectors.processes.top"),
+        (
             '[collectors.host_inventory]\ntier = "weekly"\n',
             "collectors.host_inventory.tier: unknown tier",
         ),

@@ -15,7 +15,7 @@ from collectbus.bus import Result
 from collectbus.clock import NS_PER_S, FakeClock
 from collectbus.errors import SchemaError, StoreError
 from collectbus.pipeline.sink import STORE_RETRY_MAX_S, StoreSink
-from collectbus.records import CollectionEvent, HostSample, NetRow
+from collectbus.records import CollectionEvent, HostSample, NetRow, ProcessRow, ProcessSample
 from collectbus.store import Store
 from collectbus.store import open as open_store
 from collectbus.store.store import make_engine
@@ -91,6 +91,18 @@ def test_stale_result_logs_the_failure_without_repeating_samples(env: Env) -> No
     env.sink(_result(2, START_NS + NS_PER_S, stale=True))
     assert _count(env.url, "collection_log") == 2
     assert _count(env.url, "host_mem") == 1
+
+
+def test_top_processes_stay_on_the_bus_and_their_collection_is_logged(env: Env) -> None:
+    row = ProcessRow(1, "init", "/sbin/init", "root", 0.5, 4096, None, None, 1, 1, 1)
+    sample = ProcessSample(host="h1", time_ns=START_NS, processes=(row,), seen=1)
+    event = CollectionEvent(
+        source="processes", host="h1", started_ns=START_NS, duration_ns=1, status="ok", records=1
+    )
+    env.sink(Result(collector="processes", seq=1, tick_ns=START_NS, records=(sample,), event=event))
+    assert env.sink.written_collections == 1
+    assert env.sink.refused_collections == 0
+    assert _count(env.url, "collection_log") == 1
 
 
 def test_a_failed_write_is_counted_and_earlier_data_stays(env: Env) -> None:

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable
 
 from collectbus.bus.cache import Result
 from collectbus.bus.health import SubscriberHealth
-from collectbus.bus.subscription import POLICIES, Callback, Policy, Subscription
+from collectbus.bus.subscription import DROPPED, POLICIES, Callback, Policy, Subscription
 from collectbus.clock import NS_PER_S, Clock
 from collectbus.errors import BusError
 
@@ -173,21 +173,31 @@ class Fanout:
 
     # --------------------------------------------------------- publish
 
-    def publish(self, result: Result) -> None:
-        """Offer ``result`` to every subscriber of its collector; never waits."""
+    def publish(self, result: Result) -> int:
+        """Offer ``result`` to every subscriber of its collector; never waits.
+
+        Returns how many subscribers it was offered to (those whose ``every``
+        left it out, or that were closed, not counted): each counts once in its
+        subscriber's ``delivered + dropped + queued``.
+        """
         collector = result.collector
         with self._lock:
             subs = self._routes.get(collector)
             if subs is None:
                 subs = tuple(s for s in self._subs.values() if s.wants(collector))
                 self._routes[collector] = subs
+        offered = 0
         dropped = False
         for sub in subs:
-            if sub.offer(result):
-                dropped = True
+            answer = sub.offer(result)
+            if answer:
+                offered += 1
+                if answer == DROPPED:
+                    dropped = True
         if dropped:
             self._dirty = True
             self.check_drops()
+        return offered
 
     # --------------------------------------------------- drop warnings
 

@@ -36,6 +36,20 @@ class CollectorHealth:
     stale_served: int
     #: Results of timed-out collections that came back late and were discarded.
     late_discarded: int
+    #: get() calls answered from the cache (within the TTL, or during a
+    #: backoff), with no collection run.
+    cache_hits: int = 0
+    #: get() and collect_now() calls that waited for the collection already
+    #: under way instead of starting their own.
+    joined: int = 0
+    #: Results offered to a second, third, ... subscriber of the same
+    #: collection: collections each subscriber would otherwise have run.
+    shared: int = 0
+    #: Collections saved by sharing: ``cache_hits + joined + shared``. Over a
+    #: period where every result reached some subscriber, the results offered
+    #: to subscribers (their ``delivered + dropped + queued``) are the
+    #: collections run plus ``shared``.
+    saved: int = 0
     consecutive_failures: int
     last_status: str | None
     last_error: str | None
@@ -85,6 +99,11 @@ class BusHealth:
     #: Collectors whose collection was still running when stop() gave up.
     unfinished: tuple[str, ...] = ()
 
+    @property
+    def saved(self) -> int:
+        """Collections saved by sharing, over every collector (see CollectorHealth.saved)."""
+        return sum(c.saved for c in self.collectors)
+
     def collector(self, name: str) -> CollectorHealth:
         """The figures of one collector, by name."""
         for item in self.collectors:
@@ -107,6 +126,7 @@ class BusHealth:
             "collectors": {c.name: _plain(asdict(c)) for c in self.collectors},
             "subscribers": {s.name: _plain(asdict(s)) for s in self.subscribers},
             "unfinished": list(self.unfinished),
+            "saved": self.saved,
         }
 
 

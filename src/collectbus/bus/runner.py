@@ -64,6 +64,13 @@ class CollectorState:
     missed: int = 0
     stale_served: int = 0
     late_discarded: int = 0
+    #: get() calls answered from the cache, without a collection.
+    cache_hits: int = 0
+    #: get() and collect_now() calls that waited for a collection already under way.
+    joined: int = 0
+    #: Results offered to subscribers beyond the first of each collection
+    #: (counted under ``publish_lock``, by the one thread publishing).
+    shared: int = 0
     failures: int = 0  # consecutive
     backoff_ns: int = 0
     backoff_until_ns: int | None = None
@@ -115,6 +122,10 @@ class CollectorState:
             missed=self.missed,
             stale_served=self.stale_served,
             late_discarded=self.late_discarded,
+            cache_hits=self.cache_hits,
+            joined=self.joined,
+            shared=self.shared,
+            saved=self.cache_hits + self.joined + self.shared,
             consecutive_failures=self.failures,
             last_status=self.last_status,
             last_error=self.last_error,
@@ -138,7 +149,7 @@ class Runner:
         lock: threading.Lock,
         cache: ResultCache,
         pool: WorkerPool,
-        publish: Callable[[Result], None],
+        publish: Callable[[Result], int],
         on_timeout: Callable[[CollectorState], None] = lambda state: None,
     ) -> None:
         self._host = host
@@ -165,6 +176,9 @@ class Runner:
             return self._skipped(state) if latest is None else self.served(state, latest)
         if new:
             self.submit(state, flight)
+        else:
+            with self._lock:
+                state.joined += 1
         return self.wait(state, flight)
 
     def submit(
@@ -207,9 +221,10 @@ class Runner:
         self._publish_in_order(state, result)
 
     def served(self, state: CollectorState, result: Result) -> Result:
-        """Hand out a cached result, counting it when it is stale."""
-        if result.stale:
-            with self._lock:
+        """Hand out a cached result: a cache hit, and a stale one if it is."""
+        with self._lock:
+            state.cache_hits += 1
+            if result.stale:
                 state.stale_served += 1
         return result
 
@@ -306,7 +321,9 @@ class Runner:
         with state.publish_lock:
             if flight is not None:
                 self._cache.end(flight)
-            self._publish(result)
+            offered = self._publish(result)
+            if offered > 1:  # one collection served them all
+                state.shared += offered - 1
 
     def _succeeded(
         self,

@@ -67,6 +67,10 @@ POLICIES: tuple[Policy, ...] = ("drop_oldest", "drop_newest", "latest", "block")
 
 Callback = Callable[[Result], None]
 
+#: What :meth:`Subscription.offer` answers: the result was not offered (closed,
+#: or left out by ``every``), was queued, or was offered and something dropped.
+NOT_OFFERED, QUEUED, DROPPED = 0, 1, 2
+
 
 class Hub(Protocol):
     """What a subscription needs of its :class:`~collectbus.bus.fanout.Fanout`."""
@@ -185,24 +189,30 @@ class Subscription:
 
     # ------------------------------------------------------ producer side
 
-    def offer(self, result: Result) -> bool:
-        """Queue ``result`` by the policy; never waits. True when something was
-        dropped (or parked for ``block``), so that the fanout looks for warnings."""
+    def offer(self, result: Result) -> int:
+        """Queue ``result`` by the policy; never waits.
+
+        :data:`NOT_OFFERED` (0) when the subscription is closed or its
+        ``every`` leaves the result out; :data:`QUEUED` when it was queued;
+        :data:`DROPPED` when something was dropped (or parked for ``block``),
+        so that the fanout looks for warnings. Any non-zero answer counts once
+        in ``delivered + dropped + queued``.
+        """
         with self._lock:
             if self._closed:
-                return False
+                return NOT_OFFERED
             every = self.every_ns
             if every is not None:
                 period = result.tick_ns // every
                 if period == self._period:
-                    return False
+                    return NOT_OFFERED
                 self._period = period
             queue = self._queue
             if len(queue) < self.maxsize:
                 queue.append(result)
                 if self._sleepers and len(queue) >= self.batch:
                     self._cond.notify()
-                return False
+                return QUEUED
             if self._evicting:
                 queue.popleft()
                 queue.append(result)
@@ -213,7 +223,7 @@ class Subscription:
                 self._waiting.append((now + self.block_timeout_ns, result))
             else:
                 self._dropped += 1
-            return True
+            return DROPPED
 
     def _expire(self, now_ns: int | None = None) -> None:
         """(lock held) Drop, and count, the waiting results whose deadline has passed."""

@@ -106,6 +106,10 @@ COLLECT_COMMANDS = {
         "collectbus.cli.jobusage:collect_jobusage",
         "Read the usage of each batch job on this node once and print it.",
     ),
+    "processes": LazyCommand(
+        "collectbus.cli.processes:collect_processes",
+        "Read the processes twice, INTERVAL apart, and print the top by CPU % and by RSS.",
+    ),
     "pbs": LazyCommand(
         "collectbus.cli.pbs:collect_pbs",
         "Run one PBS command for ENTITY now and print what it lists.",

@@ -22,12 +22,13 @@ first connection. A schema newer than this collectbus stops the pipeline.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from collectbus.bus import CollectionBus
 from collectbus.clock import NS_PER_S, Clock, SystemClock
 from collectbus.collectors.base import Collector
+from collectbus.collectors.host.collector import FAMILIES
 from collectbus.collectors.host.filters import FilterConfig
 from collectbus.collectors.run import CommandRunner
 from collectbus.collectors.slurm.collector import SlurmSettings
@@ -118,6 +119,48 @@ def jobusage_collector_options(config: Config) -> dict[str, object]:
     }
 
 
+def host_family_groups(intervals: Mapping[str, float]) -> list[tuple[tuple[str, ...], float]]:
+    """The families of ``intervals`` grouped by interval, each group in
+    :data:`~collectbus.collectors.host.collector.FAMILIES` order, fastest first."""
+    groups: dict[float, list[str]] = {}
+    for family in FAMILIES:
+        if family in intervals:
+            groups.setdefault(intervals[family], []).append(family)
+    return [(tuple(groups[every]), every) for every in sorted(groups)]
+
+
+def add_host_collectors(
+    bus: CollectionBus, config: Config, *, interval_s: float | None = None
+) -> list[str]:
+    """Put the host collectors of ``[collectors.host]`` on ``bus``; their names.
+
+    One collector per interval of ``families`` (``host-cpu`` at 1 s,
+    ``host-mem+vmstat`` at 10 s), each reading only its families' files, and
+    ``host`` for the families left, at ``interval_s`` (``run --interval``),
+    else ``interval``, else the tier's. Each file is then read once per tick
+    of its own collector, whatever the number of subscribers (the bus shares
+    each collection). docs/architecture.md, "The bus".
+    """
+    host = config.collectors.host
+    options = host_collector_options(config)
+    make = load_collector("host")
+    names = []
+    for families, every in host_family_groups(host.families):
+        collector = make(**options, families=families)
+        bus.add(collector, tier=host.tier, interval=every, timeout=host.timeout)
+        names.append(collector.name)
+    rest = [f for f in FAMILIES if f not in host.families]
+    if rest:
+        bus.add(
+            make(**options, families=rest, name="host"),
+            tier=host.tier,
+            interval=interval_s or host.interval,
+            timeout=host.timeout,
+        )
+        names.append("host")
+    return names
+
+
 @dataclass(frozen=True, slots=True)
 class Scheduled:
     """A scheduler collector and how the bus runs it."""
@@ -182,6 +225,7 @@ def collects_anything(config: Config) -> bool:
         c.host.enabled
         or c.host_inventory.enabled
         or c.jobusage.enabled
+        or c.processes.enabled
         or any(s.enabled and s.intervals.model_dump() for s in (c.pbs, c.slurm))
     )
 
@@ -227,12 +271,7 @@ class Pipeline:
         )
         host_cfg = config.collectors.host
         if host_cfg.enabled:
-            self.bus.add(
-                load_collector("host")(**host_collector_options(config)),
-                tier=host_cfg.tier,
-                interval=interval_s or host_cfg.interval,
-                timeout=host_cfg.timeout,
-            )
+            add_host_collectors(self.bus, config, interval_s=interval_s)
         for entry in scheduler_collectors(config):
             self.bus.add(
                 entry.collector, tier=entry.tier, interval=entry.interval, timeout=entry.timeout
@@ -245,6 +284,14 @@ class Pipeline:
                 ),
                 tier=inventory_cfg.tier,
                 timeout=inventory_cfg.timeout,
+            )
+        processes_cfg = config.collectors.processes
+        if processes_cfg.enabled:
+            self.bus.add(
+                load_collector("processes")(proc_root=host_cfg.proc_root, top=processes_cfg.top),
+                tier=processes_cfg.tier,
+                interval=processes_cfg.interval,
+                timeout=processes_cfg.timeout,
             )
         jobusage_cfg = config.collectors.jobusage
         if jobusage_cfg.enabled:

@@ -31,7 +31,7 @@ from collectbus.clock import NS_PER_S, Clock
 from collectbus.errors import SchemaError, StoreError
 from collectbus.jobtrack.state import CACHE_HORIZON_NS
 from collectbus.jobtrack.writer import TrackedStore
-from collectbus.records import Record
+from collectbus.records import ProcessSample, Record
 from collectbus.store import Store
 from collectbus.store.dberrors import RefusedError
 from collectbus.store.retention import RetentionLimits
@@ -135,7 +135,9 @@ class StoreSink:
             # A stale result repeats data that is stored already; keep only its log entry.
             batch: tuple[Record, ...] = (result.event,)
         else:
-            batch = (*result.records, result.event)
+            # The top processes are for the bus's subscribers: no table holds
+            # them yet, and their collection_log entry is kept.
+            batch = (*(r for r in result.records if not isinstance(r, ProcessSample)), result.event)
         with self._writing:
             if len(self._pending) >= self._retry_buffer:
                 self._pending.popleft()

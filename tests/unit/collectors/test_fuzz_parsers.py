@@ -32,6 +32,7 @@ from collectbus.collectors.pbs.parse import (
     parse_qstat_server,
 )
 from collectbus.collectors.pbs.reservations import parse_pbs_rstat
+from collectbus.collectors.process import parse as process
 from collectbus.collectors.slurm import parse as slurm
 from collectbus.collectors.slurm import text as slurm_text
 from collectbus.collectors.slurm.reservations import parse_scontrol_reservations
@@ -168,6 +169,10 @@ PARSERS: dict[str, tuple[Callable[[bytes], object], list[str]]] = {
     "mounts": (inventory.parse_mounts, ["inventory/mounts*"]),
     "partitions": (inventory.parse_partitions, ["procfs/*/partitions"]),
     "version": (inventory.parse_proc_version, ["procfs/*/version"]),
+    "pid stat": (lambda d: process.parse_stat(d, "stat"), ["procfs/pids-*/t*/*/stat"]),
+    "pid statm": (lambda d: process.parse_statm(d, "statm"), ["procfs/pids-*/t*/*/statm"]),
+    "pid status": (lambda d: process.parse_uid(d, "status"), ["procfs/pids-*/t*/*/status"]),
+    "pid io": (lambda d: process.parse_io(d, "io"), ["procfs/pids-*/t*/*/io"]),
     "pbs jobs": (_pbs_jobs, ["pbs/qstat_fx_*.json", "jobs/qstat_fx_*.json"]),
     "pbs nodes": (_pbs(parse_pbsnodes), ["pbs/pbsnodes_*.json"]),
     "pbs queues": (_pbs(parse_qstat_queues), ["pbs/qstat_Qf_*.json"]),

@@ -124,6 +124,7 @@ def test_bus_health_counters_and_lag(store: Store) -> None:
     bus.add(One(), tier="fast")
     bus.subscribe(lambda _r: None, name="sink")
     bus.collect_now("one")
+    bus.get("one")  # within the TTL: a cache hit
     samples = parse(generate_latest(metrics_registry([BusHealthSource(bus.health)])).decode())
     assert value(samples, "collectbus_bus_collector_runs_total", collector="one") == 1
     assert value(samples, "collectbus_bus_collector_errors_total", collector="one") == 0
@@ -132,6 +133,9 @@ def test_bus_health_counters_and_lag(store: Store) -> None:
         frozenset({("collector", "one"), ("reason", "busy")}),
     ) in samples
     assert ("collectbus_bus_subscriber_lag_seconds", frozenset({("subscriber", "sink")})) in samples
+    saved = "collectbus_bus_collector_saved_total"
+    assert value(samples, saved, collector="one", how="cache_hit") == 1
+    assert value(samples, saved, collector="one", how="shared") == 0
 
 
 def test_two_sources_with_one_metric_name_are_refused(store: Store) -> None:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from functools import partial
 from typing import Any, Generic, Literal, TypeVar
 
@@ -49,7 +49,7 @@ from collectbus.errors import CollectError
 from collectbus.records import DiskRow, HostSample, NetRow, PsiRow
 from collectbus.values import out_of_range_details
 
-__all__ = ["SOURCES", "CgroupMode", "HostCollector", "ProcFile"]
+__all__ = ["FAMILIES", "SOURCES", "CgroupMode", "HostCollector", "ProcFile", "families_name"]
 
 log = logging.getLogger("collectbus.collectors.host")
 
@@ -59,6 +59,11 @@ T = TypeVar("T")
 
 #: The files a sample is read from, relative to the procfs root.
 SOURCES = ("stat", "meminfo", "vmstat", "diskstats", "net/dev", "loadavg")
+
+#: The families of a sample, each read from its own files: the first six from
+#: :data:`SOURCES` in that order (``cpu`` is stat's cpu lines and its totals),
+#: then uptime, ``pressure/*`` and the cgroup v2 files.
+FAMILIES = ("cpu", "mem", "vmstat", "disk", "net", "load", "uptime", "psi", "cgroup")
 
 # vmstat's records are short "name value" lines (see procfile.py).
 _LONGEST_RECORD_OF = {"vmstat": 128}
@@ -73,6 +78,13 @@ class HostCollector:
     disk filter asks whether a device is a partition. ``cgroup``: ``auto``
     reads the cgroup v2 files when running in a container, ``on`` always,
     ``off`` never; ``cgroup_root`` is where cgroup v2 is mounted.
+
+    ``families`` (default: all of :data:`FAMILIES`) chooses what a sample
+    holds; only their files are opened and read, and the others are empty in
+    the sample. Several collectors, each with its own families on its own
+    interval, schedule the families apart (docs/architecture.md, "The bus").
+    The name is ``host`` with every family, else ``host-`` and the families
+    joined by ``+`` (``host-mem+vmstat``), unless ``name`` is given.
     """
 
     name = "host"
@@ -87,7 +99,19 @@ class HostCollector:
         cgroup: CgroupMode = "auto",
         cgroup_root: str | os.PathLike[str] = "/sys/fs/cgroup",
         env: Mapping[str, str] | None = None,
+        families: Collection[str] | None = None,
+        name: str | None = None,
     ) -> None:
+        want = frozenset(FAMILIES if families is None else families)
+        unknown = sorted(want.difference(FAMILIES))
+        if unknown or not want:
+            raise ValueError(
+                f"host: unknown families {', '.join(unknown) or '(none given)'}"
+                f" (known: {', '.join(FAMILIES)})"
+            )
+        self.families = want
+        self.name = name or families_name(want)
+        self._core = [f in want for f in FAMILIES[: len(SOURCES)]]
         self.proc_root = os.fspath(proc_root)
         self.host = host
         paths = [os.path.join(self.proc_root, source) for source in SOURCES]
@@ -117,20 +141,24 @@ class HostCollector:
         # uptime and PSI are read when they exist at the start (a recorded
         # tree may lack them); once found, a failure to read them is reported.
         uptime = os.path.join(self.proc_root, "uptime")
-        self._uptime_file = ProcFile(uptime) if os.path.exists(uptime) else None
+        self._uptime_file = (
+            ProcFile(uptime) if "uptime" in want and os.path.exists(uptime) else None
+        )
         self._uptime = partial(parse_uptime, source=uptime, replaced=self._replaced)
         # PSI needs Linux 4.20 with CONFIG_PSI; without the directory there is nothing to read.
         pressure = os.path.join(self.proc_root, "pressure")
         self._psi = [
             (ProcFile(os.path.join(pressure, r)), r)
-            for r in (PSI_RESOURCES if os.path.isdir(pressure) else ())
+            for r in (PSI_RESOURCES if "psi" in want and os.path.isdir(pressure) else ())
         ]
         self._psi_parsers = [
             (file, _Unchanged(partial(_pressure, resource=resource, source=file.path)))
             for file, resource in self._psi
         ]
         self._cgroup = self._cgroup_reader(
-            cgroup, os.fspath(cgroup_root), os.environ if env is None else env
+            cgroup if "cgroup" in want else "off",
+            os.fspath(cgroup_root),
+            os.environ if env is None else env,
         )
         self._unknown_keys: dict[str, tuple[str, ...]] = {}
 
@@ -183,7 +211,7 @@ class HostCollector:
     @property
     def sources(self) -> list[str]:
         """Every file read per sample, in order (the cgroup files when a cgroup is read)."""
-        files = [f.path for f in self._files]
+        files = [f.path for f, read in zip(self._files, self._core, strict=True) if read]
         if self._uptime_file is not None:
             files.append(self._uptime_file.path)
         files += [f.path for f, _ in self._psi]
@@ -221,17 +249,20 @@ class HostCollector:
         time_ns = ctx.clock.time_ns()
         errors: list[str] = []
         stat_file, mem_file, vm_file, disk_file, net_file, load_file = self._files
-        stat = _read(stat_file, self._stat.parse, ctx, errors)
-        mem = _read(mem_file, self._meminfo.parse, ctx, errors)
-        vm = _read(vm_file, self._vmstat.parse, ctx, errors)
-        disk = _read(disk_file, self._diskstats.parse, ctx, errors)
-        net = _read(net_file, self._net_dev.parse, ctx, errors)
+        cpu_on, mem_on, vm_on, disk_on, net_on, load_on = self._core
+        stat = _read(stat_file, self._stat.parse, ctx, errors) if cpu_on else None
+        mem = _read(mem_file, self._meminfo.parse, ctx, errors) if mem_on else None
+        vm = _read(vm_file, self._vmstat.parse, ctx, errors) if vm_on else None
+        disk = _read(disk_file, self._diskstats.parse, ctx, errors) if disk_on else None
+        net = _read(net_file, self._net_dev.parse, ctx, errors) if net_on else None
         replaced = self._replaced
         replaced.clear()
-        load = _read(load_file, self._loadavg, ctx, errors)
-        if len(errors) == len(SOURCES):
+        load = _read(load_file, self._loadavg, ctx, errors) if load_on else None
+        if errors and len(errors) == sum(self._core):
+            count = len(errors)
             raise CollectError(
-                self.proc_root, f"none of the {len(SOURCES)} files could be read; {errors[0]}"
+                self.proc_root,
+                f"none of the {count} file{'s' if count > 1 else ''} could be read; {errors[0]}",
             )
         for result, parser in zip((stat, mem, vm, disk, net), self._cached, strict=True):
             if parser.replaced and result is not None:  # read and parsed now: this read's names
@@ -282,6 +313,13 @@ class HostCollector:
             self._uptime_file.close()
         if self._cgroup is not None:
             self._cgroup.close()
+
+
+def families_name(families: Collection[str]) -> str:
+    """The name of a host collector of ``families``: ``host`` for all of them,
+    else ``host-`` and the families in :data:`FAMILIES` order joined by ``+``."""
+    chosen = [f for f in FAMILIES if f in families]
+    return "host" if len(chosen) == len(FAMILIES) else "host-" + "+".join(chosen)
 
 
 class _Unchanged(Generic[T]):

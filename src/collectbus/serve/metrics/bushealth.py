@@ -45,6 +45,13 @@ class BusHealthSource:
                 "or the collector was backing off after a failure (backoff).",
                 [*c, "reason"],
             ),
+            _counter(
+                "collectbus_bus_collector_saved_total",
+                "Collections saved by sharing one: get() answered from the cache (cache_hit), "
+                "callers that joined a collection under way (joined), results offered to "
+                "more than one subscriber (shared).",
+                [*c, "how"],
+            ),
             _gauge(
                 "collectbus_bus_collector_lag_seconds",
                 "How late the last scheduled collection started after its tick.",
@@ -84,6 +91,10 @@ class BusHealthSource:
             f["collectbus_bus_collector_timeouts"].add_metric(labels, col.timeouts)
             f["collectbus_bus_collector_skips"].add_metric([col.name, "busy"], col.skips)
             f["collectbus_bus_collector_skips"].add_metric([col.name, "backoff"], col.backoff_skips)
+            saved = f["collectbus_bus_collector_saved"]
+            saved.add_metric([col.name, "cache_hit"], col.cache_hits)
+            saved.add_metric([col.name, "joined"], col.joined)
+            saved.add_metric([col.name, "shared"], col.shared)
             if col.lag_ns is not None:
                 f["collectbus_bus_collector_lag_seconds"].add_metric(labels, col.lag_ns / NS_PER_S)
             f["collectbus_bus_collector_consecutive_failures"].add_metric(
