@@ -36,7 +36,13 @@ def test_the_completion_script_is_printed_for_each_shell(tmp_path: Path, shell: 
 
 def test_commands_subcommands_options_and_choices_complete(tmp_path: Path) -> None:
     assert _complete(tmp_path, "collectbus ho") == ["host"]
-    assert _complete(tmp_path, "collectbus collect ") == ["host", "jobusage", "pbs", "processes", "slurm"]
+    assert _complete(tmp_path, "collectbus collect ") == [
+        "host",
+        "jobusage",
+        "pbs",
+        "processes",
+        "slurm",
+    ]
     assert _complete(tmp_path, "collectbus daemon st") == ["start", "status", "stop"]
     assert _complete(tmp_path, "collectbus host --me") == ["--metric"]
     assert _complete(tmp_path, "collectbus host --format ") == ["table", "json", "csv"]
