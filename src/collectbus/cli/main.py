@@ -61,7 +61,9 @@ COMMANDS = {
         "collectbus.cli.host:host",
         "Host rates from stored samples: CPU, disks (iostat -x), network, memory, PSI, cgroup.",
     ),
-    "job": LazyCommand("collectbus.cli.jobs:job", "One job and its whole history."),
+    "job": LazyCommand(
+        "collectbus.cli.jobs:job", "One job and its whole history, or with --usage what it used."
+    ),
     "jobs": LazyCommand(
         "collectbus.cli.jobs:jobs", "Stored jobs: state, wait, runtime, size, exit status."
     ),
