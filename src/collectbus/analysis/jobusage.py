@@ -32,10 +32,10 @@ zero standing for nothing.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -82,15 +82,41 @@ NODE_COLUMNS = (
 )
 
 
-@dataclass(frozen=True)
 class JobUsage:
-    """One job's record, samples, host rates and figures (see the module)."""
+    """One job's record, samples, host rates and figures (see the module).
 
-    job: pd.DataFrame
-    samples: pd.DataFrame
-    hosts: pd.DataFrame
-    nodes: pd.DataFrame
-    total: dict[str, object] = field(default_factory=dict)
+    ``total`` and ``node_rows`` are plain Python; the DataFrames are built
+    when first asked for, so that a caller that prints the figures pays for
+    no frame it does not use."""
+
+    def __init__(
+        self,
+        job: dict[str, object],
+        sample_rows: list[dict[str, object]],
+        hosts: pd.DataFrame,
+        node_rows: list[dict[str, object]],
+        total: dict[str, object],
+    ) -> None:
+        self.job_row = job
+        self.sample_rows = sample_rows
+        self.hosts = hosts
+        self.node_rows = node_rows
+        self.total = total
+
+    @functools.cached_property
+    def job(self) -> pd.DataFrame:
+        """The job's stored record, one row."""
+        return pd.DataFrame([self.job_row], columns=list(JOB_FIELDS))
+
+    @functools.cached_property
+    def samples(self) -> pd.DataFrame:
+        """Its ``job_usage`` rows on its nodes in its window, oldest first."""
+        return pd.DataFrame(self.sample_rows, columns=list(SAMPLE_COLUMNS))
+
+    @functools.cached_property
+    def nodes(self) -> pd.DataFrame:
+        """The figures per node: :data:`NODE_COLUMNS`."""
+        return pd.DataFrame(self.node_rows, columns=list(NODE_COLUMNS))
 
 
 def host_matches(sample_host: str, exec_hosts: Iterable[str]) -> bool:
@@ -203,7 +229,9 @@ def _window(job: Mapping[str, object], now_ns: int) -> tuple[int, int] | None:
 
 
 def _host_figures(hosts: pd.DataFrame, host: str) -> dict[str, object]:
-    part = hosts[hosts["host"] == host] if not hosts.empty else hosts
+    if hosts.empty:
+        return {}
+    part = hosts[hosts["host"] == host]
     if part.empty:
         return {}
     times = part["time_ns"].to_numpy()
@@ -271,10 +299,8 @@ def job_usage(
         else pd.DataFrame(columns=["host", "time_ns", *RATE_COLUMNS])
     )
     total = _total(job, window, figures, exec_hosts, rows, on_nodes)
-    nodes = _nodes_frame(figures, hosts, total)
-    job_frame = pd.DataFrame([job], columns=list(JOB_FIELDS))
-    samples = pd.DataFrame(on_nodes, columns=list(SAMPLE_COLUMNS))
-    return JobUsage(job=job_frame, samples=samples, hosts=hosts, nodes=nodes, total=total)
+    nodes = _node_rows(figures, hosts, total)
+    return JobUsage(job, on_nodes, hosts, nodes, total)
 
 
 def _total(
@@ -365,9 +391,9 @@ def _reason(
     return "; ".join(why) or None
 
 
-def _nodes_frame(
+def _node_rows(
     figures: Mapping[str, Mapping[str, object]], hosts: pd.DataFrame, total: Mapping[str, object]
-) -> pd.DataFrame:
+) -> list[dict[str, object]]:
     cores, elapsed = total["cores"], total["elapsed_s"]
     share = cores / len(figures) if isinstance(cores, int) and figures else None
     rows = []
@@ -378,13 +404,8 @@ def _nodes_frame(
             if isinstance(cpu, float) and share and isinstance(elapsed, float) and elapsed > 0
             else None
         )
-        rows.append(
-            {
-                "host": host,
-                **f,
-                "cores": share,
-                "cpu_efficiency": efficiency,
-                **_host_figures(hosts, host),
-            }
-        )
-    return pd.DataFrame(rows, columns=list(NODE_COLUMNS))
+        row: dict[str, object] = dict.fromkeys(NODE_COLUMNS)
+        row.update(f)
+        row.update(host=host, cores=share, cpu_efficiency=efficiency, **_host_figures(hosts, host))
+        rows.append(row)
+    return rows

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import click
 
-from collectbus.analysis.jobusage import JobUsage, job_usage, size_text
+from collectbus.analysis.jobusage import NODE_COLUMNS, JobUsage, job_usage, size_text
 from collectbus.cli.context import CliContext
 from collectbus.cli.jobformat import duration, echo_json, when
 from collectbus.cli.output import render
@@ -71,9 +71,7 @@ def document(usage: JobUsage) -> dict[str, object]:
     out["started"] = when(total["start_ns"], "json")
     out["ended"] = when(total["end_ns"], "json")
     out["verdicts"] = list(total["verdicts"])  # type: ignore[call-overload]
-    out["per_node"] = [
-        {str(k): _plain(v) for k, v in row.items()} for row in usage.nodes.to_dict("records")
-    ]
+    out["per_node"] = [{k: _plain(v) for k, v in row.items()} for row in usage.node_rows]
     return out
 
 
@@ -152,7 +150,7 @@ def show_usage(cli: CliContext, job_id: str, cluster: str | None, fmt: str) -> N
         return
     nodes: list[dict[str, object]] = doc["per_node"]  # type: ignore[assignment]
     if fmt == "csv":
-        render(nodes, fmt, columns=("host", *(c for c in usage.nodes.columns if c != "host")))
+        render(nodes, fmt, columns=NODE_COLUMNS)
         return
     render(
         _summary(doc),
