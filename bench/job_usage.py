@@ -172,7 +172,7 @@ def floor_job(store: Store, job_id: str) -> Callable[[], object]:
 FLOOR_EFFICIENCY = """
 SELECT username, COUNT(*), SUM(cpu), SUM(req) FROM (
   SELECT j.username AS username, MAX(u.cpu_seconds) AS cpu,
-         MAX(j.cpus_requested * (COALESCE(j.end_ns, :now) - j.start_ns)) AS req
+         MAX(j.cpus_requested * ((COALESCE(j.end_ns, :now) - j.start_ns) / 1e9)) AS req
   FROM jobs j JOIN job_usage u ON u.cluster = j.cluster AND u.job_id = j.job_id
    AND u.time_ns >= j.start_ns AND u.time_ns <= COALESCE(j.end_ns, :now)
   WHERE j.start_ns IS NOT NULL AND j.last_seen_ns >= :since AND j.submit_ns < :until

@@ -36,6 +36,7 @@ import functools
 import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from operator import itemgetter
 
 import pandas as pd
 
@@ -45,7 +46,7 @@ from collectbus.clock import NS_PER_S
 from collectbus.errors import CollectBusError
 from collectbus.store.jobquery import JOB_FIELDS, read_jobs
 from collectbus.store.jobusage import COLUMNS as SAMPLE_COLUMNS
-from collectbus.store.jobusage import read_job_usage
+from collectbus.store.jobusage import job_usage_tuples
 from collectbus.store.reader import StoreReader
 
 __all__ = [
@@ -92,7 +93,7 @@ class JobUsage:
     def __init__(
         self,
         job: dict[str, object],
-        sample_rows: list[dict[str, object]],
+        sample_rows: list[tuple[object, ...]],
         hosts: pd.DataFrame,
         node_rows: list[dict[str, object]],
         total: dict[str, object],
@@ -127,34 +128,44 @@ def host_matches(sample_host: str, exec_hosts: Iterable[str]) -> bool:
 
 
 def _largest(values: Iterable[object]) -> float | None:
-    known = [float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
-    return max(known) if known else None
+    known = [v for v in values if v is not None]
+    return float(max(known)) if known else None  # type: ignore[type-var,arg-type]
 
 
 def _as_int(value: float | None) -> int | None:
     return None if value is None else int(value)
 
 
-def node_figures(rows: Sequence[Mapping[str, object]]) -> dict[str, dict[str, object]]:
-    """Per host, from its samples: ``samples``, ``source`` (``cgroup``,
-    ``proctree`` or both joined by ``+``), ``cpu_seconds``, ``mem_peak_bytes``,
-    ``read_bytes``, ``write_bytes``, ``processes_max`` (None when not one
-    sample has the value)."""
-    by_host: dict[str, list[Mapping[str, object]]] = {}
+_HOST = SAMPLE_COLUMNS.index("host")
+#: (figure, the sample columns it is the largest of).
+_LARGEST = (
+    ("cpu_seconds", ("cpu_seconds",)),
+    ("mem_peak_bytes", ("mem_peak_bytes", "mem_bytes")),
+    ("read_bytes", ("read_bytes",)),
+    ("write_bytes", ("write_bytes",)),
+    ("processes_max", ("processes",)),
+)
+
+
+def node_figures(rows: Sequence[Sequence[object]]) -> dict[str, dict[str, object]]:
+    """Per host, from its samples (tuples in the store's column order):
+    ``samples``, ``source`` (``cgroup``, ``proctree`` or both joined by
+    ``+``), ``cpu_seconds``, ``mem_peak_bytes``, ``read_bytes``,
+    ``write_bytes``, ``processes_max`` (None when not one sample has the value)."""
+    by_host: dict[str, list[Sequence[object]]] = {}
     for row in rows:
-        by_host.setdefault(str(row["host"]), []).append(row)
+        by_host.setdefault(str(row[_HOST]), []).append(row)
     out: dict[str, dict[str, object]] = {}
     for host, part in sorted(by_host.items()):
-        peaks = [r["mem_peak_bytes"] for r in part] + [r["mem_bytes"] for r in part]
-        out[host] = {
+        columns = dict(zip(SAMPLE_COLUMNS, zip(*part, strict=True), strict=True))
+        figures: dict[str, object] = {
             "samples": len(part),
-            "source": "+".join(sorted({str(r["source"]) for r in part})),
-            "cpu_seconds": _largest(r["cpu_seconds"] for r in part),
-            "mem_peak_bytes": _as_int(_largest(peaks)),
-            "read_bytes": _as_int(_largest(r["read_bytes"] for r in part)),
-            "write_bytes": _as_int(_largest(r["write_bytes"] for r in part)),
-            "processes_max": _as_int(_largest(r["processes"] for r in part)),
+            "source": "+".join(sorted({str(v) for v in columns["source"]})),
         }
+        for name, names in _LARGEST:
+            largest = _largest(v for c in names for v in columns[c])
+            figures[name] = largest if name == "cpu_seconds" else _as_int(largest)
+        out[host] = figures
     return out
 
 
@@ -288,10 +299,12 @@ def job_usage(
         rows = (
             []
             if window is None
-            else read_job_usage(conn, cluster, job_id, since_ns=window[0], until_ns=window[1] + 1)
+            else job_usage_tuples(conn, cluster, job_id, since_ns=window[0], until_ns=window[1] + 1)
         )
     exec_hosts = [h for h in str(job.get("exec_hosts") or "").split(",") if h]
-    on_nodes = [r for r in rows if not exec_hosts or host_matches(str(r["host"]), exec_hosts)]
+    seen = set(map(itemgetter(_HOST), rows))
+    mine = {h for h in seen if not exec_hosts or host_matches(str(h), exec_hosts)}
+    on_nodes = rows if mine == seen else [r for r in rows if r[_HOST] in mine]
     figures = node_figures(on_nodes)
     hosts = (
         _host_rates(store, sorted(figures) or exec_hosts, *window)
@@ -308,8 +321,8 @@ def _total(
     window: tuple[int, int] | None,
     figures: Mapping[str, Mapping[str, object]],
     exec_hosts: Sequence[str],
-    rows: Sequence[Mapping[str, object]],
-    on_nodes: Sequence[Mapping[str, object]],
+    rows: Sequence[Sequence[object]],
+    on_nodes: Sequence[Sequence[object]],
 ) -> dict[str, object]:
     cores = job.get("cpus_requested")
     total: dict[str, object] = {
@@ -356,8 +369,8 @@ def _reason(
     job: Mapping[str, object],
     window: tuple[int, int] | None,
     exec_hosts: Sequence[str],
-    rows: Sequence[Mapping[str, object]],
-    on_nodes: Sequence[Mapping[str, object]],
+    rows: Sequence[Sequence[object]],
+    on_nodes: Sequence[Sequence[object]],
     total: Mapping[str, object],
 ) -> str | None:
     """Why the figures are missing (None when they are all there)."""
@@ -365,7 +378,7 @@ def _reason(
         return f"job {job['job_id']} has not started (state {job['state']})"
     if not on_nodes:
         if rows:
-            others = sorted({str(r["host"]) for r in rows})
+            others = sorted({str(r[_HOST]) for r in rows})
             return (
                 f"no job_usage sample on its hosts ({', '.join(exec_hosts)}); "
                 f"samples of hosts {', '.join(others)} are not its"

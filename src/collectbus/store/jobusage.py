@@ -21,6 +21,7 @@ __all__ = [
     "PER_JOB_HOST",
     "insert_job_usage",
     "job_usage_rows",
+    "job_usage_tuples",
     "read_job_usage",
     "read_usage_per_job_host",
     "where",
@@ -83,6 +84,20 @@ def read_job_usage(
     until_ns: int | None = None,
 ) -> list[dict[str, object]]:
     """A job's samples (of one host, and in a window, if given), oldest first."""
+    rows = job_usage_tuples(conn, cluster, job_id, host=host, since_ns=since_ns, until_ns=until_ns)
+    return [dict(zip(COLUMNS, row, strict=True)) for row in rows]
+
+
+def job_usage_tuples(
+    conn: Connection,
+    cluster: str,
+    job_id: str,
+    *,
+    host: str | None = None,
+    since_ns: int | None = None,
+    until_ns: int | None = None,
+) -> list[tuple[object, ...]]:
+    """:func:`read_job_usage`'s rows as tuples in :data:`COLUMNS` order."""
     c = job_usage.c
     query = select(*(c[name] for name in COLUMNS)).where(c.cluster == cluster, c.job_id == job_id)
     if host is not None:
@@ -92,7 +107,7 @@ def read_job_usage(
     if until_ns is not None:
         query = query.where(c.time_ns < until_ns)
     query = query.order_by(c.time_ns, c.host, c.id)
-    return [dict(r) for r in conn.execute(query).mappings()]
+    return [tuple(r) for r in conn.execute(query)]
 
 
 #: The columns of :func:`read_usage_per_job_host`, in order.
