@@ -191,8 +191,10 @@ def test_memory_peak_agrees_with_maxrss(report: Report) -> None:
 
 def test_verdicts(report: Report) -> None:
     busy, idle, tasks = report.usage("busy"), report.usage("sleep"), report.usage("tasks")
-    # A core kept busy 20 s of 23 on a 2-core allocation: a little under half.
-    assert 0.3 < busy["cpu_efficiency"] < 0.55  # type: ignore[operator]
+    # A core kept busy 20 s of 23 on a 2-core allocation: a little under half
+    # (less when the shared machine's other work takes part of that core:
+    # the figure against sacct's is checked above).
+    assert 0.2 < busy["cpu_efficiency"] < 0.55  # type: ignore[operator]
     assert re.fullmatch(r"used \d+ % of 2 cores: ask for 1", busy["verdicts"][0])  # type: ignore[index]
     assert idle["cpu_efficiency"] < 0.02  # type: ignore[operator]
     assert idle["verdicts"][0] == "used 0 % of 1 core: mostly idle"  # type: ignore[index]
