@@ -53,6 +53,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/record_overhead.py
 	$(BIN)/python bench/serve_scrape.py
 	$(BIN)/python bench/jobs_store.py
+	$(BIN)/python bench/job_usage.py
 	$(BIN)/python bench/incremental.py $(INCREMENTAL_ARGS)
 	$(BIN)/python bench/cli_startup.py
 

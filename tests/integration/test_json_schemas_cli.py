@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from collectbus.records import CallRecord, CollectionEvent, HostInventory
+from collectbus.records import CallRecord, CollectionEvent, HostInventory, JobUsageSample
 from collectbus.store import open as open_store
+from collectbus.store.jobquery import read_jobs
 from collectbus.testing.hosts import make_host_sample
 from tests.fakes.pbs.scenario import FAKES, JOB_A, SERVER, ZONE, build_scenario, stage
 from tests.integration.cli_helpers import collectbus, collectbus_env
@@ -36,6 +37,7 @@ COMMANDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("calls-stats", ("calls", "--since", "1h", "--stats")),
     ("jobs", ("jobs", "--since", "2022-10-01")),
     ("job", ("job", JOB_A)),
+    ("job-usage", ("job", JOB_A, "--usage")),
     ("history", ("history", "--since", "2022-10-01")),
     ("nodes", ("nodes",)),
     ("queues", ("queues",)),
@@ -49,6 +51,20 @@ COMMANDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("analyze-top", ("analyze", "top", "--since", "2022-10-01", "--by", "project")),
     ("analyze-top", ("analyze", "top", "--since", "2022-10-01", "--metric", "wait")),
     ("analyze-series", ("analyze", "queue-depth", "--since", "2022-10-01")),
+    ("analyze-efficiency", ("analyze", "efficiency", "--since", "2022-10-01")),
+    (
+        "analyze-efficiency",
+        (
+            "analyze",
+            "efficiency",
+            "--since",
+            "2022-10-01",
+            "--by",
+            "partition",
+            "--min-efficiency",
+            "0.5",
+        ),
+    ),
     ("analyze-series", ("analyze", "node-states", "--since", "2022-10-01")),
     ("aggregate-run", ("aggregate", "run")),
     ("aggregate-show", ("aggregate", "show", "calls_by_handler")),
@@ -112,12 +128,36 @@ def populated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     for entity in ("nodes", "queues", "reservations"):
         done = collectbus(entity, "--collect", cwd=tmp_path, env=env)
         assert done.returncode == 0, done.stderr
+    _job_usage_samples(url)
     # The aggregate's first update here, so that ``aggregate show`` has
     # something to show whichever test (or test worker) runs first.
     done = collectbus("aggregate", "run", cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     env["COLLECTBUS_PROC_ROOT"] = "/proc"
     return tmp_path, env
+
+
+def _job_usage_samples(url: str) -> None:
+    """Samples of JOB_A on its hosts within its window, as the jobusage
+    collector stores them, so that ``job --usage`` has figures to print."""
+    with open_store(url) as store:
+        with store.reading() as conn:
+            (job,) = read_jobs(conn, job_id=JOB_A)
+        start, end = int(str(job["start_ns"])), int(str(job["end_ns"]))
+        hosts = str(job["exec_hosts"]).split(",")
+        step = (end - start) // 4
+        store.write(
+            [
+                JobUsageSample(
+                    cluster=str(job["cluster"]), job_id=JOB_A, host=host,
+                    time_ns=start + i * step, source="cgroup", cpu_seconds=i * 1.5,
+                    mem_bytes=2**20 * i, mem_peak_bytes=2**20 * i, read_bytes=None,
+                    write_bytes=4096 * i, processes=2,
+                )
+                for host in hosts
+                for i in range(1, 4)
+            ]
+        )  # fmt: skip
 
 
 def _validator(name: str) -> jsonschema.protocols.Validator:

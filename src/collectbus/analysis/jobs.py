@@ -20,7 +20,8 @@ the times they need are not known):
 :func:`wait_times`, :func:`runtime` and :func:`walltime_efficiency` summarise
 a jobs frame, overall or per ``user``, ``project``, ``queue``, ``size`` or
 ``cluster``: count, mean, min, max and the asked percentiles (NumPy's linear
-interpolation). :func:`queue_depth` and :func:`node_states` count jobs per
+interpolation). :func:`job_usage` (:mod:`.jobusage`) is what one job used on
+its nodes. :func:`queue_depth` and :func:`node_states` count jobs per
 state and nodes per state at regular times from the stored history.
 """
 
@@ -31,6 +32,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from collectbus.analysis.jobusage import JobUsage as JobUsage
+from collectbus.analysis.jobusage import job_usage as job_usage
 from collectbus.clock import NS_PER_S
 from collectbus.store import Store
 from collectbus.store.jobquery import (

@@ -1,6 +1,8 @@
 """``collectbus analyze``: wait times, runtime, walltime efficiency, queue depth,
 node states and leaderboards, from the stored job history
-(:mod:`collectbus.analysis.jobs`, :mod:`collectbus.analysis.top`).
+(:mod:`collectbus.analysis.jobs`, :mod:`collectbus.analysis.top`), and CPU
+and memory efficiency from the jobs' usage samples
+(:mod:`collectbus.analysis.efficiency`).
 
 Tables show durations as ``1d 02:03:04``; JSON and CSV carry seconds.
 """
@@ -91,6 +93,7 @@ def analyze() -> None:
       collectbus analyze walltime-efficiency --by project --percentiles 10,50,90
       collectbus analyze queue-depth --since 2d --step 1h
       collectbus analyze top --by project --metric core-hours --since 30d
+      collectbus analyze efficiency --by account --since 30d --min-efficiency 50%
     """
 
 
@@ -408,3 +411,108 @@ for _command in (wait_times_cmd, runtime_cmd, efficiency_cmd):
 for _command in (queue_depth_cmd, node_states_cmd):
     series_options(_command)
 top_cmd.params.extend(_window_options("30d"))
+
+
+def _fraction(_ctx: click.Context, _param: click.Parameter, value: str | None) -> float | None:
+    """``0.5`` or ``50%``."""
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        number = float(text.removesuffix("%")) / (100 if text.endswith("%") else 1)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r}: give a fraction (0.5) or a percentage (50%)"
+        ) from None
+    if not 0 <= number <= 1:
+        raise click.BadParameter(f"{value!r}: between 0 and 1 (0 % and 100 %)")
+    return number
+
+
+@analyze.command("efficiency")
+@click.option(
+    "--by",
+    type=click.Choice(("user", "account", "queue", "partition")),
+    default="user",
+    show_default=True,
+    help="One row per user, account (project), queue or Slurm partition.",
+)
+@click.option(
+    "--min-efficiency",
+    callback=_fraction,
+    metavar="FRACTION",
+    help="Flag jobs below this CPU efficiency (0.5 or 50%%): the BELOW_MIN column counts them.",
+)
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="The N most wasteful only.")
+@format_option
+@pass_cli
+def usage_efficiency_cmd(
+    cli: CliContext,
+    fmt: str,
+    by: str,
+    min_efficiency: float | None,
+    limit: int | None,
+    since: str,
+    until: str,
+    cluster: str | None,
+    collect: bool,
+) -> None:
+    """Who wastes what: core-hours and memory requested against used.
+
+    Of the jobs that started and existed in the window, each counted whole,
+    with what the jobusage collector sampled on their nodes (collectbus job
+    ID --usage shows one). Ranked by wasted core-hours.
+
+    \b
+      core_hours_requested  cores x elapsed (to now while running)
+      core_hours_used       CPU time
+      efficiency            used / requested
+      wasted_core_hours     requested - used
+      mem_efficiency        memory peak / memory requested
+      mem_over_request      memory requested - peak, mean per job
+      measured              jobs with samples (the others count only in jobs)
+    """
+    from collectbus.analysis.efficiency import efficiency, job_efficiency
+
+    with _window(cli, since, until, collect) as (since_ns, until_ns):
+        store = cli.read_side()
+        try:
+            jobs = job_efficiency(store, since_ns=since_ns, until_ns=until_ns, cluster=cluster)
+        finally:
+            store.close()
+        table = efficiency(jobs, by=by, min_efficiency=min_efficiency)
+        if limit is not None:
+            table = table.head(limit)
+        _show_efficiency(table, fmt)
+
+
+def _show_efficiency(table: pd.DataFrame, fmt: str) -> None:
+    from collectbus.analysis.jobusage import size_text
+
+    if table.empty:
+        nothing("started jobs", fmt)
+        return
+    rows = [{k: None if v != v else v for k, v in row.items()} for row in _records(table)]
+    if fmt != "table":
+        render(rows, fmt, columns=list(table.columns))
+        return
+    for row in rows:
+        for key in ("efficiency", "mem_efficiency"):
+            value = row[key]
+            row[key] = "" if value is None else f"{float(str(value)) * 100:.1f} %"
+        for key in ("core_hours_requested", "core_hours_used", "wasted_core_hours"):
+            row[key] = f"{float(str(row[key])):.1f}"
+        over = row["mem_over_request_bytes"]
+        row["mem_over_request_bytes"] = "" if over is None else size_text(float(str(over)))
+    headers = {
+        "core_hours_requested": "core-h requested",
+        "core_hours_used": "core-h used",
+        "wasted_core_hours": "core-h wasted",
+        "mem_over_request_bytes": "mem over-request",
+        "mem_efficiency": "mem efficiency",
+        "below_min": "below min",
+    }
+    render(rows, fmt, columns=list(table.columns), headers=headers)
+
+
+usage_efficiency_cmd.params.extend(_window_options("30d"))

@@ -185,22 +185,42 @@ def _json_job_columns() -> tuple[str, ...]:
 @click.argument("job_id")
 @cluster_option
 @click.option("--raw", is_flag=True, help="Also print the scheduler's raw payload (JSON).")
+@click.option(
+    "--usage",
+    is_flag=True,
+    help="What the job used on its nodes against what it asked for: cores and CPU "
+    "efficiency, memory peak, I/O, per node, with verdicts (needs the jobusage collector).",
+)
 @collect_option
 @format_option
 @pass_cli
 def job(
-    cli: CliContext, job_id: str, cluster: str | None, raw: bool, collect: bool, fmt: str
+    cli: CliContext,
+    job_id: str,
+    cluster: str | None,
+    raw: bool,
+    usage: bool,
+    collect: bool,
+    fmt: str,
 ) -> None:
-    """One job and its whole history.
+    """One job and its whole history, or with --usage what it used.
 
     Every change of state, substate, queue, priority, hosts and comment, with
     the time it was seen.
 
     JOB_ID is the scheduler's id; a PBS id may be given without its server
-    (123 for 123.pbs01). An id used again later shows each job it named.
+    (123 for 123.pbs01). An id used again later shows each job it named
+    (--usage: the newest).
     """
+    if usage and raw:
+        raise click.UsageError("--usage and --raw do not go together")
     with collecting(cli, collect, {"jobs"}):
-        _show_job(cli, job_id, cluster, raw, fmt)
+        if usage:
+            from collectbus.cli.usagereport import show_usage  # imports pandas
+
+            show_usage(cli, job_id, cluster, fmt)
+        else:
+            _show_job(cli, job_id, cluster, raw, fmt)
 
 
 def _show_job(cli: CliContext, job_id: str, cluster: str | None, raw: bool, fmt: str) -> None:

@@ -65,7 +65,9 @@ COMMANDS = {
         "collectbus.cli.ingest:ingest",
         "Consume what agents publish to NATS JetStream ([sink.nats]) into the store.",
     ),
-    "job": LazyCommand("collectbus.cli.jobs:job", "One job and its whole history."),
+    "job": LazyCommand(
+        "collectbus.cli.jobs:job", "One job and its whole history, or with --usage what it used."
+    ),
     "jobs": LazyCommand(
         "collectbus.cli.jobs:jobs", "Stored jobs: state, wait, runtime, size, exit status."
     ),
