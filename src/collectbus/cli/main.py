@@ -61,6 +61,10 @@ COMMANDS = {
         "collectbus.cli.host:host",
         "Host rates from stored samples: CPU, disks (iostat -x), network, memory, PSI, cgroup.",
     ),
+    "hosts": LazyCommand(
+        "collectbus.cli.hosts:hosts",
+        "Every host of the store: last sample, state, latest CPU %, memory used %, load1.",
+    ),
     "ingest": LazyCommand(
         "collectbus.cli.ingest:ingest",
         "Consume what agents publish to NATS JetStream ([sink.nats]) into the store.",
