@@ -158,7 +158,15 @@ def serve(
             aggregates=aggregates,
             instance=name,
         )
-        app = ServeApp(store, sources=sources, pipeline=pipeline, clock=clock, updater=updater)
+        collector = config.collectors.host
+        app = ServeApp(
+            store,
+            sources=sources,
+            pipeline=pipeline,
+            clock=clock,
+            updater=updater,
+            host_interval_s=collector.interval or config.bus.tiers[collector.tier],
+        )
         try:
             server = make_server(app, host, port)
         except OSError as err:
