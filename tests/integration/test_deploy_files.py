@@ -4,7 +4,6 @@ passes ``nats-server -t``. Each check is shown to refuse a broken copy."""
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import shutil
@@ -13,6 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import nats_unavailable
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 UNITS = ("collectbus-agent.service", "collectbus-ingest.service")
@@ -31,10 +32,7 @@ def _systemd_analyze() -> str:
 def _nats_server() -> str:
     found = shutil.which("nats-server")
     if found is None:
-        reason = "nats-server is not installed (Debian: apt-get install nats-server)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"nats-server is required when CI=true: {reason}")
-        pytest.skip(reason)
+        nats_unavailable("nats-server is not installed (Debian: apt-get install nats-server)")
     return found
 
 

@@ -98,8 +98,8 @@ COMMANDS = {
     ),
     "serve": LazyCommand(
         "collectbus.cli.serve:serve",
-        "Serve Prometheus /metrics, a JSON API (/api/health, /api/hosts/HOST/rates,"
-        " /api/aggregates) and a dashboard at /.",
+        "Serve Prometheus /metrics, a JSON API (/api/health, /api/hosts,"
+        " /api/hosts/HOST/rates, /api/aggregates), a dashboard at / and the fleet at /fleet.",
     ),
 }
 
