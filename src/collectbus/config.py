@@ -49,6 +49,8 @@ from collectbus.collectors.host.filters import DEFAULT_DISK_EXCLUDE, DEFAULT_MAX
 from collectbus.collectors.process.collector import DEFAULT_TOP
 from collectbus.configfile import (
     DEFAULT_DB_URL,
+    DEFAULT_HOST_TIER,
+    DEFAULT_TIERS,
     ENV_OVERRIDES,
     EngineOptions,
     aggregate_refusal,
@@ -81,9 +83,7 @@ class _Section(BaseModel):
 
 class BusConfig(_Section):
     #: Interval of each tier, in seconds.
-    tiers: dict[str, Duration] = Field(
-        default_factory=lambda: {"inventory": 300.0, "system": 10.0, "fast": 1.0}
-    )
+    tiers: dict[str, Duration] = Field(default_factory=lambda: dict(DEFAULT_TIERS))
     #: Each tick starts up to ``jitter`` x interval late, at random, so that
     #: many hosts do not read and write in the same instant.
     jitter: float = Field(default=0.0, ge=0.0, lt=1.0)
@@ -94,7 +94,7 @@ class BusConfig(_Section):
 class HostConfig(_Section):
     enabled: StrictBool = True
     proc_root: str = "/proc"
-    tier: str = "system"
+    tier: str = DEFAULT_HOST_TIER
     interval: Duration | None = None
     timeout: Duration = 5.0
     #: sysfs, where the disk filter asks whether a device is a partition.

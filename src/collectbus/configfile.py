@@ -24,6 +24,10 @@ from collectbus.errors import ConfigError
 from collectbus.urls import mask_url
 
 DEFAULT_DB_URL = "sqlite:///collectbus.db"
+#: The bus's tiers and their intervals in seconds, unless ``[bus] tiers`` says otherwise.
+DEFAULT_TIERS = {"inventory": 300.0, "system": 10.0, "fast": 1.0}
+#: The tier of the host collector, unless ``[collectors.host] tier`` says otherwise.
+DEFAULT_HOST_TIER = "system"
 SUPPORTED_DATABASES = ("sqlite", "postgresql")
 
 #: Environment variables and the dotted key each overrides.
@@ -256,3 +260,28 @@ def store_settings(
     return StoreSettings(
         url=url, password_file=password_file, statement_timeout=seconds, engine=engine
     )
+
+
+def host_interval(
+    path: str | os.PathLike[str] | None, *, env: Mapping[str, str] | None = None
+) -> float | None:
+    """The host collector's interval in seconds, without validating the rest of
+    the configuration: ``[collectors.host] interval``, else its tier's
+    (``[collectors.host] tier`` in ``[bus] tiers``). None when a value is not one
+    this reading can vouch for; the full validation then names it."""
+    data, _source = read_config_file(path, os.environ if env is None else env)
+    collectors = data.get("collectors", {})
+    host = collectors.get("host", {}) if isinstance(collectors, dict) else None
+    bus = data.get("bus", {})
+    if not isinstance(host, dict) or not isinstance(bus, dict):
+        return None
+    try:
+        if host.get("interval") is not None:
+            return parse_duration(host["interval"])
+        tiers = bus.get("tiers", DEFAULT_TIERS)
+        tier = host.get("tier", DEFAULT_HOST_TIER)
+        if not isinstance(tiers, dict) or tier not in tiers:
+            return None
+        return parse_duration(tiers[tier])
+    except ValueError:
+        return None

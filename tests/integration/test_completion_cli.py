@@ -35,7 +35,8 @@ def test_the_completion_script_is_printed_for_each_shell(tmp_path: Path, shell: 
 
 
 def test_commands_subcommands_options_and_choices_complete(tmp_path: Path) -> None:
-    assert _complete(tmp_path, "collectbus ho") == ["host"]
+    assert _complete(tmp_path, "collectbus ho") == ["host", "hosts"]
+    assert _complete(tmp_path, "collectbus hosts --sort ") == ["cpu", "mem", "load", "name", "last"]
     assert _complete(tmp_path, "collectbus collect ") == [
         "host",
         "jobusage",

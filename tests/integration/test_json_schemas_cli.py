@@ -31,6 +31,8 @@ COMMANDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("host", ("host", "--since", "1h", "--metric", "cpu,mem,psi,disk,net,percpu,load,uptime")),
     ("host", ("host", "--since", "1h", "--metric", "net", "--every", "1m")),
     ("host-inventory", ("host", "inventory")),
+    ("hosts", ("hosts",)),
+    ("hosts", ("hosts", "--sort", "cpu", "--top", "1")),
     ("calls", ("calls", "--since", "1h")),
     ("calls", ("calls", "--since", "1h", "--errors")),
     ("calls", ("calls", "--since", "1h", "--slowest", "3")),

@@ -61,6 +61,10 @@ COMMANDS = {
         "collectbus.cli.host:host",
         "Host rates from stored samples: CPU, disks (iostat -x), network, memory, PSI, cgroup.",
     ),
+    "hosts": LazyCommand(
+        "collectbus.cli.hosts:hosts",
+        "Every host of the store: last sample, state, latest CPU %, memory used %, load1.",
+    ),
     "ingest": LazyCommand(
         "collectbus.cli.ingest:ingest",
         "Consume what agents publish to NATS JetStream ([sink.nats]) into the store.",
@@ -96,8 +100,8 @@ COMMANDS = {
     ),
     "serve": LazyCommand(
         "collectbus.cli.serve:serve",
-        "Serve Prometheus /metrics, a JSON API (/api/health, /api/hosts/HOST/rates,"
-        " /api/aggregates) and a dashboard at /.",
+        "Serve Prometheus /metrics, a JSON API (/api/health, /api/hosts,"
+        " /api/hosts/HOST/rates, /api/aggregates), a dashboard at / and the fleet at /fleet.",
     ),
 }
 

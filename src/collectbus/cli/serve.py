@@ -107,8 +107,8 @@ def serve(
     aggregate_interval: float,
     instance: str | None,
 ) -> None:
-    """Serve Prometheus /metrics, a JSON API (/api/health, /api/hosts/HOST/rates,
-    /api/aggregates) and a dashboard at /.
+    """Serve Prometheus /metrics, a JSON API (/api/health, /api/hosts,
+    /api/hosts/HOST/rates, /api/aggregates), a dashboard at / and the fleet at /fleet.
 
     Counters count each stored call and collection once, so they only grow,
     whatever retention deletes; they are kept in the store, and a restart
@@ -158,7 +158,15 @@ def serve(
             aggregates=aggregates,
             instance=name,
         )
-        app = ServeApp(store, sources=sources, pipeline=pipeline, clock=clock, updater=updater)
+        collector = config.collectors.host
+        app = ServeApp(
+            store,
+            sources=sources,
+            pipeline=pipeline,
+            clock=clock,
+            updater=updater,
+            host_interval_s=collector.interval or config.bus.tiers[collector.tier],
+        )
         try:
             server = make_server(app, host, port)
         except OSError as err:

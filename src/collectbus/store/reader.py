@@ -186,6 +186,49 @@ class StoreReader:
                 )
         return out
 
+    def latest_host_rows(
+        self,
+        tables: Mapping[str, Sequence[str]],
+        *,
+        reach_ns: int,
+        per_host: Mapping[str, int],
+        where: Mapping[str, tuple[str, object]] | None = None,
+    ) -> tuple[
+        list[dict[str, object]], dict[str, tuple[tuple[str, ...], list[tuple[object, ...]]]]
+    ]:
+        """Every host (``id``, ``name``, ``first_seen_ns``, ``last_seen_ns``, by
+        name) and, per table of ``tables`` (its columns to read), each host's
+        newest ``per_host[table]`` rows within ``reach_ns`` of its last sample
+        (``where[table]``: one more condition, ``("cpu", -1)``), in one
+        snapshot; one query per table whatever the number of hosts
+        (:mod:`collectbus.store.hostlatest`)."""
+        from collectbus.store.hostlatest import latest_rows
+        from collectbus.store.hostlayout import HOSTS
+
+        conditions = where or {}
+        with self._transaction("read the latest host samples", write=False) as conn:
+            found = conn.exec_driver_sql(
+                f"SELECT id, name, first_seen_ns, last_seen_ns FROM {HOSTS} ORDER BY name"
+            ).fetchall()
+            hosts = [
+                {"id": int(i), "name": str(n), "first_seen_ns": int(f), "last_seen_ns": int(last)}
+                for i, n, f, last in found
+            ]
+            seen = {int(str(h["id"])): (str(h["name"]), int(str(h["last_seen_ns"]))) for h in hosts}
+            out = {
+                table: latest_rows(
+                    conn,
+                    self._table(table),
+                    columns,
+                    seen,
+                    reach_ns=reach_ns,
+                    per_host=per_host.get(table, 1),
+                    where=conditions.get(table),
+                )
+                for table, columns in tables.items()
+            }
+        return hosts, out
+
     @staticmethod
     def _table(table: str) -> str:
         """The wide table's name (the ``host_`` may be left out)."""

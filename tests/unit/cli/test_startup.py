@@ -93,6 +93,9 @@ def test_jobs_and_host_read_with_sqlalchemy_alone(tmp_path: Path) -> None:
     heavy, printed = _imported_after(["--db", url, "host", "--since", "5m"], cwd=tmp_path)
     assert "cpu %" in printed
     assert heavy == ["sqlalchemy"]
+    heavy, printed = _imported_after(["--db", url, "hosts", "--format", "json"], cwd=tmp_path)
+    assert json.loads(printed)[0]["cpu_percent"] == pytest.approx(40.0)
+    assert heavy == ["sqlalchemy"]
 
 
 #: The store's write side, the tables and the record types: what reading host
@@ -119,12 +122,17 @@ def test_host_reads_through_the_stores_read_side_alone(tmp_path: Path) -> None:
     now = time.time_ns()
     with open_store(url) as store:
         store.write([make_host_sample("h", now - i * 10 * S) for i in range(6, 0, -1)])
-    for fmt, answered in (("json", '"metric": "summary"'), ("table", "cpu %")):
-        args = ["--db", url, "host", "--since", "5m", "--format", fmt]
+    for command, fmt, answered in (
+        ("host", "json", '"metric": "summary"'),
+        ("host", "table", "cpu %"),
+        ("hosts", "json", '"state": '),
+    ):
+        args = ["--db", url, command, "--since", "5m", "--format", fmt]
+        args = args if command == "host" else ["--db", url, command, "--format", fmt]
         modules, printed = _imported_after(args, cwd=tmp_path, under="collectbus")
         assert answered in printed  # the summary, read and printed
         assert "collectbus.store.reader" in modules
-        assert not WRITE_SIDE & set(modules), fmt
+        assert not WRITE_SIDE & set(modules), (command, fmt)
 
 
 def test_job_listings_read_through_the_stores_read_side(tmp_path: Path) -> None:
@@ -155,6 +163,7 @@ def test_job_listings_read_through_the_stores_read_side(tmp_path: Path) -> None:
         (["calls", "--help"], "--stats"),
         (["collect", "--help"], "pbs"),
         (["ingest", "--help"], "--durable NAME"),
+        (["hosts", "--help"], "silent      older than 10 intervals"),
     ],
 )
 def test_help_and_version_import_no_heavy_library(args: list[str], expected: str) -> None:

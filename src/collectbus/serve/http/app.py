@@ -13,8 +13,12 @@ Routes (GET only):
 - ``/api/aggregates``: every aggregate in the store (:mod:`collectbus.serve.http.aggdoc`);
 - ``/api/calls?since=1h&until=now&slowest=10&errors=10``: recorded calls per
   handler, the slowest and the latest errors (:mod:`collectbus.serve.http.callspage`);
+- ``/api/hosts?interval=10s&silent_after=5m``: every host, its state and latest
+  figures, as ``collectbus hosts --format json`` (:mod:`collectbus.serve.http.fleetpage`);
 - ``/``: the dashboard (:mod:`collectbus.serve.http.dashboard`), an HTML page;
-- ``/calls``: the calls page, the same document as HTML.
+  ``/?host=NAME``: the same for one host;
+- ``/calls``: the calls page, the same document as HTML;
+- ``/fleet``: the fleet page, every host as a tile, the ``/api/hosts`` document as HTML.
 
 A database that cannot be read at request time gives a ``503`` whose body is
 one line naming the database (password masked); the server keeps running, and
@@ -42,6 +46,7 @@ from prometheus_client.exposition import choose_encoder
 
 from collectbus.aggregate import AggregateView, read_aggregates
 from collectbus.clock import Clock, SystemClock
+from collectbus.configfile import DEFAULT_HOST_TIER, DEFAULT_TIERS
 from collectbus.errors import StoreError
 from collectbus.pendingids import DEFAULT_PENDING_S
 from collectbus.pipeline import Pipeline
@@ -138,8 +143,11 @@ class ServeApp:
         pipeline: Pipeline | None = None,
         clock: Clock | None = None,
         updater: AggregateUpdater | None = None,
+        host_interval_s: float = DEFAULT_TIERS[DEFAULT_HOST_TIER],
     ) -> None:
         self.store = store
+        #: The host collector's interval, which the fleet's states are measured in.
+        self.host_interval_s = host_interval_s
         self.pipeline = pipeline
         self.updater = updater
         self.clock = clock or SystemClock()
@@ -171,6 +179,8 @@ class ServeApp:
         known = path in (
             "/",
             "/calls",
+            "/fleet",
+            "/api/hosts",
             "/metrics",
             "/api/health",
             "/api/aggregates",
@@ -185,7 +195,9 @@ class ServeApp:
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         try:
             if path == "/":
-                return self.dashboard()
+                return self.dashboard(query)
+            if path in ("/fleet", "/api/hosts"):
+                return self.fleet(path, query)
             if path == "/calls":
                 with mapped_errors(self.store.url, "draw the calls page"):
                     page = render_calls_page(self.store, query, clock=self.clock)
@@ -209,14 +221,32 @@ class ServeApp:
         with mapped_errors(self.store.url, "read the aggregates"):
             return read_aggregates(self.store)
 
-    def dashboard(self) -> Response:
+    def dashboard(self, query: dict[str, str] | None = None) -> Response:
         from collectbus.serve.http.dashboard import render_dashboard
 
+        host = (query or {}).get("host") or None
         with mapped_errors(self.store.url, "draw the dashboard"):
             page = render_dashboard(
-                self.store, clock=self.clock, pipeline=self.pipeline, updater=self.updater
+                self.store,
+                clock=self.clock,
+                pipeline=self.pipeline,
+                updater=self.updater,
+                host=host,
             )
-        return Response(200, HTML, page.encode())
+        return Response(200, HTML, page.encode("utf-8", "backslashreplace"))
+
+    def fleet(self, path: str, query: dict[str, str]) -> Response:
+        from collectbus.serve.http.fleetpage import hosts_document, render_fleet_page
+
+        interval = self.host_interval_s
+        with mapped_errors(self.store.url, "read the hosts"):
+            if path == "/api/hosts":
+                now = self.clock.time_ns()
+                return _json(
+                    200, hosts_document(self.store, query, interval_s=interval, now_ns=now)
+                )
+            page = render_fleet_page(self.store, query, interval_s=interval, clock=self.clock)
+        return Response(200, HTML, page.encode("utf-8", "backslashreplace"))
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -55,12 +55,14 @@ def render_dashboard(
     clock: Clock,
     pipeline: Pipeline | None = None,
     updater: AggregateUpdater | None = None,
+    host: str | None = None,
 ) -> str:
-    """The whole page; raises :class:`~collectbus.errors.StoreError` if the store is away."""
+    """The whole page; raises :class:`~collectbus.errors.StoreError` if the store is away.
+    With ``host``, the charts are that host's alone (the fleet page's tiles link here)."""
     from collectbus.aggregate import read_aggregates
 
     now_ns = clock.time_ns()
-    hosts = [str(h["name"]) for h in store.hosts()]
+    hosts = [str(h["name"]) for h in store.hosts() if host is None or h["name"] == host]
     series = {h: host_rates(store, h, {"since": "1h"}) for h in hosts}
     series = {h: rows for h, rows in series.items() if rows}
     # The charts span the last hour, or less if the samples began later.
@@ -76,9 +78,13 @@ def render_dashboard(
         f"<style>{CSS}</style></head><body>",
         f"<header><h1>collectbus</h1><p>{escape(store.url)} · {utc(now_ns)} · "
         f"{len(series)} host{'s' if len(series) != 1 else ''} reporting in the last hour"
-        f' · reloads every {REFRESH_S} s · <a href="/calls">recorded calls</a></p></header>',
+        f' · reloads every {REFRESH_S} s · <a href="/fleet">fleet</a>'
+        ' · <a href="/calls">recorded calls</a></p></header>',
         "<main>",
-        '<h2 class="section">Hosts, last hour</h2>',
+        '<h2 class="section">Hosts, last hour</h2>'
+        if host is None
+        else f'<h2 class="section" id="host">{escape(host)}, last hour'
+        ' · <a href="/">every host</a></h2>',
     ]
     if series:
         parts.append('<div class="grid">')
