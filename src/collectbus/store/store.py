@@ -450,6 +450,11 @@ class Store(StoreReader):
         A schema at a revision this package does not know was written by a
         newer collectbus: that is a :class:`SchemaError`, and nothing changes.
         """
+        # A schema at the newest revision (every open after the first) needs no
+        # Alembic: loading its migration scripts costs more than the open itself.
+        with self._transaction("read the schema revision", write=False) as conn:
+            if read_revision(conn) == HEAD_REVISION:
+                return
         # Alembic only here: readers compare revisions without it (:mod:`.revision`).
         from collectbus.store.migrate import (
             current_revision,
