@@ -1,8 +1,8 @@
 # collectbus: two commands on a fresh machine.
 #   make run    install into .venv and collect host metrics into ./collectbus.db
 #   make test   install into .venv and run every test (SQLite and PostgreSQL)
-# Also: make test-fast (the tests that are not slow and need neither PostgreSQL nor
-# Slurm, one pytest-xdist worker per core), make lint, make bench.
+# Also: make test-fast (the tests that are not slow and need neither PostgreSQL, Slurm
+# nor NATS, one pytest-xdist worker per core), make lint, make bench.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
