@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
@@ -23,7 +24,8 @@ from collectbus.store import store as store_module
 from collectbus.store.compact import HOUR_NS
 from collectbus.store.dberrors import DriverError, RefusedError
 from collectbus.store.hostsamples import sample_rows
-from collectbus.store.migrate import head_revision
+from collectbus.store.migrate import alembic_config, head_revision, upgrade
+from collectbus.store.revision import read_revision
 from collectbus.store.schema import COUNTED_TABLES, WIDE_TABLES, metadata
 from collectbus.testing.hosts import make_host_sample
 
@@ -121,10 +123,68 @@ def test_a_schema_newer_than_collectbus_is_a_clear_schema_error(store_url: str) 
         engine.dispose()
 
 
-def test_migrated_schema_matches_schema_py(store: Store) -> None:
-    with store.engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
-        assert compare_metadata(context, metadata) == []
+def _migrated_through_the_chain(url: str) -> sa.Engine:
+    """A new database brought to the newest revision by every migration in turn
+    (a new database opened by the store is created from schema.py instead)."""
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        upgrade(conn)
+    return engine
+
+
+def test_migrated_schema_matches_schema_py(store_url: str) -> None:
+    engine = _migrated_through_the_chain(store_url)
+    try:
+        with engine.connect() as conn:
+            assert read_revision(conn) == head_revision()
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(context, metadata) == []
+    finally:
+        engine.dispose()
+
+
+def _sqlite_layout(path: str) -> dict[str, object]:
+    """What a SQLite schema is made of, table by table: columns (name, type, not
+    null, default, key), indexes (name, unique, columns) and WITHOUT ROWID."""
+    with sqlite3.connect(path) as db:
+        tables = [
+            (name, sql)
+            for name, sql in db.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'table'"
+                " AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            )
+        ]
+        layout: dict[str, object] = {}
+        for name, sql in tables:
+            columns = [tuple(r[1:]) for r in db.execute(f'PRAGMA table_info("{name}")')]
+            indexes = sorted(
+                (index, unique, tuple(c[2] for c in db.execute(f'PRAGMA index_info("{index}")')))
+                for _seq, index, unique, *_rest in db.execute(f'PRAGMA index_list("{name}")')
+                if not index.startswith("sqlite_autoindex")
+            )
+            layout[name] = (columns, indexes, "WITHOUT ROWID" in sql.upper())
+    return layout
+
+
+def test_a_new_sqlite_file_gets_the_schema_the_migrations_build(tmp_path: Any) -> None:
+    """A new database is created from schema.py and stamped: the same tables,
+    columns, indexes and row layout as the migration chain gives, and later
+    migrations (here: down to 0013 and up again) work on it."""
+    chained = tmp_path / "chain.db"
+    _migrated_through_the_chain(f"sqlite:///{chained}").dispose()
+    created = tmp_path / "created.db"
+    open_store(f"sqlite:///{created}").close()
+    assert _sqlite_layout(str(created)) == _sqlite_layout(str(chained))
+    engine = sa.create_engine(f"sqlite:///{created}")
+    try:
+        with engine.begin() as conn:
+            assert read_revision(conn) == head_revision()
+            command.downgrade(alembic_config(conn), "0013")
+            assert read_revision(conn) == "0013"
+            upgrade(conn)
+            assert read_revision(conn) == head_revision()
+    finally:
+        engine.dispose()
 
 
 # ---------------------------------------------------------------- writing

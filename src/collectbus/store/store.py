@@ -82,7 +82,7 @@ from collectbus.store.reservations import (
     write_reservation_rows,
 )
 from collectbus.store.retention import CleanupStats, RetentionLimits, cleanup
-from collectbus.store.revision import HEAD_REVISION, read_revision
+from collectbus.store.revision import HEAD_REVISION, create_schema, read_revision
 from collectbus.store.rowcounts import row_counts
 from collectbus.store.schema import (
     COUNTED_TABLES,
@@ -454,6 +454,13 @@ class Store(StoreReader):
         # Alembic: loading its migration scripts costs more than the open itself.
         with self._transaction("read the schema revision", write=False) as conn:
             if read_revision(conn) == HEAD_REVISION:
+                return
+        # A database with no table at all gets the newest schema at once, stamped
+        # with the newest revision, as Alembic's cookbook does ("create_all, then
+        # stamp"): a test checks that the migrations build the same schema.
+        with self._transaction("create the schema", write=True, deadline=False) as conn:
+            if not conn.dialect.get_table_names(conn):
+                create_schema(conn)
                 return
         # Alembic only here: readers compare revisions without it (:mod:`.revision`).
         from collectbus.store.migrate import (
