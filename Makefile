@@ -2,7 +2,8 @@
 #   make run    install into .venv and collect host metrics into ./collectbus.db
 #   make test   install into .venv and run every test (SQLite and PostgreSQL)
 # Also: make test-fast (the tests that are not slow and need neither PostgreSQL, Slurm
-# nor NATS, one pytest-xdist worker per core), make lint, make bench.
+# nor NATS, one pytest-xdist worker per core, idle workers taking queued tests from busy
+# ones), make lint, make bench.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -33,7 +34,7 @@ test: $(STAMP)
 	$(PYTEST)
 
 test-fast: $(STAMP)
-	$(PYTEST) -q -n auto -m "not slow and not postgres and not slurm and not nats"
+	$(PYTEST) -q -n auto --dist worksteal -m "not slow and not postgres and not slurm and not nats"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
